@@ -1,0 +1,116 @@
+"""The controller's state: classrooms, lessons and their recordings (SQLAlchemy 2)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every controller table."""
+
+
+class Classroom(Base):
+    """A recording classroom (录播教室) and the agent enrolled for it."""
+
+    __tablename__ = "classroom"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    school: Mapped[str] = mapped_column(String(200), default="")
+    public_key: Mapped[str | None] = mapped_column(String(40), unique=True)
+    enrol_token_hash: Mapped[str | None] = mapped_column(String(64))
+    enrol_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    enrolled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_seen_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    online: Mapped[bool] = mapped_column(Boolean, default=False)
+    agent_version: Mapped[str] = mapped_column(String(64), default="")
+    profile_name: Mapped[str] = mapped_column(String(200), default="")
+    profile_digest: Mapped[str] = mapped_column(String(64), default="")
+    inventory: Mapped[list[dict[str, object]]] = mapped_column(JSON, default=list)
+    health: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
+
+
+class Lesson(Base):
+    """One scheduled lesson: a lead classroom teaching receiving classrooms."""
+
+    __tablename__ = "lesson"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32), default="synchronous")
+    title: Mapped[str] = mapped_column(String(200), default="")
+    lead_classroom_id: Mapped[str] = mapped_column(ForeignKey("classroom.id"))
+    start_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    end_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    state: Mapped[str] = mapped_column(String(16), default="scheduled", index=True)
+    reports: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
+    error: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    receivers: Mapped[list[LessonReceiver]] = relationship(
+        back_populates="lesson", cascade="all, delete-orphan", lazy="selectin"
+    )
+
+    @property
+    def classroom_ids(self) -> list[str]:
+        """The lead first, then every receiving classroom."""
+        return [self.lead_classroom_id, *(r.classroom_id for r in self.receivers)]
+
+
+class LessonReceiver(Base):
+    """A receiving classroom (接收教室) of a lesson."""
+
+    __tablename__ = "lesson_receiver"
+
+    lesson_id: Mapped[str] = mapped_column(ForeignKey("lesson.id"), primary_key=True)
+    classroom_id: Mapped[str] = mapped_column(ForeignKey("classroom.id"), primary_key=True)
+    lesson: Mapped[Lesson] = relationship(back_populates="receivers")
+
+
+class LessonEvent(Base):
+    """One logged state transition or notable event of a lesson."""
+
+    __tablename__ = "lesson_event"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    lesson_id: Mapped[str] = mapped_column(ForeignKey("lesson.id"), index=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    from_state: Mapped[str] = mapped_column(String(16), default="")
+    to_state: Mapped[str] = mapped_column(String(16), default="")
+    detail: Mapped[str] = mapped_column(Text, default="")
+
+
+class StoredSegment(Base):
+    """A segment file received from an agent, verified against its checksum."""
+
+    __tablename__ = "stored_segment"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    lesson_id: Mapped[str] = mapped_column(ForeignKey("lesson.id"), index=True)
+    classroom_id: Mapped[str] = mapped_column(ForeignKey("classroom.id"))
+    track: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    path: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(64))
+    bytes: Mapped[int] = mapped_column(Integer)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Recording(Base):
+    """One playable file per track of a lesson, stitched from its segments."""
+
+    __tablename__ = "recording"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    lesson_id: Mapped[str] = mapped_column(ForeignKey("lesson.id"), index=True)
+    classroom_id: Mapped[str] = mapped_column(ForeignKey("classroom.id"))
+    track: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(8))
+    path: Mapped[str] = mapped_column(Text)
+    codec: Mapped[str] = mapped_column(String(16))
+    duration_s: Mapped[float] = mapped_column(Float)
+    segments: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

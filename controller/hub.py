@@ -1,0 +1,243 @@
+"""The agent hub: a CURVE-encrypted ZeroMQ ROUTER that every agent dials into.
+
+Two sockets: the control socket admits only enrolled keys (checked by a ZAP handler
+against the ``KeyBook``), and the enrolment socket admits any key but understands only
+``EnrolRequest``. A message that does not decode is logged, counted and answered with
+``ErrorReply``; the receive loop never dies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import zmq
+import zmq.asyncio
+from zmq.auth.asyncio import AsyncioAuthenticator
+
+from controller.keys import AnyKey, KeyBook, ServerKeys
+from protocols import envelope
+from protocols.envelope import Envelope
+from protocols.errors import ProtocolError
+from protocols.messages import Body, EnrolRequest, EnrolResult, ErrorReply
+
+log = logging.getLogger(__name__)
+
+SENDER = "controller"
+MessageHandler = Callable[[str, Envelope], Awaitable[Body | None]]
+EnrolHandler = Callable[[EnrolRequest], Awaitable[EnrolResult]]
+
+
+@dataclass
+class HubCounters:
+    """What the hub has seen, for health pages and tests."""
+
+    received: int = 0
+    sent: int = 0
+    decode_errors: int = 0
+    handler_errors: int = 0
+    spoofed: int = 0
+    unroutable: int = 0
+    errors_by_kind: dict[str, int] = field(default_factory=dict)
+
+
+class AgentHub:
+    """Binds the control and enrolment sockets and routes messages to handlers."""
+
+    def __init__(self, control_bind: str, enrol_bind: str, keys: ServerKeys,
+                 key_book: KeyBook, on_message: MessageHandler,
+                 on_enrol: EnrolHandler) -> None:
+        self._control_bind = control_bind
+        self._enrol_bind = enrol_bind
+        self._keys = keys
+        self._key_book = key_book
+        self._on_message = on_message
+        self._on_enrol = on_enrol
+        self._ctx: zmq.asyncio.Context | None = None
+        self._auth: AsyncioAuthenticator | None = None
+        self._control: zmq.asyncio.Socket | None = None
+        self._enrol: zmq.asyncio.Socket | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._routes: dict[str, bytes] = {}
+        self._pending: dict[str, asyncio.Future[Envelope]] = {}
+        self.counters = HubCounters()
+        self.control_port = 0
+        self.enrol_port = 0
+
+    async def start(self) -> None:
+        """Bind both sockets and start their receive loops."""
+        self._ctx = zmq.asyncio.Context()
+        self._auth = AsyncioAuthenticator(self._ctx)
+        self._auth.start()
+        self._auth.configure_curve_callback("agents", credentials_provider=self._key_book)
+        self._auth.configure_curve_callback("enrol", credentials_provider=AnyKey())
+        self._control = self._server_socket("agents", self._control_bind)
+        self._enrol = self._server_socket("enrol", self._enrol_bind)
+        self.control_port = _port_of(self._control)
+        self.enrol_port = _port_of(self._enrol)
+        self._tasks = [
+            asyncio.create_task(self._control_loop(), name="hub-control"),
+            asyncio.create_task(self._enrol_loop(), name="hub-enrol"),
+        ]
+        log.info("agent hub on %s (enrolment on %s)", self._control_bind, self._enrol_bind)
+
+    def _server_socket(self, domain: str, bind: str) -> zmq.asyncio.Socket:
+        assert self._ctx is not None
+        sock = self._ctx.socket(zmq.ROUTER)
+        sock.curve_server = True
+        sock.curve_secretkey = self._keys.secret
+        sock.curve_publickey = self._keys.public
+        sock.zap_domain = domain.encode()
+        sock.setsockopt(zmq.ROUTER_HANDOVER, 1)
+        sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        sock.linger = 0
+        sock.bind(bind)
+        return sock
+
+    async def stop(self) -> None:
+        """Stop the loops and close the sockets; safe to call on any failure path."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        for fut in self._pending.values():
+            fut.cancel()
+        for sock in (self._control, self._enrol):
+            if sock is not None:
+                sock.close(linger=0)
+        if self._auth is not None:
+            self._auth.stop()
+        if self._ctx is not None:
+            self._ctx.term()
+        self._ctx = None
+
+    def is_routable(self, classroom_id: str) -> bool:
+        """Whether the classroom has spoken to this controller instance."""
+        return classroom_id in self._routes
+
+    async def send(self, classroom_id: str, body: Body,
+                   correlation_id: str | None = None) -> str:
+        """Send a message to a classroom's agent; returns the message id."""
+        route = self._routes.get(classroom_id)
+        if route is None or self._control is None:
+            self.counters.unroutable += 1
+            raise ConnectionError(f"agent {classroom_id!r} has not connected to this controller")
+        env = envelope.make(body, SENDER, correlation_id)
+        try:
+            await self._control.send_multipart([route, envelope.encode(env)], flags=zmq.NOBLOCK)
+        except zmq.ZMQError as err:
+            self.counters.unroutable += 1
+            raise ConnectionError(f"agent {classroom_id!r} is unreachable: {err}") from err
+        self.counters.sent += 1
+        return env.id
+
+    async def request(self, classroom_id: str, body: Body, timeout: float) -> Envelope:
+        """Send and wait for the reply that carries our id as its correlation id."""
+        loop = asyncio.get_running_loop()
+        env = envelope.make(body, SENDER)
+        future: asyncio.Future[Envelope] = loop.create_future()
+        route = self._routes.get(classroom_id)
+        if route is None or self._control is None:
+            raise ConnectionError(f"agent {classroom_id!r} has not connected to this controller")
+        self._pending[env.id] = future
+        try:
+            await self._control.send_multipart([route, envelope.encode(env)], flags=zmq.NOBLOCK)
+            self.counters.sent += 1
+            return await asyncio.wait_for(future, timeout)
+        except zmq.ZMQError as err:
+            raise ConnectionError(f"agent {classroom_id!r} is unreachable: {err}") from err
+        finally:
+            self._pending.pop(env.id, None)
+
+    async def _control_loop(self) -> None:
+        assert self._control is not None
+        while True:
+            frames = await self._control.recv_multipart(copy=False)
+            try:
+                await self._handle_control(frames)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self.counters.handler_errors += 1
+                log.exception("control message handler failed; carrying on")
+
+    async def _handle_control(self, frames: list[zmq.Frame]) -> None:
+        self.counters.received += 1
+        if len(frames) != 2:
+            self._count_error("framing")
+            log.warning("control message with %d frames (want 2); dropped", len(frames))
+            return
+        route, payload = frames
+        key = payload.get("User-Id")
+        classroom_id = self._key_book.classroom_for(key)
+        if classroom_id is None:  # key withdrawn after the handshake
+            self._count_error("unknown-key")
+            return
+        try:
+            env = envelope.decode(payload.bytes)
+        except ProtocolError as err:
+            self._count_error(type(err).__name__)
+            log.warning("bad message from %s: %s", classroom_id, err)
+            await self._reply_error(route.bytes, "malformed", str(err), None)
+            return
+        if env.sender != classroom_id:
+            self.counters.spoofed += 1
+            log.warning("agent %s sent a message claiming to be %r; dropped",
+                        classroom_id, env.sender)
+            await self._reply_error(route.bytes, "sender-mismatch",
+                                    f"sender must be {classroom_id!r}", env.id)
+            return
+        self._routes[classroom_id] = route.bytes
+        pending = self._pending.get(env.correlation_id or "")
+        if pending is not None and not pending.done():
+            pending.set_result(env)
+            return
+        reply = await self._on_message(classroom_id, env)
+        if reply is not None:
+            await self.send(classroom_id, reply, correlation_id=env.id)
+
+    async def _enrol_loop(self) -> None:
+        assert self._enrol is not None
+        while True:
+            frames = await self._enrol.recv_multipart()
+            try:
+                route, payload = frames
+                env = envelope.decode(payload)
+                request = env.expect(EnrolRequest)
+                result = await self._on_enrol(request)
+            except asyncio.CancelledError:
+                raise
+            except (ProtocolError, ValueError) as err:
+                self._count_error("enrol-" + type(err).__name__)
+                result = EnrolResult(accepted=False, reason=f"bad enrolment request: {err}")
+                env = None
+            except Exception:
+                self.counters.handler_errors += 1
+                log.exception("enrolment handler failed; carrying on")
+                continue
+            reply = envelope.make(result, SENDER, env.id if env else None)
+            try:
+                await self._enrol.send_multipart([frames[0], envelope.encode(reply)],
+                                                 flags=zmq.NOBLOCK)
+            except zmq.ZMQError:
+                log.warning("enrolling agent went away before its answer")
+
+    async def _reply_error(self, route: bytes, code: str, message: str,
+                           correlation_id: str | None) -> None:
+        assert self._control is not None
+        env = envelope.make(ErrorReply(code=code, message=message), SENDER, correlation_id)
+        try:
+            await self._control.send_multipart([route, envelope.encode(env)], flags=zmq.NOBLOCK)
+        except zmq.ZMQError:
+            pass
+
+    def _count_error(self, kind: str) -> None:
+        self.counters.decode_errors += 1
+        self.counters.errors_by_kind[kind] = self.counters.errors_by_kind.get(kind, 0) + 1
+
+
+def _port_of(sock: zmq.asyncio.Socket) -> int:
+    endpoint = sock.getsockopt(zmq.LAST_ENDPOINT).decode()
+    return int(endpoint.rsplit(":", 1)[1])

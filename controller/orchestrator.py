@@ -1,0 +1,244 @@
+"""The orchestrator: drives each lesson through its states and commands the agents.
+
+scheduled → preparing (agents join, media flows) → live (recording) → ending (agents stop
+recording and leave) → recorded (reports in) → uploaded (every recording in storage).
+An agent that appears late, or comes back after a drop, is joined into a live lesson.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from controller.db.models import Classroom, Lesson, Recording
+from controller.db.session import as_utc, utcnow
+from controller.hub import AgentHub
+from controller.lessons import log_event, transition
+from controller.presence import Presence
+from controller.relay.room import LessonRelay
+from protocols.messages import (
+    Body,
+    CommandAck,
+    JoinLesson,
+    LeaveLesson,
+    StartRecording,
+    StopRecording,
+    Subscription,
+)
+
+log = logging.getLogger(__name__)
+
+LEAD_ROLES = ("teacher", "content", "room")
+RECEIVER_ROLES = ("student", "room")
+COMMAND_TIMEOUT_S = 20.0
+REPORT_TIMEOUT_S = 20.0
+
+
+@dataclass
+class LessonRun:
+    """In-memory progress of one lesson in this controller instance."""
+
+    lesson_id: str
+    relay: LessonRelay
+    joined: set[str] = field(default_factory=set)
+    joining: set[str] = field(default_factory=set)
+    recording: set[str] = field(default_factory=set)
+    ended_at: float | None = None
+    receivers_left: bool = False
+
+
+class Orchestrator:
+    """Ticks over the active lessons and issues join/record/stop/leave commands."""
+
+    def __init__(self, sessions: sessionmaker[Session], hub: AgentHub, presence: Presence,
+                 prepare_s: float = 5.0, leave_grace_s: float = 1.0,
+                 tick_s: float = 0.2) -> None:
+        self._sessions = sessions
+        self._hub = hub
+        self._presence = presence
+        self.prepare_s = prepare_s
+        self.leave_grace_s = leave_grace_s
+        self._tick_s = tick_s
+        self.runs: dict[str, LessonRun] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[None]] = set()
+        self.tick_errors = 0
+
+    async def start(self) -> None:
+        """Start ticking."""
+        self._task = asyncio.create_task(self._loop(), name="orchestrator")
+
+    async def stop(self) -> None:
+        """Stop ticking and close every relay."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        for task in list(self._background):
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        for run in self.runs.values():
+            await run.relay.close()
+        self.runs.clear()
+
+    def relay_for(self, lesson_id: str) -> LessonRelay | None:
+        """The relay of a lesson that is under way in this instance."""
+        run = self.runs.get(lesson_id)
+        return run.relay if run else None
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await self.tick()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self.tick_errors += 1
+                log.exception("orchestrator tick failed; carrying on")
+            await asyncio.sleep(self._tick_s)
+
+    async def tick(self) -> None:
+        """Advance every lesson that is due."""
+        now = utcnow()
+        horizon = now + timedelta(seconds=self.prepare_s)
+        with self._sessions() as db:
+            lessons = db.scalars(select(Lesson).where(
+                Lesson.state.in_(("scheduled", "preparing", "live", "ending", "recorded")),
+                Lesson.start_at <= horizon)).all()
+            for lesson in lessons:
+                await self._advance(db, lesson)
+
+    async def _advance(self, db: Session, lesson: Lesson) -> None:
+        now = utcnow()
+        start, end = as_utc(lesson.start_at), as_utc(lesson.end_at)
+        if lesson.state == "scheduled":
+            if now >= end:
+                transition(db, lesson, "failed", "controller was not running at lesson time")
+                return
+            transition(db, lesson, "preparing", "agents join and media starts")
+            self.runs[lesson.id] = LessonRun(lesson.id, LessonRelay(lesson.id))
+        run = self.runs.get(lesson.id)
+        if run is None:
+            # Controller restarted mid-lesson: pick the lesson up again.
+            run = self.runs[lesson.id] = LessonRun(lesson.id, LessonRelay(lesson.id))
+            run.ended_at = time.monotonic() if lesson.state in ("ending", "recorded") else None
+        if lesson.state in ("preparing", "live") and now < end:
+            self._join_missing(db, lesson, run)
+        if lesson.state == "preparing" and now >= start:
+            transition(db, lesson, "live", "recording starts")
+        if lesson.state == "live":
+            for cid in run.joined - run.recording:
+                run.recording.add(cid)
+                self._command(lesson.id, cid, StartRecording(lesson_id=lesson.id))
+            if now >= end:
+                transition(db, lesson, "ending", "recording stops, agents leave")
+                run.ended_at = time.monotonic()
+                for cid in sorted(run.joined):
+                    self._command(lesson.id, cid, StopRecording(lesson_id=lesson.id))
+                self._command(lesson.id, lesson.lead_classroom_id,
+                              LeaveLesson(lesson_id=lesson.id, reason="lesson ended"))
+        if lesson.state == "ending":
+            assert run.ended_at is not None
+            waited = time.monotonic() - run.ended_at
+            if not run.receivers_left and waited >= self.leave_grace_s:
+                run.receivers_left = True
+                for cid in sorted(run.joined - {lesson.lead_classroom_id}):
+                    self._command(lesson.id, cid, LeaveLesson(lesson_id=lesson.id,
+                                                              reason="lesson ended"))
+            reported = set(lesson.reports or {})
+            if run.receivers_left and (run.joined <= reported or waited > REPORT_TIMEOUT_S):
+                missing = sorted(run.joined - reported)
+                transition(db, lesson, "recorded",
+                           "all agents reported" if not missing else
+                           f"no report from {', '.join(missing)}")
+                await run.relay.close()
+        if lesson.state == "recorded":
+            self._check_uploaded(db, lesson, run)
+
+    def _check_uploaded(self, db: Session, lesson: Lesson, run: LessonRun) -> None:
+        stored = set(db.scalars(select(Recording.classroom_id)
+                                .where(Recording.lesson_id == lesson.id)).all())
+        expected = run.joined or set(lesson.classroom_ids)
+        if expected <= stored:
+            transition(db, lesson, "uploaded",
+                       f"recordings of {', '.join(sorted(stored))} in storage")
+            self.runs.pop(lesson.id, None)
+
+    def on_manifest_stored(self, lesson_id: str) -> None:
+        """Storage stitched a classroom's recording; re-check on the next tick."""
+        log.info("lesson %s: a recording arrived", lesson_id)
+
+    def _join_missing(self, db: Session, lesson: Lesson, run: LessonRun) -> None:
+        for cid in lesson.classroom_ids:
+            if cid in run.joined or cid in run.joining or not self._presence.is_online(cid):
+                continue
+            join = self._join_message(db, lesson, cid)
+            if join is None:
+                continue
+            run.joining.add(cid)
+            self._command(lesson.id, cid, join)
+
+    def agent_registered(self, classroom_id: str) -> None:
+        """An agent (re)registered: it must (re)join any lesson under way."""
+        for run in self.runs.values():
+            run.joined.discard(classroom_id)
+            run.joining.discard(classroom_id)
+            run.recording.discard(classroom_id)
+
+    def _join_message(self, db: Session, lesson: Lesson, cid: str) -> JoinLesson | None:
+        rooms = {c.id: c for c in db.scalars(select(Classroom).where(
+            Classroom.id.in_(lesson.classroom_ids))).all()}
+        lead = lesson.lead_classroom_id
+        receivers = [c for c in lesson.classroom_ids if c != lead]
+
+        def published(room_id: str) -> list[dict[str, object]]:
+            room = rooms.get(room_id)
+            roles = LEAD_ROLES if room_id == lead else RECEIVER_ROLES
+            inventory = room.inventory if room else []
+            return [d for d in inventory if d.get("role") in roles]
+
+        mine = published(cid)
+        if not mine:
+            log_event(db, lesson.id, f"{cid}: no device in its profile can serve its role")
+            return None
+        sources = [lead] if cid != lead else receivers
+        subscribe = [
+            Subscription(source_classroom=src, track=str(d["name"]),
+                         kind="audio" if d.get("kind") == "microphone" else "video",
+                         width=int(d.get("width", 0)), height=int(d.get("height", 0)))  # type: ignore[call-overload]
+            for src in sources for d in published(src)
+        ]
+        return JoinLesson(lesson_id=lesson.id, role="lead" if cid == lead else "receiver",
+                          publish=[str(d["name"]) for d in mine], subscribe=subscribe,
+                          start_at=as_utc(lesson.start_at).timestamp(),
+                          end_at=as_utc(lesson.end_at).timestamp())
+
+    def _command(self, lesson_id: str, classroom_id: str, body: Body) -> None:
+        task = asyncio.create_task(self._send_command(lesson_id, classroom_id, body))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _send_command(self, lesson_id: str, classroom_id: str, body: Body) -> None:
+        run = self.runs.get(lesson_id)
+        try:
+            reply = await self._hub.request(classroom_id, body, COMMAND_TIMEOUT_S)
+            ack = reply.expect(CommandAck)
+        except (ConnectionError, TimeoutError, ValueError) as err:
+            ok, error = False, f"{type(err).__name__}: {err}"
+        else:
+            ok, error = ack.ok, ack.error
+        if run is not None and isinstance(body, JoinLesson):
+            run.joining.discard(classroom_id)
+            if ok:
+                run.joined.add(classroom_id)
+        if run is not None and isinstance(body, StartRecording) and not ok:
+            run.recording.discard(classroom_id)
+        detail = f"{classroom_id}: {body.TYPE} " + ("ok" if ok else f"failed: {error}")
+        (log.info if ok else log.warning)("lesson %s: %s", lesson_id, detail)
+        with self._sessions() as db:
+            log_event(db, lesson_id, detail)

@@ -1,0 +1,214 @@
+"""The agent's control link: a CURVE DEALER that dials the controller and keeps it alive.
+
+ZeroMQ reconnects the socket by itself. On top of that the link re-registers whenever the
+controller comes back (it answers a heartbeat with ``not-registered``, or acks resume after
+a silence), and declares the controller lost after three unanswered heartbeats.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import zmq
+import zmq.asyncio
+
+from edge_agent.identity import Identity
+from protocols import envelope
+from protocols.envelope import Envelope
+from protocols.errors import ProtocolError
+from protocols.messages import (
+    Body,
+    ErrorReply,
+    Heartbeat,
+    HeartbeatAck,
+    Register,
+    RegisterAck,
+)
+
+log = logging.getLogger(__name__)
+
+CommandHandler = Callable[[Envelope], Awaitable[Body | None]]
+
+
+@dataclass
+class LinkCounters:
+    """What the link has seen."""
+
+    sent: int = 0
+    received: int = 0
+    decode_errors: int = 0
+    handler_errors: int = 0
+    dropped_while_offline: int = 0
+    registrations: int = 0
+
+
+class ControlLink:
+    """Dials the controller, registers, heartbeats, and dispatches commands."""
+
+    def __init__(self, identity: Identity, register: Callable[[], Register],
+                 heartbeat: Callable[[int], Heartbeat], on_command: CommandHandler,
+                 heartbeat_interval: float = 2.0) -> None:
+        self._identity = identity
+        self._make_register = register
+        self._make_heartbeat = heartbeat
+        self._on_command = on_command
+        self.heartbeat_interval = heartbeat_interval
+        self._ctx: zmq.asyncio.Context | None = None
+        self._sock: zmq.asyncio.Socket | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._pending: dict[str, asyncio.Future[Envelope]] = {}
+        self._last_ack = 0.0
+        self._seq = 0
+        self.registered = asyncio.Event()
+        self.register_ack: RegisterAck | None = None
+        self.clock_offset_s: float | None = None
+        self.counters = LinkCounters()
+
+    @property
+    def sender(self) -> str:
+        """This agent's name on the wire."""
+        return self._identity.classroom_id
+
+    @property
+    def online(self) -> bool:
+        """Whether the controller answered within the last three heartbeat intervals."""
+        return time.monotonic() - self._last_ack < 3 * self.heartbeat_interval
+
+    async def start(self) -> None:
+        """Connect and start the receive, register and heartbeat loops."""
+        self._ctx = zmq.asyncio.Context()
+        sock = self._ctx.socket(zmq.DEALER)
+        sock.curve_serverkey = self._identity.controller_public_key.encode()
+        sock.curve_publickey = self._identity.public_key.encode()
+        sock.curve_secretkey = self._identity.secret_key.encode()
+        sock.identity = self._identity.classroom_id.encode()
+        sock.linger = 0
+        sock.setsockopt(zmq.IMMEDIATE, 1)  # never queue for a dead controller
+        sock.setsockopt(zmq.RECONNECT_IVL, 200)
+        sock.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)
+        sock.setsockopt(zmq.SNDHWM, 200)
+        sock.connect(self._identity.controller)
+        self._sock = sock
+        self._tasks = [
+            asyncio.create_task(self._recv_loop(), name="link-recv"),
+            asyncio.create_task(self._heartbeat_loop(), name="link-heartbeat"),
+        ]
+
+    async def stop(self) -> None:
+        """Stop the loops and close the socket."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        if self._sock is not None:
+            self._sock.close(linger=0)
+            self._sock = None
+        if self._ctx is not None:
+            self._ctx.term()
+            self._ctx = None
+
+    async def send(self, body: Body, correlation_id: str | None = None) -> bool:
+        """Send a message; False (and counted) if the controller is not connected."""
+        if self._sock is None:
+            return False
+        env = envelope.make(body, self.sender, correlation_id)
+        try:
+            await self._sock.send(envelope.encode(env), flags=zmq.NOBLOCK)
+        except zmq.Again:
+            self.counters.dropped_while_offline += 1
+            return False
+        self.counters.sent += 1
+        return True
+
+    async def request(self, body: Body, timeout: float) -> Envelope:
+        """Send and await the reply correlated with it."""
+        if self._sock is None:
+            raise ConnectionError("control link is not started")
+        env = envelope.make(body, self.sender)
+        future: asyncio.Future[Envelope] = asyncio.get_running_loop().create_future()
+        self._pending[env.id] = future
+        try:
+            try:
+                await self._sock.send(envelope.encode(env), flags=zmq.NOBLOCK)
+            except zmq.Again as err:
+                raise ConnectionError("controller is not connected") from err
+            self.counters.sent += 1
+            reply = await asyncio.wait_for(future, timeout)
+        finally:
+            self._pending.pop(env.id, None)
+        if isinstance(reply.body, ErrorReply):
+            raise ConnectionError(f"controller refused {body.TYPE}: {reply.body.message}")
+        return reply
+
+    async def _register(self) -> None:
+        try:
+            reply = await self.request(self._make_register(), timeout=self.heartbeat_interval)
+        except (ConnectionError, TimeoutError) as err:
+            log.info("registration not answered yet (%s); will retry", err)
+            return
+        ack = reply.expect(RegisterAck)
+        self.register_ack = ack
+        self.heartbeat_interval = ack.heartbeat_interval_s
+        self._last_ack = time.monotonic()
+        self.counters.registrations += 1
+        self.registered.set()
+        log.info("registered with controller %s", self._identity.controller)
+
+    async def _heartbeat_loop(self) -> None:
+        was_online = False
+        while True:
+            if not self.registered.is_set():
+                await self._register()
+            else:
+                self._seq += 1
+                await self.send(self._make_heartbeat(self._seq))
+            await asyncio.sleep(self.heartbeat_interval)
+            if was_online and not self.online:
+                log.warning("controller silent for %.1f s; working offline and retrying",
+                            3 * self.heartbeat_interval)
+                self.registered.clear()
+            was_online = self.online
+
+    async def _recv_loop(self) -> None:
+        assert self._sock is not None
+        while True:
+            data = await self._sock.recv()
+            self.counters.received += 1
+            try:
+                env = envelope.decode(data)
+            except ProtocolError as err:
+                self.counters.decode_errors += 1
+                log.warning("bad message from controller, dropped: %s", err)
+                continue
+            try:
+                await self._dispatch(env)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self.counters.handler_errors += 1
+                log.exception("handling %s failed; carrying on", env.type)
+
+    async def _dispatch(self, env: Envelope) -> None:
+        pending = self._pending.get(env.correlation_id or "")
+        if pending is not None and not pending.done():
+            pending.set_result(env)
+            return
+        body = env.body
+        if isinstance(body, HeartbeatAck):
+            self._last_ack = time.monotonic()
+            self.clock_offset_s = body.server_time - (env.ts + time.time()) / 2
+            return
+        if isinstance(body, ErrorReply):
+            if body.code == "not-registered":
+                self.registered.clear()
+            else:
+                log.warning("controller reported %s: %s", body.code, body.message)
+            return
+        self._last_ack = time.monotonic()
+        reply = await self._on_command(env)
+        if reply is not None:
+            await self.send(reply, correlation_id=env.id)

@@ -1,0 +1,132 @@
+"""Records every track of a lesson — the ones sent and the ones received — as segments.
+
+Writing happens on one thread of its own, so muxing and fsync never stall the event loop
+or the media path.
+"""
+
+from __future__ import annotations
+
+import logging
+import pathlib
+import queue
+import threading
+import time
+from dataclasses import dataclass
+
+from edge_agent.recording.manifest import write_manifest
+from protocols.manifest import Manifest, SegmentEntry, TrackEntry
+from edge_agent.recording.segments import SegmentWriter
+from protocols.media.encoded_frame import EncodedFrame
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrackSpec:
+    """Which track a writer records."""
+
+    track: str
+    kind: str
+    direction: str
+    source_classroom: str
+    width: int = 0
+    height: int = 0
+
+    @property
+    def key(self) -> str:
+        """Unique file-name stem of the track within the lesson."""
+        return self.track if self.direction == "send" else f"{self.source_classroom}-{self.track}"
+
+
+class LessonRecorder:
+    """Segments for every track of one lesson, plus its manifest."""
+
+    def __init__(self, directory: pathlib.Path, lesson_id: str, classroom_id: str,
+                 segment_seconds: float = 10.0) -> None:
+        self.directory = directory
+        self.lesson_id = lesson_id
+        self.classroom_id = classroom_id
+        self._segment_seconds = segment_seconds
+        self._specs: dict[str, TrackSpec] = {}
+        self._writers: dict[str, SegmentWriter] = {}
+        self._queue: queue.Queue[tuple[str, EncodedFrame] | None] = queue.Queue(maxsize=2000)
+        self._thread: threading.Thread | None = None
+        self.recording = False
+        self.started_at = 0.0
+        self.ended_at = 0.0
+        self.dropped = 0
+        self.errors = 0
+
+    def add_track(self, spec: TrackSpec) -> None:
+        """Declare a track before or during recording."""
+        self._specs[spec.key] = spec
+
+    def start(self) -> None:
+        """Begin recording; frames offered before this are ignored."""
+        if self.recording:
+            return
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.started_at = time.time()
+        self._thread = threading.Thread(target=self._run, name="recorder", daemon=True)
+        self._thread.start()
+        self.recording = True
+
+    def offer(self, key: str, frame: EncodedFrame) -> None:
+        """Queue a frame for its track (non-blocking; drops and counts when overwhelmed)."""
+        if not self.recording:
+            return
+        try:
+            self._queue.put_nowait((key, frame))
+        except queue.Full:
+            self.dropped += 1
+
+    def stop(self) -> pathlib.Path:
+        """Close every segment and write the manifest; returns its path."""
+        if self.recording:
+            self.recording = False
+            self.ended_at = time.time()
+            self._queue.put(None)
+            if self._thread is not None:
+                self._thread.join(timeout=30)
+        tracks = []
+        for key, writer in self._writers.items():
+            spec = self._specs[key]
+            tracks.append(TrackEntry(
+                track=spec.track, kind=spec.kind, direction=spec.direction,  # type: ignore[arg-type]
+                source_classroom=spec.source_classroom,
+                segments=[SegmentEntry(name=s.path.name, seq=s.seq, start_s=s.first_pts_s,
+                                       end_s=s.last_pts_s, frames=s.frames, bytes=s.bytes,
+                                       sha256=s.sha256) for s in writer.segments],
+            ))
+        manifest = Manifest(lesson_id=self.lesson_id, classroom_id=self.classroom_id,
+                            started_at=self.started_at, ended_at=self.ended_at, tracks=tracks)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        return write_manifest(self.directory, manifest)
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                break
+            key, frame = item
+            try:
+                self._writer(key).write(frame)
+            except Exception:  # noqa: BLE001 - one bad track must not stop the others
+                self.errors += 1
+                log.exception("recording track %s failed on a frame", key)
+        for key, writer in self._writers.items():
+            try:
+                writer.close()
+            except Exception:  # noqa: BLE001
+                self.errors += 1
+                log.exception("closing track %s failed", key)
+
+    def _writer(self, key: str) -> SegmentWriter:
+        writer = self._writers.get(key)
+        if writer is None:
+            spec = self._specs[key]
+            writer = SegmentWriter(self.directory / key, key, spec.kind,
+                                   segment_seconds=self._segment_seconds,
+                                   width=spec.width, height=spec.height)
+            self._writers[key] = writer
+        return writer

@@ -1,0 +1,251 @@
+"""One lesson's media on the agent: the peer connection to the relay, what it sends,
+what it receives, and the figures it reports at the end."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+from aiortc import (
+    RTCConfiguration,
+    RTCPeerConnection,
+    RTCRtpReceiver,
+    RTCRtpSender,
+    RTCSessionDescription,
+)
+from aiortc.jitterbuffer import JitterFrame
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+from edge_agent.media import barcode
+from edge_agent.media.bus import FrameBus
+from edge_agent.media.counters import CounterSet, percentile
+from edge_agent.media.source_runner import SourceRunner
+from edge_agent.media.tracks import EncodedTrack
+from edge_agent.recording.lesson_recorder import LessonRecorder, TrackSpec
+from protocols.envelope import Envelope
+from protocols.media import aiortc_seam
+from protocols.media.encoded_frame import AUDIO_TIME_BASE, VIDEO_TIME_BASE, EncodedFrame
+from protocols.media.h264 import is_keyframe
+from protocols.messages import (
+    Body,
+    JoinLesson,
+    SdpAnswer,
+    SdpOffer,
+    Subscription,
+    TrackMid,
+    TrackReport,
+)
+
+log = logging.getLogger(__name__)
+
+Requester = Callable[[Body, float], Awaitable[Envelope]]
+MAX_LATENCY_SAMPLES = 200_000
+
+
+@dataclass
+class ReceivedTrack:
+    """Bookkeeping for one remote track."""
+
+    sub: Subscription
+    receiver: RTCRtpReceiver | None = None
+    frames: int = 0
+    decoded: int = 0
+    counters: CounterSet = field(default_factory=CounterSet)
+    latencies_ms: list[float] = field(default_factory=list)
+    counting: bool = False
+
+    @property
+    def key(self) -> str:
+        """Recorder key of the track."""
+        return f"{self.sub.source_classroom}-{self.sub.track}"
+
+
+def _h264_only(kind: str) -> list[object]:
+    caps = RTCRtpSender.getCapabilities(kind).codecs
+    if kind != "video":
+        return [c for c in caps if c.mimeType.lower() == "audio/opus"]
+    return [c for c in caps if c.mimeType.lower() in ("video/h264", "video/rtx")]
+
+
+class LessonSession:
+    """Media of one lesson; survives reconnects of its peer connection."""
+
+    def __init__(self, classroom_id: str, join: JoinLesson, sources: dict[str, SourceRunner],
+                 recorder: LessonRecorder, request: Requester) -> None:
+        self.classroom_id = classroom_id
+        self.join = join
+        self._sources = sources
+        self.recorder = recorder
+        self._request = request
+        self._pc: RTCPeerConnection | None = None
+        self._sent: dict[str, EncodedTrack] = {}
+        self._received = {f"{s.source_classroom}-{s.track}": ReceivedTrack(s)
+                          for s in join.subscribe}
+        self._consumers: list[asyncio.Task[None]] = []
+        self._recording_sinks: dict[str, Callable[[EncodedFrame], None]] = {}
+        self._sent_reports: dict[str, TrackReport] = {}
+        self.connected = asyncio.Event()
+        self.connect_count = 0
+        for name in join.publish:
+            runner = sources[name]
+            self.recorder.add_track(TrackSpec(name, runner.kind, "send", classroom_id,
+                                              *self._dims(name)))
+        for rt in self._received.values():
+            self.recorder.add_track(TrackSpec(rt.sub.track, rt.sub.kind, "recv",
+                                              rt.sub.source_classroom, rt.sub.width,
+                                              rt.sub.height))
+
+    def _dims(self, name: str) -> tuple[int, int]:
+        runner = self._sources[name]
+        return runner.width, runner.height
+
+    @property
+    def lesson_id(self) -> str:
+        """The lesson this session belongs to."""
+        return self.join.lesson_id
+
+    async def connect(self) -> None:
+        """(Re)build the peer connection to the relay and exchange SDP over the link."""
+        await self._close_pc()
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        self._pc = pc
+        mids: list[tuple[object, str, str, str, str]] = []
+        for name in self.join.publish:
+            runner = self._sources[name]
+            track = EncodedTrack(runner.bus, runner.request_keyframe)
+            old = self._sent.get(name)
+            if old is not None:  # keep counting across reconnects
+                track.count_from, track.frames = old.count_from, old.frames
+                track.first_counter, track.last_counter = old.first_counter, old.last_counter
+            self._sent[name] = track
+            transceiver = pc.addTransceiver(track, direction="sendonly")
+            transceiver.setCodecPreferences(_h264_only(runner.kind))  # type: ignore[arg-type]
+            aiortc_seam.use_packer(transceiver.sender)
+            aiortc_seam.on_keyframe_request(transceiver.sender, track.request_keyframe)
+            mids.append((transceiver, name, runner.kind, "send", self.classroom_id))
+        for rt in self._received.values():
+            transceiver = pc.addTransceiver(rt.sub.kind, direction="recvonly")
+            transceiver.setCodecPreferences(_h264_only(rt.sub.kind))  # type: ignore[arg-type]
+            rt.receiver = transceiver.receiver
+            aiortc_seam.tap_receiver(transceiver.receiver, self._tap_for(rt), decode=True)
+            self._consumers.append(asyncio.create_task(
+                self._consume(rt, transceiver.receiver.track), name=f"consume-{rt.key}"))
+            mids.append((transceiver, rt.sub.track, rt.sub.kind, "recv",
+                         rt.sub.source_classroom))
+
+        @pc.on("connectionstatechange")
+        def _state() -> None:
+            log.info("lesson %s media %s", self.lesson_id, pc.connectionState)
+            if pc.connectionState == "connected":
+                self.connected.set()
+            elif pc.connectionState in ("failed", "closed"):
+                self.connected.clear()
+
+        await pc.setLocalDescription(await pc.createOffer())
+        tracks = [TrackMid(mid=t.mid or "", track=n, kind=k, direction=d,  # type: ignore[attr-defined,arg-type]
+                           source_classroom=s) for t, n, k, d, s in mids]
+        reply = await self._request(SdpOffer(lesson_id=self.lesson_id,
+                                             sdp=pc.localDescription.sdp, tracks=tracks), 15.0)
+        answer = reply.expect(SdpAnswer)
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=answer.sdp, type="answer"))
+        self.connect_count += 1
+
+    def _tap_for(self, rt: ReceivedTrack) -> Callable[[str, JitterFrame], None]:
+        is_video = rt.sub.kind == "video"
+        base = VIDEO_TIME_BASE if is_video else AUDIO_TIME_BASE
+
+        def tap(kind: str, frame: JitterFrame) -> None:
+            rt.frames += 1
+            if self.recorder.recording:
+                key = is_keyframe(frame.data) if is_video else True
+                self.recorder.offer(rt.key, EncodedFrame(rt.sub.kind, frame.data,
+                                                         frame.timestamp, base, key))
+        return tap
+
+    async def _consume(self, rt: ReceivedTrack, track: MediaStreamTrack) -> None:
+        """Drain decoded frames; read the burned-in counter and capture time from video."""
+        try:
+            while True:
+                frame = await track.recv()
+                rt.decoded += 1
+                if rt.sub.kind != "video" or not rt.counting:
+                    continue
+                plane = frame.planes[0]  # type: ignore[attr-defined]
+                rows = min(plane.height, 64)
+                luma = np.frombuffer(plane, np.uint8, count=rows * plane.line_size)
+                stamp = barcode.read(luma.reshape(rows, plane.line_size)[:, : plane.width])
+                if stamp is None:
+                    continue
+                counter, capture_ms = stamp
+                rt.counters.add(counter)
+                if len(rt.latencies_ms) < MAX_LATENCY_SAMPLES:
+                    rt.latencies_ms.append(time.time() * 1000.0 - capture_ms)
+        except MediaStreamError:
+            return
+
+    def start_counting(self) -> None:
+        """The lesson proper has begun: count frames from here (and record)."""
+        for name, track in self._sent.items():
+            last = self._sources[name].bus.last_counter
+            track.count_frames_from(None if last is None else last + 1)
+        for rt in self._received.values():
+            rt.counting = True
+            rt.latencies_ms.clear()
+            rt.counters = CounterSet()
+        self.request_keyframes()
+
+    def request_keyframes(self) -> None:
+        """Keyframes on every local source and from every remote one (recording start)."""
+        for name in self.join.publish:
+            self._sources[name].request_keyframe()
+        for rt in self._received.values():
+            if rt.receiver is not None and rt.sub.kind == "video":
+                aiortc_seam.request_keyframe(rt.receiver)
+
+    def freeze_sent(self) -> None:
+        """Snapshot what was sent in the lesson (called when recording stops)."""
+        for name, track in self._sent.items():
+            self._sent_reports[name] = self._sent_report(name, track)
+
+    def _sent_report(self, name: str, track: EncodedTrack) -> TrackReport:
+        first, last = track.first_counter, track.last_counter
+        ranges = [(first, last)] if first is not None and last is not None else []
+        return TrackReport(track=name, kind=track.kind, direction="send",  # type: ignore[arg-type]
+                           source_classroom=self.classroom_id, frames=track.frames,
+                           first_counter=first, last_counter=last, counter_ranges=ranges)
+
+    def report(self) -> list[TrackReport]:
+        """Per-track figures for the lesson report."""
+        out = [self._sent_reports.get(n) or self._sent_report(n, t)
+               for n, t in self._sent.items()]
+        for rt in self._received.values():
+            runs = rt.counters.runs
+            out.append(TrackReport(
+                track=rt.sub.track, kind=rt.sub.kind, direction="recv",
+                source_classroom=rt.sub.source_classroom,
+                frames=len(rt.counters) if rt.sub.kind == "video" else rt.decoded,
+                first_counter=runs[0][0] if runs else None,
+                last_counter=runs[-1][1] if runs else None,
+                latency_p50_ms=percentile(rt.latencies_ms, 50),
+                latency_p95_ms=percentile(rt.latencies_ms, 95),
+                counter_ranges=runs,
+            ))
+        return out
+
+    async def _close_pc(self) -> None:
+        for task in self._consumers:
+            task.cancel()
+        await asyncio.gather(*self._consumers, return_exceptions=True)
+        self._consumers = []
+        if self._pc is not None:
+            pc, self._pc = self._pc, None
+            await pc.close()
+        self.connected.clear()
+
+    async def close(self) -> None:
+        """Close the media (recording is stopped separately)."""
+        await self._close_pc()

@@ -1,0 +1,166 @@
+"""The one place that reaches below aiortc's public API.
+
+aiortc always decodes what it receives and encodes what it sends. classbridge needs to
+forward and record encoded frames, so this module:
+
+* taps a receiver's jitter-buffer output (the queue aiortc feeds its decoder thread from),
+  optionally still letting the frames reach the decoder;
+* installs pack-only packetisers on senders, so pre-encoded tracks never construct an
+  encoder context;
+* hooks a sender's keyframe request (PLI/FIR), which aiortc ignores for pre-encoded tracks;
+* sends a PLI from a receiver towards its publisher;
+* restricts ICE host candidates to chosen addresses.
+
+Every function checks that the internals it needs are still there and raises
+``SeamBroken`` otherwise; ``tests/protocols/media/test_aiortc_seam.py`` pins them, so an
+aiortc upgrade that moves them fails loudly rather than silently decoding.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fractions
+import queue
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import aioice.ice
+import av
+from aiortc import RTCRtpReceiver, RTCRtpSender
+from aiortc.codecs.h264 import H264Encoder
+from aiortc.jitterbuffer import JitterFrame
+
+_DECODER_QUEUE = "_RTCRtpReceiver__decoder_queue"
+_DECODER_THREAD = "_RTCRtpReceiver__decoder_thread"
+_SENDER_ENCODER = "_RTCRtpSender__encoder"
+_VIDEO_CLOCK = fractions.Fraction(1, 90000)
+_AUDIO_CLOCK = fractions.Fraction(1, 48000)
+
+FrameTap = Callable[[str, JitterFrame], None]
+
+
+class SeamBroken(RuntimeError):
+    """aiortc no longer has an internal this module depends on; re-check the pinned range."""
+
+
+class _TapQueue:
+    """Stands in for the receiver's decoder queue: hands each frame to a tap first."""
+
+    def __init__(self, inner: queue.Queue[Any], on_frame: FrameTap, decode: bool) -> None:
+        self._inner = inner
+        self._on_frame = on_frame
+        self._decode = decode
+
+    def put(self, item: Any) -> None:
+        """Receive ``(codec, JitterFrame)`` from aiortc's RTP handler, or ``None`` to stop."""
+        if item is None:
+            self._inner.put(None)
+            return
+        codec, frame = item
+        self._on_frame(codec.mimeType.split("/")[0], frame)
+        if self._decode:
+            self._inner.put(item)
+
+    def get(self, *args: Any, **kwargs: Any) -> Any:
+        """Called by aiortc's decoder thread; blocks until a frame or the stop marker."""
+        return self._inner.get(*args, **kwargs)
+
+
+def tap_receiver(receiver: RTCRtpReceiver, on_frame: FrameTap, *, decode: bool) -> None:
+    """Deliver each reassembled encoded frame to ``on_frame(kind, frame)``.
+
+    Must be called before the receiver starts (before the peer connection connects). With
+    ``decode=False`` aiortc's decoder never sees a frame and never builds a decoder.
+    """
+    current = getattr(receiver, _DECODER_QUEUE, None)
+    if not isinstance(current, queue.Queue):
+        raise SeamBroken(f"RTCRtpReceiver has no {_DECODER_QUEUE} queue.Queue")
+    if getattr(receiver, _DECODER_THREAD, "missing") is not None:
+        raise SeamBroken("tap_receiver() called after the receiver started, or aiortc changed")
+    setattr(receiver, _DECODER_QUEUE, _TapQueue(current, on_frame, decode))
+
+
+def request_keyframe(receiver: RTCRtpReceiver) -> bool:
+    """Send a PLI for every source the receiver has seen; False if none yet."""
+    send_pli = getattr(receiver, "_send_rtcp_pli", None)
+    if send_pli is None:
+        raise SeamBroken("RTCRtpReceiver._send_rtcp_pli is gone")
+    sources = receiver.getSynchronizationSources()
+    if not sources:
+        return False
+    for source in sources:
+        asyncio.ensure_future(send_pli(source.source))
+    return True
+
+
+class H264Packer:
+    """Packetises pre-encoded H.264 access units; owns no codec context."""
+
+    def pack(self, packet: av.Packet) -> tuple[list[bytes], int]:
+        """Split an Annex-B access unit into RTP payloads."""
+        nals = H264Encoder._split_bitstream(bytes(packet))
+        assert packet.pts is not None and packet.time_base is not None
+        return H264Encoder._packetize(nals), _rescale(packet, _VIDEO_CLOCK)
+
+
+class OpusPacker:
+    """Passes pre-encoded Opus packets through; owns no codec context."""
+
+    def pack(self, packet: av.Packet) -> tuple[list[bytes], int]:
+        """One Opus packet is one RTP payload."""
+        return [bytes(packet)], _rescale(packet, _AUDIO_CLOCK)
+
+
+def _rescale(packet: av.Packet, clock: fractions.Fraction) -> int:
+    assert packet.pts is not None and packet.time_base is not None
+    return int(packet.pts * packet.time_base / clock)
+
+
+def use_packer(sender: RTCRtpSender) -> None:
+    """Make a sender of pre-encoded packets packetise them without building an encoder."""
+    if not hasattr(sender, _SENDER_ENCODER):
+        raise SeamBroken(f"RTCRtpSender has no {_SENDER_ENCODER}")
+    packer: H264Packer | OpusPacker = H264Packer() if sender.kind == "video" else OpusPacker()
+    setattr(sender, _SENDER_ENCODER, packer)
+
+
+def on_keyframe_request(sender: RTCRtpSender, callback: Callable[[], None]) -> None:
+    """Call ``callback`` whenever the remote side asks this sender for a keyframe."""
+    original = getattr(sender, "_send_keyframe", None)
+    if original is None:
+        raise SeamBroken("RTCRtpSender._send_keyframe is gone")
+
+    def _hooked() -> None:
+        original()
+        callback()
+
+    sender._send_keyframe = _hooked  # type: ignore[method-assign]
+
+
+@contextlib.contextmanager
+def host_addresses(addresses: list[str]) -> Iterator[None]:
+    """Gather ICE host candidates only on ``addresses`` while the context is open."""
+    original = aioice.ice.get_host_addresses
+    if not callable(original):
+        raise SeamBroken("aioice.ice.get_host_addresses is gone")
+
+    def _only(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+        return [a for a in addresses if (":" in a and use_ipv6) or (":" not in a and use_ipv4)]
+
+    aioice.ice.get_host_addresses = _only
+    try:
+        yield
+    finally:
+        aioice.ice.get_host_addresses = original
+
+
+def pin_host_addresses(addresses: list[str]) -> None:
+    """Gather ICE host candidates only on ``addresses`` for the rest of the process."""
+    if not callable(getattr(aioice.ice, "get_host_addresses", None)):
+        raise SeamBroken("aioice.ice.get_host_addresses is gone")
+
+    def _only(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+        return [a for a in addresses if (":" in a and use_ipv6) or (":" not in a and use_ipv4)]
+
+    aioice.ice.get_host_addresses = _only

@@ -1,0 +1,67 @@
+"""Wire format: golden bytes, round trips, and precise errors for bad input."""
+
+from __future__ import annotations
+
+import pathlib
+import sys
+
+import pytest
+
+from protocols import envelope
+from protocols.errors import MalformedMessage, UnknownMessageType, UnsupportedVersion
+from protocols.messages import ALL_BODIES, LeaveLesson
+
+sys.path.insert(0, str(pathlib.Path(__file__).parent))
+from make_golden import golden_envelopes  # noqa: E402
+
+GOLDEN = (pathlib.Path(__file__).parent / "golden" / "messages.jsonl").read_bytes().splitlines()
+
+
+def test_golden_covers_every_message_type() -> None:
+    types = {envelope.decode(line).type for line in GOLDEN}
+    assert types == {b.TYPE for b in ALL_BODIES}
+
+
+@pytest.mark.parametrize("index", range(len(GOLDEN)))
+def test_golden_bytes_are_stable(index: int) -> None:
+    """Encoding today's models gives exactly the pinned bytes, and decoding gives the models."""
+    expected = golden_envelopes()[index]
+    assert envelope.encode(expected) == GOLDEN[index]
+    assert envelope.decode(GOLDEN[index]) == expected
+
+
+def test_make_stamps_version_id_sender_and_time() -> None:
+    env = envelope.make(LeaveLesson(lesson_id="L1"), "city-101", correlation_id="x")
+    assert env.v == 1 and env.type == "cmd.leave" and len(env.id) == 32
+    assert env.sender == "city-101" and env.correlation_id == "x" and env.ts > 1.7e9
+
+
+BAD = [
+    (b"\xff\xfe", MalformedMessage, "not UTF-8 JSON"),
+    (b"{not json", MalformedMessage, "not UTF-8 JSON"),
+    (b"[1,2]", MalformedMessage, "must be a JSON object"),
+    (b'{"type":"cmd.leave"}', MalformedMessage, "'v'"),
+    (b'{"v":99,"type":"cmd.leave"}', UnsupportedVersion, "version 99"),
+    (b'{"v":1,"type":"cmd.launch_rocket","body":{}}', UnknownMessageType, "cmd.launch_rocket"),
+    (b'{"v":1,"type":"cmd.leave","id":"a","sender":"s","ts":1,"body":{}}',
+     MalformedMessage, "lesson_id: Field required"),
+    (b'{"v":1,"type":"cmd.leave","id":"a","sender":"s","ts":1,'
+     b'"body":{"lesson_id":"x","extra":1}}', MalformedMessage, "extra"),
+    (b'{"v":1,"type":"agent.heartbeat","id":"a","sender":"s","ts":1,"body":{"seq":-1,'
+     b'"cpu_pct":1,"mem_pct":1,"disk_free_bytes":1,"disk_pct":1}}', MalformedMessage, "seq"),
+    (b'{"v":1,"type":"cmd.leave","id":"","sender":"s","ts":1,"body":{"lesson_id":"x"}}',
+     MalformedMessage, "id"),
+]
+
+
+@pytest.mark.parametrize(("data", "error", "fragment"), BAD)
+def test_bad_input_raises_precise_error(data: bytes, error: type[Exception],
+                                        fragment: str) -> None:
+    with pytest.raises(error) as info:
+        envelope.decode(data)
+    assert fragment in str(info.value)
+
+
+def test_oversized_message_is_refused_before_parsing() -> None:
+    with pytest.raises(MalformedMessage, match="exceeds"):
+        envelope.decode(b" " * (envelope.MAX_MESSAGE_BYTES + 1))
