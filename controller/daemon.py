@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 from controller.agents import AgentMessages
 from controller.db.session import database_url, make_engine, migrate, sessions
-from controller.hub import AgentHub
 from controller.http_api import HttpApi
+from controller.hub import AgentHub
 from controller.keys import KeyBook, ServerKeys
 from controller.orchestrator import Orchestrator
 from controller.presence import Presence

@@ -9,6 +9,7 @@ against the ``KeyBook``), and the enrolment socket admits any key but understand
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -203,7 +204,7 @@ class AgentHub:
         while True:
             frames = await self._enrol.recv_multipart()
             try:
-                route, payload = frames
+                _route, payload = frames
                 env = envelope.decode(payload)
                 request = env.expect(EnrolRequest)
                 result = await self._on_enrol(request)
@@ -228,10 +229,8 @@ class AgentHub:
                            correlation_id: str | None) -> None:
         assert self._control is not None
         env = envelope.make(ErrorReply(code=code, message=message), SENDER, correlation_id)
-        try:
+        with contextlib.suppress(zmq.ZMQError):
             await self._control.send_multipart([route, envelope.encode(env)], flags=zmq.NOBLOCK)
-        except zmq.ZMQError:
-            pass
 
     def _count_error(self, kind: str) -> None:
         self.counters.decode_errors += 1

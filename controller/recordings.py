@@ -65,10 +65,10 @@ def stitch_manifest(db: Session, storage: LocalStorage, manifest: Manifest) -> l
         if not track.segments:
             continue
         key = _track_key(track.track, track.direction, track.source_classroom)
-        segments = [storage.path(lesson_id, classroom_id, key, s.name)
-                    for s in sorted(track.segments, key=lambda s: s.seq)]
+        ordered = sorted(track.segments, key=lambda s: s.seq)
+        segments = [storage.path(lesson_id, classroom_id, key, s.name) for s in ordered]
         target = storage.path(lesson_id, classroom_id, f"{key}.mp4")
-        result = stitch(segments, target)
+        result = stitch(segments, target, [s.start_s for s in ordered])
         rec = Recording(lesson_id=lesson_id, classroom_id=classroom_id, track=key,
                         kind=track.kind, path=str(target), codec=result.codec,
                         duration_s=result.duration_s, segments=len(segments),

@@ -132,7 +132,7 @@ class AgentDaemon:
             else:
                 return CommandAck(command=body.TYPE, ok=False,
                                   error=f"agent does not handle {body.TYPE!r}")
-        except Exception as err:  # noqa: BLE001 - answer the controller, keep running
+        except Exception as err:
             log.exception("command %s failed", body.TYPE)
             return CommandAck(command=body.TYPE, ok=False, error=f"{type(err).__name__}: {err}")
         return CommandAck(command=body.TYPE, ok=True)

@@ -21,7 +21,6 @@ from aiortc.jitterbuffer import JitterFrame
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from edge_agent.media import barcode
-from edge_agent.media.bus import FrameBus
 from edge_agent.media.counters import CounterSet, percentile
 from edge_agent.media.source_runner import SourceRunner
 from edge_agent.media.tracks import EncodedTrack

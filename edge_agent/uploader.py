@@ -8,6 +8,7 @@ confirms every segment's SHA-256.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import pathlib
 import random
@@ -81,10 +82,8 @@ class Uploader:
 
     async def _sleep(self, seconds: float) -> None:
         self._wake.clear()
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), seconds)
-        except TimeoutError:
-            pass
 
     async def upload_lesson(self, http: aiohttp.ClientSession, lesson_dir: pathlib.Path,
                             base_url: str, token: str) -> None:

@@ -39,7 +39,7 @@ class FrameBus:
         for sink in list(self._sinks):
             try:
                 sink(frame)
-            except Exception:  # noqa: BLE001 - a broken consumer must not stop the source
+            except Exception:
                 import logging
 
                 logging.getLogger(__name__).exception("sink of %s failed", self.name)

@@ -91,7 +91,7 @@ class SourceRunner:
                 self.state = "ok"
                 self._capture_loop()
                 return
-            except Exception as err:  # noqa: BLE001 - supervised: report, back off, retry
+            except Exception as err:
                 self.failures += 1
                 self.state = "failed"
                 self.detail = f"{type(err).__name__}: {err}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 
 import av
@@ -69,7 +70,5 @@ class EncodedTrack(MediaStreamTrack):
         super().stop()
         self._bus.unsubscribe(self._sink)
         # wake a pending recv() so the sender loop can finish
-        try:
+        with contextlib.suppress(asyncio.QueueEmpty, asyncio.QueueFull):
             self._sink.queue.put_nowait(self._sink.queue.get_nowait())
-        except (asyncio.QueueEmpty, asyncio.QueueFull):
-            pass

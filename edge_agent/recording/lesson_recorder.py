@@ -14,8 +14,8 @@ import time
 from dataclasses import dataclass
 
 from edge_agent.recording.manifest import write_manifest
-from protocols.manifest import Manifest, SegmentEntry, TrackEntry
 from edge_agent.recording.segments import SegmentWriter
+from protocols.manifest import Manifest, SegmentEntry, TrackEntry
 from protocols.media.encoded_frame import EncodedFrame
 
 log = logging.getLogger(__name__)
@@ -111,13 +111,13 @@ class LessonRecorder:
             key, frame = item
             try:
                 self._writer(key).write(frame)
-            except Exception:  # noqa: BLE001 - one bad track must not stop the others
+            except Exception:
                 self.errors += 1
                 log.exception("recording track %s failed on a frame", key)
         for key, writer in self._writers.items():
             try:
                 writer.close()
-            except Exception:  # noqa: BLE001
+            except Exception:
                 self.errors += 1
                 log.exception("closing track %s failed", key)
 

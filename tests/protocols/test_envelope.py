@@ -12,7 +12,7 @@ from protocols.errors import MalformedMessage, UnknownMessageType, UnsupportedVe
 from protocols.messages import ALL_BODIES, LeaveLesson
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
-from make_golden import golden_envelopes  # noqa: E402
+from make_golden import golden_envelopes
 
 GOLDEN = (pathlib.Path(__file__).parent / "golden" / "messages.jsonl").read_bytes().splitlines()
 

@@ -1,0 +1,181 @@
+"""Segmented MP4 recording of one track.
+
+Each segment is a fragmented MP4 written as ``<track>-<seq>.mp4.part``; when it closes it
+is flushed, fsync'd and atomically renamed, and only then counts. A crash therefore never
+corrupts an earlier segment, and the fragment in flight stays readable up to its last
+fragment. Video segments start on a keyframe.
+"""
+
+from __future__ import annotations
+
+import fractions
+import hashlib
+import logging
+import os
+import pathlib
+import struct
+from dataclasses import dataclass
+
+import av
+
+from edge_agent.recording.errors import RecordingError
+from protocols.media.encoded_frame import EncodedFrame
+from protocols.media.h264 import parameter_sets
+
+log = logging.getLogger(__name__)
+
+FRAGMENTED = {"movflags": "frag_keyframe+empty_moov+default_base_moof"}
+OPUS_PRE_SKIP = 312
+
+
+@dataclass(frozen=True)
+class SegmentInfo:
+    """A closed, durable segment."""
+
+    path: pathlib.Path
+    track: str
+    kind: str
+    seq: int
+    first_pts_s: float
+    last_pts_s: float
+    frames: int
+    bytes: int
+    sha256: str
+
+
+def opus_head(channels: int = 1, rate: int = 48000) -> bytes:
+    """The OpusHead identification header the MP4 muxer needs as extradata."""
+    return b"OpusHead" + struct.pack("<BBHIhB", 1, channels, OPUS_PRE_SKIP, rate, 0, 0)
+
+
+class SegmentWriter:
+    """Writes one track's encoded frames into consecutive durable segments."""
+
+    def __init__(self, directory: pathlib.Path, track: str, kind: str,
+                 segment_seconds: float = 10.0, width: int = 0, height: int = 0) -> None:
+        self.directory = directory
+        self.track = track
+        self.kind = kind
+        self.segment_seconds = segment_seconds
+        self.width, self.height = width, height
+        self._segments: list[SegmentInfo] = []
+        self._container: av.container.OutputContainer | None = None
+        self._stream: av.stream.Stream | None = None
+        self._part: pathlib.Path | None = None
+        self._seq = 0
+        self._first_pts: int | None = None
+        self._last_pts: int | None = None
+        self._last_duration = 0
+        self._time_base = fractions.Fraction(1, 90000)
+        self._frames = 0
+        self._extradata: bytes | None = None
+        self.dropped_before_keyframe = 0
+        self.adjusted_timestamps = 0
+
+    @property
+    def segments(self) -> list[SegmentInfo]:
+        """Closed segments so far."""
+        return list(self._segments)
+
+    def write(self, frame: EncodedFrame) -> None:
+        """Append a frame, starting a new segment on a keyframe when one is due."""
+        if self.kind == "video":
+            if frame.keyframe:
+                self._extradata = parameter_sets(frame.data) or self._extradata
+            if self._container is None and (not frame.keyframe or self._extradata is None):
+                self.dropped_before_keyframe += 1
+                return
+            if (self._container is not None and frame.keyframe
+                    and self._elapsed(frame) >= self.segment_seconds):
+                self._close_segment()
+        elif self._container is not None and self._elapsed(frame) >= self.segment_seconds:
+            self._close_segment()
+        if self._container is None:
+            self._open_segment(frame)
+        self._mux(frame)
+
+    def _elapsed(self, frame: EncodedFrame) -> float:
+        assert self._first_pts is not None
+        return float((frame.pts - self._first_pts) * frame.time_base)
+
+    def _open_segment(self, frame: EncodedFrame) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._seq += 1
+        self._part = self.directory / f"{self.track}-{self._seq:05d}.mp4.part"
+        self._time_base = frame.time_base
+        try:
+            container = av.open(str(self._part), "w", format="mp4", options=FRAGMENTED)
+            if self.kind == "video":
+                stream = container.add_stream("h264", rate=30)
+                stream.width = self.width or 1280
+                stream.height = self.height or 720
+                stream.codec_context.extradata = self._extradata
+            else:
+                stream = container.add_stream("libopus", rate=48000)
+                stream.codec_context.extradata = opus_head()
+            stream.time_base = frame.time_base
+        except (av.FFmpegError, OSError) as err:
+            raise RecordingError(f"{self._part}: cannot start a segment: {err}") from err
+        self._container, self._stream = container, stream
+        self._first_pts = frame.pts
+        self._frames = 0
+
+    def _mux(self, frame: EncodedFrame) -> None:
+        assert self._container is not None and self._stream is not None
+        pts = frame.pts
+        if self._last_pts is not None and pts <= self._last_pts:
+            # Never let time run backwards in a file: nudge and count.
+            pts = self._last_pts + 1
+            self.adjusted_timestamps += 1
+        packet = av.Packet(frame.data)
+        packet.stream = self._stream
+        packet.pts = packet.dts = pts
+        packet.time_base = frame.time_base
+        packet.is_keyframe = frame.keyframe
+        if self._last_pts is not None:
+            self._last_duration = pts - self._last_pts
+        try:
+            self._container.mux(packet)
+        except (av.FFmpegError, OSError) as err:
+            raise RecordingError(f"{self._part}: write failed: {err}") from err
+        self._last_pts = pts
+        self._frames += 1
+
+    def _close_segment(self) -> None:
+        container, part = self._container, self._part
+        if container is None or part is None:
+            return
+        self._container = self._stream = None
+        try:
+            container.close()
+            with open(part, "rb+") as fh:
+                os.fsync(fh.fileno())
+            final = part.with_name(part.name.removesuffix(".part"))
+            os.replace(part, final)
+            dir_fd = os.open(self.directory, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+        except (av.FFmpegError, OSError) as err:
+            raise RecordingError(f"{part}: cannot close the segment: {err}") from err
+        assert self._first_pts is not None and self._last_pts is not None
+        tb = self._time_base
+        self._segments.append(SegmentInfo(
+            path=final, track=self.track, kind=self.kind, seq=self._seq,
+            first_pts_s=float(self._first_pts * tb),
+            last_pts_s=float((self._last_pts + self._last_duration) * tb),
+            frames=self._frames, bytes=final.stat().st_size, sha256=_sha256(final)))
+
+    def close(self) -> list[SegmentInfo]:
+        """Close the open segment; returns every segment."""
+        self._close_segment()
+        return self.segments
+
+
+def _sha256(path: pathlib.Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -1,0 +1,196 @@
+"""Run a real scheduled 1+1 dual-teacher lesson on loopback and summarise it.
+
+Starts a controller and two synthetic classroom agents as separate processes, enrols
+them, schedules a lesson a few seconds ahead, waits until its recordings are in storage,
+checks them with ffprobe and prints (and optionally writes) the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from typing import Any
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+BIN = pathlib.Path(sys.executable).parent
+PROFILE = REPO / "hardware_profiles" / "synthetic.toml"
+LEAD, RECEIVER = "city-no1-101", "village-2-201"
+sys.path.insert(0, str(REPO / "scripts"))
+
+from benchlib.media_check import probe_recording  # noqa: E402
+from benchlib.ports import free_port_pair  # noqa: E402
+
+
+def _run(*args: str, env: dict[str, str]) -> str:
+    out = subprocess.run(args, env=env, capture_output=True, text=True, timeout=60)
+    if out.returncode != 0:
+        raise SystemExit(f"{' '.join(args)} failed:\n{out.stderr}")
+    return out.stdout.strip()
+
+
+def _get(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        return json.loads(resp.read())
+
+
+def _wait(what: str, predicate: Any, timeout: float) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            value = predicate()
+            if value:
+                return value
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise SystemExit(f"demo: timed out waiting for {what}")
+        time.sleep(0.25)
+
+
+def summarise(lesson: dict[str, Any], storage_checks: list[dict[str, Any]]) -> dict[str, Any]:
+    """Frames, latency and recordings from the lesson document the controller returns."""
+    reports: dict[str, list[dict[str, Any]]] = lesson["reports"]
+    sent = {f"{cid}/{t['track']}": t for cid, tracks in reports.items() for t in tracks
+            if t["direction"] == "send"}
+    frames_sent: dict[str, int] = {}
+    frames_received: dict[str, dict[str, int]] = {}
+    delivery: dict[str, float] = {}
+    latency: dict[str, dict[str, float | None]] = {}
+    for cid, tracks in reports.items():
+        for t in tracks:
+            if t["direction"] != "recv":
+                continue
+            key = f"{t['source_classroom']}/{t['track']}"
+            src = sent.get(key)
+            if src is None:
+                continue
+            if t["kind"] == "video" and src["first_counter"] is not None:
+                lo, hi = src["first_counter"], src["last_counter"]
+                got = sum(max(0, min(b, hi) - max(a, lo) + 1) for a, b in t["counter_ranges"])
+                expected = hi - lo + 1
+            else:
+                got, expected = t["frames"], src["frames"]
+            frames_received.setdefault(key, {})[cid] = got
+            delivery[f"{key}->{cid}"] = round(got / expected, 4) if expected else 0.0
+            if t["latency_p50_ms"] is not None:
+                latency[f"{key}->{cid}"] = {"p50": round(t["latency_p50_ms"], 1),
+                                            "p95": round(t["latency_p95_ms"], 1)}
+    for key, t in sent.items():
+        frames_sent[key] = (t["last_counter"] - t["first_counter"] + 1
+                            if t["kind"] == "video" and t["first_counter"] is not None
+                            else t["frames"])
+    main = latency.get(f"{lesson['lead']}/teacher->{lesson['receivers'][0]}", {})
+    return {
+        "lesson_id": lesson["id"],
+        "state": lesson["state"],
+        "frames_sent": frames_sent,
+        "frames_received": frames_received,
+        "delivery_ratio": delivery,
+        "latency_ms": {"p50": main.get("p50"), "p95": main.get("p95"), "per_track": latency},
+        "recordings": [c["path"] for c in storage_checks],
+        "recording_checks": storage_checks,
+    }
+
+
+def main() -> int:
+    """Entry point."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=20.0, help="lesson length")
+    parser.add_argument("--json", type=pathlib.Path, help="also write the summary here")
+    parser.add_argument("--keep", action="store_true", help="keep the state directory")
+    parser.add_argument("--lead-in", type=float, default=6.0,
+                        help="seconds from scheduling to lesson start")
+    args = parser.parse_args()
+
+    root = pathlib.Path(tempfile.mkdtemp(prefix="classbridge-demo-"))
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    port = free_port_pair()
+    http_port = free_port_pair()
+    ctl_state = root / "controller"
+    procs: list[subprocess.Popen[bytes]] = []
+    logs = root / "logs"
+    logs.mkdir()
+
+    def spawn(name: str, *args: str) -> None:
+        log = open(logs / f"{name}.log", "wb")  # noqa: SIM115 - lives as long as the process
+        procs.append(subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT))
+
+    try:
+        ctl = str(BIN / "classroom-controller")
+        agent = str(BIN / "classroom-agent")
+        tokens = {cid: _run(ctl, "classroom", "add", cid, "--school", school,
+                            "--state-dir", str(ctl_state), env=env)
+                  for cid, school in ((LEAD, "City No.1 Primary"),
+                                      (RECEIVER, "Village 2 Primary"))}
+        spawn("controller", ctl, "serve", "--state-dir", str(ctl_state), "--port", str(port),
+              "--http-port", str(http_port), "--heartbeat", "1", "--prepare", "4")
+        api = f"http://127.0.0.1:{http_port}/api/v1"
+        _wait("the controller", lambda: _get(f"http://127.0.0.1:{http_port}/healthz"), 30)
+        for cid, token in tokens.items():
+            _run(agent, "enroll", "--controller", f"tcp://127.0.0.1:{port}", "--token", token,
+                 "--state-dir", str(root / cid), env=env)
+            spawn(cid, agent, "run", "--state-dir", str(root / cid), "--profile", str(PROFILE),
+                  "--media-address", "127.0.0.1")
+        _wait("both agents online", lambda: all(
+            r["online"] for r in _get(f"{api}/classrooms")), 30)
+        lesson = json.loads(_run(ctl, "lesson", "add", "--lead", LEAD, "--receiver", RECEIVER,
+                                 "--start", f"+{args.lead_in:g}s",
+                                 "--duration", f"{args.seconds:g}s", "--title", "demo",
+                                 "--json", "--state-dir", str(ctl_state), env=env))
+        print(f"demo: lesson {lesson['id']} {LEAD} → {RECEIVER}, starts in "
+              f"{args.lead_in:g} s, lasts {args.seconds:g} s", flush=True)
+        doc = _wait("the lesson's recordings in storage",
+                    lambda: (d := _get(f"{api}/lessons/{lesson['id']}"))["state"]
+                    in ("uploaded", "failed") and d,
+                    args.lead_in + args.seconds + 120)
+        checks = [probe_recording(pathlib.Path(r["path"]), args.seconds) | {
+                  "classroom": r["classroom"], "track": r["track"]} for r in doc["recordings"]]
+        summary = summarise(doc, checks)
+    finally:
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    _print(summary)
+    if args.json:
+        args.json.write_text(json.dumps(summary, indent=2))
+    ok = summary["state"] == "uploaded" and all(c["ok"] for c in summary["recording_checks"])
+    if args.keep or not ok:
+        print(f"demo: state and logs kept in {root}")
+    else:
+        shutil.rmtree(root, ignore_errors=True)
+    return 0 if ok else 1
+
+
+def _print(summary: dict[str, Any]) -> None:
+    print(f"\nlesson {summary['lesson_id']}: {summary['state']}")
+    for key, sent in summary["frames_sent"].items():
+        got = summary["frames_received"].get(key, {})
+        print(f"  {key:<28} sent {sent:>6}   received " +
+              ", ".join(f"{c}: {n}" for c, n in got.items()))
+    for key, ratio in summary["delivery_ratio"].items():
+        print(f"  delivered {key:<44} {ratio:.2%}")
+    lat = summary["latency_ms"]
+    print(f"  glass-to-glass latency (teacher camera): p50 {lat['p50']} ms, p95 {lat['p95']} ms")
+    for key, value in lat["per_track"].items():
+        print(f"    {key:<46} p50 {value['p50']} ms  p95 {value['p95']} ms")
+    for c in summary["recording_checks"]:
+        mark = "ok " if c["ok"] else "BAD"
+        print(f"  [{mark}] {c['path']}  {c['codec']}  {c['duration_s']:.2f} s"
+              + ("" if c["ok"] else f"  {'; '.join(c['problems'])}"))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,29 @@
+"""Shared fixtures: a controller daemon on loopback ports."""
+
+from __future__ import annotations
+
+import pathlib
+from collections.abc import AsyncIterator
+
+import pytest
+from helpers import free_port_pair
+
+from controller.daemon import ControllerConfig, ControllerDaemon
+
+
+@pytest.fixture
+def controller_config(tmp_path: pathlib.Path) -> ControllerConfig:
+    """Config for a controller on free loopback ports with a fast heartbeat."""
+    return ControllerConfig(state_dir=tmp_path / "controller", control_port=free_port_pair(),
+                            http_port=0, heartbeat_s=0.3, prepare_s=2.0)
+
+
+@pytest.fixture
+async def controller(controller_config: ControllerConfig) -> AsyncIterator[ControllerDaemon]:
+    """A running controller daemon."""
+    daemon = ControllerDaemon(controller_config)
+    await daemon.start()
+    try:
+        yield daemon
+    finally:
+        await daemon.stop()

@@ -1,0 +1,184 @@
+"""The aiortc seam: pinned internals, and a relay path that never decodes or encodes.
+
+These tests are the tripwire for aiortc upgrades: if a newer aiortc renames the internals
+the seam relies on, they fail here rather than in a lesson.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import queue
+from collections.abc import Iterator
+from typing import Any
+
+import aioice.ice
+import av
+import numpy as np
+import pytest
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamTrack
+
+from controller.relay.room import LessonRelay
+from protocols.media import aiortc_seam
+from protocols.media.h264 import is_keyframe, split_nal_units
+from protocols.messages import TrackMid
+
+pytestmark = pytest.mark.timeout(60)
+CLOCK = fractions.Fraction(1, 90000)
+
+
+def encode_clip(frames: int = 90, width: int = 320, height: int = 240) -> list[bytes]:
+    """Annex-B access units of a short moving clip (encoded before any test counts)."""
+    ctx = av.CodecContext.create("libx264", "w")
+    ctx.width, ctx.height, ctx.pix_fmt = width, height, "yuv420p"
+    ctx.time_base = fractions.Fraction(1, 30)
+    ctx.options = {"preset": "ultrafast", "tune": "zerolatency", "g": "30", "bf": "0"}
+    out = []
+    for i in range(frames):
+        img = np.full((height * 3 // 2, width), 16 + (i * 7) % 200, np.uint8)
+        img[: height, (i * 5) % width] = 235
+        frame = av.VideoFrame.from_ndarray(img, format="yuv420p")
+        frame.pts = i
+        out += [bytes(p) for p in ctx.encode(frame)]
+    out += [bytes(p) for p in ctx.encode(None)]
+    return out
+
+
+class ClipTrack(MediaStreamTrack):
+    """Plays pre-encoded access units as packets at 30 fps, looping."""
+
+    kind = "video"
+
+    def __init__(self, units: list[bytes]) -> None:
+        super().__init__()
+        self._units = units
+        self._i = 0
+        self.keyframe_requests = 0
+
+    async def recv(self) -> av.Packet:  # type: ignore[override]
+        await asyncio.sleep(1 / 30)
+        data = self._units[self._i % len(self._units)]
+        packet = av.Packet(data)
+        packet.pts = self._i * 3000
+        packet.time_base = CLOCK
+        self._i += 1
+        return packet
+
+
+@pytest.fixture
+def loopback_ice() -> Iterator[None]:
+    """ICE on 127.0.0.1 only (aioice skips loopback by default)."""
+    with aiortc_seam.host_addresses(["127.0.0.1"]):
+        yield
+
+
+async def test_pinned_internals_exist() -> None:
+    """Fails when an aiortc upgrade moves what the seam depends on."""
+    pc = RTCPeerConnection()
+    try:
+        transceiver = pc.addTransceiver("video", direction="recvonly")
+        receiver, sender = transceiver.receiver, transceiver.sender
+        assert isinstance(getattr(receiver, aiortc_seam._DECODER_QUEUE), queue.Queue)
+        assert getattr(receiver, aiortc_seam._DECODER_THREAD) is None
+        assert callable(receiver._send_rtcp_pli)
+        assert hasattr(sender, aiortc_seam._SENDER_ENCODER)
+        assert callable(sender._send_keyframe)
+        assert callable(aioice.ice.get_host_addresses)
+    finally:
+        await pc.close()
+
+
+async def test_tap_refuses_a_started_receiver() -> None:
+    pc = RTCPeerConnection()
+    receiver = pc.addTransceiver("video").receiver
+    setattr(receiver, aiortc_seam._DECODER_THREAD, object())
+    with pytest.raises(aiortc_seam.SeamBroken, match="after the receiver started"):
+        aiortc_seam.tap_receiver(receiver, lambda k, f: None, decode=False)
+    setattr(receiver, aiortc_seam._DECODER_THREAD, None)
+    await pc.close()
+
+
+def test_host_addresses_hook_restores() -> None:
+    original = aioice.ice.get_host_addresses
+    with aiortc_seam.host_addresses(["127.0.0.1", "::1"]):
+        assert aioice.ice.get_host_addresses(True, False) == ["127.0.0.1"]
+        assert aioice.ice.get_host_addresses(False, True) == ["::1"]
+    assert aioice.ice.get_host_addresses is original
+
+
+def _h264(kind: str = "video") -> list[Any]:
+    return [c for c in RTCRtpSender.getCapabilities(kind).codecs
+            if c.mimeType.lower() in ("video/h264", "video/rtx")]
+
+
+async def test_relay_forwards_encoded_frames_without_coding(
+        loopback_ice: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    units = encode_clip()
+    calls: list[str] = []
+    real_create = av.CodecContext.create
+
+    def spy_create(*args: Any, **kwargs: Any) -> Any:
+        calls.append(f"CodecContext.create{args}")
+        return real_create(*args, **kwargs)
+
+    def no_codec(*args: Any, **kwargs: Any) -> Any:
+        calls.append(f"codec factory{args}")
+        raise AssertionError("a codec was built on the relay path")
+
+    monkeypatch.setattr(av.CodecContext, "create", spy_create)
+    monkeypatch.setattr("aiortc.rtcrtpreceiver.get_decoder", no_codec)
+    monkeypatch.setattr("aiortc.rtcrtpsender.get_encoder", no_codec)
+
+    relay = LessonRelay("L1")
+    publisher = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    subscriber = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    clip = ClipTrack(units)
+    keyframe_requests: list[int] = []
+    received: list[bytes] = []
+    try:
+        t = publisher.addTransceiver(clip, direction="sendonly")
+        t.setCodecPreferences(_h264())
+        aiortc_seam.use_packer(t.sender)
+        aiortc_seam.on_keyframe_request(t.sender, lambda: keyframe_requests.append(1))
+        await publisher.setLocalDescription(await publisher.createOffer())
+        answer = await relay.answer("lead", publisher.localDescription.sdp, [TrackMid(
+            mid=t.mid or "", track="teacher", kind="video", direction="send",
+            source_classroom="lead")])
+        await publisher.setRemoteDescription(RTCSessionDescription(answer, "answer"))
+
+        s = subscriber.addTransceiver("video", direction="recvonly")
+        s.setCodecPreferences(_h264())
+        aiortc_seam.tap_receiver(s.receiver, lambda kind, f: received.append(f.data),
+                                 decode=False)
+        await subscriber.setLocalDescription(await subscriber.createOffer())
+        answer = await relay.answer("receiver", subscriber.localDescription.sdp, [TrackMid(
+            mid=s.mid or "", track="teacher", kind="video", direction="recv",
+            source_classroom="lead")])
+        await subscriber.setRemoteDescription(RTCSessionDescription(answer, "answer"))
+
+        for _ in range(100):
+            if len(received) >= 40:
+                break
+            await asyncio.sleep(0.1)
+        assert len(received) >= 40, f"only {len(received)} frames relayed"
+        # the first frame a new subscriber gets is a keyframe, and NAL units pass unchanged
+        # (RTP depayloading normalises start codes, so compare the units themselves)
+        assert is_keyframe(received[0])
+        published = {tuple(split_nal_units(u)) for u in units}
+        assert all(tuple(split_nal_units(f)) in published for f in received)
+
+        # a subscriber's PLI travels through the relay to the publisher
+        before = len(keyframe_requests)
+        await asyncio.sleep(0.4)  # outside the relay's keyframe-request rate limit
+        assert aiortc_seam.request_keyframe(s.receiver)
+        for _ in range(50):
+            if len(keyframe_requests) > before:
+                break
+            await asyncio.sleep(0.05)
+        assert len(keyframe_requests) > before, "PLI did not reach the publisher"
+    finally:
+        await publisher.close()
+        await subscriber.close()
+        await relay.close()
+    assert calls == [], f"codec work on the relay path: {calls}"
