@@ -156,6 +156,7 @@ class Orchestrator:
                 transition(db, lesson, "recorded",
                            "all agents reported" if not missing else
                            f"no report from {', '.join(missing)}")
+                log_event(db, lesson.id, f"relay: {run.relay.stats()}")
                 await run.relay.close()
         if lesson.state == "recorded":
             self._check_uploaded(db, lesson, run)

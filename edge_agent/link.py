@@ -22,12 +22,20 @@ from protocols.envelope import Envelope
 from protocols.errors import ProtocolError
 from protocols.messages import (
     Body,
+    CommandAck,
     ErrorReply,
     Heartbeat,
     HeartbeatAck,
+    JoinLesson,
+    LeaveLesson,
     Register,
     RegisterAck,
+    SdpAnswer,
+    StartRecording,
+    StopRecording,
 )
+
+COMMANDS = (JoinLesson, LeaveLesson, StartRecording, StopRecording)
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +69,9 @@ class ControlLink:
         self._sock: zmq.asyncio.Socket | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._pending: dict[str, asyncio.Future[Envelope]] = {}
+        # Commands run one at a time, in order, off the receive loop: a command handler
+        # may itself wait for a reply (an SDP answer) that the receive loop must deliver.
+        self._commands: asyncio.Queue[Envelope] = asyncio.Queue()
         self._last_ack = 0.0
         self._seq = 0
         self.registered = asyncio.Event()
@@ -96,6 +107,7 @@ class ControlLink:
         self._tasks = [
             asyncio.create_task(self._recv_loop(), name="link-recv"),
             asyncio.create_task(self._heartbeat_loop(), name="link-heartbeat"),
+            asyncio.create_task(self._command_loop(), name="link-commands"),
         ]
 
     async def stop(self) -> None:
@@ -209,6 +221,24 @@ class ControlLink:
                 log.warning("controller reported %s: %s", body.code, body.message)
             return
         self._last_ack = time.monotonic()
-        reply = await self._on_command(env)
-        if reply is not None:
-            await self.send(reply, correlation_id=env.id)
+        if isinstance(body, COMMANDS):
+            self._commands.put_nowait(env)
+        elif isinstance(body, (RegisterAck, SdpAnswer, CommandAck)):
+            log.debug("reply %s arrived after its request timed out; dropped", env.type)
+        else:
+            log.warning("controller sent %s, which an agent does not handle", env.type)
+
+    async def _command_loop(self) -> None:
+        while True:
+            env = await self._commands.get()
+            try:
+                reply = await self._on_command(env)
+            except asyncio.CancelledError:
+                raise
+            except Exception as err:
+                self.counters.handler_errors += 1
+                log.exception("command %s failed", env.type)
+                reply = CommandAck(command=env.type, ok=False,
+                                   error=f"{type(err).__name__}: {err}")
+            if reply is not None:
+                await self.send(reply, correlation_id=env.id)

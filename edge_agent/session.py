@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from aiortc import (
-    RTCConfiguration,
     RTCPeerConnection,
     RTCRtpReceiver,
     RTCRtpSender,
@@ -29,6 +28,7 @@ from protocols.envelope import Envelope
 from protocols.media import aiortc_seam
 from protocols.media.encoded_frame import AUDIO_TIME_BASE, VIDEO_TIME_BASE, EncodedFrame
 from protocols.media.h264 import is_keyframe
+from protocols.media.rtc_config import peer_configuration
 from protocols.messages import (
     Body,
     JoinLesson,
@@ -52,6 +52,7 @@ class ReceivedTrack:
     sub: Subscription
     receiver: RTCRtpReceiver | None = None
     frames: int = 0
+    counted: int = 0
     decoded: int = 0
     counters: CounterSet = field(default_factory=CounterSet)
     latencies_ms: list[float] = field(default_factory=list)
@@ -110,12 +111,16 @@ class LessonSession:
     async def connect(self) -> None:
         """(Re)build the peer connection to the relay and exchange SDP over the link."""
         await self._close_pc()
-        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        pc = RTCPeerConnection(peer_configuration())
         self._pc = pc
         mids: list[tuple[object, str, str, str, str]] = []
         for name in self.join.publish:
             runner = self._sources[name]
             track = EncodedTrack(runner.bus, runner.request_keyframe)
+            if name not in self._recording_sinks:
+                sink = self._recording_sink(name)
+                self._recording_sinks[name] = sink
+                runner.bus.subscribe(sink)
             old = self._sent.get(name)
             if old is not None:  # keep counting across reconnects
                 track.count_from, track.frames = old.count_from, old.frames
@@ -131,8 +136,6 @@ class LessonSession:
             transceiver.setCodecPreferences(_h264_only(rt.sub.kind))  # type: ignore[arg-type]
             rt.receiver = transceiver.receiver
             aiortc_seam.tap_receiver(transceiver.receiver, self._tap_for(rt), decode=True)
-            self._consumers.append(asyncio.create_task(
-                self._consume(rt, transceiver.receiver.track), name=f"consume-{rt.key}"))
             mids.append((transceiver, rt.sub.track, rt.sub.kind, "recv",
                          rt.sub.source_classroom))
 
@@ -151,7 +154,19 @@ class LessonSession:
                                              sdp=pc.localDescription.sdp, tracks=tracks), 15.0)
         answer = reply.expect(SdpAnswer)
         await pc.setRemoteDescription(RTCSessionDescription(sdp=answer.sdp, type="answer"))
+        # aiortc creates the remote tracks while applying the answer.
+        for rt in self._received.values():
+            assert rt.receiver is not None
+            task = asyncio.create_task(self._consume(rt, rt.receiver.track),
+                                       name=f"consume-{rt.key}")
+            task.add_done_callback(_log_failure)
+            self._consumers.append(task)
         self.connect_count += 1
+
+    def _recording_sink(self, name: str) -> Callable[[EncodedFrame], None]:
+        def sink(frame: EncodedFrame) -> None:
+            self.recorder.offer(name, frame)
+        return sink
 
     def _tap_for(self, rt: ReceivedTrack) -> Callable[[str, JitterFrame], None]:
         is_video = rt.sub.kind == "video"
@@ -159,6 +174,8 @@ class LessonSession:
 
         def tap(kind: str, frame: JitterFrame) -> None:
             rt.frames += 1
+            if rt.counting:
+                rt.counted += 1
             if self.recorder.recording:
                 key = is_keyframe(frame.data) if is_video else True
                 self.recorder.offer(rt.key, EncodedFrame(rt.sub.kind, frame.data,
@@ -193,6 +210,7 @@ class LessonSession:
             track.count_frames_from(None if last is None else last + 1)
         for rt in self._received.values():
             rt.counting = True
+            rt.counted = 0
             rt.latencies_ms.clear()
             rt.counters = CounterSet()
         self.request_keyframes()
@@ -226,7 +244,7 @@ class LessonSession:
             out.append(TrackReport(
                 track=rt.sub.track, kind=rt.sub.kind, direction="recv",
                 source_classroom=rt.sub.source_classroom,
-                frames=len(rt.counters) if rt.sub.kind == "video" else rt.decoded,
+                frames=len(rt.counters) if rt.sub.kind == "video" else rt.counted,
                 first_counter=runs[0][0] if runs else None,
                 last_counter=runs[-1][1] if runs else None,
                 latency_p50_ms=percentile(rt.latencies_ms, 50),
@@ -248,3 +266,11 @@ class LessonSession:
     async def close(self) -> None:
         """Close the media (recording is stopped separately)."""
         await self._close_pc()
+        for name, sink in self._recording_sinks.items():
+            self._sources[name].bus.unsubscribe(sink)
+        self._recording_sinks.clear()
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("%s failed", task.get_name(), exc_info=task.exception())

@@ -6,10 +6,11 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCPeerConnection, RTCSessionDescription
 
 from controller.relay.feed import Feed, RelayTrack
 from protocols.media import aiortc_seam
+from protocols.media.rtc_config import peer_configuration
 from protocols.messages import TrackMid
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,7 @@ class LessonRelay:
     async def answer(self, classroom_id: str, sdp: str, tracks: list[TrackMid]) -> str:
         """Accept an agent's offer; replaces any earlier connection from that classroom."""
         await self.disconnect(classroom_id)
-        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        pc = RTCPeerConnection(peer_configuration())
         peer = AgentPeer(classroom_id, pc)
         self._peers[classroom_id] = peer
         try:

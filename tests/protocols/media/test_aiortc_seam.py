@@ -16,12 +16,13 @@ import aioice.ice
 import av
 import numpy as np
 import pytest
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamTrack
 
 from controller.relay.room import LessonRelay
 from protocols.media import aiortc_seam
 from protocols.media.h264 import is_keyframe, split_nal_units
+from protocols.media.rtc_config import peer_configuration
 from protocols.messages import TrackMid
 
 pytestmark = pytest.mark.timeout(60)
@@ -131,8 +132,8 @@ async def test_relay_forwards_encoded_frames_without_coding(
     monkeypatch.setattr("aiortc.rtcrtpsender.get_encoder", no_codec)
 
     relay = LessonRelay("L1")
-    publisher = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-    subscriber = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    publisher = RTCPeerConnection(peer_configuration())
+    subscriber = RTCPeerConnection(peer_configuration())
     clip = ClipTrack(units)
     keyframe_requests: list[int] = []
     received: list[bytes] = []
