@@ -9,15 +9,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import pathlib
 import shutil
-import signal
-import subprocess
 import sys
-import tempfile
-import time
-import urllib.request
 from typing import Any
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
@@ -27,33 +21,7 @@ LEAD, RECEIVER = "city-no1-101", "village-2-201"
 sys.path.insert(0, str(REPO / "scripts"))
 
 from benchlib.media_check import probe_recording  # noqa: E402
-from benchlib.ports import free_port_pair  # noqa: E402
-
-
-def _run(*args: str, env: dict[str, str]) -> str:
-    out = subprocess.run(args, env=env, capture_output=True, text=True, timeout=60)
-    if out.returncode != 0:
-        raise SystemExit(f"{' '.join(args)} failed:\n{out.stderr}")
-    return out.stdout.strip()
-
-
-def _get(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=5) as resp:
-        return json.loads(resp.read())
-
-
-def _wait(what: str, predicate: Any, timeout: float) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            value = predicate()
-            if value:
-                return value
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            raise SystemExit(f"demo: timed out waiting for {what}")
-        time.sleep(0.25)
+from benchlib.rig import LessonRig, RigError  # noqa: E402
 
 
 def summarise(lesson: dict[str, Any], storage_checks: list[dict[str, Any]]) -> dict[str, Any]:
@@ -111,66 +79,35 @@ def main() -> int:
                         help="seconds from scheduling to lesson start")
     args = parser.parse_args()
 
-    root = pathlib.Path(tempfile.mkdtemp(prefix="classbridge-demo-"))
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    port = free_port_pair()
-    http_port = free_port_pair()
-    ctl_state = root / "controller"
-    procs: list[subprocess.Popen[bytes]] = []
-    logs = root / "logs"
-    logs.mkdir()
-
-    def spawn(name: str, *args: str) -> None:
-        log = open(logs / f"{name}.log", "wb")  # noqa: SIM115 - lives as long as the process
-        procs.append(subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT))
-
+    rig = LessonRig()
     try:
-        ctl = str(BIN / "classroom-controller")
-        agent = str(BIN / "classroom-agent")
-        tokens = {cid: _run(ctl, "classroom", "add", cid, "--school", school,
-                            "--state-dir", str(ctl_state), env=env)
-                  for cid, school in ((LEAD, "City No.1 Primary"),
-                                      (RECEIVER, "Village 2 Primary"))}
-        spawn("controller", ctl, "serve", "--state-dir", str(ctl_state), "--port", str(port),
-              "--http-port", str(http_port), "--heartbeat", "1", "--prepare", "4")
-        api = f"http://127.0.0.1:{http_port}/api/v1"
-        _wait("the controller", lambda: _get(f"http://127.0.0.1:{http_port}/healthz"), 30)
+        tokens = {LEAD: rig.add_classroom(LEAD, "City No.1 Primary"),
+                  RECEIVER: rig.add_classroom(RECEIVER, "Village 2 Primary")}
+        rig.start_controller()
         for cid, token in tokens.items():
-            _run(agent, "enroll", "--controller", f"tcp://127.0.0.1:{port}", "--token", token,
-                 "--state-dir", str(root / cid), env=env)
-            spawn(cid, agent, "run", "--state-dir", str(root / cid), "--profile", str(PROFILE),
-                  "--media-address", "127.0.0.1")
-        _wait("both agents online", lambda: all(
-            r["online"] for r in _get(f"{api}/classrooms")), 30)
-        lesson = json.loads(_run(ctl, "lesson", "add", "--lead", LEAD, "--receiver", RECEIVER,
-                                 "--start", f"+{args.lead_in:g}s",
-                                 "--duration", f"{args.seconds:g}s", "--title", "demo",
-                                 "--json", "--state-dir", str(ctl_state), env=env))
+            rig.enrol_and_start_agent(cid, token)
+        rig.wait_online([LEAD, RECEIVER])
+        lesson = rig.schedule(LEAD, [RECEIVER], args.lead_in, args.seconds)
         print(f"demo: lesson {lesson['id']} {LEAD} → {RECEIVER}, starts in "
               f"{args.lead_in:g} s, lasts {args.seconds:g} s", flush=True)
-        doc = _wait("the lesson's recordings in storage",
-                    lambda: (d := _get(f"{api}/lessons/{lesson['id']}"))["state"]
-                    in ("uploaded", "failed") and d,
-                    args.lead_in + args.seconds + 120)
+        doc = rig.wait_lesson(lesson["id"], ("uploaded", "failed"),
+                              args.lead_in + args.seconds + 120)
         checks = [probe_recording(pathlib.Path(r["path"]), args.seconds) | {
                   "classroom": r["classroom"], "track": r["track"]} for r in doc["recordings"]]
         summary = summarise(doc, checks)
+    except RigError as err:
+        print(f"demo: {err}", file=sys.stderr)
+        return 1
     finally:
-        for proc in procs:
-            proc.send_signal(signal.SIGTERM)
-        for proc in procs:
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        rig.stop()
     _print(summary)
     if args.json:
         args.json.write_text(json.dumps(summary, indent=2))
     ok = summary["state"] == "uploaded" and all(c["ok"] for c in summary["recording_checks"])
     if args.keep or not ok:
-        print(f"demo: state and logs kept in {root}")
+        print(f"demo: state and logs kept in {rig.root}")
     else:
-        shutil.rmtree(root, ignore_errors=True)
+        shutil.rmtree(rig.root, ignore_errors=True)
     return 0 if ok else 1
 
 

@@ -1,0 +1,160 @@
+"""A lesson rig: a controller and synthetic classroom agents as real processes on loopback.
+
+Used by the demo, the end-to-end tests and the benchmarks, so all three exercise exactly
+what a deployment runs: the console scripts, their sockets and their state directories.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from typing import Any
+
+from benchlib.ports import free_port_pair
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+BIN = pathlib.Path(sys.executable).parent
+SYNTHETIC = REPO / "hardware_profiles" / "synthetic.toml"
+
+
+class RigError(RuntimeError):
+    """The rig could not reach the state it waited for."""
+
+
+class LessonRig:
+    """Starts and stops the processes; knows their ports and state directories."""
+
+    def __init__(self, root: pathlib.Path | None = None, heartbeat_s: float = 1.0,
+                 prepare_s: float = 4.0) -> None:
+        self.root = root or pathlib.Path(tempfile.mkdtemp(prefix="classbridge-demo-"))
+        self.logs = self.root / "logs"
+        self.logs.mkdir(parents=True, exist_ok=True)
+        self.controller_state = self.root / "controller"
+        self.port = free_port_pair()
+        self.http_port = free_port_pair()
+        self.heartbeat_s = heartbeat_s
+        self.prepare_s = prepare_s
+        self.env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    @property
+    def api(self) -> str:
+        """Base URL of the controller's JSON API."""
+        return f"http://127.0.0.1:{self.http_port}/api/v1"
+
+    def cli(self, program: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """Run ``classroom-controller`` or ``classroom-agent`` and capture its output."""
+        out = subprocess.run([str(BIN / program), *args], env=self.env, capture_output=True,
+                             text=True, timeout=60)
+        if check and out.returncode != 0:
+            raise RigError(f"{program} {' '.join(args)} failed ({out.returncode}):\n"
+                           f"{out.stderr}")
+        return out
+
+    def controller_cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """``classroom-controller`` against this rig's state directory."""
+        return self.cli("classroom-controller", *args, "--state-dir",
+                        str(self.controller_state), check=check)
+
+    def spawn(self, name: str, *args: str) -> subprocess.Popen[bytes]:
+        """Start a long-running process with its output in logs/<name>.log."""
+        log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - owned by the process
+        proc = subprocess.Popen(args, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        self.procs[name] = proc
+        return proc
+
+    def start_controller(self) -> None:
+        """Start the controller and wait until its API answers."""
+        self.spawn("controller", str(BIN / "classroom-controller"), "serve", "--state-dir",
+                   str(self.controller_state), "--port", str(self.port), "--http-port",
+                   str(self.http_port), "--heartbeat", str(self.heartbeat_s), "--prepare",
+                   str(self.prepare_s))
+        self.wait("the controller API", lambda: self.get("/../../healthz"), 30)
+
+    def add_classroom(self, classroom_id: str, school: str = "") -> str:
+        """Add a classroom; returns its enrolment token."""
+        return self.controller_cli("classroom", "add", classroom_id, "--school",
+                                   school).stdout.strip()
+
+    def enrol_and_start_agent(self, classroom_id: str, token: str,
+                              profile: pathlib.Path = SYNTHETIC) -> None:
+        """Enrol an agent with the token and start its daemon."""
+        state = self.root / classroom_id
+        self.cli("classroom-agent", "enroll", "--controller", f"tcp://127.0.0.1:{self.port}",
+                 "--token", token, "--state-dir", str(state))
+        self.start_agent(classroom_id, profile)
+
+    def start_agent(self, classroom_id: str, profile: pathlib.Path = SYNTHETIC) -> None:
+        """(Re)start an enrolled agent's daemon."""
+        self.spawn(classroom_id, str(BIN / "classroom-agent"), "run", "--state-dir",
+                   str(self.root / classroom_id), "--profile", str(profile),
+                   "--media-address", "127.0.0.1")
+
+    def get(self, path: str) -> Any:
+        """GET a JSON document from the API."""
+        url = self.api + path if not path.startswith("/../../") else (
+            f"http://127.0.0.1:{self.http_port}/" + path.removeprefix("/../../"))
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            return json.loads(resp.read())
+
+    def wait(self, what: str, predicate: Any, timeout: float) -> Any:
+        """Poll until ``predicate()`` is truthy; connection errors count as not yet."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                value = predicate()
+                if value:
+                    return value
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RigError(f"timed out after {timeout:g} s waiting for {what}; "
+                               f"logs in {self.logs}")
+            time.sleep(0.2)
+
+    def wait_online(self, classrooms: list[str], timeout: float = 30) -> None:
+        """Wait until every listed classroom is online."""
+        self.wait(f"{', '.join(classrooms)} online", lambda: all(
+            r["online"] for r in self.get("/classrooms") if r["id"] in classrooms), timeout)
+
+    def schedule(self, lead: str, receivers: list[str], lead_in_s: float,
+                 seconds: float) -> dict[str, Any]:
+        """Schedule a lesson starting ``lead_in_s`` from now."""
+        args = ["lesson", "add", "--lead", lead, "--start", f"+{lead_in_s:g}s",
+                "--duration", f"{seconds:g}s", "--json"]
+        for r in receivers:
+            args += ["--receiver", r]
+        doc: dict[str, Any] = json.loads(self.controller_cli(*args).stdout)
+        return doc
+
+    def wait_lesson(self, lesson_id: str, states: tuple[str, ...], timeout: float) -> Any:
+        """Wait until the lesson reaches one of ``states``; returns its document."""
+        def reached() -> Any:
+            doc = self.get(f"/lessons/{lesson_id}")
+            return doc if doc["state"] in states else None
+        return self.wait(f"lesson {lesson_id} to reach {'/'.join(states)}", reached, timeout)
+
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
+        """Signal one process and wait for it."""
+        proc = self.procs.pop(name)
+        proc.send_signal(sig)
+        proc.wait(timeout=20)
+
+    def stop(self) -> None:
+        """SIGTERM every process, then SIGKILL stragglers."""
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        self.procs.clear()

@@ -1,0 +1,95 @@
+"""A scheduled 1+1 lesson on real processes and sockets: controller plus two agents."""
+
+from __future__ import annotations
+
+import pathlib
+import shutil
+import time
+from collections.abc import Iterator
+
+import pytest
+from benchlib.media_check import probe_recording
+from benchlib.rig import LessonRig
+from demo import summarise
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
+LEAD, RECEIVER = "city-1-101", "village-1-201"
+
+
+@pytest.fixture
+def rig(tmp_path: pathlib.Path) -> Iterator[LessonRig]:
+    """A controller and two enrolled, running synthetic agents."""
+    rig = LessonRig(tmp_path / "rig", heartbeat_s=0.5, prepare_s=3.0)
+    try:
+        tokens = {cid: rig.add_classroom(cid) for cid in (LEAD, RECEIVER)}
+        rig.start_controller()
+        for cid, token in tokens.items():
+            rig.enrol_and_start_agent(cid, token)
+        rig.wait_online([LEAD, RECEIVER])
+        yield rig
+    finally:
+        rig.stop()
+
+
+def test_scheduled_lesson_is_relayed_both_ways_and_recorded(rig: LessonRig) -> None:
+    seconds = 8.0
+    lesson = rig.schedule(LEAD, [RECEIVER], 4.0, seconds)
+    doc = rig.wait_lesson(lesson["id"], ("uploaded", "failed"), 90)
+    assert doc["state"] == "uploaded", doc["events"]
+    checks = [probe_recording(pathlib.Path(r["path"]), seconds) for r in doc["recordings"]]
+    summary = summarise(doc, checks)
+
+    # every sent track reached the other side, in both directions
+    assert set(summary["delivery_ratio"]) == {
+        f"{LEAD}/teacher->{RECEIVER}", f"{LEAD}/panel->{RECEIVER}", f"{LEAD}/mic->{RECEIVER}",
+        f"{RECEIVER}/student->{LEAD}", f"{RECEIVER}/mic->{LEAD}"}
+    for key, ratio in summary["delivery_ratio"].items():
+        assert ratio >= 0.9, f"{key} delivered only {ratio:.1%}"
+    assert summary["latency_ms"]["p50"] is not None and summary["latency_ms"]["p50"] > 0
+
+    # the lead records what it sends, the receiver what it receives; all stitched in storage
+    stored = {(r["classroom"], r["track"]) for r in doc["recordings"]}
+    assert {(LEAD, "teacher"), (LEAD, "panel"), (LEAD, "mic"),
+            (LEAD, f"{RECEIVER}-student"), (RECEIVER, f"{LEAD}-teacher"),
+            (RECEIVER, "student")} <= stored
+    for check in checks:
+        assert check["ok"], check
+    # the lesson's transitions were logged in order
+    states = [e["to"] for e in doc["events"] if e["to"]]
+    assert states == ["scheduled", "preparing", "live", "ending", "recorded", "uploaded"]
+
+
+def test_other_side_keeps_recording_when_an_agent_disappears(rig: LessonRig) -> None:
+    seconds = 10.0
+    lesson = rig.schedule(LEAD, [RECEIVER], 3.0, seconds)
+    rig.wait_lesson(lesson["id"], ("live",), 30)
+    time.sleep(3.0)
+    rig.kill(RECEIVER)  # SIGKILL mid-lesson
+    doc = rig.wait(
+        "the lead's recordings in storage",
+        lambda: (d := rig.get(f"/lessons/{lesson['id']}")) and
+        {r["track"] for r in d["recordings"] if r["classroom"] == LEAD} >= {
+            "teacher", "panel", "mic"} and d, 60)
+    assert doc["state"] in ("ending", "recorded"), doc["state"]
+    for rec in doc["recordings"]:
+        if rec["classroom"] == LEAD and rec["track"] in ("teacher", "panel", "mic"):
+            check = probe_recording(pathlib.Path(rec["path"]), seconds)
+            assert check["ok"], check  # full length: the lead never stopped
+    classrooms = {c["id"]: c for c in rig.get("/classrooms")}
+    assert classrooms[LEAD]["online"] and not classrooms[RECEIVER]["online"]
+
+
+def test_lesson_with_unknown_classroom_is_refused_clearly(rig: LessonRig) -> None:
+    out = rig.controller_cli("lesson", "add", "--lead", LEAD, "--receiver", "no-such-room",
+                             "--start", "+60s", "--duration", "40m", check=False)
+    assert out.returncode == 2
+    assert "classroom 'no-such-room' does not exist" in out.stderr
+    out = rig.controller_cli("lesson", "add", "--lead", LEAD, "--receiver", RECEIVER,
+                             "--start", "tomorrow", "--duration", "40m", check=False)
+    assert out.returncode == 2 and "time 'tomorrow' is not valid" in out.stderr
+
+
+@pytest.fixture(autouse=True)
+def _needs_ffprobe() -> None:
+    if shutil.which("ffprobe") is None:
+        pytest.fail("ffprobe is missing: run scripts/bootstrap (installs Debian's ffmpeg)")
