@@ -136,6 +136,7 @@ class LessonSession:
             transceiver.setCodecPreferences(_h264_only(rt.sub.kind))  # type: ignore[arg-type]
             rt.receiver = transceiver.receiver
             aiortc_seam.tap_receiver(transceiver.receiver, self._tap_for(rt), decode=True)
+            aiortc_seam.release_on_marker(transceiver.receiver)
             mids.append((transceiver, rt.sub.track, rt.sub.kind, "recv",
                          rt.sub.source_classroom))
 

@@ -109,6 +109,7 @@ class LessonRelay:
             feed.publish(frame.data, frame.timestamp)  # type: ignore[attr-defined]
 
         aiortc_seam.tap_receiver(receiver, on_frame, decode=False)  # type: ignore[arg-type]
+        aiortc_seam.release_on_marker(receiver)  # type: ignore[arg-type]
         feed.attach_publisher(lambda: aiortc_seam.request_keyframe(receiver))  # type: ignore[arg-type]
         peer.published.append(feed)
 

@@ -29,9 +29,11 @@ import aioice.ice
 import av
 from aiortc import RTCRtpReceiver, RTCRtpSender
 from aiortc.codecs.h264 import H264Encoder
-from aiortc.jitterbuffer import JitterFrame
+from aiortc.jitterbuffer import JitterBuffer, JitterFrame
+from aiortc.rtp import RtpPacket
 
 _DECODER_QUEUE = "_RTCRtpReceiver__decoder_queue"
+_JITTER_BUFFER = "_RTCRtpReceiver__jitter_buffer"
 _DECODER_THREAD = "_RTCRtpReceiver__decoder_thread"
 _SENDER_ENCODER = "_RTCRtpSender__encoder"
 _VIDEO_CLOCK = fractions.Fraction(1, 90000)
@@ -79,6 +81,48 @@ def tap_receiver(receiver: RTCRtpReceiver, on_frame: FrameTap, *, decode: bool) 
     if getattr(receiver, _DECODER_THREAD, "missing") is not None:
         raise SeamBroken("tap_receiver() called after the receiver started, or aiortc changed")
     setattr(receiver, _DECODER_QUEUE, _TapQueue(current, on_frame, decode))
+
+
+class MarkerJitterBuffer(JitterBuffer):
+    """Releases a frame as soon as its last packet (RTP marker bit) completes it.
+
+    aiortc's buffer releases a frame only when the next frame's first packet arrives,
+    which adds one frame interval (33 ms at 30 fps) per hop. Frames with a gap still
+    wait for aiortc's own logic, unchanged.
+    """
+
+    def add(self, packet: RtpPacket) -> tuple[bool, JitterFrame | None]:
+        """Add a packet; returns (PLI needed, a completed frame if any)."""
+        pli_flag, frame = super().add(packet)
+        if frame is None:
+            frame = self._take_complete_frame()
+        return pli_flag, frame
+
+    def _take_complete_frame(self) -> JitterFrame | None:
+        """The oldest frame, if its packets run unbroken up to one with the marker bit."""
+        if self._origin is None:
+            return None
+        packets: list[RtpPacket] = []
+        for count in range(self.capacity):
+            pkt = self._packets[(self._origin + count) % self.capacity]
+            if pkt is None or (packets and pkt.timestamp != packets[0].timestamp):
+                return None
+            packets.append(pkt)
+            if pkt.marker:
+                self.remove(count + 1)
+                return JitterFrame(data=b"".join(p._data for p in packets),  # type: ignore[attr-defined]
+                                   timestamp=pkt.timestamp)
+        return None
+
+
+def release_on_marker(receiver: RTCRtpReceiver) -> None:
+    """Give the receiver a jitter buffer that releases frames on their marker bit."""
+    current = getattr(receiver, _JITTER_BUFFER, None)
+    if not isinstance(current, JitterBuffer):
+        raise SeamBroken(f"RTCRtpReceiver has no {_JITTER_BUFFER} JitterBuffer")
+    replacement = MarkerJitterBuffer(capacity=current.capacity,
+                                     is_video=bool(getattr(current, "_is_video", False)))
+    setattr(receiver, _JITTER_BUFFER, replacement)
 
 
 def request_keyframe(receiver: RTCRtpReceiver) -> bool:

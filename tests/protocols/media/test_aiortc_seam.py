@@ -183,3 +183,41 @@ async def test_relay_forwards_encoded_frames_without_coding(
         await subscriber.close()
         await relay.close()
     assert calls == [], f"codec work on the relay path: {calls}"
+
+
+def _rtp(seq: int, ts: int, marker: bool, data: bytes) -> Any:
+    from aiortc.rtp import RtpPacket
+
+    packet = RtpPacket(payload_type=96, sequence_number=seq, timestamp=ts)
+    packet.marker = int(marker)
+    packet._data = data  # type: ignore[attr-defined]
+    return packet
+
+
+def test_marker_jitter_buffer_releases_complete_frames_at_once() -> None:
+    jb = aiortc_seam.MarkerJitterBuffer(capacity=128, is_video=True)
+    assert jb.add(_rtp(10, 3000, False, b"a"))[1] is None
+    frame = jb.add(_rtp(11, 3000, True, b"b"))[1]
+    assert frame is not None and frame.data == b"ab" and frame.timestamp == 3000
+    # a single-packet frame comes out on its own packet, not one frame later
+    frame = jb.add(_rtp(12, 6000, True, b"c"))[1]
+    assert frame is not None and frame.data == b"c"
+
+
+def test_marker_jitter_buffer_holds_a_frame_with_a_gap() -> None:
+    jb = aiortc_seam.MarkerJitterBuffer(capacity=128, is_video=True)
+    jb.add(_rtp(20, 3000, False, b"a"))
+    assert jb.add(_rtp(22, 3000, True, b"c"))[1] is None  # 21 missing
+    frame = jb.add(_rtp(21, 3000, False, b"b"))[1]  # the retransmission fills the gap
+    assert frame is not None and frame.data == b"abc"
+    frame = jb.add(_rtp(23, 6000, True, b"d"))[1]
+    assert frame is not None and frame.data == b"d"
+
+
+async def test_release_on_marker_replaces_the_buffer() -> None:
+    pc = RTCPeerConnection()
+    receiver = pc.addTransceiver("video").receiver
+    aiortc_seam.release_on_marker(receiver)
+    assert isinstance(getattr(receiver, aiortc_seam._JITTER_BUFFER),
+                      aiortc_seam.MarkerJitterBuffer)
+    await pc.close()
