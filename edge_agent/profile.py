@@ -57,9 +57,9 @@ class Device(BaseModel):
             raise ValueError(f"role {self.role!r} is not valid for a {self.kind}; "
                              f"use one of {', '.join(valid)}")
         if self.kind != "microphone":
-            if self.width < 160 or self.height < 120 or self.fps < 1:
-                raise ValueError(f"video device {self.name!r} needs width ≥ 160, "
-                                 "height ≥ 120 and fps ≥ 1")
+            if self.width < 256 or self.height < 144 or self.fps < 1:
+                raise ValueError(f"video device {self.name!r} needs width ≥ 256, "
+                                 "height ≥ 144 and fps ≥ 1")
             if self.width % 2 or self.height % 2:
                 raise ValueError(f"width and height of {self.name!r} must be even "
                                  f"(got {self.width}x{self.height}) for 4:2:0 video")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 
 class CounterSet:
     """A set of frame counters stored as sorted inclusive runs."""
@@ -66,5 +68,5 @@ def percentile(samples: list[float], pct: float) -> float | None:
     if not samples:
         return None
     ordered = sorted(samples)
-    rank = max(0, min(len(ordered) - 1, round(pct / 100 * len(ordered) + 0.5) - 1))
+    rank = max(0, min(len(ordered) - 1, math.ceil(pct / 100 * len(ordered)) - 1))
     return ordered[rank]

@@ -1,0 +1,108 @@
+"""Segments are durable, start on keyframes, and stitch back into one clean file."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import subprocess
+
+import pytest
+
+from controller.storage.errors import StitchError
+from controller.storage.stitch import stitch
+from edge_agent.devices.synthetic import SyntheticCamera, SyntheticMicrophone
+from edge_agent.media.encoders import AudioEncoder, VideoEncoder
+from edge_agent.recording.lesson_recorder import LessonRecorder, TrackSpec
+from edge_agent.recording.manifest import read_manifest
+from edge_agent.recording.segments import SegmentWriter
+from protocols.media.encoded_frame import EncodedFrame
+
+
+def _ffprobe(path: pathlib.Path) -> dict[str, object]:
+    out = subprocess.run(["ffprobe", "-v", "error", "-show_entries",
+                          "stream=codec_name,nb_read_packets:format=duration", "-count_packets",
+                          "-of", "json", str(path)], capture_output=True, text=True, check=True)
+    assert out.stderr == ""
+    doc = json.loads(out.stdout)
+    return {"codec": doc["streams"][0]["codec_name"],
+            "duration": float(doc["format"]["duration"]),
+            "packets": int(doc["streams"][0]["nb_read_packets"])}
+
+
+def _video(seconds: float, start: int = 0) -> list[EncodedFrame]:
+    camera = SyntheticCamera(320, 240, 30, "t")
+    encoder = VideoEncoder(320, 240, 30, 300_000, preset="ultrafast", gop_seconds=1)
+    frames: list[EncodedFrame] = []
+    for i in range(start, start + int(seconds * 30)):
+        frames += encoder.encode(camera.frame(i, 0), 0)
+    return frames
+
+
+def test_video_segments_are_keyframe_aligned_and_stitch(tmp_path: pathlib.Path) -> None:
+    writer = SegmentWriter(tmp_path / "v", "teacher", "video", segment_seconds=4,
+                           width=320, height=240)
+    frames = _video(10)
+    writer.write(frames[5])  # not a keyframe: dropped, recording waits for one
+    for frame in frames:
+        writer.write(frame)
+    segments = writer.close()
+    assert [s.seq for s in segments] == [1, 2, 3]
+    assert writer.dropped_before_keyframe == 1
+    assert not list((tmp_path / "v").glob("*.part"))
+    assert segments[-1].last_pts_s == pytest.approx(10.0, abs=0.05)
+    for seg in segments:
+        assert _ffprobe(seg.path)["codec"] == "h264"
+    result = stitch([s.path for s in segments], tmp_path / "teacher.mp4",
+                    [s.first_pts_s for s in segments])
+    probe = _ffprobe(result.path)
+    assert probe["codec"] == "h264" and probe["packets"] == 300
+    assert probe["duration"] == pytest.approx(10.0, abs=0.1)
+
+
+def test_stitch_keeps_a_gap_where_the_recording_stopped(tmp_path: pathlib.Path) -> None:
+    first = SegmentWriter(tmp_path / "a", "t", "video", 100, 320, 240)
+    for f in _video(3):
+        first.write(f)
+    second = SegmentWriter(tmp_path / "b", "t", "video", 100, 320, 240)
+    for f in _video(3, start=150):  # resumes 5 s into the lesson
+        second.write(f)
+    segs = first.close() + second.close()
+    result = stitch([s.path for s in segs], tmp_path / "out.mp4", [0.0, 5.0])
+    assert result.duration_s == pytest.approx(8.0, abs=0.1)
+
+
+def test_audio_segments_are_opus(tmp_path: pathlib.Path) -> None:
+    mic, encoder = SyntheticMicrophone(), AudioEncoder()
+    writer = SegmentWriter(tmp_path, "mic", "audio", segment_seconds=2)
+    for i in range(250):
+        for frame in encoder.encode(mic.frame(i), 0):
+            writer.write(frame)
+    segments = writer.close()
+    assert len(segments) == 3
+    result = stitch([s.path for s in segments], tmp_path / "mic.mp4")
+    assert _ffprobe(result.path)["codec"] == "opus"
+    assert result.duration_s == pytest.approx(5.0, abs=0.05)
+
+
+def test_stitch_refuses_bad_input(tmp_path: pathlib.Path) -> None:
+    with pytest.raises(StitchError, match="no segments"):
+        stitch([], tmp_path / "x.mp4")
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"not an mp4")
+    with pytest.raises(StitchError, match="junk.mp4"):
+        stitch([junk], tmp_path / "x.mp4")
+    assert not (tmp_path / "x.mp4.part").exists()
+
+
+def test_lesson_recorder_writes_a_manifest(tmp_path: pathlib.Path) -> None:
+    recorder = LessonRecorder(tmp_path / "L1", "L1", "city-101", segment_seconds=2)
+    recorder.add_track(TrackSpec("teacher", "video", "send", "city-101", 320, 240))
+    recorder.offer("teacher", _video(1)[0])  # before start: ignored
+    recorder.start()
+    for frame in _video(5):
+        recorder.offer("teacher", frame)
+    manifest = read_manifest(recorder.stop())
+    assert manifest.lesson_id == "L1" and manifest.classroom_id == "city-101"
+    (track,) = manifest.tracks
+    assert len(track.segments) == 3 and all(len(s.sha256) == 64 for s in track.segments)
+    assert recorder.errors == 0

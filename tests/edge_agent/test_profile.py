@@ -1,0 +1,75 @@
+"""Hardware profiles: the shipped ones validate; bad ones name file, field, value and fix."""
+
+from __future__ import annotations
+
+import pathlib
+
+import pytest
+from typer.testing import CliRunner
+
+from edge_agent.cli import app
+from edge_agent.errors import ProfileError
+from edge_agent.profile import load_profile
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+SYNTHETIC = REPO / "hardware_profiles" / "synthetic.toml"
+
+
+def test_every_shipped_profile_is_valid() -> None:
+    for path in (REPO / "hardware_profiles").glob("*.toml"):
+        loaded = load_profile(path)
+        assert len(loaded.digest) == 64
+
+
+def test_synthetic_profile_has_the_lesson_sources() -> None:
+    profile = load_profile(SYNTHETIC).profile
+    roles = {d.role for d in profile.devices}
+    assert {"teacher", "student", "content", "room"} <= roles
+
+
+def _bad(tmp_path: pathlib.Path, old: str, new: str) -> pathlib.Path:
+    path = tmp_path / "bad.toml"
+    path.write_text(SYNTHETIC.read_text().replace(old, new, 1))
+    return path
+
+
+@pytest.mark.parametrize(("old", "new", "expected"), [
+    ("bitrate = 600_000", "bitrate = 5", "devices[1] (student).bitrate = 5"),
+    ('role = "teacher"', 'role = "boss"', "role 'boss' is not valid for a camera; use one of"),
+    ('video_codec = "libx264"', 'video_codec = "h265"', "encoder.video_codec = 'h265'"),
+    ("width = 1280", "width = 1281", "must be even"),
+    ('name = "student"', 'name = "teacher"', "repeated: teacher"),
+    ('driver = "synthetic"', 'driver = "webcam"', "devices[0] (teacher).driver = 'webcam'"),
+])
+def test_invalid_profile_names_file_field_and_fix(tmp_path: pathlib.Path, old: str, new: str,
+                                                  expected: str) -> None:
+    path = _bad(tmp_path, old, new)
+    with pytest.raises(ProfileError) as info:
+        load_profile(path)
+    message = str(info.value)
+    assert str(path) in message
+    assert expected in message
+
+
+def test_unreadable_and_non_toml_profiles(tmp_path: pathlib.Path) -> None:
+    with pytest.raises(ProfileError, match="cannot read hardware profile"):
+        load_profile(tmp_path / "missing.toml")
+    broken = tmp_path / "broken.toml"
+    broken.write_bytes(b"name = \xff")
+    with pytest.raises(ProfileError, match="not valid UTF-8 TOML"):
+        load_profile(broken)
+
+
+def test_cli_profile_check(tmp_path: pathlib.Path) -> None:
+    runner = CliRunner()
+    ok = runner.invoke(app, ["profile", "check", str(SYNTHETIC)])
+    assert ok.exit_code == 0 and "is valid" in ok.output
+    bad = runner.invoke(app, ["profile", "check", str(_bad(tmp_path, "fps = 30", "fps = 0"))])
+    assert bad.exit_code == 2 and "fps" in bad.output
+
+
+def test_cli_run_without_enrolment_says_what_to_do(tmp_path: pathlib.Path) -> None:
+    result = CliRunner().invoke(app, ["run", "--state-dir", str(tmp_path), "--profile",
+                                      str(SYNTHETIC)])
+    assert result.exit_code == 2
+    assert "classroom-agent enroll" in result.output
