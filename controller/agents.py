@@ -36,8 +36,15 @@ log = logging.getLogger(__name__)
 class AgentMessages:
     """Handlers for agent → controller messages; each returns the reply, if any."""
 
-    def __init__(self, sessions: sessionmaker[Session], keys: ServerKeys, key_book: KeyBook,
-                 presence: Presence, orchestrator: Orchestrator, upload_url: str) -> None:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        keys: ServerKeys,
+        key_book: KeyBook,
+        presence: Presence,
+        orchestrator: Orchestrator,
+        upload_url: str,
+    ) -> None:
         self._sessions = sessions
         self._keys = keys
         self._key_book = key_book
@@ -67,7 +74,8 @@ class AgentMessages:
         if isinstance(body, SdpOffer):
             return await self._offer(classroom_id, body)
         if isinstance(body, LessonReport):
-            return self._report(classroom_id, body)
+            self._report(classroom_id, body)
+            return None
         if isinstance(body, CommandAck):
             log.info("late ack from %s for %s: ok=%s", classroom_id, body.command, body.ok)
             return None
@@ -75,14 +83,17 @@ class AgentMessages:
 
     def _register(self, classroom_id: str, body: Register) -> Body:
         if body.classroom_id != classroom_id:
-            return ErrorReply(code="sender-mismatch",
-                              message=f"registered as {body.classroom_id!r} with the key of "
-                                      f"{classroom_id!r}; re-enrol this agent")
+            return ErrorReply(
+                code="sender-mismatch",
+                message=f"registered as {body.classroom_id!r} with the key of "
+                f"{classroom_id!r}; re-enrol this agent",
+            )
         with self._sessions() as db:
             room = db.get(Classroom, classroom_id)
             if room is None:
-                return ErrorReply(code="unknown-classroom",
-                                  message=f"classroom {classroom_id!r} was deleted")
+                return ErrorReply(
+                    code="unknown-classroom", message=f"classroom {classroom_id!r} was deleted"
+                )
             room.online = True
             room.last_seen_at = utcnow()
             room.agent_version = body.agent_version
@@ -93,10 +104,12 @@ class AgentMessages:
         self._presence.registered(classroom_id, body.active_lesson_id)
         self._orchestrator.agent_registered(classroom_id)
         log.info("agent %s registered (profile %s)", classroom_id, body.profile_name)
-        return RegisterAck(heartbeat_interval_s=self._presence.heartbeat_interval,
-                           upload_url=self.upload_url,
-                           upload_token=self._keys.upload_token(classroom_id),
-                           server_time=utcnow().timestamp())
+        return RegisterAck(
+            heartbeat_interval_s=self._presence.heartbeat_interval,
+            upload_url=self.upload_url,
+            upload_token=self._keys.upload_token(classroom_id),
+            server_time=utcnow().timestamp(),
+        )
 
     def _heartbeat(self, classroom_id: str, body: Heartbeat) -> Body:
         if not self._presence.seen(classroom_id):
@@ -113,13 +126,16 @@ class AgentMessages:
     async def _offer(self, classroom_id: str, body: SdpOffer) -> Body:
         relay = self._orchestrator.relay_for(body.lesson_id)
         if relay is None:
-            return ErrorReply(code="no-lesson",
-                              message=f"lesson {body.lesson_id!r} is not under way here")
+            return ErrorReply(
+                code="no-lesson", message=f"lesson {body.lesson_id!r} is not under way here"
+            )
         with self._sessions() as db:
             lesson = db.get(Lesson, body.lesson_id)
             if lesson is None or classroom_id not in lesson.classroom_ids:
-                return ErrorReply(code="not-in-lesson",
-                                  message=f"{classroom_id!r} is not in lesson {body.lesson_id!r}")
+                return ErrorReply(
+                    code="not-in-lesson",
+                    message=f"{classroom_id!r} is not in lesson {body.lesson_id!r}",
+                )
         try:
             sdp = await relay.answer(classroom_id, body.sdp, body.tracks)
         except (SignallingError, ValueError) as err:
@@ -131,8 +147,9 @@ class AgentMessages:
         with self._sessions() as db:
             lesson = db.get(Lesson, body.lesson_id)
             if lesson is None or classroom_id not in lesson.classroom_ids:
-                log.warning("report from %s for foreign lesson %s dropped", classroom_id,
-                            body.lesson_id)
+                log.warning(
+                    "report from %s for foreign lesson %s dropped", classroom_id, body.lesson_id
+                )
                 return None
             reports = dict(lesson.reports or {})
             reports[classroom_id] = [t.model_dump(mode="json") for t in body.tracks]

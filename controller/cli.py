@@ -22,17 +22,21 @@ from controller.lessons import get_lesson, lesson_document, schedule_lesson
 from controller.registry import add_classroom
 from controller.timeparse import parse_duration, parse_time
 
-app = typer.Typer(help="classbridge controller: timetable, orchestration, relay, storage.",
-                  no_args_is_help=True)
-classroom_app = typer.Typer(help="Recording classrooms and their enrolment.",
-                            no_args_is_help=True)
+app = typer.Typer(
+    help="classbridge controller: timetable, orchestration, relay, storage.", no_args_is_help=True
+)
+classroom_app = typer.Typer(help="Recording classrooms and their enrolment.", no_args_is_help=True)
 lesson_app = typer.Typer(help="Lessons.", no_args_is_help=True)
 app.add_typer(classroom_app, name="classroom")
 app.add_typer(lesson_app, name="lesson")
 
 DEFAULT_STATE = os.environ.get("CLASSBRIDGE_CONTROLLER_STATE", "/var/lib/classbridge/controller")
-StateDir = Annotated[pathlib.Path, typer.Option("--state-dir", envvar="CLASSBRIDGE_CONTROLLER_STATE",
-                                                 help="Controller state directory.")]
+StateDir = Annotated[
+    pathlib.Path,
+    typer.Option(
+        "--state-dir", envvar="CLASSBRIDGE_CONTROLLER_STATE", help="Controller state directory."
+    ),
+]
 JsonOut = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
 
@@ -49,21 +53,32 @@ def _fail(message: str, code: int = 2) -> None:
 
 
 @app.command()
-def serve(state_dir: StateDir = pathlib.Path(DEFAULT_STATE),
-          bind: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-          port: Annotated[int, typer.Option(help="Control port (enrolment uses port+1).")] = 7700,
-          http_port: Annotated[int, typer.Option(help="HTTP API port.")] = 7780,
-          heartbeat: Annotated[float, typer.Option(help="Agent heartbeat interval, s.")] = 2.0,
-          prepare: Annotated[float, typer.Option(help="Seconds before a lesson that agents join.")] = 5.0,
-          media_address: Annotated[list[str] | None, typer.Option(
-              help="Address(es) for WebRTC media (ICE host candidates).")] = None,
-          verbose: Annotated[bool, typer.Option("-v")] = False) -> None:
+def serve(
+    state_dir: StateDir = pathlib.Path(DEFAULT_STATE),
+    bind: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Control port (enrolment uses port+1).")] = 7700,
+    http_port: Annotated[int, typer.Option(help="HTTP API port.")] = 7780,
+    heartbeat: Annotated[float, typer.Option(help="Agent heartbeat interval, s.")] = 2.0,
+    prepare: Annotated[float, typer.Option(help="Seconds before a lesson that agents join.")] = 5.0,
+    media_address: Annotated[
+        list[str] | None, typer.Option(help="Address(es) for WebRTC media (ICE host candidates).")
+    ] = None,
+    verbose: Annotated[bool, typer.Option("-v")] = False,
+) -> None:
     """Run the controller."""
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
-                        format="%(asctime)s controller %(levelname)s %(name)s: %(message)s")
-    config = ControllerConfig(state_dir=state_dir, bind_host=bind, control_port=port,
-                              http_port=http_port, heartbeat_s=heartbeat, prepare_s=prepare,
-                              media_addresses=tuple(media_address or [bind]))
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s controller %(levelname)s %(name)s: %(message)s",
+    )
+    config = ControllerConfig(
+        state_dir=state_dir,
+        bind_host=bind,
+        control_port=port,
+        http_port=http_port,
+        heartbeat_s=heartbeat,
+        prepare_s=prepare,
+        media_addresses=tuple(media_address or [bind]),
+    )
     asyncio.run(ControllerDaemon(config).run())
 
 
@@ -77,11 +92,13 @@ def migrate_cmd(state_dir: StateDir = pathlib.Path(DEFAULT_STATE)) -> None:
 
 
 @classroom_app.command("add")
-def classroom_add(classroom_id: Annotated[str, typer.Argument(help="e.g. city-3-101")],
-                  name: Annotated[str, typer.Option(help="Display name.")] = "",
-                  school: Annotated[str, typer.Option(help="School name.")] = "",
-                  state_dir: StateDir = pathlib.Path(DEFAULT_STATE),
-                  json_out: JsonOut = False) -> None:
+def classroom_add(
+    classroom_id: Annotated[str, typer.Argument(help="e.g. city-3-101")],
+    name: Annotated[str, typer.Option(help="Display name.")] = "",
+    school: Annotated[str, typer.Option(help="School name.")] = "",
+    state_dir: StateDir = pathlib.Path(DEFAULT_STATE),
+    json_out: JsonOut = False,
+) -> None:
     """Add a classroom and print its one-time enrolment token."""
     factory = _db(state_dir)
     keys = ServerKeys.load_or_create(state_dir)
@@ -97,14 +114,23 @@ def classroom_add(classroom_id: Annotated[str, typer.Argument(help="e.g. city-3-
 
 
 @classroom_app.command("list")
-def classroom_list(state_dir: StateDir = pathlib.Path(DEFAULT_STATE),
-                   json_out: JsonOut = False) -> None:
+def classroom_list(
+    state_dir: StateDir = pathlib.Path(DEFAULT_STATE), json_out: JsonOut = False
+) -> None:
     """List classrooms."""
     factory = _db(state_dir)
     with factory() as db:
         rooms = db.scalars(select(Classroom).order_by(Classroom.id)).all()
-        rows = [{"id": r.id, "name": r.name, "school": r.school,
-                 "enrolled": r.public_key is not None, "online": r.online} for r in rooms]
+        rows = [
+            {
+                "id": r.id,
+                "name": r.name,
+                "school": r.school,
+                "enrolled": r.public_key is not None,
+                "online": r.online,
+            }
+            for r in rooms
+        ]
     if json_out:
         typer.echo(json.dumps(rows))
         return
@@ -114,14 +140,16 @@ def classroom_list(state_dir: StateDir = pathlib.Path(DEFAULT_STATE),
 
 
 @lesson_app.command("add")
-def lesson_add(lead: Annotated[str, typer.Option(help="Lead classroom id.")],
-               receiver: Annotated[list[str], typer.Option(help="Receiving classroom id (repeat).")],
-               start: Annotated[str, typer.Option(help="ISO time or +30s.")],
-               end: Annotated[str | None, typer.Option(help="ISO time or +10m.")] = None,
-               duration: Annotated[str | None, typer.Option(help="e.g. 45m.")] = None,
-               title: Annotated[str, typer.Option()] = "",
-               state_dir: StateDir = pathlib.Path(DEFAULT_STATE),
-               json_out: JsonOut = False) -> None:
+def lesson_add(
+    lead: Annotated[str, typer.Option(help="Lead classroom id.")],
+    receiver: Annotated[list[str], typer.Option(help="Receiving classroom id (repeat).")],
+    start: Annotated[str, typer.Option(help="ISO time or +30s.")],
+    end: Annotated[str | None, typer.Option(help="ISO time or +10m.")] = None,
+    duration: Annotated[str | None, typer.Option(help="e.g. 45m.")] = None,
+    title: Annotated[str, typer.Option()] = "",
+    state_dir: StateDir = pathlib.Path(DEFAULT_STATE),
+    json_out: JsonOut = False,
+) -> None:
     """Schedule a one-off synchronous (1+1 dual-teacher) lesson."""
     try:
         start_at = parse_time(start)
@@ -140,13 +168,16 @@ def lesson_add(lead: Annotated[str, typer.Option(help="Lead classroom id.")],
     if json_out:
         typer.echo(json.dumps(doc))
     else:
-        typer.echo(f"lesson {doc['id']} scheduled: {lead} → {', '.join(receiver)}, "
-                   f"{doc['start_at']} – {doc['end_at']}")
+        typer.echo(
+            f"lesson {doc['id']} scheduled: {lead} → {', '.join(receiver)}, "
+            f"{doc['start_at']} – {doc['end_at']}"
+        )
 
 
 @lesson_app.command("show")
-def lesson_show(lesson_id: str, state_dir: StateDir = pathlib.Path(DEFAULT_STATE),
-                json_out: JsonOut = False) -> None:
+def lesson_show(
+    lesson_id: str, state_dir: StateDir = pathlib.Path(DEFAULT_STATE), json_out: JsonOut = False
+) -> None:
     """Show a lesson: state, events, reports and recordings."""
     factory = _db(state_dir)
     with factory() as db:
@@ -157,25 +188,36 @@ def lesson_show(lesson_id: str, state_dir: StateDir = pathlib.Path(DEFAULT_STATE
     if json_out:
         typer.echo(json.dumps(doc, indent=2))
         return
-    typer.echo(f"lesson {doc['id']}  {doc['state']}  {doc['lead']} → "
-               f"{', '.join(doc['receivers'])}  {doc['start_at']} – {doc['end_at']}")  # type: ignore[arg-type]
+    typer.echo(
+        f"lesson {doc['id']}  {doc['state']}  {doc['lead']} → "
+        f"{', '.join(doc['receivers'])}  {doc['start_at']} – {doc['end_at']}"
+    )  # type: ignore[arg-type]
     for ev in doc["events"]:  # type: ignore[attr-defined]
         arrow = f"{ev['from']} → {ev['to']}  " if ev["to"] else ""
         typer.echo(f"  {ev['at']}  {arrow}{ev['detail']}")
     for rec in doc["recordings"]:  # type: ignore[attr-defined]
-        typer.echo(f"  recording {rec['classroom']}/{rec['track']}: {rec['path']} "
-                   f"({rec['duration_s']:.1f} s, {rec['codec']})")
+        typer.echo(
+            f"  recording {rec['classroom']}/{rec['track']}: {rec['path']} "
+            f"({rec['duration_s']:.1f} s, {rec['codec']})"
+        )
 
 
 @lesson_app.command("list")
-def lesson_list(state_dir: StateDir = pathlib.Path(DEFAULT_STATE),
-                json_out: JsonOut = False) -> None:
+def lesson_list(
+    state_dir: StateDir = pathlib.Path(DEFAULT_STATE), json_out: JsonOut = False
+) -> None:
     """List lessons, newest first."""
     factory = _db(state_dir)
     with factory() as db:
-        rows = [{"id": x.id, "state": x.state, "lead": x.lead_classroom_id,
-                 "start_at": as_utc(x.start_at).isoformat()}
-                for x in db.scalars(select(Lesson).order_by(Lesson.start_at.desc())).all()]
+        rows = [
+            {
+                "id": x.id,
+                "state": x.state,
+                "lead": x.lead_classroom_id,
+                "start_at": as_utc(x.start_at).isoformat(),
+            }
+            for x in db.scalars(select(Lesson).order_by(Lesson.start_at.desc())).all()
+        ]
     if json_out:
         typer.echo(json.dumps(rows))
         return

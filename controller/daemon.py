@@ -67,9 +67,13 @@ class ControllerDaemon:
         if cfg.media_addresses:
             aiortc_seam.pin_host_addresses(list(cfg.media_addresses))
         self.presence = Presence(cfg.heartbeat_s)
-        self.http = HttpApi(factory, LocalStorage(cfg.storage_dir), keys,
-                            lambda: self.presence.online if self.presence else [],
-                            lambda lesson_id: None)
+        self.http = HttpApi(
+            factory,
+            LocalStorage(cfg.storage_dir),
+            keys,
+            lambda: self.presence.online if self.presence else [],
+            lambda lesson_id: None,
+        )
         await self.http.start(cfg.bind_host, cfg.http_port)
         upload_url = f"http://{cfg.bind_host}:{self.http.port}"
         messages: AgentMessages | None = None
@@ -82,19 +86,28 @@ class ControllerDaemon:
             assert messages is not None
             return await messages.enrol(request)
 
-        self.hub = AgentHub(f"tcp://{cfg.bind_host}:{cfg.control_port}",
-                            f"tcp://{cfg.bind_host}:{cfg.control_port + 1}",
-                            keys, key_book, on_message, on_enrol)
-        self.orchestrator = Orchestrator(factory, self.hub, self.presence,
-                                         prepare_s=cfg.prepare_s)
-        messages = AgentMessages(factory, keys, key_book, self.presence, self.orchestrator,
-                                 upload_url)
+        self.hub = AgentHub(
+            f"tcp://{cfg.bind_host}:{cfg.control_port}",
+            f"tcp://{cfg.bind_host}:{cfg.control_port + 1}",
+            keys,
+            key_book,
+            on_message,
+            on_enrol,
+        )
+        self.orchestrator = Orchestrator(factory, self.hub, self.presence, prepare_s=cfg.prepare_s)
+        messages = AgentMessages(
+            factory, keys, key_book, self.presence, self.orchestrator, upload_url
+        )
         self.presence._on_offline = messages.offline
         await self.hub.start()
         await self.orchestrator.start()
         self._sweeper = asyncio.create_task(self._sweep(), name="presence-sweep")
-        log.info("controller up: control tcp://%s:%d, http %s", cfg.bind_host,
-                 cfg.control_port, upload_url)
+        log.info(
+            "controller up: control tcp://%s:%d, http %s",
+            cfg.bind_host,
+            cfg.control_port,
+            upload_url,
+        )
 
     async def _sweep(self) -> None:
         assert self.presence is not None

@@ -30,9 +30,14 @@ def _error(status: int, message: str) -> web.Response:
 class HttpApi:
     """Routes and handlers; holds no state of its own beyond its collaborators."""
 
-    def __init__(self, sessions: sessionmaker[Session], storage: LocalStorage,
-                 keys: ServerKeys, presence_online: Callable[[], list[str]],
-                 on_recording: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        storage: LocalStorage,
+        keys: ServerKeys,
+        presence_online: Callable[[], list[str]],
+        on_recording: Callable[[str], None],
+    ) -> None:
         self._sessions = sessions
         self._storage = storage
         self._keys = keys
@@ -40,14 +45,16 @@ class HttpApi:
         self._on_recording = on_recording
         self.upload_errors = 0
         self.app = web.Application(client_max_size=MAX_UPLOAD_BYTES)
-        self.app.add_routes([
-            web.get("/healthz", self.healthz),
-            web.get("/api/v1/classrooms", self.classrooms),
-            web.get("/api/v1/lessons", self.lessons),
-            web.get("/api/v1/lessons/{lesson}", self.lesson),
-            web.put("/api/v1/recordings/{lesson}/{classroom}/manifest.json", self.put_manifest),
-            web.put("/api/v1/recordings/{lesson}/{classroom}/{track}/{name}", self.put_segment),
-        ])
+        self.app.add_routes(
+            [
+                web.get("/healthz", self.healthz),
+                web.get("/api/v1/classrooms", self.classrooms),
+                web.get("/api/v1/lessons", self.lessons),
+                web.get("/api/v1/lessons/{lesson}", self.lesson),
+                web.put("/api/v1/recordings/{lesson}/{classroom}/manifest.json", self.put_manifest),
+                web.put("/api/v1/recordings/{lesson}/{classroom}/{track}/{name}", self.put_segment),
+            ]
+        )
         self._runner: web.AppRunner | None = None
         self.port = 0
 
@@ -75,22 +82,41 @@ class HttpApi:
         online = set(self._online())
         with self._sessions() as db:
             rooms = db.scalars(select(Classroom).order_by(Classroom.id)).all()
-            return web.json_response([
-                {"id": r.id, "name": r.name, "school": r.school,
-                 "enrolled": r.public_key is not None, "online": r.id in online,
-                 "profile": r.profile_name, "health": r.health,
-                 "last_seen_at": as_utc(r.last_seen_at).isoformat() if r.last_seen_at else None}
-                for r in rooms])
+            return web.json_response(
+                [
+                    {
+                        "id": r.id,
+                        "name": r.name,
+                        "school": r.school,
+                        "enrolled": r.public_key is not None,
+                        "online": r.id in online,
+                        "profile": r.profile_name,
+                        "health": r.health,
+                        "last_seen_at": as_utc(r.last_seen_at).isoformat()
+                        if r.last_seen_at
+                        else None,
+                    }
+                    for r in rooms
+                ]
+            )
 
     async def lessons(self, request: web.Request) -> web.Response:
         """Lessons, newest first."""
         with self._sessions() as db:
             rows = db.scalars(select(Lesson).order_by(Lesson.start_at.desc()).limit(500)).all()
-            return web.json_response([
-                {"id": x.id, "lead": x.lead_classroom_id, "state": x.state,
-                 "receivers": [r.classroom_id for r in x.receivers],
-                 "start_at": as_utc(x.start_at).isoformat(),
-                 "end_at": as_utc(x.end_at).isoformat()} for x in rows])
+            return web.json_response(
+                [
+                    {
+                        "id": x.id,
+                        "lead": x.lead_classroom_id,
+                        "state": x.state,
+                        "receivers": [r.classroom_id for r in x.receivers],
+                        "start_at": as_utc(x.start_at).isoformat(),
+                        "end_at": as_utc(x.end_at).isoformat(),
+                    }
+                    for x in rows
+                ]
+            )
 
     async def lesson(self, request: web.Request) -> web.Response:
         """One lesson with its events, reports and recordings."""
@@ -130,8 +156,9 @@ class HttpApi:
                 yield chunk
 
         try:
-            path, size = await self._storage.put_stream((lesson_id, classroom, track, name),
-                                                        chunks(), sha)
+            path, size = await self._storage.put_stream(
+                (lesson_id, classroom, track, name), chunks(), sha
+            )
         except ChecksumMismatch as err:
             self.upload_errors += 1
             log.warning("upload rejected: %s", err)
@@ -141,8 +168,7 @@ class HttpApi:
             return _error(400, str(err))
         with self._sessions() as db:
             record_segment(db, lesson_id, classroom, track, name, path, sha, size)
-        return web.json_response({"stored": str(path), "bytes": size, "sha256": sha},
-                                 status=201)
+        return web.json_response({"stored": str(path), "bytes": size, "sha256": sha}, status=201)
 
     async def put_manifest(self, request: web.Request) -> web.Response:
         """Accept a manifest once every segment it lists is stored; stitch the tracks."""
@@ -161,8 +187,11 @@ class HttpApi:
                 return _error(400, str(err))
             missing = missing_segments(db, manifest)
         if missing:
-            return _error(409, f"storage lacks {len(missing)} segment(s) listed in the "
-                               f"manifest: {', '.join(missing[:10])}; upload them first")
+            return _error(
+                409,
+                f"storage lacks {len(missing)} segment(s) listed in the "
+                f"manifest: {', '.join(missing[:10])}; upload them first",
+            )
         try:
             recs = await asyncio.to_thread(self._stitch, manifest)
         except ValueError as err:
@@ -175,5 +204,4 @@ class HttpApi:
     def _stitch(self, manifest: object) -> list[dict[str, object]]:
         with self._sessions() as db:
             recs = stitch_manifest(db, self._storage, manifest)  # type: ignore[arg-type]
-            return [{"track": r.track, "path": r.path, "duration_s": r.duration_s}
-                    for r in recs]
+            return [{"track": r.track, "path": r.path, "duration_s": r.duration_s} for r in recs]

@@ -47,9 +47,15 @@ class HubCounters:
 class AgentHub:
     """Binds the control and enrolment sockets and routes messages to handlers."""
 
-    def __init__(self, control_bind: str, enrol_bind: str, keys: ServerKeys,
-                 key_book: KeyBook, on_message: MessageHandler,
-                 on_enrol: EnrolHandler) -> None:
+    def __init__(
+        self,
+        control_bind: str,
+        enrol_bind: str,
+        keys: ServerKeys,
+        key_book: KeyBook,
+        on_message: MessageHandler,
+        on_enrol: EnrolHandler,
+    ) -> None:
         self._control_bind = control_bind
         self._enrol_bind = enrol_bind
         self._keys = keys
@@ -118,8 +124,7 @@ class AgentHub:
         """Whether the classroom has spoken to this controller instance."""
         return classroom_id in self._routes
 
-    async def send(self, classroom_id: str, body: Body,
-                   correlation_id: str | None = None) -> str:
+    async def send(self, classroom_id: str, body: Body, correlation_id: str | None = None) -> str:
         """Send a message to a classroom's agent; returns the message id."""
         route = self._routes.get(classroom_id)
         if route is None or self._control is None:
@@ -171,7 +176,7 @@ class AgentHub:
             log.warning("control message with %d frames (want 2); dropped", len(frames))
             return
         route, payload = frames
-        key = payload.get("User-Id")
+        key = str(payload.get("User-Id"))
         classroom_id = self._key_book.classroom_for(key)
         if classroom_id is None:  # key withdrawn after the handshake
             self._count_error("unknown-key")
@@ -185,10 +190,12 @@ class AgentHub:
             return
         if env.sender != classroom_id:
             self.counters.spoofed += 1
-            log.warning("agent %s sent a message claiming to be %r; dropped",
-                        classroom_id, env.sender)
-            await self._reply_error(route.bytes, "sender-mismatch",
-                                    f"sender must be {classroom_id!r}", env.id)
+            log.warning(
+                "agent %s sent a message claiming to be %r; dropped", classroom_id, env.sender
+            )
+            await self._reply_error(
+                route.bytes, "sender-mismatch", f"sender must be {classroom_id!r}", env.id
+            )
             return
         self._routes[classroom_id] = route.bytes
         pending = self._pending.get(env.correlation_id or "")
@@ -220,13 +227,15 @@ class AgentHub:
                 continue
             reply = envelope.make(result, SENDER, env.id if env else None)
             try:
-                await self._enrol.send_multipart([frames[0], envelope.encode(reply)],
-                                                 flags=zmq.NOBLOCK)
+                await self._enrol.send_multipart(
+                    [frames[0], envelope.encode(reply)], flags=zmq.NOBLOCK
+                )
             except zmq.ZMQError:
                 log.warning("enrolling agent went away before its answer")
 
-    async def _reply_error(self, route: bytes, code: str, message: str,
-                           correlation_id: str | None) -> None:
+    async def _reply_error(
+        self, route: bytes, code: str, message: str, correlation_id: str | None
+    ) -> None:
         assert self._control is not None
         env = envelope.make(ErrorReply(code=code, message=message), SENDER, correlation_id)
         with contextlib.suppress(zmq.ZMQError):
@@ -238,5 +247,5 @@ class AgentHub:
 
 
 def _port_of(sock: zmq.asyncio.Socket) -> int:
-    endpoint = sock.getsockopt(zmq.LAST_ENDPOINT).decode()
+    endpoint = bytes(sock.getsockopt(zmq.LAST_ENDPOINT)).decode()
     return int(endpoint.rsplit(":", 1)[1])

@@ -14,18 +14,34 @@ from controller.errors import InvalidRequest, NotFound
 from controller.registry import get_classroom
 
 ACTIVE_STATES = ("scheduled", "preparing", "live", "ending")
-LESSON_STATES = ("scheduled", "preparing", "live", "ending", "recorded", "uploaded",
-                 "failed", "cancelled")
+LESSON_STATES = (
+    "scheduled",
+    "preparing",
+    "live",
+    "ending",
+    "recorded",
+    "uploaded",
+    "failed",
+    "cancelled",
+)
 
 
-def schedule_lesson(db: Session, lead: str, receivers: list[str], start: datetime,
-                    end: datetime, title: str = "", kind: str = "synchronous") -> Lesson:
+def schedule_lesson(
+    db: Session,
+    lead: str,
+    receivers: list[str],
+    start: datetime,
+    end: datetime,
+    title: str = "",
+    kind: str = "synchronous",
+) -> Lesson:
     """Create a lesson after checking its classrooms, times and double bookings."""
     if start.tzinfo is None or end.tzinfo is None:
         raise InvalidRequest("start and end must carry a time zone (e.g. 2026-03-02T08:00+08:00)")
     if end <= start:
-        raise InvalidRequest(f"lesson must end after it starts (start {start.isoformat()}, "
-                             f"end {end.isoformat()})")
+        raise InvalidRequest(
+            f"lesson must end after it starts (start {start.isoformat()}, end {end.isoformat()})"
+        )
     if not receivers:
         raise InvalidRequest("a synchronous lesson needs at least one receiving classroom")
     if lead in receivers:
@@ -39,25 +55,45 @@ def schedule_lesson(db: Session, lead: str, receivers: list[str], start: datetim
         if clash is not None:
             raise InvalidRequest(
                 f"classroom {cid!r} is already booked by lesson {clash.id} "
-                f"({as_utc(clash.start_at).isoformat()} – {as_utc(clash.end_at).isoformat()})")
-    lesson = Lesson(id=uuid.uuid4().hex[:12], kind=kind, title=title, lead_classroom_id=lead,
-                    start_at=start, end_at=end, state="scheduled", reports={},
-                    created_at=utcnow(), error="")
+                f"({as_utc(clash.start_at).isoformat()} – {as_utc(clash.end_at).isoformat()})"
+            )
+    lesson = Lesson(
+        id=uuid.uuid4().hex[:12],
+        kind=kind,
+        title=title,
+        lead_classroom_id=lead,
+        start_at=start,
+        end_at=end,
+        state="scheduled",
+        reports={},
+        created_at=utcnow(),
+        error="",
+    )
     lesson.receivers = [LessonReceiver(classroom_id=c) for c in receivers]
     db.add(lesson)
-    db.add(LessonEvent(lesson_id=lesson.id, at=utcnow(), from_state="", to_state="scheduled",
-                       detail=f"lead {lead}, receivers {', '.join(receivers)}"))
+    db.add(
+        LessonEvent(
+            lesson_id=lesson.id,
+            at=utcnow(),
+            from_state="",
+            to_state="scheduled",
+            detail=f"lead {lead}, receivers {', '.join(receivers)}",
+        )
+    )
     db.commit()
     return lesson
 
 
-def _overlapping(db: Session, classroom_id: str, start: datetime,
-                 end: datetime) -> Lesson | None:
-    involved = select(LessonReceiver.lesson_id).where(
-        LessonReceiver.classroom_id == classroom_id)
+def _overlapping(db: Session, classroom_id: str, start: datetime, end: datetime) -> Lesson | None:
+    involved = select(LessonReceiver.lesson_id).where(LessonReceiver.classroom_id == classroom_id)
     query = select(Lesson).where(
-        and_(Lesson.state.in_(ACTIVE_STATES), Lesson.start_at < end, Lesson.end_at > start,
-             (Lesson.lead_classroom_id == classroom_id) | Lesson.id.in_(involved)))
+        and_(
+            Lesson.state.in_(ACTIVE_STATES),
+            Lesson.start_at < end,
+            Lesson.end_at > start,
+            (Lesson.lead_classroom_id == classroom_id) | Lesson.id.in_(involved),
+        )
+    )
     return db.scalars(query).first()
 
 
@@ -65,8 +101,10 @@ def get_lesson(db: Session, lesson_id: str) -> Lesson:
     """A lesson by id, or ``NotFound``."""
     lesson = db.get(Lesson, lesson_id)
     if lesson is None:
-        raise NotFound(f"lesson {lesson_id!r} does not exist; "
-                       "list lessons with 'classroom-controller lesson list'")
+        raise NotFound(
+            f"lesson {lesson_id!r} does not exist; "
+            "list lessons with 'classroom-controller lesson list'"
+        )
     return lesson
 
 
@@ -74,8 +112,15 @@ def transition(db: Session, lesson: Lesson, to_state: str, detail: str = "") -> 
     """Move a lesson to a new state and log the transition."""
     if to_state not in LESSON_STATES:
         raise InvalidRequest(f"unknown lesson state {to_state!r}")
-    db.add(LessonEvent(lesson_id=lesson.id, at=utcnow(), from_state=lesson.state,
-                       to_state=to_state, detail=detail))
+    db.add(
+        LessonEvent(
+            lesson_id=lesson.id,
+            at=utcnow(),
+            from_state=lesson.state,
+            to_state=to_state,
+            detail=detail,
+        )
+    )
     lesson.state = to_state
     db.commit()
 
@@ -92,8 +137,9 @@ def lesson_document(db: Session, lesson: Lesson) -> dict[str, object]:
     from controller.db.models import Recording
 
     events = db.scalars(select(Ev).where(Ev.lesson_id == lesson.id).order_by(Ev.id)).all()
-    recs = db.scalars(select(Recording).where(Recording.lesson_id == lesson.id)
-                      .order_by(Recording.id)).all()
+    recs = db.scalars(
+        select(Recording).where(Recording.lesson_id == lesson.id).order_by(Recording.id)
+    ).all()
     return {
         "id": lesson.id,
         "kind": lesson.kind,
@@ -106,14 +152,25 @@ def lesson_document(db: Session, lesson: Lesson) -> dict[str, object]:
         "error": lesson.error,
         "reports": lesson.reports,
         "recordings": [
-            {"classroom": r.classroom_id, "track": r.track, "kind": r.kind, "path": r.path,
-             "codec": r.codec, "duration_s": r.duration_s, "segments": r.segments,
-             "sha256": r.sha256}
+            {
+                "classroom": r.classroom_id,
+                "track": r.track,
+                "kind": r.kind,
+                "path": r.path,
+                "codec": r.codec,
+                "duration_s": r.duration_s,
+                "segments": r.segments,
+                "sha256": r.sha256,
+            }
             for r in recs
         ],
         "events": [
-            {"at": as_utc(e.at).isoformat(), "from": e.from_state, "to": e.to_state,
-             "detail": e.detail}
+            {
+                "at": as_utc(e.at).isoformat(),
+                "from": e.from_state,
+                "to": e.to_state,
+                "detail": e.detail,
+            }
             for e in events
         ],
     }

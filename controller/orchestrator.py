@@ -56,9 +56,15 @@ class LessonRun:
 class Orchestrator:
     """Ticks over the active lessons and issues join/record/stop/leave commands."""
 
-    def __init__(self, sessions: sessionmaker[Session], hub: AgentHub, presence: Presence,
-                 prepare_s: float = 5.0, leave_grace_s: float = 1.0,
-                 tick_s: float = 0.2) -> None:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        hub: AgentHub,
+        presence: Presence,
+        prepare_s: float = 5.0,
+        leave_grace_s: float = 1.0,
+        tick_s: float = 0.2,
+    ) -> None:
         self._sessions = sessions
         self._hub = hub
         self._presence = presence
@@ -107,9 +113,12 @@ class Orchestrator:
         now = utcnow()
         horizon = now + timedelta(seconds=self.prepare_s)
         with self._sessions() as db:
-            lessons = db.scalars(select(Lesson).where(
-                Lesson.state.in_(("scheduled", "preparing", "live", "ending", "recorded")),
-                Lesson.start_at <= horizon)).all()
+            lessons = db.scalars(
+                select(Lesson).where(
+                    Lesson.state.in_(("scheduled", "preparing", "live", "ending", "recorded")),
+                    Lesson.start_at <= horizon,
+                )
+            ).all()
             for lesson in lessons:
                 await self._advance(db, lesson)
 
@@ -140,34 +149,45 @@ class Orchestrator:
                 run.ended_at = time.monotonic()
                 for cid in sorted(run.joined):
                     self._command(lesson.id, cid, StopRecording(lesson_id=lesson.id))
-                self._command(lesson.id, lesson.lead_classroom_id,
-                              LeaveLesson(lesson_id=lesson.id, reason="lesson ended"))
+                self._command(
+                    lesson.id,
+                    lesson.lead_classroom_id,
+                    LeaveLesson(lesson_id=lesson.id, reason="lesson ended"),
+                )
         if lesson.state == "ending":
             assert run.ended_at is not None
             waited = time.monotonic() - run.ended_at
             if not run.receivers_left and waited >= self.leave_grace_s:
                 run.receivers_left = True
                 for cid in sorted(run.joined - {lesson.lead_classroom_id}):
-                    self._command(lesson.id, cid, LeaveLesson(lesson_id=lesson.id,
-                                                              reason="lesson ended"))
+                    self._command(
+                        lesson.id, cid, LeaveLesson(lesson_id=lesson.id, reason="lesson ended")
+                    )
             reported = set(lesson.reports or {})
             if run.receivers_left and (run.joined <= reported or waited > REPORT_TIMEOUT_S):
                 missing = sorted(run.joined - reported)
-                transition(db, lesson, "recorded",
-                           "all agents reported" if not missing else
-                           f"no report from {', '.join(missing)}")
+                transition(
+                    db,
+                    lesson,
+                    "recorded",
+                    "all agents reported"
+                    if not missing
+                    else f"no report from {', '.join(missing)}",
+                )
                 log_event(db, lesson.id, f"relay: {run.relay.stats()}")
                 await run.relay.close()
         if lesson.state == "recorded":
             self._check_uploaded(db, lesson, run)
 
     def _check_uploaded(self, db: Session, lesson: Lesson, run: LessonRun) -> None:
-        stored = set(db.scalars(select(Recording.classroom_id)
-                                .where(Recording.lesson_id == lesson.id)).all())
+        stored = set(
+            db.scalars(select(Recording.classroom_id).where(Recording.lesson_id == lesson.id)).all()
+        )
         expected = run.joined or set(lesson.classroom_ids)
         if expected <= stored:
-            transition(db, lesson, "uploaded",
-                       f"recordings of {', '.join(sorted(stored))} in storage")
+            transition(
+                db, lesson, "uploaded", f"recordings of {', '.join(sorted(stored))} in storage"
+            )
             self.runs.pop(lesson.id, None)
 
     def on_manifest_stored(self, lesson_id: str) -> None:
@@ -192,8 +212,12 @@ class Orchestrator:
             run.recording.discard(classroom_id)
 
     def _join_message(self, db: Session, lesson: Lesson, cid: str) -> JoinLesson | None:
-        rooms = {c.id: c for c in db.scalars(select(Classroom).where(
-            Classroom.id.in_(lesson.classroom_ids))).all()}
+        rooms = {
+            c.id: c
+            for c in db.scalars(
+                select(Classroom).where(Classroom.id.in_(lesson.classroom_ids))
+            ).all()
+        }
         lead = lesson.lead_classroom_id
         receivers = [c for c in lesson.classroom_ids if c != lead]
 
@@ -209,15 +233,24 @@ class Orchestrator:
             return None
         sources = [lead] if cid != lead else receivers
         subscribe = [
-            Subscription(source_classroom=src, track=str(d["name"]),
-                         kind="audio" if d.get("kind") == "microphone" else "video",
-                         width=int(d.get("width", 0)), height=int(d.get("height", 0)))  # type: ignore[call-overload]
-            for src in sources for d in published(src)
+            Subscription(
+                source_classroom=src,
+                track=str(d["name"]),
+                kind="audio" if d.get("kind") == "microphone" else "video",
+                width=int(d.get("width", 0)),
+                height=int(d.get("height", 0)),
+            )  # type: ignore[call-overload]
+            for src in sources
+            for d in published(src)
         ]
-        return JoinLesson(lesson_id=lesson.id, role="lead" if cid == lead else "receiver",
-                          publish=[str(d["name"]) for d in mine], subscribe=subscribe,
-                          start_at=as_utc(lesson.start_at).timestamp(),
-                          end_at=as_utc(lesson.end_at).timestamp())
+        return JoinLesson(
+            lesson_id=lesson.id,
+            role="lead" if cid == lead else "receiver",
+            publish=[str(d["name"]) for d in mine],
+            subscribe=subscribe,
+            start_at=as_utc(lesson.start_at).timestamp(),
+            end_at=as_utc(lesson.end_at).timestamp(),
+        )
 
     def _command(self, lesson_id: str, classroom_id: str, body: Body) -> None:
         task = asyncio.create_task(self._send_command(lesson_id, classroom_id, body))

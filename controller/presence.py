@@ -25,8 +25,9 @@ class AgentPresence:
 class Presence:
     """Tracks registered agents and declares silent ones offline."""
 
-    def __init__(self, heartbeat_interval: float,
-                 on_offline: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self, heartbeat_interval: float, on_offline: Callable[[str], None] | None = None
+    ) -> None:
         self.heartbeat_interval = heartbeat_interval
         self._agents: dict[str, AgentPresence] = {}
         self._on_offline = on_offline

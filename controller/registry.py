@@ -34,9 +34,11 @@ def make_token(classroom_id: str, server_public: bytes) -> tuple[str, str]:
 def parse_token(token: str) -> tuple[str, str, str]:
     """Split a token into classroom id, secret and controller public key."""
     if not token.startswith(TOKEN_PREFIX):
-        raise ValueError(f"enrolment token must start with {TOKEN_PREFIX!r}; "
-                         "copy it again from 'classroom-controller classroom add'")
-    body = token[len(TOKEN_PREFIX):]
+        raise ValueError(
+            f"enrolment token must start with {TOKEN_PREFIX!r}; "
+            "copy it again from 'classroom-controller classroom add'"
+        )
+    body = token[len(TOKEN_PREFIX) :]
     try:
         raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)).decode()
         classroom_id, secret, server_key = raw.split("|")
@@ -47,8 +49,9 @@ def parse_token(token: str) -> tuple[str, str, str]:
     return classroom_id, secret, server_key
 
 
-def add_classroom(db: Session, classroom_id: str, name: str, school: str,
-                  server_public: bytes) -> str:
+def add_classroom(
+    db: Session, classroom_id: str, name: str, school: str, server_public: bytes
+) -> str:
     """Create a classroom (or re-issue its token) and return a one-time enrolment token."""
     if not CLASSROOM_ID.match(classroom_id):
         raise InvalidRequest(
@@ -57,8 +60,14 @@ def add_classroom(db: Session, classroom_id: str, name: str, school: str,
         )
     room = db.get(Classroom, classroom_id)
     if room is None:
-        room = Classroom(id=classroom_id, name=name or classroom_id, school=school,
-                         online=False, inventory=[], health={})
+        room = Classroom(
+            id=classroom_id,
+            name=name or classroom_id,
+            school=school,
+            online=False,
+            inventory=[],
+            health={},
+        )
         db.add(room)
     token, token_hash = make_token(classroom_id, server_public)
     room.enrol_token_hash = token_hash
@@ -75,12 +84,16 @@ def enrol(db: Session, token: str, public_key: str) -> str:
         raise EnrolmentRefused(str(err)) from err
     room = db.get(Classroom, classroom_id)
     if room is None or room.enrol_token_hash is None:
-        raise EnrolmentRefused(f"no pending enrolment for classroom {classroom_id!r}; "
-                               "issue a token with 'classroom-controller classroom add'")
-    if not secrets.compare_digest(room.enrol_token_hash,
-                                  hashlib.sha256(secret.encode()).hexdigest()):
-        raise EnrolmentRefused(f"token for {classroom_id!r} does not match the one issued "
-                               "last; use the newest token")
+        raise EnrolmentRefused(
+            f"no pending enrolment for classroom {classroom_id!r}; "
+            "issue a token with 'classroom-controller classroom add'"
+        )
+    if not secrets.compare_digest(
+        room.enrol_token_hash, hashlib.sha256(secret.encode()).hexdigest()
+    ):
+        raise EnrolmentRefused(
+            f"token for {classroom_id!r} does not match the one issued last; use the newest token"
+        )
     if room.enrol_expires_at and as_utc(room.enrol_expires_at) < utcnow():
         raise EnrolmentRefused(f"token for {classroom_id!r} expired; issue a new one")
     other = db.scalar(select(Classroom).where(Classroom.public_key == public_key))
@@ -96,8 +109,9 @@ def enrol(db: Session, token: str, public_key: str) -> str:
 
 def enrolled_keys(db: Session) -> dict[str, str]:
     """``{public_key: classroom_id}`` for every enrolled classroom."""
-    rows = db.execute(select(Classroom.public_key, Classroom.id)
-                      .where(Classroom.public_key.is_not(None))).all()
+    rows = db.execute(
+        select(Classroom.public_key, Classroom.id).where(Classroom.public_key.is_not(None))
+    ).all()
     return {key: cid for key, cid in rows if key}
 
 
@@ -105,6 +119,8 @@ def get_classroom(db: Session, classroom_id: str) -> Classroom:
     """A classroom by id, or ``NotFound`` naming it."""
     room = db.get(Classroom, classroom_id)
     if room is None:
-        raise NotFound(f"classroom {classroom_id!r} does not exist; "
-                       "list them with 'classroom-controller classroom list'")
+        raise NotFound(
+            f"classroom {classroom_id!r} does not exist; "
+            "list them with 'classroom-controller classroom list'"
+        )
     return room

@@ -26,6 +26,7 @@ def parse_time(text: str, now: datetime | None = None) -> datetime:
     try:
         value = datetime.fromisoformat(stripped)
     except ValueError as err:
-        raise ValueError(f"time {text!r} is not valid; write e.g. 2026-03-02T08:00+08:00 "
-                         "or +30s") from err
+        raise ValueError(
+            f"time {text!r} is not valid; write e.g. 2026-03-02T08:00+08:00 or +30s"
+        ) from err
     return value if value.tzinfo else value.replace(tzinfo=UTC)

@@ -17,15 +17,16 @@ from edge_agent.errors import AgentError
 from edge_agent.identity import Identity
 from edge_agent.profile import load_profile
 
-app = typer.Typer(help="classbridge edge agent for a recording classroom.",
-                  no_args_is_help=True)
+app = typer.Typer(help="classbridge edge agent for a recording classroom.", no_args_is_help=True)
 profile_app = typer.Typer(help="Hardware profiles.", no_args_is_help=True)
 app.add_typer(profile_app, name="profile")
 
 DEFAULT_STATE = os.environ.get("CLASSBRIDGE_AGENT_STATE", "/var/lib/classbridge/agent")
 DEFAULT_PROFILE = os.environ.get("CLASSBRIDGE_PROFILE", "/etc/classbridge/profile.toml")
-StateDir = Annotated[pathlib.Path, typer.Option("--state-dir", envvar="CLASSBRIDGE_AGENT_STATE",
-                                                 help="Agent state directory.")]
+StateDir = Annotated[
+    pathlib.Path,
+    typer.Option("--state-dir", envvar="CLASSBRIDGE_AGENT_STATE", help="Agent state directory."),
+]
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -34,9 +35,11 @@ def _fail(message: str, code: int = 2) -> None:
 
 
 @app.command()
-def enroll(controller: Annotated[str, typer.Option(help="tcp://HOST:PORT of the controller.")],
-           token: Annotated[str, typer.Option(help="One-time token from 'classroom add'.")],
-           state_dir: StateDir = pathlib.Path(DEFAULT_STATE)) -> None:
+def enroll(
+    controller: Annotated[str, typer.Option(help="tcp://HOST:PORT of the controller.")],
+    token: Annotated[str, typer.Option(help="One-time token from 'classroom add'.")],
+    state_dir: StateDir = pathlib.Path(DEFAULT_STATE),
+) -> None:
     """Make this agent's key pair and enrol it with the controller."""
     try:
         identity = enrol_blocking(controller, token, state_dir)
@@ -46,30 +49,38 @@ def enroll(controller: Annotated[str, typer.Option(help="tcp://HOST:PORT of the 
 
 
 @app.command()
-def run(state_dir: StateDir = pathlib.Path(DEFAULT_STATE),
-        profile: Annotated[pathlib.Path, typer.Option(envvar="CLASSBRIDGE_PROFILE",
-                                                      help="Hardware profile TOML.")] =
-        pathlib.Path(DEFAULT_PROFILE),
-        media_address: Annotated[list[str] | None, typer.Option(
-            help="Address(es) for WebRTC media; default: every interface.")] = None,
-        segment_seconds: Annotated[float, typer.Option(help="Recording segment length.")] = 10.0,
-        verbose: Annotated[bool, typer.Option("-v")] = False) -> None:
+def run(
+    state_dir: StateDir = pathlib.Path(DEFAULT_STATE),
+    profile: Annotated[
+        pathlib.Path, typer.Option(envvar="CLASSBRIDGE_PROFILE", help="Hardware profile TOML.")
+    ] = pathlib.Path(DEFAULT_PROFILE),
+    media_address: Annotated[
+        list[str] | None,
+        typer.Option(help="Address(es) for WebRTC media; default: every interface."),
+    ] = None,
+    segment_seconds: Annotated[float, typer.Option(help="Recording segment length.")] = 10.0,
+    verbose: Annotated[bool, typer.Option("-v")] = False,
+) -> None:
     """Run the agent daemon (what systemd starts)."""
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
-                        format="%(asctime)s agent %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s agent %(levelname)s %(name)s: %(message)s",
+    )
     try:
         identity = Identity.load(state_dir)
         loaded = load_profile(profile)
     except AgentError as err:
         _fail(str(err))
-    daemon = AgentDaemon(state_dir, identity, loaded, media_addresses=media_address,
-                         segment_seconds=segment_seconds)
+    daemon = AgentDaemon(
+        state_dir, identity, loaded, media_addresses=media_address, segment_seconds=segment_seconds
+    )
     asyncio.run(daemon.run())
 
 
 @profile_app.command("check")
-def profile_check(path: pathlib.Path,
-                  json_out: Annotated[bool, typer.Option("--json")] = False) -> None:
+def profile_check(
+    path: pathlib.Path, json_out: Annotated[bool, typer.Option("--json")] = False
+) -> None:
     """Validate a hardware profile; exit 2 with the reason if it is invalid."""
     try:
         loaded = load_profile(path)
@@ -79,12 +90,21 @@ def profile_check(path: pathlib.Path,
             raise typer.Exit(2) from None
         _fail(str(err))
     if json_out:
-        typer.echo(json.dumps({"ok": True, "name": loaded.profile.name,
-                               "digest": loaded.digest,
-                               "devices": [d.name for d in loaded.profile.devices]}))
+        typer.echo(
+            json.dumps(
+                {
+                    "ok": True,
+                    "name": loaded.profile.name,
+                    "digest": loaded.digest,
+                    "devices": [d.name for d in loaded.profile.devices],
+                }
+            )
+        )
     else:
-        typer.echo(f"{path}: profile {loaded.profile.name!r} is valid "
-                   f"({len(loaded.profile.devices)} devices)")
+        typer.echo(
+            f"{path}: profile {loaded.profile.name!r} is valid "
+            f"({len(loaded.profile.devices)} devices)"
+        )
 
 
 def main() -> None:

@@ -42,9 +42,14 @@ log = logging.getLogger(__name__)
 class AgentDaemon:
     """Everything one classroom PC runs."""
 
-    def __init__(self, state_dir: pathlib.Path, identity: Identity, profile: LoadedProfile,
-                 media_addresses: list[str] | None = None,
-                 segment_seconds: float = 10.0) -> None:
+    def __init__(
+        self,
+        state_dir: pathlib.Path,
+        identity: Identity,
+        profile: LoadedProfile,
+        media_addresses: list[str] | None = None,
+        segment_seconds: float = 10.0,
+    ) -> None:
         self.state_dir = state_dir
         self.identity = identity
         self.profile = profile
@@ -66,13 +71,27 @@ class AgentDaemon:
         return None if ack is None else (ack.upload_url, ack.upload_token)
 
     def _register(self) -> Register:
-        inventory = [DeviceInfo(name=d.name, kind=d.kind, driver=d.driver, role=d.role,
-                                width=d.width, height=d.height, fps=d.fps, bitrate=d.bitrate)
-                     for d in self.profile.profile.devices]
-        return Register(classroom_id=self.classroom_id, agent_version=__version__,
-                        profile_name=self.profile.profile.name,
-                        profile_digest=self.profile.digest, inventory=inventory,
-                        active_lesson_id=self.session.lesson_id if self.session else None)
+        inventory = [
+            DeviceInfo(
+                name=d.name,
+                kind=d.kind,
+                driver=d.driver,
+                role=d.role,
+                width=d.width,
+                height=d.height,
+                fps=d.fps,
+                bitrate=d.bitrate,
+            )
+            for d in self.profile.profile.devices
+        ]
+        return Register(
+            classroom_id=self.classroom_id,
+            agent_version=__version__,
+            profile_name=self.profile.profile.name,
+            profile_digest=self.profile.digest,
+            inventory=inventory,
+            active_lesson_id=self.session.lesson_id if self.session else None,
+        )
 
     def _heartbeat(self, seq: int) -> Heartbeat:
         health = snapshot(self.state_dir)
@@ -80,12 +99,19 @@ class AgentDaemon:
         media: list[TrackStats] = []
         for name, runner in self.sources.items():
             devices[name] = DeviceState(state=runner.state, detail=runner.detail)  # type: ignore[arg-type]
-            media.append(TrackStats(track=name, direction="send", frames=runner.bus.frames,
-                                    bytes=runner.bus.bytes))
+            media.append(
+                TrackStats(
+                    track=name, direction="send", frames=runner.bus.frames, bytes=runner.bus.bytes
+                )
+            )
         notify("WATCHDOG=1")
-        return Heartbeat(seq=seq, devices=devices, media=media,
-                         lesson_id=self.session.lesson_id if self.session else None,
-                         **health)  # type: ignore[arg-type]
+        return Heartbeat(
+            seq=seq,
+            devices=devices,
+            media=media,
+            lesson_id=self.session.lesson_id if self.session else None,
+            **health,
+        )  # type: ignore[arg-type]
 
     async def run(self) -> None:
         """Run until SIGTERM/SIGINT."""
@@ -105,8 +131,7 @@ class AgentDaemon:
         await self.link.start()
         await self.uploader.start()
         notify("READY=1")
-        log.info("agent %s started with profile %s", self.classroom_id,
-                 self.profile.profile.name)
+        log.info("agent %s started with profile %s", self.classroom_id, self.profile.profile.name)
 
     async def stop(self) -> None:
         """Leave any lesson (keeping its recording), stop devices and the link."""
@@ -130,8 +155,9 @@ class AgentDaemon:
             elif isinstance(body, LeaveLesson):
                 await self._leave(body.lesson_id)
             else:
-                return CommandAck(command=body.TYPE, ok=False,
-                                  error=f"agent does not handle {body.TYPE!r}")
+                return CommandAck(
+                    command=body.TYPE, ok=False, error=f"agent does not handle {body.TYPE!r}"
+                )
         except Exception as err:
             log.exception("command %s failed", body.TYPE)
             return CommandAck(command=body.TYPE, ok=False, error=f"{type(err).__name__}: {err}")
@@ -154,8 +180,11 @@ class AgentDaemon:
     async def _join(self, join: JoinLesson) -> None:
         current = self.session
         if current is not None and current.lesson_id != join.lesson_id:
-            log.warning("joining %s while in %s: leaving the old lesson first",
-                        join.lesson_id, current.lesson_id)
+            log.warning(
+                "joining %s while in %s: leaving the old lesson first",
+                join.lesson_id,
+                current.lesson_id,
+            )
             await self._finish_recording(current.lesson_id)
             await self._leave(current.lesson_id)
             current = None
@@ -163,14 +192,21 @@ class AgentDaemon:
             try:
                 self.profile.profile.device(name)
             except KeyError:
-                raise ValueError(f"lesson asks this classroom to publish {name!r}, which its "
-                                 f"profile {self.profile.profile.name!r} does not have") from None
+                raise ValueError(
+                    f"lesson asks this classroom to publish {name!r}, which its "
+                    f"profile {self.profile.profile.name!r} does not have"
+                ) from None
         self._ensure_sources(join.publish)
         if current is None:
-            recorder = LessonRecorder(self.state_dir / "recordings" / join.lesson_id,
-                                      join.lesson_id, self.classroom_id, self._segment_seconds)
-            current = LessonSession(self.classroom_id, join, self.sources, recorder,
-                                    self.link.request)
+            recorder = LessonRecorder(
+                self.state_dir / "recordings" / join.lesson_id,
+                join.lesson_id,
+                self.classroom_id,
+                self._segment_seconds,
+            )
+            current = LessonSession(
+                self.classroom_id, join, self.sources, recorder, self.link.request
+            )
             self.session = current
         # A repeated join (controller restarted, relay lost) renegotiates the media while
         # sources and recording carry on.

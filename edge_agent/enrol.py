@@ -33,8 +33,9 @@ def _token_parts(token: str) -> tuple[str, str]:
     return classroom_id, server_key
 
 
-async def enrol(controller: str, token: str, state_dir: pathlib.Path,
-                timeout: float = 10.0) -> Identity:
+async def enrol(
+    controller: str, token: str, state_dir: pathlib.Path, timeout: float = 10.0
+) -> Identity:
     """Enrol with the controller and store the identity; raises ``EnrolmentFailed``."""
     classroom_id, server_key = _token_parts(token)
     public, secret = zmq.curve_keypair()
@@ -46,12 +47,18 @@ async def enrol(controller: str, token: str, state_dir: pathlib.Path,
     sock.curve_secretkey = secret
     try:
         sock.connect(enrol_endpoint(controller))
-        request = EnrolRequest(token=token, public_key=public.decode(),
-                               hostname=socket.gethostname(), agent_version=__version__)
+        request = EnrolRequest(
+            token=token,
+            public_key=public.decode(),
+            hostname=socket.gethostname(),
+            agent_version=__version__,
+        )
         await sock.send(envelope.encode(envelope.make(request, "enrolling:" + classroom_id)))
         if not await sock.poll(timeout * 1000):
-            raise EnrolmentFailed(f"no answer from {enrol_endpoint(controller)} in "
-                                  f"{timeout:.0f} s; is the controller running and reachable?")
+            raise EnrolmentFailed(
+                f"no answer from {enrol_endpoint(controller)} in "
+                f"{timeout:.0f} s; is the controller running and reachable?"
+            )
         result = envelope.decode(await sock.recv()).expect(EnrolResult)
     except ProtocolError as err:
         raise EnrolmentFailed(f"controller answered with a bad message: {err}") from err
@@ -62,9 +69,13 @@ async def enrol(controller: str, token: str, state_dir: pathlib.Path,
         ctx.term()
     if not result.accepted:
         raise EnrolmentFailed(f"controller refused enrolment: {result.reason}")
-    identity = Identity(classroom_id=result.classroom_id, controller=controller,
-                        controller_public_key=server_key, public_key=public.decode(),
-                        secret_key=secret.decode())
+    identity = Identity(
+        classroom_id=result.classroom_id,
+        controller=controller,
+        controller_public_key=server_key,
+        public_key=public.decode(),
+        secret_key=secret.decode(),
+    )
     identity.save(state_dir)
     return identity
 

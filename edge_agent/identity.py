@@ -40,8 +40,10 @@ class Identity:
         """Read the identity, or raise ``NotEnrolled`` saying what to run."""
         path = state_dir / IDENTITY_FILE
         if not path.exists():
-            raise NotEnrolled(f"no identity in {path}; run 'classroom-agent enroll "
-                              "--controller tcp://HOST:PORT --token TOKEN' first")
+            raise NotEnrolled(
+                f"no identity in {path}; run 'classroom-agent enroll "
+                "--controller tcp://HOST:PORT --token TOKEN' first"
+            )
         try:
             return cls(**json.loads(path.read_text()))
         except (ValueError, TypeError) as err:

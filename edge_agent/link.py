@@ -57,9 +57,14 @@ class LinkCounters:
 class ControlLink:
     """Dials the controller, registers, heartbeats, and dispatches commands."""
 
-    def __init__(self, identity: Identity, register: Callable[[], Register],
-                 heartbeat: Callable[[int], Heartbeat], on_command: CommandHandler,
-                 heartbeat_interval: float = 2.0) -> None:
+    def __init__(
+        self,
+        identity: Identity,
+        register: Callable[[], Register],
+        heartbeat: Callable[[int], Heartbeat],
+        on_command: CommandHandler,
+        heartbeat_interval: float = 2.0,
+    ) -> None:
         self._identity = identity
         self._make_register = register
         self._make_heartbeat = heartbeat
@@ -180,8 +185,10 @@ class ControlLink:
                 await self.send(self._make_heartbeat(self._seq))
             await asyncio.sleep(self.heartbeat_interval)
             if was_online and not self.online:
-                log.warning("controller silent for %.1f s; working offline and retrying",
-                            3 * self.heartbeat_interval)
+                log.warning(
+                    "controller silent for %.1f s; working offline and retrying",
+                    3 * self.heartbeat_interval,
+                )
                 self.registered.clear()
             was_online = self.online
 
@@ -238,7 +245,6 @@ class ControlLink:
             except Exception as err:
                 self.counters.handler_errors += 1
                 log.exception("command %s failed", env.type)
-                reply = CommandAck(command=env.type, ok=False,
-                                   error=f"{type(err).__name__}: {err}")
+                reply = CommandAck(command=env.type, ok=False, error=f"{type(err).__name__}: {err}")
             if reply is not None:
                 await self.send(reply, correlation_id=env.id)

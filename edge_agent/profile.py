@@ -31,9 +31,7 @@ class EncoderSettings(BaseModel):
     video_codec: Literal["libx264", "h264_vaapi", "h264_qsv", "h264_nvenc", "h264_v4l2m2m"] = (
         "libx264"
     )
-    preset: Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium"] = (
-        "veryfast"
-    )
+    preset: Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium"] = "veryfast"
     gop_seconds: float = Field(default=2.0, ge=0.5, le=10.0)
 
 
@@ -54,15 +52,19 @@ class Device(BaseModel):
     def _check(self) -> Device:
         valid = ROLES[self.kind]
         if self.role not in valid:
-            raise ValueError(f"role {self.role!r} is not valid for a {self.kind}; "
-                             f"use one of {', '.join(valid)}")
+            raise ValueError(
+                f"role {self.role!r} is not valid for a {self.kind}; use one of {', '.join(valid)}"
+            )
         if self.kind != "microphone":
             if self.width < 256 or self.height < 144 or self.fps < 1:
-                raise ValueError(f"video device {self.name!r} needs width ≥ 256, "
-                                 "height ≥ 144 and fps ≥ 1")
+                raise ValueError(
+                    f"video device {self.name!r} needs width ≥ 256, height ≥ 144 and fps ≥ 1"
+                )
             if self.width % 2 or self.height % 2:
-                raise ValueError(f"width and height of {self.name!r} must be even "
-                                 f"(got {self.width}x{self.height}) for 4:2:0 video")
+                raise ValueError(
+                    f"width and height of {self.name!r} must be even "
+                    f"(got {self.width}x{self.height}) for 4:2:0 video"
+                )
         return self
 
     @property
@@ -112,8 +114,10 @@ def load_profile(path: pathlib.Path) -> LoadedProfile:
     try:
         raw = path.read_bytes()
     except OSError as err:
-        raise ProfileError(f"{path}: cannot read hardware profile ({err.strerror}); "
-                           "check the path, or list the shipped ones in hardware_profiles/") from err
+        raise ProfileError(
+            f"{path}: cannot read hardware profile ({err.strerror}); check "
+            "the path, or list the shipped ones in hardware_profiles/"
+        ) from err
     try:
         doc = tomllib.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as err:

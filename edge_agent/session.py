@@ -8,7 +8,9 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import cast
 
+import av
 import numpy as np
 from aiortc import (
     RTCPeerConnection,
@@ -74,8 +76,14 @@ def _h264_only(kind: str) -> list[object]:
 class LessonSession:
     """Media of one lesson; survives reconnects of its peer connection."""
 
-    def __init__(self, classroom_id: str, join: JoinLesson, sources: dict[str, SourceRunner],
-                 recorder: LessonRecorder, request: Requester) -> None:
+    def __init__(
+        self,
+        classroom_id: str,
+        join: JoinLesson,
+        sources: dict[str, SourceRunner],
+        recorder: LessonRecorder,
+        request: Requester,
+    ) -> None:
         self.classroom_id = classroom_id
         self.join = join
         self._sources = sources
@@ -83,8 +91,9 @@ class LessonSession:
         self._request = request
         self._pc: RTCPeerConnection | None = None
         self._sent: dict[str, EncodedTrack] = {}
-        self._received = {f"{s.source_classroom}-{s.track}": ReceivedTrack(s)
-                          for s in join.subscribe}
+        self._received = {
+            f"{s.source_classroom}-{s.track}": ReceivedTrack(s) for s in join.subscribe
+        }
         self._consumers: list[asyncio.Task[None]] = []
         self._recording_sinks: dict[str, Callable[[EncodedFrame], None]] = {}
         self._sent_reports: dict[str, TrackReport] = {}
@@ -92,12 +101,20 @@ class LessonSession:
         self.connect_count = 0
         for name in join.publish:
             runner = sources[name]
-            self.recorder.add_track(TrackSpec(name, runner.kind, "send", classroom_id,
-                                              *self._dims(name)))
+            self.recorder.add_track(
+                TrackSpec(name, runner.kind, "send", classroom_id, *self._dims(name))
+            )
         for rt in self._received.values():
-            self.recorder.add_track(TrackSpec(rt.sub.track, rt.sub.kind, "recv",
-                                              rt.sub.source_classroom, rt.sub.width,
-                                              rt.sub.height))
+            self.recorder.add_track(
+                TrackSpec(
+                    rt.sub.track,
+                    rt.sub.kind,
+                    "recv",
+                    rt.sub.source_classroom,
+                    rt.sub.width,
+                    rt.sub.height,
+                )
+            )
 
     def _dims(self, name: str) -> tuple[int, int]:
         runner = self._sources[name]
@@ -137,8 +154,7 @@ class LessonSession:
             rt.receiver = transceiver.receiver
             aiortc_seam.tap_receiver(transceiver.receiver, self._tap_for(rt), decode=True)
             aiortc_seam.release_on_marker(transceiver.receiver)
-            mids.append((transceiver, rt.sub.track, rt.sub.kind, "recv",
-                         rt.sub.source_classroom))
+            mids.append((transceiver, rt.sub.track, rt.sub.kind, "recv", rt.sub.source_classroom))
 
         @pc.on("connectionstatechange")
         def _state() -> None:
@@ -149,17 +165,27 @@ class LessonSession:
                 self.connected.clear()
 
         await pc.setLocalDescription(await pc.createOffer())
-        tracks = [TrackMid(mid=t.mid or "", track=n, kind=k, direction=d,  # type: ignore[attr-defined,arg-type]
-                           source_classroom=s) for t, n, k, d, s in mids]
-        reply = await self._request(SdpOffer(lesson_id=self.lesson_id,
-                                             sdp=pc.localDescription.sdp, tracks=tracks), 15.0)
+        tracks = [
+            TrackMid(
+                mid=t.mid or "",
+                track=n,
+                kind=k,
+                direction=d,  # type: ignore[attr-defined,arg-type]
+                source_classroom=s,
+            )
+            for t, n, k, d, s in mids
+        ]
+        reply = await self._request(
+            SdpOffer(lesson_id=self.lesson_id, sdp=pc.localDescription.sdp, tracks=tracks), 15.0
+        )
         answer = reply.expect(SdpAnswer)
         await pc.setRemoteDescription(RTCSessionDescription(sdp=answer.sdp, type="answer"))
         # aiortc creates the remote tracks while applying the answer.
         for rt in self._received.values():
             assert rt.receiver is not None
-            task = asyncio.create_task(self._consume(rt, rt.receiver.track),
-                                       name=f"consume-{rt.key}")
+            task = asyncio.create_task(
+                self._consume(rt, rt.receiver.track), name=f"consume-{rt.key}"
+            )
             task.add_done_callback(_log_failure)
             self._consumers.append(task)
         self.connect_count += 1
@@ -167,6 +193,7 @@ class LessonSession:
     def _recording_sink(self, name: str) -> Callable[[EncodedFrame], None]:
         def sink(frame: EncodedFrame) -> None:
             self.recorder.offer(name, frame)
+
         return sink
 
     def _tap_for(self, rt: ReceivedTrack) -> Callable[[str, JitterFrame], None]:
@@ -179,8 +206,10 @@ class LessonSession:
                 rt.counted += 1
             if self.recorder.recording:
                 key = is_keyframe(frame.data) if is_video else True
-                self.recorder.offer(rt.key, EncodedFrame(rt.sub.kind, frame.data,
-                                                         frame.timestamp, base, key))
+                self.recorder.offer(
+                    rt.key, EncodedFrame(rt.sub.kind, frame.data, frame.timestamp, base, key)
+                )
+
         return tap
 
     async def _consume(self, rt: ReceivedTrack, track: MediaStreamTrack) -> None:
@@ -191,9 +220,9 @@ class LessonSession:
                 rt.decoded += 1
                 if rt.sub.kind != "video" or not rt.counting:
                     continue
-                plane = frame.planes[0]  # type: ignore[attr-defined]
+                plane = cast(av.VideoFrame, frame).planes[0]
                 rows = min(plane.height, 64)
-                luma = np.frombuffer(plane, np.uint8, count=rows * plane.line_size)
+                luma = np.frombuffer(memoryview(plane), np.uint8, count=rows * plane.line_size)
                 stamp = barcode.read(luma.reshape(rows, plane.line_size)[:, : plane.width])
                 if stamp is None:
                     continue
@@ -232,26 +261,36 @@ class LessonSession:
     def _sent_report(self, name: str, track: EncodedTrack) -> TrackReport:
         first, last = track.first_counter, track.last_counter
         ranges = [(first, last)] if first is not None and last is not None else []
-        return TrackReport(track=name, kind=track.kind, direction="send",  # type: ignore[arg-type]
-                           source_classroom=self.classroom_id, frames=track.frames,
-                           first_counter=first, last_counter=last, counter_ranges=ranges)
+        return TrackReport(
+            track=name,
+            kind=track.kind,
+            direction="send",  # type: ignore[arg-type]
+            source_classroom=self.classroom_id,
+            frames=track.frames,
+            first_counter=first,
+            last_counter=last,
+            counter_ranges=ranges,
+        )
 
     def report(self) -> list[TrackReport]:
         """Per-track figures for the lesson report."""
-        out = [self._sent_reports.get(n) or self._sent_report(n, t)
-               for n, t in self._sent.items()]
+        out = [self._sent_reports.get(n) or self._sent_report(n, t) for n, t in self._sent.items()]
         for rt in self._received.values():
             runs = rt.counters.runs
-            out.append(TrackReport(
-                track=rt.sub.track, kind=rt.sub.kind, direction="recv",
-                source_classroom=rt.sub.source_classroom,
-                frames=len(rt.counters) if rt.sub.kind == "video" else rt.counted,
-                first_counter=runs[0][0] if runs else None,
-                last_counter=runs[-1][1] if runs else None,
-                latency_p50_ms=percentile(rt.latencies_ms, 50),
-                latency_p95_ms=percentile(rt.latencies_ms, 95),
-                counter_ranges=runs,
-            ))
+            out.append(
+                TrackReport(
+                    track=rt.sub.track,
+                    kind=rt.sub.kind,
+                    direction="recv",
+                    source_classroom=rt.sub.source_classroom,
+                    frames=len(rt.counters) if rt.sub.kind == "video" else rt.counted,
+                    first_counter=runs[0][0] if runs else None,
+                    last_counter=runs[-1][1] if runs else None,
+                    latency_p50_ms=percentile(rt.latencies_ms, 50),
+                    latency_p95_ms=percentile(rt.latencies_ms, 95),
+                    counter_ranges=runs,
+                )
+            )
         return out
 
     async def _close_pc(self) -> None:

@@ -27,8 +27,9 @@ UPLOADED_MARKER = "uploaded"
 class Uploader:
     """Finds pending lesson recordings and pushes them to the controller."""
 
-    def __init__(self, recordings_dir: pathlib.Path,
-                 credentials: Callable[[], tuple[str, str] | None]) -> None:
+    def __init__(
+        self, recordings_dir: pathlib.Path, credentials: Callable[[], tuple[str, str] | None]
+    ) -> None:
         self._dir = recordings_dir
         self._credentials = credentials
         self._wake = asyncio.Event()
@@ -41,8 +42,11 @@ class Uploader:
         """Lesson directories with a manifest that storage has not confirmed yet."""
         if not self._dir.exists():
             return []
-        return sorted(p.parent for p in self._dir.glob(f"*/{MANIFEST_NAME}")
-                      if not (p.parent / UPLOADED_MARKER).exists())
+        return sorted(
+            p.parent
+            for p in self._dir.glob(f"*/{MANIFEST_NAME}")
+            if not (p.parent / UPLOADED_MARKER).exists()
+        )
 
     def kick(self) -> None:
         """Try now rather than at the next backoff step."""
@@ -85,31 +89,47 @@ class Uploader:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), seconds)
 
-    async def upload_lesson(self, http: aiohttp.ClientSession, lesson_dir: pathlib.Path,
-                            base_url: str, token: str) -> None:
+    async def upload_lesson(
+        self, http: aiohttp.ClientSession, lesson_dir: pathlib.Path, base_url: str, token: str
+    ) -> None:
         """Upload every segment, then the manifest; mark the lesson uploaded."""
         manifest = read_manifest(lesson_dir / MANIFEST_NAME)
         prefix = f"{base_url}/api/v1/recordings/{manifest.lesson_id}/{manifest.classroom_id}"
         headers = {"Authorization": f"Bearer {token}"}
         for track in manifest.tracks:
-            key = track.track if track.direction == "send" else (
-                f"{track.source_classroom}-{track.track}")
+            key = (
+                track.track
+                if track.direction == "send"
+                else (f"{track.source_classroom}-{track.track}")
+            )
             for seg in track.segments:
                 path = lesson_dir / key / seg.name
                 url = f"{prefix}/{key}/{seg.name}"
                 with open(path, "rb") as fh:
-                    async with http.put(url, data=fh, headers={
-                        **headers, "X-Content-SHA256": seg.sha256,
-                        "Content-Type": "video/mp4"}) as resp:
+                    async with http.put(
+                        url,
+                        data=fh,
+                        headers={
+                            **headers,
+                            "X-Content-SHA256": seg.sha256,
+                            "Content-Type": "video/mp4",
+                        },
+                    ) as resp:
                         if resp.status not in (200, 201):
-                            raise UploadFailed(f"{url}: HTTP {resp.status}: "
-                                               f"{(await resp.text())[:300]}")
+                            raise UploadFailed(
+                                f"{url}: HTTP {resp.status}: {(await resp.text())[:300]}"
+                            )
                 self.uploaded_files += 1
         body = (lesson_dir / MANIFEST_NAME).read_bytes()
-        async with http.put(f"{prefix}/manifest.json", data=body, headers={
-                **headers, "Content-Type": "application/json"}) as resp:
+        async with http.put(
+            f"{prefix}/manifest.json",
+            data=body,
+            headers={**headers, "Content-Type": "application/json"},
+        ) as resp:
             if resp.status not in (200, 201):
-                raise UploadFailed(f"manifest of {manifest.lesson_id}: HTTP {resp.status}: "
-                                   f"{(await resp.text())[:300]}")
+                raise UploadFailed(
+                    f"manifest of {manifest.lesson_id}: HTTP {resp.status}: "
+                    f"{(await resp.text())[:300]}"
+                )
         (lesson_dir / UPLOADED_MARKER).write_text("confirmed by storage\n")
         log.info("lesson %s uploaded and verified", manifest.lesson_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import json
 import time
 import uuid
@@ -31,11 +32,12 @@ class Envelope(BaseModel):
     ts: float
     body: Body
 
-    def expect(self, cls: type[B]) -> B:
+    def expect(self, cls: builtins.type[B]) -> B:
         """Return the body as ``cls``, or raise if it is another type."""
-        if not isinstance(self.body, cls):
+        body = self.body
+        if not isinstance(body, cls):
             raise UnknownMessageType(f"expected {cls.TYPE!r}, got {self.type!r}")
-        return self.body
+        return body
 
 
 def make(body: Body, sender: str, correlation_id: str | None = None) -> Envelope:

@@ -16,7 +16,6 @@ import pathlib
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -26,18 +25,18 @@ from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from benchlib.janus import JanusServer, JanusVideoRoom  # noqa: E402
-from benchlib.ports import free_port_pair  # noqa: E402
+from benchlib.janus import JanusServer, JanusVideoRoom
+from benchlib.ports import free_port_pair
 
-from edge_agent.devices.synthetic import SyntheticCamera  # noqa: E402
-from edge_agent.media import barcode  # noqa: E402
-from edge_agent.media.bus import FrameBus  # noqa: E402
-from edge_agent.media.counters import percentile  # noqa: E402
-from edge_agent.media.encoders import VideoEncoder  # noqa: E402
-from edge_agent.media.source_runner import SourceRunner  # noqa: E402
-from edge_agent.media.tracks import EncodedTrack  # noqa: E402
-from protocols.media import aiortc_seam  # noqa: E402
-from protocols.media.rtc_config import peer_configuration  # noqa: E402
+from edge_agent.devices.synthetic import SyntheticCamera
+from edge_agent.media import barcode
+from edge_agent.media.bus import FrameBus
+from edge_agent.media.counters import percentile
+from edge_agent.media.encoders import VideoEncoder
+from edge_agent.media.source_runner import SourceRunner
+from edge_agent.media.tracks import EncodedTrack
+from protocols.media import aiortc_seam
+from protocols.media.rtc_config import peer_configuration
 
 FANOUTS = (1, 4, 8)
 WIDTH, HEIGHT, FPS, BITRATE = 1280, 720, 30, 2_000_000
@@ -45,8 +44,11 @@ WIDTH, HEIGHT, FPS, BITRATE = 1280, 720, 30, 2_000_000
 
 def h264_codecs() -> list[Any]:
     """H.264 (and its RTX) only."""
-    return [c for c in RTCRtpSender.getCapabilities("video").codecs
-            if c.mimeType.lower() in ("video/h264", "video/rtx")]
+    return [
+        c
+        for c in RTCRtpSender.getCapabilities("video").codecs
+        if c.mimeType.lower() in ("video/h264", "video/rtx")
+    ]
 
 
 class Subscriber:
@@ -99,9 +101,17 @@ class Publisher:
     def __init__(self) -> None:
         loop = asyncio.get_running_loop()
         self.bus = FrameBus("teacher", "video")
-        self.runner = SourceRunner("teacher", "video", SyntheticCamera(WIDTH, HEIGHT, FPS, "bench"),
-                                   VideoEncoder(WIDTH, HEIGHT, FPS, BITRATE, preset="ultrafast"),
-                                   FPS, self.bus, loop, WIDTH, HEIGHT)
+        self.runner = SourceRunner(
+            "teacher",
+            "video",
+            SyntheticCamera(WIDTH, HEIGHT, FPS, "bench"),
+            VideoEncoder(WIDTH, HEIGHT, FPS, BITRATE, preset="ultrafast"),
+            FPS,
+            self.bus,
+            loop,
+            WIDTH,
+            HEIGHT,
+        )
         self.pc = RTCPeerConnection(peer_configuration())
         track = EncodedTrack(self.bus, self.runner.request_keyframe)
         self.transceiver = self.pc.addTransceiver(track, direction="sendonly")
@@ -141,23 +151,43 @@ async def measure(pid: int, subscribers: list[Subscriber], seconds: float) -> di
 async def run_ours(fanout: int, seconds: float) -> dict[str, Any]:
     """Our relay in its own process."""
     port = free_port_pair()
-    server = subprocess.Popen([sys.executable, str(pathlib.Path(__file__).parent / "benchlib"
-                                                   / "relay_server.py"), "--port", str(port)])
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            str(pathlib.Path(__file__).parent / "benchlib" / "relay_server.py"),
+            "--port",
+            str(port),
+        ]
+    )
     url = f"http://127.0.0.1:{port}/answer"
     publisher = Publisher()
     subs = [Subscriber(decode=i == 0) for i in range(fanout)]
     try:
         async with aiohttp.ClientSession() as http:
-            async def answer(classroom: str, pc: RTCPeerConnection, transceiver: Any,
-                             direction: str) -> None:
+
+            async def answer(
+                classroom: str, pc: RTCPeerConnection, transceiver: Any, direction: str
+            ) -> None:
                 await pc.setLocalDescription(await pc.createOffer())
-                tracks = [{"mid": transceiver.mid, "track": "teacher", "kind": "video",
-                           "direction": direction, "source_classroom": "lead"}]
+                tracks = [
+                    {
+                        "mid": transceiver.mid,
+                        "track": "teacher",
+                        "kind": "video",
+                        "direction": direction,
+                        "source_classroom": "lead",
+                    }
+                ]
                 for _ in range(50):
                     try:
-                        async with http.post(url, json={"classroom": classroom,
-                                                        "sdp": pc.localDescription.sdp,
-                                                        "tracks": tracks}) as resp:
+                        async with http.post(
+                            url,
+                            json={
+                                "classroom": classroom,
+                                "sdp": pc.localDescription.sdp,
+                                "tracks": tracks,
+                            },
+                        ) as resp:
                             doc = await resp.json()
                         break
                     except aiohttp.ClientError:
@@ -200,8 +230,7 @@ async def run_janus(janus: JanusServer, fanout: int, seconds: float) -> dict[str
         await client.stop()
 
 
-async def _subscribe_tapped(client: JanusVideoRoom, room: int, feed: int,
-                            sub: Subscriber) -> None:
+async def _subscribe_tapped(client: JanusVideoRoom, room: int, feed: int, sub: Subscriber) -> None:
     original = sub.pc.setRemoteDescription
 
     async def set_remote(desc: RTCSessionDescription) -> None:
@@ -239,8 +268,10 @@ async def bench(seconds: float, with_janus: bool) -> dict[str, Any]:
     janus_lat = results["detail"]["janus"].get("1", {}).get("latency_p50_ms")
     results["latency_ms"] = {"ours": ours_lat, "janus": janus_lat}
     if with_janus:
-        results["ratio_vs_janus"] = {n: round(results["ours"][n] / results["janus"][n], 2)
-                                     if results["janus"][n] else None for n in results["ours"]}
+        results["ratio_vs_janus"] = {
+            n: round(results["ours"][n] / results["janus"][n], 2) if results["janus"][n] else None
+            for n in results["ours"]
+        }
     return results
 
 
@@ -257,10 +288,14 @@ def main() -> None:
     for n in results["ours"]:
         j = results["janus"].get(n)
         ratio = results.get("ratio_vs_janus", {}).get(n)
-        print(f"  {n:<10} {results['ours'][n]:>8} {j if j is not None else '-':>8} "
-              f"{ratio if ratio is not None else '-':>7}")
-    print(f"glass-to-glass p50 through the relay: ours {results['latency_ms']['ours']} ms, "
-          f"janus {results['latency_ms']['janus']} ms")
+        print(
+            f"  {n:<10} {results['ours'][n]:>8} {j if j is not None else '-':>8} "
+            f"{ratio if ratio is not None else '-':>7}"
+        )
+    print(
+        f"glass-to-glass p50 through the relay: ours {results['latency_ms']['ours']} ms, "
+        f"janus {results['latency_ms']['janus']} ms"
+    )
     if args.json:
         print(json.dumps(results))
 

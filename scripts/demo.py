@@ -27,8 +27,12 @@ from benchlib.rig import LessonRig, RigError  # noqa: E402
 def summarise(lesson: dict[str, Any], storage_checks: list[dict[str, Any]]) -> dict[str, Any]:
     """Frames, latency and recordings from the lesson document the controller returns."""
     reports: dict[str, list[dict[str, Any]]] = lesson["reports"]
-    sent = {f"{cid}/{t['track']}": t for cid, tracks in reports.items() for t in tracks
-            if t["direction"] == "send"}
+    sent = {
+        f"{cid}/{t['track']}": t
+        for cid, tracks in reports.items()
+        for t in tracks
+        if t["direction"] == "send"
+    }
     frames_sent: dict[str, int] = {}
     frames_received: dict[str, dict[str, int]] = {}
     delivery: dict[str, float] = {}
@@ -50,12 +54,16 @@ def summarise(lesson: dict[str, Any], storage_checks: list[dict[str, Any]]) -> d
             frames_received.setdefault(key, {})[cid] = got
             delivery[f"{key}->{cid}"] = round(got / expected, 4) if expected else 0.0
             if t["latency_p50_ms"] is not None:
-                latency[f"{key}->{cid}"] = {"p50": round(t["latency_p50_ms"], 1),
-                                            "p95": round(t["latency_p95_ms"], 1)}
+                latency[f"{key}->{cid}"] = {
+                    "p50": round(t["latency_p50_ms"], 1),
+                    "p95": round(t["latency_p95_ms"], 1),
+                }
     for key, t in sent.items():
-        frames_sent[key] = (t["last_counter"] - t["first_counter"] + 1
-                            if t["kind"] == "video" and t["first_counter"] is not None
-                            else t["frames"])
+        frames_sent[key] = (
+            t["last_counter"] - t["first_counter"] + 1
+            if t["kind"] == "video" and t["first_counter"] is not None
+            else t["frames"]
+        )
     main = latency.get(f"{lesson['lead']}/teacher->{lesson['receivers'][0]}", {})
     return {
         "lesson_id": lesson["id"],
@@ -75,25 +83,35 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=20.0, help="lesson length")
     parser.add_argument("--json", type=pathlib.Path, help="also write the summary here")
     parser.add_argument("--keep", action="store_true", help="keep the state directory")
-    parser.add_argument("--lead-in", type=float, default=6.0,
-                        help="seconds from scheduling to lesson start")
+    parser.add_argument(
+        "--lead-in", type=float, default=6.0, help="seconds from scheduling to lesson start"
+    )
     args = parser.parse_args()
 
     rig = LessonRig()
     try:
-        tokens = {LEAD: rig.add_classroom(LEAD, "City No.1 Primary"),
-                  RECEIVER: rig.add_classroom(RECEIVER, "Village 2 Primary")}
+        tokens = {
+            LEAD: rig.add_classroom(LEAD, "City No.1 Primary"),
+            RECEIVER: rig.add_classroom(RECEIVER, "Village 2 Primary"),
+        }
         rig.start_controller()
         for cid, token in tokens.items():
             rig.enrol_and_start_agent(cid, token)
         rig.wait_online([LEAD, RECEIVER])
         lesson = rig.schedule(LEAD, [RECEIVER], args.lead_in, args.seconds)
-        print(f"demo: lesson {lesson['id']} {LEAD} → {RECEIVER}, starts in "
-              f"{args.lead_in:g} s, lasts {args.seconds:g} s", flush=True)
-        doc = rig.wait_lesson(lesson["id"], ("uploaded", "failed"),
-                              args.lead_in + args.seconds + 120)
-        checks = [probe_recording(pathlib.Path(r["path"]), args.seconds) | {
-                  "classroom": r["classroom"], "track": r["track"]} for r in doc["recordings"]]
+        print(
+            f"demo: lesson {lesson['id']} {LEAD} → {RECEIVER}, starts in "
+            f"{args.lead_in:g} s, lasts {args.seconds:g} s",
+            flush=True,
+        )
+        doc = rig.wait_lesson(
+            lesson["id"], ("uploaded", "failed"), args.lead_in + args.seconds + 120
+        )
+        checks = [
+            probe_recording(pathlib.Path(r["path"]), args.seconds)
+            | {"classroom": r["classroom"], "track": r["track"]}
+            for r in doc["recordings"]
+        ]
         summary = summarise(doc, checks)
     except RigError as err:
         print(f"demo: {err}", file=sys.stderr)
@@ -115,8 +133,10 @@ def _print(summary: dict[str, Any]) -> None:
     print(f"\nlesson {summary['lesson_id']}: {summary['state']}")
     for key, sent in summary["frames_sent"].items():
         got = summary["frames_received"].get(key, {})
-        print(f"  {key:<28} sent {sent:>6}   received " +
-              ", ".join(f"{c}: {n}" for c, n in got.items()))
+        print(
+            f"  {key:<28} sent {sent:>6}   received "
+            + ", ".join(f"{c}: {n}" for c, n in got.items())
+        )
     for key, ratio in summary["delivery_ratio"].items():
         print(f"  delivered {key:<44} {ratio:.2%}")
     lat = summary["latency_ms"]
@@ -125,8 +145,10 @@ def _print(summary: dict[str, Any]) -> None:
         print(f"    {key:<46} p50 {value['p50']} ms  p95 {value['p95']} ms")
     for c in summary["recording_checks"]:
         mark = "ok " if c["ok"] else "BAD"
-        print(f"  [{mark}] {c['path']}  {c['codec']}  {c['duration_s']:.2f} s"
-              + ("" if c["ok"] else f"  {'; '.join(c['problems'])}"))
+        print(
+            f"  [{mark}] {c['path']}  {c['codec']}  {c['duration_s']:.2f} s"
+            + ("" if c["ok"] else f"  {'; '.join(c['problems'])}")
+        )
 
 
 if __name__ == "__main__":

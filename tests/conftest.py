@@ -14,8 +14,13 @@ from controller.daemon import ControllerConfig, ControllerDaemon
 @pytest.fixture
 def controller_config(tmp_path: pathlib.Path) -> ControllerConfig:
     """Config for a controller on free loopback ports with a fast heartbeat."""
-    return ControllerConfig(state_dir=tmp_path / "controller", control_port=free_port_pair(),
-                            http_port=0, heartbeat_s=0.3, prepare_s=2.0)
+    return ControllerConfig(
+        state_dir=tmp_path / "controller",
+        control_port=free_port_pair(),
+        http_port=0,
+        heartbeat_s=0.3,
+        prepare_s=2.0,
+    )
 
 
 @pytest.fixture

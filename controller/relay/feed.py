@@ -11,6 +11,7 @@ import fractions
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
 import av
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
@@ -63,7 +64,7 @@ class RelayTrack(MediaStreamTrack):
         """The feed has gone away for good."""
         self._queue.put_nowait(None)
 
-    async def recv(self) -> av.Packet:  # type: ignore[override]
+    async def recv(self) -> av.Packet[Any]:
         """Next encoded packet for the sender."""
         item = await self._queue.get()
         if item is None or self.readyState != "live":

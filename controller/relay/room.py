@@ -67,11 +67,13 @@ class LessonRelay:
             for transceiver in pc.getTransceivers():
                 spec = by_mid.get(transceiver.mid or "")
                 if spec is None:
-                    raise SignallingError(f"offer has media section mid={transceiver.mid} "
-                                          "with no entry in 'tracks'")
+                    raise SignallingError(
+                        f"offer has media section mid={transceiver.mid} with no entry in 'tracks'"
+                    )
                 if spec.kind != transceiver.kind:
-                    raise SignallingError(f"mid={spec.mid} is {transceiver.kind}, "
-                                          f"'tracks' says {spec.kind}")
+                    raise SignallingError(
+                        f"mid={spec.mid} is {transceiver.kind}, 'tracks' says {spec.kind}"
+                    )
                 if spec.direction == "send":
                     self._attach_publisher(peer, transceiver.receiver, spec)
                     transceiver.direction = "recvonly"
@@ -80,8 +82,9 @@ class LessonRelay:
                     relay_track = feed.subscribe()
                     transceiver.sender.replaceTrack(relay_track)
                     aiortc_seam.use_packer(transceiver.sender)
-                    aiortc_seam.on_keyframe_request(transceiver.sender,
-                                                    relay_track.request_keyframe)
+                    aiortc_seam.on_keyframe_request(
+                        transceiver.sender, relay_track.request_keyframe
+                    )
                     transceiver.direction = "sendonly"
                     peer.subscribed.append(relay_track)
             await pc.setLocalDescription(await pc.createAnswer())
@@ -101,8 +104,10 @@ class LessonRelay:
 
     def _attach_publisher(self, peer: AgentPeer, receiver: object, spec: TrackMid) -> None:
         if spec.source_classroom != peer.classroom_id:
-            raise SignallingError(f"{peer.classroom_id!r} may only publish its own tracks, "
-                                  f"not {spec.source_classroom!r}/{spec.track}")
+            raise SignallingError(
+                f"{peer.classroom_id!r} may only publish its own tracks, "
+                f"not {spec.source_classroom!r}/{spec.track}"
+            )
         feed = self.feed(peer.classroom_id, spec.track, spec.kind)
 
         def on_frame(kind: str, frame: object) -> None:

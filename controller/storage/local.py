@@ -25,12 +25,14 @@ class LocalStorage:
         """A path under the root; every part must be a plain name (no traversal)."""
         for part in parts:
             if not SAFE_PART.match(part) or part in (".", ".."):
-                raise ValueError(f"{part!r} is not a valid storage name "
-                                 "(letters, digits, '.', '_', '-')")
+                raise ValueError(
+                    f"{part!r} is not a valid storage name (letters, digits, '.', '_', '-')"
+                )
         return self.root.joinpath(*parts)
 
-    async def put_stream(self, parts: tuple[str, ...], chunks: AsyncIterator[bytes],
-                         sha256: str) -> tuple[pathlib.Path, int]:
+    async def put_stream(
+        self, parts: tuple[str, ...], chunks: AsyncIterator[bytes], sha256: str
+    ) -> tuple[pathlib.Path, int]:
         """Store a stream; verify its SHA-256 before it becomes visible."""
         target = self.path(*parts)
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -46,8 +48,10 @@ class LocalStorage:
             os.fsync(fh.fileno())
         if digest.hexdigest() != sha256.lower():
             tmp.unlink(missing_ok=True)
-            raise ChecksumMismatch(f"{'/'.join(parts)}: received {size} bytes hashing to "
-                                   f"{digest.hexdigest()}, sender declared {sha256}")
+            raise ChecksumMismatch(
+                f"{'/'.join(parts)}: received {size} bytes hashing to "
+                f"{digest.hexdigest()}, sender declared {sha256}"
+            )
         os.replace(tmp, target)
         _fsync_dir(target.parent)
         return target, size

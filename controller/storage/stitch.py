@@ -21,8 +21,9 @@ class StitchResult:
     codec: str
 
 
-def stitch(segments: list[pathlib.Path], out: pathlib.Path,
-           starts: list[float] | None = None) -> StitchResult:
+def stitch(
+    segments: list[pathlib.Path], out: pathlib.Path, starts: list[float] | None = None
+) -> StitchResult:
     """Concatenate segments of one track (in order) into ``out``, starting at time 0.
 
     Each MP4 segment restarts its own clock at 0, so ``starts`` (seconds, from the
@@ -63,8 +64,10 @@ def stitch(segments: list[pathlib.Path], out: pathlib.Path,
                 elif name != codec:
                     raise StitchError(f"{path}: codec {name} differs from the track's {codec}")
                 elif in_stream.time_base != time_base:
-                    raise StitchError(f"{path}: time base {in_stream.time_base} differs "
-                                      f"from the track's {time_base}")
+                    raise StitchError(
+                        f"{path}: time base {in_stream.time_base} differs "
+                        f"from the track's {time_base}"
+                    )
                 assert time_base is not None
                 if starts is not None:
                     offset = round((starts[index] - starts[0]) / time_base)
@@ -100,5 +103,6 @@ def stitch(segments: list[pathlib.Path], out: pathlib.Path,
         os.fsync(fh.fileno())
     os.replace(part, out)
     assert time_base is not None
-    return StitchResult(path=out, duration_s=float(last_end * time_base), frames=frames,
-                        codec=codec)
+    return StitchResult(
+        path=out, duration_s=float(last_end * time_base), frames=frames, codec=codec
+    )

@@ -43,13 +43,13 @@ class SyntheticCamera:
         w, h = self.width, self.height
         buf = np.empty((h * 3 // 2, w), dtype=np.uint8)
         shift = (counter * 4) % w
-        buf[:h] = self._luma[:, shift: shift + w]
+        buf[:h] = self._luma[:, shift : shift + w]
         # a bright box bouncing left-right, so motion is obvious
         span = max(1, w - self._box)
         pos = counter * 6 % (2 * span)
         x0 = pos if pos < span else 2 * span - pos
         y0 = h // 2 - self._box // 2
-        buf[y0: y0 + self._box, x0: x0 + self._box] = 235
+        buf[y0 : y0 + self._box, x0 : x0 + self._box] = 235
         chroma = buf[h:].reshape(2, h // 2, w // 2)
         chroma[0] = self._u
         chroma[1] = self._v
@@ -58,8 +58,16 @@ class SyntheticCamera:
         clock = time.strftime("%H:%M:%S", time.localtime(capture_ms / 1000))
         text = f"{self.label}  #{counter}  {clock}.{capture_ms % 1000:03d}"
         scale = max(0.5, h / 720)
-        cv2.putText(y_plane, text, (8, barcode.HEIGHT + int(30 * scale)),
-                    cv2.FONT_HERSHEY_SIMPLEX, scale, 235, max(1, int(2 * scale)), cv2.LINE_8)
+        cv2.putText(
+            y_plane,
+            text,
+            (8, barcode.HEIGHT + int(30 * scale)),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            scale,
+            235,
+            max(1, int(2 * scale)),
+            cv2.LINE_8,
+        )
         frame = av.VideoFrame.from_ndarray(buf, format="yuv420p")
         frame.pts = counter * self._pts_step
         frame.time_base = VIDEO_TIME_BASE
@@ -69,8 +77,9 @@ class SyntheticCamera:
 class SyntheticMicrophone:
     """A −12 dBFS sine tone with a louder 10 ms click at every tick, in 20 ms frames."""
 
-    def __init__(self, sample_rate: int = AUDIO_RATE, tone_hz: float = 440.0,
-                 tick_every_s: float = 1.0) -> None:
+    def __init__(
+        self, sample_rate: int = AUDIO_RATE, tone_hz: float = 440.0, tick_every_s: float = 1.0
+    ) -> None:
         self.sample_rate = sample_rate
         self.tone_hz = tone_hz
         self.tick_every = int(tick_every_s * sample_rate)
@@ -83,8 +92,11 @@ class SyntheticMicrophone:
         samples = self._amp * np.sin(2 * math.pi * self.tone_hz * n / self.sample_rate)
         click_len = self.sample_rate // 100
         in_click = (n % self.tick_every) < click_len
-        samples = np.where(in_click, 0.9 * 32767 * np.sign(np.sin(2 * math.pi * 2000 * n /
-                                                                  self.sample_rate)), samples)
+        samples = np.where(
+            in_click,
+            0.9 * 32767 * np.sign(np.sin(2 * math.pi * 2000 * n / self.sample_rate)),
+            samples,
+        )
         pcm = samples.astype(np.int16).reshape(1, -1)
         frame = av.AudioFrame.from_ndarray(pcm, format="s16", layout="mono")
         frame.sample_rate = self.sample_rate

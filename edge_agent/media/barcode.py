@@ -41,8 +41,10 @@ def block_size(width: int) -> int:
         return BLOCK
     if width >= SMALL_BLOCK * PER_ROW:
         return SMALL_BLOCK
-    raise ValueError(f"a frame {width} px wide is too narrow for the burned-in code "
-                     f"(needs {SMALL_BLOCK * PER_ROW})")
+    raise ValueError(
+        f"a frame {width} px wide is too narrow for the burned-in code "
+        f"(needs {SMALL_BLOCK * PER_ROW})"
+    )
 
 
 def stamp(y_plane: np.ndarray, counter: int, capture_ms: int) -> None:
@@ -51,8 +53,9 @@ def stamp(y_plane: np.ndarray, counter: int, capture_ms: int) -> None:
     value = _payload(counter, capture_ms)
     bits = np.array([(value >> (BITS - 1 - i)) & 1 for i in range(BITS)], dtype=np.uint8)
     levels = np.where(bits.reshape(ROWS, PER_ROW) == 1, WHITE, BLACK).astype(np.uint8)
-    y_plane[: block * ROWS, : block * PER_ROW] = np.kron(levels, np.ones((block, block),
-                                                                         dtype=np.uint8))
+    y_plane[: block * ROWS, : block * PER_ROW] = np.kron(
+        levels, np.ones((block, block), dtype=np.uint8)
+    )
 
 
 def read(y_plane: np.ndarray) -> tuple[int, int] | None:

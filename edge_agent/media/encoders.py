@@ -8,32 +8,43 @@ stream feed the WebRTC sender, the recorder and the live push alike.
 from __future__ import annotations
 
 import fractions
+from typing import Any, cast
 
 import av
+from av.audio.codeccontext import AudioCodecContext
 from av.codec.context import CodecContext
+from av.video.codeccontext import VideoCodecContext
 
 from edge_agent.media.errors import EncoderUnavailable
 from protocols.media.encoded_frame import AUDIO_TIME_BASE, VIDEO_TIME_BASE, EncodedFrame
 from protocols.media.h264 import is_keyframe
 
 
-def _open(codec: str) -> CodecContext:
+def _open(codec: str) -> Any:
     try:
         return CodecContext.create(codec, "w")
     except (av.FFmpegError, ValueError) as err:  # unknown codec → ValueError/UnknownCodec
         raise EncoderUnavailable(
             f"encoder {codec!r} is not available on this machine ({err}); set "
-            "encoder.video_codec = \"libx264\" in the hardware profile, or install the "
-            "driver for the hardware encoder") from err
+            'encoder.video_codec = "libx264" in the hardware profile, or install the '
+            "driver for the hardware encoder"
+        ) from err
 
 
 class VideoEncoder:
     """H.264 with in-band SPS/PPS on every keyframe, no B-frames, bitrate held by VBV."""
 
-    def __init__(self, width: int, height: int, fps: int, bitrate: int,
-                 codec: str = "libx264", preset: str = "veryfast",
-                 gop_seconds: float = 2.0) -> None:
-        ctx = _open(codec)
+    def __init__(
+        self,
+        width: int,
+        height: int,
+        fps: int,
+        bitrate: int,
+        codec: str = "libx264",
+        preset: str = "veryfast",
+        gop_seconds: float = 2.0,
+    ) -> None:
+        ctx = cast(VideoCodecContext, _open(codec))
         ctx.width, ctx.height = width, height
         ctx.pix_fmt = "yuv420p"
         ctx.time_base = VIDEO_TIME_BASE
@@ -48,30 +59,44 @@ class VideoEncoder:
                 "preset": preset,
                 "tune": "zerolatency",
                 "profile": "baseline",
-                "x264-params": (f"repeat-headers=1:annexb=1:vbv-maxrate={bitrate // 1000}:"
-                                f"vbv-bufsize={bitrate // 2000}:keyint={ctx.gop_size}:"
-                                f"min-keyint={ctx.gop_size}:scenecut=0:force-cfr=1"),
+                "x264-params": (
+                    f"repeat-headers=1:annexb=1:vbv-maxrate={bitrate // 1000}:"
+                    f"vbv-bufsize={bitrate // 2000}:keyint={ctx.gop_size}:"
+                    f"min-keyint={ctx.gop_size}:scenecut=0:force-cfr=1"
+                ),
             }
         try:
             ctx.open()
         except av.FFmpegError as err:
-            raise EncoderUnavailable(f"encoder {codec!r} would not open at {width}x{height} "
-                                     f"({err}); fall back to libx264") from err
+            raise EncoderUnavailable(
+                f"encoder {codec!r} would not open at {width}x{height} "
+                f"({err}); fall back to libx264"
+            ) from err
         self._ctx = ctx
         self.codec = codec
         self.bitrate = bitrate
 
-    def encode(self, frame: av.VideoFrame, capture_ms: float,
-               force_keyframe: bool = False) -> list[EncodedFrame]:
+    def encode(
+        self, frame: av.VideoFrame, capture_ms: float, force_keyframe: bool = False
+    ) -> list[EncodedFrame]:
         """Encode one frame; a forced keyframe answers a PLI or starts a recording."""
-        frame.pict_type = av.video.frame.PictureType.I if force_keyframe else (
-            av.video.frame.PictureType.NONE)
+        frame.pict_type = (
+            av.video.frame.PictureType.I if force_keyframe else (av.video.frame.PictureType.NONE)
+        )
         out = []
         for packet in self._ctx.encode(frame):
             data = bytes(packet)
             pts = packet.pts if packet.pts is not None else frame.pts or 0
-            out.append(EncodedFrame("video", data, int(pts), VIDEO_TIME_BASE,
-                                    packet.is_keyframe or is_keyframe(data), capture_ms))
+            out.append(
+                EncodedFrame(
+                    "video",
+                    data,
+                    int(pts),
+                    VIDEO_TIME_BASE,
+                    packet.is_keyframe or is_keyframe(data),
+                    capture_ms,
+                )
+            )
         return out
 
 
@@ -79,7 +104,7 @@ class AudioEncoder:
     """Opus, 48 kHz mono, 20 ms frames, tuned for speech."""
 
     def __init__(self, bitrate: int = 48000) -> None:
-        ctx = _open("libopus")
+        ctx = cast(AudioCodecContext, _open("libopus"))
         ctx.sample_rate = 48000
         ctx.layout = "mono"
         ctx.format = "s16"
@@ -94,7 +119,10 @@ class AudioEncoder:
         """Encode 20 ms of audio; pts continue from 0 in 1/48000 units."""
         out = []
         for packet in self._ctx.encode(frame):
-            out.append(EncodedFrame("audio", bytes(packet), self._next_pts, AUDIO_TIME_BASE,
-                                    True, capture_ms))
+            out.append(
+                EncodedFrame(
+                    "audio", bytes(packet), self._next_pts, AUDIO_TIME_BASE, True, capture_ms
+                )
+            )
             self._next_pts += packet.duration or 960
         return out

@@ -36,17 +36,27 @@ class AudioDevice(Protocol):
 class FrameEncoder(Protocol):
     """An encoder that turns frames into encoded frames."""
 
-    def encode(self, frame: av.VideoFrame, capture_ms: float,
-               force_keyframe: bool = False) -> list[EncodedFrame]:
+    def encode(
+        self, frame: av.VideoFrame, capture_ms: float, force_keyframe: bool = False
+    ) -> list[EncodedFrame]:
         """Encode one frame."""
 
 
 class SourceRunner:
     """Paces a device at its frame rate, encodes each frame once and publishes it."""
 
-    def __init__(self, name: str, kind: str, device: object, encoder: object, fps: float,
-                 bus: FrameBus, loop: asyncio.AbstractEventLoop, width: int = 0,
-                 height: int = 0) -> None:
+    def __init__(
+        self,
+        name: str,
+        kind: str,
+        device: object,
+        encoder: object,
+        fps: float,
+        bus: FrameBus,
+        loop: asyncio.AbstractEventLoop,
+        width: int = 0,
+        height: int = 0,
+    ) -> None:
         self.name = name
         self.width = width
         self.height = height
@@ -68,8 +78,7 @@ class SourceRunner:
     def start(self) -> None:
         """Start the capture thread."""
         self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name=f"source-{self.name}",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"source-{self.name}", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
@@ -115,9 +124,15 @@ class SourceRunner:
                 frame = self._device.frame(counter)  # type: ignore[attr-defined]
                 out = self._encoder.encode(frame, capture_ms)  # type: ignore[attr-defined]
             for encoded in out:
-                stamped = EncodedFrame(encoded.kind, encoded.data, encoded.pts,
-                                       encoded.time_base, encoded.keyframe,
-                                       encoded.capture_ms, {"counter": counter})
+                stamped = EncodedFrame(
+                    encoded.kind,
+                    encoded.data,
+                    encoded.pts,
+                    encoded.time_base,
+                    encoded.keyframe,
+                    encoded.capture_ms,
+                    {"counter": counter},
+                )
                 self._loop.call_soon_threadsafe(self.bus.publish, stamped)
             counter += 1
             self.frames = counter

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
+from typing import Any
 
 import av
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
@@ -42,7 +43,7 @@ class EncodedTrack(MediaStreamTrack):
         self.bytes = 0
         self.first_counter = None
 
-    async def recv(self) -> av.Packet:  # type: ignore[override]
+    async def recv(self) -> av.Packet[Any]:
         """Next encoded packet; waits for a keyframe before the first one."""
         while True:
             if self.readyState != "live":

@@ -41,8 +41,13 @@ class TrackSpec:
 class LessonRecorder:
     """Segments for every track of one lesson, plus its manifest."""
 
-    def __init__(self, directory: pathlib.Path, lesson_id: str, classroom_id: str,
-                 segment_seconds: float = 10.0) -> None:
+    def __init__(
+        self,
+        directory: pathlib.Path,
+        lesson_id: str,
+        classroom_id: str,
+        segment_seconds: float = 10.0,
+    ) -> None:
         self.directory = directory
         self.lesson_id = lesson_id
         self.classroom_id = classroom_id
@@ -91,15 +96,33 @@ class LessonRecorder:
         tracks = []
         for key, writer in self._writers.items():
             spec = self._specs[key]
-            tracks.append(TrackEntry(
-                track=spec.track, kind=spec.kind, direction=spec.direction,  # type: ignore[arg-type]
-                source_classroom=spec.source_classroom,
-                segments=[SegmentEntry(name=s.path.name, seq=s.seq, start_s=s.first_pts_s,
-                                       end_s=s.last_pts_s, frames=s.frames, bytes=s.bytes,
-                                       sha256=s.sha256) for s in writer.segments],
-            ))
-        manifest = Manifest(lesson_id=self.lesson_id, classroom_id=self.classroom_id,
-                            started_at=self.started_at, ended_at=self.ended_at, tracks=tracks)
+            tracks.append(
+                TrackEntry(
+                    track=spec.track,
+                    kind=spec.kind,
+                    direction=spec.direction,  # type: ignore[arg-type]
+                    source_classroom=spec.source_classroom,
+                    segments=[
+                        SegmentEntry(
+                            name=s.path.name,
+                            seq=s.seq,
+                            start_s=s.first_pts_s,
+                            end_s=s.last_pts_s,
+                            frames=s.frames,
+                            bytes=s.bytes,
+                            sha256=s.sha256,
+                        )
+                        for s in writer.segments
+                    ],
+                )
+            )
+        manifest = Manifest(
+            lesson_id=self.lesson_id,
+            classroom_id=self.classroom_id,
+            started_at=self.started_at,
+            ended_at=self.ended_at,
+            tracks=tracks,
+        )
         self.directory.mkdir(parents=True, exist_ok=True)
         return write_manifest(self.directory, manifest)
 
@@ -125,8 +148,13 @@ class LessonRecorder:
         writer = self._writers.get(key)
         if writer is None:
             spec = self._specs[key]
-            writer = SegmentWriter(self.directory / key, key, spec.kind,
-                                   segment_seconds=self._segment_seconds,
-                                   width=spec.width, height=spec.height)
+            writer = SegmentWriter(
+                self.directory / key,
+                key,
+                spec.kind,
+                segment_seconds=self._segment_seconds,
+                width=spec.width,
+                height=spec.height,
+            )
             self._writers[key] = writer
         return writer

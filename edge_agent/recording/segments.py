@@ -15,6 +15,7 @@ import os
 import pathlib
 import struct
 from dataclasses import dataclass
+from typing import Any
 
 import av
 
@@ -51,16 +52,23 @@ def opus_head(channels: int = 1, rate: int = 48000) -> bytes:
 class SegmentWriter:
     """Writes one track's encoded frames into consecutive durable segments."""
 
-    def __init__(self, directory: pathlib.Path, track: str, kind: str,
-                 segment_seconds: float = 10.0, width: int = 0, height: int = 0) -> None:
+    def __init__(
+        self,
+        directory: pathlib.Path,
+        track: str,
+        kind: str,
+        segment_seconds: float = 10.0,
+        width: int = 0,
+        height: int = 0,
+    ) -> None:
         self.directory = directory
         self.track = track
         self.kind = kind
         self.segment_seconds = segment_seconds
         self.width, self.height = width, height
         self._segments: list[SegmentInfo] = []
-        self._container: av.container.OutputContainer | None = None
-        self._stream: av.stream.Stream | None = None
+        self._container: Any = None
+        self._stream: Any = None
         self._part: pathlib.Path | None = None
         self._seq = 0
         self._first_pts: int | None = None
@@ -85,8 +93,11 @@ class SegmentWriter:
             if self._container is None and (not frame.keyframe or self._extradata is None):
                 self.dropped_before_keyframe += 1
                 return
-            if (self._container is not None and frame.keyframe
-                    and self._elapsed(frame) >= self.segment_seconds):
+            if (
+                self._container is not None
+                and frame.keyframe
+                and self._elapsed(frame) >= self.segment_seconds
+            ):
                 self._close_segment()
         elif self._container is not None and self._elapsed(frame) >= self.segment_seconds:
             self._close_segment()
@@ -103,6 +114,7 @@ class SegmentWriter:
         self._seq += 1
         self._part = self.directory / f"{self.track}-{self._seq:05d}.mp4.part"
         self._time_base = frame.time_base
+        stream: Any
         try:
             container = av.open(str(self._part), "w", format="mp4", options=FRAGMENTED)
             if self.kind == "video":
@@ -161,11 +173,19 @@ class SegmentWriter:
             raise RecordingError(f"{part}: cannot close the segment: {err}") from err
         assert self._first_pts is not None and self._last_pts is not None
         tb = self._time_base
-        self._segments.append(SegmentInfo(
-            path=final, track=self.track, kind=self.kind, seq=self._seq,
-            first_pts_s=float(self._first_pts * tb),
-            last_pts_s=float((self._last_pts + self._last_duration) * tb),
-            frames=self._frames, bytes=final.stat().st_size, sha256=_sha256(final)))
+        self._segments.append(
+            SegmentInfo(
+                path=final,
+                track=self.track,
+                kind=self.kind,
+                seq=self._seq,
+                first_pts_s=float(self._first_pts * tb),
+                last_pts_s=float((self._last_pts + self._last_duration) * tb),
+                frames=self._frames,
+                bytes=final.stat().st_size,
+                sha256=_sha256(final),
+            )
+        )
 
     def close(self) -> list[SegmentInfo]:
         """Close the open segment; returns every segment."""

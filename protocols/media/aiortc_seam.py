@@ -40,6 +40,8 @@ _VIDEO_CLOCK = fractions.Fraction(1, 90000)
 _AUDIO_CLOCK = fractions.Fraction(1, 48000)
 
 FrameTap = Callable[[str, JitterFrame], None]
+# Strong references to in-flight PLI sends, so the event loop cannot drop them midway.
+_PENDING_PLI: set[asyncio.Future[None]] = set()
 
 
 class SeamBroken(RuntimeError):
@@ -110,8 +112,10 @@ class MarkerJitterBuffer(JitterBuffer):
             packets.append(pkt)
             if pkt.marker:
                 self.remove(count + 1)
-                return JitterFrame(data=b"".join(p._data for p in packets),  # type: ignore[attr-defined]
-                                   timestamp=pkt.timestamp)
+                return JitterFrame(
+                    data=b"".join(p._data for p in packets),  # type: ignore[attr-defined]
+                    timestamp=pkt.timestamp,
+                )
         return None
 
 
@@ -120,8 +124,9 @@ def release_on_marker(receiver: RTCRtpReceiver) -> None:
     current = getattr(receiver, _JITTER_BUFFER, None)
     if not isinstance(current, JitterBuffer):
         raise SeamBroken(f"RTCRtpReceiver has no {_JITTER_BUFFER} JitterBuffer")
-    replacement = MarkerJitterBuffer(capacity=current.capacity,
-                                     is_video=bool(getattr(current, "_is_video", False)))
+    replacement = MarkerJitterBuffer(
+        capacity=current.capacity, is_video=bool(getattr(current, "_is_video", False))
+    )
     setattr(receiver, _JITTER_BUFFER, replacement)
 
 
@@ -134,14 +139,16 @@ def request_keyframe(receiver: RTCRtpReceiver) -> bool:
     if not sources:
         return False
     for source in sources:
-        asyncio.ensure_future(send_pli(source.source))
+        task = asyncio.ensure_future(send_pli(source.source))
+        _PENDING_PLI.add(task)
+        task.add_done_callback(_PENDING_PLI.discard)
     return True
 
 
 class H264Packer:
     """Packetises pre-encoded H.264 access units; owns no codec context."""
 
-    def pack(self, packet: av.Packet) -> tuple[list[bytes], int]:
+    def pack(self, packet: av.Packet[Any]) -> tuple[list[bytes], int]:
         """Split an Annex-B access unit into RTP payloads."""
         nals = H264Encoder._split_bitstream(bytes(packet))
         assert packet.pts is not None and packet.time_base is not None
@@ -151,12 +158,12 @@ class H264Packer:
 class OpusPacker:
     """Passes pre-encoded Opus packets through; owns no codec context."""
 
-    def pack(self, packet: av.Packet) -> tuple[list[bytes], int]:
+    def pack(self, packet: av.Packet[Any]) -> tuple[list[bytes], int]:
         """One Opus packet is one RTP payload."""
         return [bytes(packet)], _rescale(packet, _AUDIO_CLOCK)
 
 
-def _rescale(packet: av.Packet, clock: fractions.Fraction) -> int:
+def _rescale(packet: av.Packet[Any], clock: fractions.Fraction) -> int:
     assert packet.pts is not None and packet.time_base is not None
     return int(packet.pts * packet.time_base / clock)
 

@@ -12,5 +12,4 @@ def peer_configuration(ice_servers: list[RTCIceServer] | None = None) -> RTCConf
     policy a second track of the same kind gets a transport of its own; both are wrong
     for a lesson that carries several cameras and microphones over one closed network.
     """
-    return RTCConfiguration(iceServers=ice_servers or [],
-                            bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
+    return RTCConfiguration(iceServers=ice_servers or [], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import pathlib
 import random
@@ -55,8 +56,18 @@ class JanusServer:
             ["ip", "link", "set", inner, "netns", self.netns],
             ["ip", "addr", "add", f"{self.host_address}/30", "dev", self._veth],
             ["ip", "link", "set", self._veth, "up"],
-            ["ip", "netns", "exec", self.netns, "ip", "addr", "add", f"{self.address}/30",
-             "dev", inner],
+            [
+                "ip",
+                "netns",
+                "exec",
+                self.netns,
+                "ip",
+                "addr",
+                "add",
+                f"{self.address}/30",
+                "dev",
+                inner,
+            ],
             ["ip", "netns", "exec", self.netns, "ip", "link", "set", inner, "up"],
             ["ip", "netns", "exec", self.netns, "ip", "link", "set", "lo", "up"],
         ]
@@ -64,8 +75,10 @@ class JanusServer:
             out = subprocess.run(step, capture_output=True, text=True)
             if out.returncode != 0:
                 self._drop_netns()
-                raise JanusError(f"cannot build the Janus network namespace ({' '.join(step)}: "
-                                 f"{out.stderr.strip()}); the Janus reference needs root")
+                raise JanusError(
+                    f"cannot build the Janus network namespace ({' '.join(step)}: "
+                    f"{out.stderr.strip()}); the Janus reference needs root"
+                )
 
     def _drop_netns(self) -> None:
         subprocess.run(["ip", "link", "del", self._veth], capture_output=True)
@@ -117,13 +130,17 @@ admin: {{
         (d / "cfg" / "janus.plugin.videoroom.jcfg").write_text("general: {\n}\n")
         self._make_netns()
         log = open(d / "janus.log", "wb")  # noqa: SIM115 - owned by the process
-        self.proc = subprocess.Popen(["ip", "netns", "exec", self.netns, "janus", "-F",
-                                      str(d / "cfg")], stdout=log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            ["ip", "netns", "exec", self.netns, "janus", "-F", str(d / "cfg")],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         async with aiohttp.ClientSession() as http:
             for _ in range(100):
                 try:
-                    async with http.post(self.url, json={"janus": "info",
-                                                         "transaction": "x"}) as resp:
+                    async with http.post(
+                        self.url, json={"janus": "info", "transaction": "x"}
+                    ) as resp:
                         if resp.status == 200:
                             return
                 except aiohttp.ClientError:
@@ -170,10 +187,8 @@ class JanusVideoRoom:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._http is not None:
-            try:
+            with contextlib.suppress(JanusError, aiohttp.ClientError):
                 await self._post(f"{self.url}/{self._session}", {"janus": "destroy"})
-            except (JanusError, aiohttp.ClientError):
-                pass
             await self._http.close()
 
     async def _post(self, url: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -201,14 +216,16 @@ class JanusVideoRoom:
             await self._post(f"{self.url}/{self._session}", {"janus": "keepalive"})
 
     async def _attach(self) -> int:
-        data = await self._post(f"{self.url}/{self._session}",
-                                {"janus": "attach", "plugin": "janus.plugin.videoroom"})
+        data = await self._post(
+            f"{self.url}/{self._session}", {"janus": "attach", "plugin": "janus.plugin.videoroom"}
+        )
         handle: int = data["data"]["id"]
         self._events[handle] = asyncio.Queue()
         return handle
 
-    async def _message(self, handle: int, body: dict[str, Any],
-                       jsep: dict[str, str] | None = None) -> dict[str, Any]:
+    async def _message(
+        self, handle: int, body: dict[str, Any], jsep: dict[str, str] | None = None
+    ) -> dict[str, Any]:
         msg: dict[str, Any] = {"janus": "message", "body": body}
         if jsep is not None:
             msg["jsep"] = jsep
@@ -229,21 +246,33 @@ class JanusVideoRoom:
     async def create_room(self, room: int, bitrate_bps: int) -> None:
         """An H.264/Opus room with no recording."""
         handle = await self._attach()
-        await self._message(handle, {"request": "create", "room": room, "publishers": 4,
-                                     "bitrate": bitrate_bps, "videocodec": "h264",
-                                     "audiocodec": "opus", "record": False,
-                                     "h264_profile": "42e01f"})
+        await self._message(
+            handle,
+            {
+                "request": "create",
+                "room": room,
+                "publishers": 4,
+                "bitrate": bitrate_bps,
+                "videocodec": "h264",
+                "audiocodec": "opus",
+                "record": False,
+                "h264_profile": "42e01f",
+            },
+        )
 
     async def publish(self, room: int, pc: RTCPeerConnection, display: str) -> int:
         """Join as a publisher with ``pc``'s tracks; returns the feed id."""
         handle = await self._attach()
-        joined = await self._message(handle, {"request": "join", "ptype": "publisher",
-                                              "room": room, "display": display})
+        joined = await self._message(
+            handle, {"request": "join", "ptype": "publisher", "room": room, "display": display}
+        )
         feed: int = joined["plugindata"]["data"]["id"]
         await pc.setLocalDescription(await pc.createOffer())
-        event = await self._message(handle, {"request": "publish", "audio": True,
-                                             "video": True},
-                                    {"type": "offer", "sdp": pc.localDescription.sdp})
+        event = await self._message(
+            handle,
+            {"request": "publish", "audio": True, "video": True},
+            {"type": "offer", "sdp": pc.localDescription.sdp},
+        )
         await pc.setRemoteDescription(RTCSessionDescription(**event["jsep"]))
         return feed
 
@@ -253,8 +282,15 @@ class JanusVideoRoom:
         # A feed becomes subscribable only once the publisher's media is up.
         for attempt in range(50):
             try:
-                event = await self._message(handle, {"request": "join", "ptype": "subscriber",
-                                                     "room": room, "streams": [{"feed": feed}]})
+                event = await self._message(
+                    handle,
+                    {
+                        "request": "join",
+                        "ptype": "subscriber",
+                        "room": room,
+                        "streams": [{"feed": feed}],
+                    },
+                )
                 break
             except JanusError as err:
                 if "No such feed" not in str(err) or attempt == 49:
@@ -262,5 +298,8 @@ class JanusVideoRoom:
                 await asyncio.sleep(0.2)
         await pc.setRemoteDescription(RTCSessionDescription(**event["jsep"]))
         await pc.setLocalDescription(await pc.createAnswer())
-        await self._message(handle, {"request": "start", "room": room},
-                            {"type": "answer", "sdp": pc.localDescription.sdp})
+        await self._message(
+            handle,
+            {"request": "start", "room": room},
+            {"type": "answer", "sdp": pc.localDescription.sdp},
+        )

@@ -9,13 +9,17 @@ import subprocess
 from typing import Any
 
 
-def probe_recording(path: pathlib.Path, expected_s: float | None = None,
-                    tolerance_s: float = 1.0) -> dict[str, Any]:
+def probe_recording(
+    path: pathlib.Path, expected_s: float | None = None, tolerance_s: float = 1.0
+) -> dict[str, Any]:
     """Inspect one file with ffprobe; ``ok`` is False with ``problems`` listed otherwise."""
     problems: list[str] = []
     meta = subprocess.run(
         ["ffprobe", "-v", "error", "-show_streams", "-show_format", "-of", "json", str(path)],
-        capture_output=True, text=True, timeout=60)
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     if meta.returncode != 0 or meta.stderr.strip():
         problems.append(f"ffprobe: {meta.stderr.strip()[:300] or 'failed'}")
     info = json.loads(meta.stdout or "{}")
@@ -26,18 +30,45 @@ def probe_recording(path: pathlib.Path, expected_s: float | None = None,
     if kind == "video" and codec != "h264":
         problems.append(f"video codec is {codec}, expected h264")
     if expected_s is not None and abs(duration - expected_s) > tolerance_s:
-        problems.append(f"duration {duration:.2f} s differs from {expected_s:g} s "
-                        f"by more than {tolerance_s:g} s")
+        problems.append(
+            f"duration {duration:.2f} s differs from {expected_s:g} s "
+            f"by more than {tolerance_s:g} s"
+        )
     pkts = subprocess.run(
-        ["ffprobe", "-v", "error", "-select_streams", "0", "-show_entries", "packet=dts",
-         "-of", "csv=p=0", str(path)], capture_output=True, text=True, timeout=120)
+        [
+            "ffprobe",
+            "-v",
+            "error",
+            "-select_streams",
+            "0",
+            "-show_entries",
+            "packet=dts",
+            "-of",
+            "csv=p=0",
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     dts = [int(x) for x in pkts.stdout.split() if x.strip().lstrip("-").isdigit()]
     backwards = sum(1 for a, b in itertools.pairwise(dts) if b <= a)
     if backwards:
         problems.append(f"{backwards} non-increasing timestamps")
-    decode = subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-f", "null", "-"],
-                            capture_output=True, text=True, timeout=300)
+    decode = subprocess.run(
+        ["ffmpeg", "-v", "error", "-i", str(path), "-f", "null", "-"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     if decode.returncode != 0 or decode.stderr.strip():
         problems.append(f"decode errors: {decode.stderr.strip()[:300]}")
-    return {"path": str(path), "ok": not problems, "codec": codec, "kind": kind,
-            "duration_s": duration, "packets": len(dts), "problems": problems}
+    return {
+        "path": str(path),
+        "ok": not problems,
+        "codec": codec,
+        "kind": kind,
+        "duration_s": duration,
+        "packets": len(dts),
+        "problems": problems,
+    }

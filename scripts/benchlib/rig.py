@@ -31,8 +31,9 @@ class RigError(RuntimeError):
 class LessonRig:
     """Starts and stops the processes; knows their ports and state directories."""
 
-    def __init__(self, root: pathlib.Path | None = None, heartbeat_s: float = 1.0,
-                 prepare_s: float = 4.0) -> None:
+    def __init__(
+        self, root: pathlib.Path | None = None, heartbeat_s: float = 1.0, prepare_s: float = 4.0
+    ) -> None:
         self.root = root or pathlib.Path(tempfile.mkdtemp(prefix="classbridge-demo-"))
         self.logs = self.root / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
@@ -51,17 +52,18 @@ class LessonRig:
 
     def cli(self, program: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         """Run ``classroom-controller`` or ``classroom-agent`` and capture its output."""
-        out = subprocess.run([str(BIN / program), *args], env=self.env, capture_output=True,
-                             text=True, timeout=60)
+        out = subprocess.run(
+            [str(BIN / program), *args], env=self.env, capture_output=True, text=True, timeout=60
+        )
         if check and out.returncode != 0:
-            raise RigError(f"{program} {' '.join(args)} failed ({out.returncode}):\n"
-                           f"{out.stderr}")
+            raise RigError(f"{program} {' '.join(args)} failed ({out.returncode}):\n{out.stderr}")
         return out
 
     def controller_cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         """``classroom-controller`` against this rig's state directory."""
-        return self.cli("classroom-controller", *args, "--state-dir",
-                        str(self.controller_state), check=check)
+        return self.cli(
+            "classroom-controller", *args, "--state-dir", str(self.controller_state), check=check
+        )
 
     def spawn(self, name: str, *args: str) -> subprocess.Popen[bytes]:
         """Start a long-running process with its output in logs/<name>.log."""
@@ -72,35 +74,67 @@ class LessonRig:
 
     def start_controller(self) -> None:
         """Start the controller and wait until its API answers."""
-        self.spawn("controller", str(BIN / "classroom-controller"), "serve", "--state-dir",
-                   str(self.controller_state), "--port", str(self.port), "--http-port",
-                   str(self.http_port), "--heartbeat", str(self.heartbeat_s), "--prepare",
-                   str(self.prepare_s))
+        self.spawn(
+            "controller",
+            str(BIN / "classroom-controller"),
+            "serve",
+            "--state-dir",
+            str(self.controller_state),
+            "--port",
+            str(self.port),
+            "--http-port",
+            str(self.http_port),
+            "--heartbeat",
+            str(self.heartbeat_s),
+            "--prepare",
+            str(self.prepare_s),
+        )
         self.wait("the controller API", lambda: self.get("/../../healthz"), 30)
 
     def add_classroom(self, classroom_id: str, school: str = "") -> str:
         """Add a classroom; returns its enrolment token."""
-        return self.controller_cli("classroom", "add", classroom_id, "--school",
-                                   school).stdout.strip()
+        return self.controller_cli(
+            "classroom", "add", classroom_id, "--school", school
+        ).stdout.strip()
 
-    def enrol_and_start_agent(self, classroom_id: str, token: str,
-                              profile: pathlib.Path = SYNTHETIC) -> None:
+    def enrol_and_start_agent(
+        self, classroom_id: str, token: str, profile: pathlib.Path = SYNTHETIC
+    ) -> None:
         """Enrol an agent with the token and start its daemon."""
         state = self.root / classroom_id
-        self.cli("classroom-agent", "enroll", "--controller", f"tcp://127.0.0.1:{self.port}",
-                 "--token", token, "--state-dir", str(state))
+        self.cli(
+            "classroom-agent",
+            "enroll",
+            "--controller",
+            f"tcp://127.0.0.1:{self.port}",
+            "--token",
+            token,
+            "--state-dir",
+            str(state),
+        )
         self.start_agent(classroom_id, profile)
 
     def start_agent(self, classroom_id: str, profile: pathlib.Path = SYNTHETIC) -> None:
         """(Re)start an enrolled agent's daemon."""
-        self.spawn(classroom_id, str(BIN / "classroom-agent"), "run", "--state-dir",
-                   str(self.root / classroom_id), "--profile", str(profile),
-                   "--media-address", "127.0.0.1")
+        self.spawn(
+            classroom_id,
+            str(BIN / "classroom-agent"),
+            "run",
+            "--state-dir",
+            str(self.root / classroom_id),
+            "--profile",
+            str(profile),
+            "--media-address",
+            "127.0.0.1",
+        )
 
     def get(self, path: str) -> Any:
         """GET a JSON document from the API."""
-        url = self.api + path if not path.startswith("/../../") else (
-            f"http://127.0.0.1:{self.http_port}/" + path.removeprefix("/../../"))
+        url = (
+            self.api + path
+            if not path.startswith("/../../")
+            else (f"http://127.0.0.1:{self.http_port}/" + path.removeprefix("/../../"))
+        )
         with urllib.request.urlopen(url, timeout=5) as resp:
             return json.loads(resp.read())
 
@@ -115,20 +149,34 @@ class LessonRig:
             except OSError:
                 pass
             if time.monotonic() > deadline:
-                raise RigError(f"timed out after {timeout:g} s waiting for {what}; "
-                               f"logs in {self.logs}")
+                raise RigError(
+                    f"timed out after {timeout:g} s waiting for {what}; logs in {self.logs}"
+                )
             time.sleep(0.2)
 
     def wait_online(self, classrooms: list[str], timeout: float = 30) -> None:
         """Wait until every listed classroom is online."""
-        self.wait(f"{', '.join(classrooms)} online", lambda: all(
-            r["online"] for r in self.get("/classrooms") if r["id"] in classrooms), timeout)
+        self.wait(
+            f"{', '.join(classrooms)} online",
+            lambda: all(r["online"] for r in self.get("/classrooms") if r["id"] in classrooms),
+            timeout,
+        )
 
-    def schedule(self, lead: str, receivers: list[str], lead_in_s: float,
-                 seconds: float) -> dict[str, Any]:
+    def schedule(
+        self, lead: str, receivers: list[str], lead_in_s: float, seconds: float
+    ) -> dict[str, Any]:
         """Schedule a lesson starting ``lead_in_s`` from now."""
-        args = ["lesson", "add", "--lead", lead, "--start", f"+{lead_in_s:g}s",
-                "--duration", f"{seconds:g}s", "--json"]
+        args = [
+            "lesson",
+            "add",
+            "--lead",
+            lead,
+            "--start",
+            f"+{lead_in_s:g}s",
+            "--duration",
+            f"{seconds:g}s",
+            "--json",
+        ]
         for r in receivers:
             args += ["--receiver", r]
         doc: dict[str, Any] = json.loads(self.controller_cli(*args).stdout)
@@ -136,9 +184,11 @@ class LessonRig:
 
     def wait_lesson(self, lesson_id: str, states: tuple[str, ...], timeout: float) -> Any:
         """Wait until the lesson reaches one of ``states``; returns its document."""
+
         def reached() -> Any:
             doc = self.get(f"/lessons/{lesson_id}")
             return doc if doc["state"] in states else None
+
         return self.wait(f"lesson {lesson_id} to reach {'/'.join(states)}", reached, timeout)
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:

@@ -29,8 +29,13 @@ pytestmark = pytest.mark.timeout(60)
 
 
 def _register(identity: Identity) -> Register:
-    return Register(classroom_id=identity.classroom_id, agent_version="test",
-                    profile_name="synthetic", profile_digest="0" * 64, inventory=[])
+    return Register(
+        classroom_id=identity.classroom_id,
+        agent_version="test",
+        profile_name="synthetic",
+        profile_digest="0" * 64,
+        inventory=[],
+    )
 
 
 def _heartbeat(seq: int) -> Heartbeat:
@@ -45,12 +50,14 @@ def _endpoint(cfg: ControllerConfig) -> str:
     return f"tcp://127.0.0.1:{cfg.control_port}"
 
 
-async def _enrolled_link(controller: ControllerDaemon, tmp_path: pathlib.Path,
-                         classroom: str = "city-101") -> tuple[Identity, ControlLink]:
+async def _enrolled_link(
+    controller: ControllerDaemon, tmp_path: pathlib.Path, classroom: str = "city-101"
+) -> tuple[Identity, ControlLink]:
     token = issue_token_for(controller.config.state_dir, classroom)
     identity = await enrol(_endpoint(controller.config), token, tmp_path / classroom)
-    link = ControlLink(identity, lambda: _register(identity), _heartbeat, _no_commands,
-                       heartbeat_interval=0.3)
+    link = ControlLink(
+        identity, lambda: _register(identity), _heartbeat, _no_commands, heartbeat_interval=0.3
+    )
     await link.start()
     return identity, link
 
@@ -63,8 +70,9 @@ async def _wait(predicate, timeout: float = 5.0) -> None:  # type: ignore[no-unt
         await asyncio.sleep(0.05)
 
 
-async def test_enrol_register_and_heartbeat(controller: ControllerDaemon,
-                                            tmp_path: pathlib.Path) -> None:
+async def test_enrol_register_and_heartbeat(
+    controller: ControllerDaemon, tmp_path: pathlib.Path
+) -> None:
     identity, link = await _enrolled_link(controller, tmp_path)
     try:
         await asyncio.wait_for(link.registered.wait(), 5)
@@ -76,13 +84,14 @@ async def test_enrol_register_and_heartbeat(controller: ControllerDaemon,
         await link.stop()
 
 
-async def test_token_is_single_use_and_errors_are_clear(controller: ControllerDaemon,
-                                                        tmp_path: pathlib.Path) -> None:
+async def test_token_is_single_use_and_errors_are_clear(
+    controller: ControllerDaemon, tmp_path: pathlib.Path
+) -> None:
     token = issue_token_for(controller.config.state_dir, "city-102")
     await enrol(_endpoint(controller.config), token, tmp_path / "a")
     with pytest.raises(EnrolmentFailed, match="no pending enrolment"):
         await enrol(_endpoint(controller.config), token, tmp_path / "b")
-    with pytest.raises(EnrolmentFailed, match="damaged|must start"):
+    with pytest.raises(EnrolmentFailed, match=r"damaged|must start"):
         await enrol(_endpoint(controller.config), "cb1!!!", tmp_path / "c")
 
 
@@ -105,7 +114,8 @@ async def test_unknown_key_is_refused_at_the_handshake(controller: ControllerDae
 
 
 async def test_malformed_message_is_answered_and_loop_survives(
-        controller: ControllerDaemon, tmp_path: pathlib.Path) -> None:
+    controller: ControllerDaemon, tmp_path: pathlib.Path
+) -> None:
     assert controller.hub is not None
     token = issue_token_for(controller.config.state_dir, "city-103")
     identity = await enrol(_endpoint(controller.config), token, tmp_path / "x")
@@ -117,8 +127,11 @@ async def test_malformed_message_is_answered_and_loop_survives(
     sock.linger = 0
     sock.connect(_endpoint(controller.config))
     try:
-        for garbage in (b"\x00\x01garbage", b'{"v":1,"type":"agent.heartbeat","body":{}}',
-                        b'{"v":1,"type":"nope"}'):
+        for garbage in (
+            b"\x00\x01garbage",
+            b'{"v":1,"type":"agent.heartbeat","body":{}}',
+            b'{"v":1,"type":"nope"}',
+        ):
             await sock.send(garbage)
             reply = envelope.decode(await asyncio.wait_for(sock.recv(), 3))
             assert isinstance(reply.body, ErrorReply) and reply.body.code == "malformed"
@@ -141,7 +154,8 @@ async def test_malformed_message_is_answered_and_loop_survives(
 
 
 async def test_silent_agent_is_offline_within_three_intervals(
-        controller: ControllerDaemon, tmp_path: pathlib.Path) -> None:
+    controller: ControllerDaemon, tmp_path: pathlib.Path
+) -> None:
     _, link = await _enrolled_link(controller, tmp_path, "city-104")
     assert controller.presence is not None
     await asyncio.wait_for(link.registered.wait(), 5)
@@ -153,7 +167,8 @@ async def test_silent_agent_is_offline_within_three_intervals(
 
 
 async def test_agent_reconnects_after_controller_restart(
-        controller_config: ControllerConfig, tmp_path: pathlib.Path) -> None:
+    controller_config: ControllerConfig, tmp_path: pathlib.Path
+) -> None:
     first = ControllerDaemon(controller_config)
     await first.start()
     _identity, link = await _enrolled_link(first, tmp_path, "city-105")
@@ -164,8 +179,9 @@ async def test_agent_reconnects_after_controller_restart(
         second = ControllerDaemon(controller_config)
         await second.start()
         try:
-            await _wait(lambda: second.presence is not None
-                        and second.presence.is_online("city-105"), 10)
+            await _wait(
+                lambda: second.presence is not None and second.presence.is_online("city-105"), 10
+            )
             assert link.counters.registrations >= 2
         finally:
             await second.stop()

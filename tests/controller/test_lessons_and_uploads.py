@@ -45,10 +45,16 @@ def test_schedule_checks(db: sessionmaker[Session]) -> None:
             (("a", ["a"], T0, T0 + timedelta(hours=1)), InvalidRequest, "both lead and receive"),
             (("a", [], T0, T0 + timedelta(hours=1)), InvalidRequest, "at least one receiving"),
             (("a", ["zz"], T0, T0 + timedelta(hours=1)), NotFound, "'zz' does not exist"),
-            (("c", ["b"], T0 + timedelta(minutes=30), T0 + timedelta(hours=1)), InvalidRequest,
-             "'b' is already booked by lesson " + lesson.id),
-            (("a", ["b"], T0.replace(tzinfo=None), T0.replace(tzinfo=None) + timedelta(hours=1)),
-             InvalidRequest, "time zone"),
+            (
+                ("c", ["b"], T0 + timedelta(minutes=30), T0 + timedelta(hours=1)),
+                InvalidRequest,
+                "'b' is already booked by lesson " + lesson.id,
+            ),
+            (
+                ("a", ["b"], T0.replace(tzinfo=None), T0.replace(tzinfo=None) + timedelta(hours=1)),
+                InvalidRequest,
+                "time zone",
+            ),
         ]
         for args, error, fragment in cases:
             with pytest.raises(error) as info:
@@ -59,8 +65,9 @@ def test_schedule_checks(db: sessionmaker[Session]) -> None:
 
 
 @pytest.fixture
-async def api(db: sessionmaker[Session], tmp_path: pathlib.Path) -> AsyncIterator[
-        tuple[str, ServerKeys, str]]:
+async def api(
+    db: sessionmaker[Session], tmp_path: pathlib.Path
+) -> AsyncIterator[tuple[str, ServerKeys, str]]:
     """The HTTP API on a free port, with one scheduled lesson."""
     keys = ServerKeys.load_or_create(tmp_path)
     with db() as s:
@@ -73,8 +80,9 @@ async def api(db: sessionmaker[Session], tmp_path: pathlib.Path) -> AsyncIterato
         await http.stop()
 
 
-async def test_upload_refusals_and_acceptance(api: tuple[str, ServerKeys, str],
-                                              tmp_path: pathlib.Path) -> None:
+async def test_upload_refusals_and_acceptance(
+    api: tuple[str, ServerKeys, str], tmp_path: pathlib.Path
+) -> None:
     base, keys, lesson_id = api
     body = b"segment bytes"
     sha = hashlib.sha256(body).hexdigest()
@@ -83,28 +91,54 @@ async def test_upload_refusals_and_acceptance(api: tuple[str, ServerKeys, str],
     async with aiohttp.ClientSession() as http:
         async with http.put(url, data=body, headers={**good, "Authorization": "Bearer nope"}) as r:
             assert r.status == 401
-        async with http.put(url, data=body, headers={
-                **good, "Authorization": f"Bearer {keys.upload_token('b')}"}) as r:
+        async with http.put(
+            url, data=body, headers={**good, "Authorization": f"Bearer {keys.upload_token('b')}"}
+        ) as r:
             assert r.status == 401  # b's token cannot write a's recordings
         async with http.put(url, data=body + b"!", headers=good) as r:
             assert r.status == 422 and "sender declared" in (await r.json())["error"]
         stored = tmp_path / "storage" / lesson_id / "a" / "teacher" / "teacher-00001.mp4"
         assert not stored.exists() and not list(stored.parent.glob("*.part"))
-        async with http.put(f"{base}/recordings/{lesson_id}/a/../x", data=body,
-                            headers=good) as r:
+        async with http.put(f"{base}/recordings/{lesson_id}/a/../x", data=body, headers=good) as r:
             assert r.status in (400, 404)
         async with http.put(url, data=body, headers=good) as r:
             assert r.status == 201
         assert stored.read_bytes() == body
 
-        manifest = {"lesson_id": lesson_id, "classroom_id": "a", "started_at": 0,
-                    "ended_at": 1, "tracks": [{
-                        "track": "teacher", "kind": "video", "direction": "send",
-                        "source_classroom": "a", "segments": [
-                            {"name": "teacher-00001.mp4", "seq": 1, "start_s": 0, "end_s": 1,
-                             "frames": 30, "bytes": len(body), "sha256": sha},
-                            {"name": "teacher-00002.mp4", "seq": 2, "start_s": 1, "end_s": 2,
-                             "frames": 30, "bytes": 1, "sha256": "0" * 64}]}]}
+        manifest = {
+            "lesson_id": lesson_id,
+            "classroom_id": "a",
+            "started_at": 0,
+            "ended_at": 1,
+            "tracks": [
+                {
+                    "track": "teacher",
+                    "kind": "video",
+                    "direction": "send",
+                    "source_classroom": "a",
+                    "segments": [
+                        {
+                            "name": "teacher-00001.mp4",
+                            "seq": 1,
+                            "start_s": 0,
+                            "end_s": 1,
+                            "frames": 30,
+                            "bytes": len(body),
+                            "sha256": sha,
+                        },
+                        {
+                            "name": "teacher-00002.mp4",
+                            "seq": 2,
+                            "start_s": 1,
+                            "end_s": 2,
+                            "frames": 30,
+                            "bytes": 1,
+                            "sha256": "0" * 64,
+                        },
+                    ],
+                }
+            ],
+        }
         murl = f"{base}/recordings/{lesson_id}/a/manifest.json"
         async with http.put(murl, data=json.dumps(manifest), headers=good) as r:
             assert r.status == 409 and "teacher/teacher-00002.mp4" in (await r.json())["error"]

@@ -41,17 +41,26 @@ def test_scheduled_lesson_is_relayed_both_ways_and_recorded(rig: LessonRig) -> N
 
     # every sent track reached the other side, in both directions
     assert set(summary["delivery_ratio"]) == {
-        f"{LEAD}/teacher->{RECEIVER}", f"{LEAD}/panel->{RECEIVER}", f"{LEAD}/mic->{RECEIVER}",
-        f"{RECEIVER}/student->{LEAD}", f"{RECEIVER}/mic->{LEAD}"}
+        f"{LEAD}/teacher->{RECEIVER}",
+        f"{LEAD}/panel->{RECEIVER}",
+        f"{LEAD}/mic->{RECEIVER}",
+        f"{RECEIVER}/student->{LEAD}",
+        f"{RECEIVER}/mic->{LEAD}",
+    }
     for key, ratio in summary["delivery_ratio"].items():
         assert ratio >= 0.9, f"{key} delivered only {ratio:.1%}"
     assert summary["latency_ms"]["p50"] is not None and summary["latency_ms"]["p50"] > 0
 
     # the lead records what it sends, the receiver what it receives; all stitched in storage
     stored = {(r["classroom"], r["track"]) for r in doc["recordings"]}
-    assert {(LEAD, "teacher"), (LEAD, "panel"), (LEAD, "mic"),
-            (LEAD, f"{RECEIVER}-student"), (RECEIVER, f"{LEAD}-teacher"),
-            (RECEIVER, "student")} <= stored
+    assert {
+        (LEAD, "teacher"),
+        (LEAD, "panel"),
+        (LEAD, "mic"),
+        (LEAD, f"{RECEIVER}-student"),
+        (RECEIVER, f"{LEAD}-teacher"),
+        (RECEIVER, "student"),
+    } <= stored
     for check in checks:
         assert check["ok"], check
     # the lesson's transitions were logged in order
@@ -67,9 +76,14 @@ def test_other_side_keeps_recording_when_an_agent_disappears(rig: LessonRig) -> 
     rig.kill(RECEIVER)  # SIGKILL mid-lesson
     doc = rig.wait(
         "the lead's recordings in storage",
-        lambda: (d := rig.get(f"/lessons/{lesson['id']}")) and
-        {r["track"] for r in d["recordings"] if r["classroom"] == LEAD} >= {
-            "teacher", "panel", "mic"} and d, 60)
+        lambda: (
+            (d := rig.get(f"/lessons/{lesson['id']}"))
+            and {r["track"] for r in d["recordings"] if r["classroom"] == LEAD}
+            >= {"teacher", "panel", "mic"}
+            and d
+        ),
+        60,
+    )
     assert doc["state"] in ("ending", "recorded"), doc["state"]
     for rec in doc["recordings"]:
         if rec["classroom"] == LEAD and rec["track"] in ("teacher", "panel", "mic"):
@@ -80,12 +94,34 @@ def test_other_side_keeps_recording_when_an_agent_disappears(rig: LessonRig) -> 
 
 
 def test_lesson_with_unknown_classroom_is_refused_clearly(rig: LessonRig) -> None:
-    out = rig.controller_cli("lesson", "add", "--lead", LEAD, "--receiver", "no-such-room",
-                             "--start", "+60s", "--duration", "40m", check=False)
+    out = rig.controller_cli(
+        "lesson",
+        "add",
+        "--lead",
+        LEAD,
+        "--receiver",
+        "no-such-room",
+        "--start",
+        "+60s",
+        "--duration",
+        "40m",
+        check=False,
+    )
     assert out.returncode == 2
     assert "classroom 'no-such-room' does not exist" in out.stderr
-    out = rig.controller_cli("lesson", "add", "--lead", LEAD, "--receiver", RECEIVER,
-                             "--start", "tomorrow", "--duration", "40m", check=False)
+    out = rig.controller_cli(
+        "lesson",
+        "add",
+        "--lead",
+        LEAD,
+        "--receiver",
+        RECEIVER,
+        "--start",
+        "tomorrow",
+        "--duration",
+        "40m",
+        check=False,
+    )
     assert out.returncode == 2 and "time 'tomorrow' is not valid" in out.stderr
 
 

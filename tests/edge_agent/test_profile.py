@@ -33,16 +33,20 @@ def _bad(tmp_path: pathlib.Path, old: str, new: str) -> pathlib.Path:
     return path
 
 
-@pytest.mark.parametrize(("old", "new", "expected"), [
-    ("bitrate = 600_000", "bitrate = 5", "devices[1] (student).bitrate = 5"),
-    ('role = "teacher"', 'role = "boss"', "role 'boss' is not valid for a camera; use one of"),
-    ('video_codec = "libx264"', 'video_codec = "h265"', "encoder.video_codec = 'h265'"),
-    ("width = 1280", "width = 1281", "must be even"),
-    ('name = "student"', 'name = "teacher"', "repeated: teacher"),
-    ('driver = "synthetic"', 'driver = "webcam"', "devices[0] (teacher).driver = 'webcam'"),
-])
-def test_invalid_profile_names_file_field_and_fix(tmp_path: pathlib.Path, old: str, new: str,
-                                                  expected: str) -> None:
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        ("bitrate = 600_000", "bitrate = 5", "devices[1] (student).bitrate = 5"),
+        ('role = "teacher"', 'role = "boss"', "role 'boss' is not valid for a camera; use one of"),
+        ('video_codec = "libx264"', 'video_codec = "h265"', "encoder.video_codec = 'h265'"),
+        ("width = 1280", "width = 1281", "must be even"),
+        ('name = "student"', 'name = "teacher"', "repeated: teacher"),
+        ('driver = "synthetic"', 'driver = "webcam"', "devices[0] (teacher).driver = 'webcam'"),
+    ],
+)
+def test_invalid_profile_names_file_field_and_fix(
+    tmp_path: pathlib.Path, old: str, new: str, expected: str
+) -> None:
     path = _bad(tmp_path, old, new)
     with pytest.raises(ProfileError) as info:
         load_profile(path)
@@ -69,7 +73,8 @@ def test_cli_profile_check(tmp_path: pathlib.Path) -> None:
 
 
 def test_cli_run_without_enrolment_says_what_to_do(tmp_path: pathlib.Path) -> None:
-    result = CliRunner().invoke(app, ["run", "--state-dir", str(tmp_path), "--profile",
-                                      str(SYNTHETIC)])
+    result = CliRunner().invoke(
+        app, ["run", "--state-dir", str(tmp_path), "--profile", str(SYNTHETIC)]
+    )
     assert result.exit_code == 2
     assert "classroom-agent enroll" in result.output

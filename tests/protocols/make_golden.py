@@ -32,47 +32,112 @@ from protocols.messages import (
 
 KEY = "rq:rhf/+b5ZbDuV(A0Yt3y@>cwz@nX1K6t(N]<x}"
 BODIES = [
-    EnrolRequest(token="cb1Y2l0eS0xfHNlY3JldHxrZXk", public_key=KEY, hostname="pc-101",
-                 agent_version="0.1.0"),
+    EnrolRequest(
+        token="cb1Y2l0eS0xfHNlY3JldHxrZXk", public_key=KEY, hostname="pc-101", agent_version="0.1.0"
+    ),
     EnrolResult(accepted=True, classroom_id="city-101"),
-    Register(classroom_id="city-101", agent_version="0.1.0", profile_name="synthetic",
-             profile_digest="0" * 64,
-             inventory=[DeviceInfo(name="teacher", kind="camera", driver="synthetic",
-                                   role="teacher", width=1280, height=720, fps=30,
-                                   bitrate=2000000)],
-             active_lesson_id=None),
-    RegisterAck(heartbeat_interval_s=2.0, upload_url="http://127.0.0.1:7780",
-                upload_token="f" * 64, server_time=1795000000.5),
-    Heartbeat(seq=7, cpu_pct=12.5, mem_pct=40.0, disk_free_bytes=10**11, disk_pct=20.0,
-              temperature_c=None, devices={"teacher": DeviceState(state="ok")},
-              media=[TrackStats(track="teacher", direction="send", frames=300, bytes=10**6)],
-              lesson_id="abc"),
+    Register(
+        classroom_id="city-101",
+        agent_version="0.1.0",
+        profile_name="synthetic",
+        profile_digest="0" * 64,
+        inventory=[
+            DeviceInfo(
+                name="teacher",
+                kind="camera",
+                driver="synthetic",
+                role="teacher",
+                width=1280,
+                height=720,
+                fps=30,
+                bitrate=2000000,
+            )
+        ],
+        active_lesson_id=None,
+    ),
+    RegisterAck(
+        heartbeat_interval_s=2.0,
+        upload_url="http://127.0.0.1:7780",
+        upload_token="f" * 64,
+        server_time=1795000000.5,
+    ),
+    Heartbeat(
+        seq=7,
+        cpu_pct=12.5,
+        mem_pct=40.0,
+        disk_free_bytes=10**11,
+        disk_pct=20.0,
+        temperature_c=None,
+        devices={"teacher": DeviceState(state="ok")},
+        media=[TrackStats(track="teacher", direction="send", frames=300, bytes=10**6)],
+        lesson_id="abc",
+    ),
     HeartbeatAck(seq=7, server_time=1795000001.25),
-    JoinLesson(lesson_id="abc", role="receiver", publish=["student", "mic"],
-               subscribe=[Subscription(source_classroom="city-101", track="teacher",
-                                       kind="video", width=1280, height=720)],
-               start_at=1795000010.0, end_at=1795002710.0),
+    JoinLesson(
+        lesson_id="abc",
+        role="receiver",
+        publish=["student", "mic"],
+        subscribe=[
+            Subscription(
+                source_classroom="city-101", track="teacher", kind="video", width=1280, height=720
+            )
+        ],
+        start_at=1795000010.0,
+        end_at=1795002710.0,
+    ),
     LeaveLesson(lesson_id="abc", reason="lesson ended"),
     StartRecording(lesson_id="abc"),
     StopRecording(lesson_id="abc", upload=True),
     CommandAck(command="cmd.join", ok=False, error="camera teacher lost"),
-    SdpOffer(lesson_id="abc", sdp="v=0\r\n", tracks=[TrackMid(
-        mid="0", track="teacher", kind="video", direction="send",
-        source_classroom="city-101")]),
+    SdpOffer(
+        lesson_id="abc",
+        sdp="v=0\r\n",
+        tracks=[
+            TrackMid(
+                mid="0",
+                track="teacher",
+                kind="video",
+                direction="send",
+                source_classroom="city-101",
+            )
+        ],
+    ),
     SdpAnswer(lesson_id="abc", sdp="v=0\r\n"),
-    LessonReport(lesson_id="abc", tracks=[TrackReport(
-        track="teacher", kind="video", direction="recv", source_classroom="city-101",
-        frames=598, first_counter=100, last_counter=699, latency_p50_ms=80.0,
-        latency_p95_ms=120.0, counter_ranges=[(100, 400), (403, 699)])]),
+    LessonReport(
+        lesson_id="abc",
+        tracks=[
+            TrackReport(
+                track="teacher",
+                kind="video",
+                direction="recv",
+                source_classroom="city-101",
+                frames=598,
+                first_counter=100,
+                last_counter=699,
+                latency_p50_ms=80.0,
+                latency_p95_ms=120.0,
+                counter_ranges=[(100, 400), (403, 699)],
+            )
+        ],
+    ),
     ErrorReply(code="malformed", message="not UTF-8 JSON"),
 ]
 
 
 def golden_envelopes() -> list[Envelope]:
     """Fixed envelopes (ids and times pinned) for every message type."""
-    return [Envelope(v=1, type=b.TYPE, id=f"{i:032x}", correlation_id=None if i % 2 else "c" * 32,
-                     sender="city-101", ts=1795000000.0 + i, body=b)
-            for i, b in enumerate(BODIES)]
+    return [
+        Envelope(
+            v=1,
+            type=b.TYPE,
+            id=f"{i:032x}",
+            correlation_id=None if i % 2 else "c" * 32,
+            sender="city-101",
+            ts=1795000000.0 + i,
+            body=b,
+        )
+        for i, b in enumerate(BODIES)
+    ]
 
 
 if __name__ == "__main__":

@@ -43,20 +43,33 @@ BAD = [
     (b'{"type":"cmd.leave"}', MalformedMessage, "'v'"),
     (b'{"v":99,"type":"cmd.leave"}', UnsupportedVersion, "version 99"),
     (b'{"v":1,"type":"cmd.launch_rocket","body":{}}', UnknownMessageType, "cmd.launch_rocket"),
-    (b'{"v":1,"type":"cmd.leave","id":"a","sender":"s","ts":1,"body":{}}',
-     MalformedMessage, "lesson_id: Field required"),
-    (b'{"v":1,"type":"cmd.leave","id":"a","sender":"s","ts":1,'
-     b'"body":{"lesson_id":"x","extra":1}}', MalformedMessage, "extra"),
-    (b'{"v":1,"type":"agent.heartbeat","id":"a","sender":"s","ts":1,"body":{"seq":-1,'
-     b'"cpu_pct":1,"mem_pct":1,"disk_free_bytes":1,"disk_pct":1}}', MalformedMessage, "seq"),
-    (b'{"v":1,"type":"cmd.leave","id":"","sender":"s","ts":1,"body":{"lesson_id":"x"}}',
-     MalformedMessage, "id"),
+    (
+        b'{"v":1,"type":"cmd.leave","id":"a","sender":"s","ts":1,"body":{}}',
+        MalformedMessage,
+        "lesson_id: Field required",
+    ),
+    (
+        b'{"v":1,"type":"cmd.leave","id":"a","sender":"s","ts":1,'
+        b'"body":{"lesson_id":"x","extra":1}}',
+        MalformedMessage,
+        "extra",
+    ),
+    (
+        b'{"v":1,"type":"agent.heartbeat","id":"a","sender":"s","ts":1,"body":{"seq":-1,'
+        b'"cpu_pct":1,"mem_pct":1,"disk_free_bytes":1,"disk_pct":1}}',
+        MalformedMessage,
+        "seq",
+    ),
+    (
+        b'{"v":1,"type":"cmd.leave","id":"","sender":"s","ts":1,"body":{"lesson_id":"x"}}',
+        MalformedMessage,
+        "id",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("data", "error", "fragment"), BAD)
-def test_bad_input_raises_precise_error(data: bytes, error: type[Exception],
-                                        fragment: str) -> None:
+def test_bad_input_raises_precise_error(data: bytes, error: type[Exception], fragment: str) -> None:
     with pytest.raises(error) as info:
         envelope.decode(data)
     assert fragment in str(info.value)

@@ -19,14 +19,29 @@ from protocols.media.encoded_frame import EncodedFrame
 
 
 def _ffprobe(path: pathlib.Path) -> dict[str, object]:
-    out = subprocess.run(["ffprobe", "-v", "error", "-show_entries",
-                          "stream=codec_name,nb_read_packets:format=duration", "-count_packets",
-                          "-of", "json", str(path)], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [
+            "ffprobe",
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_name,nb_read_packets:format=duration",
+            "-count_packets",
+            "-of",
+            "json",
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert out.stderr == ""
     doc = json.loads(out.stdout)
-    return {"codec": doc["streams"][0]["codec_name"],
-            "duration": float(doc["format"]["duration"]),
-            "packets": int(doc["streams"][0]["nb_read_packets"])}
+    return {
+        "codec": doc["streams"][0]["codec_name"],
+        "duration": float(doc["format"]["duration"]),
+        "packets": int(doc["streams"][0]["nb_read_packets"]),
+    }
 
 
 def _video(seconds: float, start: int = 0) -> list[EncodedFrame]:
@@ -39,8 +54,9 @@ def _video(seconds: float, start: int = 0) -> list[EncodedFrame]:
 
 
 def test_video_segments_are_keyframe_aligned_and_stitch(tmp_path: pathlib.Path) -> None:
-    writer = SegmentWriter(tmp_path / "v", "teacher", "video", segment_seconds=4,
-                           width=320, height=240)
+    writer = SegmentWriter(
+        tmp_path / "v", "teacher", "video", segment_seconds=4, width=320, height=240
+    )
     frames = _video(10)
     writer.write(frames[5])  # not a keyframe: dropped, recording waits for one
     for frame in frames:
@@ -52,8 +68,9 @@ def test_video_segments_are_keyframe_aligned_and_stitch(tmp_path: pathlib.Path) 
     assert segments[-1].last_pts_s == pytest.approx(10.0, abs=0.05)
     for seg in segments:
         assert _ffprobe(seg.path)["codec"] == "h264"
-    result = stitch([s.path for s in segments], tmp_path / "teacher.mp4",
-                    [s.first_pts_s for s in segments])
+    result = stitch(
+        [s.path for s in segments], tmp_path / "teacher.mp4", [s.first_pts_s for s in segments]
+    )
     probe = _ffprobe(result.path)
     assert probe["codec"] == "h264" and probe["packets"] == 300
     assert probe["duration"] == pytest.approx(10.0, abs=0.1)
@@ -89,7 +106,7 @@ def test_stitch_refuses_bad_input(tmp_path: pathlib.Path) -> None:
         stitch([], tmp_path / "x.mp4")
     junk = tmp_path / "junk.mp4"
     junk.write_bytes(b"not an mp4")
-    with pytest.raises(StitchError, match="junk.mp4"):
+    with pytest.raises(StitchError, match=r"junk\.mp4"):
         stitch([junk], tmp_path / "x.mp4")
     assert not (tmp_path / "x.mp4.part").exists()
 

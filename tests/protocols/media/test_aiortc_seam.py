@@ -38,7 +38,7 @@ def encode_clip(frames: int = 90, width: int = 320, height: int = 240) -> list[b
     out = []
     for i in range(frames):
         img = np.full((height * 3 // 2, width), 16 + (i * 7) % 200, np.uint8)
-        img[: height, (i * 5) % width] = 235
+        img[:height, (i * 5) % width] = 235
         frame = av.VideoFrame.from_ndarray(img, format="yuv420p")
         frame.pts = i
         out += [bytes(p) for p in ctx.encode(frame)]
@@ -109,12 +109,16 @@ def test_host_addresses_hook_restores() -> None:
 
 
 def _h264(kind: str = "video") -> list[Any]:
-    return [c for c in RTCRtpSender.getCapabilities(kind).codecs
-            if c.mimeType.lower() in ("video/h264", "video/rtx")]
+    return [
+        c
+        for c in RTCRtpSender.getCapabilities(kind).codecs
+        if c.mimeType.lower() in ("video/h264", "video/rtx")
+    ]
 
 
 async def test_relay_forwards_encoded_frames_without_coding(
-        loopback_ice: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    loopback_ice: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     units = encode_clip()
     calls: list[str] = []
     real_create = av.CodecContext.create
@@ -143,19 +147,38 @@ async def test_relay_forwards_encoded_frames_without_coding(
         aiortc_seam.use_packer(t.sender)
         aiortc_seam.on_keyframe_request(t.sender, lambda: keyframe_requests.append(1))
         await publisher.setLocalDescription(await publisher.createOffer())
-        answer = await relay.answer("lead", publisher.localDescription.sdp, [TrackMid(
-            mid=t.mid or "", track="teacher", kind="video", direction="send",
-            source_classroom="lead")])
+        answer = await relay.answer(
+            "lead",
+            publisher.localDescription.sdp,
+            [
+                TrackMid(
+                    mid=t.mid or "",
+                    track="teacher",
+                    kind="video",
+                    direction="send",
+                    source_classroom="lead",
+                )
+            ],
+        )
         await publisher.setRemoteDescription(RTCSessionDescription(answer, "answer"))
 
         s = subscriber.addTransceiver("video", direction="recvonly")
         s.setCodecPreferences(_h264())
-        aiortc_seam.tap_receiver(s.receiver, lambda kind, f: received.append(f.data),
-                                 decode=False)
+        aiortc_seam.tap_receiver(s.receiver, lambda kind, f: received.append(f.data), decode=False)
         await subscriber.setLocalDescription(await subscriber.createOffer())
-        answer = await relay.answer("receiver", subscriber.localDescription.sdp, [TrackMid(
-            mid=s.mid or "", track="teacher", kind="video", direction="recv",
-            source_classroom="lead")])
+        answer = await relay.answer(
+            "receiver",
+            subscriber.localDescription.sdp,
+            [
+                TrackMid(
+                    mid=s.mid or "",
+                    track="teacher",
+                    kind="video",
+                    direction="recv",
+                    source_classroom="lead",
+                )
+            ],
+        )
         await subscriber.setRemoteDescription(RTCSessionDescription(answer, "answer"))
 
         for _ in range(100):
@@ -218,6 +241,5 @@ async def test_release_on_marker_replaces_the_buffer() -> None:
     pc = RTCPeerConnection()
     receiver = pc.addTransceiver("video").receiver
     aiortc_seam.release_on_marker(receiver)
-    assert isinstance(getattr(receiver, aiortc_seam._JITTER_BUFFER),
-                      aiortc_seam.MarkerJitterBuffer)
+    assert isinstance(getattr(receiver, aiortc_seam._JITTER_BUFFER), aiortc_seam.MarkerJitterBuffer)
     await pc.close()
