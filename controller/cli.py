@@ -190,8 +190,9 @@ def lesson_show(
         return
     typer.echo(
         f"lesson {doc['id']}  {doc['state']}  {doc['lead']} → "
-        f"{', '.join(doc['receivers'])}  {doc['start_at']} – {doc['end_at']}"
-    )  # type: ignore[arg-type]
+        f"{', '.join(doc['receivers'])}  "  # type: ignore[arg-type]
+        f"{doc['start_at']} – {doc['end_at']}"
+    )
     for ev in doc["events"]:  # type: ignore[attr-defined]
         arrow = f"{ev['from']} → {ev['to']}  " if ev["to"] else ""
         typer.echo(f"  {ev['at']}  {arrow}{ev['detail']}")

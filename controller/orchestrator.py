@@ -237,9 +237,9 @@ class Orchestrator:
                 source_classroom=src,
                 track=str(d["name"]),
                 kind="audio" if d.get("kind") == "microphone" else "video",
-                width=int(d.get("width", 0)),
-                height=int(d.get("height", 0)),
-            )  # type: ignore[call-overload]
+                width=int(str(d.get("width", 0))),
+                height=int(str(d.get("height", 0))),
+            )
             for src in sources
             for d in published(src)
         ]

@@ -110,8 +110,8 @@ class AgentDaemon:
             devices=devices,
             media=media,
             lesson_id=self.session.lesson_id if self.session else None,
-            **health,
-        )  # type: ignore[arg-type]
+            **health,  # type: ignore[arg-type]
+        )
 
     async def run(self) -> None:
         """Run until SIGTERM/SIGINT."""

@@ -167,10 +167,10 @@ class LessonSession:
         await pc.setLocalDescription(await pc.createOffer())
         tracks = [
             TrackMid(
-                mid=t.mid or "",
+                mid=t.mid or "",  # type: ignore[attr-defined]
                 track=n,
-                kind=k,
-                direction=d,  # type: ignore[attr-defined,arg-type]
+                kind=k,  # type: ignore[arg-type]
+                direction=d,  # type: ignore[arg-type]
                 source_classroom=s,
             )
             for t, n, k, d, s in mids
@@ -263,8 +263,8 @@ class LessonSession:
         ranges = [(first, last)] if first is not None and last is not None else []
         return TrackReport(
             track=name,
-            kind=track.kind,
-            direction="send",  # type: ignore[arg-type]
+            kind=track.kind,  # type: ignore[arg-type]
+            direction="send",
             source_classroom=self.classroom_id,
             frames=track.frames,
             first_counter=first,

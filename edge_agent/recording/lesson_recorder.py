@@ -99,7 +99,7 @@ class LessonRecorder:
             tracks.append(
                 TrackEntry(
                     track=spec.track,
-                    kind=spec.kind,
+                    kind=spec.kind,  # type: ignore[arg-type]
                     direction=spec.direction,  # type: ignore[arg-type]
                     source_classroom=spec.source_classroom,
                     segments=[
