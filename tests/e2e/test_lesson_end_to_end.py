@@ -129,3 +129,21 @@ def test_lesson_with_unknown_classroom_is_refused_clearly(rig: LessonRig) -> Non
 def _needs_ffprobe() -> None:
     if shutil.which("ffprobe") is None:
         pytest.fail("ffprobe is missing: run scripts/bootstrap (installs Debian's ffmpeg)")
+
+
+def test_controller_restart_mid_lesson_loses_no_local_recording(rig: LessonRig) -> None:
+    seconds = 14.0
+    lesson = rig.schedule(LEAD, [RECEIVER], 3.0, seconds)
+    rig.wait_lesson(lesson["id"], ("live",), 30)
+    time.sleep(3.0)
+    rig.kill("controller")
+    time.sleep(2.0)
+    rig.start_controller()
+    doc = rig.wait_lesson(lesson["id"], ("uploaded", "failed"), 90)
+    assert doc["state"] == "uploaded", doc["events"]
+    rejoins = [e for e in doc["events"] if e["detail"].endswith("cmd.join ok")]
+    assert len(rejoins) == 4  # each agent joined, then re-joined the restarted controller
+    for rec in doc["recordings"]:
+        # received tracks keep the outage as a gap, so every file spans the whole lesson
+        check = probe_recording(pathlib.Path(rec["path"]), seconds)
+        assert check["ok"], (rec["classroom"], rec["track"], check)
