@@ -203,6 +203,7 @@ class AgentDaemon:
                 join.lesson_id,
                 self.classroom_id,
                 self._segment_seconds,
+                epoch=join.start_at,
             )
             current = LessonSession(
                 self.classroom_id, join, self.sources, recorder, self.link.request

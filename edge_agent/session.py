@@ -4,7 +4,6 @@ what it receives, and the figures it reports at the end."""
 from __future__ import annotations
 
 import asyncio
-import fractions
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -60,40 +59,11 @@ class ReceivedTrack:
     counters: CounterSet = field(default_factory=CounterSet)
     latencies_ms: list[float] = field(default_factory=list)
     counting: bool = False
-    clock: TrackClock = field(default_factory=lambda: TrackClock(time.time()))
 
     @property
     def key(self) -> str:
         """Recorder key of the track."""
         return f"{self.sub.source_classroom}-{self.sub.track}"
-
-
-class TrackClock:
-    """Recording timestamps for a received track that survive reconnections.
-
-    Each new peer connection restarts the RTP clock at zero. Within a connection the RTP
-    timestamps keep their spacing; a new connection is placed by the wall clock, so the
-    time the link was down shows up as a gap instead of folding the lesson's timeline.
-    """
-
-    def __init__(self, epoch: float) -> None:
-        self._epoch = epoch
-        self._origin: int | None = None
-        self._base = 0
-        self._last = -1
-
-    def reconnected(self) -> None:
-        """The next frame comes from a new connection."""
-        self._origin = None
-
-    def pts(self, rtp_timestamp: int, time_base: fractions.Fraction, now: float) -> int:
-        """The recording pts (in ``time_base``) of a frame with this RTP timestamp."""
-        if self._origin is None:
-            self._origin = rtp_timestamp
-            self._base = max(int((now - self._epoch) / time_base), self._last + 1)
-        pts = max(self._base + rtp_timestamp - self._origin, self._last + 1)
-        self._last = pts
-        return pts
 
 
 def _h264_only(kind: str) -> list[object]:
@@ -182,7 +152,7 @@ class LessonSession:
             transceiver = pc.addTransceiver(rt.sub.kind, direction="recvonly")
             transceiver.setCodecPreferences(_h264_only(rt.sub.kind))  # type: ignore[arg-type]
             rt.receiver = transceiver.receiver
-            rt.clock.reconnected()
+            self.recorder.discontinuity(rt.key)
             aiortc_seam.tap_receiver(transceiver.receiver, self._tap_for(rt), decode=True)
             aiortc_seam.release_on_marker(transceiver.receiver)
             mids.append((transceiver, rt.sub.track, rt.sub.kind, "recv", rt.sub.source_classroom))
@@ -237,8 +207,9 @@ class LessonSession:
                 rt.counted += 1
             if self.recorder.recording:
                 key = is_keyframe(frame.data) if is_video else True
-                pts = rt.clock.pts(frame.timestamp, base, time.time())
-                self.recorder.offer(rt.key, EncodedFrame(rt.sub.kind, frame.data, pts, base, key))
+                self.recorder.offer(
+                    rt.key, EncodedFrame(rt.sub.kind, frame.data, frame.timestamp, base, key)
+                )
 
         return tap
 

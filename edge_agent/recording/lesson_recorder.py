@@ -14,7 +14,8 @@ import time
 from dataclasses import dataclass
 
 from edge_agent.recording.manifest import write_manifest
-from edge_agent.recording.segments import SegmentWriter
+from edge_agent.recording.segments import SegmentWriter, read_segment_infos
+from edge_agent.recording.timeline import TrackClock
 from protocols.manifest import Manifest, SegmentEntry, TrackEntry
 from protocols.media.encoded_frame import EncodedFrame
 
@@ -47,8 +48,12 @@ class LessonRecorder:
         lesson_id: str,
         classroom_id: str,
         segment_seconds: float = 10.0,
+        epoch: float | None = None,
     ) -> None:
         self.directory = directory
+        # Timestamps in recordings count from the lesson's scheduled start.
+        self.epoch = time.time() if epoch is None else epoch
+        self._clocks: dict[str, TrackClock] = {}
         self.lesson_id = lesson_id
         self.classroom_id = classroom_id
         self._segment_seconds = segment_seconds
@@ -76,10 +81,29 @@ class LessonRecorder:
         self._thread.start()
         self.recording = True
 
+    def discontinuity(self, key: str) -> None:
+        """The track's next frame starts a new run (reconnected, source restarted)."""
+        clock = self._clocks.get(key)
+        if clock is not None:
+            clock.reconnected()
+
     def offer(self, key: str, frame: EncodedFrame) -> None:
         """Queue a frame for its track (non-blocking; drops and counts when overwhelmed)."""
         if not self.recording:
             return
+        clock = self._clocks.get(key)
+        if clock is None:
+            clock = self._clocks[key] = TrackClock(self.epoch)
+        pts = clock.pts(frame.pts, frame.time_base, time.time())
+        frame = EncodedFrame(
+            frame.kind,
+            frame.data,
+            pts,
+            frame.time_base,
+            frame.keyframe,
+            frame.capture_ms,
+            frame.meta,
+        )
         try:
             self._queue.put_nowait((key, frame))
         except queue.Full:
@@ -94,8 +118,12 @@ class LessonRecorder:
             if self._thread is not None:
                 self._thread.join(timeout=30)
         tracks = []
-        for key, writer in self._writers.items():
-            spec = self._specs[key]
+        for key, spec in self._specs.items():
+            # Segments on disk, including those of an earlier run of this agent that was
+            # killed mid-lesson: each closed segment left a sidecar with its figures.
+            segments = read_segment_infos(self.directory / key)
+            if not segments:
+                continue
             tracks.append(
                 TrackEntry(
                     track=spec.track,
@@ -112,7 +140,7 @@ class LessonRecorder:
                             bytes=s.bytes,
                             sha256=s.sha256,
                         )
-                        for s in writer.segments
+                        for s in segments
                     ],
                 )
             )

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import fractions
 import hashlib
+import json
 import logging
 import os
 import pathlib
 import struct
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import av
@@ -62,6 +63,8 @@ class SegmentWriter:
         height: int = 0,
     ) -> None:
         self.directory = directory
+        # A run after a crash continues the numbering, so no earlier file (closed, or a
+        # .part the crash left behind) is ever overwritten.
         self.track = track
         self.kind = kind
         self.segment_seconds = segment_seconds
@@ -70,7 +73,7 @@ class SegmentWriter:
         self._container: Any = None
         self._stream: Any = None
         self._part: pathlib.Path | None = None
-        self._seq = 0
+        self._seq = _highest_seq(directory, track)
         self._first_pts: int | None = None
         self._last_pts: int | None = None
         self._last_duration = 0
@@ -173,19 +176,19 @@ class SegmentWriter:
             raise RecordingError(f"{part}: cannot close the segment: {err}") from err
         assert self._first_pts is not None and self._last_pts is not None
         tb = self._time_base
-        self._segments.append(
-            SegmentInfo(
-                path=final,
-                track=self.track,
-                kind=self.kind,
-                seq=self._seq,
-                first_pts_s=float(self._first_pts * tb),
-                last_pts_s=float((self._last_pts + self._last_duration) * tb),
-                frames=self._frames,
-                bytes=final.stat().st_size,
-                sha256=_sha256(final),
-            )
+        info = SegmentInfo(
+            path=final,
+            track=self.track,
+            kind=self.kind,
+            seq=self._seq,
+            first_pts_s=float(self._first_pts * tb),
+            last_pts_s=float((self._last_pts + self._last_duration) * tb),
+            frames=self._frames,
+            bytes=final.stat().st_size,
+            sha256=_sha256(final),
         )
+        _write_sidecar(info)
+        self._segments.append(info)
 
     def close(self) -> list[SegmentInfo]:
         """Close the open segment; returns every segment."""
@@ -199,3 +202,38 @@ def _sha256(path: pathlib.Path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def _highest_seq(directory: pathlib.Path, track: str) -> int:
+    """The highest segment number already used in ``directory`` (0 if none)."""
+    highest = 0
+    if directory.exists():
+        for path in directory.glob(f"{track}-*.mp4*"):
+            digits = path.name[len(track) + 1 :].split(".", 1)[0]
+            if digits.isdigit():
+                highest = max(highest, int(digits))
+    return highest
+
+
+def _write_sidecar(info: SegmentInfo) -> None:
+    """Record a closed segment's figures next to it, crash-safe."""
+    doc = {**asdict(info), "path": info.path.name}
+    tmp = info.path.with_name(info.path.name + ".json.part")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(doc, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, info.path.with_name(info.path.name + ".json"))
+
+
+def read_segment_infos(directory: pathlib.Path) -> list[SegmentInfo]:
+    """Every closed segment in a track directory, in order, from its sidecar."""
+    infos: list[SegmentInfo] = []
+    if not directory.exists():
+        return infos
+    for sidecar in directory.glob("*.mp4.json"):
+        doc = json.loads(sidecar.read_text(encoding="utf-8"))
+        path = directory / doc.pop("path")
+        if path.exists():
+            infos.append(SegmentInfo(path=path, **doc))
+    return sorted(infos, key=lambda i: i.seq)

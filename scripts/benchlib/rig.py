@@ -32,8 +32,13 @@ class LessonRig:
     """Starts and stops the processes; knows their ports and state directories."""
 
     def __init__(
-        self, root: pathlib.Path | None = None, heartbeat_s: float = 1.0, prepare_s: float = 4.0
+        self,
+        root: pathlib.Path | None = None,
+        heartbeat_s: float = 1.0,
+        prepare_s: float = 4.0,
+        segment_seconds: float = 10.0,
     ) -> None:
+        self.segment_seconds = segment_seconds
         self.root = root or pathlib.Path(tempfile.mkdtemp(prefix="classbridge-demo-"))
         self.logs = self.root / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
@@ -126,6 +131,8 @@ class LessonRig:
             str(profile),
             "--media-address",
             "127.0.0.1",
+            "--segment-seconds",
+            str(self.segment_seconds),
         )
 
     def get(self, path: str) -> Any:

@@ -147,3 +147,36 @@ def test_controller_restart_mid_lesson_loses_no_local_recording(rig: LessonRig) 
         # received tracks keep the outage as a gap, so every file spans the whole lesson
         check = probe_recording(pathlib.Path(rec["path"]), seconds)
         assert check["ok"], (rec["classroom"], rec["track"], check)
+
+
+def test_agent_killed_and_restarted_resumes_recording(tmp_path: pathlib.Path) -> None:
+    rig = LessonRig(tmp_path / "rig", heartbeat_s=0.5, prepare_s=3.0, segment_seconds=2.0)
+    try:
+        tokens = {cid: rig.add_classroom(cid) for cid in (LEAD, RECEIVER)}
+        rig.start_controller()
+        for cid, token in tokens.items():
+            rig.enrol_and_start_agent(cid, token)
+        rig.wait_online([LEAD, RECEIVER])
+        seconds = 16.0
+        lesson = rig.schedule(LEAD, [RECEIVER], 3.0, seconds)
+        rig.wait_lesson(lesson["id"], ("live",), 30)
+        time.sleep(5.0)
+        track_dir = rig.root / RECEIVER / "recordings" / lesson["id"] / "student"
+        before = {p.name: p.read_bytes() for p in track_dir.glob("*.mp4")}
+        assert len(before) >= 2
+        rig.kill(RECEIVER)  # SIGKILL, as systemd would see a crash
+        time.sleep(1.0)
+        rig.start_agent(RECEIVER)  # what Restart=on-failure does
+        doc = rig.wait_lesson(lesson["id"], ("uploaded", "failed"), 90)
+        assert doc["state"] == "uploaded", doc["events"]
+        # no segment written before the crash was touched by the restarted agent
+        for name, data in before.items():
+            assert (track_dir / name).read_bytes() == data
+        student = next(
+            r for r in doc["recordings"] if r["classroom"] == RECEIVER and r["track"] == "student"
+        )
+        check = probe_recording(pathlib.Path(student["path"]), seconds)
+        assert check["ok"], check  # spans the lesson, with the crash as a gap inside
+        assert student["segments"] > len(before)
+    finally:
+        rig.stop()

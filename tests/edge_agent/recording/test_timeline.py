@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import fractions
 
-from edge_agent.session import TrackClock
+from edge_agent.recording.timeline import TrackClock
 
 TB = fractions.Fraction(1, 90000)
 
