@@ -11,6 +11,7 @@ import time
 from edge_agent import __version__
 from edge_agent.identity import Identity
 from edge_agent.link import ControlLink
+from edge_agent.media.rates import RateMeter
 from edge_agent.media.source_runner import SourceRunner
 from edge_agent.profile import LoadedProfile
 from edge_agent.recording.lesson_recorder import LessonRecorder
@@ -60,6 +61,7 @@ class AgentDaemon:
         self.sources: dict[str, SourceRunner] = {}
         self.session: LessonSession | None = None
         self._stopping = asyncio.Event()
+        self._rates = RateMeter()
 
     @property
     def classroom_id(self) -> str:
@@ -99,11 +101,31 @@ class AgentDaemon:
         media: list[TrackStats] = []
         for name, runner in self.sources.items():
             devices[name] = DeviceState(state=runner.state, detail=runner.detail)  # type: ignore[arg-type]
+            frames, nbytes = runner.bus.frames, runner.bus.bytes
+            fps, bps = self._rates.rates(f"send/{name}", frames, nbytes)
             media.append(
                 TrackStats(
-                    track=name, direction="send", frames=runner.bus.frames, bytes=runner.bus.bytes
+                    track=name,
+                    direction="send",
+                    frames=frames,
+                    bytes=nbytes,
+                    fps=round(fps, 1),
+                    bitrate_bps=round(bps),
                 )
             )
+        if self.session is not None:
+            for key, (frames, nbytes) in self.session.received_counters().items():
+                fps, bps = self._rates.rates(f"recv/{key}", frames, nbytes)
+                media.append(
+                    TrackStats(
+                        track=key,
+                        direction="recv",
+                        frames=frames,
+                        bytes=nbytes,
+                        fps=round(fps, 1),
+                        bitrate_bps=round(bps),
+                    )
+                )
         notify("WATCHDOG=1")
         return Heartbeat(
             seq=seq,

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import zmq
 import zmq.asyncio
+from zmq.utils.monitor import parse_monitor_message
 
 from edge_agent.identity import Identity
 from protocols import envelope
@@ -52,6 +53,7 @@ class LinkCounters:
     handler_errors: int = 0
     dropped_while_offline: int = 0
     registrations: int = 0
+    auth_failures: int = 0
 
 
 class ControlLink:
@@ -72,6 +74,8 @@ class ControlLink:
         self.heartbeat_interval = heartbeat_interval
         self._ctx: zmq.asyncio.Context | None = None
         self._sock: zmq.asyncio.Socket | None = None
+        self._monitor: zmq.asyncio.Socket | None = None
+        self.auth_refused = False
         self._tasks: list[asyncio.Task[None]] = []
         self._pending: dict[str, asyncio.Future[Envelope]] = {}
         # Commands run one at a time, in order, off the receive loop: a command handler
@@ -107,12 +111,17 @@ class ControlLink:
         sock.setsockopt(zmq.RECONNECT_IVL, 200)
         sock.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)
         sock.setsockopt(zmq.SNDHWM, 200)
+        monitor = sock.get_monitor_socket(
+            zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_SUCCEEDED
+        )
         sock.connect(self._identity.controller)
         self._sock = sock
+        self._monitor = monitor
         self._tasks = [
             asyncio.create_task(self._recv_loop(), name="link-recv"),
             asyncio.create_task(self._heartbeat_loop(), name="link-heartbeat"),
             asyncio.create_task(self._command_loop(), name="link-commands"),
+            asyncio.create_task(self._monitor_loop(), name="link-monitor"),
         ]
 
     async def stop(self) -> None:
@@ -121,7 +130,11 @@ class ControlLink:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
+        if self._monitor is not None:
+            self._monitor.close(linger=0)
+            self._monitor = None
         if self._sock is not None:
+            self._sock.disable_monitor()
             self._sock.close(linger=0)
             self._sock = None
         if self._ctx is not None:
@@ -234,6 +247,27 @@ class ControlLink:
             log.debug("reply %s arrived after its request timed out; dropped", env.type)
         else:
             log.warning("controller sent %s, which an agent does not handle", env.type)
+
+    async def _monitor_loop(self) -> None:
+        """Turn a refused CURVE handshake into one clear, actionable log line."""
+        assert self._monitor is not None
+        while True:
+            event = parse_monitor_message(await self._monitor.recv_multipart())
+            if event["event"] == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+                if not self.auth_refused:
+                    log.error(
+                        "controller %s refused this agent's key (classroom %s is not enrolled "
+                        "there, or its enrolment was replaced); get a new token with "
+                        "'classroom-controller classroom add %s' and run 'classroom-agent "
+                        "enroll' again",
+                        self._identity.controller,
+                        self._identity.classroom_id,
+                        self._identity.classroom_id,
+                    )
+                self.auth_refused = True
+                self.counters.auth_failures += 1
+            elif event["event"] == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                self.auth_refused = False
 
     async def _command_loop(self) -> None:
         while True:

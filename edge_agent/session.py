@@ -54,6 +54,7 @@ class ReceivedTrack:
     sub: Subscription
     receiver: RTCRtpReceiver | None = None
     frames: int = 0
+    bytes: int = 0
     counted: int = 0
     decoded: int = 0
     counters: CounterSet = field(default_factory=CounterSet)
@@ -203,6 +204,7 @@ class LessonSession:
 
         def tap(kind: str, frame: JitterFrame) -> None:
             rt.frames += 1
+            rt.bytes += len(frame.data)
             if rt.counting:
                 rt.counted += 1
             if self.recorder.recording:
@@ -233,6 +235,10 @@ class LessonSession:
                     rt.latencies_ms.append(time.time() * 1000.0 - capture_ms)
         except MediaStreamError:
             return
+
+    def received_counters(self) -> dict[str, tuple[int, int]]:
+        """Frames and bytes received so far, per remote track."""
+        return {key: (rt.frames, rt.bytes) for key, rt in self._received.items()}
 
     def start_counting(self) -> None:
         """The lesson proper has begun: count frames from here (and record)."""

@@ -187,3 +187,42 @@ async def test_agent_reconnects_after_controller_restart(
             await second.stop()
     finally:
         await link.stop()
+
+
+async def test_agent_with_a_withdrawn_key_says_to_re_enrol(
+    controller: ControllerDaemon, tmp_path: pathlib.Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    identity, link = await _enrolled_link(controller, tmp_path, "city-106")
+    try:
+        await asyncio.wait_for(link.registered.wait(), 5)
+        await link.stop()
+        # the classroom is re-issued a token and enrolled from another box
+        token = issue_token_for(controller.config.state_dir, "city-106")
+        await enrol(_endpoint(controller.config), token, tmp_path / "other-box")
+        link = ControlLink(
+            identity, lambda: _register(identity), _heartbeat, _no_commands, heartbeat_interval=0.3
+        )
+        await link.start()
+        await _wait(lambda: link.auth_refused, 5)
+        assert link.counters.auth_failures >= 1 and not link.registered.is_set()
+        assert "run 'classroom-agent enroll' again" in caplog.text
+    finally:
+        await link.stop()
+
+
+async def test_agent_survives_malformed_messages_from_the_controller(
+    controller: ControllerDaemon, tmp_path: pathlib.Path
+) -> None:
+    assert controller.hub is not None
+    _, link = await _enrolled_link(controller, tmp_path, "city-107")
+    try:
+        await asyncio.wait_for(link.registered.wait(), 5)
+        route = controller.hub._routes["city-107"]
+        assert controller.hub._control is not None
+        await controller.hub._control.send_multipart([route, b"\xffgarbage"])
+        await controller.hub._control.send_multipart([route, b'{"v":7,"type":"cmd.join"}'])
+        await _wait(lambda: link.counters.decode_errors == 2, 5)
+        seq = link.counters.sent
+        await _wait(lambda: link.counters.sent > seq + 2 and link.online, 5)  # still beating
+    finally:
+        await link.stop()

@@ -73,6 +73,14 @@ def test_other_side_keeps_recording_when_an_agent_disappears(rig: LessonRig) -> 
     lesson = rig.schedule(LEAD, [RECEIVER], 3.0, seconds)
     rig.wait_lesson(lesson["id"], ("live",), 30)
     time.sleep(3.0)
+    # heartbeats carry health and live media figures to the controller
+    health = {c["id"]: c["health"] for c in rig.get("/classrooms")}
+    lead_media = {(m["track"], m["direction"]): m for m in health[LEAD]["media"]}
+    assert lead_media[("teacher", "send")]["fps"] > 20
+    assert lead_media[("teacher", "send")]["bitrate_bps"] > 500_000
+    assert lead_media[(f"{RECEIVER}-student", "recv")]["fps"] > 20
+    assert health[LEAD]["devices"]["teacher"]["state"] == "ok"
+    assert health[LEAD]["cpu_pct"] >= 0 and health[LEAD]["disk_free_bytes"] > 0
     rig.kill(RECEIVER)  # SIGKILL mid-lesson
     doc = rig.wait(
         "the lead's recordings in storage",
