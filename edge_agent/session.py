@@ -100,12 +100,29 @@ class LessonSession:
         self._sent_reports: dict[str, TrackReport] = {}
         self.connected = asyncio.Event()
         self.connect_count = 0
+        # Each classroom's microphone is recorded inside its first camera's files, so
+        # the recording plays with sound; a classroom with no camera keeps an audio file.
+        own_camera = next((n for n in join.publish if sources[n].kind == "video"), None)
         for name in join.publish:
             runner = sources[name]
+            mux = own_camera if runner.kind == "audio" else None
             self.recorder.add_track(
-                TrackSpec(name, runner.kind, "send", classroom_id, *self._dims(name))
+                TrackSpec(name, runner.kind, "send", classroom_id, *self._dims(name), mux)
             )
         for rt in self._received.values():
+            camera = next(
+                (
+                    s
+                    for s in join.subscribe
+                    if s.kind == "video" and s.source_classroom == rt.sub.source_classroom
+                ),
+                None,
+            )
+            mux = (
+                f"{camera.source_classroom}-{camera.track}"
+                if camera is not None and rt.sub.kind == "audio"
+                else None
+            )
             self.recorder.add_track(
                 TrackSpec(
                     rt.sub.track,
@@ -114,6 +131,7 @@ class LessonSession:
                     rt.sub.source_classroom,
                     rt.sub.width,
                     rt.sub.height,
+                    mux,
                 )
             )
 

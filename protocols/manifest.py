@@ -31,6 +31,8 @@ class TrackEntry(BaseModel):
     direction: Literal["send", "recv"]
     source_classroom: str
     segments: list[SegmentEntry]
+    # Other tracks recorded inside this one's files (the classroom microphone).
+    muxed: list[str] = []
 
 
 class Manifest(BaseModel):

@@ -146,7 +146,7 @@ def _print(summary: dict[str, Any]) -> None:
     for c in summary["recording_checks"]:
         mark = "ok " if c["ok"] else "BAD"
         print(
-            f"  [{mark}] {c['path']}  {c['codec']}  {c['duration_s']:.2f} s"
+            f"  [{mark}] {c['path']}  {'+'.join(c['streams'])}  {c['duration_s']:.2f} s"
             + ("" if c["ok"] else f"  {'; '.join(c['problems'])}")
         )
 

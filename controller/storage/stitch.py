@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import pathlib
 from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
 
 import av
 
@@ -28,7 +30,8 @@ def stitch(
 
     Each MP4 segment restarts its own clock at 0, so ``starts`` (seconds, from the
     manifest) places each segment on the lesson's timeline, keeping any gap as a gap.
-    Without ``starts`` the segments are laid back to back.
+    Without ``starts`` the segments are laid back to back. Every stream of the segments
+    (video, and the microphone muxed with it) is carried over.
     """
     if not segments:
         raise StitchError(f"{out}: no segments to stitch")
@@ -36,73 +39,87 @@ def stitch(
         raise StitchError(f"{out}: {len(segments)} segments but {len(starts)} start times")
     part = out.with_name(out.name + ".part")
     out.parent.mkdir(parents=True, exist_ok=True)
-    frames = 0
-    codec = ""
-    last_dts: int | None = None
-    last_end = 0
-    time_base = None
     try:
         output = av.open(str(part), "w", format="mp4", options={"movflags": "+faststart"})
     except (av.FFmpegError, OSError) as err:
         raise StitchError(f"{part}: cannot create: {err}") from err
     try:
-        out_stream = None
-        for index, path in enumerate(segments):
-            try:
-                source = av.open(str(path))
-            except (av.FFmpegError, OSError) as err:
-                raise StitchError(f"{path}: not a readable MP4 segment: {err}") from err
-            with source:
-                if not source.streams:
-                    raise StitchError(f"{path}: has no streams")
-                in_stream = source.streams[0]
-                name = in_stream.codec_context.name
-                if out_stream is None:
-                    codec = name
-                    out_stream = output.add_stream_from_template(in_stream)
-                    time_base = in_stream.time_base
-                elif name != codec:
-                    raise StitchError(f"{path}: codec {name} differs from the track's {codec}")
-                elif in_stream.time_base != time_base:
-                    raise StitchError(
-                        f"{path}: time base {in_stream.time_base} differs "
-                        f"from the track's {time_base}"
-                    )
-                assert time_base is not None
-                if starts is not None:
-                    offset = round((starts[index] - starts[0]) / time_base)
-                else:
-                    offset = last_end
-                first: int | None = None
-                for packet in source.demux(in_stream):
-                    if packet.dts is None or packet.size == 0:
-                        continue
-                    if first is None:
-                        first = packet.dts
-                    dts = packet.dts - first + offset
-                    pts = (packet.pts if packet.pts is not None else packet.dts) - first + offset
-                    if last_dts is not None and dts <= last_dts:
-                        shift = last_dts + 1 - dts
-                        dts, pts = dts + shift, pts + shift
-                    packet.dts, packet.pts = dts, pts
-                    packet.stream = out_stream
-                    output.mux(packet)
-                    last_dts = dts
-                    last_end = max(last_end, pts + (packet.duration or 0))
-                    frames += 1
+        result = _remux(segments, starts, output, out)
         output.close()
-    except av.FFmpegError as err:
+    except BaseException as err:
         output.close()
         part.unlink(missing_ok=True)
-        raise StitchError(f"{out}: remux failed: {err}") from err
-    except BaseException:
-        output.close()
-        part.unlink(missing_ok=True)
+        if isinstance(err, av.FFmpegError):
+            raise StitchError(f"{out}: remux failed: {err}") from err
         raise
     with open(part, "rb+") as fh:
         os.fsync(fh.fileno())
     os.replace(part, out)
-    assert time_base is not None
+    return result
+
+
+def _remux(
+    segments: list[pathlib.Path], starts: list[float] | None, output: Any, out: pathlib.Path
+) -> StitchResult:
+    layout: list[str] = []  # codec of each stream, from the first segment
+    out_streams: list[Any] = []
+    last_dts: list[int | None] = []
+    ends: list[int] = []
+    bases: list[Fraction] = []
+    frames = 0
+    offset_s = 0.0
+    for index, path in enumerate(segments):
+        try:
+            source = av.open(str(path))
+        except (av.FFmpegError, OSError) as err:
+            raise StitchError(f"{path}: not a readable MP4 segment: {err}") from err
+        with source:
+            codecs = [s.codec_context.name for s in source.streams]
+            if not codecs:
+                raise StitchError(f"{path}: has no streams")
+            if not layout:
+                layout = codecs
+                out_streams = [output.add_stream_from_template(s) for s in source.streams]
+                bases = [Fraction(s.time_base or Fraction(1, 90000)) for s in source.streams]
+                last_dts = [None] * len(codecs)
+                ends = [0] * len(codecs)
+            elif codecs[0] != layout[0]:
+                raise StitchError(f"{path}: codec {codecs[0]} differs from the track's {layout[0]}")
+            if starts is not None:
+                offset_s = starts[index] - starts[0]
+            elif index:
+                offset_s = float(ends[0] * bases[0])
+            # The file's own origin: where its first stream (video) starts.
+            lead = source.streams[0]
+            origin_s = float((lead.start_time or 0) * (lead.time_base or Fraction(1, 90000)))
+            for packet in source.demux():
+                if packet.dts is None or packet.size == 0:
+                    continue
+                src = packet.stream.index
+                # map by codec so a segment that lacks the microphone still lines up
+                name = codecs[src]
+                if name not in layout:
+                    continue
+                dst = layout.index(name)
+                if packet.stream.time_base != bases[dst]:
+                    raise StitchError(
+                        f"{path}: time base {packet.stream.time_base} of "
+                        f"{name} differs from the track's {bases[dst]}"
+                    )
+                offset = round((offset_s - origin_s) / bases[dst])
+                dts = packet.dts + offset
+                pts = (packet.pts if packet.pts is not None else packet.dts) + offset
+                previous = last_dts[dst]
+                if previous is not None and dts <= previous:
+                    shift = previous + 1 - dts
+                    dts, pts = dts + shift, pts + shift
+                packet.dts, packet.pts = dts, pts
+                packet.stream = out_streams[dst]
+                output.mux(packet)
+                last_dts[dst] = dts
+                ends[dst] = max(ends[dst], pts + (packet.duration or 0))
+                if dst == 0:
+                    frames += 1
     return StitchResult(
-        path=out, duration_s=float(last_end * time_base), frames=frames, codec=codec
+        path=out, duration_s=float(ends[0] * bases[0]), frames=frames, codec=layout[0]
     )

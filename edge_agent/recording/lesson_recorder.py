@@ -32,6 +32,7 @@ class TrackSpec:
     source_classroom: str
     width: int = 0
     height: int = 0
+    mux_into: str | None = None  # key of the video track whose files carry this audio
 
     @property
     def key(self) -> str:
@@ -95,6 +96,9 @@ class LessonRecorder:
         if clock is None:
             clock = self._clocks[key] = TrackClock(self.epoch)
         pts = clock.pts(frame.pts, frame.time_base, time.time())
+        spec = self._specs.get(key)
+        if spec is not None and spec.mux_into in self._specs:
+            key = spec.mux_into
         frame = EncodedFrame(
             frame.kind,
             frame.data,
@@ -119,6 +123,8 @@ class LessonRecorder:
                 self._thread.join(timeout=30)
         tracks = []
         for key, spec in self._specs.items():
+            if spec.mux_into in self._specs:
+                continue  # recorded inside its video track
             # Segments on disk, including those of an earlier run of this agent that was
             # killed mid-lesson: each closed segment left a sidecar with its figures.
             segments = read_segment_infos(self.directory / key)
@@ -130,6 +136,7 @@ class LessonRecorder:
                     kind=spec.kind,  # type: ignore[arg-type]
                     direction=spec.direction,  # type: ignore[arg-type]
                     source_classroom=spec.source_classroom,
+                    muxed=self._muxed_into(key),
                     segments=[
                         SegmentEntry(
                             name=s.path.name,
@@ -172,6 +179,9 @@ class LessonRecorder:
                 self.errors += 1
                 log.exception("closing track %s failed", key)
 
+    def _muxed_into(self, key: str) -> list[str]:
+        return [k for k, s in self._specs.items() if s.mux_into == key]
+
     def _writer(self, key: str) -> SegmentWriter:
         writer = self._writers.get(key)
         if writer is None:
@@ -183,6 +193,7 @@ class LessonRecorder:
                 segment_seconds=self._segment_seconds,
                 width=spec.width,
                 height=spec.height,
+                with_audio=bool(self._muxed_into(key)),
             )
             self._writers[key] = writer
         return writer

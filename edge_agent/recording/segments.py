@@ -61,8 +61,16 @@ class SegmentWriter:
         segment_seconds: float = 10.0,
         width: int = 0,
         height: int = 0,
+        with_audio: bool = False,
     ) -> None:
         self.directory = directory
+        # A video track may carry its classroom's microphone as a second (Opus) stream,
+        # so the recording plays with sound.
+        self.with_audio = with_audio and kind == "video"
+        self._audio_stream: Any = None
+        self._audio_last_pts: int | None = None
+        self.audio_frames = 0
+        self.dropped_audio = 0
         # A run after a crash continues the numbering, so no earlier file (closed, or a
         # .part the crash left behind) is ever overwritten.
         self.track = track
@@ -90,6 +98,9 @@ class SegmentWriter:
 
     def write(self, frame: EncodedFrame) -> None:
         """Append a frame, starting a new segment on a keyframe when one is due."""
+        if frame.kind == "audio" and self.kind == "video":
+            self._mux_audio(frame)
+            return
         if self.kind == "video":
             if frame.keyframe:
                 self._extradata = parameter_sets(frame.data) or self._extradata
@@ -125,6 +136,11 @@ class SegmentWriter:
                 stream.width = self.width or 1280
                 stream.height = self.height or 720
                 stream.codec_context.extradata = self._extradata
+                if self.with_audio:
+                    audio = container.add_stream("libopus", rate=48000)
+                    audio.codec_context.extradata = opus_head()
+                    audio.time_base = fractions.Fraction(1, 48000)
+                    self._audio_stream = audio
             else:
                 stream = container.add_stream("libopus", rate=48000)
                 stream.codec_context.extradata = opus_head()
@@ -144,7 +160,10 @@ class SegmentWriter:
             self.adjusted_timestamps += 1
         packet = av.Packet(frame.data)
         packet.stream = self._stream
-        packet.pts = packet.dts = pts
+        # Each file starts its video at 0; its place on the lesson timeline is in the
+        # manifest (start_s). Nothing is left for the muxer to shift.
+        assert self._first_pts is not None
+        packet.pts = packet.dts = pts - self._first_pts
         packet.time_base = frame.time_base
         packet.is_keyframe = frame.keyframe
         if self._last_pts is not None:
@@ -156,11 +175,35 @@ class SegmentWriter:
         self._last_pts = pts
         self._frames += 1
 
+    def _mux_audio(self, frame: EncodedFrame) -> None:
+        if self._container is None or self._audio_stream is None:
+            self.dropped_audio += 1  # no segment yet: video starts it on a keyframe
+            return
+        pts = frame.pts
+        if self._audio_last_pts is not None and pts <= self._audio_last_pts:
+            pts = self._audio_last_pts + 1
+            self.adjusted_timestamps += 1
+        assert self._first_pts is not None
+        origin = round(self._first_pts * self._time_base / frame.time_base)
+        if pts < origin:
+            self.dropped_audio += 1  # belongs before this segment's first picture
+            return
+        packet = av.Packet(frame.data)
+        packet.stream = self._audio_stream
+        packet.pts = packet.dts = pts - origin
+        packet.time_base = frame.time_base
+        try:
+            self._container.mux(packet)
+        except (av.FFmpegError, OSError) as err:
+            raise RecordingError(f"{self._part}: write failed: {err}") from err
+        self._audio_last_pts = pts
+        self.audio_frames += 1
+
     def _close_segment(self) -> None:
         container, part = self._container, self._part
         if container is None or part is None:
             return
-        self._container = self._stream = None
+        self._container = self._stream = self._audio_stream = None
         try:
             container.close()
             with open(part, "rb+") as fh:

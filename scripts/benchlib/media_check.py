@@ -34,6 +34,27 @@ def probe_recording(
             f"duration {duration:.2f} s differs from {expected_s:g} s "
             f"by more than {tolerance_s:g} s"
         )
+    for index in range(1, len(streams)):
+        more = subprocess.run(
+            [
+                "ffprobe",
+                "-v",
+                "error",
+                "-select_streams",
+                str(index),
+                "-show_entries",
+                "packet=dts",
+                "-of",
+                "csv=p=0",
+                str(path),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        values = [int(x) for x in more.stdout.split() if x.strip().lstrip("-").isdigit()]
+        if any(b <= a for a, b in itertools.pairwise(values)):
+            problems.append(f"stream {index}: non-increasing timestamps")
     pkts = subprocess.run(
         [
             "ffprobe",
@@ -68,6 +89,7 @@ def probe_recording(
         "ok": not problems,
         "codec": codec,
         "kind": kind,
+        "streams": [s.get("codec_name", "?") for s in streams],
         "duration_s": duration,
         "packets": len(dts),
         "problems": problems,

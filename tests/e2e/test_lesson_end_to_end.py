@@ -52,17 +52,22 @@ def test_scheduled_lesson_is_relayed_both_ways_and_recorded(rig: LessonRig) -> N
     assert summary["latency_ms"]["p50"] is not None and summary["latency_ms"]["p50"] > 0
 
     # the lead records what it sends, the receiver what it receives; all stitched in storage
-    stored = {(r["classroom"], r["track"]) for r in doc["recordings"]}
-    assert {
+    # each classroom's microphone is recorded inside its camera's file
+    stored = {
+        (r["classroom"], r["track"]): c for r, c in zip(doc["recordings"], checks, strict=True)
+    }
+    assert set(stored) == {
         (LEAD, "teacher"),
         (LEAD, "panel"),
-        (LEAD, "mic"),
         (LEAD, f"{RECEIVER}-student"),
         (RECEIVER, f"{LEAD}-teacher"),
+        (RECEIVER, f"{LEAD}-panel"),
         (RECEIVER, "student"),
-    } <= stored
-    for check in checks:
+    }
+    for key, check in stored.items():
         assert check["ok"], check
+        expected = ["h264"] if key[1].endswith("panel") else ["h264", "opus"]
+        assert check["streams"] == expected, key
     # the lesson's transitions were logged in order
     states = [e["to"] for e in doc["events"] if e["to"]]
     assert states == ["scheduled", "preparing", "live", "ending", "recorded", "uploaded"]
@@ -87,14 +92,14 @@ def test_other_side_keeps_recording_when_an_agent_disappears(rig: LessonRig) -> 
         lambda: (
             (d := rig.get(f"/lessons/{lesson['id']}"))
             and {r["track"] for r in d["recordings"] if r["classroom"] == LEAD}
-            >= {"teacher", "panel", "mic"}
+            >= {"teacher", "panel"}
             and d
         ),
         60,
     )
     assert doc["state"] in ("ending", "recorded"), doc["state"]
     for rec in doc["recordings"]:
-        if rec["classroom"] == LEAD and rec["track"] in ("teacher", "panel", "mic"):
+        if rec["classroom"] == LEAD and rec["track"] in ("teacher", "panel"):
             check = probe_recording(pathlib.Path(rec["path"]), seconds)
             assert check["ok"], check  # full length: the lead never stopped
     classrooms = {c["id"]: c for c in rig.get("/classrooms")}

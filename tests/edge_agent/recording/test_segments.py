@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import pathlib
 import subprocess
@@ -123,3 +124,61 @@ def test_lesson_recorder_writes_a_manifest(tmp_path: pathlib.Path) -> None:
     (track,) = manifest.tracks
     assert len(track.segments) == 3 and all(len(s.sha256) == 64 for s in track.segments)
     assert recorder.errors == 0
+
+
+def test_camera_with_its_microphone_stitches_in_sync(tmp_path: pathlib.Path) -> None:
+    camera = SyntheticCamera(320, 240, 30, "t")
+    video = VideoEncoder(320, 240, 30, 300_000, preset="ultrafast", gop_seconds=1)
+    mic, audio = SyntheticMicrophone(), AudioEncoder()
+    writer = SegmentWriter(tmp_path, "teacher", "video", 2, 320, 240, with_audio=True)
+    # the lesson timeline: video at 90 kHz and audio at 48 kHz, both from 0.5 s
+    k = 0
+    for i in range(150):  # 5 s
+        for f in video.encode(camera.frame(i, 0), 0):
+            writer.write(EncodedFrame("video", f.data, 45000 + f.pts, f.time_base, f.keyframe))
+        while k * 960 < (i + 1) * 1600:  # audio up to the end of this video frame
+            for a in audio.encode(mic.frame(k), 0):
+                writer.write(EncodedFrame("audio", a.data, 24000 + a.pts, a.time_base, True))
+            k += 1
+    segments = writer.close()
+    assert len(segments) == 3 and writer.audio_frames > 200
+    out = stitch([s.path for s in segments], tmp_path / "t.mp4", [s.first_pts_s for s in segments])
+    dts = subprocess.run(
+        [
+            "ffprobe",
+            "-v",
+            "error",
+            "-select_streams",
+            "v",
+            "-show_entries",
+            "packet=dts",
+            "-of",
+            "csv=p=0",
+            str(out.path),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    steps = {int(b) - int(a) for a, b in itertools.pairwise(dts)}
+    assert steps == {3000}, steps  # no frame squeezed or stretched at segment joins
+    probe = json.loads(
+        subprocess.run(
+            [
+                "ffprobe",
+                "-v",
+                "error",
+                "-show_entries",
+                "stream=codec_name,duration",
+                "-of",
+                "json",
+                str(out.path),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
+    durations = {s["codec_name"]: float(s["duration"]) for s in probe["streams"]}
+    assert durations["h264"] == pytest.approx(5.0, abs=0.05)
+    assert durations["opus"] == pytest.approx(5.0, abs=0.1)
