@@ -67,6 +67,7 @@ class AgentHub:
         self._control: zmq.asyncio.Socket | None = None
         self._enrol: zmq.asyncio.Socket | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._handlers: set[asyncio.Task[None]] = set()
         self._routes: dict[str, bytes] = {}
         self._pending: dict[str, asyncio.Future[Envelope]] = {}
         self.counters = HubCounters()
@@ -105,9 +106,9 @@ class AgentHub:
 
     async def stop(self) -> None:
         """Stop the loops and close the sockets; safe to call on any failure path."""
-        for task in self._tasks:
+        for task in [*self._tasks, *self._handlers]:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*self._tasks, *self._handlers, return_exceptions=True)
         self._tasks = []
         for fut in self._pending.values():
             fut.cancel()
@@ -161,13 +162,21 @@ class AgentHub:
         assert self._control is not None
         while True:
             frames = await self._control.recv_multipart(copy=False)
-            try:
-                await self._handle_control(frames)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                self.counters.handler_errors += 1
-                log.exception("control message handler failed; carrying on")
+            # Each message is handled in its own task: answering an SDP offer waits for
+            # ICE gathering, and must not hold up every other agent's heartbeats. Handlers
+            # that do not await run to completion in arrival order.
+            task = asyncio.create_task(self._guarded(frames))
+            self._handlers.add(task)
+            task.add_done_callback(self._handlers.discard)
+
+    async def _guarded(self, frames: list[zmq.Frame]) -> None:
+        try:
+            await self._handle_control(frames)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            self.counters.handler_errors += 1
+            log.exception("control message handler failed; carrying on")
 
     async def _handle_control(self, frames: list[zmq.Frame]) -> None:
         self.counters.received += 1

@@ -1,0 +1,161 @@
+"""The orchestrator's state machine, driven by ticks against a fake hub."""
+
+from __future__ import annotations
+
+import asyncio
+import pathlib
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy.orm import Session, sessionmaker
+
+from controller.db.models import Classroom, Lesson, Recording
+from controller.db.session import make_engine, migrate, sessions, utcnow
+from controller.keys import ServerKeys
+from controller.lessons import schedule_lesson
+from controller.orchestrator import Orchestrator
+from controller.presence import Presence
+from controller.registry import add_classroom
+from protocols import envelope
+from protocols.messages import Body, CommandAck
+
+INVENTORY = {
+    "lead": [
+        {"name": "teacher", "kind": "camera", "role": "teacher", "width": 1280, "height": 720},
+        {"name": "mic", "kind": "microphone", "role": "room"},
+    ],
+    "recv": [
+        {"name": "student", "kind": "camera", "role": "student", "width": 640, "height": 360},
+        {"name": "mic", "kind": "microphone", "role": "room"},
+    ],
+}
+
+
+class FakeHub:
+    """Records commands and acknowledges them."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, Body]] = []
+
+    async def request(self, classroom_id: str, body: Body, timeout: float) -> Any:
+        self.sent.append((classroom_id, body))
+        return envelope.make(CommandAck(command=body.TYPE, ok=True), classroom_id)
+
+    def types(self, classroom_id: str) -> list[str]:
+        return [b.TYPE for c, b in self.sent if c == classroom_id]
+
+
+@pytest.fixture
+def db(tmp_path: pathlib.Path) -> sessionmaker[Session]:
+    url = f"sqlite:///{tmp_path / 'o.sqlite3'}"
+    migrate(url)
+    factory = sessions(make_engine(url))
+    keys = ServerKeys.load_or_create(tmp_path)
+    with factory() as s:
+        for cid, inventory in INVENTORY.items():
+            add_classroom(s, cid, cid, "", keys.public)
+            s.get(Classroom, cid).inventory = inventory  # type: ignore[union-attr]
+        s.commit()
+    return factory
+
+
+async def _settle() -> None:
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+async def test_lesson_runs_through_its_states_and_late_agent_joins(
+    db: sessionmaker[Session],
+) -> None:
+    hub, presence = FakeHub(), Presence(heartbeat_interval=1.0)
+    orch = Orchestrator(db, hub, presence, prepare_s=5.0, leave_grace_s=0.0)  # type: ignore[arg-type]
+    now = utcnow()
+    with db() as s:
+        lesson = schedule_lesson(
+            s, "lead", ["recv"], now + timedelta(seconds=2), now + timedelta(seconds=60)
+        )
+    presence.registered("lead", None)  # the receiver is not online yet
+    await orch.tick()
+    await _settle()
+    assert hub.types("lead") == ["cmd.join"]
+    join = hub.sent[0][1]
+    assert join.publish == ["teacher", "mic"]  # type: ignore[attr-defined]
+    assert [(x.track, x.kind, x.width) for x in join.subscribe] == [  # type: ignore[attr-defined]
+        ("student", "video", 640),
+        ("mic", "audio", 0),
+    ]
+
+    with db() as s:  # lesson time arrives
+        row = s.get(Lesson, lesson.id)
+        assert row is not None and row.state == "preparing"
+        row.start_at = utcnow() - timedelta(seconds=1)
+        s.commit()
+    await orch.tick()
+    await _settle()
+    assert hub.types("lead") == ["cmd.join", "cmd.record.start"]
+
+    presence.registered("recv", None)  # the late receiver appears
+    await orch.tick()
+    await _settle()
+    await orch.tick()
+    await _settle()
+    assert hub.types("recv") == ["cmd.join", "cmd.record.start"]
+
+    with db() as s:  # lesson over
+        row = s.get(Lesson, lesson.id)
+        assert row is not None
+        row.end_at = utcnow() - timedelta(seconds=1)
+        s.commit()
+    await orch.tick()
+    await _settle()
+    await orch.tick()
+    await _settle()
+    assert hub.types("lead")[-2:] == ["cmd.record.stop", "cmd.leave"]
+    assert hub.types("recv")[-2:] == ["cmd.record.stop", "cmd.leave"]
+    with db() as s:
+        row = s.get(Lesson, lesson.id)
+        assert row is not None and row.state == "ending"  # waiting for the reports
+        row.reports = {"lead": [], "recv": []}
+        s.commit()
+    await orch.tick()
+    with db() as s:
+        row = s.get(Lesson, lesson.id)
+        assert row is not None and row.state == "recorded"
+        for cid in ("lead", "recv"):
+            s.add(
+                Recording(
+                    lesson_id=lesson.id,
+                    classroom_id=cid,
+                    track="t",
+                    kind="video",
+                    path="/x",
+                    codec="h264",
+                    duration_s=1,
+                    segments=1,
+                    sha256="0" * 64,
+                    created_at=utcnow(),
+                )
+            )
+        s.commit()
+    await orch.tick()
+    with db() as s:
+        row = s.get(Lesson, lesson.id)
+        assert row is not None and row.state == "uploaded"
+    await orch.stop()
+
+
+async def test_lesson_missed_while_controller_was_down_is_marked_failed(
+    db: sessionmaker[Session],
+) -> None:
+    orch = Orchestrator(db, FakeHub(), Presence(1.0))  # type: ignore[arg-type]
+    now = utcnow()
+    with db() as s:
+        lesson = schedule_lesson(
+            s, "lead", ["recv"], now - timedelta(hours=2), now - timedelta(hours=1)
+        )
+    await orch.tick()
+    with db() as s:
+        row = s.get(Lesson, lesson.id)
+        assert row is not None and row.state == "failed"
+    await orch.stop()
