@@ -112,6 +112,7 @@ class AgentMessages:
         )
 
     def _heartbeat(self, classroom_id: str, body: Heartbeat) -> Body:
+        received_at = utcnow().timestamp()
         if not self._presence.seen(classroom_id):
             return ErrorReply(code="not-registered", message="register with this controller")
         with self._sessions() as db:
@@ -121,7 +122,7 @@ class AgentMessages:
                 room.online = True
                 room.health = body.model_dump(mode="json")
                 db.commit()
-        return HeartbeatAck(seq=body.seq, server_time=utcnow().timestamp())
+        return HeartbeatAck(seq=body.seq, received_at=received_at, server_time=utcnow().timestamp())
 
     async def _offer(self, classroom_id: str, body: SdpOffer) -> Body:
         relay = self._orchestrator.relay_for(body.lesson_id)

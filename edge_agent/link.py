@@ -17,6 +17,7 @@ import zmq
 import zmq.asyncio
 from zmq.utils.monitor import parse_monitor_message
 
+from edge_agent.clock import ClockEstimator
 from edge_agent.identity import Identity
 from protocols import envelope
 from protocols.envelope import Envelope
@@ -85,13 +86,18 @@ class ControlLink:
         self._seq = 0
         self.registered = asyncio.Event()
         self.register_ack: RegisterAck | None = None
-        self.clock_offset_s: float | None = None
+        self.clock = ClockEstimator()
         self.counters = LinkCounters()
 
     @property
     def sender(self) -> str:
         """This agent's name on the wire."""
         return self._identity.classroom_id
+
+    @property
+    def clock_offset_s(self) -> float | None:
+        """Controller clock minus this agent's clock, in seconds (None until measured)."""
+        return self.clock.offset_s
 
     @property
     def online(self) -> bool:
@@ -195,7 +201,17 @@ class ControlLink:
                 await self._register()
             else:
                 self._seq += 1
-                await self.send(self._make_heartbeat(self._seq))
+                beat = self._make_heartbeat(self._seq)
+                offset, rtt = self.clock.offset_s, self.clock.rtt_s
+                if offset is not None and rtt is not None:
+                    beat = beat.model_copy(
+                        update={
+                            "clock_offset_ms": round(offset * 1000, 1),
+                            "rtt_ms": round(rtt * 1000, 2),
+                        }
+                    )
+                self.clock.sent(self._seq, time.time())
+                await self.send(beat)
             await asyncio.sleep(self.heartbeat_interval)
             if was_online and not self.online:
                 log.warning(
@@ -232,7 +248,10 @@ class ControlLink:
         body = env.body
         if isinstance(body, HeartbeatAck):
             self._last_ack = time.monotonic()
-            self.clock_offset_s = body.server_time - (env.ts + time.time()) / 2
+            received = time.time()
+            self.clock.answered(
+                body.seq, body.received_at or body.server_time, body.server_time, received
+            )
             return
         if isinstance(body, ErrorReply):
             if body.code == "not-registered":

@@ -106,6 +106,8 @@ class Heartbeat(Body):
     devices: dict[str, DeviceState] = {}
     media: list[TrackStats] = []
     lesson_id: str | None = None
+    clock_offset_ms: float | None = None  # controller minus agent, NTP-style
+    rtt_ms: float | None = None
 
 
 class HeartbeatAck(Body):
@@ -113,7 +115,8 @@ class HeartbeatAck(Body):
 
     TYPE: ClassVar[str] = "agent.heartbeat.ack"
     seq: int
-    server_time: float
+    server_time: float  # t3: when the controller sent this answer
+    received_at: float | None = None  # t2: when the controller received the heartbeat
 
 
 # --- commands -------------------------------------------------------------------------

@@ -86,6 +86,8 @@ def test_other_side_keeps_recording_when_an_agent_disappears(rig: LessonRig) -> 
     assert lead_media[(f"{RECEIVER}-student", "recv")]["fps"] > 20
     assert health[LEAD]["devices"]["teacher"]["state"] == "ok"
     assert health[LEAD]["cpu_pct"] >= 0 and health[LEAD]["disk_free_bytes"] > 0
+    # same machine, same clock: the NTP-style estimate must be near zero
+    assert abs(health[LEAD]["clock_offset_ms"]) < 50 and health[LEAD]["rtt_ms"] >= 0
     rig.kill(RECEIVER)  # SIGKILL mid-lesson
     doc = rig.wait(
         "the lead's recordings in storage",
