@@ -72,7 +72,7 @@ class ControllerDaemon:
             LocalStorage(cfg.storage_dir),
             keys,
             lambda: self.presence.online if self.presence else [],
-            lambda lesson_id: None,
+            self._recording_stored,
         )
         await self.http.start(cfg.bind_host, cfg.http_port)
         upload_url = f"http://{cfg.bind_host}:{self.http.port}"
@@ -108,6 +108,10 @@ class ControllerDaemon:
             cfg.control_port,
             upload_url,
         )
+
+    def _recording_stored(self, lesson_id: str) -> None:
+        if self.orchestrator is not None:
+            self.orchestrator.on_manifest_stored(lesson_id)
 
     async def _sweep(self) -> None:
         assert self.presence is not None

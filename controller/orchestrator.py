@@ -8,6 +8,7 @@ An agent that appears late, or comes back after a drop, is joined into a live le
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from controller.db.models import Classroom, Lesson, Recording
+from controller.db.models import Classroom, Lesson, LessonReceiver, Recording
 from controller.db.session import as_utc, utcnow
 from controller.hub import AgentHub
 from controller.lessons import log_event, transition
@@ -27,6 +28,7 @@ from protocols.messages import (
     CommandAck,
     JoinLesson,
     LeaveLesson,
+    ScheduleUpdate,
     StartRecording,
     StopRecording,
     Subscription,
@@ -37,6 +39,8 @@ log = logging.getLogger(__name__)
 LEAD_ROLES = ("teacher", "content", "room")
 RECEIVER_ROLES = ("student", "room")
 COMMAND_TIMEOUT_S = 20.0
+SCHEDULE_HORIZON_S = 14 * 24 * 3600.0  # agents keep two weeks of lessons
+SCHEDULE_PUSH_INTERVAL_S = 2.0
 REPORT_TIMEOUT_S = 20.0
 
 
@@ -74,6 +78,8 @@ class Orchestrator:
         self.runs: dict[str, LessonRun] = {}
         self._task: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()
+        self._pushed: dict[str, str] = {}
+        self._last_push = 0.0
         self.tick_errors = 0
 
     async def start(self) -> None:
@@ -109,7 +115,10 @@ class Orchestrator:
             await asyncio.sleep(self._tick_s)
 
     async def tick(self) -> None:
-        """Advance every lesson that is due."""
+        """Advance every lesson that is due, and keep agents' schedules current."""
+        if time.monotonic() - self._last_push >= SCHEDULE_PUSH_INTERVAL_S:
+            self._last_push = time.monotonic()
+            await self.push_schedules()
         now = utcnow()
         horizon = now + timedelta(seconds=self.prepare_s)
         with self._sessions() as db:
@@ -127,7 +136,19 @@ class Orchestrator:
         start, end = as_utc(lesson.start_at), as_utc(lesson.end_at)
         if lesson.state == "scheduled":
             if now >= end:
-                transition(db, lesson, "failed", "controller was not running at lesson time")
+                stored = db.scalar(select(Recording.id).where(Recording.lesson_id == lesson.id))
+                if stored is not None:
+                    transition(
+                        db, lesson, "recorded", "agents recorded it from their cached schedule"
+                    )
+                else:
+                    transition(
+                        db,
+                        lesson,
+                        "failed",
+                        "controller was not running at lesson time; agents that "
+                        "recorded it from their cached schedule will upload it",
+                    )
                 return
             transition(db, lesson, "preparing", "agents join and media starts")
             self.runs[lesson.id] = LessonRun(lesson.id, LessonRelay(lesson.id))
@@ -191,8 +212,15 @@ class Orchestrator:
             self.runs.pop(lesson.id, None)
 
     def on_manifest_stored(self, lesson_id: str) -> None:
-        """Storage stitched a classroom's recording; re-check on the next tick."""
-        log.info("lesson %s: a recording arrived", lesson_id)
+        """Storage stitched a classroom's recording.
+
+        A lesson the controller missed (it was down at lesson time) was marked failed;
+        agents record from their cached schedule regardless, so their upload revives it.
+        """
+        with self._sessions() as db:
+            lesson = db.get(Lesson, lesson_id)
+            if lesson is not None and lesson.state == "failed":
+                transition(db, lesson, "recorded", "agents recorded it from their cached schedule")
 
     def _join_missing(self, db: Session, lesson: Lesson, run: LessonRun) -> None:
         for cid in lesson.classroom_ids:
@@ -204,8 +232,51 @@ class Orchestrator:
             run.joining.add(cid)
             self._command(lesson.id, cid, join)
 
+    def schedule_for(self, db: Session, classroom_id: str) -> list[JoinLesson]:
+        """The classroom's lessons from now to the schedule horizon, as join commands."""
+        now = utcnow()
+        involved = select(LessonReceiver.lesson_id).where(
+            LessonReceiver.classroom_id == classroom_id
+        )
+        lessons = db.scalars(
+            select(Lesson)
+            .where(
+                Lesson.state.in_(("scheduled", "preparing", "live")),
+                Lesson.end_at > now,
+                Lesson.start_at < now + timedelta(seconds=SCHEDULE_HORIZON_S),
+                (Lesson.lead_classroom_id == classroom_id) | Lesson.id.in_(involved),
+            )
+            .order_by(Lesson.start_at)
+        ).all()
+        out = []
+        for lesson in lessons:
+            join = self._join_message(db, lesson, classroom_id)
+            if join is not None:
+                out.append(join)
+        return out
+
+    async def push_schedules(self) -> None:
+        """Send each online agent its upcoming lessons when they changed."""
+        with self._sessions() as db:
+            for cid in self._presence.online:
+                lessons = self.schedule_for(db, cid)
+                digest = hashlib.sha256(
+                    "".join(j.model_dump_json() for j in lessons).encode()
+                ).hexdigest()
+                if self._pushed.get(cid) == digest:
+                    continue
+                try:
+                    await self._hub.send(
+                        cid, ScheduleUpdate(lessons=lessons, horizon_s=SCHEDULE_HORIZON_S)
+                    )
+                except ConnectionError as err:
+                    log.info("schedule for %s not sent yet: %s", cid, err)
+                    continue
+                self._pushed[cid] = digest
+
     def agent_registered(self, classroom_id: str) -> None:
         """An agent (re)registered: it must (re)join any lesson under way."""
+        self._pushed.pop(classroom_id, None)
         for run in self.runs.values():
             run.joined.discard(classroom_id)
             run.joining.discard(classroom_id)

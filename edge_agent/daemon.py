@@ -15,6 +15,7 @@ from edge_agent.media.rates import RateMeter
 from edge_agent.media.source_runner import SourceRunner
 from edge_agent.profile import LoadedProfile
 from edge_agent.recording.lesson_recorder import LessonRecorder
+from edge_agent.schedule_cache import ScheduleCache
 from edge_agent.session import LessonSession
 from edge_agent.sources import build_runner
 from edge_agent.systemd_notify import notify
@@ -32,12 +33,16 @@ from protocols.messages import (
     LeaveLesson,
     LessonReport,
     Register,
+    ScheduleUpdate,
     StartRecording,
     StopRecording,
     TrackStats,
 )
 
 log = logging.getLogger(__name__)
+
+SCHEDULE_TICK_S = 0.2
+ABANDONED_LESSON_S = 60.0
 
 
 class AgentDaemon:
@@ -61,6 +66,10 @@ class AgentDaemon:
         self.sources: dict[str, SourceRunner] = {}
         self.session: LessonSession | None = None
         self._stopping = asyncio.Event()
+        self.schedule = ScheduleCache(state_dir)
+        self._lesson_lock = asyncio.Lock()
+        self._finished: set[str] = set()
+        self._offline_task: asyncio.Task[None] | None = None
         self._rates = RateMeter()
 
     @property
@@ -150,14 +159,19 @@ class AgentDaemon:
         """Start the link and the uploader."""
         if self._media_addresses:
             aiortc_seam.pin_host_addresses(self._media_addresses)
+        self.schedule.load()
         await self.link.start()
         await self.uploader.start()
+        self._offline_task = asyncio.create_task(self._keep_schedule(), name="schedule")
         notify("READY=1")
         log.info("agent %s started with profile %s", self.classroom_id, self.profile.profile.name)
 
     async def stop(self) -> None:
         """Leave any lesson (keeping its recording), stop devices and the link."""
         notify("STOPPING=1")
+        if self._offline_task is not None:
+            self._offline_task.cancel()
+            await asyncio.gather(self._offline_task, return_exceptions=True)
         if self.session is not None:
             await self._finish_recording(self.session.lesson_id)
             await self._leave(self.session.lesson_id)
@@ -168,14 +182,20 @@ class AgentDaemon:
     async def _on_command(self, env: Envelope) -> Body | None:
         body = env.body
         try:
+            if isinstance(body, ScheduleUpdate):
+                self.schedule.store(body)
+                return None
             if isinstance(body, JoinLesson):
-                await self._join(body)
+                async with self._lesson_lock:
+                    await self._join(body)
             elif isinstance(body, StartRecording):
                 self._start_recording(body.lesson_id)
             elif isinstance(body, StopRecording):
-                await self._finish_recording(body.lesson_id)
+                async with self._lesson_lock:
+                    await self._finish_recording(body.lesson_id)
             elif isinstance(body, LeaveLesson):
-                await self._leave(body.lesson_id)
+                async with self._lesson_lock:
+                    await self._leave(body.lesson_id)
             else:
                 return CommandAck(
                     command=body.TYPE, ok=False, error=f"agent does not handle {body.TYPE!r}"
@@ -184,6 +204,67 @@ class AgentDaemon:
             log.exception("command %s failed", body.TYPE)
             return CommandAck(command=body.TYPE, ok=False, error=f"{type(err).__name__}: {err}")
         return CommandAck(command=body.TYPE, ok=True)
+
+    async def _keep_schedule(self) -> None:
+        """Start and finish cached lessons by the agent's own clock.
+
+        A lesson begins recording at its start time even if the controller is late or
+        unreachable; the controller's join then only adds the relay. A lesson the agent
+        began on its own ends at its end time if no controller is there to end it.
+        """
+        while True:
+            try:
+                async with self._lesson_lock:
+                    await self._schedule_step(time.time())
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("offline schedule step failed; carrying on")
+            await asyncio.sleep(SCHEDULE_TICK_S)
+
+    async def _schedule_step(self, now: float) -> None:
+        session = self.session
+        if session is None:
+            lesson = self.schedule.current(now)
+            if lesson is None or lesson.lesson_id in self._finished:
+                return
+            log.warning(
+                "lesson %s is due and the controller has not started it; recording "
+                "from the cached schedule",
+                lesson.lesson_id,
+            )
+            self._begin(lesson)
+            self._start_recording(lesson.lesson_id)
+            return
+        join = session.join
+        if join.start_at <= now < join.end_at and not session.recorder.recording:
+            log.warning(
+                "lesson %s has started without a start command; recording", session.lesson_id
+            )
+            self._start_recording(session.lesson_id)
+        overdue = now - join.end_at
+        # Offline, the lesson ends on the agent's clock; online, the controller ends it,
+        # unless it has plainly forgotten.
+        if overdue >= 0 and (not self.link.online or overdue >= ABANDONED_LESSON_S):
+            log.warning(
+                "lesson %s is over and no controller ended it; finishing the recording",
+                session.lesson_id,
+            )
+            await self._leave(session.lesson_id)
+
+    def _begin(self, join: JoinLesson) -> LessonSession:
+        """Sources, recorder and session for a lesson (media to the relay comes later)."""
+        self._ensure_sources(join.publish)
+        recorder = LessonRecorder(
+            self.state_dir / "recordings" / join.lesson_id,
+            join.lesson_id,
+            self.classroom_id,
+            self._segment_seconds,
+            epoch=join.start_at,
+        )
+        session = LessonSession(self.classroom_id, join, self.sources, recorder, self.link.request)
+        self.session = session
+        return session
 
     def _ensure_sources(self, names: list[str]) -> None:
         loop = asyncio.get_running_loop()
@@ -218,19 +299,8 @@ class AgentDaemon:
                     f"lesson asks this classroom to publish {name!r}, which its "
                     f"profile {self.profile.profile.name!r} does not have"
                 ) from None
-        self._ensure_sources(join.publish)
         if current is None:
-            recorder = LessonRecorder(
-                self.state_dir / "recordings" / join.lesson_id,
-                join.lesson_id,
-                self.classroom_id,
-                self._segment_seconds,
-                epoch=join.start_at,
-            )
-            current = LessonSession(
-                self.classroom_id, join, self.sources, recorder, self.link.request
-            )
-            self.session = current
+            current = self._begin(join)
         # A repeated join (controller restarted, relay lost) renegotiates the media while
         # sources and recording carry on.
         await current.connect()
@@ -261,6 +331,7 @@ class AgentDaemon:
         report = LessonReport(lesson_id=lesson_id, tracks=session.report())
         await session.close()
         self.session = None
+        self._finished.add(lesson_id)
         self._stop_sources()
         await self.link.send(report)
 

@@ -32,12 +32,13 @@ from protocols.messages import (
     LeaveLesson,
     Register,
     RegisterAck,
+    ScheduleUpdate,
     SdpAnswer,
     StartRecording,
     StopRecording,
 )
 
-COMMANDS = (JoinLesson, LeaveLesson, StartRecording, StopRecording)
+COMMANDS = (JoinLesson, LeaveLesson, StartRecording, StopRecording, ScheduleUpdate)
 
 log = logging.getLogger(__name__)
 

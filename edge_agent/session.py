@@ -100,6 +100,11 @@ class LessonSession:
         self._sent_reports: dict[str, TrackReport] = {}
         self.connected = asyncio.Event()
         self.connect_count = 0
+        # Local sources feed the recorder whether or not the relay is reachable.
+        for name in join.publish:
+            sink = self._recording_sink(name)
+            self._recording_sinks[name] = sink
+            sources[name].bus.subscribe(sink)
         # Each classroom's microphone is recorded inside its first camera's files, so
         # the recording plays with sound; a classroom with no camera keeps an audio file.
         own_camera = next((n for n in join.publish if sources[n].kind == "video"), None)
@@ -153,10 +158,6 @@ class LessonSession:
         for name in self.join.publish:
             runner = self._sources[name]
             track = EncodedTrack(runner.bus, runner.request_keyframe)
-            if name not in self._recording_sinks:
-                sink = self._recording_sink(name)
-                self._recording_sinks[name] = sink
-                runner.bus.subscribe(sink)
             old = self._sent.get(name)
             if old is not None:  # keep counting across reconnects
                 track.count_from, track.frames = old.count_from, old.frames

@@ -176,6 +176,14 @@ class CommandAck(Body):
     error: str = ""
 
 
+class ScheduleUpdate(Body):
+    """The classroom's lessons for the next days, kept by the agent for offline work."""
+
+    TYPE: ClassVar[str] = "schedule.update"
+    lessons: list[JoinLesson]
+    horizon_s: float
+
+
 # --- WebRTC signalling ----------------------------------------------------------------
 
 
@@ -253,6 +261,7 @@ ALL_BODIES: tuple[type[Body], ...] = (
     StartRecording,
     StopRecording,
     CommandAck,
+    ScheduleUpdate,
     SdpOffer,
     SdpAnswer,
     LessonReport,

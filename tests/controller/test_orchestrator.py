@@ -37,10 +37,15 @@ class FakeHub:
 
     def __init__(self) -> None:
         self.sent: list[tuple[str, Body]] = []
+        self.pushed: list[tuple[str, Body]] = []
 
     async def request(self, classroom_id: str, body: Body, timeout: float) -> Any:
         self.sent.append((classroom_id, body))
         return envelope.make(CommandAck(command=body.TYPE, ok=True), classroom_id)
+
+    async def send(self, classroom_id: str, body: Body) -> str:
+        self.pushed.append((classroom_id, body))
+        return "id"
 
     def types(self, classroom_id: str) -> list[str]:
         return [b.TYPE for c, b in self.sent if c == classroom_id]
@@ -78,6 +83,9 @@ async def test_lesson_runs_through_its_states_and_late_agent_joins(
     presence.registered("lead", None)  # the receiver is not online yet
     await orch.tick()
     await _settle()
+    # the online agent got its schedule to keep for offline work
+    ((cid, update),) = hub.pushed
+    assert cid == "lead" and [j.lesson_id for j in update.lessons] == [lesson.id]  # type: ignore[attr-defined]
     assert hub.types("lead") == ["cmd.join"]
     join = hub.sent[0][1]
     assert join.publish == ["teacher", "mic"]  # type: ignore[attr-defined]

@@ -65,7 +65,7 @@ def test_scheduled_lesson_is_relayed_both_ways_and_recorded(rig: LessonRig) -> N
         (RECEIVER, "student"),
     }
     for key, check in stored.items():
-        assert check["ok"], check
+        assert check["ok"], (check["problems"], check["duration_s"], check["streams"])
         expected = ["h264"] if key[1].endswith("panel") else ["h264", "opus"]
         assert check["streams"] == expected, key
     # the lesson's transitions were logged in order
@@ -195,3 +195,23 @@ def test_agent_killed_and_restarted_resumes_recording(tmp_path: pathlib.Path) ->
         assert student["segments"] > len(before)
     finally:
         rig.stop()
+
+
+def test_lesson_is_recorded_while_the_controller_is_down(rig: LessonRig) -> None:
+    seconds = 8.0
+    lesson = rig.schedule(LEAD, [RECEIVER], 8.0, seconds)
+    caches = [rig.root / cid / "schedule.json" for cid in (LEAD, RECEIVER)]
+    rig.wait(
+        "both agents to cache the lesson",
+        lambda: all(p.exists() and lesson["id"] in p.read_text() for p in caches),
+        10,
+    )
+    rig.kill("controller")  # down before the lesson starts, back after it ends
+    time.sleep(8.0 + seconds + 3.0)
+    rig.start_controller()
+    doc = rig.wait_lesson(lesson["id"], ("uploaded",), 60)
+    stored = {(r["classroom"], r["track"]): r for r in doc["recordings"]}
+    assert {(LEAD, "teacher"), (LEAD, "panel"), (RECEIVER, "student")} <= set(stored)
+    for rec in stored.values():
+        check = probe_recording(pathlib.Path(rec["path"]), seconds)
+        assert check["ok"], (check["problems"], check["duration_s"], check["streams"])

@@ -20,6 +20,7 @@ from protocols.messages import (
     LessonReport,
     Register,
     RegisterAck,
+    ScheduleUpdate,
     SdpAnswer,
     SdpOffer,
     StartRecording,
@@ -121,6 +122,19 @@ BODIES = [
         ],
     ),
     ErrorReply(code="malformed", message="not UTF-8 JSON"),
+    ScheduleUpdate(
+        lessons=[
+            JoinLesson(
+                lesson_id="abc",
+                role="lead",
+                publish=["teacher"],
+                subscribe=[],
+                start_at=1795000010.0,
+                end_at=1795002710.0,
+            )
+        ],
+        horizon_s=1209600.0,
+    ),
 ]
 
 
