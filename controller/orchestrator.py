@@ -310,6 +310,7 @@ class Orchestrator:
                 kind="audio" if d.get("kind") == "microphone" else "video",
                 width=int(str(d.get("width", 0))),
                 height=int(str(d.get("height", 0))),
+                fps=int(str(d.get("fps", 0))),
             )
             for src in sources
             for d in published(src)

@@ -112,7 +112,15 @@ class LessonSession:
             runner = sources[name]
             mux = own_camera if runner.kind == "audio" else None
             self.recorder.add_track(
-                TrackSpec(name, runner.kind, "send", classroom_id, *self._dims(name), mux)
+                TrackSpec(
+                    name,
+                    runner.kind,
+                    "send",
+                    classroom_id,
+                    *self._dims(name),
+                    mux,
+                    fps=round(runner.fps),
+                )
             )
         for rt in self._received.values():
             camera = next(
@@ -137,6 +145,7 @@ class LessonSession:
                     rt.sub.width,
                     rt.sub.height,
                     mux,
+                    fps=rt.sub.fps,
                 )
             )
 

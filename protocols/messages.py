@@ -130,6 +130,7 @@ class Subscription(Body):
     kind: Literal["video", "audio"]
     width: int = 0
     height: int = 0
+    fps: int = 0
 
 
 class JoinLesson(Body):

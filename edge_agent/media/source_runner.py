@@ -63,6 +63,7 @@ class SourceRunner:
         self.kind = kind
         self._device = device
         self._encoder = encoder
+        self.fps = fps
         self._interval = 1.0 / fps
         self.bus = bus
         self._loop = loop

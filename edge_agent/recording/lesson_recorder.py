@@ -33,6 +33,7 @@ class TrackSpec:
     width: int = 0
     height: int = 0
     mux_into: str | None = None  # key of the video track whose files carry this audio
+    fps: int = 0
 
     @property
     def key(self) -> str:
@@ -194,6 +195,7 @@ class LessonRecorder:
                 width=spec.width,
                 height=spec.height,
                 with_audio=bool(self._muxed_into(key)),
+                fps=spec.fps,
             )
             self._writers[key] = writer
         return writer

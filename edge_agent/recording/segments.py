@@ -62,7 +62,9 @@ class SegmentWriter:
         width: int = 0,
         height: int = 0,
         with_audio: bool = False,
+        fps: int = 0,
     ) -> None:
+        self.fps = fps
         self.directory = directory
         # A video track may carry its classroom's microphone as a second (Opus) stream,
         # so the recording plays with sound.
@@ -132,7 +134,7 @@ class SegmentWriter:
         try:
             container = av.open(str(self._part), "w", format="mp4", options=FRAGMENTED)
             if self.kind == "video":
-                stream = container.add_stream("h264", rate=30)
+                stream = container.add_stream("h264", rate=self.fps or 30)
                 stream.width = self.width or 1280
                 stream.height = self.height or 720
                 stream.codec_context.extradata = self._extradata

@@ -77,7 +77,22 @@ def probe_recording(
     if backwards:
         problems.append(f"{backwards} non-increasing timestamps")
     decode = subprocess.run(
-        ["ffmpeg", "-v", "error", "-i", str(path), "-f", "null", "-"],
+        # Decode every frame on the file's own timestamps: a lesson with an outage has a
+        # gap, and ffmpeg's default frame-rate time base would misreport that as an error.
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-i",
+            str(path),
+            "-fps_mode",
+            "passthrough",
+            "-enc_time_base",
+            "-1",
+            "-f",
+            "null",
+            "-",
+        ],
         capture_output=True,
         text=True,
         timeout=300,

@@ -161,7 +161,7 @@ def test_controller_restart_mid_lesson_loses_no_local_recording(rig: LessonRig) 
     for rec in doc["recordings"]:
         # received tracks keep the outage as a gap, so every file spans the whole lesson
         check = probe_recording(pathlib.Path(rec["path"]), seconds)
-        assert check["ok"], (rec["classroom"], rec["track"], check)
+        assert check["ok"], (rec["classroom"], rec["track"], check["problems"], check["duration_s"])
 
 
 def test_agent_killed_and_restarted_resumes_recording(tmp_path: pathlib.Path) -> None:
