@@ -3,28 +3,15 @@
 from __future__ import annotations
 
 import pathlib
-import random
-import socket
+
+from benchlib.ports import free_port_pair
 
 from controller.db.session import database_url, make_engine, migrate, sessions
 from controller.keys import ServerKeys
 from controller.registry import add_classroom
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
-
-
-def free_port_pair() -> int:
-    """A port p such that p and p+1 are both free on loopback."""
-    for _ in range(200):
-        port = random.randint(20000, 45000)
-        try:
-            for p in (port, port + 1):
-                with socket.socket() as s:
-                    s.bind(("127.0.0.1", p))
-        except OSError:
-            continue
-        return port
-    raise RuntimeError("no free port pair")
+__all__ = ["REPO", "free_port_pair", "issue_token"]
 
 
 def issue_token(state_dir: pathlib.Path, classroom_id: str) -> str:

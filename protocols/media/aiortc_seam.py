@@ -189,17 +189,18 @@ def on_keyframe_request(sender: RTCRtpSender, callback: Callable[[], None]) -> N
     sender._send_keyframe = _hooked  # type: ignore[method-assign]
 
 
+def _address_filter(addresses: list[str]) -> Callable[[bool, bool], list[str]]:
+    def _only(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+        return [a for a in addresses if (":" in a and use_ipv6) or (":" not in a and use_ipv4)]
+
+    return _only
+
+
 @contextlib.contextmanager
 def host_addresses(addresses: list[str]) -> Iterator[None]:
     """Gather ICE host candidates only on ``addresses`` while the context is open."""
     original = aioice.ice.get_host_addresses
-    if not callable(original):
-        raise SeamBroken("aioice.ice.get_host_addresses is gone")
-
-    def _only(use_ipv4: bool, use_ipv6: bool) -> list[str]:
-        return [a for a in addresses if (":" in a and use_ipv6) or (":" not in a and use_ipv4)]
-
-    aioice.ice.get_host_addresses = _only
+    pin_host_addresses(addresses)
     try:
         yield
     finally:
@@ -210,8 +211,4 @@ def pin_host_addresses(addresses: list[str]) -> None:
     """Gather ICE host candidates only on ``addresses`` for the rest of the process."""
     if not callable(getattr(aioice.ice, "get_host_addresses", None)):
         raise SeamBroken("aioice.ice.get_host_addresses is gone")
-
-    def _only(use_ipv4: bool, use_ipv6: bool) -> list[str]:
-        return [a for a in addresses if (":" in a and use_ipv6) or (":" not in a and use_ipv4)]
-
-    aioice.ice.get_host_addresses = _only
+    aioice.ice.get_host_addresses = _address_filter(addresses)  # type: ignore[assignment]

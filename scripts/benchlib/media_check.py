@@ -34,48 +34,14 @@ def probe_recording(
             f"duration {duration:.2f} s differs from {expected_s:g} s "
             f"by more than {tolerance_s:g} s"
         )
-    for index in range(1, len(streams)):
-        more = subprocess.run(
-            [
-                "ffprobe",
-                "-v",
-                "error",
-                "-select_streams",
-                str(index),
-                "-show_entries",
-                "packet=dts",
-                "-of",
-                "csv=p=0",
-                str(path),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        values = [int(x) for x in more.stdout.split() if x.strip().lstrip("-").isdigit()]
-        if any(b <= a for a, b in itertools.pairwise(values)):
-            problems.append(f"stream {index}: non-increasing timestamps")
-    pkts = subprocess.run(
-        [
-            "ffprobe",
-            "-v",
-            "error",
-            "-select_streams",
-            "0",
-            "-show_entries",
-            "packet=dts",
-            "-of",
-            "csv=p=0",
-            str(path),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    dts = [int(x) for x in pkts.stdout.split() if x.strip().lstrip("-").isdigit()]
-    backwards = sum(1 for a, b in itertools.pairwise(dts) if b <= a)
-    if backwards:
-        problems.append(f"{backwards} non-increasing timestamps")
+    dts: list[int] = []
+    for index in range(len(streams)):
+        values = _dts(path, index)
+        backwards = sum(1 for a, b in itertools.pairwise(values) if b <= a)
+        if backwards:
+            problems.append(f"stream {index}: {backwards} non-increasing timestamps")
+        if index == 0:
+            dts = values
     decode = subprocess.run(
         # Decode every frame on the file's own timestamps: a lesson with an outage has a
         # gap, and ffmpeg's default frame-rate time base would misreport that as an error.
@@ -109,3 +75,25 @@ def probe_recording(
         "packets": len(dts),
         "problems": problems,
     }
+
+
+def _dts(path: pathlib.Path, index: int) -> list[int]:
+    """Decode timestamps of one stream's packets, in file order."""
+    out = subprocess.run(
+        [
+            "ffprobe",
+            "-v",
+            "error",
+            "-select_streams",
+            str(index),
+            "-show_entries",
+            "packet=dts",
+            "-of",
+            "csv=p=0",
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    return [int(x) for x in out.stdout.split() if x.strip().lstrip("-").isdigit()]
