@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import pathlib
+import time
 from typing import Annotated
 
 import typer
@@ -16,6 +17,8 @@ from edge_agent.enrol import enrol_blocking
 from edge_agent.errors import AgentError
 from edge_agent.identity import Identity
 from edge_agent.profile import load_profile
+from edge_agent.status import collect as collect_status
+from edge_agent.status import render as render_status
 
 app = typer.Typer(help="classbridge edge agent for a recording classroom.", no_args_is_help=True)
 profile_app = typer.Typer(help="Hardware profiles.", no_args_is_help=True)
@@ -75,6 +78,18 @@ def run(
         state_dir, identity, loaded, media_addresses=media_address, segment_seconds=segment_seconds
     )
     asyncio.run(daemon.run())
+
+
+@app.command()
+def status(
+    state_dir: StateDir = pathlib.Path(DEFAULT_STATE),
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+) -> None:
+    """Enrolment, cached lessons and recordings waiting to upload; exit 1 if not enrolled."""
+    doc = collect_status(state_dir, time.time())
+    typer.echo(json.dumps(doc) if json_out else render_status(doc))
+    if not doc["enrolled"]:
+        raise typer.Exit(1)
 
 
 @profile_app.command("check")

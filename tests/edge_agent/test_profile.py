@@ -78,3 +78,41 @@ def test_cli_run_without_enrolment_says_what_to_do(tmp_path: pathlib.Path) -> No
     )
     assert result.exit_code == 2
     assert "classroom-agent enroll" in result.output
+
+
+def test_cli_status_before_and_after_enrolment(tmp_path: pathlib.Path) -> None:
+    import json
+    import time
+
+    from edge_agent.identity import Identity
+    from edge_agent.schedule_cache import ScheduleCache
+    from protocols.messages import JoinLesson, ScheduleUpdate
+
+    runner = CliRunner()
+    result = runner.invoke(app, ["status", "--state-dir", str(tmp_path)])
+    assert result.exit_code == 1 and "NOT ENROLLED" in result.output
+    Identity("city-101", "tcp://10.0.0.1:7700", "k" * 40, "p" * 40, "s" * 40).save(tmp_path)
+    now = time.time()
+    ScheduleCache(tmp_path).store(
+        ScheduleUpdate(
+            horizon_s=1,
+            lessons=[
+                JoinLesson(
+                    lesson_id="L1",
+                    role="lead",
+                    publish=["teacher"],
+                    subscribe=[],
+                    start_at=now - 60,
+                    end_at=now + 600,
+                )
+            ],
+        )
+    )
+    (tmp_path / "recordings" / "L0").mkdir(parents=True)
+    (tmp_path / "recordings" / "L0" / "manifest.json").write_text("{}")
+    result = runner.invoke(app, ["status", "--state-dir", str(tmp_path)])
+    assert result.exit_code == 0
+    assert "city-101" in result.output and "live now" in result.output
+    assert "waiting to upload: 1 (L0)" in result.output
+    doc = json.loads(runner.invoke(app, ["status", "--json", "--state-dir", str(tmp_path)]).output)
+    assert doc["next_lessons"][0]["lesson"] == "L1" and doc["pending_uploads"] == ["L0"]
