@@ -82,7 +82,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=20.0, help="lesson length")
     parser.add_argument("--json", type=pathlib.Path, help="also write the summary here")
-    parser.add_argument("--keep", action="store_true", help="keep the state directory")
+    parser.add_argument(
+        "--clean",
+        action="store_true",
+        help="delete the recordings, state and logs afterwards (by default "
+        "they are kept so the recordings listed can be played)",
+    )
     parser.add_argument(
         "--lead-in", type=float, default=6.0, help="seconds from scheduling to lesson start"
     )
@@ -122,10 +127,10 @@ def main() -> int:
     if args.json:
         args.json.write_text(json.dumps(summary, indent=2))
     ok = summary["state"] == "uploaded" and all(c["ok"] for c in summary["recording_checks"])
-    if args.keep or not ok:
-        print(f"demo: state and logs kept in {rig.root}")
-    else:
+    if args.clean and ok:
         shutil.rmtree(rig.root, ignore_errors=True)
+    else:
+        print(f"demo: recordings, state and logs are in {rig.root}")
     return 0 if ok else 1
 
 
