@@ -19,7 +19,10 @@ from controller.db.session import as_utc, database_url, make_engine, migrate, se
 from controller.errors import ControllerError
 from controller.keys import ServerKeys
 from controller.lessons import get_lesson, lesson_document, schedule_lesson
+from controller.recordings import catalogue_document
 from controller.registry import add_classroom
+from controller.retention import delete_lesson_recordings
+from controller.storage.local import LocalStorage
 from controller.timeparse import parse_duration, parse_time
 
 app = typer.Typer(
@@ -63,6 +66,18 @@ def serve(
     media_address: Annotated[
         list[str] | None, typer.Option(help="Address(es) for WebRTC media (ICE host candidates).")
     ] = None,
+    storage: Annotated[
+        str,
+        typer.Option(
+            envvar="CLASSBRIDGE_STORAGE",
+            help="Where recordings go: empty for STATE_DIR/storage, or s3://bucket/prefix "
+            "(credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY).",
+        ),
+    ] = "",
+    s3_endpoint: Annotated[
+        str | None,
+        typer.Option(envvar="CLASSBRIDGE_S3_ENDPOINT", help="Endpoint of a non-AWS S3 store."),
+    ] = None,
     verbose: Annotated[bool, typer.Option("-v")] = False,
 ) -> None:
     """Run the controller."""
@@ -78,6 +93,8 @@ def serve(
         heartbeat_s=heartbeat,
         prepare_s=prepare,
         media_addresses=tuple(media_address or [bind]),
+        storage_url=storage,
+        s3_endpoint=s3_endpoint,
     )
     asyncio.run(ControllerDaemon(config).run())
 
@@ -182,7 +199,7 @@ def lesson_show(
     factory = _db(state_dir)
     with factory() as db:
         try:
-            doc = lesson_document(db, get_lesson(db, lesson_id))
+            doc = lesson_document(db, get_lesson(db, lesson_id), state_dir / "storage")
         except ControllerError as err:
             _fail(str(err))
     if json_out:
@@ -224,6 +241,59 @@ def lesson_list(
         return
     for r in rows:
         typer.echo(f"{r['id']}  {r['state']:<10} {r['start_at']}  lead {r['lead']}")
+
+
+@lesson_app.command("recordings")
+def lesson_recordings(
+    lesson_id: Annotated[str, typer.Argument(help="Lesson id.")],
+    state_dir: StateDir = pathlib.Path(DEFAULT_STATE),
+    json_out: JsonOut = False,
+) -> None:
+    """The lesson's recording catalogue: coverage, gaps and files per classroom."""
+    factory = _db(state_dir)
+    with factory() as db:
+        try:
+            doc = catalogue_document(db, lesson_id)
+        except ControllerError as err:
+            _fail(str(err))
+    if json_out:
+        typer.echo(json.dumps(doc, indent=2))
+        return
+    if not doc["classrooms"]:
+        typer.echo(f"lesson {lesson_id}: no classroom has uploaded its recording yet")
+    for room in doc["classrooms"]:  # type: ignore[attr-defined]
+        cov = room["coverage"]
+        typer.echo(
+            f"{room['classroom']}: covers {100 * cov['ratio']:.2f}% of {cov['scheduled_s']:.0f} s"
+            f" (agent not running {cov['dead_s']:.1f} s)"
+        )
+        for track in cov["tracks"]:
+            typer.echo(f"  {track['key']:<24} {100 * track['ratio']:6.2f}%")
+            for gap in track["gaps"]:
+                typer.echo(
+                    f"    gap {gap['start_s']:.1f}–{gap['end_s']:.1f} s: {gap['reason']}"
+                    f" ({gap['detail']})"
+                )
+
+
+@lesson_app.command("delete-recordings")
+def lesson_delete_recordings(
+    lesson_id: Annotated[str, typer.Argument(help="Lesson id.")],
+    reason: Annotated[str, typer.Option(help="Why (kept in the audit log).")],
+    actor: Annotated[str, typer.Option(help="Who asks (kept in the audit log).")] = "cli",
+    state_dir: StateDir = pathlib.Path(DEFAULT_STATE),
+) -> None:
+    """Delete a lesson's recordings from the local storage, with an audit record each."""
+    factory = _db(state_dir)
+    with factory() as db:
+        try:
+            lesson = get_lesson(db, lesson_id)
+        except ControllerError as err:
+            _fail(str(err))
+        freed = delete_lesson_recordings(
+            db, LocalStorage(state_dir / "storage"), lesson, reason, actor
+        )
+    typer.echo(f"deleted recordings of {lesson_id}: {freed} bytes; see the deletion audit")
 
 
 def main() -> None:

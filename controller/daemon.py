@@ -6,7 +6,7 @@ import asyncio
 import logging
 import pathlib
 import signal
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from controller.agents import AgentMessages
 from controller.db.session import database_url, make_engine, migrate, sessions
@@ -16,7 +16,11 @@ from controller.keys import KeyBook, ServerKeys
 from controller.orchestrator import Orchestrator
 from controller.presence import Presence
 from controller.registry import enrolled_keys
+from controller.retention import RetentionPolicy, run_retention
+from controller.storage.backend import StorageBackend
 from controller.storage.local import LocalStorage
+from controller.storage.s3 import S3Location, S3Storage
+from controller.uploads import UploadService
 from protocols.media import aiortc_seam
 
 log = logging.getLogger(__name__)
@@ -34,6 +38,11 @@ class ControllerConfig:
     prepare_s: float = 5.0
     media_addresses: tuple[str, ...] = ("127.0.0.1",)
     database_url: str | None = None
+    # "" keeps recordings in state_dir/storage; "s3://bucket/prefix" uses an S3 store
+    # (credentials from the usual AWS_* environment variables).
+    storage_url: str = ""
+    s3_endpoint: str | None = None
+    retention: RetentionPolicy = field(default_factory=RetentionPolicy)
 
     @property
     def storage_dir(self) -> pathlib.Path:
@@ -52,10 +61,13 @@ class ControllerDaemon:
         self.orchestrator: Orchestrator | None = None
         self.presence: Presence | None = None
         self._sweeper: asyncio.Task[None] | None = None
+        self._retainer: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def start(self) -> None:
         """Migrate the database and start every component."""
         cfg = self.config
+        self._loop = asyncio.get_running_loop()
         cfg.state_dir.mkdir(parents=True, exist_ok=True)
         url = cfg.database_url or database_url(cfg.state_dir)
         await asyncio.to_thread(migrate, url)
@@ -67,12 +79,14 @@ class ControllerDaemon:
         if cfg.media_addresses:
             aiortc_seam.pin_host_addresses(list(cfg.media_addresses))
         self.presence = Presence(cfg.heartbeat_s)
+        self.storage = await asyncio.to_thread(self._open_storage)
+        self.uploads = UploadService(factory, self.storage, self._recording_stored)
+        self._sessions = factory
         self.http = HttpApi(
             factory,
-            LocalStorage(cfg.storage_dir),
+            self.uploads,
             keys,
             lambda: self.presence.online if self.presence else [],
-            self._recording_stored,
         )
         await self.http.start(cfg.bind_host, cfg.http_port)
         upload_url = f"http://{cfg.bind_host}:{self.http.port}"
@@ -102,6 +116,7 @@ class ControllerDaemon:
         await self.hub.start()
         await self.orchestrator.start()
         self._sweeper = asyncio.create_task(self._sweep(), name="presence-sweep")
+        self._retainer = asyncio.create_task(self._retain(), name="retention")
         log.info(
             "controller up: control tcp://%s:%d, http %s",
             cfg.bind_host,
@@ -109,9 +124,30 @@ class ControllerDaemon:
             upload_url,
         )
 
-    def _recording_stored(self, lesson_id: str) -> None:
-        if self.orchestrator is not None:
-            self.orchestrator.on_manifest_stored(lesson_id)
+    def _open_storage(self) -> StorageBackend:
+        cfg = self.config
+        if not cfg.storage_url:
+            return LocalStorage(cfg.storage_dir)
+        s3 = S3Storage(S3Location.parse(cfg.storage_url, cfg.s3_endpoint))
+        s3.ensure_bucket()
+        return s3
+
+    def _recording_stored(self, lesson_id: str, classroom_id: str) -> None:
+        orchestrator = self.orchestrator
+        if orchestrator is not None and self._loop is not None:
+            # Called from a worker thread: hand over to the event loop.
+            self._loop.call_soon_threadsafe(orchestrator.on_manifest_stored, lesson_id)
+
+    async def _retain(self) -> None:
+        """Apply the retention policy once an hour (and at start)."""
+        while True:
+            try:
+                await asyncio.to_thread(
+                    run_retention, self._sessions, self.storage, self.config.retention
+                )
+            except Exception:
+                log.exception("retention run failed; trying again in an hour")
+            await asyncio.sleep(3600)
 
     async def _sweep(self) -> None:
         assert self.presence is not None
@@ -121,9 +157,10 @@ class ControllerDaemon:
 
     async def stop(self) -> None:
         """Stop every component; safe on partial start."""
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            await asyncio.gather(self._sweeper, return_exceptions=True)
+        for task in (self._sweeper, self._retainer):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         if self.orchestrator is not None:
             await self.orchestrator.stop()
         if self.hub is not None:

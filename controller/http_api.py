@@ -1,22 +1,25 @@
-"""The controller's HTTP API: recording uploads from agents, and lesson/classroom JSON."""
+"""The controller's HTTP API: agent uploads, the recording catalogue and playback, and
+lesson/classroom JSON."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from controller.db.models import Classroom, Lesson
+from controller.db.models import Classroom, Deletion, Lesson
 from controller.db.session import as_utc
 from controller.errors import InvalidRequest, NotFound
 from controller.keys import ServerKeys
 from controller.lessons import get_lesson, lesson_document
-from controller.recordings import missing_segments, parse_manifest, record_segment, stitch_manifest
-from controller.storage.local import ChecksumMismatch, LocalStorage
+from controller.recordings import catalogue_document
+from controller.storage.backend import ChecksumMismatch, StorageError, object_key
+from controller.storage.local import LocalStorage
+from controller.uploads import UploadRequest, UploadService, parse_etags
 
 log = logging.getLogger(__name__)
 
@@ -33,16 +36,14 @@ class HttpApi:
     def __init__(
         self,
         sessions: sessionmaker[Session],
-        storage: LocalStorage,
+        uploads: UploadService,
         keys: ServerKeys,
         presence_online: Callable[[], list[str]],
-        on_recording: Callable[[str], None],
     ) -> None:
         self._sessions = sessions
-        self._storage = storage
+        self.uploads = uploads
         self._keys = keys
         self._online = presence_online
-        self._on_recording = on_recording
         self.upload_errors = 0
         self.app = web.Application(client_max_size=MAX_UPLOAD_BYTES)
         self.app.add_routes(
@@ -51,8 +52,13 @@ class HttpApi:
                 web.get("/api/v1/classrooms", self.classrooms),
                 web.get("/api/v1/lessons", self.lessons),
                 web.get("/api/v1/lessons/{lesson}", self.lesson),
-                web.put("/api/v1/recordings/{lesson}/{classroom}/manifest.json", self.put_manifest),
-                web.put("/api/v1/recordings/{lesson}/{classroom}/{track}/{name}", self.put_segment),
+                web.get("/api/v1/lessons/{lesson}/recordings", self.catalogue),
+                web.get("/api/v1/recordings/{lesson}/{classroom}/{file}", self.recording_file),
+                web.get("/api/v1/deletions", self.deletions),
+                web.post("/api/v1/uploads", self.open_upload),
+                web.post("/api/v1/uploads/{upload}/urls", self.part_urls),
+                web.put("/api/v1/uploads/{upload}/parts/{n}", self.put_part),
+                web.post("/api/v1/uploads/{upload}/complete", self.complete_upload),
             ]
         )
         self._runner: web.AppRunner | None = None
@@ -122,86 +128,162 @@ class HttpApi:
         """One lesson with its events, reports and recordings."""
         with self._sessions() as db:
             try:
-                doc = lesson_document(db, get_lesson(db, request.match_info["lesson"]))
+                storage = self.uploads.storage
+                root = storage.root if isinstance(storage, LocalStorage) else None
+                doc = lesson_document(db, get_lesson(db, request.match_info["lesson"]), root)
             except NotFound as err:
                 return _error(404, str(err))
         return web.json_response(doc)
 
-    def _authorise(self, request: web.Request) -> str | None:
-        classroom = request.match_info["classroom"]
-        header = request.headers.get("Authorization", "")
-        token = header.removeprefix("Bearer ").strip()
-        if not token or not self._keys.check_upload_token(classroom, token):
+    def _classroom(self, request: web.Request) -> str | None:
+        """The classroom whose upload token the request carries (X-Classroom + bearer)."""
+        classroom = request.headers.get("X-Classroom", "")
+        token = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        if not classroom or not token or not self._keys.check_upload_token(classroom, token):
             return None
         return classroom
 
-    async def put_segment(self, request: web.Request) -> web.Response:
-        """Store one segment; 422 if its bytes do not match the declared SHA-256."""
-        classroom = self._authorise(request)
-        if classroom is None:
-            return _error(401, "missing or wrong upload token for this classroom")
-        sha = request.headers.get("X-Content-SHA256", "")
-        if len(sha) != 64:
-            return _error(400, "header X-Content-SHA256 (64 hex digits) is required")
-        lesson_id = request.match_info["lesson"]
-        track, name = request.match_info["track"], request.match_info["name"]
-        with self._sessions() as db:
-            try:
-                get_lesson(db, lesson_id)
-            except NotFound as err:
-                return _error(404, str(err))
-
-        async def chunks() -> AsyncIterator[bytes]:
-            async for chunk in request.content.iter_chunked(1 << 20):
-                yield chunk
-
+    async def _json(self, request: web.Request) -> object:
         try:
-            path, size = await self._storage.put_stream(
-                (lesson_id, classroom, track, name), chunks(), sha
-            )
+            return await request.json()
+        except ValueError as err:
+            raise InvalidRequest(f"body is not JSON: {err}") from None
+
+    async def _guarded(
+        self, request: web.Request, work: Callable[[str], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        classroom = self._classroom(request)
+        if classroom is None:
+            return _error(401, "missing or wrong upload token (headers X-Classroom, Authorization)")
+        try:
+            return await work(classroom)
+        except NotFound as err:
+            return _error(404, str(err))
         except ChecksumMismatch as err:
             self.upload_errors += 1
             log.warning("upload rejected: %s", err)
             return _error(422, str(err))
-        except ValueError as err:
+        except InvalidRequest as err:
             self.upload_errors += 1
             return _error(400, str(err))
-        with self._sessions() as db:
-            record_segment(db, lesson_id, classroom, track, name, path, sha, size)
-        return web.json_response({"stored": str(path), "bytes": size, "sha256": sha}, status=201)
+        except (StorageError, OSError) as err:
+            self.upload_errors += 1
+            log.warning("storage failed: %s", err)
+            return _error(503, f"storage failed: {err}; retry later")
 
-    async def put_manifest(self, request: web.Request) -> web.Response:
-        """Accept a manifest once every segment it lists is stored; stitch the tracks."""
-        classroom = self._authorise(request)
-        if classroom is None:
-            return _error(401, "missing or wrong upload token for this classroom")
-        lesson_id = request.match_info["lesson"]
-        raw = await request.read()
+    async def open_upload(self, request: web.Request) -> web.StreamResponse:
+        """Open or resume a multipart upload of one file."""
+
+        async def work(classroom: str) -> web.StreamResponse:
+            req = UploadRequest.parse(await self._json(request))
+            doc = await asyncio.to_thread(self.uploads.open, classroom, req)
+            return web.json_response(doc, status=200 if doc["done"] else 201)
+
+        return await self._guarded(request, work)
+
+    async def part_urls(self, request: web.Request) -> web.StreamResponse:
+        """Where to PUT the listed parts."""
+
+        async def work(classroom: str) -> web.StreamResponse:
+            body = await self._json(request)
+            numbers = body.get("parts") if isinstance(body, dict) else None
+            if not isinstance(numbers, list):
+                raise InvalidRequest('body must be {"parts": [<part number>, ...]}')
+            base = f"{request.scheme}://{request.host}"
+            doc = await asyncio.to_thread(
+                self.uploads.part_targets,
+                classroom,
+                request.match_info["upload"],
+                numbers,
+                base,
+            )
+            return web.json_response(doc)
+
+        return await self._guarded(request, work)
+
+    async def put_part(self, request: web.Request) -> web.StreamResponse:
+        """One part of an upload to the local backend."""
+
+        async def work(classroom: str) -> web.StreamResponse:
+            storage = self.uploads.storage
+            if not isinstance(storage, LocalStorage):
+                raise InvalidRequest("this controller's storage takes parts directly; ask for URLs")
+            try:
+                number = int(request.match_info["n"])
+            except ValueError:
+                raise InvalidRequest("part number must be an integer") from None
+            backend_id = await asyncio.to_thread(
+                self.uploads.backend_id, classroom, request.match_info["upload"]
+            )
+
+            async def chunks() -> AsyncIterator[bytes]:
+                async for chunk in request.content.iter_chunked(1 << 20):
+                    yield chunk
+
+            etag, size = await storage.put_part(backend_id, number, chunks())
+            return web.json_response({"n": number, "bytes": size}, headers={"ETag": f'"{etag}"'})
+
+        return await self._guarded(request, work)
+
+    async def complete_upload(self, request: web.Request) -> web.StreamResponse:
+        """Assemble the parts; storage reads the object back and checks its SHA-256."""
+
+        async def work(classroom: str) -> web.StreamResponse:
+            etags = parse_etags(await self._json(request))
+            doc = await asyncio.to_thread(
+                self.uploads.complete, classroom, request.match_info["upload"], etags
+            )
+            return web.json_response(doc, status=201)
+
+        return await self._guarded(request, work)
+
+    async def catalogue(self, request: web.Request) -> web.Response:
+        """The lesson's recordings: classrooms, tracks, segments, coverage and gaps."""
         with self._sessions() as db:
             try:
-                get_lesson(db, lesson_id)
-                manifest = parse_manifest(raw, lesson_id, classroom)
+                doc = catalogue_document(db, request.match_info["lesson"])
             except NotFound as err:
                 return _error(404, str(err))
-            except InvalidRequest as err:
-                return _error(400, str(err))
-            missing = missing_segments(db, manifest)
-        if missing:
-            return _error(
-                409,
-                f"storage lacks {len(missing)} segment(s) listed in the "
-                f"manifest: {', '.join(missing[:10])}; upload them first",
-            )
-        try:
-            recs = await asyncio.to_thread(self._stitch, manifest)
-        except ValueError as err:
-            self.upload_errors += 1
-            log.exception("stitching %s/%s failed", lesson_id, classroom)
-            return _error(422, f"could not stitch the recording: {err}")
-        self._on_recording(lesson_id)
-        return web.json_response({"recordings": recs}, status=201)
+        return web.json_response(doc)
 
-    def _stitch(self, manifest: object) -> list[dict[str, object]]:
+    async def recording_file(self, request: web.Request) -> web.StreamResponse:
+        """A stitched recording: served with byte ranges, or redirected to storage."""
+        try:
+            key = object_key(
+                "lessons",
+                request.match_info["lesson"],
+                request.match_info["classroom"],
+                request.match_info["file"],
+            )
+        except ValueError as err:
+            return _error(400, str(err))
+        storage = self.uploads.storage
+        local = storage.local_path(key)
+        if local is not None:
+            if not local.is_file():
+                return _error(404, f"{key}: no such recording")
+            return web.FileResponse(local, headers={"Content-Type": "video/mp4"})
+        url = await asyncio.to_thread(storage.read_url, key)
+        if url is None:
+            return _error(404, f"{key}: no such recording")
+        raise web.HTTPFound(url)
+
+    async def deletions(self, request: web.Request) -> web.Response:
+        """The audit log of deleted recordings, newest first."""
         with self._sessions() as db:
-            recs = stitch_manifest(db, self._storage, manifest)  # type: ignore[arg-type]
-            return [{"track": r.track, "path": r.path, "duration_s": r.duration_s} for r in recs]
+            rows = db.scalars(select(Deletion).order_by(Deletion.id.desc()).limit(1000)).all()
+            return web.json_response(
+                [
+                    {
+                        "at": as_utc(d.at).isoformat(),
+                        "lesson_id": d.lesson_id,
+                        "classroom_id": d.classroom_id,
+                        "key": d.key,
+                        "bytes": d.bytes,
+                        "sha256": d.sha256,
+                        "reason": d.reason,
+                        "actor": d.actor,
+                    }
+                    for d in rows
+                ]
+            )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pathlib
 import uuid
 from datetime import datetime
 
@@ -131,8 +132,14 @@ def log_event(db: Session, lesson_id: str, detail: str) -> None:
     db.commit()
 
 
-def lesson_document(db: Session, lesson: Lesson) -> dict[str, object]:
-    """The JSON view of a lesson for the API and CLI."""
+def lesson_document(
+    db: Session, lesson: Lesson, local_root: pathlib.Path | None = None
+) -> dict[str, object]:
+    """The JSON view of a lesson for the API and CLI.
+
+    Recordings carry their storage key and playback URL, and their file path when
+    storage is a local directory (``local_root``).
+    """
     from controller.db.models import LessonEvent as Ev
     from controller.db.models import Recording
 
@@ -156,7 +163,9 @@ def lesson_document(db: Session, lesson: Lesson) -> dict[str, object]:
                 "classroom": r.classroom_id,
                 "track": r.track,
                 "kind": r.kind,
-                "path": r.path,
+                "key": r.path,
+                "path": str(local_root / r.path) if local_root is not None else None,
+                "url": f"/api/v1/recordings/{lesson.id}/{r.classroom_id}/{r.track}.mp4",
                 "codec": r.codec,
                 "duration_s": r.duration_s,
                 "segments": r.segments,

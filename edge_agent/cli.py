@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from edge_agent.daemon import AgentDaemon
+from edge_agent.daemon import AgentDaemon, UploadLimits
 from edge_agent.enrol import enrol_blocking
 from edge_agent.errors import AgentError
 from edge_agent.identity import Identity
@@ -62,6 +62,27 @@ def run(
         typer.Option(help="Address(es) for WebRTC media; default: every interface."),
     ] = None,
     segment_seconds: Annotated[float, typer.Option(help="Recording segment length.")] = 10.0,
+    upload_live_kbps: Annotated[
+        int,
+        typer.Option(
+            envvar="CLASSBRIDGE_UPLOAD_LIVE_KBPS",
+            help="Upload limit while a lesson is live, kbit/s (0: none).",
+        ),
+    ] = 2000,
+    upload_idle_kbps: Annotated[
+        int,
+        typer.Option(
+            envvar="CLASSBRIDGE_UPLOAD_IDLE_KBPS",
+            help="Upload limit between lessons, kbit/s (0: none).",
+        ),
+    ] = 0,
+    disk_reserve_mb: Annotated[
+        int,
+        typer.Option(
+            envvar="CLASSBRIDGE_DISK_RESERVE_MB",
+            help="Free space kept beyond what a lesson needs, MB.",
+        ),
+    ] = 2048,
     verbose: Annotated[bool, typer.Option("-v")] = False,
 ) -> None:
     """Run the agent daemon (what systemd starts)."""
@@ -75,7 +96,13 @@ def run(
     except AgentError as err:
         _fail(str(err))
     daemon = AgentDaemon(
-        state_dir, identity, loaded, media_addresses=media_address, segment_seconds=segment_seconds
+        state_dir,
+        identity,
+        loaded,
+        media_addresses=media_address,
+        segment_seconds=segment_seconds,
+        upload_limits=UploadLimits(upload_live_kbps, upload_idle_kbps),
+        disk_reserve_bytes=disk_reserve_mb * 1024 * 1024,
     )
     asyncio.run(daemon.run())
 

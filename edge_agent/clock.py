@@ -8,7 +8,14 @@ since queueing delay is what skews an NTP sample.
 
 from __future__ import annotations
 
+import json
+import logging
+import os
+import pathlib
+import time
 from collections import deque
+
+log = logging.getLogger(__name__)
 
 
 class ClockEstimator:
@@ -47,3 +54,42 @@ class ClockEstimator:
         if not self._samples:
             return None
         return min(self._samples)[0]
+
+
+class ControllerClock:
+    """The controller's time as the agent knows it: its own clock plus the measured offset.
+
+    Lessons start and recordings are stamped on the controller's clock, so an agent whose
+    clock is minutes wrong still records the right seconds. The last offset is kept in the
+    state directory, so an agent restarted while the controller is down still uses it.
+    """
+
+    SAVE_CHANGE_S = 0.05
+
+    def __init__(self, state_dir: pathlib.Path) -> None:
+        self._path = state_dir / "clock-offset.json"
+        self.offset_s = 0.0
+        self.measured = False
+        try:
+            self.offset_s = float(json.loads(self._path.read_text())["offset_s"])
+            self.measured = True
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+
+    def now(self) -> float:
+        """Controller time, Unix seconds."""
+        return time.time() + self.offset_s
+
+    def update(self, offset_s: float | None) -> None:
+        """A fresh estimate from the control channel."""
+        if offset_s is None:
+            return
+        changed = abs(offset_s - self.offset_s) >= self.SAVE_CHANGE_S or not self.measured
+        self.offset_s, self.measured = offset_s, True
+        if changed:
+            try:
+                tmp = self._path.with_suffix(".tmp")
+                tmp.write_text(json.dumps({"offset_s": offset_s, "at": time.time()}))
+                os.replace(tmp, self._path)
+            except OSError as err:
+                log.warning("cannot keep the clock offset in %s: %s", self._path, err)

@@ -6,21 +6,25 @@ import asyncio
 import logging
 import pathlib
 import signal
-import time
 
 from edge_agent import __version__
+from edge_agent.clock import ControllerClock
+from edge_agent.disk import DEFAULT_RESERVE_BYTES, DiskPolicy, lesson_bytes
 from edge_agent.identity import Identity
 from edge_agent.link import ControlLink
 from edge_agent.media.rates import RateMeter
 from edge_agent.media.source_runner import SourceRunner
 from edge_agent.profile import LoadedProfile
 from edge_agent.recording.lesson_recorder import LessonRecorder
+from edge_agent.recording.manifest import MANIFEST_NAME
+from edge_agent.recording.segments import SegmentInfo, read_segment_infos
 from edge_agent.schedule_cache import ScheduleCache
 from edge_agent.session import LessonSession
 from edge_agent.sources import build_runner
 from edge_agent.systemd_notify import notify
 from edge_agent.telemetry import snapshot
-from edge_agent.uploader import Uploader
+from edge_agent.uploads.journal import UploadJournal
+from edge_agent.uploads.worker import Uploader
 from protocols.envelope import Envelope
 from protocols.media import aiortc_seam
 from protocols.messages import (
@@ -43,6 +47,19 @@ log = logging.getLogger(__name__)
 
 SCHEDULE_TICK_S = 0.2
 ABANDONED_LESSON_S = 60.0
+DISK_CHECK_S = 5.0
+RECEIVED_VIDEO_BPS = 2_000_000  # estimate for a remote camera when sizing the disk
+# A lesson that starts within this many seconds after the current one ends is handed
+# over to without stopping the sources.
+HANDOVER_S = 60.0
+
+
+class UploadLimits:
+    """Upload rate limits, bytes/s (None: unlimited): lower while a lesson is live."""
+
+    def __init__(self, live_kbps: int = 2000, idle_kbps: int = 0) -> None:
+        self.live_bps = live_kbps * 1000 / 8 if live_kbps > 0 else None
+        self.idle_bps = idle_kbps * 1000 / 8 if idle_kbps > 0 else None
 
 
 class AgentDaemon:
@@ -55,6 +72,8 @@ class AgentDaemon:
         profile: LoadedProfile,
         media_addresses: list[str] | None = None,
         segment_seconds: float = 10.0,
+        upload_limits: UploadLimits | None = None,
+        disk_reserve_bytes: int = DEFAULT_RESERVE_BYTES,
     ) -> None:
         self.state_dir = state_dir
         self.identity = identity
@@ -62,9 +81,24 @@ class AgentDaemon:
         self._media_addresses = media_addresses
         self._segment_seconds = segment_seconds
         self.link = ControlLink(identity, self._register, self._heartbeat, self._on_command)
-        self.uploader = Uploader(state_dir / "recordings", self._upload_credentials)
+        self.clock = ControllerClock(state_dir)
+        self.recordings_dir = state_dir / "recordings"
+        self.journal = UploadJournal(state_dir / "uploads.sqlite3")
+        limits = upload_limits or UploadLimits()
+        self.uploader = Uploader(
+            self.journal,
+            identity.classroom_id,
+            self._upload_credentials,
+            lambda: limits.live_bps if self._live() else limits.idle_bps,
+        )
+        self.disk = DiskPolicy(self.recordings_dir, self.journal, disk_reserve_bytes)
+        self.alerts: dict[str, str] = {}
+        self._last_disk_check = 0.0
+        self._was_online = False
         self.sources: dict[str, SourceRunner] = {}
         self.session: LessonSession | None = None
+        # The next lesson the controller joined this classroom to while another runs.
+        self._next: JoinLesson | None = None
         self._stopping = asyncio.Event()
         self.schedule = ScheduleCache(state_dir)
         self._lesson_lock = asyncio.Lock()
@@ -136,13 +170,27 @@ class AgentDaemon:
                     )
                 )
         notify("WATCHDOG=1")
+        self.clock.update(self.link.clock.offset_s)
+        online = self.link.online
+        if online and not self._was_online:
+            self.uploader.kick(now=True)  # the controller is back: retry at once
+        self._was_online = online
+        pending = self.journal.summary().get("pending")
+        if not isinstance(pending, dict):
+            pending = {}
         return Heartbeat(
             seq=seq,
             devices=devices,
             media=media,
             lesson_id=self.session.lesson_id if self.session else None,
+            alerts=dict(self.alerts),
+            uploads_pending=int(pending.get("files", 0)),
+            uploads_pending_bytes=int(pending.get("bytes", 0)),
             **health,  # type: ignore[arg-type]
         )
+
+    def _live(self) -> bool:
+        return self.session is not None and self.session.recorder.recording
 
     async def run(self) -> None:
         """Run until SIGTERM/SIGINT."""
@@ -160,9 +208,10 @@ class AgentDaemon:
         if self._media_addresses:
             aiortc_seam.pin_host_addresses(self._media_addresses)
         self.schedule.load()
+        self._enqueue_existing()
+        self._offline_task = asyncio.create_task(self._keep_schedule(), name="schedule")
         await self.link.start()
         await self.uploader.start()
-        self._offline_task = asyncio.create_task(self._keep_schedule(), name="schedule")
         notify("READY=1")
         log.info("agent %s started with profile %s", self.classroom_id, self.profile.profile.name)
 
@@ -178,6 +227,35 @@ class AgentDaemon:
         self._stop_sources()
         await self.uploader.stop()
         await self.link.stop()
+        self.journal.close()
+
+    def _enqueue_existing(self) -> None:
+        """Journal closed segments and manifests on disk (a crash between close and
+        enqueue, or recordings from before the journal existed)."""
+        if not self.recordings_dir.exists():
+            return
+        for lesson_dir in sorted(p for p in self.recordings_dir.iterdir() if p.is_dir()):
+            for track_dir in (p for p in lesson_dir.iterdir() if p.is_dir()):
+                for info in read_segment_infos(track_dir):
+                    self._on_segment(lesson_dir.name, track_dir.name, info)
+            manifest = lesson_dir / MANIFEST_NAME
+            if manifest.exists():
+                self._enqueue_manifest(lesson_dir.name, manifest)
+
+    def _on_segment(self, lesson_id: str, key: str, info: SegmentInfo) -> None:
+        if self.journal.enqueue(
+            lesson_id, f"{key}/{info.path.name}", info.path, info.bytes, info.sha256
+        ):
+            self.uploader.kick()
+
+    def _enqueue_manifest(self, lesson_id: str, path: pathlib.Path) -> None:
+        import hashlib
+
+        data = path.read_bytes()
+        self.journal.enqueue(
+            lesson_id, MANIFEST_NAME, path, len(data), hashlib.sha256(data).hexdigest()
+        )
+        self.uploader.kick()
 
     async def _on_command(self, env: Envelope) -> Body | None:
         body = env.body
@@ -189,13 +267,19 @@ class AgentDaemon:
                 async with self._lesson_lock:
                     await self._join(body)
             elif isinstance(body, StartRecording):
-                self._start_recording(body.lesson_id)
+                async with self._lesson_lock:
+                    if self._next is not None and self._next.lesson_id == body.lesson_id:
+                        await self._handover(self._next)
+                    elif body.lesson_id not in self._finished:
+                        self._start_recording(body.lesson_id)
             elif isinstance(body, StopRecording):
                 async with self._lesson_lock:
-                    await self._finish_recording(body.lesson_id)
+                    if body.lesson_id not in self._finished:
+                        await self._finish_recording(body.lesson_id)
             elif isinstance(body, LeaveLesson):
                 async with self._lesson_lock:
-                    await self._leave(body.lesson_id)
+                    if body.lesson_id not in self._finished:
+                        await self._leave(body.lesson_id)
             else:
                 return CommandAck(
                     command=body.TYPE, ok=False, error=f"agent does not handle {body.TYPE!r}"
@@ -206,7 +290,7 @@ class AgentDaemon:
         return CommandAck(command=body.TYPE, ok=True)
 
     async def _keep_schedule(self) -> None:
-        """Start and finish cached lessons by the agent's own clock.
+        """Start, hand over and finish lessons by the controller's clock.
 
         A lesson begins recording at its start time even if the controller is late or
         unreachable; the controller's join then only adds the relay. A lesson the agent
@@ -215,33 +299,56 @@ class AgentDaemon:
         while True:
             try:
                 async with self._lesson_lock:
-                    await self._schedule_step(time.time())
+                    await self._schedule_step(self.clock.now())
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("offline schedule step failed; carrying on")
-            await asyncio.sleep(SCHEDULE_TICK_S)
+                log.exception("schedule step failed; carrying on")
+            await asyncio.sleep(self._until_next_event(self.clock.now()))
+
+    def _until_next_event(self, now: float) -> float:
+        """Sleep to the next start or end (so lessons start on time), at most one tick."""
+        moments = [self._next.start_at] if self._next else []
+        if self.session is not None:
+            moments += [self.session.join.start_at, self.session.join.end_at]
+        moments += [x.start_at for x in self.schedule.lessons if x.start_at > now]
+        ahead = [m - now for m in moments if m > now]
+        return max(0.001, min([SCHEDULE_TICK_S, *ahead]))
+
+    def _due(self, now: float) -> JoinLesson | None:
+        """The lesson that should be recording now, if it is not the current one."""
+        for candidate in (self._next, self.schedule.current(now)):
+            if (
+                candidate is not None
+                and candidate.start_at <= now < candidate.end_at
+                and candidate.lesson_id not in self._finished
+                and (self.session is None or candidate.lesson_id != self.session.lesson_id)
+            ):
+                return candidate
+        return None
 
     async def _schedule_step(self, now: float) -> None:
         session = self.session
+        due = self._due(now)
+        if due is not None and (session is None or now >= session.join.end_at - 0.05):
+            if session is None:
+                log.warning(
+                    "lesson %s is due and the controller has not started it; recording "
+                    "from the cached schedule",
+                    due.lesson_id,
+                )
+            await self._handover(due)
+            return
         if session is None:
-            lesson = self.schedule.current(now)
-            if lesson is None or lesson.lesson_id in self._finished:
-                return
-            log.warning(
-                "lesson %s is due and the controller has not started it; recording "
-                "from the cached schedule",
-                lesson.lesson_id,
-            )
-            self._begin(lesson)
-            self._start_recording(lesson.lesson_id)
+            self._check_disk_soon(now)
             return
         join = session.join
         if join.start_at <= now < join.end_at and not session.recorder.recording:
-            log.warning(
-                "lesson %s has started without a start command; recording", session.lesson_id
-            )
+            log.info("lesson %s starts now (agent clock, corrected)", session.lesson_id)
             self._start_recording(session.lesson_id)
+        if session.recorder.recording and now - self._last_disk_check >= DISK_CHECK_S:
+            self._last_disk_check = now
+            self._check_disk(0)
         overdue = now - join.end_at
         # Offline, the lesson ends on the agent's clock; online, the controller ends it,
         # unless it has plainly forgotten.
@@ -252,15 +359,71 @@ class AgentDaemon:
             )
             await self._leave(session.lesson_id)
 
-    def _begin(self, join: JoinLesson) -> LessonSession:
+    def _check_disk_soon(self, now: float) -> None:
+        """Before a lesson (within 10 min), make room for it or alert while there is time."""
+        upcoming = [x for x in self.schedule.lessons if 0 < x.start_at - now <= 600]
+        if upcoming and now - self._last_disk_check >= 60:
+            self._last_disk_check = now
+            self._check_disk(self._lesson_need(upcoming[0]))
+
+    def _lesson_need(self, join: JoinLesson) -> int:
+        rates = []
+        for name in join.publish:
+            try:
+                rates.append(self.profile.profile.device(name).bitrate)
+            except KeyError:
+                continue
+        rates += [RECEIVED_VIDEO_BPS if s.kind == "video" else 64_000 for s in join.subscribe]
+        return lesson_bytes(rates, join.end_at - join.start_at)
+
+    def _check_disk(self, need: int) -> None:
+        check = self.disk.ensure(need)
+        if check.ok:
+            if self.alerts.pop("disk_low", None):
+                log.info("disk space is sufficient again")
+        else:
+            if "disk_low" not in self.alerts:
+                log.error("%s", check.message)
+            self.alerts["disk_low"] = check.message
+
+    async def _handover(self, due: JoinLesson) -> None:
+        """Start recording ``due`` now, then finish the current lesson (if any).
+
+        The next lesson's recorder starts before the old one stops, on the same
+        sources, so back-to-back lessons lose nothing at the seam.
+        """
+        old = self.session
+        if self._next is not None and self._next.lesson_id == due.lesson_id:
+            self._next = None
+        new = self._begin(due, keep=old)
+        self._start_recording(due.lesson_id)
+        if old is not None:
+            await self._end_session(old, keep_sources=set(due.publish))
+        if self.link.online:
+            task = asyncio.create_task(self._connect(new), name=f"connect-{due.lesson_id}")
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())
+
+    async def _connect(self, session: LessonSession) -> None:
+        try:
+            await session.connect()
+        except Exception as err:  # noqa: BLE001 - the lesson records regardless; logged
+            log.warning("lesson %s: media to the relay not up yet (%s)", session.lesson_id, err)
+
+    def _begin(self, join: JoinLesson, keep: LessonSession | None = None) -> LessonSession:
         """Sources, recorder and session for a lesson (media to the relay comes later)."""
+        if keep is None:
+            self._check_disk(self._lesson_need(join))
         self._ensure_sources(join.publish)
+        lesson_id = join.lesson_id
         recorder = LessonRecorder(
-            self.state_dir / "recordings" / join.lesson_id,
-            join.lesson_id,
+            self.recordings_dir / lesson_id,
+            lesson_id,
             self.classroom_id,
             self._segment_seconds,
             epoch=join.start_at,
+            scheduled_s=join.end_at - join.start_at,
+            now=self.clock.now,
+            on_segment=lambda key, info: self._on_segment(lesson_id, key, info),
         )
         session = LessonSession(self.classroom_id, join, self.sources, recorder, self.link.request)
         self.session = session
@@ -275,13 +438,28 @@ class AgentDaemon:
                 runner.start()
                 self.sources[name] = runner
 
-    def _stop_sources(self) -> None:
-        for runner in self.sources.values():
-            runner.stop()
-        self.sources.clear()
+    def _stop_sources(self, keep: set[str] | None = None) -> None:
+        for name in [n for n in self.sources if not keep or n not in keep]:
+            self.sources.pop(name).stop()
 
     async def _join(self, join: JoinLesson) -> None:
         current = self.session
+        if join.lesson_id in self._finished:
+            raise ValueError(f"lesson {join.lesson_id} is already finished on this agent")
+        if (
+            current is not None
+            and current.lesson_id != join.lesson_id
+            and join.start_at >= current.join.end_at - HANDOVER_S
+            and self.clock.now() < current.join.end_at
+        ):
+            # Back to back: take over when the current lesson ends (see _handover).
+            log.info(
+                "lesson %s follows %s in this classroom; handing over at its start",
+                join.lesson_id,
+                current.lesson_id,
+            )
+            self._next = join
+            return
         if current is not None and current.lesson_id != join.lesson_id:
             log.warning(
                 "joining %s while in %s: leaving the old lesson first",
@@ -304,7 +482,8 @@ class AgentDaemon:
         # A repeated join (controller restarted, relay lost) renegotiates the media while
         # sources and recording carry on.
         await current.connect()
-        if join.start_at <= time.time() < join.end_at and not current.recorder.recording:
+        now = self.clock.now()
+        if join.start_at <= now < join.end_at and not current.recorder.recording:
             self._start_recording(join.lesson_id)
 
     def _start_recording(self, lesson_id: str) -> None:
@@ -317,22 +496,31 @@ class AgentDaemon:
         log.info("recording lesson %s", lesson_id)
 
     async def _finish_recording(self, lesson_id: str) -> None:
-        session = self._session_for(lesson_id)
+        await self._finish_session_recording(self._session_for(lesson_id))
+
+    async def _finish_session_recording(self, session: LessonSession) -> None:
         if not session.recorder.recording:
             return
         session.freeze_sent()
         manifest = await asyncio.to_thread(session.recorder.stop)
-        log.info("lesson %s recorded: %s", lesson_id, manifest)
-        self.uploader.kick()
+        log.info("lesson %s recorded: %s", session.lesson_id, manifest)
+        self._enqueue_manifest(session.lesson_id, manifest)
 
     async def _leave(self, lesson_id: str) -> None:
         session = self._session_for(lesson_id)
-        await self._finish_recording(lesson_id)
-        report = LessonReport(lesson_id=lesson_id, tracks=session.report())
+        nxt = self._next
+        soon = nxt is not None and nxt.start_at - self.clock.now() <= HANDOVER_S
+        await self._end_session(session, keep_sources=set(nxt.publish) if nxt and soon else None)
+
+    async def _end_session(self, session: LessonSession, keep_sources: set[str] | None) -> None:
+        """Finish the recording, report and close a session (the current one or not)."""
+        await self._finish_session_recording(session)
+        report = LessonReport(lesson_id=session.lesson_id, tracks=session.report())
         await session.close()
-        self.session = None
-        self._finished.add(lesson_id)
-        self._stop_sources()
+        if self.session is session:
+            self.session = None
+        self._finished.add(session.lesson_id)
+        self._stop_sources(keep_sources)
         await self.link.send(report)
 
     def _session_for(self, lesson_id: str) -> LessonSession:

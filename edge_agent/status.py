@@ -9,7 +9,7 @@ from typing import Any
 from edge_agent.errors import NotEnrolled
 from edge_agent.identity import Identity
 from edge_agent.schedule_cache import ScheduleCache
-from edge_agent.uploader import Uploader
+from edge_agent.uploads.journal import UploadJournal
 
 
 def collect(state_dir: pathlib.Path, now: float) -> dict[str, Any]:
@@ -36,8 +36,17 @@ def collect(state_dir: pathlib.Path, now: float) -> dict[str, Any]:
         }
         for x in upcoming[:5]
     ]
-    pending = Uploader(state_dir / "recordings", lambda: None).pending()
-    doc["pending_uploads"] = [p.name for p in pending]
+    journal_path = state_dir / "uploads.sqlite3"
+    if journal_path.exists():
+        journal = UploadJournal(journal_path)
+        try:
+            pending = journal.pending()
+            doc["uploads"] = journal.summary()
+        finally:
+            journal.close()
+    else:
+        pending, doc["uploads"] = [], {}
+    doc["pending_uploads"] = [f"{p.lesson_id}/{p.rel}" for p in pending]
     return doc
 
 
@@ -59,7 +68,10 @@ def render(doc: dict[str, Any]) -> str:
         lines.append("next lessons: none cached (the controller sends them once connected)")
     pending = doc["pending_uploads"]
     lines.append(
-        f"recordings waiting to upload: {len(pending)}"
+        f"recording files waiting to upload: {len(pending)}"
         + (f" ({', '.join(pending[:5])})" if pending else "")
     )
+    uploads = doc.get("uploads") or {}
+    if uploads.get("last_error"):
+        lines.append(f"  last upload error: {uploads['last_error']} (retried automatically)")
     return "\n".join(lines)

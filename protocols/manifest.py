@@ -35,8 +35,35 @@ class TrackEntry(BaseModel):
     muxed: list[str] = []
 
 
+class RunEntry(BaseModel):
+    """One run of the agent's recorder in this lesson, on the lesson timeline (seconds).
+
+    ``ended_s`` is None when the run did not end cleanly (the agent was killed).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    started_s: float
+    ended_s: float | None = None
+    pid: int = 0
+
+
+class GapEntry(BaseModel):
+    """Seconds of the lesson a track has no media for, and why."""
+
+    model_config = ConfigDict(extra="forbid")
+    track: str  # track key, or "*" for every track of the classroom
+    start_s: float
+    end_s: float
+    reason: Literal["agent_not_running", "source_lost", "not_received", "unknown"]
+    detail: str = ""
+
+
 class Manifest(BaseModel):
-    """Everything one classroom recorded of one lesson."""
+    """Everything one classroom recorded of one lesson.
+
+    Times in tracks, runs and gaps are seconds since the lesson's scheduled start
+    (``epoch``, controller clock, Unix seconds).
+    """
 
     model_config = ConfigDict(extra="forbid")
     lesson_id: str
@@ -44,3 +71,7 @@ class Manifest(BaseModel):
     started_at: float
     ended_at: float
     tracks: list[TrackEntry]
+    epoch: float = 0.0
+    scheduled_s: float = 0.0  # scheduled length of the lesson
+    runs: list[RunEntry] = []
+    gaps: list[GapEntry] = []

@@ -108,6 +108,10 @@ class Heartbeat(Body):
     lesson_id: str | None = None
     clock_offset_ms: float | None = None  # controller minus agent, NTP-style
     rtt_ms: float | None = None
+    # Conditions a technician should act on, by code (e.g. "disk_low") → what and what to do.
+    alerts: dict[str, str] = {}
+    uploads_pending: int = 0
+    uploads_pending_bytes: int = 0
 
 
 class HeartbeatAck(Body):

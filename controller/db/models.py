@@ -114,3 +114,51 @@ class Recording(Base):
     segments: Mapped[int] = mapped_column(Integer)
     sha256: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class UploadSession(Base):
+    """A multipart upload an agent has open or finished, so it can resume after restarts."""
+
+    __tablename__ = "upload_session"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    lesson_id: Mapped[str] = mapped_column(ForeignKey("lesson.id"), index=True)
+    classroom_id: Mapped[str] = mapped_column(ForeignKey("classroom.id"))
+    rel: Mapped[str] = mapped_column(String(300))  # "<track>/<segment>" or "manifest.json"
+    key: Mapped[str] = mapped_column(Text)
+    size: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    backend_id: Mapped[str] = mapped_column(Text)
+    part_size: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(16), default="open")  # open | stored | failed
+    error: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class RecordingManifest(Base):
+    """A classroom's manifest of a lesson, with the coverage computed from it."""
+
+    __tablename__ = "recording_manifest"
+
+    lesson_id: Mapped[str] = mapped_column(ForeignKey("lesson.id"), primary_key=True)
+    classroom_id: Mapped[str] = mapped_column(ForeignKey("classroom.id"), primary_key=True)
+    manifest: Mapped[dict[str, object]] = mapped_column(JSON)
+    coverage: Mapped[dict[str, object]] = mapped_column(JSON)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Deletion(Base):
+    """Audit record of one object deleted from storage: what, why and by whom."""
+
+    __tablename__ = "deletion"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    lesson_id: Mapped[str] = mapped_column(String(32), index=True)
+    classroom_id: Mapped[str] = mapped_column(String(64))
+    key: Mapped[str] = mapped_column(Text)
+    bytes: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64), default="")
+    reason: Mapped[str] = mapped_column(Text)
+    actor: Mapped[str] = mapped_column(String(64))

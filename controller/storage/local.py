@@ -1,60 +1,147 @@
-"""The default storage backend: a local directory that takes uploads over HTTP."""
+"""The default storage backend: a local directory that takes uploads over HTTP.
+
+Multipart uploads are staged under ``.multipart/<upload>/<part>``; finishing one
+concatenates the parts into a temporary file while hashing it, fsyncs it and renames it
+into place, so an object is either whole and verified or absent.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import os
 import pathlib
-import re
+import secrets
+import shutil
 from collections.abc import AsyncIterator
 
-SAFE_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+from controller.storage.backend import (
+    DEFAULT_PART_SIZE,
+    StorageError,
+    StoredObject,
+    object_key,
+)
 
-
-class ChecksumMismatch(ValueError):
-    """The bytes that arrived do not hash to the checksum the sender declared."""
+STAGING = ".multipart"
 
 
 class LocalStorage:
-    """Files under one root: ``<lesson>/<classroom>/<track>/<segment>``."""
+    """Files under one root, keyed like object storage."""
 
-    def __init__(self, root: pathlib.Path) -> None:
+    name = "local"
+
+    def __init__(self, root: pathlib.Path, part_size: int = DEFAULT_PART_SIZE) -> None:
         self.root = root
+        self.part_size = part_size
 
     def path(self, *parts: str) -> pathlib.Path:
-        """A path under the root; every part must be a plain name (no traversal)."""
-        for part in parts:
-            if not SAFE_PART.match(part) or part in (".", ".."):
-                raise ValueError(
-                    f"{part!r} is not a valid storage name (letters, digits, '.', '_', '-')"
-                )
-        return self.root.joinpath(*parts)
+        """A path under the root for plain names (no traversal)."""
+        return self.root / object_key(*parts)
 
-    async def put_stream(
-        self, parts: tuple[str, ...], chunks: AsyncIterator[bytes], sha256: str
-    ) -> tuple[pathlib.Path, int]:
-        """Store a stream; verify its SHA-256 before it becomes visible."""
-        target = self.path(*parts)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(target.name + ".part")
-        digest = hashlib.sha256()
+    def _key_path(self, key: str) -> pathlib.Path:
+        return self.path(*key.split("/"))
+
+    def begin(self, key: str) -> str:
+        """Open a staged multipart upload."""
+        self._key_path(key)  # validates the key
+        backend_id = secrets.token_hex(12)
+        (self.root / STAGING / backend_id).mkdir(parents=True, exist_ok=True)
+        return backend_id
+
+    def part_url(self, key: str, backend_id: str, number: int) -> str | None:
+        """Parts of a local upload go to the controller itself."""
+        return None
+
+    def _staging(self, backend_id: str) -> pathlib.Path:
+        object_key(backend_id)
+        path = self.root / STAGING / backend_id
+        if not path.is_dir():
+            raise StorageError(f"upload {backend_id} is unknown or finished; start it again")
+        return path
+
+    async def put_part(
+        self, backend_id: str, number: int, chunks: AsyncIterator[bytes]
+    ) -> tuple[str, int]:
+        """Store one part; returns its ETag (MD5, as S3 does) and size."""
+        staging = self._staging(backend_id)
+        md5 = hashlib.md5(usedforsecurity=False)
         size = 0
+        tmp = staging / f"{number:05d}.part"
         with open(tmp, "wb") as fh:
             async for chunk in chunks:
-                digest.update(chunk)
+                md5.update(chunk)
                 fh.write(chunk)
                 size += len(chunk)
-            fh.flush()
-            os.fsync(fh.fileno())
-        if digest.hexdigest() != sha256.lower():
-            tmp.unlink(missing_ok=True)
-            raise ChecksumMismatch(
-                f"{'/'.join(parts)}: received {size} bytes hashing to "
-                f"{digest.hexdigest()}, sender declared {sha256}"
-            )
+        os.replace(tmp, staging / f"{number:05d}")
+        return md5.hexdigest(), size
+
+    def finish(self, key: str, backend_id: str, etags: list[tuple[int, str]]) -> StoredObject:
+        """Concatenate the listed parts, hashing them; the object appears whole or not at all."""
+        staging = self._staging(backend_id)
+        target = self._key_path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(target.name + f".{backend_id}.part")
+        digest = hashlib.sha256()
+        size = 0
+        with open(tmp, "wb") as out:
+            for number, etag in sorted(etags):
+                part = staging / f"{number:05d}"
+                if not part.exists():
+                    tmp.unlink(missing_ok=True)
+                    raise StorageError(f"{key}: part {number} was never uploaded")
+                md5 = hashlib.md5(usedforsecurity=False)
+                with open(part, "rb") as fh:
+                    for block in iter(lambda fh=fh: fh.read(1 << 20), b""):  # type: ignore[misc]
+                        md5.update(block)
+                        digest.update(block)
+                        out.write(block)
+                        size += len(block)
+                if md5.hexdigest() != etag.strip('"'):
+                    tmp.unlink(missing_ok=True)
+                    raise StorageError(f"{key}: part {number} ETag {etag} does not match")
+            out.flush()
+            os.fsync(out.fileno())
         os.replace(tmp, target)
         _fsync_dir(target.parent)
-        return target, size
+        shutil.rmtree(staging, ignore_errors=True)
+        return StoredObject(key, size, digest.hexdigest())
+
+    def abort(self, key: str, backend_id: str) -> None:
+        """Remove the staged parts."""
+        object_key(backend_id)
+        shutil.rmtree(self.root / STAGING / backend_id, ignore_errors=True)
+
+    def fetch(self, key: str, dest: pathlib.Path) -> pathlib.Path:
+        """The object's own path: nothing to copy."""
+        path = self._key_path(key)
+        if not path.exists():
+            raise StorageError(f"{key}: not in storage")
+        return path
+
+    def store_file(self, src: pathlib.Path, key: str) -> StoredObject:
+        """Move a finished local file into place."""
+        target = self._key_path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if src != target:
+            os.replace(src, target)
+        return StoredObject(key, target.stat().st_size, sha256_file(target))
+
+    def delete(self, key: str) -> int:
+        """Delete one object."""
+        path = self._key_path(key)
+        try:
+            size = path.stat().st_size
+            path.unlink()
+        except FileNotFoundError:
+            return 0
+        return size
+
+    def local_path(self, key: str) -> pathlib.Path | None:
+        """Objects are plain files here."""
+        return self._key_path(key)
+
+    def read_url(self, key: str) -> str | None:
+        """The controller serves local files itself."""
+        return None
 
 
 def sha256_file(path: pathlib.Path) -> str:

@@ -6,15 +6,20 @@ or the media path.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import pathlib
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from edge_agent.recording.manifest import write_manifest
-from edge_agent.recording.segments import SegmentWriter, read_segment_infos
+from edge_agent.recording.runs import gaps_between_runs, read_runs
+from edge_agent.recording.salvage import salvage_directory
+from edge_agent.recording.segments import SegmentInfo, SegmentWriter, read_segment_infos
 from edge_agent.recording.timeline import TrackClock
 from protocols.manifest import Manifest, SegmentEntry, TrackEntry
 from protocols.media.encoded_frame import EncodedFrame
@@ -51,10 +56,17 @@ class LessonRecorder:
         classroom_id: str,
         segment_seconds: float = 10.0,
         epoch: float | None = None,
+        scheduled_s: float = 0.0,
+        now: Callable[[], float] = time.time,
+        on_segment: Callable[[str, SegmentInfo], None] | None = None,
     ) -> None:
         self.directory = directory
+        # The controller's clock (the agent's own, corrected by the measured offset).
+        self._now = now
+        self._on_segment = on_segment
+        self.scheduled_s = scheduled_s
         # Timestamps in recordings count from the lesson's scheduled start.
-        self.epoch = time.time() if epoch is None else epoch
+        self.epoch = now() if epoch is None else epoch
         self._clocks: dict[str, TrackClock] = {}
         self.lesson_id = lesson_id
         self.classroom_id = classroom_id
@@ -78,7 +90,13 @@ class LessonRecorder:
         if self.recording:
             return
         self.directory.mkdir(parents=True, exist_ok=True)
-        self.started_at = time.time()
+        self.started_at = self._now()
+        # A killed earlier run of this lesson left open segments: close them first.
+        for spec_key in self._specs:
+            for info in salvage_directory(self.directory / spec_key):
+                if self._on_segment is not None:
+                    self._on_segment(spec_key, info)
+        self._log_run({"started_s": self.started_at - self.epoch, "pid": os.getpid()})
         self._thread = threading.Thread(target=self._run, name="recorder", daemon=True)
         self._thread.start()
         self.recording = True
@@ -96,7 +114,7 @@ class LessonRecorder:
         clock = self._clocks.get(key)
         if clock is None:
             clock = self._clocks[key] = TrackClock(self.epoch)
-        pts = clock.pts(frame.pts, frame.time_base, time.time())
+        pts = clock.pts(frame.pts, frame.time_base, self._now())
         spec = self._specs.get(key)
         if spec is not None and spec.mux_into in self._specs:
             key = spec.mux_into
@@ -118,10 +136,11 @@ class LessonRecorder:
         """Close every segment and write the manifest; returns its path."""
         if self.recording:
             self.recording = False
-            self.ended_at = time.time()
+            self.ended_at = self._now()
             self._queue.put(None)
             if self._thread is not None:
                 self._thread.join(timeout=30)
+            self._log_run({"ended_s": self.ended_at - self.epoch, "pid": os.getpid()})
         tracks = []
         for key, spec in self._specs.items():
             if spec.mux_into in self._specs:
@@ -152,12 +171,18 @@ class LessonRecorder:
                     ],
                 )
             )
+        runs = read_runs(self.directory)
+        ends = [s.end_s for t in tracks for s in t.segments]
         manifest = Manifest(
             lesson_id=self.lesson_id,
             classroom_id=self.classroom_id,
             started_at=self.started_at,
             ended_at=self.ended_at,
             tracks=tracks,
+            epoch=self.epoch,
+            scheduled_s=self.scheduled_s,
+            runs=runs,
+            gaps=gaps_between_runs(runs, ends),
         )
         self.directory.mkdir(parents=True, exist_ok=True)
         return write_manifest(self.directory, manifest)
@@ -180,6 +205,19 @@ class LessonRecorder:
                 self.errors += 1
                 log.exception("closing track %s failed", key)
 
+    def _log_run(self, entry: dict[str, object]) -> None:
+        """Append to the lesson's run log, durably (a kill right after still keeps it)."""
+        with open(self.directory / "runs.jsonl", "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(entry) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def _closed(self, key: str) -> Callable[[SegmentInfo], None] | None:
+        callback = self._on_segment
+        if callback is None:
+            return None
+        return lambda info: callback(key, info)
+
     def _muxed_into(self, key: str) -> list[str]:
         return [k for k, s in self._specs.items() if s.mux_into == key]
 
@@ -196,6 +234,7 @@ class LessonRecorder:
                 height=spec.height,
                 with_audio=bool(self._muxed_into(key)),
                 fps=spec.fps,
+                on_closed=self._closed(key),
             )
             self._writers[key] = writer
         return writer

@@ -15,6 +15,7 @@ import logging
 import os
 import pathlib
 import struct
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -26,7 +27,14 @@ from protocols.media.h264 import parameter_sets
 
 log = logging.getLogger(__name__)
 
-FRAGMENTED = {"movflags": "frag_keyframe+empty_moov+default_base_moof"}
+# A fragment every keyframe and at least every 0.25 s, each flushed to the file as it is
+# written: a killed agent leaves a .part that is whole up to its last fragment, which
+# salvage.py turns back into a segment.
+FRAGMENTED = {
+    "movflags": "frag_keyframe+empty_moov+default_base_moof",
+    "frag_duration": "250000",
+    "flush_packets": "1",
+}
 OPUS_PRE_SKIP = 312
 
 
@@ -63,8 +71,10 @@ class SegmentWriter:
         height: int = 0,
         with_audio: bool = False,
         fps: int = 0,
+        on_closed: Callable[[SegmentInfo], None] | None = None,
     ) -> None:
         self.fps = fps
+        self._on_closed = on_closed
         self.directory = directory
         # A video track may carry its classroom's microphone as a second (Opus) stream,
         # so the recording plays with sound.
@@ -83,7 +93,7 @@ class SegmentWriter:
         self._container: Any = None
         self._stream: Any = None
         self._part: pathlib.Path | None = None
-        self._seq = _highest_seq(directory, track)
+        self._seq = highest_seq(directory, track)
         self._first_pts: int | None = None
         self._last_pts: int | None = None
         self._last_duration = 0
@@ -152,6 +162,15 @@ class SegmentWriter:
         self._container, self._stream = container, stream
         self._first_pts = frame.pts
         self._frames = 0
+        _write_json(
+            self._part.with_name(self._part.name + ".json"),
+            {
+                "track": self.track,
+                "kind": self.kind,
+                "seq": self._seq,
+                "first_pts_s": float(frame.pts * frame.time_base),
+            },
+        )
 
     def _mux(self, frame: EncodedFrame) -> None:
         assert self._container is not None and self._stream is not None
@@ -230,10 +249,13 @@ class SegmentWriter:
             last_pts_s=float((self._last_pts + self._last_duration) * tb),
             frames=self._frames,
             bytes=final.stat().st_size,
-            sha256=_sha256(final),
+            sha256=sha256_file(final),
         )
-        _write_sidecar(info)
+        write_sidecar(info)
+        part.with_name(part.name + ".json").unlink(missing_ok=True)
         self._segments.append(info)
+        if self._on_closed is not None:
+            self._on_closed(info)
 
     def close(self) -> list[SegmentInfo]:
         """Close the open segment; returns every segment."""
@@ -241,7 +263,7 @@ class SegmentWriter:
         return self.segments
 
 
-def _sha256(path: pathlib.Path) -> str:
+def sha256_file(path: pathlib.Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -249,7 +271,7 @@ def _sha256(path: pathlib.Path) -> str:
     return digest.hexdigest()
 
 
-def _highest_seq(directory: pathlib.Path, track: str) -> int:
+def highest_seq(directory: pathlib.Path, track: str) -> int:
     """The highest segment number already used in ``directory`` (0 if none)."""
     highest = 0
     if directory.exists():
@@ -260,15 +282,20 @@ def _highest_seq(directory: pathlib.Path, track: str) -> int:
     return highest
 
 
-def _write_sidecar(info: SegmentInfo) -> None:
+def write_sidecar(info: SegmentInfo) -> None:
     """Record a closed segment's figures next to it, crash-safe."""
-    doc = {**asdict(info), "path": info.path.name}
-    tmp = info.path.with_name(info.path.name + ".json.part")
+    _write_json(
+        info.path.with_name(info.path.name + ".json"), {**asdict(info), "path": info.path.name}
+    )
+
+
+def _write_json(path: pathlib.Path, doc: dict[str, Any]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w", encoding="utf-8") as fh:
         json.dump(doc, fh)
         fh.flush()
         os.fsync(fh.fileno())
-    os.replace(tmp, info.path.with_name(info.path.name + ".json"))
+    os.replace(tmp, path)
 
 
 def read_segment_infos(directory: pathlib.Path) -> list[SegmentInfo]:

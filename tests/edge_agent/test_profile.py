@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 from edge_agent.cli import app
 from edge_agent.errors import ProfileError
 from edge_agent.profile import load_profile
+from edge_agent.uploads.journal import UploadJournal
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 SYNTHETIC = REPO / "hardware_profiles" / "synthetic.toml"
@@ -108,11 +109,15 @@ def test_cli_status_before_and_after_enrolment(tmp_path: pathlib.Path) -> None:
             ],
         )
     )
-    (tmp_path / "recordings" / "L0").mkdir(parents=True)
-    (tmp_path / "recordings" / "L0" / "manifest.json").write_text("{}")
+    journal = UploadJournal(tmp_path / "uploads.sqlite3")
+    seg = tmp_path / "recordings" / "L0" / "teacher" / "teacher-00001.mp4"
+    journal.enqueue("L0", "teacher/teacher-00001.mp4", seg, 10, "0" * 64)
+    journal.close()
     result = runner.invoke(app, ["status", "--state-dir", str(tmp_path)])
     assert result.exit_code == 0
     assert "city-101" in result.output and "live now" in result.output
-    assert "waiting to upload: 1 (L0)" in result.output
+    assert "waiting to upload: 1 (L0/teacher/teacher-00001.mp4)" in result.output
     doc = json.loads(runner.invoke(app, ["status", "--json", "--state-dir", str(tmp_path)]).output)
-    assert doc["next_lessons"][0]["lesson"] == "L1" and doc["pending_uploads"] == ["L0"]
+    assert doc["next_lessons"][0]["lesson"] == "L1" and doc["pending_uploads"] == [
+        "L0/teacher/teacher-00001.mp4"
+    ]

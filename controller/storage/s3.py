@@ -1,0 +1,174 @@
+"""Any S3-compatible store through boto3.
+
+Agents upload parts straight to the store with presigned URLs, so recordings never pass
+through the controller and no classroom holds storage credentials. Finishing an upload
+completes it, then streams the object back and hashes it: storage has confirmed the
+checksum only when the bytes it holds hash to what the agent declared.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import pathlib
+import urllib.parse
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from controller.storage.backend import DEFAULT_PART_SIZE, StorageError, StoredObject
+
+PRESIGN_SECONDS = 6 * 3600
+
+
+@dataclass(frozen=True)
+class S3Location:
+    """Where in S3: bucket, key prefix and (for non-AWS stores) the endpoint."""
+
+    bucket: str
+    prefix: str = ""
+    endpoint_url: str | None = None
+    region: str = "us-east-1"
+
+    @classmethod
+    def parse(cls, url: str, endpoint_url: str | None = None) -> S3Location:
+        """``s3://bucket/prefix`` (the endpoint may also be given as ``?endpoint=``)."""
+        parsed = urllib.parse.urlparse(url)
+        if parsed.scheme != "s3" or not parsed.netloc:
+            raise ValueError(f"storage URL {url!r} should look like s3://bucket/prefix")
+        query = urllib.parse.parse_qs(parsed.query)
+        endpoint = endpoint_url or next(iter(query.get("endpoint", [])), None)
+        region = (query.get("region") or ["us-east-1"])[0]
+        return cls(parsed.netloc, parsed.path.strip("/"), endpoint, region)
+
+
+class S3Storage:
+    """Recordings in an S3 bucket."""
+
+    name = "s3"
+
+    def __init__(self, location: S3Location, part_size: int = DEFAULT_PART_SIZE) -> None:
+        self.location = location
+        self.part_size = part_size
+        self._client: Any = boto3.client(
+            "s3",
+            endpoint_url=location.endpoint_url,
+            region_name=location.region,
+            config=Config(signature_version="s3v4", retries={"max_attempts": 3}),
+        )
+
+    def _key(self, key: str) -> str:
+        return f"{self.location.prefix}/{key}" if self.location.prefix else key
+
+    def _where(self, key: str) -> str:
+        return f"s3://{self.location.bucket}/{self._key(key)}"
+
+    def _call(self, what: str, key: str, method: str, **kwargs: Any) -> Any:
+        try:
+            return getattr(self._client, method)(Bucket=self.location.bucket, **kwargs)
+        except (ClientError, BotoCoreError) as err:
+            raise StorageError(
+                f"s3://{self.location.bucket}/{self._key(key)}: {what}: {err}"
+            ) from err
+
+    def ensure_bucket(self) -> None:
+        """Create the bucket if it does not exist (first start against a new store)."""
+        try:
+            self._client.head_bucket(Bucket=self.location.bucket)
+        except ClientError:
+            self._call("create bucket", "", "create_bucket")
+
+    def begin(self, key: str) -> str:
+        """Start a multipart upload."""
+        reply = self._call("start upload", key, "create_multipart_upload", Key=self._key(key))
+        return str(reply["UploadId"])
+
+    def part_url(self, key: str, backend_id: str, number: int) -> str | None:
+        """A presigned PUT for one part."""
+        return str(
+            self._client.generate_presigned_url(
+                "upload_part",
+                Params={
+                    "Bucket": self.location.bucket,
+                    "Key": self._key(key),
+                    "UploadId": backend_id,
+                    "PartNumber": number,
+                },
+                ExpiresIn=PRESIGN_SECONDS,
+            )
+        )
+
+    def finish(self, key: str, backend_id: str, etags: list[tuple[int, str]]) -> StoredObject:
+        """Complete the upload, then read the object back and hash it."""
+        self._call(
+            "complete upload",
+            key,
+            "complete_multipart_upload",
+            Key=self._key(key),
+            UploadId=backend_id,
+            MultipartUpload={"Parts": [{"PartNumber": n, "ETag": e} for n, e in sorted(etags)]},
+        )
+        return self._hash(key)
+
+    def _hash(self, key: str) -> StoredObject:
+        reply = self._call("read back", key, "get_object", Key=self._key(key))
+        digest = hashlib.sha256()
+        size = 0
+        for block in reply["Body"].iter_chunks(1 << 20):
+            digest.update(block)
+            size += len(block)
+        return StoredObject(key, size, digest.hexdigest())
+
+    def abort(self, key: str, backend_id: str) -> None:
+        """Abort a multipart upload (its parts are freed)."""
+        with contextlib.suppress(ClientError, BotoCoreError):
+            self._client.abort_multipart_upload(
+                Bucket=self.location.bucket, Key=self._key(key), UploadId=backend_id
+            )
+
+    def fetch(self, key: str, dest: pathlib.Path) -> pathlib.Path:
+        """Download the object to ``dest``."""
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._client.download_file(self.location.bucket, self._key(key), str(dest))
+        except (ClientError, BotoCoreError) as err:
+            raise StorageError(
+                f"s3://{self.location.bucket}/{self._key(key)}: fetch: {err}"
+            ) from err
+        return dest
+
+    def store_file(self, src: pathlib.Path, key: str) -> StoredObject:
+        """Upload a local file (multipart when large) and verify it."""
+        try:
+            self._client.upload_file(str(src), self.location.bucket, self._key(key))
+        except (ClientError, BotoCoreError) as err:
+            raise StorageError(
+                f"s3://{self.location.bucket}/{self._key(key)}: store: {err}"
+            ) from err
+        return self._hash(key)
+
+    def delete(self, key: str) -> int:
+        """Delete one object; returns its size."""
+        try:
+            head = self._client.head_object(Bucket=self.location.bucket, Key=self._key(key))
+        except ClientError:
+            return 0
+        self._call("delete", key, "delete_object", Key=self._key(key))
+        return int(head.get("ContentLength", 0))
+
+    def local_path(self, key: str) -> pathlib.Path | None:
+        """Nothing is local."""
+        return None
+
+    def read_url(self, key: str) -> str | None:
+        """A presigned GET (S3 serves byte ranges, so the browser can seek)."""
+        return str(
+            self._client.generate_presigned_url(
+                "get_object",
+                Params={"Bucket": self.location.bucket, "Key": self._key(key)},
+                ExpiresIn=PRESIGN_SECONDS,
+            )
+        )

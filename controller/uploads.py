@@ -1,0 +1,233 @@
+"""Multipart uploads from agents: open, hand out part URLs, complete and verify.
+
+An agent opens an upload per file (segment or manifest) with its size and SHA-256,
+PUTs the parts to the URLs it is given (straight to S3, or to the controller for the
+local backend), then completes it. Storage reads the object back and hashes it; only a
+matching checksum counts as stored. Opening the same file again while an upload is open
+resumes it, and a file already stored with the same checksum is answered ``done``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from controller.db.models import StoredSegment, UploadSession
+from controller.db.session import utcnow
+from controller.errors import InvalidRequest, NotFound
+from controller.lessons import get_lesson
+from controller.recordings import accept_manifest, record_segment
+from controller.storage.backend import (
+    ChecksumMismatch,
+    StorageBackend,
+    StorageError,
+    object_key,
+)
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "manifest.json"
+MAX_FILE_BYTES = 64 * 1024**3
+
+
+@dataclass(frozen=True)
+class UploadRequest:
+    """What an agent asks to upload."""
+
+    lesson_id: str
+    rel: str
+    size: int
+    sha256: str
+
+    @classmethod
+    def parse(cls, body: object) -> UploadRequest:
+        """Validate a JSON body; errors name the field and what is expected."""
+        if not isinstance(body, dict):
+            raise InvalidRequest("body must be a JSON object with lesson_id, rel, size, sha256")
+        try:
+            lesson_id, rel = str(body["lesson_id"]), str(body["rel"])
+            size, sha = body["size"], str(body["sha256"]).lower()
+        except KeyError as err:
+            raise InvalidRequest(f"field {err.args[0]!r} is required") from None
+        if not isinstance(size, int) or not 0 <= size <= MAX_FILE_BYTES:
+            raise InvalidRequest(f"size must be an integer from 0 to {MAX_FILE_BYTES}")
+        if len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
+            raise InvalidRequest("sha256 must be 64 hex digits")
+        parts = rel.split("/")
+        if rel != MANIFEST and len(parts) != 2:
+            raise InvalidRequest(f"rel {rel!r} must be 'manifest.json' or '<track>/<segment>'")
+        try:
+            object_key(lesson_id, *parts)
+        except ValueError as err:
+            raise InvalidRequest(str(err)) from None
+        return cls(lesson_id, rel, size, sha)
+
+
+class UploadService:
+    """The controller's side of agent uploads."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        storage: StorageBackend,
+        on_manifest: Callable[[str, str], None],
+    ) -> None:
+        self._sessions = sessions
+        self.storage = storage
+        self._on_manifest = on_manifest
+        self.completed = 0
+        self.checksum_failures = 0
+
+    def _part_count(self, size: int, part_size: int) -> int:
+        return max(1, math.ceil(size / part_size))
+
+    def open(self, classroom_id: str, req: UploadRequest) -> dict[str, object]:
+        """Open (or resume) an upload; ``done`` when storage already holds the file."""
+        with self._sessions() as db:
+            get_lesson(db, req.lesson_id)
+            if req.rel != MANIFEST:
+                track, name = req.rel.split("/")
+                stored = db.scalar(
+                    select(StoredSegment).where(
+                        StoredSegment.lesson_id == req.lesson_id,
+                        StoredSegment.classroom_id == classroom_id,
+                        StoredSegment.track == track,
+                        StoredSegment.name == name,
+                    )
+                )
+                if stored is not None and stored.sha256 == req.sha256:
+                    return {"done": True, "sha256": stored.sha256}
+            existing = db.scalar(
+                select(UploadSession).where(
+                    UploadSession.lesson_id == req.lesson_id,
+                    UploadSession.classroom_id == classroom_id,
+                    UploadSession.rel == req.rel,
+                    UploadSession.sha256 == req.sha256,
+                    UploadSession.size == req.size,
+                    UploadSession.state == "open",
+                )
+            )
+            if existing is None:
+                key = object_key("lessons", req.lesson_id, classroom_id, *req.rel.split("/"))
+                backend_id = self.storage.begin(key)
+                existing = UploadSession(
+                    id=secrets.token_hex(16),
+                    lesson_id=req.lesson_id,
+                    classroom_id=classroom_id,
+                    rel=req.rel,
+                    key=key,
+                    size=req.size,
+                    sha256=req.sha256,
+                    backend_id=backend_id,
+                    part_size=self.storage.part_size,
+                    state="open",
+                    created_at=utcnow(),
+                )
+                db.add(existing)
+                db.commit()
+            return {
+                "done": False,
+                "upload_id": existing.id,
+                "part_size": existing.part_size,
+                "parts": self._part_count(existing.size, existing.part_size),
+            }
+
+    def _session(self, db: Session, classroom_id: str, upload_id: str) -> UploadSession:
+        row = db.get(UploadSession, upload_id)
+        if row is None or row.classroom_id != classroom_id:
+            raise NotFound(f"upload {upload_id} is unknown; open it again")
+        if row.state != "open":
+            raise NotFound(f"upload {upload_id} is {row.state}; open it again")
+        return row
+
+    def part_targets(
+        self, classroom_id: str, upload_id: str, numbers: list[int], base_url: str
+    ) -> dict[str, object]:
+        """Where to PUT each part; ``auth`` says whether to send the upload token."""
+        with self._sessions() as db:
+            row = self._session(db, classroom_id, upload_id)
+            count = self._part_count(row.size, row.part_size)
+            targets = []
+            for n in numbers:
+                if not isinstance(n, int) or not 1 <= n <= count:
+                    raise InvalidRequest(f"part {n!r} is out of range 1..{count}")
+                url = self.storage.part_url(row.key, row.backend_id, n)
+                own = url is None
+                targets.append(
+                    {
+                        "n": n,
+                        "url": url or f"{base_url}/api/v1/uploads/{upload_id}/parts/{n}",
+                        "auth": own,
+                    }
+                )
+            return {"parts": targets}
+
+    def backend_id(self, classroom_id: str, upload_id: str) -> str:
+        """The backend's id of an open upload (local part uploads)."""
+        with self._sessions() as db:
+            return self._session(db, classroom_id, upload_id).backend_id
+
+    def complete(
+        self, classroom_id: str, upload_id: str, etags: list[tuple[int, str]]
+    ) -> dict[str, object]:
+        """Assemble and verify; raises ChecksumMismatch (the object is dropped) on a mismatch."""
+        with self._sessions() as db:
+            row = self._session(db, classroom_id, upload_id)
+            count = self._part_count(row.size, row.part_size)
+            if sorted(n for n, _ in etags) != list(range(1, count + 1)):
+                raise InvalidRequest(f"complete needs the ETag of every part 1..{count}")
+            stored = self.storage.finish(row.key, row.backend_id, etags)
+            if stored.sha256 != row.sha256 or stored.size != row.size:
+                self.checksum_failures += 1
+                self.storage.delete(row.key)
+                row.state, row.error = "failed", "checksum mismatch"
+                db.commit()
+                raise ChecksumMismatch(
+                    f"{row.rel}: storage holds {stored.size} bytes hashing to "
+                    f"{stored.sha256}; the agent declared {row.size} bytes, {row.sha256}. "
+                    "The object was dropped; upload it again"
+                )
+            row.state, row.completed_at = "stored", utcnow()
+            db.commit()
+            lesson_id, rel, key = row.lesson_id, row.rel, row.key
+            if rel != MANIFEST:
+                track, name = rel.split("/")
+                record_segment(
+                    db, lesson_id, classroom_id, track, name, key, stored.sha256, stored.size
+                )
+        self.completed += 1
+        if rel == MANIFEST:
+            raw = self._read_small(key)
+            accept_manifest(self._sessions, self.storage, raw, lesson_id, classroom_id)
+            self._on_manifest(lesson_id, classroom_id)
+        return {"stored": key, "bytes": stored.size, "sha256": stored.sha256, "verified": True}
+
+    def _read_small(self, key: str) -> bytes:
+        import pathlib
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="cb-manifest-") as tmp:
+            path = self.storage.fetch(key, pathlib.Path(tmp) / "manifest.json")
+            return path.read_bytes()
+
+
+def parse_etags(body: object) -> list[tuple[int, str]]:
+    """``{"parts": [{"n": 1, "etag": "..."}]}`` → [(1, "...")]."""
+    if not isinstance(body, dict) or not isinstance(body.get("parts"), list):
+        raise InvalidRequest('body must be {"parts": [{"n": <int>, "etag": <str>}, ...]}')
+    out = []
+    for item in body["parts"]:
+        if not isinstance(item, dict) or not isinstance(item.get("n"), int):
+            raise InvalidRequest(f"part entry {json.dumps(item)[:80]} needs an integer 'n'")
+        out.append((int(item["n"]), str(item.get("etag", ""))))
+    return out
+
+
+__all__ = ["StorageError", "UploadRequest", "UploadService", "parse_etags"]

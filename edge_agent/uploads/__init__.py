@@ -1,0 +1,1 @@
+"""Durable, resumable uploads of recordings to the controller's storage."""

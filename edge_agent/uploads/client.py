@@ -1,0 +1,81 @@
+"""The agent's side of the controller's upload API (open, part URLs, complete)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+
+from edge_agent.errors import UploadFailed
+
+
+class UploadSessionLost(UploadFailed):
+    """The controller no longer knows the upload: open it again."""
+
+
+class ChecksumRejected(UploadFailed):
+    """Storage read the object back and it did not match: upload it again."""
+
+
+class UploadApi:
+    """Typed calls; every failure raises an ``UploadFailed`` naming the call and cause."""
+
+    def __init__(
+        self, http: aiohttp.ClientSession, base_url: str, classroom_id: str, token: str
+    ) -> None:
+        self._http = http
+        self._base = base_url.rstrip("/")
+        self._auth = {"Authorization": f"Bearer {token}", "X-Classroom": classroom_id}
+
+    async def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        url = f"{self._base}{path}"
+        async with self._http.post(url, json=body, headers=self._auth) as resp:
+            text = await resp.text()
+            if resp.status == 404 and "/uploads/" in path:
+                raise UploadSessionLost(f"POST {path}: {text[:300]}")
+            if resp.status == 422:
+                raise ChecksumRejected(f"POST {path}: {text[:300]}")
+            if resp.status not in (200, 201):
+                raise UploadFailed(f"POST {path}: HTTP {resp.status}: {text[:300]}")
+            doc: dict[str, Any] = await resp.json(content_type=None)
+            return doc
+
+    async def open(self, lesson_id: str, rel: str, size: int, sha256: str) -> dict[str, Any]:
+        """Open or resume an upload; ``{"done": true}`` when storage already has the file."""
+        return await self._post(
+            "/api/v1/uploads",
+            {"lesson_id": lesson_id, "rel": rel, "size": size, "sha256": sha256},
+        )
+
+    async def targets(self, upload_id: str, numbers: list[int]) -> list[dict[str, Any]]:
+        """Where to PUT each part."""
+        doc = await self._post(f"/api/v1/uploads/{upload_id}/urls", {"parts": numbers})
+        parts: list[dict[str, Any]] = doc["parts"]
+        return parts
+
+    async def put_part(
+        self, url: str, auth: bool, body: bytes | AsyncIterator[bytes], size: int
+    ) -> str:
+        """PUT one part; returns storage's ETag for it."""
+        headers = {"Content-Length": str(size), "Content-Type": "application/octet-stream"}
+        if auth:
+            headers.update(self._auth)
+        async with self._http.put(url, data=body, headers=headers) as resp:
+            text = await resp.text()
+            if resp.status == 404 and auth:
+                raise UploadSessionLost(f"PUT part: {text[:300]}")
+            if resp.status not in (200, 201):
+                where = url.split("?", 1)[0]
+                raise UploadFailed(f"PUT {where}: HTTP {resp.status}: {text[:300]}")
+            etag = resp.headers.get("ETag")
+            if not etag:
+                raise UploadFailed(f"PUT {url.split('?', 1)[0]}: storage sent no ETag")
+            return etag
+
+    async def complete(self, upload_id: str, etags: dict[int, str]) -> dict[str, Any]:
+        """Finish; storage reads the file back and answers its SHA-256."""
+        return await self._post(
+            f"/api/v1/uploads/{upload_id}/complete",
+            {"parts": [{"n": n, "etag": e} for n, e in sorted(etags.items())]},
+        )

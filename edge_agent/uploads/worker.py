@@ -1,0 +1,197 @@
+"""The upload loop: takes due files from the journal and sends them, part by part.
+
+Failures back off exponentially with full jitter per file (1 s, 2 s, 4 s … up to 5 min),
+so a storage outage is retried without a person and without a thundering herd when it
+ends. A controller that comes back makes everything due at once. Uploads share one
+token bucket, so their sum stays under the limit (lower while a lesson is live).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import pathlib
+import random
+import time
+from collections.abc import AsyncIterator, Callable
+
+import aiohttp
+
+from edge_agent.errors import UploadFailed
+from edge_agent.uploads.client import ChecksumRejected, UploadApi, UploadSessionLost
+from edge_agent.uploads.journal import JournalItem, UploadJournal
+from edge_agent.uploads.throttle import TokenBucket
+
+log = logging.getLogger(__name__)
+
+Credentials = Callable[[], tuple[str, str] | None]
+BACKOFF_BASE_S = 1.0
+BACKOFF_CAP_S = 300.0
+PART_CONCURRENCY = 4
+FILE_CONCURRENCY = 2
+CHUNK = 256 * 1024
+
+
+def backoff_delay(attempts: int, rng: random.Random | None = None) -> float:
+    """Exponential backoff with jitter for the ``attempts``-th failure (1-based)."""
+    ceiling = min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** max(attempts - 1, 0))
+    return (rng or random).uniform(ceiling / 2, ceiling)
+
+
+class Uploader:
+    """Sends journalled files to the controller's storage until each is verified."""
+
+    def __init__(
+        self,
+        journal: UploadJournal,
+        classroom_id: str,
+        credentials: Credentials,
+        rate_limit: Callable[[], float | None] = lambda: None,
+    ) -> None:
+        self.journal = journal
+        self._classroom = classroom_id
+        self._credentials = credentials
+        self.bucket = TokenBucket(rate_limit)
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.uploaded_files = 0
+        self.uploaded_bytes = 0
+        self.failures = 0
+        self.last_error = ""
+        self.parts_sent = 0
+        self.on_verified: Callable[[JournalItem], None] | None = None
+
+    def kick(self, now: bool = False) -> None:
+        """Look at the journal again; ``now`` also cancels every file's backoff."""
+        if now:
+            self.journal.retry_all_now()
+        self._wake.set()
+
+    async def start(self) -> None:
+        """Start the background loop."""
+        self._task = asyncio.create_task(self._loop(), name="uploader")
+
+    async def stop(self) -> None:
+        """Stop; an upload in flight resumes from its last acknowledged part next start."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    async def _loop(self) -> None:
+        while True:
+            creds = self._credentials()
+            due = self.journal.due(time.time(), limit=FILE_CONCURRENCY) if creds else []
+            if due and creds:
+                async with aiohttp.ClientSession(
+                    timeout=aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=60)
+                ) as http:
+                    api = UploadApi(http, creds[0], self._classroom, creds[1])
+                    while due:
+                        await asyncio.gather(*(self._attempt(api, item) for item in due))
+                        creds = self._credentials()
+                        if creds is None:
+                            break
+                        due = self.journal.due(time.time(), limit=FILE_CONCURRENCY)
+                continue
+            nxt = self.journal.next_due_at()
+            wait = 30.0 if nxt is None else min(max(nxt - time.time(), 0.05), 30.0)
+            await self._sleep(wait if creds else 1.0)
+
+    async def _sleep(self, seconds: float) -> None:
+        self._wake.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), seconds)
+
+    async def _attempt(self, api: UploadApi, item: JournalItem) -> None:
+        try:
+            await self.upload(api, item)
+        except (UploadFailed, aiohttp.ClientError, OSError, TimeoutError) as err:
+            self.failures += 1
+            self.last_error = f"{item.rel}: {err}"
+            if isinstance(err, UploadSessionLost | ChecksumRejected):
+                self.journal.clear_session(item.id)
+            attempts = self.journal.get(item.id).attempts + 1
+            delay = backoff_delay(attempts)
+            self.journal.failed(item.id, str(err) or type(err).__name__, time.time() + delay)
+            log.warning(
+                "upload of %s/%s failed (%s); attempt %d, retrying in %.1f s",
+                item.lesson_id,
+                item.rel,
+                err or type(err).__name__,
+                attempts,
+                delay,
+            )
+
+    async def upload(self, api: UploadApi, item: JournalItem) -> None:
+        """One file: open (or resume), send the missing parts, complete, check the hash."""
+        if not item.path.exists():
+            self.journal.lost(item.id, f"{item.path} vanished before it was uploaded")
+            log.error("%s vanished before upload; it is listed as lost", item.path)
+            return
+        session, part_size = item.session_id, item.part_size
+        if session is None or part_size is None:
+            doc = await api.open(item.lesson_id, item.rel, item.size, item.sha256)
+            if doc["done"]:
+                self._verified(item)
+                return
+            session, part_size = str(doc["upload_id"]), int(doc["part_size"])
+            self.journal.set_session(item.id, session, part_size)
+        count = max(1, math.ceil(item.size / part_size))
+        etags = self.journal.parts(item.id)
+        todo = [n for n in range(1, count + 1) if n not in etags]
+        if todo:
+            targets = await api.targets(session, todo)
+            gate = asyncio.Semaphore(PART_CONCURRENCY)
+
+            async def send(target: dict[str, object]) -> None:
+                async with gate:
+                    n = int(target["n"])  # type: ignore[call-overload]
+                    offset = (n - 1) * part_size
+                    size = min(part_size, item.size - offset)
+                    body = await asyncio.to_thread(_read, item.path, offset, size)
+                    payload: bytes | AsyncIterator[bytes] = (
+                        _paced(body, self.bucket) if self.bucket.limited() else body
+                    )
+                    etag = await api.put_part(
+                        str(target["url"]), bool(target["auth"]), payload, size
+                    )
+                    self.journal.part_done(item.id, n, etag, size)
+                    self.parts_sent += 1
+                    self.uploaded_bytes += size
+
+            await asyncio.gather(*(send(t) for t in targets))
+            etags = self.journal.parts(item.id)
+        result = await api.complete(session, etags)
+        if str(result.get("sha256")) != item.sha256:
+            raise ChecksumRejected(
+                f"storage answered SHA-256 {result.get('sha256')} for {item.rel}, "
+                f"expected {item.sha256}"
+            )
+        self._verified(item)
+
+    def _verified(self, item: JournalItem) -> None:
+        self.journal.verified(item.id)
+        self.uploaded_files += 1
+        log.info("%s/%s stored and verified", item.lesson_id, item.rel)
+        if self.on_verified is not None:
+            self.on_verified(item)
+
+
+def _read(path: pathlib.Path, offset: int, size: int) -> bytes:
+    with open(path, "rb") as fh:
+        fh.seek(offset)
+        data = fh.read(size)
+    if len(data) != size:
+        raise UploadFailed(f"{path}: expected {size} bytes at {offset}, read {len(data)}")
+    return data
+
+
+async def _paced(body: bytes, bucket: TokenBucket) -> AsyncIterator[bytes]:
+    view = memoryview(body)
+    for start in range(0, len(body), CHUNK):
+        chunk = view[start : start + CHUNK]
+        await bucket.take(len(chunk))
+        yield bytes(chunk)

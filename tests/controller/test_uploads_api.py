@@ -1,0 +1,270 @@
+"""The multipart upload API end to end with the agent's uploader: refusals, checksum
+verification, resume after an interruption, and the same through a real S3 server."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pathlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+
+import aiohttp
+import boto3
+import pytest
+from aiohttp import web
+from benchlib.s3_server import s3_server
+from sqlalchemy.orm import Session, sessionmaker
+
+from controller.db.session import make_engine, migrate, sessions
+from controller.http_api import HttpApi
+from controller.keys import ServerKeys
+from controller.lessons import schedule_lesson
+from controller.registry import add_classroom
+from controller.storage.backend import StorageBackend
+from controller.storage.local import LocalStorage
+from controller.storage.s3 import S3Location, S3Storage
+from controller.uploads import UploadService
+from edge_agent.errors import UploadFailed
+from edge_agent.uploads.client import UploadApi
+from edge_agent.uploads.journal import UploadJournal
+from edge_agent.uploads.worker import Uploader, backoff_delay
+
+T0 = datetime(2026, 3, 2, 0, 0, tzinfo=UTC)
+PART = 64 * 1024
+
+
+@pytest.fixture
+def db(tmp_path: pathlib.Path) -> sessionmaker[Session]:
+    url = f"sqlite:///{tmp_path / 'c.sqlite3'}"
+    migrate(url)
+    factory = sessions(make_engine(url))
+    keys = ServerKeys.load_or_create(tmp_path)
+    with factory() as s:
+        for cid in ("a", "b"):
+            add_classroom(s, cid, cid, "", keys.public)
+    return factory
+
+
+Started = tuple[str, ServerKeys, str, UploadService]
+
+
+async def _start(
+    db: sessionmaker[Session], tmp_path: pathlib.Path, storage: StorageBackend
+) -> tuple[HttpApi, Started]:
+    keys = ServerKeys.load_or_create(tmp_path)
+    with db() as s:
+        lesson = schedule_lesson(s, "a", ["b"], T0, T0 + timedelta(minutes=1))
+    uploads = UploadService(db, storage, lambda lesson, room: None)
+    http = HttpApi(db, uploads, keys, lambda: [])
+    await http.start("127.0.0.1", 0)
+    return http, (f"http://127.0.0.1:{http.port}", keys, lesson.id, uploads)
+
+
+@pytest.fixture
+async def local_api(db: sessionmaker[Session], tmp_path: pathlib.Path) -> AsyncIterator[Started]:
+    http, started = await _start(db, tmp_path, LocalStorage(tmp_path / "storage", PART))
+    try:
+        yield started
+    finally:
+        await http.stop()
+
+
+def _headers(keys: ServerKeys, room: str, token_room: str | None = None) -> dict[str, str]:
+    return {
+        "Authorization": f"Bearer {keys.upload_token(token_room or room)}",
+        "X-Classroom": room,
+    }
+
+
+async def test_refusals_name_the_problem(local_api: Started) -> None:
+    base, keys, lesson_id, _ = local_api
+    body = {
+        "lesson_id": lesson_id,
+        "rel": "teacher/teacher-00001.mp4",
+        "size": 3,
+        "sha256": "0" * 64,
+    }
+    url = f"{base}/api/v1/uploads"
+    async with aiohttp.ClientSession() as http:
+        async with http.post(url, json=body, headers=_headers(keys, "a", "b")) as r:
+            assert r.status == 401  # b's token cannot write a's recordings
+        async with http.post(url, json=body) as r:
+            assert r.status == 401
+        for change, fragment in [
+            ({"size": -1}, "size must be"),
+            ({"sha256": "xyz"}, "sha256 must be 64 hex"),
+            ({"rel": "../passwd"}, "not a valid storage name"),
+            ({"rel": "a/b/c"}, "must be 'manifest.json'"),
+        ]:
+            async with http.post(url, json={**body, **change}, headers=_headers(keys, "a")) as r:
+                assert r.status == 400, change
+                assert fragment in (await r.json())["error"]
+        no_field = {k: v for k, v in body.items() if k != "size"}
+        async with http.post(url, json=no_field, headers=_headers(keys, "a")) as r:
+            assert r.status == 400 and "'size' is required" in (await r.json())["error"]
+        async with http.post(url, data=b"{]", headers=_headers(keys, "a")) as r:
+            assert r.status == 400 and "not JSON" in (await r.json())["error"]
+        async with http.post(
+            url, json={**body, "lesson_id": "nope"}, headers=_headers(keys, "a")
+        ) as r:
+            assert r.status == 404
+        async with http.post(
+            f"{base}/api/v1/uploads/unknown/complete",
+            json={"parts": []},
+            headers=_headers(keys, "a"),
+        ) as r:
+            assert r.status == 404 and "open it again" in (await r.json())["error"]
+
+
+async def test_wrong_bytes_are_refused_and_dropped(
+    local_api: Started, tmp_path: pathlib.Path
+) -> None:
+    base, keys, lesson_id, _ = local_api
+    good = b"the real segment"
+    async with aiohttp.ClientSession() as http:
+        api = UploadApi(http, base, "a", keys.upload_token("a"))
+        doc = await api.open(
+            lesson_id, "teacher/t-00001.mp4", len(good), hashlib.sha256(good).hexdigest()
+        )
+        target = (await api.targets(doc["upload_id"], [1]))[0]
+        bad = b"the fake segment"  # same length, different bytes
+        etag = await api.put_part(target["url"], target["auth"], bad, len(bad))
+        with pytest.raises(Exception, match="hashing to"):
+            await api.complete(doc["upload_id"], {1: etag})
+    stored = tmp_path / "storage" / "lessons" / lesson_id / "a" / "teacher" / "t-00001.mp4"
+    assert not stored.exists()
+
+
+async def _make_file(path: pathlib.Path, size: int) -> str:
+    data = os.urandom(size)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return hashlib.sha256(data).hexdigest()
+
+
+async def test_interrupted_upload_resumes_where_it_stopped(
+    local_api: Started, tmp_path: pathlib.Path
+) -> None:
+    """Ten parts; the tenth fails once. After a restart only the tenth is sent again."""
+    base, keys, lesson_id, uploads = local_api
+    src = tmp_path / "agent" / "teacher-00001.mp4"
+    size = 10 * PART - 100
+    sha = await _make_file(src, size)
+    journal_path = tmp_path / "agent" / "uploads.sqlite3"
+    journal = UploadJournal(journal_path)
+    journal.enqueue(lesson_id, "teacher/teacher-00001.mp4", src, size, sha)
+
+    storage = uploads.storage
+    assert isinstance(storage, LocalStorage)
+    real_put = storage.put_part
+    calls: list[int] = []
+
+    async def flaky(backend_id: str, number: int, chunks: AsyncIterator[bytes]) -> tuple[str, int]:
+        calls.append(number)
+        if number == 10 and calls.count(10) == 1:
+            raise OSError("disk hiccup on part 10")
+        return await real_put(backend_id, number, chunks)
+
+    storage.put_part = flaky  # type: ignore[method-assign]
+    creds = (base, keys.upload_token("a"))
+    first = Uploader(journal, "a", lambda: creds)
+    async with aiohttp.ClientSession() as http:
+        api = UploadApi(http, base, "a", creds[1])
+        item = journal.pending()[0]
+        with pytest.raises(UploadFailed, match=r"HTTP 503.*disk hiccup on part 10"):
+            await first.upload(api, item)
+    assert sorted(journal.parts(item.id)) == list(range(1, 10))  # 90 % acknowledged
+    journal.close()
+
+    # The agent restarts: a new journal handle on the same file, a new uploader.
+    journal = UploadJournal(journal_path)
+    second = Uploader(journal, "a", lambda: creds)
+    async with aiohttp.ClientSession() as http:
+        api = UploadApi(http, base, "a", creds[1])
+        await second.upload(api, journal.pending()[0])
+    assert second.parts_sent == 1  # only the tenth part went again
+    assert journal.summary()["verified"] == {"files": 1, "bytes": size}
+    stored = tmp_path / "storage" / "lessons" / lesson_id / "a" / "teacher" / "teacher-00001.mp4"
+    assert hashlib.sha256(stored.read_bytes()).hexdigest() == sha
+    journal.close()
+
+
+def test_backoff_grows_with_jitter_and_is_capped() -> None:
+    import random
+
+    rng = random.Random(1)
+    delays = [backoff_delay(n, rng) for n in range(1, 12)]
+    assert 0.5 <= delays[0] <= 1.0
+    assert 4.0 <= delays[3] <= 8.0
+    assert all(d <= 300 for d in delays) and delays[-1] >= 150
+    assert len({round(backoff_delay(5, rng), 3) for _ in range(20)}) > 10  # jittered
+
+
+async def test_uploader_loop_with_manifest_last_through_real_s3(
+    db: sessionmaker[Session], tmp_path: pathlib.Path
+) -> None:
+    """Segments go straight to a real S3 server with presigned URLs; storage reads each
+    back and confirms its SHA-256; the manifest goes last and is catalogued."""
+    with s3_server() as server:
+        location = S3Location.parse(f"s3://classbridge-rec/school?endpoint={server.endpoint}")
+        storage = S3Storage(location, part_size=5 * 1024 * 1024)
+        storage.ensure_bucket()
+        http, (base, keys, lesson_id, _uploads) = await _start(db, tmp_path, storage)
+        try:
+            journal = UploadJournal(tmp_path / "agent" / "uploads.sqlite3")
+            seg = tmp_path / "agent" / "rec" / "teacher" / "teacher-00001.mp4"
+            size = 11 * 1024 * 1024  # three parts
+            sha = await _make_file(seg, size)
+            journal.enqueue(lesson_id, "teacher/teacher-00001.mp4", seg, size, sha)
+            manifest = tmp_path / "agent" / "rec" / "manifest.json"
+            doc = {
+                "lesson_id": lesson_id,
+                "classroom_id": "a",
+                "started_at": 0,
+                "ended_at": 60,
+                "tracks": [],
+            }
+            manifest.write_text(json.dumps(doc))
+            mdata = manifest.read_bytes()
+            journal.enqueue(
+                lesson_id, "manifest.json", manifest, len(mdata), hashlib.sha256(mdata).hexdigest()
+            )
+            creds = (base, keys.upload_token("a"))
+            uploader = Uploader(journal, "a", lambda: creds)
+            await uploader.start()
+            try:
+                await _until(lambda: _all_verified(journal), 30)
+            finally:
+                await uploader.stop()
+            s3 = boto3.client("s3", endpoint_url=server.endpoint, region_name="us-east-1")
+            body = s3.get_object(
+                Bucket="classbridge-rec",
+                Key=f"school/lessons/{lesson_id}/a/teacher/teacher-00001.mp4",
+            )["Body"].read()
+            assert hashlib.sha256(body).hexdigest() == sha
+            catalogue = f"{base}/api/v1/lessons/{lesson_id}/recordings"
+            async with aiohttp.ClientSession() as client, client.get(catalogue) as r:
+                cat = await r.json()
+            assert cat["classrooms"][0]["classroom"] == "a"
+            journal.close()
+        finally:
+            await http.stop()
+
+
+def _all_verified(journal: UploadJournal) -> bool:
+    return not journal.pending() and "verified" in journal.summary()
+
+
+async def _until(cond: Callable[[], bool], timeout: float) -> None:
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not cond():
+        assert loop.time() < deadline, "timed out"
+        await asyncio.sleep(0.05)
+
+
+_unused: tuple[object, ...] = (web, Awaitable)
