@@ -27,12 +27,12 @@ from protocols.media.h264 import parameter_sets
 
 log = logging.getLogger(__name__)
 
-# A fragment every keyframe and at least every 0.25 s, each flushed to the file as it is
+# A fragment every keyframe and at least every 0.1 s, each flushed to the file as it is
 # written: a killed agent leaves a .part that is whole up to its last fragment, which
 # salvage.py turns back into a segment.
 FRAGMENTED = {
     "movflags": "frag_keyframe+empty_moov+default_base_moof",
-    "frag_duration": "250000",
+    "frag_duration": "100000",
     "flush_packets": "1",
 }
 OPUS_PRE_SKIP = 312

@@ -37,8 +37,12 @@ class LessonRig:
         heartbeat_s: float = 1.0,
         prepare_s: float = 4.0,
         segment_seconds: float = 10.0,
+        storage_url: str = "",
     ) -> None:
         self.segment_seconds = segment_seconds
+        self.storage_url = storage_url
+        self.agent_env: dict[str, dict[str, str]] = {}
+        self.agent_prefix: dict[str, list[str]] = {}
         self.root = root or pathlib.Path(tempfile.mkdtemp(prefix="classbridge-demo-"))
         self.logs = self.root / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
@@ -70,10 +74,14 @@ class LessonRig:
             "classroom-controller", *args, "--state-dir", str(self.controller_state), check=check
         )
 
-    def spawn(self, name: str, *args: str) -> subprocess.Popen[bytes]:
+    def spawn(
+        self, name: str, *args: str, env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
         """Start a long-running process with its output in logs/<name>.log."""
         log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - owned by the process
-        proc = subprocess.Popen(args, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            args, env={**self.env, **(env or {})}, stdout=log, stderr=subprocess.STDOUT
+        )
         self.procs[name] = proc
         return proc
 
@@ -93,6 +101,7 @@ class LessonRig:
             str(self.heartbeat_s),
             "--prepare",
             str(self.prepare_s),
+            *(["--storage", self.storage_url] if self.storage_url else []),
         )
         self.wait("the controller API", lambda: self.get("/../../healthz"), 30)
 
@@ -123,6 +132,7 @@ class LessonRig:
         """(Re)start an enrolled agent's daemon."""
         self.spawn(
             classroom_id,
+            *self.agent_prefix.get(classroom_id, []),
             str(BIN / "classroom-agent"),
             "run",
             "--state-dir",
@@ -133,7 +143,12 @@ class LessonRig:
             "127.0.0.1",
             "--segment-seconds",
             str(self.segment_seconds),
+            env=self.agent_env.get(classroom_id),
         )
+
+    def catalogue(self, lesson_id: str) -> Any:
+        """The lesson's recording catalogue (coverage, gaps, segments) from the API."""
+        return self.get(f"/lessons/{lesson_id}/recordings")
 
     def get(self, path: str) -> Any:
         """GET a JSON document from the API."""
@@ -170,16 +185,21 @@ class LessonRig:
         )
 
     def schedule(
-        self, lead: str, receivers: list[str], lead_in_s: float, seconds: float
+        self,
+        lead: str,
+        receivers: list[str],
+        lead_in_s: float,
+        seconds: float,
+        start: str | None = None,
     ) -> dict[str, Any]:
-        """Schedule a lesson starting ``lead_in_s`` from now."""
+        """Schedule a lesson starting ``lead_in_s`` from now (or at ISO time ``start``)."""
         args = [
             "lesson",
             "add",
             "--lead",
             lead,
             "--start",
-            f"+{lead_in_s:g}s",
+            start or f"+{lead_in_s:g}s",
             "--duration",
             f"{seconds:g}s",
             "--json",
