@@ -18,6 +18,7 @@ from controller.keys import ServerKeys
 from controller.lessons import get_lesson, lesson_document
 from controller.recordings import catalogue_document
 from controller.storage.backend import ChecksumMismatch, StorageError, object_key
+from controller.storage.errors import StitchError
 from controller.storage.local import LocalStorage
 from controller.uploads import UploadRequest, UploadService, parse_etags
 
@@ -163,6 +164,10 @@ class HttpApi:
             self.upload_errors += 1
             log.warning("upload rejected: %s", err)
             return _error(422, str(err))
+        except StitchError as err:
+            self.upload_errors += 1
+            log.error("recording stored but not playable: %s", err)
+            return _error(422, f"the recording is stored but could not be stitched: {err}")
         except InvalidRequest as err:
             self.upload_errors += 1
             return _error(400, str(err))

@@ -139,11 +139,13 @@ class UploadService:
                 "parts": self._part_count(existing.size, existing.part_size),
             }
 
-    def _session(self, db: Session, classroom_id: str, upload_id: str) -> UploadSession:
+    def _session(
+        self, db: Session, classroom_id: str, upload_id: str, stored_ok: bool = False
+    ) -> UploadSession:
         row = db.get(UploadSession, upload_id)
         if row is None or row.classroom_id != classroom_id:
             raise NotFound(f"upload {upload_id} is unknown; open it again")
-        if row.state != "open":
+        if row.state != "open" and not (stored_ok and row.state == "stored"):
             raise NotFound(f"upload {upload_id} is {row.state}; open it again")
         return row
 
@@ -179,7 +181,14 @@ class UploadService:
     ) -> dict[str, object]:
         """Assemble and verify; raises ChecksumMismatch (the object is dropped) on a mismatch."""
         with self._sessions() as db:
-            row = self._session(db, classroom_id, upload_id)
+            row = self._session(db, classroom_id, upload_id, stored_ok=True)
+            if row.state == "stored":
+                # A retried complete (the answer was lost, or the manifest could not be
+                # processed the first time): the object is in storage; finish the work.
+                lesson_id, rel, key = row.lesson_id, row.rel, row.key
+                if rel == MANIFEST:
+                    self._accept(key, lesson_id, classroom_id)
+                return {"stored": key, "bytes": row.size, "sha256": row.sha256, "verified": True}
             count = self._part_count(row.size, row.part_size)
             if sorted(n for n, _ in etags) != list(range(1, count + 1)):
                 raise InvalidRequest(f"complete needs the ETag of every part 1..{count}")
@@ -204,10 +213,14 @@ class UploadService:
                 )
         self.completed += 1
         if rel == MANIFEST:
-            raw = self._read_small(key)
-            accept_manifest(self._sessions, self.storage, raw, lesson_id, classroom_id)
-            self._on_manifest(lesson_id, classroom_id)
+            self._accept(key, lesson_id, classroom_id)
         return {"stored": key, "bytes": stored.size, "sha256": stored.sha256, "verified": True}
+
+    def _accept(self, key: str, lesson_id: str, classroom_id: str) -> None:
+        """Catalogue and stitch a stored manifest (raises StorageError to be retried)."""
+        raw = self._read_small(key)
+        accept_manifest(self._sessions, self.storage, raw, lesson_id, classroom_id)
+        self._on_manifest(lesson_id, classroom_id)
 
     def _read_small(self, key: str) -> bytes:
         import pathlib

@@ -8,7 +8,7 @@ import logging
 import os
 import pathlib
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -19,6 +19,7 @@ from edge_agent.identity import Identity
 from edge_agent.profile import load_profile
 from edge_agent.status import collect as collect_status
 from edge_agent.status import render as render_status
+from edge_agent.uploads.journal import UploadJournal
 
 app = typer.Typer(help="classbridge edge agent for a recording classroom.", no_args_is_help=True)
 profile_app = typer.Typer(help="Hardware profiles.", no_args_is_help=True)
@@ -116,6 +117,52 @@ def status(
     doc = collect_status(state_dir, time.time())
     typer.echo(json.dumps(doc) if json_out else render_status(doc))
     if not doc["enrolled"]:
+        raise typer.Exit(1)
+
+
+@app.command()
+def uploads(
+    state_dir: StateDir = pathlib.Path(DEFAULT_STATE),
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+) -> None:
+    """Recording files not yet confirmed by storage, with attempts and last error.
+
+    Exit 0 when nothing is waiting, 1 when files are waiting (retried automatically)."""
+    path = state_dir / "uploads.sqlite3"
+    if not path.exists():
+        typer.echo("no upload journal yet: this agent has recorded nothing")
+        return
+    journal = UploadJournal(path)
+    try:
+        pending, summary = journal.pending(), journal.summary()
+    finally:
+        journal.close()
+    rows: list[dict[str, Any]] = [
+        {
+            "lesson": p.lesson_id,
+            "file": p.rel,
+            "bytes": p.size,
+            "attempts": p.attempts,
+            "next_try_in_s": round(max(p.next_try_at - time.time(), 0.0), 1),
+            "last_error": p.last_error,
+        }
+        for p in pending
+    ]
+    if json_out:
+        typer.echo(json.dumps({"summary": summary, "pending": rows}))
+    else:
+        for state in ("verified", "evicted", "lost"):
+            info = summary.get(state)
+            if isinstance(info, dict):
+                typer.echo(f"{state:<9} {info['files']} files, {info['bytes'] / 1e6:.1f} MB")
+        typer.echo(f"waiting   {len(rows)} files")
+        for r in rows[:50]:
+            error = f"  last error: {r['last_error']}" if r["last_error"] else ""
+            typer.echo(
+                f"  {r['lesson']}/{r['file']}  {r['bytes'] / 1e6:.1f} MB  tried "
+                f"{r['attempts']}×, next in {r['next_try_in_s']} s{error}"
+            )
+    if rows:
         raise typer.Exit(1)
 
 

@@ -117,9 +117,12 @@ class S3Storage:
         reply = self._call("read back", key, "get_object", Key=self._key(key))
         digest = hashlib.sha256()
         size = 0
-        for block in reply["Body"].iter_chunks(1 << 20):
-            digest.update(block)
-            size += len(block)
+        try:
+            for block in reply["Body"].iter_chunks(1 << 20):
+                digest.update(block)
+                size += len(block)
+        except BotoCoreError as err:
+            raise StorageError(f"{self._where(key)}: read back: {err}") from err
         return StoredObject(key, size, digest.hexdigest())
 
     def abort(self, key: str, backend_id: str) -> None:
@@ -130,14 +133,15 @@ class S3Storage:
             )
 
     def fetch(self, key: str, dest: pathlib.Path) -> pathlib.Path:
-        """Download the object to ``dest``."""
+        """Download the object to ``dest`` (one GET, streamed)."""
         dest.parent.mkdir(parents=True, exist_ok=True)
+        reply = self._call("fetch", key, "get_object", Key=self._key(key))
         try:
-            self._client.download_file(self.location.bucket, self._key(key), str(dest))
-        except (ClientError, BotoCoreError) as err:
-            raise StorageError(
-                f"s3://{self.location.bucket}/{self._key(key)}: fetch: {err}"
-            ) from err
+            with open(dest, "wb") as fh:
+                for block in reply["Body"].iter_chunks(1 << 20):
+                    fh.write(block)
+        except (BotoCoreError, OSError) as err:
+            raise StorageError(f"{self._where(key)}: fetch: {err}") from err
         return dest
 
     def store_file(self, src: pathlib.Path, key: str) -> StoredObject:

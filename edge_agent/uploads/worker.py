@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 Credentials = Callable[[], tuple[str, str] | None]
 BACKOFF_BASE_S = 1.0
 BACKOFF_CAP_S = 300.0
-PART_CONCURRENCY = 4
+PART_CONCURRENCY = 8
 FILE_CONCURRENCY = 2
 CHUNK = 256 * 1024
 
