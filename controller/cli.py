@@ -21,8 +21,10 @@ from controller.keys import ServerKeys
 from controller.lessons import get_lesson, lesson_document, schedule_lesson
 from controller.recordings import catalogue_document
 from controller.registry import add_classroom
-from controller.retention import delete_lesson_recordings
+from controller.retention import DEFAULT_DAYS, RetentionPolicy, delete_lesson_recordings
+from controller.storage.backend import StorageBackend
 from controller.storage.local import LocalStorage
+from controller.storage.s3 import S3Location, S3Storage
 from controller.timeparse import parse_duration, parse_time
 
 app = typer.Typer(
@@ -78,6 +80,13 @@ def serve(
         str | None,
         typer.Option(envvar="CLASSBRIDGE_S3_ENDPOINT", help="Endpoint of a non-AWS S3 store."),
     ] = None,
+    retention: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Days to keep recordings of a lesson kind, e.g. synchronous=365 or "
+            "master_teacher=forever (repeatable).",
+        ),
+    ] = None,
     verbose: Annotated[bool, typer.Option("-v")] = False,
 ) -> None:
     """Run the controller."""
@@ -95,8 +104,24 @@ def serve(
         media_addresses=tuple(media_address or [bind]),
         storage_url=storage,
         s3_endpoint=s3_endpoint,
+        retention=_retention_policy(retention or []),
     )
     asyncio.run(ControllerDaemon(config).run())
+
+
+def _retention_policy(items: list[str]) -> RetentionPolicy:
+    days = dict(DEFAULT_DAYS)
+    for item in items:
+        kind, _, value = item.partition("=")
+        if not kind or not value:
+            _fail(f"--retention {item!r}: write KIND=DAYS, e.g. synchronous=365")
+        if value == "forever":
+            days[kind] = None
+        elif value.isdigit() and int(value) > 0:
+            days[kind] = int(value)
+        else:
+            _fail(f"--retention {item!r}: days must be a whole number above 0, or 'forever'")
+    return RetentionPolicy(days=days)
 
 
 @app.command("migrate")
@@ -281,18 +306,25 @@ def lesson_delete_recordings(
     lesson_id: Annotated[str, typer.Argument(help="Lesson id.")],
     reason: Annotated[str, typer.Option(help="Why (kept in the audit log).")],
     actor: Annotated[str, typer.Option(help="Who asks (kept in the audit log).")] = "cli",
+    storage: Annotated[str, typer.Option(envvar="CLASSBRIDGE_STORAGE", help="As for serve.")] = "",
+    s3_endpoint: Annotated[
+        str | None, typer.Option(envvar="CLASSBRIDGE_S3_ENDPOINT", help="As for serve.")
+    ] = None,
     state_dir: StateDir = pathlib.Path(DEFAULT_STATE),
 ) -> None:
-    """Delete a lesson's recordings from the local storage, with an audit record each."""
+    """Delete a lesson's recordings from storage, with an audit record for each object."""
     factory = _db(state_dir)
+    backend: StorageBackend = (
+        S3Storage(S3Location.parse(storage, s3_endpoint))
+        if storage
+        else LocalStorage(state_dir / "storage")
+    )
     with factory() as db:
         try:
             lesson = get_lesson(db, lesson_id)
         except ControllerError as err:
             _fail(str(err))
-        freed = delete_lesson_recordings(
-            db, LocalStorage(state_dir / "storage"), lesson, reason, actor
-        )
+        freed = delete_lesson_recordings(db, backend, lesson, reason, actor)
     typer.echo(f"deleted recordings of {lesson_id}: {freed} bytes; see the deletion audit")
 
 

@@ -50,3 +50,15 @@ def test_old_lessons_are_deleted_by_kind_and_audited(tmp_path: pathlib.Path) -> 
         assert "30 days" in audit.reason and audit.actor == "retention-policy"
         assert [r.lesson_id for r in s.scalars(select(StoredSegment))] == [kept.id]
     assert run_retention(db, storage, policy, now=t0 + timedelta(days=60)) == []
+
+
+def test_retention_option_refuses_bad_values_clearly(tmp_path: pathlib.Path) -> None:
+    from typer.testing import CliRunner
+
+    from controller.cli import app
+
+    runner = CliRunner()
+    for value, fragment in [("synchronous", "write KIND=DAYS"), ("research=-3", "whole number")]:
+        result = runner.invoke(app, ["serve", "--state-dir", str(tmp_path), "--retention", value])
+        assert result.exit_code == 2, result.output
+        assert fragment in result.output

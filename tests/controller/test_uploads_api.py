@@ -268,3 +268,19 @@ async def _until(cond: Callable[[], bool], timeout: float) -> None:
 
 
 _unused: tuple[object, ...] = (web, Awaitable)
+
+
+async def test_recordings_play_with_byte_ranges(local_api: Started, tmp_path: pathlib.Path) -> None:
+    base, _keys, lesson_id, _ = local_api
+    path = tmp_path / "storage" / "lessons" / lesson_id / "a" / "teacher.mp4"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(bytes(range(256)) * 8)
+    url = f"{base}/api/v1/recordings/{lesson_id}/a/teacher.mp4"
+    async with aiohttp.ClientSession() as http:
+        async with http.get(url, headers={"Range": "bytes=256-511"}) as r:
+            assert r.status == 206 and r.headers["Content-Type"] == "video/mp4"
+            assert await r.read() == bytes(range(256))
+        async with http.get(f"{base}/api/v1/recordings/{lesson_id}/a/none.mp4") as r:
+            assert r.status == 404 and "no such recording" in (await r.json())["error"]
+        async with http.get(f"{base}/api/v1/recordings/{lesson_id}/a/..%2F..%2Fx") as r:
+            assert r.status in (400, 404)
