@@ -184,15 +184,24 @@ def classroom_list(
 @lesson_app.command("add")
 def lesson_add(
     lead: Annotated[str, typer.Option(help="Lead classroom id.")],
-    receiver: Annotated[list[str], typer.Option(help="Receiving classroom id (repeat).")],
     start: Annotated[str, typer.Option(help="ISO time or +30s.")],
+    receiver: Annotated[
+        list[str] | None, typer.Option(help="Receiving classroom id (repeat).")
+    ] = None,
+    kind: Annotated[
+        str,
+        typer.Option(help="synchronous, delivery, master_teacher, open_school or research."),
+    ] = "synchronous",
+    teacher: Annotated[str | None, typer.Option(help="Lead teacher id.")] = None,
+    subject: Annotated[str, typer.Option(help="Subject, e.g. music.")] = "",
     end: Annotated[str | None, typer.Option(help="ISO time or +10m.")] = None,
     duration: Annotated[str | None, typer.Option(help="e.g. 45m.")] = None,
     title: Annotated[str, typer.Option()] = "",
     state_dir: StateDir = pathlib.Path(DEFAULT_STATE),
     json_out: JsonOut = False,
 ) -> None:
-    """Schedule a one-off synchronous (1+1 dual-teacher) lesson."""
+    """Schedule a one-off lesson (a 1+1 synchronous lesson unless --kind says otherwise)."""
+    receiver = receiver or []
     try:
         start_at = parse_time(start)
         if (end is None) == (duration is None):
@@ -203,7 +212,9 @@ def lesson_add(
     factory = _db(state_dir)
     with factory() as db:
         try:
-            lesson = schedule_lesson(db, lead, receiver, start_at, end_at, title)
+            lesson = schedule_lesson(
+                db, lead, receiver, start_at, end_at, title, kind, teacher, subject
+            )
         except ControllerError as err:
             _fail(str(err))
         doc = lesson_document(db, lesson)
@@ -326,6 +337,11 @@ def lesson_delete_recordings(
             _fail(str(err))
         freed = delete_lesson_recordings(db, backend, lesson, reason, actor)
     typer.echo(f"deleted recordings of {lesson_id}: {freed} bytes; see the deletion audit")
+
+
+from controller.timetable.cli import timetable_app  # noqa: E402 - after the shared helpers
+
+app.add_typer(timetable_app, name="timetable")
 
 
 def main() -> None:

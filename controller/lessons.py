@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import pathlib
-import uuid
 from datetime import datetime
 
-from sqlalchemy import and_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from controller.db.models import Lesson, LessonEvent, LessonReceiver
+from controller.db.models import Lesson, LessonEvent
 from controller.db.session import as_utc, utcnow
 from controller.errors import InvalidRequest, NotFound
 from controller.registry import get_classroom
@@ -35,67 +34,32 @@ def schedule_lesson(
     end: datetime,
     title: str = "",
     kind: str = "synchronous",
+    teacher: str | None = None,
+    subject: str = "",
 ) -> Lesson:
-    """Create a lesson after checking its classrooms, times and double bookings."""
+    """Create a lesson after the timetable's rules (conflicts, receivers, bandwidth,
+    capability) have found nothing; otherwise ``InvalidRequest`` with every reason."""
+    from controller.timetable.loading import insert_lessons, planner_for
+    from controller.timetable.planner import Candidate
+
     if start.tzinfo is None or end.tzinfo is None:
         raise InvalidRequest("start and end must carry a time zone (e.g. 2026-03-02T08:00+08:00)")
     if end <= start:
         raise InvalidRequest(
             f"lesson must end after it starts (start {start.isoformat()}, end {end.isoformat()})"
         )
-    if not receivers:
-        raise InvalidRequest("a synchronous lesson needs at least one receiving classroom")
-    if lead in receivers:
-        raise InvalidRequest(f"classroom {lead!r} cannot both lead and receive the lesson")
-    if len(set(receivers)) != len(receivers):
-        raise InvalidRequest("a receiving classroom is listed twice")
     for cid in [lead, *receivers]:
         get_classroom(db, cid)  # NotFound names the missing one
-    for cid in [lead, *receivers]:
-        clash = _overlapping(db, cid, start, end)
-        if clash is not None:
-            raise InvalidRequest(
-                f"classroom {cid!r} is already booked by lesson {clash.id} "
-                f"({as_utc(clash.start_at).isoformat()} – {as_utc(clash.end_at).isoformat()})"
-            )
-    lesson = Lesson(
-        id=uuid.uuid4().hex[:12],
-        kind=kind,
-        title=title,
-        lead_classroom_id=lead,
-        start_at=start,
-        end_at=end,
-        state="scheduled",
-        reports={},
-        created_at=utcnow(),
-        error="",
+    candidate = Candidate(
+        "this lesson", kind, lead, tuple(receivers), start, end, teacher, subject, title
     )
-    lesson.receivers = [LessonReceiver(classroom_id=c) for c in receivers]
-    db.add(lesson)
-    db.add(
-        LessonEvent(
-            lesson_id=lesson.id,
-            at=utcnow(),
-            from_state="",
-            to_state="scheduled",
-            detail=f"lead {lead}, receivers {', '.join(receivers)}",
-        )
-    )
-    db.commit()
+    problems = planner_for(db, (start, end)).check(candidate)
+    if problems:
+        raise InvalidRequest("; ".join(p.message for p in problems))
+    [lesson_id] = insert_lessons(db, [(candidate, {})], "scheduled")
+    lesson = db.get(Lesson, lesson_id)
+    assert lesson is not None
     return lesson
-
-
-def _overlapping(db: Session, classroom_id: str, start: datetime, end: datetime) -> Lesson | None:
-    involved = select(LessonReceiver.lesson_id).where(LessonReceiver.classroom_id == classroom_id)
-    query = select(Lesson).where(
-        and_(
-            Lesson.state.in_(ACTIVE_STATES),
-            Lesson.start_at < end,
-            Lesson.end_at > start,
-            (Lesson.lead_classroom_id == classroom_id) | Lesson.id.in_(involved),
-        )
-    )
-    return db.scalars(query).first()
 
 
 def get_lesson(db: Session, lesson_id: str) -> Lesson:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, Boolean, Date, DateTime, Float, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -48,6 +48,11 @@ class Lesson(Base):
     reports: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
     error: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    subject: Mapped[str] = mapped_column(String(64), default="", index=True)
+    teacher_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    series_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    pairing_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    term_id: Mapped[str | None] = mapped_column(String(64), index=True)
 
     receivers: Mapped[list[LessonReceiver]] = relationship(
         back_populates="lesson", cascade="all, delete-orphan", lazy="selectin"
@@ -162,3 +167,91 @@ class Deletion(Base):
     sha256: Mapped[str] = mapped_column(String(64), default="")
     reason: Mapped[str] = mapped_column(Text)
     actor: Mapped[str] = mapped_column(String(64))
+
+
+class School(Base):
+    """A school, with the uplink its recording classrooms share."""
+
+    __tablename__ = "school"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    uplink_kbps: Mapped[int] = mapped_column(Integer, default=0)  # 0: not known
+
+
+class Teacher(Base):
+    """A teacher who leads lessons."""
+
+    __tablename__ = "teacher"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    school_id: Mapped[str] = mapped_column(String(64), default="")
+
+
+class Term(Base):
+    """A school term (学期) with its calendar; dates are local to ``timezone``."""
+
+    __tablename__ = "term"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    start_date: Mapped[date] = mapped_column(Date)
+    end_date: Mapped[date] = mapped_column(Date)
+    timezone: Mapped[str] = mapped_column(String(64), default="Asia/Shanghai")
+
+
+class TermDay(Base):
+    """A holiday, or a make-up working day (调休) that runs as a given weekday."""
+
+    __tablename__ = "term_day"
+
+    term_id: Mapped[str] = mapped_column(ForeignKey("term.id"), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # holiday | makeup
+    runs_as: Mapped[int | None] = mapped_column(Integer)  # 0 = Monday, for make-up days
+    name: Mapped[str] = mapped_column(String(200), default="")
+
+
+class BellPeriod(Base):
+    """One period of a school's bell schedule (作息时间), local times "HH:MM"."""
+
+    __tablename__ = "bell_period"
+
+    school_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    period: Mapped[int] = mapped_column(Integer, primary_key=True)
+    start: Mapped[str] = mapped_column(String(5))
+    end: Mapped[str] = mapped_column(String(5))
+
+
+class Pairing(Base):
+    """A pairing (结对): a supporting school with one or two supported schools."""
+
+    __tablename__ = "pairing"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    supporting_school_id: Mapped[str] = mapped_column(String(64))
+    supported_school_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
+    forms: Mapped[list[str]] = mapped_column(JSON, default=list)
+    start_date: Mapped[date] = mapped_column(Date)
+    end_date: Mapped[date] = mapped_column(Date)
+
+
+class LessonSeries(Base):
+    """A weekly recurrence on a period of a term, with dates left out."""
+
+    __tablename__ = "lesson_series"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    term_id: Mapped[str] = mapped_column(ForeignKey("term.id"))
+    kind: Mapped[str] = mapped_column(String(32))
+    title: Mapped[str] = mapped_column(String(200), default="")
+    subject: Mapped[str] = mapped_column(String(64), default="")
+    teacher_id: Mapped[str | None] = mapped_column(String(64))
+    pairing_id: Mapped[str | None] = mapped_column(String(64))
+    lead_classroom_id: Mapped[str] = mapped_column(String(64))
+    receivers: Mapped[list[str]] = mapped_column(JSON, default=list)
+    weekday: Mapped[int] = mapped_column(Integer)
+    period: Mapped[int] = mapped_column(Integer)
+    exceptions: Mapped[list[str]] = mapped_column(JSON, default=list)  # ISO dates skipped

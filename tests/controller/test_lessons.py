@@ -37,7 +37,11 @@ def test_schedule_checks(db: sessionmaker[Session]) -> None:
         cases = [
             (("a", ["b"], T0 + timedelta(minutes=40), T0), InvalidRequest, "end after it starts"),
             (("a", ["a"], T0, T0 + timedelta(hours=1)), InvalidRequest, "both lead and receive"),
-            (("a", [], T0, T0 + timedelta(hours=1)), InvalidRequest, "at least one receiving"),
+            (
+                ("a", [], T0, T0 + timedelta(hours=1)),
+                InvalidRequest,
+                "takes 1–3 receiving classrooms; this one has 0",
+            ),
             (("a", ["zz"], T0, T0 + timedelta(hours=1)), NotFound, "'zz' does not exist"),
             (
                 ("c", ["b"], T0 + timedelta(minutes=30), T0 + timedelta(hours=1)),

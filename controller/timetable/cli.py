@@ -1,0 +1,202 @@
+"""``classroom-controller timetable …``: set-up, series, CSV import, iCal, reports."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+from datetime import date
+from typing import Annotated
+
+import typer
+
+from controller.db.session import database_url, make_engine, migrate, sessions
+from controller.errors import ControllerError
+from controller.timetable.csv_import import parse_timetable_csv
+from controller.timetable.ical import lessons_for, to_ical
+from controller.timetable.loading import insert_lessons, planner_for
+from controller.timetable.reports import report_csv, report_html, term_report
+from controller.timetable.setup import apply_setup, bell_periods, expand_term, term_calendar
+
+DEFAULT_STATE = "/var/lib/classbridge/controller"
+timetable_app = typer.Typer(help="The term timetable (大课表).", no_args_is_help=True)
+StateDir = Annotated[
+    pathlib.Path,
+    typer.Option(envvar="CLASSBRIDGE_CONTROLLER_STATE", help="Controller state directory."),
+]
+
+
+def _db(state_dir: pathlib.Path):  # type: ignore[no-untyped-def]
+    url = database_url(state_dir)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    migrate(url)
+    return sessions(make_engine(url))
+
+
+def _fail(message: str, code: int = 2) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+@timetable_app.command("setup")
+def setup_cmd(
+    file: Annotated[
+        pathlib.Path,
+        typer.Argument(help="TOML: schools, bells, teachers, terms, pairings, series."),
+    ],
+    state_dir: StateDir = pathlib.Path(DEFAULT_STATE),
+) -> None:
+    """Load schools, bell schedules, teachers, terms, pairings and lesson series."""
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        _fail(f"{file}: {err}")
+    with _db(state_dir)() as db:
+        try:
+            counts = apply_setup(db, text, str(file))
+        except ControllerError as err:
+            _fail(str(err))
+    typer.echo(", ".join(f"{n} {k}" for k, n in counts.items()) + " loaded")
+
+
+@timetable_app.command("expand")
+def expand_cmd(
+    term: Annotated[str, typer.Argument(help="Term id.")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Check only; write nothing.")] = False,
+    state_dir: StateDir = pathlib.Path(DEFAULT_STATE),
+) -> None:
+    """Turn a term's lesson series into lessons; every problem is listed with its reason."""
+    with _db(state_dir)() as db:
+        try:
+            result = expand_term(db, term, write=not dry_run)
+        except ControllerError as err:
+            _fail(str(err))
+    for line in result.problems:
+        typer.echo(line)
+    verb = "would create" if dry_run else "created"
+    typer.echo(f"{verb} {len(result.created)} lessons; {len(result.problems)} problem(s)")
+    if result.problems:
+        raise typer.Exit(1)
+
+
+@timetable_app.command("import")
+def import_cmd(
+    file: Annotated[pathlib.Path, typer.Argument(help="CSV: date,period,kind,lead,receivers,…")],
+    term: Annotated[str, typer.Option(help="Term the rows belong to.")],
+    commit: Annotated[bool, typer.Option("--commit", help="Write, if the file is clean.")] = False,
+    good_rows: Annotated[
+        bool, typer.Option("--good-rows", help="Write the rows that passed, skip the rest.")
+    ] = False,
+    state_dir: StateDir = pathlib.Path(DEFAULT_STATE),
+    json_out: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Check a term's timetable CSV row by row (a dry run unless --commit or --good-rows).
+
+    Exit 0 clean, 1 problems found (nothing written unless --good-rows), 2 unusable."""
+    try:
+        data = file.read_bytes()
+    except OSError as err:
+        _fail(f"{file}: {err}")
+    with _db(state_dir)() as db:
+        try:
+            cal = term_calendar(db, term)
+        except ControllerError as err:
+            _fail(str(err))
+        start, end = cal.at(cal.start, "00:00"), cal.at(cal.end, "23:59")
+        from sqlalchemy import select
+
+        from controller.db.models import Teacher
+
+        teachers = set(db.scalars(select(Teacher.id)).all())
+        result = parse_timetable_csv(
+            data, planner_for(db, (start, end)), cal, bell_periods(db), teachers
+        )
+        write = (commit and result.clean) or good_rows
+        created = (
+            insert_lessons(
+                db, [(c, {"term_id": term}) for _, c in result.good], f"imported from {file.name}"
+            )
+            if write
+            else []
+        )
+    if json_out:
+        typer.echo(
+            json.dumps(
+                {
+                    "rows": result.rows,
+                    "good": len(result.good),
+                    "problems": [
+                        {"row": p.row, "code": p.code, "message": p.message}
+                        for p in result.problems
+                    ],
+                    "created": created,
+                }
+            )
+        )
+    else:
+        for p in result.problems:
+            typer.echo(str(p))
+        typer.echo(
+            f"{result.rows} rows: {len(result.good)} good, {len(result.problems)} problem(s); "
+            + (f"{len(created)} lessons written" if write else "nothing written")
+            + ("" if write or not result.clean else " (dry run: add --commit to write)")
+        )
+    if result.problems:
+        raise typer.Exit(1)
+
+
+@timetable_app.command("ical")
+def ical_cmd(
+    classroom: Annotated[str | None, typer.Option(help="A classroom's calendar.")] = None,
+    teacher: Annotated[str | None, typer.Option(help="A teacher's calendar.")] = None,
+    school: Annotated[str | None, typer.Option(help="A school's calendar.")] = None,
+    output: Annotated[
+        pathlib.Path | None, typer.Option("-o", help="File (default stdout).")
+    ] = None,
+    state_dir: StateDir = pathlib.Path(DEFAULT_STATE),
+) -> None:
+    """Export lessons as iCalendar (RFC 5545) for calendar programs."""
+    with _db(state_dir)() as db:
+        try:
+            lessons = lessons_for(db, classroom, teacher, school)
+        except ControllerError as err:
+            _fail(str(err))
+        data = to_ical(lessons, f"classbridge {classroom or teacher or school}")
+    if output is None:
+        typer.echo(data.decode("utf-8"), nl=False)
+    else:
+        output.write_bytes(data)
+        typer.echo(f"{len(lessons)} lessons written to {output}")
+
+
+@timetable_app.command("report")
+def report_cmd(
+    start: Annotated[str, typer.Option("--from", help="First day, 2026-03-02.")],
+    end: Annotated[str, typer.Option("--to", help="Last day.")],
+    fmt: Annotated[str, typer.Option("--format", help="text, csv or html.")] = "text",
+    output: Annotated[pathlib.Path | None, typer.Option("-o")] = None,
+    state_dir: StateDir = pathlib.Path(DEFAULT_STATE),
+) -> None:
+    """Every pairing's lessons scheduled, held and recorded against its quotas."""
+    try:
+        first, last = date.fromisoformat(start), date.fromisoformat(end)
+    except ValueError as err:
+        _fail(f"{err}; write dates as 2026-03-02")
+    with _db(state_dir)() as db:
+        reports = term_report(db, first, last)
+    if fmt == "csv":
+        text = report_csv(reports)
+    elif fmt == "html":
+        text = report_html(reports, f"Pairing report {first} – {last}")
+    elif fmt == "text":
+        lines = []
+        for r in reports:
+            lines.append(f"{r.pairing} ({', '.join(r.schools)}): {'MET' if r.met else 'NOT MET'}")
+            for name, n, need, ok in r.checks:
+                lines.append(f"  {'ok ' if ok else 'NO '} {name}: {n} of {need}")
+        text = "\n".join(lines) + "\n"
+    else:
+        _fail(f"--format {fmt!r}: use text, csv or html")
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")

@@ -1,0 +1,198 @@
+"""Importing a term's timetable from CSV: every problem reported by row before anything
+is written.
+
+Columns (header row required, UTF-8; Excel's BOM is fine)::
+
+    date,period,start,end,kind,lead,receivers,teacher,subject,title
+
+``period`` is looked up in the lead school's bell schedule; ``start``/``end`` (HH:MM)
+may be given instead. ``receivers`` are separated by ';'. Each line is decoded on its
+own, so a row saved in GBK (common in Chinese school offices) is reported as such, with
+its row number, rather than failing the whole file.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+from datetime import date
+
+from controller.timetable.calendar import SchoolCalendar, parse_hhmm
+from controller.timetable.planner import Candidate, Planner, Problem
+
+COLUMNS = (
+    "date",
+    "period",
+    "start",
+    "end",
+    "kind",
+    "lead",
+    "receivers",
+    "teacher",
+    "subject",
+    "title",
+)
+REQUIRED = ("date", "kind", "lead")
+
+
+@dataclass
+class RowProblem:
+    """One problem, by row (the header is row 1, as a spreadsheet counts)."""
+
+    row: int
+    code: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"row {self.row}: {self.message}"
+
+
+@dataclass
+class ImportResult:
+    """Rows that passed (as candidates) and every problem found."""
+
+    good: list[tuple[int, Candidate]] = field(default_factory=list)
+    problems: list[RowProblem] = field(default_factory=list)
+    rows: int = 0
+
+    @property
+    def clean(self) -> bool:
+        """No problem at all: the whole file may be written."""
+        return not self.problems
+
+
+def _decode_lines(data: bytes) -> tuple[list[str], list[RowProblem]]:
+    problems = []
+    lines = []
+    raw_lines = data.split(b"\n")
+    if raw_lines and raw_lines[0].startswith(b"\xef\xbb\xbf"):
+        raw_lines[0] = raw_lines[0][3:]
+    for number, raw in enumerate(raw_lines, 1):
+        raw = raw.rstrip(b"\r")
+        try:
+            lines.append(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            try:
+                guess = raw.decode("gb18030")
+                hint = f" (it reads as GBK: {guess[:40]!r})"
+            except UnicodeDecodeError:
+                hint = ""
+            problems.append(
+                RowProblem(
+                    number,
+                    "encoding",
+                    f"not valid UTF-8{hint}; save the file as 'CSV UTF-8' and import again",
+                )
+            )
+            lines.append("")  # keep row numbers aligned
+    return lines, problems
+
+
+def parse_timetable_csv(
+    data: bytes,
+    planner: Planner,
+    calendar: SchoolCalendar,
+    periods: dict[str, dict[int, tuple[str, str]]],
+    teachers: set[str],
+) -> ImportResult:
+    """Check every row (against the database, through ``planner``, and against earlier
+    rows of the same file); nothing is written here."""
+    result = ImportResult()
+    lines, result.problems = _decode_lines(data)
+    reader = csv.reader(io.StringIO("\n".join(lines)))
+    try:
+        header = [h.strip().lower() for h in next(reader)]
+    except StopIteration:
+        result.problems.append(RowProblem(1, "header", "the file is empty; it needs a header row"))
+        return result
+    missing = [c for c in REQUIRED if c not in header]
+    unknown = [c for c in header if c and c not in COLUMNS]
+    if missing or unknown:
+        result.problems.append(
+            RowProblem(
+                1,
+                "header",
+                f"header needs columns {', '.join(REQUIRED)} (missing: {', '.join(missing) or '-'};"
+                f" unknown: {', '.join(unknown) or '-'}); columns are {', '.join(COLUMNS)}",
+            )
+        )
+        return result
+    encoding_rows = {p.row for p in result.problems}
+    teaching = calendar.teaching_days()
+    for number, values in enumerate(reader, 2):
+        if number in encoding_rows or not any(v.strip() for v in values):
+            continue
+        result.rows += 1
+        row = {h: (values[i].strip() if i < len(values) else "") for i, h in enumerate(header)}
+        problems, candidate = _row(number, row, planner, calendar, teaching, periods, teachers)
+        result.problems += problems
+        if candidate is not None:
+            planner.add(candidate)  # later rows are checked against this one
+            result.good.append((number, candidate))
+    result.problems.sort(key=lambda p: p.row)
+    return result
+
+
+def _row(
+    number: int,
+    row: dict[str, str],
+    planner: Planner,
+    calendar: SchoolCalendar,
+    teaching: dict[date, int],
+    periods: dict[str, dict[int, tuple[str, str]]],
+    teachers: set[str],
+) -> tuple[list[RowProblem], Candidate | None]:
+    out: list[RowProblem] = []
+
+    def bad(code: str, message: str) -> tuple[list[RowProblem], None]:
+        out.append(RowProblem(number, code, message))
+        return out, None
+
+    try:
+        day = date.fromisoformat(row["date"])
+    except ValueError:
+        return bad("date", f"date {row['date']!r} is not a date; write it as 2026-03-02")
+    if not calendar.start <= day <= calendar.end:
+        return bad("date", f"date {day} is outside the term ({calendar.start} – {calendar.end})")
+    if day not in teaching:
+        return bad("date", f"{day} is not a teaching day (weekend or holiday) in this term")
+    lead = row["lead"]
+    room = planner.rooms.get(lead)
+    if room is None:
+        return bad("classroom", f"unknown classroom {lead!r} (column lead); add it first")
+    try:
+        if row.get("period"):
+            period = int(row["period"])
+            table = periods.get(room.school, {})
+            if period not in table:
+                return bad(
+                    "period",
+                    f"period {period} is not in the bell schedule of school {room.school!r}"
+                    f" (it has {', '.join(map(str, sorted(table))) or 'none'})",
+                )
+            start_hhmm, end_hhmm = table[period]
+        else:
+            start_hhmm, end_hhmm = parse_hhmm(row.get("start", "")), parse_hhmm(row.get("end", ""))
+    except ValueError as err:
+        return bad("time", f"{err}; give a period, or start and end as HH:MM")
+    teacher = row.get("teacher") or None
+    if teacher is not None and teacher not in teachers:
+        return bad("teacher", f"unknown teacher {teacher!r}; add teachers before the timetable")
+    receivers = tuple(r.strip() for r in row.get("receivers", "").split(";") if r.strip())
+    candidate = Candidate(
+        ref=f"row {number}",
+        kind=row["kind"],
+        lead=lead,
+        receivers=receivers,
+        start=calendar.at(day, start_hhmm),
+        end=calendar.at(day, end_hhmm),
+        teacher=teacher,
+        subject=row.get("subject", ""),
+        title=row.get("title", ""),
+    )
+    problems: list[Problem] = planner.check(candidate)
+    if problems:
+        out += [RowProblem(number, p.code, p.message) for p in problems]
+        return out, None
+    return out, candidate

@@ -1,0 +1,135 @@
+"""Building a Planner from the database, and writing checked lessons back in bulk."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
+
+from controller.db.models import Classroom, Lesson, LessonEvent, LessonReceiver, School
+from controller.db.session import as_utc, utcnow
+from controller.timetable.kinds import DEFAULT_RULES, KindRule
+from controller.timetable.planner import (
+    LEAD_KBPS_ESTIMATE,
+    RECEIVER_KBPS_ESTIMATE,
+    Candidate,
+    Planner,
+    Room,
+)
+
+ACTIVE_STATES = ("scheduled", "preparing", "live", "ending")
+
+
+def room_of(classroom: Classroom) -> Room:
+    """Rules' view of a classroom: its school, device roles and send bitrates."""
+    inventory = classroom.inventory or []
+    if not inventory:
+        return Room(classroom.id, classroom.school or classroom.id)
+    roles = frozenset(str(d.get("role", "")) for d in inventory)
+    audio = sum(_num(d.get("bitrate")) for d in inventory if d.get("kind") == "audio")
+    video = {
+        str(d.get("role")): _num(d.get("bitrate")) for d in inventory if d.get("kind") == "video"
+    }
+    lead = sum(v for r, v in video.items() if r != "student") + audio
+    receiver = video.get("student", 0) + audio
+    return Room(
+        classroom.id,
+        classroom.school or classroom.id,
+        roles,
+        lead // 1000 or LEAD_KBPS_ESTIMATE,
+        receiver // 1000 or RECEIVER_KBPS_ESTIMATE,
+    )
+
+
+def _num(value: object) -> int:
+    return int(value) if isinstance(value, int | float) else 0
+
+
+def candidate_of(lesson: Lesson) -> Candidate:
+    """A stored lesson as the planner sees it."""
+    return Candidate(
+        ref=f"lesson {lesson.id}",
+        kind=lesson.kind,
+        lead=lesson.lead_classroom_id,
+        receivers=tuple(r.classroom_id for r in lesson.receivers),
+        start=as_utc(lesson.start_at),
+        end=as_utc(lesson.end_at),
+        teacher=lesson.teacher_id,
+        subject=lesson.subject,
+    )
+
+
+def planner_for(
+    db: Session,
+    window: tuple[datetime, datetime] | None = None,
+    rules: dict[str, KindRule] | None = None,
+    skip: Iterable[str] = (),
+) -> Planner:
+    """A planner loaded with every classroom, school uplink and active lesson
+    (within ``window`` if given; ``skip`` leaves lessons out, e.g. one being moved)."""
+    rooms = {c.id: room_of(c) for c in db.scalars(select(Classroom)).all()}
+    uplinks = {s.id: s.uplink_kbps for s in db.scalars(select(School)).all()}
+    planner = Planner(rooms, uplinks, dict(rules or DEFAULT_RULES))
+    query = select(Lesson).where(Lesson.state.in_(ACTIVE_STATES))
+    if window is not None:
+        query = query.where(
+            Lesson.start_at < window[1] + timedelta(days=1),
+            Lesson.end_at > window[0] - timedelta(days=1),
+        )
+    skipped = set(skip)
+    for lesson in db.scalars(query).all():
+        if lesson.id not in skipped:
+            planner.add(candidate_of(lesson))
+    return planner
+
+
+def insert_lessons(
+    db: Session,
+    lessons: list[tuple[Candidate, dict[str, object]]],
+    detail: str,
+) -> list[str]:
+    """Write checked lessons in bulk (with their receivers and a creation event)."""
+    now = utcnow()
+    rows, receivers, events, ids = [], [], [], []
+    for cand, extra in lessons:
+        lesson_id = uuid.uuid4().hex[:12]
+        ids.append(lesson_id)
+        rows.append(
+            {
+                "id": lesson_id,
+                "kind": cand.kind,
+                "title": cand.title,
+                "lead_classroom_id": cand.lead,
+                # SQLite keeps no zone: store UTC, which as_utc() reads back.
+                "start_at": cand.start.astimezone(UTC),
+                "end_at": cand.end.astimezone(UTC),
+                "state": "scheduled",
+                "reports": {},
+                "error": "",
+                "created_at": now,
+                "subject": cand.subject,
+                "teacher_id": cand.teacher,
+                **extra,
+            }
+        )
+        receivers += [{"lesson_id": lesson_id, "classroom_id": r} for r in cand.receivers]
+        events.append(
+            {
+                "lesson_id": lesson_id,
+                "at": now,
+                "from_state": "",
+                "to_state": "scheduled",
+                "detail": f"{detail}: lead {cand.lead}, "
+                f"receivers {', '.join(cand.receivers) or 'none'}",
+            }
+        )
+    if rows:
+        db.execute(insert(Lesson), rows)
+        if receivers:
+            db.execute(insert(LessonReceiver), receivers)
+        db.execute(insert(LessonEvent), events)
+    db.commit()
+    return ids

@@ -1,0 +1,264 @@
+"""The scheduling rules, answered when a lesson is created, with reasons.
+
+A ``Planner`` holds an in-memory index of what is booked — per classroom, per teacher and
+per school, bucketed by day — so a whole term of 10,000 lessons is checked in well under
+a second. Each problem names what clashes, with what, and what to do.
+
+Rules: classroom and lead-teacher double bookings; receivers per kind (configurable);
+a school's uplink against the concurrent lessons it would carry; and whether each
+classroom's hardware can serve the kind (a two-way lesson needs a student camera at every
+receiver). Lessons back to back in the same room are fine: intervals are half-open.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from controller.timetable.kinds import DEFAULT_RULES, KindRule
+
+DAY = 86400
+# Per-lesson estimates when a classroom has not reported its hardware profile yet.
+LEAD_KBPS_ESTIMATE = 3_100  # teacher camera 2 Mbps + panel 1 Mbps + microphone
+RECEIVER_KBPS_ESTIMATE = 700  # student camera 600 kbps + microphone
+
+
+@dataclass(frozen=True)
+class Room:
+    """What the rules need to know about a classroom."""
+
+    id: str
+    school: str
+    roles: frozenset[str] | None = None  # device roles from its profile; None: not known
+    lead_kbps: int = LEAD_KBPS_ESTIMATE
+    receiver_kbps: int = RECEIVER_KBPS_ESTIMATE
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A lesson to check (``ref`` names it in messages: a lesson id or a CSV row)."""
+
+    ref: str
+    kind: str
+    lead: str
+    receivers: tuple[str, ...]
+    start: datetime
+    end: datetime
+    teacher: str | None = None
+    subject: str = ""
+    title: str = ""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One reason a lesson cannot be scheduled as asked."""
+
+    code: str  # conflict | teacher_conflict | receivers | bandwidth | capability | invalid
+    message: str
+
+
+@dataclass
+class _Booking:
+    start: float
+    end: float
+    ref: str
+    kbps: int = 0
+
+
+def _days(start: float, end: float) -> range:
+    return range(int(start // DAY), int((end - 1e-6) // DAY) + 1)
+
+
+def _when(ts: float) -> str:
+    return datetime.fromtimestamp(ts).astimezone().strftime("%Y-%m-%d %H:%M")
+
+
+@dataclass
+class Planner:
+    """Checks candidates against what is booked, and books the ones that pass."""
+
+    rooms: dict[str, Room]
+    uplinks: dict[str, int] = field(default_factory=dict)  # school → kbps (0: unknown)
+    rules: dict[str, KindRule] = field(default_factory=lambda: dict(DEFAULT_RULES))
+
+    def __post_init__(self) -> None:
+        self._rooms: dict[tuple[str, int], list[_Booking]] = defaultdict(list)
+        self._teachers: dict[tuple[str, int], list[_Booking]] = defaultdict(list)
+        self._schools: dict[tuple[str, int], list[_Booking]] = defaultdict(list)
+
+    # -- the rules ---------------------------------------------------------------------
+
+    def check(self, c: Candidate) -> list[Problem]:
+        """Every problem with ``c``; empty when it can be booked."""
+        problems = self._shape(c)
+        if problems:
+            return problems
+        start, end = c.start.timestamp(), c.end.timestamp()
+        for room in (c.lead, *c.receivers):
+            clash = self._clash(self._rooms, room, start, end)
+            if clash is not None:
+                problems.append(
+                    Problem(
+                        "conflict",
+                        f"classroom {room!r} is already booked by {clash.ref} "
+                        f"({_when(clash.start)}–{_when(clash.end)[11:]}); pick another "
+                        "period or classroom",
+                    )
+                )
+        if c.teacher:
+            clash = self._clash(self._teachers, c.teacher, start, end)
+            if clash is not None:
+                problems.append(
+                    Problem(
+                        "teacher_conflict",
+                        f"teacher {c.teacher!r} already leads {clash.ref} "
+                        f"({_when(clash.start)}–{_when(clash.end)[11:]})",
+                    )
+                )
+        problems += self._capability(c)
+        problems += self._bandwidth(c, start, end)
+        return problems
+
+    def _shape(self, c: Candidate) -> list[Problem]:
+        out: list[Problem] = []
+        rule = self.rules.get(c.kind)
+        if rule is None:
+            return [
+                Problem(
+                    "invalid", f"unknown lesson kind {c.kind!r}; use one of {', '.join(self.rules)}"
+                )
+            ]
+        if c.start.tzinfo is None or c.end.tzinfo is None:
+            out.append(Problem("invalid", "start and end need a time zone"))
+        elif c.end <= c.start:
+            out.append(
+                Problem(
+                    "invalid", f"the lesson ends ({c.end:%H:%M}) before it starts ({c.start:%H:%M})"
+                )
+            )
+        for room in (c.lead, *c.receivers):
+            if room not in self.rooms:
+                out.append(
+                    Problem(
+                        "invalid",
+                        f"unknown classroom {room!r}; add it with "
+                        "'classroom-controller classroom add'",
+                    )
+                )
+        if c.lead in c.receivers:
+            out.append(Problem("invalid", f"classroom {c.lead!r} cannot both lead and receive"))
+        if len(set(c.receivers)) != len(c.receivers):
+            out.append(Problem("invalid", "a receiving classroom is listed twice"))
+        n = len(c.receivers)
+        if not rule.min_receivers <= n <= rule.max_receivers:
+            out.append(
+                Problem(
+                    "receivers",
+                    f"a {c.kind} lesson takes {rule.min_receivers}–{rule.max_receivers} "
+                    f"receiving classrooms; this one has {n}",
+                )
+            )
+        return out
+
+    def _capability(self, c: Candidate) -> list[Problem]:
+        out = []
+        rule = self.rules[c.kind]
+        lead = self.rooms[c.lead]
+        if lead.roles is not None and "teacher" not in lead.roles:
+            out.append(
+                Problem(
+                    "capability",
+                    f"classroom {c.lead!r} has no teacher camera in its hardware profile, "
+                    "so it cannot lead a lesson",
+                )
+            )
+        if rule.two_way:
+            for rid in c.receivers:
+                roles = self.rooms[rid].roles
+                if roles is not None and "student" not in roles:
+                    out.append(
+                        Problem(
+                            "capability",
+                            f"classroom {rid!r} has no student camera in its hardware "
+                            f"profile, which a two-way {c.kind} lesson needs",
+                        )
+                    )
+        return out
+
+    def _usage(self, c: Candidate) -> dict[str, int]:
+        """Uplink kbps the candidate puts on each school."""
+        two_way = self.rules[c.kind].two_way
+        use: dict[str, int] = defaultdict(int)
+        lead = self.rooms[c.lead]
+        use[lead.school] += lead.lead_kbps
+        if two_way:
+            for rid in c.receivers:
+                room = self.rooms[rid]
+                use[room.school] += room.receiver_kbps
+        return use
+
+    def _bandwidth(self, c: Candidate, start: float, end: float) -> list[Problem]:
+        out = []
+        for school, kbps in self._usage(c).items():
+            uplink = self.uplinks.get(school, 0)
+            if uplink <= 0 or kbps == 0:
+                continue
+            peak, refs = self._peak(school, start, end)
+            if peak + kbps > uplink:
+                others = f" with {', '.join(sorted(refs)[:5])}" if refs else ""
+                out.append(
+                    Problem(
+                        "bandwidth",
+                        f"school {school!r} would send {peak + kbps} kbps{others}, over its "
+                        f"{uplink} kbps uplink; move a lesson or lower the video rung",
+                    )
+                )
+        return out
+
+    def _peak(self, school: str, start: float, end: float) -> tuple[int, set[str]]:
+        """Highest concurrent kbps already booked on the school within [start, end)."""
+        seen: dict[str, _Booking] = {}
+        for day in _days(start, end):
+            for b in self._schools.get((school, day), ()):
+                if b.start < end and b.end > start:
+                    seen[b.ref] = b
+        events = sorted(
+            [(max(b.start, start), b.kbps) for b in seen.values()]
+            + [(min(b.end, end), -b.kbps) for b in seen.values()]
+        )
+        peak = now = 0
+        for _, delta in events:
+            now += delta
+            peak = max(peak, now)
+        return peak, set(seen)
+
+    @staticmethod
+    def _clash(
+        index: dict[tuple[str, int], list[_Booking]], key: str, start: float, end: float
+    ) -> _Booking | None:
+        for day in _days(start, end):
+            for b in index.get((key, day), ()):
+                if b.start < end and b.end > start:
+                    return b
+        return None
+
+    # -- booking -----------------------------------------------------------------------
+
+    def add(self, c: Candidate) -> None:
+        """Book ``c`` (call after ``check`` found nothing, or to load existing lessons)."""
+        start, end = c.start.timestamp(), c.end.timestamp()
+        for day in _days(start, end):
+            for room in (c.lead, *c.receivers):
+                self._rooms[(room, day)].append(_Booking(start, end, c.ref))
+            if c.teacher:
+                self._teachers[(c.teacher, day)].append(_Booking(start, end, c.ref))
+            if c.kind in self.rules and all(r in self.rooms for r in (c.lead, *c.receivers)):
+                for school, kbps in self._usage(c).items():
+                    self._schools[(school, day)].append(_Booking(start, end, c.ref, kbps))
+
+    def remove(self, ref: str) -> None:
+        """Unbook a lesson (moved or cancelled)."""
+        for index in (self._rooms, self._teachers, self._schools):
+            for key, bookings in index.items():
+                index[key] = [b for b in bookings if b.ref != ref]

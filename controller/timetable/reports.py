@@ -1,0 +1,266 @@
+"""Term reports against the pairing quotas: scheduled, held and recorded, by kind and subject.
+
+"Held" is measured, not declared: media flowed between the sites for at least 80 % of the
+scheduled time — read from what the receiving classrooms recorded of the lead (the
+coverage of their received camera track in the recording catalogue). "Recorded" means
+the lead's recording reached storage. Quality per lesson (latency from the lesson report)
+goes in too.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from controller.db.models import Classroom, Lesson, Pairing, RecordingManifest
+from controller.db.session import as_utc
+
+HELD_SHARE = 0.8
+
+
+@dataclass(frozen=True)
+class Quotas:
+    """A paired school's semester quotas (county pairing plan by default)."""
+
+    synchronous_subjects: int = 2
+    synchronous_per_subject: int = 15
+    synchronous_total: int = 30
+    research: int = 20
+    delivery: int = 12  # where the pairing chose delivery
+    master_teacher: int = 12  # where the pairing chose master-teacher observation
+
+
+@dataclass
+class LessonOutcome:
+    """One lesson's figures for the report."""
+
+    id: str
+    kind: str
+    subject: str
+    start: str
+    lead: str
+    receivers: list[str]
+    held: bool
+    held_share: float | None
+    recorded: bool
+    latency_p50_ms: float | None
+
+
+def outcome(lesson: Lesson, manifests: list[RecordingManifest]) -> LessonOutcome:
+    """Measure one lesson from its recordings."""
+    receivers = [r.classroom_id for r in lesson.receivers]
+    shares = []
+    for m in manifests:
+        if m.classroom_id in receivers:
+            tracks: list[dict[str, Any]] = list(m.coverage.get("tracks", []))  # type: ignore[call-overload]
+            got = [
+                float(t["ratio"])
+                for t in tracks
+                if t.get("direction") == "recv" and t.get("kind") == "video"
+            ]
+            shares.append(max(got, default=0.0))
+    share = min(shares) if len(shares) == len(receivers) and shares else None
+    if not receivers:  # a broadcast with no classroom receiving: the lead's own recording
+        own = next((m for m in manifests if m.classroom_id == lesson.lead_classroom_id), None)
+        share = float(own.coverage.get("ratio", 0.0)) if own else None  # type: ignore[arg-type]
+    reports = lesson.reports or {}
+    latency = None
+    for rep in reports.values():
+        for track in rep.get("tracks", []) if isinstance(rep, dict) else []:
+            if track.get("latency_p50_ms") is not None:
+                latency = float(track["latency_p50_ms"])
+    return LessonOutcome(
+        id=lesson.id,
+        kind=lesson.kind,
+        subject=lesson.subject,
+        start=as_utc(lesson.start_at).isoformat(),
+        lead=lesson.lead_classroom_id,
+        receivers=receivers,
+        held=share is not None and share >= HELD_SHARE,
+        held_share=share,
+        recorded=any(m.classroom_id == lesson.lead_classroom_id for m in manifests),
+        latency_p50_ms=latency,
+    )
+
+
+@dataclass
+class PairingReport:
+    """One pairing's term against its quotas."""
+
+    pairing: str
+    schools: list[str]
+    forms: list[str]
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)  # kind → figure → n
+    subjects: dict[str, int] = field(default_factory=dict)  # synchronous held per subject
+    checks: list[tuple[str, int, int, bool]] = field(default_factory=list)
+    lessons: list[LessonOutcome] = field(default_factory=list)
+
+    @property
+    def met(self) -> bool:
+        """Every quota met."""
+        return all(ok for *_, ok in self.checks)
+
+
+def term_report(
+    db: Session, start: date, end: date, quotas: Quotas | None = None
+) -> list[PairingReport]:
+    """Every pairing's report over [start, end]."""
+    quotas = quotas or Quotas()
+    school_of = {c.id: c.school for c in db.scalars(select(Classroom)).all()}
+    out = []
+    for pairing in db.scalars(select(Pairing).order_by(Pairing.id)).all():
+        schools = [pairing.supporting_school_id, *pairing.supported_school_ids]
+        lessons = [
+            lesson
+            for lesson in db.scalars(
+                select(Lesson).where(Lesson.state != "cancelled").order_by(Lesson.start_at)
+            ).all()
+            if start <= as_utc(lesson.start_at).date() <= end
+            and (
+                lesson.pairing_id == pairing.id
+                or (
+                    lesson.pairing_id is None
+                    and school_of.get(lesson.lead_classroom_id) in schools
+                    and any(school_of.get(r.classroom_id) in schools for r in lesson.receivers)
+                )
+            )
+        ]
+        manifests: dict[str, list[RecordingManifest]] = defaultdict(list)
+        ids = [x.id for x in lessons]
+        for m in db.scalars(select(RecordingManifest).where(RecordingManifest.lesson_id.in_(ids))):
+            manifests[m.lesson_id].append(m)
+        rep = PairingReport(pairing.id, schools, list(pairing.forms))
+        for lesson in lessons:
+            o = outcome(lesson, manifests[lesson.id])
+            rep.lessons.append(o)
+            c = rep.counts.setdefault(o.kind, {"scheduled": 0, "held": 0, "recorded": 0})
+            c["scheduled"] += 1
+            c["held"] += o.held
+            c["recorded"] += o.recorded
+            if o.kind == "synchronous" and o.held:
+                rep.subjects[o.subject or "(none)"] = rep.subjects.get(o.subject or "(none)", 0) + 1
+        held = {k: v["held"] for k, v in rep.counts.items()}
+        rich = [s for s, n in rep.subjects.items() if n >= quotas.synchronous_per_subject]
+        rep.checks = [
+            (
+                "synchronous held",
+                held.get("synchronous", 0),
+                quotas.synchronous_total,
+                held.get("synchronous", 0) >= quotas.synchronous_total,
+            ),
+            (
+                f"subjects with ≥{quotas.synchronous_per_subject} synchronous",
+                len(rich),
+                quotas.synchronous_subjects,
+                len(rich) >= quotas.synchronous_subjects,
+            ),
+            (
+                "research held",
+                held.get("research", 0),
+                quotas.research,
+                held.get("research", 0) >= quotas.research,
+            ),
+        ]
+        if "delivery" in pairing.forms:
+            n = held.get("delivery", 0)
+            rep.checks.append(("delivery held", n, quotas.delivery, n >= quotas.delivery))
+        if "master_teacher" in pairing.forms:
+            n = held.get("master_teacher", 0)
+            rep.checks.append(
+                ("master-teacher held", n, quotas.master_teacher, n >= quotas.master_teacher)
+            )
+        out.append(rep)
+    return out
+
+
+def report_csv(reports: list[PairingReport]) -> str:
+    """One row per pairing and quota, then one per lesson."""
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["pairing", "quota", "held", "required", "met"])
+    for r in reports:
+        for name, n, need, ok in r.checks:
+            w.writerow([r.pairing, name, n, need, "yes" if ok else "no"])
+    w.writerow([])
+    w.writerow(
+        [
+            "pairing",
+            "lesson",
+            "kind",
+            "subject",
+            "start",
+            "lead",
+            "receivers",
+            "held",
+            "media share",
+            "recorded",
+            "latency p50 ms",
+        ]
+    )
+    for r in reports:
+        for o in r.lessons:
+            w.writerow(
+                [
+                    r.pairing,
+                    o.id,
+                    o.kind,
+                    o.subject,
+                    o.start,
+                    o.lead,
+                    ";".join(o.receivers),
+                    "yes" if o.held else "no",
+                    "" if o.held_share is None else f"{o.held_share:.3f}",
+                    "yes" if o.recorded else "no",
+                    "" if o.latency_p50_ms is None else f"{o.latency_p50_ms:.1f}",
+                ]
+            )
+    return buf.getvalue()
+
+
+def report_html(reports: list[PairingReport], title: str) -> str:
+    """A printable page: one bar chart (SVG) and table per pairing."""
+    parts = [
+        "<!doctype html><meta charset=utf-8>",
+        f"<title>{html.escape(title)}</title>",
+        "<style>body{font:14px sans-serif;margin:2em}table{border-collapse:collapse}"
+        "td,th{border:1px solid #999;padding:2px 8px}.no{color:#b00}.yes{color:#070}"
+        "@media print{section{page-break-after:always}}</style>",
+        f"<h1>{html.escape(title)}</h1>",
+    ]
+    for r in reports:
+        parts.append(
+            f"<section><h2>{html.escape(r.pairing)}: {', '.join(map(html.escape, r.schools))}</h2>"
+        )
+        bars = []
+        for i, (name, n, need, ok) in enumerate(r.checks):
+            width = 300 * min(n / need, 1.5) if need else 0
+            goal = 300
+            bars.append(
+                f'<text x="0" y="{i * 28 + 16}">{html.escape(name)}</text>'
+                f'<rect x="230" y="{i * 28 + 4}" width="{width:.0f}" height="16" '
+                f'fill="{"#3a3" if ok else "#c33"}"/>'
+                f'<line x1="{230 + goal}" x2="{230 + goal}" y1="{i * 28}" '
+                f'y2="{i * 28 + 24}" stroke="#000"/>'
+                f'<text x="{240 + max(width, goal)}" y="{i * 28 + 16}">{n} / {need}</text>'
+            )
+        parts.append(
+            f'<svg width="720" height="{len(r.checks) * 28 + 8}" role="img">{"".join(bars)}</svg>'
+        )
+        parts.append(
+            "<table><tr><th>kind</th><th>scheduled</th><th>held</th><th>recorded</th></tr>"
+        )
+        for kind, c in sorted(r.counts.items()):
+            parts.append(
+                f"<tr><td>{html.escape(kind)}</td><td>{c['scheduled']}</td>"
+                f"<td>{c['held']}</td><td>{c['recorded']}</td></tr>"
+            )
+        parts.append("</table></section>")
+    return "\n".join(parts)
