@@ -19,6 +19,7 @@ from controller.db.session import as_utc, database_url, make_engine, migrate, se
 from controller.errors import ControllerError
 from controller.keys import ServerKeys
 from controller.lessons import get_lesson, lesson_document, schedule_lesson
+from controller.overrides import override
 from controller.recordings import catalogue_document
 from controller.registry import add_classroom
 from controller.retention import DEFAULT_DAYS, RetentionPolicy, delete_lesson_recordings
@@ -64,7 +65,9 @@ def serve(
     port: Annotated[int, typer.Option(help="Control port (enrolment uses port+1).")] = 7700,
     http_port: Annotated[int, typer.Option(help="HTTP API port.")] = 7780,
     heartbeat: Annotated[float, typer.Option(help="Agent heartbeat interval, s.")] = 2.0,
-    prepare: Annotated[float, typer.Option(help="Seconds before a lesson that agents join.")] = 5.0,
+    prepare: Annotated[
+        float, typer.Option(help="Seconds before a lesson that agents join and report readiness.")
+    ] = 300.0,
     media_address: Annotated[
         list[str] | None, typer.Option(help="Address(es) for WebRTC media (ICE host candidates).")
     ] = None,
@@ -277,6 +280,30 @@ def lesson_list(
         return
     for r in rows:
         typer.echo(f"{r['id']}  {r['state']:<10} {r['start_at']}  lead {r['lead']}")
+
+
+@lesson_app.command("override")
+def lesson_override(
+    lesson_id: Annotated[str, typer.Argument(help="Lesson id.")],
+    action: Annotated[
+        str, typer.Argument(help="end_now, extend, swap_lead, broadcast_only or cancel.")
+    ],
+    minutes: Annotated[float, typer.Option(help="For extend.")] = 0.0,
+    lead: Annotated[str, typer.Option(help="For swap_lead: the new lead classroom.")] = "",
+    actor: Annotated[str, typer.Option(help="Who (kept in the lesson's events).")] = "cli",
+    state_dir: StateDir = pathlib.Path(DEFAULT_STATE),
+) -> None:
+    """Change a lesson by hand: end early, extend, swap the lead, broadcast only, cancel."""
+    factory = _db(state_dir)
+    with factory() as db:
+        try:
+            lesson = override(db, lesson_id, action, actor, minutes, lead)
+        except ControllerError as err:
+            _fail(str(err))
+        typer.echo(
+            f"lesson {lesson.id}: {action} done ({lesson.state}, "
+            f"{as_utc(lesson.start_at):%H:%M}–{as_utc(lesson.end_at):%H:%M} UTC)"
+        )
 
 
 @lesson_app.command("recordings")

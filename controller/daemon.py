@@ -35,7 +35,7 @@ class ControllerConfig:
     control_port: int = 7700
     http_port: int = 7780
     heartbeat_s: float = 2.0
-    prepare_s: float = 5.0
+    prepare_s: float = 300.0  # agents join and report readiness 5 minutes ahead
     media_addresses: tuple[str, ...] = ("127.0.0.1",)
     database_url: str | None = None
     # "" keeps recordings in state_dir/storage; "s3://bucket/prefix" uses an S3 store

@@ -20,6 +20,7 @@ from controller.recordings import catalogue_document
 from controller.storage.backend import ChecksumMismatch, StorageError, object_key
 from controller.storage.errors import StitchError
 from controller.storage.local import LocalStorage
+from controller.timetable.api import TimetableApi
 from controller.uploads import UploadRequest, UploadService, parse_etags
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,7 @@ class HttpApi:
                 web.post("/api/v1/uploads/{upload}/complete", self.complete_upload),
             ]
         )
+        self.app.add_routes(TimetableApi(sessions).routes())
         self._runner: web.AppRunner | None = None
         self.port = 0
 

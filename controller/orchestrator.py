@@ -55,6 +55,8 @@ class LessonRun:
     recording: set[str] = field(default_factory=set)
     ended_at: float | None = None
     receivers_left: bool = False
+    # What the joined agents were last told (times, one-way), to re-join them on a change.
+    terms: tuple[float, float, bool] | None = None
 
 
 class Orchestrator:
@@ -152,12 +154,14 @@ class Orchestrator:
                 return
             transition(db, lesson, "preparing", "agents join and media starts")
             self.runs[lesson.id] = LessonRun(lesson.id, LessonRelay(lesson.id))
+            self._check_ready(db, lesson)
         run = self.runs.get(lesson.id)
         if run is None:
             # Controller restarted mid-lesson: pick the lesson up again.
             run = self.runs[lesson.id] = LessonRun(lesson.id, LessonRelay(lesson.id))
             run.ended_at = time.monotonic() if lesson.state in ("ending", "recorded") else None
         if lesson.state in ("preparing", "live") and now < end:
+            self._rejoin_on_change(db, lesson, run)
             self._join_missing(db, lesson, run)
         if lesson.state == "preparing" and now >= start:
             transition(db, lesson, "live", "recording starts")
@@ -221,6 +225,52 @@ class Orchestrator:
             lesson = db.get(Lesson, lesson_id)
             if lesson is not None and lesson.state == "failed":
                 transition(db, lesson, "recorded", "agents recorded it from their cached schedule")
+
+    def _check_ready(self, db: Session, lesson: Lesson) -> None:
+        """Each classroom's readiness as its agent reports it; not ready raises an alert
+        in the lesson's events while there is still time to act."""
+        rooms = {
+            c.id: c
+            for c in db.scalars(
+                select(Classroom).where(Classroom.id.in_(lesson.classroom_ids))
+            ).all()
+        }
+        problems = []
+        for cid in lesson.classroom_ids:
+            if not self._presence.is_online(cid):
+                problems.append(
+                    f"{cid}: agent offline (it records from its cached schedule "
+                    "if it starts in time; check its network and power)"
+                )
+                continue
+            health = (rooms[cid].health or {}) if cid in rooms else {}
+            readiness = health.get("readiness")
+            if isinstance(readiness, dict):
+                problems += [f"{cid}: {reason}" for reason in readiness.values()]
+        if problems:
+            log_event(db, lesson.id, "ALERT not ready: " + "; ".join(problems))
+            log.warning("lesson %s not ready: %s", lesson.id, "; ".join(problems))
+        else:
+            log_event(db, lesson.id, "ready: every classroom reports ready")
+
+    def _rejoin_on_change(self, db: Session, lesson: Lesson, run: LessonRun) -> None:
+        """A scheduler extended, ended early or switched the lesson to broadcast only:
+        tell the joined agents the new terms."""
+        terms = (
+            as_utc(lesson.start_at).timestamp(),
+            as_utc(lesson.end_at).timestamp(),
+            lesson.one_way,
+        )
+        if run.terms is None:
+            run.terms = terms
+            return
+        if terms == run.terms:
+            return
+        run.terms = terms
+        for cid in sorted(run.joined):
+            join = self._join_message(db, lesson, cid)
+            if join is not None:
+                self._command(lesson.id, cid, join)
 
     def _join_missing(self, db: Session, lesson: Lesson, run: LessonRun) -> None:
         for cid in lesson.classroom_ids:
@@ -293,13 +343,15 @@ class Orchestrator:
         receivers = [c for c in lesson.classroom_ids if c != lead]
 
         def published(room_id: str) -> list[dict[str, object]]:
+            if room_id != lead and lesson.one_way:
+                return []  # broadcast only: receivers watch, nothing goes back
             room = rooms.get(room_id)
             roles = LEAD_ROLES if room_id == lead else RECEIVER_ROLES
             inventory = room.inventory if room else []
             return [d for d in inventory if d.get("role") in roles]
 
         mine = published(cid)
-        if not mine:
+        if not mine and (cid == lead or not lesson.one_way):
             log_event(db, lesson.id, f"{cid}: no device in its profile can serve its role")
             return None
         sources = [lead] if cid != lead else receivers

@@ -52,6 +52,7 @@ RECEIVED_VIDEO_BPS = 2_000_000  # estimate for a remote camera when sizing the d
 # A lesson that starts within this many seconds after the current one ends is handed
 # over to without stopping the sources.
 HANDOVER_S = 60.0
+CLOCK_ALERT_S = 0.5  # lessons start on the clock
 
 
 class UploadLimits:
@@ -178,16 +179,37 @@ class AgentDaemon:
         pending = self.journal.summary().get("pending")
         if not isinstance(pending, dict):
             pending = {}
+        offset = self.link.clock.offset_s
+        if offset is not None and abs(offset) > CLOCK_ALERT_S:
+            self.alerts["clock_offset"] = (
+                f"this PC's clock is {offset * 1000:+.0f} ms off the controller; lessons "
+                "still start on the controller's time, but fix time sync (chrony/NTP)"
+            )
+        else:
+            self.alerts.pop("clock_offset", None)
         return Heartbeat(
             seq=seq,
             devices=devices,
             media=media,
             lesson_id=self.session.lesson_id if self.session else None,
             alerts=dict(self.alerts),
+            readiness=self._readiness(devices),
             uploads_pending=int(pending.get("files", 0)),
             uploads_pending_bytes=int(pending.get("bytes", 0)),
             **health,  # type: ignore[arg-type]
         )
+
+    def _readiness(self, devices: dict[str, DeviceState]) -> dict[str, str]:
+        """What stands in the way of the next lesson, by check (empty: ready)."""
+        out: dict[str, str] = {}
+        failed = [f"{n} ({d.detail or d.state})" for n, d in devices.items() if d.state == "failed"]
+        if failed:
+            out["devices"] = f"device(s) failing: {', '.join(failed)}; run 'classroom-agent doctor'"
+        if "disk_low" in self.alerts:
+            out["disk"] = self.alerts["disk_low"]
+        if not self.clock.measured:
+            out["clock"] = "clock offset to the controller not measured yet"
+        return out
 
     def _live(self) -> bool:
         return self.session is not None and self.session.recorder.recording
@@ -479,12 +501,32 @@ class AgentDaemon:
                 ) from None
         if current is None:
             current = self._begin(join)
+        elif current.join != join:
+            current = await self._retune(current, join)
         # A repeated join (controller restarted, relay lost) renegotiates the media while
         # sources and recording carry on.
         await current.connect()
         now = self.clock.now()
         if join.start_at <= now < join.end_at and not current.recorder.recording:
             self._start_recording(join.lesson_id)
+
+    async def _retune(self, session: LessonSession, join: JoinLesson) -> LessonSession:
+        """New terms for the lesson under way (extended, ended early, broadcast only):
+        the same recorder carries on; the media is rebuilt for the new publish set."""
+        log.info("lesson %s: new terms from the controller", join.lesson_id)
+        if join.publish == session.join.publish and join.subscribe == session.join.subscribe:
+            session.join = join  # only the times changed
+            return session
+        recording = session.recorder.recording
+        await session.close()
+        self._ensure_sources(join.publish)
+        fresh = LessonSession(
+            self.classroom_id, join, self.sources, session.recorder, self.link.request
+        )
+        self.session = fresh
+        if recording:
+            fresh.start_counting()
+        return fresh
 
     def _start_recording(self, lesson_id: str) -> None:
         session = self._session_for(lesson_id)

@@ -110,6 +110,8 @@ class Heartbeat(Body):
     rtt_ms: float | None = None
     # Conditions a technician should act on, by code (e.g. "disk_low") → what and what to do.
     alerts: dict[str, str] = {}
+    # Why the classroom is not ready for a lesson (devices, disk, clock…); empty: ready.
+    readiness: dict[str, str] = {}
     uploads_pending: int = 0
     uploads_pending_bytes: int = 0
 

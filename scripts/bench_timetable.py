@@ -45,10 +45,10 @@ def setup(db_url: str, classrooms: int, lessons: int) -> int:
         f'makeup = [{{ date = {TERM_START + timedelta(days=40)}, runs_as = "monday" }}]\n'
     )
     device = [
-        {"name": "teacher", "kind": "video", "role": "teacher", "bitrate": 2_000_000},
-        {"name": "panel", "kind": "video", "role": "panel", "bitrate": 1_000_000},
-        {"name": "student", "kind": "video", "role": "student", "bitrate": 600_000},
-        {"name": "mic", "kind": "audio", "role": "mic", "bitrate": 48_000},
+        {"name": "teacher", "kind": "camera", "role": "teacher", "bitrate": 2_000_000},
+        {"name": "panel", "kind": "panel", "role": "content", "bitrate": 1_000_000},
+        {"name": "student", "kind": "camera", "role": "student", "bitrate": 600_000},
+        {"name": "mic", "kind": "microphone", "role": "room", "bitrate": 48_000},
     ]
     with factory() as db:
         apply_setup(db, "\n".join(toml))

@@ -53,6 +53,9 @@ class Lesson(Base):
     series_id: Mapped[str | None] = mapped_column(String(32), index=True)
     pairing_id: Mapped[str | None] = mapped_column(String(64), index=True)
     term_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    # Broadcast only: receivers watch and are not sent back (set by the kind, or switched
+    # on in an emergency).
+    one_way: Mapped[bool] = mapped_column(Boolean, default=False)
 
     receivers: Mapped[list[LessonReceiver]] = relationship(
         back_populates="lesson", cascade="all, delete-orphan", lazy="selectin"

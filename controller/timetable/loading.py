@@ -20,6 +20,9 @@ from controller.timetable.planner import (
     Room,
 )
 
+# Device roles a classroom publishes when it leads, and when it receives two-way.
+LEAD_ROLES = ("teacher", "content", "room")
+RECEIVER_ROLES = ("student", "room")
 ACTIVE_STATES = ("scheduled", "preparing", "live", "ending")
 
 
@@ -29,18 +32,16 @@ def room_of(classroom: Classroom) -> Room:
     if not inventory:
         return Room(classroom.id, classroom.school or classroom.id)
     roles = frozenset(str(d.get("role", "")) for d in inventory)
-    audio = sum(_num(d.get("bitrate")) for d in inventory if d.get("kind") == "audio")
-    video = {
-        str(d.get("role")): _num(d.get("bitrate")) for d in inventory if d.get("kind") == "video"
-    }
-    lead = sum(v for r, v in video.items() if r != "student") + audio
-    receiver = video.get("student", 0) + audio
+
+    def kbps(wanted: tuple[str, ...]) -> int:
+        return sum(_num(d.get("bitrate")) for d in inventory if d.get("role") in wanted) // 1000
+
     return Room(
         classroom.id,
         classroom.school or classroom.id,
         roles,
-        lead // 1000 or LEAD_KBPS_ESTIMATE,
-        receiver // 1000 or RECEIVER_KBPS_ESTIMATE,
+        kbps(LEAD_ROLES) or LEAD_KBPS_ESTIMATE,
+        kbps(RECEIVER_ROLES) or RECEIVER_KBPS_ESTIMATE,
     )
 
 
@@ -112,6 +113,7 @@ def insert_lessons(
                 "created_at": now,
                 "subject": cand.subject,
                 "teacher_id": cand.teacher,
+                "one_way": not DEFAULT_RULES[cand.kind].two_way,
                 **extra,
             }
         )

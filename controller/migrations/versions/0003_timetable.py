@@ -20,15 +20,18 @@ LESSON_COLUMNS = (
     ("pairing_id", sa.String(length=64), True, None),
     ("term_id", sa.String(length=64), True, None),
 )
+INDEXED = ("subject", "teacher_id", "series_id", "pairing_id", "term_id")
 
 
 def upgrade() -> None:
     with op.batch_alter_table("lesson") as batch:
         for name, kind, nullable, default in LESSON_COLUMNS:
             batch.add_column(sa.Column(name, kind, nullable=nullable, server_default=default))
+        batch.add_column(sa.Column("one_way", sa.Boolean(), nullable=False, server_default="0"))
     with op.batch_alter_table("lesson") as batch:
         batch.alter_column("subject", server_default=None)
-        for name, *_ in LESSON_COLUMNS:
+        batch.alter_column("one_way", server_default=None)
+        for name in INDEXED:
             batch.create_index(f"ix_lesson_{name}", [name])
     op.create_table(
         "school",
@@ -113,6 +116,8 @@ def downgrade() -> None:
     ):
         op.drop_table(table)
     with op.batch_alter_table("lesson") as batch:
-        for name, *_ in LESSON_COLUMNS:
+        for name in INDEXED:
             batch.drop_index(f"ix_lesson_{name}")
+        for name, *_ in LESSON_COLUMNS:
             batch.drop_column(name)
+        batch.drop_column("one_way")

@@ -1,0 +1,454 @@
+"""The timetable's JSON API (for the provincial platform and the console), with its
+OpenAPI description at ``/api/v1/openapi.json``."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import date, datetime
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from controller.db.models import Lesson, Teacher
+from controller.db.session import as_utc
+from controller.errors import InvalidRequest, NotFound
+from controller.lessons import lesson_document, schedule_lesson
+from controller.overrides import ACTIONS, override
+from controller.timetable.csv_import import parse_timetable_csv
+from controller.timetable.ical import lessons_for, to_ical
+from controller.timetable.kinds import KINDS
+from controller.timetable.loading import insert_lessons, planner_for
+from controller.timetable.reports import report_csv, report_html, term_report
+from controller.timetable.setup import bell_periods, term_calendar
+
+MAX_ROWS = 5000
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+def _day(request: web.Request, name: str) -> date | None:
+    value = request.query.get(name)
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise InvalidRequest(f"query {name}={value!r} is not a date (2026-03-02)") from None
+
+
+class TimetableApi:
+    """Routes; each handler runs its database work in a thread."""
+
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self._sessions = sessions
+
+    def routes(self) -> list[web.RouteDef]:
+        """The routes to add to the controller's application."""
+        return [
+            web.get("/api/v1/openapi.json", self.openapi),
+            web.get("/api/v1/timetable", self.timetable),
+            web.get("/api/v1/timetable.ics", self.ical),
+            web.post("/api/v1/timetable/import", self.import_csv),
+            web.post("/api/v1/lessons", self.create),
+            web.post("/api/v1/lessons/{lesson}/override", self.override),
+            web.get("/api/v1/reports/pairings", self.report),
+        ]
+
+    async def _run(self, work: Callable[[Session], web.StreamResponse]) -> web.StreamResponse:
+        def job() -> web.StreamResponse:
+            with self._sessions() as db:
+                return work(db)
+
+        try:
+            return await asyncio.to_thread(job)
+        except NotFound as err:
+            return _error(404, str(err))
+        except InvalidRequest as err:
+            return _error(400, str(err))
+
+    async def openapi(self, request: web.Request) -> web.Response:
+        """The OpenAPI 3.1 description of the JSON API."""
+        return web.json_response(OPENAPI)
+
+    async def timetable(self, request: web.Request) -> web.StreamResponse:
+        """Lessons from ``from`` to ``to`` (dates), maybe of a classroom, teacher or school."""
+
+        def work(db: Session) -> web.StreamResponse:
+            first, last = _day(request, "from"), _day(request, "to")
+            q = request.query
+            if any(k in q for k in ("classroom", "teacher", "school")):
+                lessons = lessons_for(db, q.get("classroom"), q.get("teacher"), q.get("school"))
+            else:
+                lessons = list(db.scalars(select(Lesson).order_by(Lesson.start_at)).all())
+            if "pairing" in q:
+                lessons = [x for x in lessons if x.pairing_id == q["pairing"]]
+            out = [
+                _summary(x)
+                for x in lessons
+                if (first is None or as_utc(x.start_at).date() >= first)
+                and (last is None or as_utc(x.start_at).date() <= last)
+            ]
+            return web.json_response({"lessons": out[:MAX_ROWS], "truncated": len(out) > MAX_ROWS})
+
+        return await self._run(work)
+
+    async def ical(self, request: web.Request) -> web.StreamResponse:
+        """iCalendar of a classroom, teacher or school."""
+
+        def work(db: Session) -> web.StreamResponse:
+            q = request.query
+            lessons = lessons_for(db, q.get("classroom"), q.get("teacher"), q.get("school"))
+            name = q.get("classroom") or q.get("teacher") or q.get("school") or ""
+            return web.Response(
+                body=to_ical(lessons, f"classbridge {name}"),
+                content_type="text/calendar",
+                charset="utf-8",
+            )
+
+        return await self._run(work)
+
+    async def import_csv(self, request: web.Request) -> web.StreamResponse:
+        """Check a CSV (body) for ``term``; ``mode`` dry-run (default), commit or good-rows."""
+        data = await request.read()
+
+        def work(db: Session) -> web.StreamResponse:
+            term = request.query.get("term", "")
+            mode = request.query.get("mode", "dry-run")
+            if mode not in ("dry-run", "commit", "good-rows"):
+                raise InvalidRequest("mode must be dry-run, commit or good-rows")
+            cal = term_calendar(db, term)
+            window = (cal.at(cal.start, "00:00"), cal.at(cal.end, "23:59"))
+            teachers = set(db.scalars(select(Teacher.id)).all())
+            result = parse_timetable_csv(
+                data, planner_for(db, window), cal, bell_periods(db), teachers
+            )
+            write = (mode == "commit" and result.clean) or mode == "good-rows"
+            created = (
+                insert_lessons(db, [(c, {"term_id": term}) for _, c in result.good], "imported")
+                if write
+                else []
+            )
+            return web.json_response(
+                {
+                    "rows": result.rows,
+                    "good": len(result.good),
+                    "problems": [
+                        {"row": p.row, "code": p.code, "message": p.message}
+                        for p in result.problems
+                    ],
+                    "written": write,
+                    "created": created,
+                },
+                status=200 if result.clean else 422,
+            )
+
+        return await self._run(work)
+
+    async def create(self, request: web.Request) -> web.StreamResponse:
+        """Create one lesson; 409 with every reason when the rules refuse it."""
+        try:
+            body = await request.json()
+        except ValueError as err:
+            return _error(400, f"body is not JSON: {err}")
+
+        def work(db: Session) -> web.StreamResponse:
+            if not isinstance(body, dict):
+                raise InvalidRequest("body must be a JSON object")
+            try:
+                start = datetime.fromisoformat(str(body["start"]))
+                end = datetime.fromisoformat(str(body["end"]))
+                lead = str(body["lead"])
+            except KeyError as err:
+                raise InvalidRequest(f"field {err.args[0]!r} is required") from None
+            except ValueError as err:
+                raise InvalidRequest(f"start/end: {err}") from None
+            try:
+                lesson = schedule_lesson(
+                    db,
+                    lead,
+                    [str(r) for r in body.get("receivers", [])],
+                    start,
+                    end,
+                    str(body.get("title", "")),
+                    str(body.get("kind", "synchronous")),
+                    body.get("teacher"),
+                    str(body.get("subject", "")),
+                )
+            except InvalidRequest as err:
+                return _error(409, str(err))
+            return web.json_response(lesson_document(db, lesson), status=201)
+
+        return await self._run(work)
+
+    async def override(self, request: web.Request) -> web.StreamResponse:
+        """End early, extend, swap the lead, broadcast only, or cancel."""
+        try:
+            body = await request.json()
+        except ValueError as err:
+            return _error(400, f"body is not JSON: {err}")
+
+        def work(db: Session) -> web.StreamResponse:
+            if not isinstance(body, dict) or body.get("action") not in ACTIONS:
+                raise InvalidRequest(f"body needs action: one of {', '.join(ACTIONS)}")
+            lesson = override(
+                db,
+                request.match_info["lesson"],
+                str(body["action"]),
+                str(body.get("actor", "api")),
+                float(body.get("minutes", 0)),
+                str(body.get("lead", "")),
+            )
+            return web.json_response(lesson_document(db, lesson))
+
+        return await self._run(work)
+
+    async def report(self, request: web.Request) -> web.StreamResponse:
+        """Every pairing against its quotas; ``format`` json (default), csv or html."""
+
+        def work(db: Session) -> web.StreamResponse:
+            first, last = _day(request, "from"), _day(request, "to")
+            if first is None or last is None:
+                raise InvalidRequest("query from and to (dates) are required")
+            reports = term_report(db, first, last)
+            fmt = request.query.get("format", "json")
+            if fmt == "csv":
+                return web.Response(text=report_csv(reports), content_type="text/csv")
+            if fmt == "html":
+                return web.Response(
+                    text=report_html(reports, f"Pairing report {first} – {last}"),
+                    content_type="text/html",
+                )
+            return web.json_response(
+                [
+                    {
+                        "pairing": r.pairing,
+                        "schools": r.schools,
+                        "met": r.met,
+                        "counts": r.counts,
+                        "synchronous_held_by_subject": r.subjects,
+                        "quotas": [
+                            {"quota": n, "held": h, "required": q, "met": ok}
+                            for n, h, q, ok in r.checks
+                        ],
+                        "lessons": [o.__dict__ for o in r.lessons],
+                    }
+                    for r in reports
+                ]
+            )
+
+        return await self._run(work)
+
+
+def _summary(x: Lesson) -> dict[str, Any]:
+    return {
+        "id": x.id,
+        "kind": x.kind,
+        "state": x.state,
+        "subject": x.subject,
+        "teacher": x.teacher_id,
+        "lead": x.lead_classroom_id,
+        "receivers": [r.classroom_id for r in x.receivers],
+        "start_at": as_utc(x.start_at).isoformat(),
+        "end_at": as_utc(x.end_at).isoformat(),
+        "one_way": x.one_way,
+        "series": x.series_id,
+        "pairing": x.pairing_id,
+    }
+
+
+_LESSON = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string"},
+        "kind": {"type": "string", "enum": list(KINDS)},
+        "state": {"type": "string"},
+        "subject": {"type": "string"},
+        "teacher": {"type": ["string", "null"]},
+        "lead": {"type": "string"},
+        "receivers": {"type": "array", "items": {"type": "string"}},
+        "start_at": {"type": "string", "format": "date-time"},
+        "end_at": {"type": "string", "format": "date-time"},
+        "one_way": {"type": "boolean"},
+    },
+}
+_ERROR = {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]}
+_DATE = {"type": "string", "format": "date"}
+
+
+def _q(name: str, schema: dict[str, Any], required: bool = False) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": required, "schema": schema}
+
+
+def _json(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"content": {"application/json": {"schema": schema}}}
+
+
+OPENAPI: dict[str, Any] = {
+    "openapi": "3.1.0",
+    "info": {"title": "classbridge controller API", "version": "1"},
+    "paths": {
+        "/api/v1/timetable": {
+            "get": {
+                "summary": "Lessons of the timetable",
+                "parameters": [
+                    _q("from", _DATE),
+                    _q("to", _DATE),
+                    _q("classroom", {"type": "string"}),
+                    _q("teacher", {"type": "string"}),
+                    _q("school", {"type": "string"}),
+                    _q("pairing", {"type": "string"}),
+                ],
+                "responses": {
+                    "200": {
+                        "description": "lessons",
+                        **_json(
+                            {
+                                "type": "object",
+                                "properties": {"lessons": {"type": "array", "items": _LESSON}},
+                            }
+                        ),
+                    },
+                    "400": {"description": "bad query", **_json(_ERROR)},
+                },
+            }
+        },
+        "/api/v1/timetable.ics": {
+            "get": {
+                "summary": "iCalendar of a classroom, teacher or school (exactly one)",
+                "parameters": [
+                    _q("classroom", {"type": "string"}),
+                    _q("teacher", {"type": "string"}),
+                    _q("school", {"type": "string"}),
+                ],
+                "responses": {
+                    "200": {"description": "text/calendar"},
+                    "400": {"description": "bad query", **_json(_ERROR)},
+                },
+            }
+        },
+        "/api/v1/timetable/import": {
+            "post": {
+                "summary": "Check (and optionally write) a term's timetable CSV",
+                "parameters": [
+                    _q("term", {"type": "string"}, True),
+                    _q("mode", {"type": "string", "enum": ["dry-run", "commit", "good-rows"]}),
+                ],
+                "requestBody": {"content": {"text/csv": {"schema": {"type": "string"}}}},
+                "responses": {
+                    "200": {"description": "clean"},
+                    "422": {"description": "problems by row"},
+                    "400": {"description": "unusable", **_json(_ERROR)},
+                    "404": {"description": "unknown term", **_json(_ERROR)},
+                },
+            }
+        },
+        "/api/v1/lessons": {
+            "get": {"summary": "Recent lessons", "responses": {"200": {"description": "lessons"}}},
+            "post": {
+                "summary": "Create a lesson (the scheduling rules answer with reasons)",
+                "requestBody": _json(
+                    {
+                        "type": "object",
+                        "required": ["lead", "start", "end"],
+                        "properties": {
+                            "lead": {"type": "string"},
+                            "receivers": {"type": "array", "items": {"type": "string"}},
+                            "start": {"type": "string", "format": "date-time"},
+                            "end": {"type": "string", "format": "date-time"},
+                            "kind": {"type": "string", "enum": list(KINDS)},
+                            "teacher": {"type": "string"},
+                            "subject": {"type": "string"},
+                            "title": {"type": "string"},
+                        },
+                    }
+                ),
+                "responses": {
+                    "201": {"description": "created"},
+                    "400": {"description": "invalid", **_json(_ERROR)},
+                    "404": {"description": "unknown classroom", **_json(_ERROR)},
+                    "409": {"description": "refused by the rules", **_json(_ERROR)},
+                },
+            },
+        },
+        "/api/v1/lessons/{lesson}": {
+            "get": {
+                "summary": "One lesson",
+                "parameters": [
+                    {"name": "lesson", "in": "path", "required": True, "schema": {"type": "string"}}
+                ],
+                "responses": {
+                    "200": {"description": "lesson"},
+                    "404": {"description": "unknown", **_json(_ERROR)},
+                },
+            }
+        },
+        "/api/v1/lessons/{lesson}/override": {
+            "post": {
+                "summary": "End early, extend, swap lead, broadcast only, cancel",
+                "parameters": [
+                    {"name": "lesson", "in": "path", "required": True, "schema": {"type": "string"}}
+                ],
+                "requestBody": _json(
+                    {
+                        "type": "object",
+                        "required": ["action"],
+                        "properties": {
+                            "action": {"type": "string", "enum": list(ACTIONS)},
+                            "minutes": {"type": "number"},
+                            "lead": {"type": "string"},
+                            "actor": {"type": "string"},
+                        },
+                    }
+                ),
+                "responses": {
+                    "200": {"description": "changed"},
+                    "400": {"description": "refused", **_json(_ERROR)},
+                    "404": {"description": "unknown", **_json(_ERROR)},
+                },
+            }
+        },
+        "/api/v1/lessons/{lesson}/recordings": {
+            "get": {
+                "summary": "Recording catalogue with coverage",
+                "parameters": [
+                    {"name": "lesson", "in": "path", "required": True, "schema": {"type": "string"}}
+                ],
+                "responses": {
+                    "200": {"description": "catalogue"},
+                    "404": {"description": "unknown", **_json(_ERROR)},
+                },
+            }
+        },
+        "/api/v1/reports/pairings": {
+            "get": {
+                "summary": "Every pairing's lessons against its quotas",
+                "parameters": [
+                    _q("from", _DATE, True),
+                    _q("to", _DATE, True),
+                    _q("format", {"type": "string", "enum": ["json", "csv", "html"]}),
+                ],
+                "responses": {
+                    "200": {"description": "report"},
+                    "400": {"description": "bad query", **_json(_ERROR)},
+                },
+            }
+        },
+        "/api/v1/classrooms": {
+            "get": {
+                "summary": "Classrooms with enrolment, online state and health",
+                "responses": {"200": {"description": "classrooms"}},
+            }
+        },
+        "/api/v1/deletions": {
+            "get": {
+                "summary": "Audit of deleted recordings",
+                "responses": {"200": {"description": "deletions"}},
+            }
+        },
+    },
+}

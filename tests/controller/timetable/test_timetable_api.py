@@ -1,0 +1,118 @@
+"""The timetable's JSON API: rules answered with reasons, import by row, iCal, overrides,
+reports and the OpenAPI description."""
+
+from __future__ import annotations
+
+import pathlib
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import aiohttp
+import icalendar
+import pytest
+from sqlalchemy.orm import Session, sessionmaker
+from timetable_fixtures import BAD_CSV, ROOMS, SETUP
+
+from controller.db.session import make_engine, migrate, sessions
+from controller.http_api import HttpApi
+from controller.keys import ServerKeys
+from controller.registry import add_classroom
+from controller.storage.local import LocalStorage
+from controller.timetable.setup import apply_setup
+from controller.uploads import UploadService
+
+T = datetime(2026, 3, 4, 1, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+async def api(tmp_path: pathlib.Path) -> AsyncIterator[str]:
+    url = f"sqlite:///{tmp_path / 'c.sqlite3'}"
+    migrate(url)
+    db: sessionmaker[Session] = sessions(make_engine(url))
+    keys = ServerKeys.load_or_create(tmp_path)
+    with db() as s:
+        for cid, school in ROOMS.items():
+            add_classroom(s, cid, cid, school, keys.public)
+        apply_setup(s, SETUP)
+    uploads = UploadService(db, LocalStorage(tmp_path / "storage"), lambda a, b: None)
+    http = HttpApi(db, uploads, keys, lambda: [])
+    await http.start("127.0.0.1", 0)
+    try:
+        yield f"http://127.0.0.1:{http.port}/api/v1"
+    finally:
+        await http.stop()
+
+
+def _lesson(start: datetime, **kw: object) -> dict[str, object]:
+    return {
+        "lead": "city-101",
+        "receivers": ["village-201"],
+        "start": start.isoformat(),
+        "end": (start + timedelta(minutes=40)).isoformat(),
+        "teacher": "t-wang",
+        "subject": "music",
+        **kw,
+    }
+
+
+async def test_rules_import_ical_overrides_and_report(api: str) -> None:
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{api}/openapi.json") as r:
+            doc = await r.json()
+            assert doc["openapi"].startswith("3.1") and "/api/v1/timetable" in doc["paths"]
+        async with http.post(f"{api}/lessons", json=_lesson(T)) as r:
+            assert r.status == 201, await r.text()
+            first = (await r.json())["id"]
+        async with http.post(
+            f"{api}/lessons", json=_lesson(T + timedelta(minutes=20), lead="city-102")
+        ) as r:
+            assert r.status == 409
+            reason = (await r.json())["error"]
+            assert "'village-201' is already booked" in reason and "teacher 't-wang'" in reason
+        async with http.post(f"{api}/lessons", json={"lead": "city-101"}) as r:
+            assert r.status == 400 and "'start' is required" in (await r.json())["error"]
+
+        async with http.post(
+            f"{api}/timetable/import", params={"term": "spring"}, data=BAD_CSV
+        ) as r:
+            assert r.status == 422
+            got = await r.json()
+            assert [p["row"] for p in got["problems"]] == [3, 4, 5, 6] and not got["written"]
+        async with http.post(f"{api}/timetable/import", params={"term": "nope"}, data=BAD_CSV) as r:
+            assert r.status == 404
+
+        async with http.get(f"{api}/timetable.ics", params={"classroom": "village-201"}) as r:
+            assert r.content_type == "text/calendar"
+            cal = icalendar.Calendar.from_ical(await r.read())
+            assert [str(e["uid"]) for e in cal.walk("VEVENT")] == [f"{first}@classbridge"]
+        async with http.get(f"{api}/timetable", params={"teacher": "t-wang"}) as r:
+            [row] = (await r.json())["lessons"]
+            assert row["id"] == first and row["subject"] == "music"
+
+        base = f"{api}/lessons/{first}/override"
+        async with http.post(base, json={"action": "extend", "minutes": 10}) as r:
+            assert r.status == 200
+            assert (await r.json())["end_at"] == (T + timedelta(minutes=50)).isoformat()
+        async with http.post(base, json={"action": "swap_lead", "lead": "village-201"}) as r:
+            doc = await r.json()
+            assert r.status == 200, doc
+            assert doc["lead"] == "village-201" and doc["receivers"] == ["city-101"]
+        async with http.post(base, json={"action": "end_now"}) as r:
+            assert r.status == 400 and "only a running lesson" in (await r.json())["error"]
+        async with http.post(base, json={"action": "broadcast_only"}) as r:
+            assert r.status == 200
+        async with http.post(base, json={"action": "cancel"}) as r:
+            assert (await r.json())["state"] == "cancelled"
+        async with http.post(base, json={"action": "explode"}) as r:
+            assert r.status == 400
+
+        report = f"{api}/reports/pairings"
+        async with http.get(report, params={"from": "2026-03-01", "to": "2026-03-31"}) as r:
+            [rep] = await r.json()
+            assert rep["pairing"] == "p1" and rep["met"] is False
+        async with http.get(
+            report, params={"from": "2026-03-01", "to": "2026-03-31", "format": "html"}
+        ) as r:
+            assert "<svg" in await r.text()
+        async with http.get(report, params={"from": "x"}) as r:
+            assert r.status == 400
