@@ -56,7 +56,7 @@ class LessonRun:
     ended_at: float | None = None
     receivers_left: bool = False
     # What the joined agents were last told (times, one-way), to re-join them on a change.
-    terms: tuple[float, float, bool] | None = None
+    terms: tuple[float, bool] | None = None
 
 
 class Orchestrator:
@@ -256,11 +256,7 @@ class Orchestrator:
     def _rejoin_on_change(self, db: Session, lesson: Lesson, run: LessonRun) -> None:
         """A scheduler extended, ended early or switched the lesson to broadcast only:
         tell the joined agents the new terms."""
-        terms = (
-            as_utc(lesson.start_at).timestamp(),
-            as_utc(lesson.end_at).timestamp(),
-            lesson.one_way,
-        )
+        terms = (as_utc(lesson.end_at).timestamp(), lesson.one_way)
         if run.terms is None:
             run.terms = terms
             return

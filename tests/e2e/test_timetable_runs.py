@@ -1,0 +1,97 @@
+"""A small timetable runs by itself: three lessons of two kinds, created up front through
+the JSON API, start on time and are recorded with no human action."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import urllib.request
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from benchlib.rig import LessonRig
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
+CITY, VILLAGE = "city-1-101", "village-1-201"
+
+
+@pytest.fixture
+def rig(tmp_path: pathlib.Path) -> Iterator[LessonRig]:
+    rig = LessonRig(tmp_path / "rig", heartbeat_s=0.5, prepare_s=3.0, segment_seconds=4.0)
+    try:
+        tokens = {cid: rig.add_classroom(cid) for cid in (CITY, VILLAGE)}
+        rig.start_controller()
+        for cid, token in tokens.items():
+            rig.enrol_and_start_agent(cid, token)
+        rig.wait_online([CITY, VILLAGE])
+        yield rig
+    finally:
+        rig.stop()
+
+
+def _post(rig: LessonRig, path: str, body: dict[str, Any]) -> Any:
+    request = urllib.request.Request(
+        rig.api + path,
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=10) as resp:
+        return json.loads(resp.read())
+
+
+def test_three_lessons_of_two_kinds_run_on_time(rig: LessonRig) -> None:
+    t0 = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=12)
+    plan = [  # (kind, lead, receiver, start offset, seconds)
+        ("synchronous", CITY, VILLAGE, 0, 20),
+        ("master_teacher", CITY, VILLAGE, 20, 20),  # back to back, broadcast only
+        ("synchronous", VILLAGE, CITY, 24 + 20, 20),  # the other way round
+    ]
+    lessons = []
+    for kind, lead, receiver, offset, seconds in plan:
+        start = t0 + timedelta(seconds=offset)
+        lessons.append(
+            _post(
+                rig,
+                "/lessons",
+                {
+                    "kind": kind,
+                    "lead": lead,
+                    "receivers": [receiver],
+                    "start": start.isoformat(),
+                    "end": (start + timedelta(seconds=seconds)).isoformat(),
+                    "subject": "music",
+                },
+            )
+        )
+    assert [x["kind"] for x in lessons] == ["synchronous", "master_teacher", "synchronous"]
+    for lesson in lessons:
+        rig.wait_lesson(lesson["id"], ("uploaded",), 150)
+
+    for lesson in lessons:
+        doc = rig.get(f"/lessons/{lesson['id']}")
+        start = datetime.fromisoformat(doc["start_at"])
+        live = next(e for e in doc["events"] if e["to"] == "live")
+        late = (datetime.fromisoformat(live["at"]) - start).total_seconds()
+        assert -0.5 <= late <= 2.0, f"lesson {doc['id']} went live {late:.2f} s after its time"
+        catalogue = rig.catalogue(lesson["id"])
+        rooms = {r["classroom"]: r for r in catalogue["classrooms"]}
+        assert set(rooms) == {CITY, VILLAGE}
+        for room in rooms.values():  # each agent's recorder ran from the lesson's start
+            assert room["runs"][0]["started_s"] <= 2.0, room["runs"]
+        lead, receiver = rooms[doc["lead"]], rooms[doc["receivers"][0]]
+        assert lead["coverage"]["ratio"] >= 0.99, lead["coverage"]
+        received = [
+            t
+            for t in receiver["coverage"]["tracks"]
+            if t["direction"] == "recv" and t["kind"] == "video"
+        ]
+        assert received and min(t["ratio"] for t in received) >= 0.9
+        sent_back = [t for t in lead["coverage"]["tracks"] if t["direction"] == "recv"]
+        if doc["kind"] == "master_teacher":  # broadcast only: nothing comes back
+            assert sent_back == []
+            assert not [t for t in receiver["coverage"]["tracks"] if t["direction"] == "send"]
+        else:
+            assert sent_back, "the lead should record the receiving classroom"
