@@ -167,3 +167,28 @@ async def test_lesson_missed_while_controller_was_down_is_marked_failed(
         row = s.get(Lesson, lesson.id)
         assert row is not None and row.state == "failed"
     await orch.stop()
+
+
+async def test_not_ready_raises_an_alert_when_preparing(db: sessionmaker[Session]) -> None:
+    hub, presence = FakeHub(), Presence(heartbeat_interval=1.0)
+    orch = Orchestrator(db, hub, presence, prepare_s=300.0)  # type: ignore[arg-type]
+    now = utcnow()
+    with db() as s:
+        lesson = schedule_lesson(
+            s, "lead", ["recv"], now + timedelta(minutes=4), now + timedelta(minutes=44)
+        )
+        room = s.get(Classroom, "lead")
+        assert room is not None
+        room.health = {"readiness": {"disk": "disk short on /var/lib: free space"}}
+        s.commit()
+    presence.registered("lead", None)  # the receiver is offline
+    await orch.tick()
+    await _settle()
+    with db() as s:
+        row = s.get(Lesson, lesson.id)
+        assert row is not None and row.state == "preparing"  # 5 minutes ahead
+        from controller.lessons import lesson_document
+
+        details = [e["detail"] for e in lesson_document(s, row)["events"]]  # type: ignore[index]
+    [alert] = [d for d in details if d.startswith("ALERT not ready")]
+    assert "recv: agent offline" in alert and "lead: disk short" in alert

@@ -95,3 +95,38 @@ def test_three_lessons_of_two_kinds_run_on_time(rig: LessonRig) -> None:
             assert not [t for t in receiver["coverage"]["tracks"] if t["direction"] == "send"]
         else:
             assert sent_back, "the lead should record the receiving classroom"
+
+
+def test_live_lesson_extended_then_switched_to_broadcast_only(rig: LessonRig) -> None:
+    start = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=8)
+    lesson = _post(
+        rig,
+        "/lessons",
+        {
+            "lead": CITY,
+            "receivers": [VILLAGE],
+            "start": start.isoformat(),
+            "end": (start + timedelta(seconds=16)).isoformat(),
+        },
+    )
+    rig.wait_lesson(lesson["id"], ("live",), 30)
+    _post(rig, f"/lessons/{lesson['id']}/override", {"action": "extend", "minutes": 0.25})
+    rig.wait("10 s into the lesson", lambda: datetime.now(UTC) >= start + timedelta(seconds=10), 30)
+    _post(rig, f"/lessons/{lesson['id']}/override", {"action": "broadcast_only"})
+    doc = rig.wait_lesson(lesson["id"], ("uploaded",), 120)
+    assert doc["end_at"] == (start + timedelta(seconds=31)).isoformat()
+    details = " | ".join(e["detail"] for e in doc["events"])
+    assert "extended by 0.25 min" in details and "broadcast only" in details
+    rooms = {r["classroom"]: r for r in rig.catalogue(lesson["id"])["classrooms"]}
+    lead = rooms[CITY]["coverage"]
+    # the lead recorded all 31 s of its own camera, through the change
+    assert lead["ratio"] >= 0.99 and lead["scheduled_s"] == 31.0
+    # and stopped receiving the students when the lesson went broadcast only
+    [back] = [t for t in lead["tracks"] if t["direction"] == "recv" and t["kind"] == "video"]
+    assert 8.0 <= back["covered_s"] <= 14.0, back
+    received = [
+        t
+        for t in rooms[VILLAGE]["coverage"]["tracks"]
+        if t["direction"] == "recv" and t["kind"] == "video"
+    ]
+    assert min(t["ratio"] for t in received) >= 0.9
