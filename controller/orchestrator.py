@@ -337,12 +337,15 @@ class Orchestrator:
         }
         lead = lesson.lead_classroom_id
         receivers = [c for c in lesson.classroom_ids if c != lead]
+        # A research session is multi-party: every site sends its teacher camera, panel
+        # and microphone, and receives every other site.
+        everyone_leads = lesson.kind == "research" and not lesson.one_way
 
         def published(room_id: str) -> list[dict[str, object]]:
             if room_id != lead and lesson.one_way:
                 return []  # broadcast only: receivers watch, nothing goes back
             room = rooms.get(room_id)
-            roles = LEAD_ROLES if room_id == lead else RECEIVER_ROLES
+            roles = LEAD_ROLES if room_id == lead or everyone_leads else RECEIVER_ROLES
             inventory = room.inventory if room else []
             return [d for d in inventory if d.get("role") in roles]
 
@@ -350,7 +353,10 @@ class Orchestrator:
         if not mine and (cid == lead or not lesson.one_way):
             log_event(db, lesson.id, f"{cid}: no device in its profile can serve its role")
             return None
-        sources = [lead] if cid != lead else receivers
+        if everyone_leads:
+            sources = [c for c in lesson.classroom_ids if c != cid]
+        else:
+            sources = [lead] if cid != lead else receivers
         subscribe = [
             Subscription(
                 source_classroom=src,

@@ -53,6 +53,9 @@ RECEIVED_VIDEO_BPS = 2_000_000  # estimate for a remote camera when sizing the d
 # over to without stopping the sources.
 HANDOVER_S = 60.0
 CLOCK_ALERT_S = 0.5  # lessons start on the clock
+# Recording starts this much before the lesson, so the first keyframe is on disk by its
+# first second (the catalogue counts coverage from the scheduled start).
+PREROLL_S = 0.3
 
 
 class UploadLimits:
@@ -332,7 +335,8 @@ class AgentDaemon:
         """Sleep to the next start or end (so lessons start on time), at most one tick."""
         moments = [self._next.start_at] if self._next else []
         if self.session is not None:
-            moments += [self.session.join.start_at, self.session.join.end_at]
+            join = self.session.join
+            moments += [join.start_at - PREROLL_S, join.start_at, join.end_at]
         moments += [x.start_at for x in self.schedule.lessons if x.start_at > now]
         ahead = [m - now for m in moments if m > now]
         return max(0.001, min([SCHEDULE_TICK_S, *ahead]))
@@ -365,7 +369,7 @@ class AgentDaemon:
             self._check_disk_soon(now)
             return
         join = session.join
-        if join.start_at <= now < join.end_at and not session.recorder.recording:
+        if join.start_at - PREROLL_S <= now < join.end_at and not session.recorder.recording:
             log.info("lesson %s starts now (agent clock, corrected)", session.lesson_id)
             self._start_recording(session.lesson_id)
         if session.recorder.recording and now - self._last_disk_check >= DISK_CHECK_S:

@@ -173,7 +173,7 @@ class Planner:
                     "so it cannot lead a lesson",
                 )
             )
-        if rule.two_way:
+        if rule.two_way and c.kind != "research":
             for rid in c.receivers:
                 roles = self.rooms[rid].roles
                 if roles is not None and "student" not in roles:
@@ -195,7 +195,8 @@ class Planner:
         if two_way:
             for rid in c.receivers:
                 room = self.rooms[rid]
-                use[room.school] += room.receiver_kbps
+                # every site of a research session sends what a lead sends
+                use[room.school] += room.lead_kbps if c.kind == "research" else room.receiver_kbps
         return use
 
     def _bandwidth(self, c: Candidate, start: float, end: float) -> list[Problem]:

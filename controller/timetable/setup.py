@@ -253,7 +253,13 @@ def expand_term(db: Session, term_id: str, write: bool = True) -> ExpansionResul
             continue
         begin, finish = table[s.period]
         skip = {date.fromisoformat(x) for x in s.exceptions}
-        for day in (d for d, wd in teaching.items() if wd == s.weekday and d not in skip):
+        pairing = db.get(Pairing, s.pairing_id) if s.pairing_id else None
+        first, last = (pairing.start_date, pairing.end_date) if pairing else (cal.start, cal.end)
+        for day in (
+            d
+            for d, wd in teaching.items()
+            if wd == s.weekday and d not in skip and first <= d <= last
+        ):
             cand = Candidate(
                 ref=f"series {s.id} on {day}",
                 kind=s.kind,

@@ -1,4 +1,4 @@
-"""A small timetable runs by itself: three lessons of two kinds, created up front through
+"""A small timetable runs by itself: three lessons of three kinds, created up front through
 the JSON API, start on time and are recorded with no human action."""
 
 from __future__ import annotations
@@ -42,12 +42,12 @@ def _post(rig: LessonRig, path: str, body: dict[str, Any]) -> Any:
         return json.loads(resp.read())
 
 
-def test_three_lessons_of_two_kinds_run_on_time(rig: LessonRig) -> None:
+def test_three_lessons_of_three_kinds_run_on_time(rig: LessonRig) -> None:
     t0 = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=12)
     plan = [  # (kind, lead, receiver, start offset, seconds)
         ("synchronous", CITY, VILLAGE, 0, 20),
         ("master_teacher", CITY, VILLAGE, 20, 20),  # back to back, broadcast only
-        ("synchronous", VILLAGE, CITY, 24 + 20, 20),  # the other way round
+        ("research", VILLAGE, CITY, 24 + 20, 20),  # multi-party, the other way round
     ]
     lessons = []
     for kind, lead, receiver, offset, seconds in plan:
@@ -66,7 +66,7 @@ def test_three_lessons_of_two_kinds_run_on_time(rig: LessonRig) -> None:
                 },
             )
         )
-    assert [x["kind"] for x in lessons] == ["synchronous", "master_teacher", "synchronous"]
+    assert [x["kind"] for x in lessons] == ["synchronous", "master_teacher", "research"]
     for lesson in lessons:
         rig.wait_lesson(lesson["id"], ("uploaded",), 150)
 
@@ -95,6 +95,9 @@ def test_three_lessons_of_two_kinds_run_on_time(rig: LessonRig) -> None:
             assert not [t for t in receiver["coverage"]["tracks"] if t["direction"] == "send"]
         else:
             assert sent_back, "the lead should record the receiving classroom"
+        if doc["kind"] == "research":  # every site sends its teacher camera to the others
+            got = {t["key"] for t in lead["coverage"]["tracks"] if t["direction"] == "recv"}
+            assert f"{doc['receivers'][0]}-teacher" in got, got
 
 
 def test_live_lesson_extended_then_switched_to_broadcast_only(rig: LessonRig) -> None:
