@@ -299,13 +299,19 @@ def _write_json(path: pathlib.Path, doc: dict[str, Any]) -> None:
 
 
 def read_segment_infos(directory: pathlib.Path) -> list[SegmentInfo]:
-    """Every closed segment in a track directory, in order, from its sidecar."""
+    """Every closed segment in a track directory, in order, from its sidecar.
+
+    The sidecar outlives its segment: a segment evicted to make room (only ever after
+    storage verified it) is still part of the lesson and stays in its manifest.
+    """
     infos: list[SegmentInfo] = []
     if not directory.exists():
         return infos
     for sidecar in directory.glob("*.mp4.json"):
-        doc = json.loads(sidecar.read_text(encoding="utf-8"))
-        path = directory / doc.pop("path")
-        if path.exists():
+        try:
+            doc = json.loads(sidecar.read_text(encoding="utf-8"))
+            path = directory / doc.pop("path")
             infos.append(SegmentInfo(path=path, **doc))
+        except (OSError, ValueError, TypeError, KeyError) as err:
+            log.error("%s: unreadable segment sidecar skipped (%s)", sidecar, err)
     return sorted(infos, key=lambda i: i.seq)

@@ -96,3 +96,17 @@ def test_runs_and_the_gap_between_them(tmp_path: pathlib.Path) -> None:
 def test_no_gap_when_runs_touch() -> None:
     runs = [RunEntry(started_s=0.0, ended_s=10.0), RunEntry(started_s=10.0)]
     assert gaps_between_runs(runs, [10.0]) == []
+
+
+def test_an_evicted_segment_stays_in_the_lesson(tmp_path: pathlib.Path) -> None:
+    """Eviction deletes a verified segment's bytes, not its place in the manifest."""
+    writer = SegmentWriter(
+        tmp_path / "t", "teacher", "video", segment_seconds=1, width=320, height=240
+    )
+    for frame in _video(4.5):
+        writer.write(frame)
+    closed = writer.close()
+    assert len(closed) >= 3
+    closed[0].path.unlink()  # evicted after storage confirmed it
+    (tmp_path / "t" / "teacher-99999.mp4.json").write_text("{torn")  # a bad sidecar
+    assert [i.seq for i in read_segment_infos(tmp_path / "t")] == [i.seq for i in closed]
