@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import pathlib
 from datetime import datetime
 from typing import Annotated
@@ -13,9 +12,10 @@ from typing import Annotated
 import typer
 from sqlalchemy import select
 
+from controller.cli_common import DEFAULT_STATE, JsonOut, StateDir, fail, open_db
 from controller.daemon import ControllerConfig, ControllerDaemon
 from controller.db.models import Classroom, Lesson
-from controller.db.session import as_utc, database_url, make_engine, migrate, sessions
+from controller.db.session import as_utc, database_url, migrate
 from controller.errors import ControllerError
 from controller.keys import ServerKeys
 from controller.lessons import get_lesson, lesson_document, schedule_lesson
@@ -35,27 +35,6 @@ classroom_app = typer.Typer(help="Recording classrooms and their enrolment.", no
 lesson_app = typer.Typer(help="Lessons.", no_args_is_help=True)
 app.add_typer(classroom_app, name="classroom")
 app.add_typer(lesson_app, name="lesson")
-
-DEFAULT_STATE = os.environ.get("CLASSBRIDGE_CONTROLLER_STATE", "/var/lib/classbridge/controller")
-StateDir = Annotated[
-    pathlib.Path,
-    typer.Option(
-        "--state-dir", envvar="CLASSBRIDGE_CONTROLLER_STATE", help="Controller state directory."
-    ),
-]
-JsonOut = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
-
-
-def _db(state_dir: pathlib.Path):  # type: ignore[no-untyped-def]
-    state_dir.mkdir(parents=True, exist_ok=True)
-    url = database_url(state_dir)
-    migrate(url)
-    return sessions(make_engine(url))
-
-
-def _fail(message: str, code: int = 2) -> None:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code)
 
 
 @app.command()
@@ -117,13 +96,13 @@ def _retention_policy(items: list[str]) -> RetentionPolicy:
     for item in items:
         kind, _, value = item.partition("=")
         if not kind or not value:
-            _fail(f"--retention {item!r}: write KIND=DAYS, e.g. synchronous=365")
+            fail(f"--retention {item!r}: write KIND=DAYS, e.g. synchronous=365")
         if value == "forever":
             days[kind] = None
         elif value.isdigit() and int(value) > 0:
             days[kind] = int(value)
         else:
-            _fail(f"--retention {item!r}: days must be a whole number above 0, or 'forever'")
+            fail(f"--retention {item!r}: days must be a whole number above 0, or 'forever'")
     return RetentionPolicy(days=days)
 
 
@@ -145,13 +124,13 @@ def classroom_add(
     json_out: JsonOut = False,
 ) -> None:
     """Add a classroom and print its one-time enrolment token."""
-    factory = _db(state_dir)
+    factory = open_db(state_dir)
     keys = ServerKeys.load_or_create(state_dir)
     with factory() as db:
         try:
             token = add_classroom(db, classroom_id, name, school, keys.public)
         except ControllerError as err:
-            _fail(str(err))
+            fail(str(err))
     if json_out:
         typer.echo(json.dumps({"classroom": classroom_id, "token": token}))
     else:
@@ -163,7 +142,7 @@ def classroom_list(
     state_dir: StateDir = pathlib.Path(DEFAULT_STATE), json_out: JsonOut = False
 ) -> None:
     """List classrooms."""
-    factory = _db(state_dir)
+    factory = open_db(state_dir)
     with factory() as db:
         rooms = db.scalars(select(Classroom).order_by(Classroom.id)).all()
         rows = [
@@ -211,15 +190,15 @@ def lesson_add(
             raise ValueError("give exactly one of --end or --duration")
         end_at: datetime = parse_time(end) if end else start_at + parse_duration(duration or "")
     except ValueError as err:
-        _fail(str(err))
-    factory = _db(state_dir)
+        fail(str(err))
+    factory = open_db(state_dir)
     with factory() as db:
         try:
             lesson = schedule_lesson(
                 db, lead, receiver, start_at, end_at, title, kind, teacher, subject
             )
         except ControllerError as err:
-            _fail(str(err))
+            fail(str(err))
         doc = lesson_document(db, lesson)
     if json_out:
         typer.echo(json.dumps(doc))
@@ -235,12 +214,12 @@ def lesson_show(
     lesson_id: str, state_dir: StateDir = pathlib.Path(DEFAULT_STATE), json_out: JsonOut = False
 ) -> None:
     """Show a lesson: state, events, reports and recordings."""
-    factory = _db(state_dir)
+    factory = open_db(state_dir)
     with factory() as db:
         try:
             doc = lesson_document(db, get_lesson(db, lesson_id), state_dir / "storage")
         except ControllerError as err:
-            _fail(str(err))
+            fail(str(err))
     if json_out:
         typer.echo(json.dumps(doc, indent=2))
         return
@@ -264,7 +243,7 @@ def lesson_list(
     state_dir: StateDir = pathlib.Path(DEFAULT_STATE), json_out: JsonOut = False
 ) -> None:
     """List lessons, newest first."""
-    factory = _db(state_dir)
+    factory = open_db(state_dir)
     with factory() as db:
         rows = [
             {
@@ -294,12 +273,12 @@ def lesson_override(
     state_dir: StateDir = pathlib.Path(DEFAULT_STATE),
 ) -> None:
     """Change a lesson by hand: end early, extend, swap the lead, broadcast only, cancel."""
-    factory = _db(state_dir)
+    factory = open_db(state_dir)
     with factory() as db:
         try:
             lesson = override(db, lesson_id, action, actor, minutes, lead)
         except ControllerError as err:
-            _fail(str(err))
+            fail(str(err))
         typer.echo(
             f"lesson {lesson.id}: {action} done ({lesson.state}, "
             f"{as_utc(lesson.start_at):%H:%M}–{as_utc(lesson.end_at):%H:%M} UTC)"
@@ -313,12 +292,12 @@ def lesson_recordings(
     json_out: JsonOut = False,
 ) -> None:
     """The lesson's recording catalogue: coverage, gaps and files per classroom."""
-    factory = _db(state_dir)
+    factory = open_db(state_dir)
     with factory() as db:
         try:
             doc = catalogue_document(db, lesson_id)
         except ControllerError as err:
-            _fail(str(err))
+            fail(str(err))
     if json_out:
         typer.echo(json.dumps(doc, indent=2))
         return
@@ -351,7 +330,7 @@ def lesson_delete_recordings(
     state_dir: StateDir = pathlib.Path(DEFAULT_STATE),
 ) -> None:
     """Delete a lesson's recordings from storage, with an audit record for each object."""
-    factory = _db(state_dir)
+    factory = open_db(state_dir)
     backend: StorageBackend = (
         S3Storage(S3Location.parse(storage, s3_endpoint))
         if storage
@@ -361,7 +340,7 @@ def lesson_delete_recordings(
         try:
             lesson = get_lesson(db, lesson_id)
         except ControllerError as err:
-            _fail(str(err))
+            fail(str(err))
         freed = delete_lesson_recordings(db, backend, lesson, reason, actor)
     typer.echo(f"deleted recordings of {lesson_id}: {freed} bytes; see the deletion audit")
 

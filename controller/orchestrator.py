@@ -23,6 +23,7 @@ from controller.hub import AgentHub
 from controller.lessons import log_event, transition
 from controller.presence import Presence
 from controller.relay.room import LessonRelay
+from controller.timetable.loading import LEAD_ROLES, RECEIVER_ROLES
 from protocols.messages import (
     Body,
     CommandAck,
@@ -36,8 +37,6 @@ from protocols.messages import (
 
 log = logging.getLogger(__name__)
 
-LEAD_ROLES = ("teacher", "content", "room")
-RECEIVER_ROLES = ("student", "room")
 COMMAND_TIMEOUT_S = 20.0
 SCHEDULE_HORIZON_S = 14 * 24 * 3600.0  # agents keep two weeks of lessons
 SCHEDULE_PUSH_INTERVAL_S = 2.0

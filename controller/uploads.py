@@ -12,7 +12,9 @@ from __future__ import annotations
 import json
 import logging
 import math
+import pathlib
 import secrets
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -223,9 +225,6 @@ class UploadService:
         self._on_manifest(lesson_id, classroom_id)
 
     def _read_small(self, key: str) -> bytes:
-        import pathlib
-        import tempfile
-
         with tempfile.TemporaryDirectory(prefix="cb-manifest-") as tmp:
             path = self.storage.fetch(key, pathlib.Path(tmp) / "manifest.json")
             return path.read_bytes()

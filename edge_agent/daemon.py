@@ -17,7 +17,7 @@ from edge_agent.media.source_runner import SourceRunner
 from edge_agent.profile import LoadedProfile
 from edge_agent.recording.lesson_recorder import LessonRecorder
 from edge_agent.recording.manifest import MANIFEST_NAME
-from edge_agent.recording.segments import SegmentInfo, read_segment_infos
+from edge_agent.recording.segments import SegmentInfo, read_segment_infos, sha256_file
 from edge_agent.schedule_cache import ScheduleCache
 from edge_agent.session import LessonSession
 from edge_agent.sources import build_runner
@@ -274,12 +274,7 @@ class AgentDaemon:
             self.uploader.kick()
 
     def _enqueue_manifest(self, lesson_id: str, path: pathlib.Path) -> None:
-        import hashlib
-
-        data = path.read_bytes()
-        self.journal.enqueue(
-            lesson_id, MANIFEST_NAME, path, len(data), hashlib.sha256(data).hexdigest()
-        )
+        self.journal.enqueue(lesson_id, MANIFEST_NAME, path, path.stat().st_size, sha256_file(path))
         self.uploader.kick()
 
     async def _on_command(self, env: Envelope) -> Body | None:

@@ -8,8 +8,10 @@ from datetime import date
 from typing import Annotated
 
 import typer
+from sqlalchemy import select
 
-from controller.db.session import database_url, make_engine, migrate, sessions
+from controller.cli_common import DEFAULT_STATE, StateDir, fail, open_db
+from controller.db.models import Teacher
 from controller.errors import ControllerError
 from controller.timetable.csv_import import parse_timetable_csv
 from controller.timetable.ical import lessons_for, to_ical
@@ -17,24 +19,7 @@ from controller.timetable.loading import insert_lessons, planner_for
 from controller.timetable.reports import report_csv, report_html, term_report
 from controller.timetable.setup import apply_setup, bell_periods, expand_term, term_calendar
 
-DEFAULT_STATE = "/var/lib/classbridge/controller"
 timetable_app = typer.Typer(help="The term timetable (大课表).", no_args_is_help=True)
-StateDir = Annotated[
-    pathlib.Path,
-    typer.Option(envvar="CLASSBRIDGE_CONTROLLER_STATE", help="Controller state directory."),
-]
-
-
-def _db(state_dir: pathlib.Path):  # type: ignore[no-untyped-def]
-    url = database_url(state_dir)
-    state_dir.mkdir(parents=True, exist_ok=True)
-    migrate(url)
-    return sessions(make_engine(url))
-
-
-def _fail(message: str, code: int = 2) -> None:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code)
 
 
 @timetable_app.command("setup")
@@ -49,12 +34,12 @@ def setup_cmd(
     try:
         text = file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
-        _fail(f"{file}: {err}")
-    with _db(state_dir)() as db:
+        fail(f"{file}: {err}")
+    with open_db(state_dir)() as db:
         try:
             counts = apply_setup(db, text, str(file))
         except ControllerError as err:
-            _fail(str(err))
+            fail(str(err))
     typer.echo(", ".join(f"{n} {k}" for k, n in counts.items()) + " loaded")
 
 
@@ -65,11 +50,11 @@ def expand_cmd(
     state_dir: StateDir = pathlib.Path(DEFAULT_STATE),
 ) -> None:
     """Turn a term's lesson series into lessons; every problem is listed with its reason."""
-    with _db(state_dir)() as db:
+    with open_db(state_dir)() as db:
         try:
             result = expand_term(db, term, write=not dry_run)
         except ControllerError as err:
-            _fail(str(err))
+            fail(str(err))
     for line in result.problems:
         typer.echo(line)
     verb = "would create" if dry_run else "created"
@@ -95,17 +80,13 @@ def import_cmd(
     try:
         data = file.read_bytes()
     except OSError as err:
-        _fail(f"{file}: {err}")
-    with _db(state_dir)() as db:
+        fail(f"{file}: {err}")
+    with open_db(state_dir)() as db:
         try:
             cal = term_calendar(db, term)
         except ControllerError as err:
-            _fail(str(err))
+            fail(str(err))
         start, end = cal.at(cal.start, "00:00"), cal.at(cal.end, "23:59")
-        from sqlalchemy import select
-
-        from controller.db.models import Teacher
-
         teachers = set(db.scalars(select(Teacher.id)).all())
         result = parse_timetable_csv(
             data, planner_for(db, (start, end)), cal, bell_periods(db), teachers
@@ -155,11 +136,11 @@ def ical_cmd(
     state_dir: StateDir = pathlib.Path(DEFAULT_STATE),
 ) -> None:
     """Export lessons as iCalendar (RFC 5545) for calendar programs."""
-    with _db(state_dir)() as db:
+    with open_db(state_dir)() as db:
         try:
             lessons = lessons_for(db, classroom, teacher, school)
         except ControllerError as err:
-            _fail(str(err))
+            fail(str(err))
         data = to_ical(lessons, f"classbridge {classroom or teacher or school}")
     if output is None:
         typer.echo(data.decode("utf-8"), nl=False)
@@ -180,8 +161,8 @@ def report_cmd(
     try:
         first, last = date.fromisoformat(start), date.fromisoformat(end)
     except ValueError as err:
-        _fail(f"{err}; write dates as 2026-03-02")
-    with _db(state_dir)() as db:
+        fail(f"{err}; write dates as 2026-03-02")
+    with open_db(state_dir)() as db:
         reports = term_report(db, first, last)
     if fmt == "csv":
         text = report_csv(reports)
@@ -195,7 +176,7 @@ def report_cmd(
                 lines.append(f"  {'ok ' if ok else 'NO '} {name}: {n} of {need}")
         text = "\n".join(lines) + "\n"
     else:
-        _fail(f"--format {fmt!r}: use text, csv or html")
+        fail(f"--format {fmt!r}: use text, csv or html")
     if output is None:
         typer.echo(text, nl=False)
     else:

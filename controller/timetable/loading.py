@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from controller.db.models import Classroom, Lesson, LessonEvent, LessonReceiver, School
 from controller.db.session import as_utc, utcnow
+from controller.lessons import ACTIVE_STATES
 from controller.timetable.kinds import DEFAULT_RULES, KindRule
 from controller.timetable.planner import (
     LEAD_KBPS_ESTIMATE,
@@ -23,7 +24,6 @@ from controller.timetable.planner import (
 # Device roles a classroom publishes when it leads, and when it receives two-way.
 LEAD_ROLES = ("teacher", "content", "room")
 RECEIVER_ROLES = ("student", "room")
-ACTIVE_STATES = ("scheduled", "preparing", "live", "ending")
 
 
 def room_of(classroom: Classroom) -> Room:

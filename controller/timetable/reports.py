@@ -115,16 +115,20 @@ def term_report(
     """Every pairing's report over [start, end]."""
     quotas = quotas or Quotas()
     school_of = {c.id: c.school for c in db.scalars(select(Classroom)).all()}
+    in_range = [
+        lesson
+        for lesson in db.scalars(
+            select(Lesson).where(Lesson.state != "cancelled").order_by(Lesson.start_at)
+        ).all()
+        if start <= as_utc(lesson.start_at).date() <= end
+    ]
     out = []
     for pairing in db.scalars(select(Pairing).order_by(Pairing.id)).all():
         schools = [pairing.supporting_school_id, *pairing.supported_school_ids]
         lessons = [
             lesson
-            for lesson in db.scalars(
-                select(Lesson).where(Lesson.state != "cancelled").order_by(Lesson.start_at)
-            ).all()
-            if start <= as_utc(lesson.start_at).date() <= end
-            and (
+            for lesson in in_range
+            if (
                 lesson.pairing_id == pairing.id
                 or (
                     lesson.pairing_id is None
