@@ -13,14 +13,13 @@ from edge_agent.disk import DEFAULT_RESERVE_BYTES, DiskPolicy, lesson_bytes
 from edge_agent.identity import Identity
 from edge_agent.link import ControlLink
 from edge_agent.media.rates import RateMeter
-from edge_agent.media.source_runner import SourceRunner
-from edge_agent.profile import LoadedProfile
+from edge_agent.profile import Device, LoadedProfile
 from edge_agent.recording.lesson_recorder import LessonRecorder
 from edge_agent.recording.manifest import MANIFEST_NAME
 from edge_agent.recording.segments import SegmentInfo, read_segment_infos, sha256_file
 from edge_agent.schedule_cache import ScheduleCache
 from edge_agent.session import LessonSession
-from edge_agent.sources import build_runner
+from edge_agent.sources import MediaSource, build_runner
 from edge_agent.systemd_notify import notify
 from edge_agent.telemetry import snapshot
 from edge_agent.uploads.journal import UploadJournal
@@ -97,9 +96,11 @@ class AgentDaemon:
         )
         self.disk = DiskPolicy(self.recordings_dir, self.journal, disk_reserve_bytes)
         self.alerts: dict[str, str] = {}
+        # Cancels what the panel's speakers play out of the room microphones.
+        self.echo: EchoCanceller | None = None
         self._last_disk_check = 0.0
         self._was_online = False
-        self.sources: dict[str, SourceRunner] = {}
+        self.sources: dict[str, MediaSource] = {}
         self.session: LessonSession | None = None
         # The next lesson the controller joined this classroom to while another runs.
         self._next: JoinLesson | None = None
@@ -146,8 +147,16 @@ class AgentDaemon:
         health = snapshot(self.state_dir)
         devices = {d.name: DeviceState(state="idle") for d in self.profile.profile.devices}
         media: list[TrackStats] = []
+        levels: list[float] = []
         for name, runner in self.sources.items():
-            devices[name] = DeviceState(state=runner.state, detail=runner.detail)  # type: ignore[arg-type]
+            level = runner.level_dbfs
+            if level is not None:
+                levels.append(level)
+            devices[name] = DeviceState(
+                state=runner.state,  # type: ignore[arg-type]
+                detail=runner.detail,
+                level_dbfs=None if level is None else round(level, 1),
+            )
             frames, nbytes = runner.bus.frames, runner.bus.bytes
             fps, bps = self._rates.rates(f"send/{name}", frames, nbytes)
             media.append(
@@ -182,6 +191,7 @@ class AgentDaemon:
         pending = self.journal.summary().get("pending")
         if not isinstance(pending, dict):
             pending = {}
+        self._device_alerts(devices)
         offset = self.link.clock.offset_s
         if offset is not None and abs(offset) > CLOCK_ALERT_S:
             self.alerts["clock_offset"] = (
@@ -199,8 +209,31 @@ class AgentDaemon:
             readiness=self._readiness(devices),
             uploads_pending=int(pending.get("files", 0)),
             uploads_pending_bytes=int(pending.get("bytes", 0)),
+            audio_level_dbfs=round(max(levels), 1) if levels else None,
             **health,  # type: ignore[arg-type]
         )
+
+    def _device_alerts(self, devices: dict[str, DeviceState]) -> None:
+        """device_lost (a device stopped or will not open) and mic_silent alerts."""
+        lost = {n: d for n, d in devices.items() if d.state in ("lost", "failed")}
+        if lost:
+            self.alerts["device_lost"] = "; ".join(
+                f"{n} {d.state}: {d.detail}" for n, d in sorted(lost.items())
+            )
+        else:
+            self.alerts.pop("device_lost", None)
+        silent = [
+            n
+            for n, r in self.sources.items()
+            if r.kind == "audio" and getattr(r, "silence", None) is not None and r.silence.raised  # type: ignore[attr-defined]
+        ]
+        if silent:
+            self.alerts["mic_silent"] = (
+                f"no sound above -45 dBFS for 120 s from {', '.join(silent)} during the lesson; "
+                "check the microphone is plugged in, switched on and not muted"
+            )
+        else:
+            self.alerts.pop("mic_silent", None)
 
     def _readiness(self, devices: dict[str, DeviceState]) -> dict[str, str]:
         """What stands in the way of the next lesson, by check (empty: ready)."""
@@ -450,12 +483,26 @@ class AgentDaemon:
         self.session = session
         return session
 
+    def _audio_filter(self, device: Device) -> AudioFilter | None:
+        """The echo canceller for a microphone that asks for one (shared by the room)."""
+        if not device.echo_cancel:
+            return None
+        if self.echo is None:
+            self.echo = EchoCanceller()
+        return self.echo.near
+
     def _ensure_sources(self, names: list[str]) -> None:
         loop = asyncio.get_running_loop()
         for name in names:
             if name not in self.sources:
                 device = self.profile.profile.device(name)
-                runner = build_runner(device, self.profile.profile, loop)
+                runner = build_runner(
+                    device,
+                    self.profile.profile,
+                    loop,
+                    audio_filter=self._audio_filter(device),
+                    is_live=lambda: self.session is not None,
+                )
                 runner.start()
                 self.sources[name] = runner
 

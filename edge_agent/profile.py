@@ -35,6 +35,30 @@ class EncoderSettings(BaseModel):
     gop_seconds: float = Field(default=2.0, ge=0.5, le=10.0)
 
 
+DRIVERS = {
+    "camera": ("synthetic", "rtsp", "v4l2"),
+    "panel": ("synthetic", "v4l2", "x11grab"),
+    "microphone": ("synthetic", "alsa", "pulse"),
+}
+LAYOUTS = ("remote_full_local_corner", "side_by_side", "remote_only")
+
+
+class Ptz(BaseModel):
+    """A PTZ head driven by VISCA over IP, with its presets by name."""
+
+    model_config = ConfigDict(extra="forbid")
+    host: str = Field(min_length=1)
+    port: int = Field(default=52381, ge=1, le=65535)
+    presets: dict[str, int] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check(self) -> Ptz:
+        for name, number in self.presets.items():
+            if not 0 <= number <= 254:
+                raise ValueError(f"preset {name!r} = {number} is out of range; use 0..254")
+        return self
+
+
 class Device(BaseModel):
     """One camera, panel capture or microphone."""
 
@@ -42,7 +66,19 @@ class Device(BaseModel):
     name: str = Field(pattern=r"^[a-z0-9_-]{1,32}$")
     kind: Literal["camera", "panel", "microphone"]
     role: str
-    driver: Literal["synthetic"]
+    driver: Literal["synthetic", "rtsp", "v4l2", "x11grab", "alsa", "pulse"]
+    # rtsp: rtsp://user:pass@host/path; v4l2: /dev/videoN; x11grab: :0.0+0,0;
+    # alsa: hw:CARD,DEV or plughw:…; pulse: a source name or "default".
+    url: str = ""
+    device: str = ""
+    # v4l2: the native format to ask for (h264 is passed through); auto picks the best.
+    input_format: Literal["auto", "h264", "mjpeg", "yuyv422", "nv12"] = "auto"
+    # rtsp: send H.264 as the camera encoded it (no re-encode).
+    passthrough: bool = True
+    rtsp_transport: Literal["tcp", "udp"] = "tcp"
+    # microphone: cancel the panel speakers' sound out of this microphone.
+    echo_cancel: bool = False
+    ptz: Ptz | None = None
     width: int = Field(default=0, ge=0, le=3840)
     height: int = Field(default=0, ge=0, le=2160)
     fps: int = Field(default=0, ge=0, le=60)
@@ -55,6 +91,13 @@ class Device(BaseModel):
             raise ValueError(
                 f"role {self.role!r} is not valid for a {self.kind}; use one of {', '.join(valid)}"
             )
+        drivers = DRIVERS[self.kind]
+        if self.driver not in drivers:
+            raise ValueError(
+                f"driver {self.driver!r} cannot serve a {self.kind}; use one of "
+                f"{', '.join(drivers)}"
+            )
+        self._check_address()
         if self.kind != "microphone":
             if self.width < 256 or self.height < 144 or self.fps < 1:
                 raise ValueError(
@@ -65,12 +108,52 @@ class Device(BaseModel):
                     f"width and height of {self.name!r} must be even "
                     f"(got {self.width}x{self.height}) for 4:2:0 video"
                 )
+        if self.echo_cancel and self.kind != "microphone":
+            raise ValueError("echo_cancel applies to microphones only")
+        if self.ptz is not None and self.kind != "camera":
+            raise ValueError("ptz applies to cameras only")
         return self
+
+    def _check_address(self) -> None:
+        if self.driver == "rtsp" and not self.url.startswith(("rtsp://", "rtsps://")):
+            raise ValueError(
+                f'an rtsp device needs url = "rtsp://HOST[:PORT]/PATH" (got {self.url!r})'
+            )
+        if self.driver == "v4l2" and not self.device.startswith("/dev/video"):
+            raise ValueError(
+                f'a v4l2 device needs device = "/dev/videoN" (got {self.device!r}); '
+                "'classroom-agent devices' lists them"
+            )
+        if self.driver == "x11grab" and not self.device.startswith(":"):
+            raise ValueError(
+                f'an x11grab panel needs device = ":DISPLAY.SCREEN[+X,Y]", e.g. ":0.0" '
+                f"(got {self.device!r})"
+            )
+        if self.driver == "alsa" and not self.device:
+            raise ValueError(
+                'an alsa microphone needs device = "hw:CARD,DEV" (or plughw:…); '
+                "'classroom-agent devices' lists the capture cards"
+            )
 
     @property
     def media_kind(self) -> str:
         """'audio' for microphones, 'video' otherwise."""
         return "audio" if self.kind == "microphone" else "video"
+
+
+class PanelOutput(BaseModel):
+    """The remote classroom shown full-screen on the interactive panel."""
+
+    model_config = ConfigDict(extra="forbid")
+    display: str = Field(default=":0", pattern=r"^:[0-9]+(\.[0-9]+)?$")
+    layout: Literal["remote_full_local_corner", "side_by_side", "remote_only"] = (
+        "remote_full_local_corner"
+    )
+    fullscreen: bool = True
+    width: int = Field(default=1920, ge=320, le=7680)
+    height: int = Field(default=1080, ge=240, le=4320)
+    # The local source shown in the corner (remote_full_local_corner, side_by_side).
+    local: str = ""
 
 
 class HardwareProfile(BaseModel):
@@ -80,6 +163,7 @@ class HardwareProfile(BaseModel):
     name: str = Field(min_length=1, max_length=64)
     encoder: EncoderSettings = EncoderSettings()
     devices: list[Device] = Field(min_length=1)
+    output: PanelOutput | None = None
 
     @model_validator(mode="after")
     def _unique(self) -> HardwareProfile:
@@ -87,6 +171,11 @@ class HardwareProfile(BaseModel):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"device names must be unique; repeated: {', '.join(dupes)}")
+        if self.output is not None and self.output.local and self.output.local not in names:
+            raise ValueError(
+                f"output.local = {self.output.local!r} is not a device of this profile; "
+                f"use one of {', '.join(names)}"
+            )
         return self
 
     def by_role(self, role: str) -> list[Device]:

@@ -23,9 +23,9 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from edge_agent.media import barcode
 from edge_agent.media.counters import CounterSet, percentile
-from edge_agent.media.source_runner import SourceRunner
 from edge_agent.media.tracks import EncodedTrack
 from edge_agent.recording.lesson_recorder import LessonRecorder, TrackSpec
+from edge_agent.sources import MediaSource
 from protocols.envelope import Envelope
 from protocols.media import aiortc_seam
 from protocols.media.encoded_frame import AUDIO_TIME_BASE, VIDEO_TIME_BASE, EncodedFrame
@@ -81,7 +81,7 @@ class LessonSession:
         self,
         classroom_id: str,
         join: JoinLesson,
-        sources: dict[str, SourceRunner],
+        sources: dict[str, MediaSource],
         recorder: LessonRecorder,
         request: Requester,
     ) -> None:

@@ -29,4 +29,14 @@ def snapshot(state_dir: pathlib.Path) -> dict[str, float | int | None]:
         "disk_free_bytes": disk.free,
         "disk_pct": disk.percent,
         "temperature_c": temperature_c(),
+        **net_counters(),
     }
+
+
+def net_counters() -> dict[str, int | None]:
+    """Bytes sent and received by all interfaces since boot."""
+    try:
+        io = psutil.net_io_counters()
+    except (OSError, RuntimeError):
+        return {"net_bytes_sent": None, "net_bytes_recv": None}
+    return {"net_bytes_sent": int(io.bytes_sent), "net_bytes_recv": int(io.bytes_recv)}

@@ -80,6 +80,8 @@ class DeviceState(Body):
 
     state: Literal["ok", "starting", "lost", "failed", "idle"]
     detail: str = ""
+    # Microphones: the level meter's reading, dBFS.
+    level_dbfs: float | None = None
 
 
 class TrackStats(Body):
@@ -114,6 +116,11 @@ class Heartbeat(Body):
     readiness: dict[str, str] = {}
     uploads_pending: int = 0
     uploads_pending_bytes: int = 0
+    # Network counters of the whole box since boot.
+    net_bytes_sent: int | None = None
+    net_bytes_recv: int | None = None
+    # The room microphone's level, dBFS (the loudest microphone when there are several).
+    audio_level_dbfs: float | None = None
 
 
 class HeartbeatAck(Body):

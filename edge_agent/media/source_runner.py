@@ -9,11 +9,14 @@ import asyncio
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Protocol
 
 import av
+import numpy as np
 
 from edge_agent.media.bus import FrameBus
+from edge_agent.media.level import LevelMeter, SilenceAlarm
 from protocols.media.encoded_frame import EncodedFrame
 
 log = logging.getLogger(__name__)
@@ -56,6 +59,7 @@ class SourceRunner:
         loop: asyncio.AbstractEventLoop,
         width: int = 0,
         height: int = 0,
+        is_live: Callable[[], bool] = lambda: False,
     ) -> None:
         self.name = name
         self.width = width
@@ -75,6 +79,14 @@ class SourceRunner:
         self.frames = 0
         self.late = 0
         self.failures = 0
+        self.meter = LevelMeter()
+        self.silence = SilenceAlarm()
+        self._is_live = is_live
+
+    @property
+    def level_dbfs(self) -> float | None:
+        """The microphone meter's reading (None for video)."""
+        return self.meter.level_dbfs if self.kind == "audio" else None
 
     def start(self) -> None:
         """Start the capture thread."""
@@ -123,6 +135,9 @@ class SourceRunner:
                 out = self._encoder.encode(frame, capture_ms, force)  # type: ignore[attr-defined]
             else:
                 frame = self._device.frame(counter)  # type: ignore[attr-defined]
+                pcm = frame.to_ndarray().reshape(-1).astype(np.int16)
+                level = self.meter.feed(pcm, pcm.size / frame.sample_rate)
+                self.silence.update(level, time.monotonic(), self._is_live())
                 out = self._encoder.encode(frame, capture_ms)  # type: ignore[attr-defined]
             for encoded in out:
                 stamped = EncodedFrame(

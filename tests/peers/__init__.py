@@ -1,0 +1,1 @@
+"""Real network peers (cameras, PTZ heads) that tests run against."""
