@@ -7,12 +7,18 @@ import logging
 import pathlib
 import signal
 
+import av
+import numpy as np
+
 from edge_agent import __version__
 from edge_agent.clock import ControllerClock
 from edge_agent.disk import DEFAULT_RESERVE_BYTES, DiskPolicy, lesson_bytes
 from edge_agent.identity import Identity
 from edge_agent.link import ControlLink
+from edge_agent.media.capture_runner import AudioFilter
+from edge_agent.media.echo_cancel import EchoCanceller
 from edge_agent.media.rates import RateMeter
+from edge_agent.panel_output import PanelWindow
 from edge_agent.profile import Device, LoadedProfile
 from edge_agent.recording.lesson_recorder import LessonRecorder
 from edge_agent.recording.manifest import MANIFEST_NAME
@@ -39,6 +45,7 @@ from protocols.messages import (
     ScheduleUpdate,
     StartRecording,
     StopRecording,
+    Subscription,
     TrackStats,
 )
 
@@ -98,6 +105,8 @@ class AgentDaemon:
         self.alerts: dict[str, str] = {}
         # Cancels what the panel's speakers play out of the room microphones.
         self.echo: EchoCanceller | None = None
+        self.panel: PanelWindow | None = None
+        self._far_resampler = av.AudioResampler(format="s16", layout="mono", rate=48000)
         self._last_disk_check = 0.0
         self._was_online = False
         self.sources: dict[str, MediaSource] = {}
@@ -270,6 +279,7 @@ class AgentDaemon:
         self._offline_task = asyncio.create_task(self._keep_schedule(), name="schedule")
         await self.link.start()
         await self.uploader.start()
+        self._start_panel()
         notify("READY=1")
         log.info("agent %s started with profile %s", self.classroom_id, self.profile.profile.name)
 
@@ -283,6 +293,8 @@ class AgentDaemon:
             await self._finish_recording(self.session.lesson_id)
             await self._leave(self.session.lesson_id)
         self._stop_sources()
+        if self.panel is not None:
+            self.panel.stop()
         await self.uploader.stop()
         await self.link.stop()
         self.journal.close()
@@ -480,8 +492,36 @@ class AgentDaemon:
             on_segment=lambda key, info: self._on_segment(lesson_id, key, info),
         )
         session = LessonSession(self.classroom_id, join, self.sources, recorder, self.link.request)
+        session.on_decoded = self._on_decoded
         self.session = session
         return session
+
+    def _start_panel(self) -> None:
+        """Open the panel output window if the profile has one; a failure is an alert."""
+        output = self.profile.profile.output
+        if output is None:
+            return
+        try:
+            window = PanelWindow(output)
+            window.start()
+        except RuntimeError as err:
+            log.warning("%s", err)
+            self.alerts["panel_output"] = str(err)
+            return
+        self.panel = window
+        self.alerts.pop("panel_output", None)
+
+    def _on_decoded(self, sub: Subscription, frame: av.VideoFrame | av.AudioFrame) -> None:
+        """Remote media: the first remote camera to the panel, remote sound to the AEC."""
+        if isinstance(frame, av.AudioFrame):
+            if self.echo is not None:
+                for chunk in self._far_resampler.resample(frame):
+                    self.echo.far(chunk.to_ndarray().reshape(-1).astype(np.int16))
+            return
+        if self.panel is not None and self.session is not None:
+            videos = [s for s in self.session.join.subscribe if s.kind == "video"]
+            if videos and videos[0] == sub:
+                self.panel.show("remote", frame)
 
     def _audio_filter(self, device: Device) -> AudioFilter | None:
         """The echo canceller for a microphone that asks for one (shared by the room)."""

@@ -21,11 +21,11 @@ from dataclasses import dataclass
 
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 
-import av  # noqa: E402
-import numpy as np  # noqa: E402
-import numpy.typing as npt  # noqa: E402
+import av
+import numpy as np
+import numpy.typing as npt
 
-from edge_agent.profile import PanelOutput  # noqa: E402
+from edge_agent.profile import PanelOutput
 
 BACKGROUND = (16, 18, 24)
 FRAME_INTERVAL_S = 1 / 30

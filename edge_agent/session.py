@@ -23,6 +23,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from edge_agent.media import barcode
 from edge_agent.media.counters import CounterSet, percentile
+from edge_agent.media.source_runner import SourceRunner
 from edge_agent.media.tracks import EncodedTrack
 from edge_agent.recording.lesson_recorder import LessonRecorder, TrackSpec
 from edge_agent.sources import MediaSource
@@ -98,6 +99,8 @@ class LessonSession:
         self._consumers: list[asyncio.Task[None]] = []
         self._recording_sinks: dict[str, Callable[[EncodedFrame], None]] = {}
         self._sent_reports: dict[str, TrackReport] = {}
+        # Decoded remote media for the panel output and the echo canceller's far end.
+        self.on_decoded: Callable[[Subscription, av.VideoFrame | av.AudioFrame], None] | None = None
         self.connected = asyncio.Event()
         self.connect_count = 0
         # Local sources feed the recorder whether or not the relay is reachable.
@@ -107,7 +110,17 @@ class LessonSession:
             sources[name].bus.subscribe(sink)
         # Each classroom's microphone is recorded inside its first camera's files, so
         # the recording plays with sound; a classroom with no camera keeps an audio file.
-        own_camera = next((n for n in join.publish if sources[n].kind == "video"), None)
+        # The room microphone is muxed into the first local camera's files, unless that
+        # camera is a real device that can be unplugged mid-lesson: then the microphone
+        # keeps its own files, so losing the camera never loses the sound.
+        own_camera = next(
+            (
+                n
+                for n in join.publish
+                if sources[n].kind == "video" and isinstance(sources[n], SourceRunner)
+            ),
+            None,
+        )
         for name in join.publish:
             runner = sources[name]
             mux = own_camera if runner.kind == "audio" else None
@@ -249,6 +262,11 @@ class LessonSession:
             while True:
                 frame = await track.recv()
                 rt.decoded += 1
+                if self.on_decoded is not None:
+                    try:
+                        self.on_decoded(rt.sub, cast(av.VideoFrame, frame))
+                    except Exception:
+                        log.exception("panel/echo feed failed for %s", rt.key)
                 if rt.sub.kind != "video" or not rt.counting:
                     continue
                 plane = cast(av.VideoFrame, frame).planes[0]

@@ -23,6 +23,7 @@ from typing import Protocol
 
 from edge_agent.devices import v4l2
 from edge_agent.devices.encoder_probe import choose_encoder
+from edge_agent.devices.errors import DeviceError
 from edge_agent.devices.synthetic import SyntheticCamera, SyntheticMicrophone
 from edge_agent.media.bus import FrameBus
 from edge_agent.media.capture_runner import AudioFilter, CaptureRunner, CaptureSpec
@@ -89,7 +90,11 @@ def capture_spec(device: Device) -> CaptureSpec:
         )
     if device.driver == "v4l2":
         wanted_h264 = device.input_format in ("auto", "h264")
-        modes = v4l2.probe(device.device)
+        try:
+            modes = v4l2.probe(device.device)
+        except DeviceError as err:
+            log.warning("%s; opening %s with the profile's size and rate", err, device.device)
+            modes = []
         if device.input_format != "auto":
             modes = [
                 m for m in modes if v4l2.INPUT_FORMATS.get(m.pixel_format) == device.input_format

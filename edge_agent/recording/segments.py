@@ -36,6 +36,8 @@ FRAGMENTED = {
     "flush_packets": "1",
 }
 OPUS_PRE_SKIP = 312
+# A jump in a video track's timestamps longer than this is an outage of its source.
+MAX_JUMP_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -116,6 +118,10 @@ class SegmentWriter:
         if self.kind == "video":
             if frame.keyframe:
                 self._extradata = parameter_sets(frame.data) or self._extradata
+            if self._container is not None and self._broken(frame):
+                # The source was away (camera unplugged): end the segment at its last
+                # frame so the outage shows as a gap, and restart on the next keyframe.
+                self._close_segment()
             if self._container is None and (not frame.keyframe or self._extradata is None):
                 self.dropped_before_keyframe += 1
                 return
@@ -130,6 +136,12 @@ class SegmentWriter:
         if self._container is None:
             self._open_segment(frame)
         self._mux(frame)
+
+    def _broken(self, frame: EncodedFrame) -> bool:
+        """Whether a frame comes after a break in the source longer than ``MAX_JUMP_S``."""
+        if self._last_pts is None:
+            return False
+        return float((frame.pts - self._last_pts) * frame.time_base) > MAX_JUMP_S
 
     def _elapsed(self, frame: EncodedFrame) -> float:
         assert self._first_pts is not None
