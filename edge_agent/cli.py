@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
+from edge_agent import cli_tech
 from edge_agent.daemon import AgentDaemon, UploadLimits
 from edge_agent.enrol import enrol_blocking
 from edge_agent.errors import AgentError
@@ -24,6 +25,11 @@ from edge_agent.uploads.journal import UploadJournal
 app = typer.Typer(help="classbridge edge agent for a recording classroom.", no_args_is_help=True)
 profile_app = typer.Typer(help="Hardware profiles.", no_args_is_help=True)
 app.add_typer(profile_app, name="profile")
+app.add_typer(cli_tech.test_app, name="test")
+app.add_typer(cli_tech.net_app, name="net")
+app.command("devices")(cli_tech.devices)
+app.command("doctor")(cli_tech.doctor)
+app.command("logs")(cli_tech.logs)
 
 DEFAULT_STATE = os.environ.get("CLASSBRIDGE_AGENT_STATE", "/var/lib/classbridge/agent")
 DEFAULT_PROFILE = os.environ.get("CLASSBRIDGE_PROFILE", "/etc/classbridge/profile.toml")
@@ -166,7 +172,8 @@ def uploads(
         raise typer.Exit(1)
 
 
-@profile_app.command("check")
+@profile_app.command("validate")
+@profile_app.command("check", hidden=True)
 def profile_check(
     path: pathlib.Path, json_out: Annotated[bool, typer.Option("--json")] = False
 ) -> None:

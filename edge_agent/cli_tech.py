@@ -1,0 +1,341 @@
+"""The technician's diagnostic commands: devices, test, net check, logs, doctor.
+
+Human-readable by default, ``--json`` for scripts. Exit codes: 0 all good, 1 a check
+failed (the output says what to do), 2 bad input (unknown device, unreadable profile).
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import shutil
+import subprocess
+import time
+from typing import Annotated
+
+import av
+import cv2
+import typer
+
+from edge_agent import checks
+from edge_agent.errors import AgentError
+from edge_agent.media.level import dbfs
+from edge_agent.profile import Device, load_profile
+from edge_agent.sources import capture_spec
+
+test_app = typer.Typer(help="Try one device now.", no_args_is_help=True)
+net_app = typer.Typer(help="Network checks.", no_args_is_help=True)
+Json = Annotated[bool, typer.Option("--json", help="One JSON object for scripts.")]
+ProfileOpt = Annotated[pathlib.Path, typer.Option("--profile", envvar="CLASSBRIDGE_PROFILE")]
+StateOpt = Annotated[pathlib.Path, typer.Option("--state-dir", envvar="CLASSBRIDGE_AGENT_STATE")]
+
+
+def _device(profile: pathlib.Path, name: str, kinds: tuple[str, ...]) -> Device:
+    try:
+        loaded = load_profile(profile)
+    except AgentError as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2) from None
+    found = [d for d in loaded.profile.devices if d.kind in kinds]
+    for device in found:
+        if device.name == name or not name:
+            return device
+    names = ", ".join(d.name for d in found) or "none"
+    typer.echo(f"error: no {'/'.join(kinds)} named {name!r} in {profile}; have: {names}", err=True)
+    raise typer.Exit(2)
+
+
+def _emit(result: dict[str, object], ok: bool, json_out: bool, text: str) -> None:
+    typer.echo(json.dumps(result) if json_out else text)
+    if not ok:
+        raise typer.Exit(1)
+
+
+def devices(json_out: Json = False) -> None:
+    """Probe this machine (cameras, sound cards, displays, encoders); print a draft profile."""
+    from edge_agent.devices import alsa, v4l2
+    from edge_agent.devices.encoder_probe import probe_encoders
+
+    encoders = probe_encoders()
+    cameras = {n: [str(m) for m in _modes(n)] for n in v4l2.list_devices()}
+    cards = [f"{c.hw} {c.name}" for c in alsa.list_captures()]
+    displays = sorted(p.name.replace("X", ":") for p in pathlib.Path("/tmp/.X11-unix").glob("X*"))
+    found = {"v4l2": cameras, "alsa": cards, "displays": displays, "encoders": encoders}
+    if json_out:
+        typer.echo(json.dumps({**found, "draft_profile": checks.draft_profile()}))
+        return
+    typer.echo(f"cameras/capture (V4L2): {', '.join(cameras) or 'none'}")
+    typer.echo(f"sound capture (ALSA):   {', '.join(cards) or 'none'}")
+    typer.echo(f"X displays:             {', '.join(displays) or 'none'}")
+    for name, state in encoders.items():
+        typer.echo(f"encoder {name:<13} {state}")
+    typer.echo("\n# draft hardware profile\n" + checks.draft_profile())
+
+
+def _modes(node: str) -> list[object]:
+    from edge_agent.devices import v4l2
+    from edge_agent.devices.errors import DeviceError
+
+    try:
+        return list(v4l2.probe(node))
+    except DeviceError:
+        return []
+
+
+@test_app.command("camera")
+def test_camera(
+    name: Annotated[str, typer.Argument(help="Device name in the profile.")] = "",
+    profile: ProfileOpt = pathlib.Path("/etc/classbridge/profile.toml"),
+    seconds: float = 3.0,
+    still: Annotated[pathlib.Path, typer.Option(help="Where to save a still.")] = pathlib.Path(
+        "camera-still.jpg"
+    ),
+    json_out: Json = False,
+) -> None:
+    """Open a camera or panel capture, save a still, report measured fps and resolution."""
+    device = _device(profile, name, ("camera", "panel"))
+    spec = capture_spec(device)
+    frames, last = 0, None
+    try:
+        with av.open(spec.url, format=spec.format, options=dict(spec.options), timeout=(5, 5)) as c:
+            started = time.monotonic()
+            for frame in c.decode(video=0):
+                frames += 1
+                last = frame
+                if not json_out and frames % 10 == 0:
+                    typer.echo(f"\r  {frames} frames…", nl=False)
+                if time.monotonic() - started >= seconds:
+                    break
+            elapsed = time.monotonic() - started
+    except (av.FFmpegError, OSError) as err:
+        reason = getattr(err, "strerror", None) or err
+        _emit(
+            {"ok": False, "device": device.name, "error": str(reason)},
+            False,
+            json_out,
+            f"FAIL {device.name}: cannot open {spec.url} ({reason}); check power, cable, address",
+        )
+        return
+    if last is None:
+        _emit(
+            {"ok": False, "device": device.name, "error": "no frames"},
+            False,
+            json_out,
+            f"FAIL {device.name}: opened but no frames arrived; check the source",
+        )
+        return
+    cv2.imwrite(str(still), last.to_ndarray(format="bgr24"))
+    fps = frames / max(elapsed, 1e-6)
+    result = {
+        "ok": True,
+        "device": device.name,
+        "fps": round(fps, 1),
+        "width": last.width,
+        "height": last.height,
+        "still": str(still),
+    }
+    _emit(
+        result,
+        True,
+        json_out,
+        f"\nOK {device.name}: {last.width}x{last.height} at {fps:.1f} fps; still saved to {still}",
+    )
+
+
+@test_app.command("mic")
+def test_mic(
+    name: Annotated[str, typer.Argument(help="Device name in the profile.")] = "",
+    profile: ProfileOpt = pathlib.Path("/etc/classbridge/profile.toml"),
+    seconds: float = 5.0,
+    json_out: Json = False,
+) -> None:
+    """Show the microphone's level for 5 s; fails if it never rises above -45 dBFS."""
+    device = _device(profile, name, ("microphone",))
+    levels: list[float] = []
+    if device.driver == "synthetic":
+        from edge_agent.devices.synthetic import SyntheticMicrophone
+
+        mic = SyntheticMicrophone()
+        levels = [
+            dbfs(mic.frame(i).to_ndarray().reshape(-1).astype("int16"))
+            for i in range(int(seconds * 50))
+        ]
+    else:
+        spec = capture_spec(device)
+        try:
+            with av.open(
+                spec.url, format=spec.format, options=dict(spec.options), timeout=(5, 5)
+            ) as c:
+                started = time.monotonic()
+                for frame in c.decode(audio=0):
+                    pcm = frame.to_ndarray().reshape(-1)
+                    if pcm.dtype.kind == "f":
+                        pcm = (pcm * 32767).astype("int16")
+                    levels.append(dbfs(pcm.astype("int16")))
+                    if not json_out and len(levels) % 10 == 0:
+                        bar = "#" * max(0, int((levels[-1] + 60) / 2))
+                        typer.echo(f"\r  {levels[-1]:6.1f} dBFS {bar:<30}", nl=False)
+                    if time.monotonic() - started >= seconds:
+                        break
+        except (av.FFmpegError, OSError) as err:
+            reason = getattr(err, "strerror", None) or err
+            _emit(
+                {"ok": False, "device": device.name, "error": str(reason)},
+                False,
+                json_out,
+                f"FAIL {device.name}: cannot open {spec.url} ({reason}); is it plugged in?",
+            )
+            return
+    peak = max(levels) if levels else -96.0
+    ok = peak > -45.0
+    _emit(
+        {"ok": ok, "device": device.name, "peak_dbfs": round(peak, 1)},
+        ok,
+        json_out,
+        f"\n{'OK' if ok else 'FAIL'} {device.name}: peak {peak:.1f} dBFS"
+        + ("" if ok else " — no signal above -45 dBFS: unmute or check the microphone"),
+    )
+
+
+@test_app.command("panel")
+def test_panel(
+    profile: ProfileOpt = pathlib.Path("/etc/classbridge/profile.toml"),
+    seconds: float = 3.0,
+    json_out: Json = False,
+) -> None:
+    """Open the panel output window with a test picture for a few seconds."""
+    import numpy as np
+
+    from edge_agent.panel_output import PanelWindow
+
+    try:
+        loaded = load_profile(profile)
+    except AgentError as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2) from None
+    output = loaded.profile.output
+    if output is None:
+        typer.echo(f"error: {profile} has no [output] table for the panel", err=True)
+        raise typer.Exit(2)
+    window = PanelWindow(output)
+    try:
+        window.start()
+    except RuntimeError as err:
+        _emit({"ok": False, "error": str(err)}, False, json_out, f"FAIL panel: {err}")
+        return
+    bars = np.zeros((360, 640, 3), dtype=np.uint8)
+    for i, colour in enumerate(
+        [
+            (255, 255, 255),
+            (255, 255, 0),
+            (0, 255, 255),
+            (0, 255, 0),
+            (255, 0, 255),
+            (255, 0, 0),
+            (0, 0, 255),
+            (0, 0, 0),
+        ]
+    ):
+        bars[:, i * 80 : (i + 1) * 80] = colour
+    window.show("remote", av.VideoFrame.from_ndarray(bars, format="rgb24"))
+    window.show("local", av.VideoFrame.from_ndarray(bars[::-1].copy(), format="rgb24"))
+    time.sleep(seconds)
+    window.stop()
+    _emit(
+        {"ok": True, "display": output.display, "layout": output.layout},
+        True,
+        json_out,
+        f"OK panel: colour bars shown on {output.display} ({output.layout})",
+    )
+
+
+@test_app.command("ptz")
+def test_ptz(
+    name: Annotated[str, typer.Argument(help="Camera name in the profile.")],
+    preset: Annotated[str, typer.Argument(help="Preset name (teacher, board, students, wide).")],
+    profile: ProfileOpt = pathlib.Path("/etc/classbridge/profile.toml"),
+    json_out: Json = False,
+) -> None:
+    """Recall a PTZ preset over VISCA and report the round trip."""
+    from edge_agent.devices.visca import ViscaError, preset_number, recall_preset_blocking
+
+    device = _device(profile, name, ("camera",))
+    if device.ptz is None:
+        typer.echo(f"error: camera {device.name!r} has no [devices.ptz] in {profile}", err=True)
+        raise typer.Exit(2)
+    try:
+        number = preset_number(device.ptz.presets, preset)
+    except (KeyError, ValueError) as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2) from None
+    try:
+        rtt = recall_preset_blocking(device.ptz.host, device.ptz.port, number)
+    except ViscaError as err:
+        _emit({"ok": False, "error": str(err)}, False, json_out, f"FAIL ptz: {err}")
+        return
+    _emit(
+        {"ok": True, "preset": preset, "number": number, "seconds": round(rtt, 3)},
+        True,
+        json_out,
+        f"OK ptz {device.name}: preset {preset} ({number}) in {rtt * 1000:.0f} ms",
+    )
+
+
+@net_app.command("check")
+def net_check(
+    state_dir: StateOpt = pathlib.Path("/var/lib/classbridge/agent"), json_out: Json = False
+) -> None:
+    """Path and latency to the controller, this box's interface and address, clock offset."""
+    found = [
+        checks.check_enrolled(state_dir),
+        checks.check_controller(state_dir),
+        checks.check_clock(state_dir),
+    ]
+    _report(found, json_out)
+
+
+def doctor(
+    profile: ProfileOpt = pathlib.Path("/etc/classbridge/profile.toml"),
+    state_dir: StateOpt = pathlib.Path("/var/lib/classbridge/agent"),
+    json_out: Json = False,
+) -> None:
+    """Run every check; a pass/fail list, each failure with the fix to try."""
+    _report(checks.doctor(profile, state_dir), json_out)
+
+
+def logs(
+    lines: Annotated[int, typer.Option("-n", help="How many lines.")] = 100,
+    log_dir: Annotated[pathlib.Path, typer.Option(envvar="LOGS_DIRECTORY")] = pathlib.Path(
+        "/var/log/classbridge"
+    ),
+) -> None:
+    """The agent's recent log: from the systemd journal, else its log directory."""
+    if shutil.which("journalctl"):
+        done = subprocess.run(
+            ["journalctl", "-u", "classroom-agent", "-n", str(lines), "--no-pager"],
+            check=False,
+            capture_output=True,
+            text=True,
+        )
+        if done.returncode == 0 and "No entries" not in done.stdout and done.stdout.strip():
+            typer.echo(done.stdout.rstrip())
+            return
+    files = sorted(log_dir.glob("*.log"))
+    if not files:
+        typer.echo(f"no journal entries for classroom-agent and no logs in {log_dir}", err=True)
+        raise typer.Exit(1)
+    typer.echo("\n".join(files[-1].read_text(errors="replace").splitlines()[-lines:]))
+
+
+def _report(found: list[checks.Check], json_out: bool) -> None:
+    ok = all(c.ok for c in found)
+    if json_out:
+        typer.echo(json.dumps(checks.as_json(found)))
+    else:
+        for c in found:
+            mark = "PASS" if c.ok else "FAIL"
+            typer.echo(f"{mark}  {c.name:<16} {c.detail}" + (f"  → {c.fix}" if c.fix else ""))
+        failed = sum(not c.ok for c in found)
+        typer.echo("all checks passed" if ok else f"{failed} check(s) failed")
+    if not ok:
+        raise typer.Exit(1)
