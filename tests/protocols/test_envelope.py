@@ -78,3 +78,13 @@ def test_bad_input_raises_precise_error(data: bytes, error: type[Exception], fra
 def test_oversized_message_is_refused_before_parsing() -> None:
     with pytest.raises(MalformedMessage, match="exceeds"):
         envelope.decode(b" " * (envelope.MAX_MESSAGE_BYTES + 1))
+
+
+def test_heartbeat_from_an_older_agent_still_decodes() -> None:
+    """Fields added since 0.3 are optional: a controller must accept an older agent's beat."""
+    old = (pathlib.Path(__file__).parent / "golden" / "heartbeat-0.3.jsonl").read_bytes().strip()
+    env = envelope.decode(old)
+    assert env.type == "agent.heartbeat"
+    body = env.body
+    assert getattr(body, "audio_level_dbfs", "missing") is None
+    assert getattr(body, "net_bytes_sent", "missing") is None
