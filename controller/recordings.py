@@ -16,6 +16,7 @@ from controller.db.models import Recording, RecordingManifest, StoredSegment
 from controller.db.session import as_utc, utcnow
 from controller.errors import InvalidRequest
 from controller.lessons import get_lesson, log_event
+from controller.manual_recordings import extend_to
 from controller.storage.backend import StorageBackend, object_key
 from controller.storage.stitch import stitch
 from protocols.manifest import Manifest
@@ -101,6 +102,7 @@ def accept_manifest(
     with sessions() as db:
         lesson = get_lesson(db, lesson_id)
         manifest = parse_manifest(raw, lesson_id, classroom_id)
+        extend_to(lesson, manifest.ended_at)
         missing = missing_segments(db, manifest)
         if missing:
             raise InvalidRequest(

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from controller.db.models import StoredSegment, UploadSession
 from controller.db.session import utcnow
 from controller.errors import InvalidRequest, NotFound
-from controller.lessons import get_lesson
+from controller.manual_recordings import lesson_for_upload
 from controller.recordings import accept_manifest, record_segment
 from controller.storage.backend import (
     ChecksumMismatch,
@@ -93,7 +93,7 @@ class UploadService:
     def open(self, classroom_id: str, req: UploadRequest) -> dict[str, object]:
         """Open (or resume) an upload; ``done`` when storage already holds the file."""
         with self._sessions() as db:
-            get_lesson(db, req.lesson_id)
+            lesson_for_upload(db, req.lesson_id, classroom_id)
             if req.rel != MANIFEST:
                 track, name = req.rel.split("/")
                 stored = db.scalar(

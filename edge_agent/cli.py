@@ -17,6 +17,7 @@ from edge_agent.daemon import AgentDaemon, UploadLimits
 from edge_agent.enrol import enrol_blocking
 from edge_agent.errors import AgentError
 from edge_agent.identity import Identity
+from edge_agent.manual_record import Action, send_request, wait_answer
 from edge_agent.profile import load_profile
 from edge_agent.status import collect as collect_status
 from edge_agent.status import render as render_status
@@ -25,6 +26,11 @@ from edge_agent.uploads.journal import UploadJournal
 app = typer.Typer(help="classbridge edge agent for a recording classroom.", no_args_is_help=True)
 profile_app = typer.Typer(help="Hardware profiles.", no_args_is_help=True)
 app.add_typer(profile_app, name="profile")
+record_app = typer.Typer(
+    help="Record by hand, outside the timetable (the running agent does it).",
+    no_args_is_help=True,
+)
+app.add_typer(record_app, name="record")
 app.add_typer(cli_tech.test_app, name="test")
 app.add_typer(cli_tech.net_app, name="net")
 app.command("devices")(cli_tech.devices)
@@ -170,6 +176,51 @@ def uploads(
             )
     if rows:
         raise typer.Exit(1)
+
+
+def _record(state_dir: pathlib.Path, action: Action, json_out: bool, timeout: float) -> None:
+    if not state_dir.is_dir():
+        _fail(f"state directory {state_dir} does not exist; is the agent installed and enrolled?")
+    req = send_request(state_dir, action)
+    if not json_out:
+        typer.echo(f"asking the running agent to {action} recording…", err=True)
+    ans = wait_answer(state_dir, req, timeout)
+    if ans is None:
+        message = (
+            f"the agent did not answer within {timeout:.0f} s; is it running? "
+            "('systemctl status classroom-agent', 'classroom-agent logs')"
+        )
+        if json_out:
+            typer.echo(json.dumps({"ok": False, "error": message}))
+        else:
+            typer.echo(f"error: {message}", err=True)
+        raise typer.Exit(1)
+    if json_out:
+        typer.echo(json.dumps({"ok": ans.ok, "message": ans.message, "lesson": ans.lesson_id}))
+    else:
+        typer.echo(ans.message if ans.ok else f"error: {ans.message}", err=not ans.ok)
+    if not ans.ok:
+        raise typer.Exit(1)
+
+
+@record_app.command("start")
+def record_start(
+    state_dir: StateDir = pathlib.Path(DEFAULT_STATE),
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the agent.")] = 10.0,
+) -> None:
+    """Start recording every device now, as a manual recording (exit 1 if refused)."""
+    _record(state_dir, "start", json_out, timeout)
+
+
+@record_app.command("stop")
+def record_stop(
+    state_dir: StateDir = pathlib.Path(DEFAULT_STATE),
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the agent.")] = 30.0,
+) -> None:
+    """Stop the manual recording; its files are queued for upload (exit 1 if none)."""
+    _record(state_dir, "stop", json_out, timeout)
 
 
 @profile_app.command("validate")

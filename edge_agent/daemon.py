@@ -15,6 +15,13 @@ from edge_agent.clock import ControllerClock
 from edge_agent.disk import DEFAULT_RESERVE_BYTES, DiskPolicy, lesson_bytes
 from edge_agent.identity import Identity
 from edge_agent.link import ControlLink
+from edge_agent.manual_record import (
+    MAX_MANUAL_S,
+    Answer,
+    Request,
+    answer,
+    take_request,
+)
 from edge_agent.media.capture_runner import AudioFilter
 from edge_agent.media.echo_cancel import EchoCanceller
 from edge_agent.media.rates import RateMeter
@@ -31,6 +38,7 @@ from edge_agent.telemetry import snapshot
 from edge_agent.uploads.journal import UploadJournal
 from edge_agent.uploads.worker import Uploader
 from protocols.envelope import Envelope
+from protocols.lesson_ids import manual_lesson_id, manual_start
 from protocols.media import aiortc_seam
 from protocols.messages import (
     Body,
@@ -364,12 +372,95 @@ class AgentDaemon:
         while True:
             try:
                 async with self._lesson_lock:
+                    await self._manual_request()
                     await self._schedule_step(self.clock.now())
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("schedule step failed; carrying on")
             await asyncio.sleep(self._until_next_event(self.clock.now()))
+
+    async def _manual_request(self) -> None:
+        """Act on a ``classroom-agent record start|stop`` left in the state directory."""
+        try:
+            req = take_request(self.state_dir)
+        except ValueError as err:
+            log.warning("%s", err)
+            return
+        if req is None:
+            return
+        try:
+            if req.action == "start":
+                ans = self._manual_start(req)
+            else:
+                ans = await self._manual_stop(req)
+        except Exception as err:
+            log.exception("record %s failed", req.action)
+            ans = Answer(req.id, False, f"record {req.action} failed: {type(err).__name__}: {err}")
+        answer(self.state_dir, ans)
+
+    def _manual_start(self, req: Request) -> Answer:
+        current = self.session
+        if current is not None:
+            since = manual_start(current.lesson_id)
+            if since is not None:
+                return Answer(
+                    req.id,
+                    False,
+                    f"already recording by hand as {current.lesson_id}; "
+                    "'classroom-agent record stop' ends it",
+                    current.lesson_id,
+                )
+            return Answer(
+                req.id,
+                False,
+                f"scheduled lesson {current.lesson_id} is in this classroom now and is being "
+                "recorded already; nothing to do",
+                current.lesson_id,
+            )
+        now = self.clock.now()
+        join = JoinLesson(
+            lesson_id=manual_lesson_id(now),
+            role="lead",
+            publish=[d.name for d in self.profile.profile.devices],
+            subscribe=[],
+            start_at=now,
+            end_at=now + MAX_MANUAL_S,
+        )
+        # Room for three quarters of an hour, like a scheduled lesson; the disk check
+        # carries on while it records.
+        self._check_disk(self._lesson_need(join.model_copy(update={"end_at": now + 2700})))
+        self._begin(join, check_disk=False)
+        self._start_recording(join.lesson_id)
+        log.info("recording by hand as %s (technician's request)", join.lesson_id)
+        return Answer(
+            req.id,
+            True,
+            f"recording by hand as {join.lesson_id} ({len(join.publish)} sources); "
+            f"'classroom-agent record stop' ends it (it stops by itself after "
+            f"{MAX_MANUAL_S // 3600} h)",
+            join.lesson_id,
+        )
+
+    async def _manual_stop(self, req: Request) -> Answer:
+        current = self.session
+        if current is None or manual_start(current.lesson_id) is None:
+            what = (
+                f"scheduled lesson {current.lesson_id} is running and ends on the timetable"
+                if current is not None
+                else "nothing is recording"
+            )
+            return Answer(req.id, False, f"no recording started by hand to stop: {what}")
+        lesson_id = current.lesson_id
+        await self._end_session(current, keep_sources=None)
+        files = sum(1 for p in (self.recordings_dir / lesson_id).rglob("*") if p.is_file())
+        return Answer(
+            req.id,
+            True,
+            f"stopped {lesson_id}: {files} files in {self.recordings_dir / lesson_id}, "
+            "queued for upload ('classroom-agent uploads' shows progress)",
+            lesson_id,
+        )
 
     def _until_next_event(self, now: float) -> float:
         """Sleep to the next start or end (so lessons start on time), at most one tick."""
@@ -396,7 +487,13 @@ class AgentDaemon:
     async def _schedule_step(self, now: float) -> None:
         session = self.session
         due = self._due(now)
-        if due is not None and (session is None or now >= session.join.end_at - 0.05):
+        # A recording made by hand gives way to the timetable.
+        yields = (
+            session is None
+            or manual_start(session.lesson_id) is not None
+            or now >= session.join.end_at - 0.05
+        )
+        if due is not None and yields:
             if session is None:
                 log.warning(
                     "lesson %s is due and the controller has not started it; recording "
@@ -461,7 +558,7 @@ class AgentDaemon:
         old = self.session
         if self._next is not None and self._next.lesson_id == due.lesson_id:
             self._next = None
-        new = self._begin(due, keep=old)
+        new = self._begin(due, check_disk=old is None)
         self._start_recording(due.lesson_id)
         if old is not None:
             await self._end_session(old, keep_sources=set(due.publish))
@@ -475,9 +572,9 @@ class AgentDaemon:
         except Exception as err:  # noqa: BLE001 - the lesson records regardless; logged
             log.warning("lesson %s: media to the relay not up yet (%s)", session.lesson_id, err)
 
-    def _begin(self, join: JoinLesson, keep: LessonSession | None = None) -> LessonSession:
+    def _begin(self, join: JoinLesson, check_disk: bool = True) -> LessonSession:
         """Sources, recorder and session for a lesson (media to the relay comes later)."""
-        if keep is None:
+        if check_disk:
             self._check_disk(self._lesson_need(join))
         self._ensure_sources(join.publish)
         lesson_id = join.lesson_id
@@ -649,7 +746,8 @@ class AgentDaemon:
             self.session = None
         self._finished.add(session.lesson_id)
         self._stop_sources(keep_sources)
-        await self.link.send(report)
+        if manual_start(session.lesson_id) is None:  # the timetable knows no manual one
+            await self.link.send(report)
 
     def _session_for(self, lesson_id: str) -> LessonSession:
         if self.session is None or self.session.lesson_id != lesson_id:
