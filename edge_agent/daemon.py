@@ -11,6 +11,7 @@ import av
 import numpy as np
 
 from edge_agent import __version__
+from edge_agent.checks import check_device
 from edge_agent.clock import ControllerClock
 from edge_agent.disk import DEFAULT_RESERVE_BYTES, DiskPolicy, lesson_bytes
 from edge_agent.identity import Identity
@@ -24,6 +25,7 @@ from edge_agent.manual_record import (
 )
 from edge_agent.media.capture_runner import AudioFilter
 from edge_agent.media.echo_cancel import EchoCanceller
+from edge_agent.media.preview import BusDecoder
 from edge_agent.media.rates import RateMeter
 from edge_agent.panel_output import PanelWindow
 from edge_agent.profile import Device, LoadedProfile
@@ -67,6 +69,8 @@ RECEIVED_VIDEO_BPS = 2_000_000  # estimate for a remote camera when sizing the d
 # over to without stopping the sources.
 HANDOVER_S = 60.0
 CLOCK_ALERT_S = 0.5  # lessons start on the clock
+READY_LINK_WAIT_S = 15.0  # systemd hears READY=1 after this even if the controller is away
+PROBE_S = 60.0  # devices not in use are probed this often, so readiness stays true
 # Recording starts this much before the lesson, so the first keyframe is on disk by its
 # first second (the catalogue counts coverage from the scheduled start).
 PREROLL_S = 0.3
@@ -114,6 +118,7 @@ class AgentDaemon:
         # Cancels what the panel's speakers play out of the room microphones.
         self.echo: EchoCanceller | None = None
         self.panel: PanelWindow | None = None
+        self._corner: BusDecoder | None = None  # the local room in the panel's corner
         self._far_resampler = av.AudioResampler(format="s16", layout="mono", rate=48000)
         self._last_disk_check = 0.0
         self._was_online = False
@@ -126,6 +131,9 @@ class AgentDaemon:
         self._lesson_lock = asyncio.Lock()
         self._finished: set[str] = set()
         self._offline_task: asyncio.Task[None] | None = None
+        self._probe_task: asyncio.Task[None] | None = None
+        # Devices not in a lesson: the result of their last probe (name → (ok, detail)).
+        self.probed: dict[str, tuple[bool, str]] = {}
         self._rates = RateMeter()
 
     @property
@@ -162,7 +170,13 @@ class AgentDaemon:
 
     def _heartbeat(self, seq: int) -> Heartbeat:
         health = snapshot(self.state_dir)
-        devices = {d.name: DeviceState(state="idle") for d in self.profile.profile.devices}
+        devices = {
+            d.name: DeviceState(
+                state="idle" if self.probed.get(d.name, (True, ""))[0] else "failed",
+                detail=self.probed.get(d.name, (True, ""))[1],
+            )
+            for d in self.profile.profile.devices
+        }
         media: list[TrackStats] = []
         levels: list[float] = []
         for name, runner in self.sources.items():
@@ -242,7 +256,7 @@ class AgentDaemon:
         silent = [
             n
             for n, r in self.sources.items()
-            if r.kind == "audio" and getattr(r, "silence", None) is not None and r.silence.raised  # type: ignore[attr-defined]
+            if r.kind == "audio" and r.silence.raised
         ]
         if silent:
             self.alerts["mic_silent"] = (
@@ -288,15 +302,52 @@ class AgentDaemon:
         await self.link.start()
         await self.uploader.start()
         self._start_panel()
-        notify("READY=1")
-        log.info("agent %s started with profile %s", self.classroom_id, self.profile.profile.name)
+        await self._probe_devices()
+        self._probe_task = asyncio.create_task(self._keep_probing(), name="probe")
+        try:
+            await asyncio.wait_for(self.link.registered.wait(), READY_LINK_WAIT_S)
+            link = "controller link up"
+        except TimeoutError:
+            link = "controller unreachable, recording from the cached timetable"
+            log.warning("no answer from the controller yet; carrying on offline")
+        failed = sorted(n for n, (ok, _) in self.probed.items() if not ok)
+        devices = f"devices failing: {', '.join(failed)}" if failed else "devices ready"
+        notify(f"READY=1\nSTATUS={devices}; {link}")
+        log.info(
+            "agent %s started with profile %s (%s; %s)",
+            self.classroom_id,
+            self.profile.profile.name,
+            devices,
+            link,
+        )
+
+    async def _probe_devices(self) -> None:
+        """Open each device not in use once, all at the same time (a few seconds at most)."""
+        idle = [d for d in self.profile.profile.devices if d.name not in self.sources]
+        results = await asyncio.gather(*(asyncio.to_thread(check_device, d, 4.0) for d in idle))
+        for device, check in zip(idle, results, strict=True):
+            before = self.probed.get(device.name, (True, ""))[0]
+            self.probed[device.name] = (check.ok, "" if check.ok else check.detail)
+            if before != check.ok:
+                (log.info if check.ok else log.warning)(
+                    "device %s %s", device.name, "is back" if check.ok else f"fails: {check.detail}"
+                )
+
+    async def _keep_probing(self) -> None:
+        while True:
+            await asyncio.sleep(PROBE_S)
+            try:
+                await self._probe_devices()
+            except Exception:
+                log.exception("device probe failed; carrying on")
 
     async def stop(self) -> None:
         """Leave any lesson (keeping its recording), stop devices and the link."""
         notify("STOPPING=1")
-        if self._offline_task is not None:
-            self._offline_task.cancel()
-            await asyncio.gather(self._offline_task, return_exceptions=True)
+        for task in (self._offline_task, self._probe_task):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         if self.session is not None:
             await self._finish_recording(self.session.lesson_id)
             await self._leave(self.session.lesson_id)
@@ -642,10 +693,27 @@ class AgentDaemon:
                 )
                 runner.start()
                 self.sources[name] = runner
+                self.probed.pop(name, None)  # the runner reports its state now
+        self._feed_corner()
+
+    def _feed_corner(self) -> None:
+        """Show the profile's local source in the panel window while it runs."""
+        output = self.profile.profile.output
+        if self.panel is None or output is None or not output.local:
+            return
+        source = self.sources.get(output.local)
+        if self._corner is not None and (source is None or self._corner.bus is not source.bus):
+            self._corner.stop()
+            self._corner = None
+        if source is not None and self._corner is None and source.kind == "video":
+            panel = self.panel
+            self._corner = BusDecoder(source.bus, lambda f: panel.show("local", f), max_fps=10)
+            self._corner.start()
 
     def _stop_sources(self, keep: set[str] | None = None) -> None:
         for name in [n for n in self.sources if not keep or n not in keep]:
             self.sources.pop(name).stop()
+        self._feed_corner()
 
     async def _join(self, join: JoinLesson) -> None:
         current = self.session

@@ -28,6 +28,7 @@ from edge_agent.devices.synthetic import SyntheticCamera, SyntheticMicrophone
 from edge_agent.media.bus import FrameBus
 from edge_agent.media.capture_runner import AudioFilter, CaptureRunner, CaptureSpec
 from edge_agent.media.encoders import AudioEncoder, VideoEncoder
+from edge_agent.media.level import SilenceAlarm
 from edge_agent.media.source_runner import SourceRunner
 from edge_agent.profile import Device, HardwareProfile
 
@@ -43,6 +44,7 @@ class MediaSource(Protocol):
     width: int
     height: int
     bus: FrameBus
+    silence: SilenceAlarm  # raised after 120 s of quiet in a live lesson (audio only)
 
     @property
     def state(self) -> str:

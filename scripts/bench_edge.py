@@ -31,13 +31,12 @@ import time
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from peers.rtsp import RtspCamera  # noqa: E402
+from peers.rtsp import RtspCamera, rtsp_device  # noqa: E402
 
 from edge_agent.devices.synthetic import SyntheticCamera  # noqa: E402
 from edge_agent.media.bus import FrameBus  # noqa: E402
 from edge_agent.media.capture_runner import CaptureRunner  # noqa: E402
 from edge_agent.media.encoders import VideoEncoder  # noqa: E402
-from edge_agent.profile import Device  # noqa: E402
 from edge_agent.sources import capture_spec  # noqa: E402
 
 FRAMES = 300
@@ -46,20 +45,6 @@ FRAMES = 300
 def cpu_s() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
-
-
-def rtsp_device(url: str) -> Device:
-    return Device(
-        name="cam",
-        kind="camera",
-        role="teacher",
-        driver="rtsp",
-        url=url,
-        width=1920,
-        height=1080,
-        fps=25,
-        bitrate=4_000_000,
-    )
 
 
 async def passthrough(cameras: int, seconds: float) -> dict[str, float]:

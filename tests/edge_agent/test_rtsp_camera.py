@@ -40,17 +40,7 @@ def profile_for(url: str) -> HardwareProfile:
     return HardwareProfile(
         name="rtsp-test",
         devices=[
-            Device(
-                name="teacher",
-                kind="camera",
-                role="teacher",
-                driver="rtsp",
-                url=url,
-                width=640,
-                height=360,
-                fps=30,
-                bitrate=1_000_000,
-            ),
+            rtsp.rtsp_device(url, width=640, height=360, fps=30),
             Device(name="mic", kind="microphone", role="room", driver="synthetic", bitrate=48000),
         ],
     )

@@ -8,6 +8,8 @@ import socket
 import subprocess
 import time
 
+from edge_agent.profile import Device
+
 SCRIPT = pathlib.Path(__file__).with_name("rtsp_camera.py")
 SYSTEM_PYTHON = "/usr/bin/python3"
 
@@ -22,6 +24,23 @@ def available() -> bool:
         check=False,
     )
     return probe.returncode == 0
+
+
+def rtsp_device(
+    url: str, name: str = "teacher", width: int = 1920, height: int = 1080, fps: int = 25
+) -> Device:
+    """A profile camera that pulls ``url`` (the agent's rtsp driver, passed through)."""
+    return Device(
+        name=name,
+        kind="camera",
+        role="teacher",
+        driver="rtsp",
+        url=url,
+        width=width,
+        height=height,
+        fps=fps,
+        bitrate=4_000_000 if height >= 1080 else 1_000_000,
+    )
 
 
 def free_port() -> int:
