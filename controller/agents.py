@@ -8,8 +8,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from controller.db.models import Classroom, Lesson
 from controller.db.session import utcnow
-from controller.errors import EnrolmentRefused
+from controller.errors import ControllerError, EnrolmentRefused
 from controller.keys import KeyBook, ServerKeys
+from controller.network_profiles import effective_profile, profile_document
 from controller.orchestrator import Orchestrator
 from controller.presence import Presence
 from controller.registry import enrol
@@ -101,6 +102,7 @@ class AgentMessages:
             room.profile_digest = body.profile_digest
             room.inventory = [d.model_dump() for d in body.inventory]
             db.commit()
+            network_profile = self._network_profile(db, classroom_id)
         self._presence.registered(classroom_id, body.active_lesson_id)
         self._orchestrator.agent_registered(classroom_id)
         log.info("agent %s registered (profile %s)", classroom_id, body.profile_name)
@@ -109,7 +111,19 @@ class AgentMessages:
             upload_url=self.upload_url,
             upload_token=self._keys.upload_token(classroom_id),
             server_time=utcnow().timestamp(),
+            network_profile=network_profile,
         )
+
+    @staticmethod
+    def _network_profile(db: Session, classroom_id: str) -> dict[str, object] | None:
+        """The classroom's effective network profile as JSON; a stored profile that no
+        longer validates is logged and left out rather than failing the registration."""
+        try:
+            profile = effective_profile(db, classroom_id)
+        except ControllerError as err:
+            log.error("classroom %s registers without its network profile: %s", classroom_id, err)
+            return None
+        return profile_document(profile) if profile is not None else None
 
     def _heartbeat(self, classroom_id: str, body: Heartbeat) -> Body:
         received_at = utcnow().timestamp()

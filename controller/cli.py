@@ -18,7 +18,7 @@ from controller.db.models import Classroom, Lesson
 from controller.db.session import as_utc, database_url, migrate
 from controller.errors import ControllerError
 from controller.keys import ServerKeys
-from controller.lessons import get_lesson, lesson_document, schedule_lesson
+from controller.lessons import get_lesson, lesson_document, schedule_placed
 from controller.overrides import override
 from controller.recordings import catalogue_document
 from controller.registry import add_classroom
@@ -194,12 +194,12 @@ def lesson_add(
     factory = open_db(state_dir)
     with factory() as db:
         try:
-            lesson = schedule_lesson(
+            lesson, placement = schedule_placed(
                 db, lead, receiver, start_at, end_at, title, kind, teacher, subject
             )
         except ControllerError as err:
             fail(str(err))
-        doc = lesson_document(db, lesson)
+        doc = {**lesson_document(db, lesson), "placement": placement.document()}
     if json_out:
         typer.echo(json.dumps(doc))
     else:
@@ -207,6 +207,8 @@ def lesson_add(
             f"lesson {doc['id']} scheduled: {lead} → {', '.join(receiver)}, "
             f"{doc['start_at']} – {doc['end_at']}"
         )
+        if placement.rung is not None:
+            typer.echo(f"  {placement.reason}")
 
 
 @lesson_app.command("show")
@@ -345,9 +347,12 @@ def lesson_delete_recordings(
     typer.echo(f"deleted recordings of {lesson_id}: {freed} bytes; see the deletion audit")
 
 
+from controller.network_cli import bandwidth_cmd, network_app  # noqa: E402
 from controller.timetable.cli import timetable_app  # noqa: E402 - after the shared helpers
 
 app.add_typer(timetable_app, name="timetable")
+app.add_typer(network_app, name="network-profile")
+app.command("bandwidth")(bandwidth_cmd)
 
 
 def main() -> None:

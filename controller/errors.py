@@ -5,6 +5,7 @@ Hierarchy::
     ControllerError
     ├── NotFound          a classroom or lesson id that does not exist
     ├── InvalidRequest    a request that is well-formed but cannot be honoured
+    │   └── RulesRefused  a lesson the scheduling rules refuse, with every reason
     └── EnrolmentRefused  a token that is unknown, used or expired
 """
 
@@ -19,6 +20,14 @@ class NotFound(ControllerError):
 
 class InvalidRequest(ControllerError):
     """A request that cannot be honoured as asked."""
+
+
+class RulesRefused(InvalidRequest):
+    """A lesson the scheduling rules refuse; ``problems`` holds (code, message) pairs."""
+
+    def __init__(self, problems: list[tuple[str, str]]) -> None:
+        super().__init__("; ".join(message for _, message in problems))
+        self.problems = problems
 
 
 class EnrolmentRefused(ControllerError):

@@ -16,6 +16,7 @@ from controller.db.session import as_utc
 from controller.errors import InvalidRequest, NotFound
 from controller.keys import ServerKeys
 from controller.lessons import get_lesson, lesson_document
+from controller.network_api import NetworkApi
 from controller.recordings import catalogue_document
 from controller.storage.backend import ChecksumMismatch, StorageError, object_key
 from controller.storage.errors import StitchError
@@ -64,6 +65,7 @@ class HttpApi:
             ]
         )
         self.app.add_routes(TimetableApi(sessions).routes())
+        self.app.add_routes(NetworkApi(sessions, presence_online).routes())
         self._runner: web.AppRunner | None = None
         self.port = 0
 
@@ -119,6 +121,7 @@ class HttpApi:
                         "id": x.id,
                         "lead": x.lead_classroom_id,
                         "state": x.state,
+                        "rung": x.rung,
                         "receivers": [r.classroom_id for r in x.receivers],
                         "start_at": as_utc(x.start_at).isoformat(),
                         "end_at": as_utc(x.end_at).isoformat(),

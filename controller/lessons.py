@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import pathlib
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from controller.db.models import Lesson, LessonEvent
 from controller.db.session import as_utc, utcnow
-from controller.errors import InvalidRequest, NotFound
+from controller.errors import InvalidRequest, NotFound, RulesRefused
 from controller.registry import get_classroom
+
+if TYPE_CHECKING:
+    from controller.timetable.planner import Placement
 
 ACTIVE_STATES = ("scheduled", "preparing", "live", "ending")
 LESSON_STATES = (
@@ -38,7 +42,24 @@ def schedule_lesson(
     subject: str = "",
 ) -> Lesson:
     """Create a lesson after the timetable's rules (conflicts, receivers, bandwidth,
-    capability) have found nothing; otherwise ``InvalidRequest`` with every reason."""
+    capability) have found nothing; otherwise ``RulesRefused`` with every reason."""
+    lesson, _ = schedule_placed(db, lead, receivers, start, end, title, kind, teacher, subject)
+    return lesson
+
+
+def schedule_placed(
+    db: Session,
+    lead: str,
+    receivers: list[str],
+    start: datetime,
+    end: datetime,
+    title: str = "",
+    kind: str = "synchronous",
+    teacher: str | None = None,
+    subject: str = "",
+) -> tuple[Lesson, Placement]:
+    """As ``schedule_lesson``, also answering the ladder rung the lesson was placed on
+    (and why, when below the top); a lowered placement is kept in the lesson's events."""
     from controller.timetable.loading import insert_lessons, planner_for
     from controller.timetable.planner import Candidate
 
@@ -53,13 +74,15 @@ def schedule_lesson(
     candidate = Candidate(
         "this lesson", kind, lead, tuple(receivers), start, end, teacher, subject, title
     )
-    problems = planner_for(db, (start, end)).check(candidate)
-    if problems:
-        raise InvalidRequest("; ".join(p.message for p in problems))
-    [lesson_id] = insert_lessons(db, [(candidate, {})], "scheduled")
+    placement = planner_for(db, (start, end)).place(candidate)
+    if placement.problems:
+        raise RulesRefused([(p.code, p.message) for p in placement.problems])
+    [lesson_id] = insert_lessons(db, [(placement.candidate, {})], "scheduled")
+    if placement.lowered:
+        log_event(db, lesson_id, placement.reason)
     lesson = db.get(Lesson, lesson_id)
     assert lesson is not None
-    return lesson
+    return lesson, placement
 
 
 def get_lesson(db: Session, lesson_id: str) -> Lesson:
@@ -120,6 +143,7 @@ def lesson_document(
         "start_at": as_utc(lesson.start_at).isoformat(),
         "end_at": as_utc(lesson.end_at).isoformat(),
         "state": lesson.state,
+        "rung": lesson.rung,
         "error": lesson.error,
         "reports": lesson.reports,
         "recordings": [

@@ -17,10 +17,10 @@ from sqlalchemy.orm import Session
 
 from controller.db.models import Lesson, LessonReceiver
 from controller.db.session import as_utc, utcnow
-from controller.errors import InvalidRequest
+from controller.errors import InvalidRequest, RulesRefused
 from controller.lessons import get_lesson, log_event, transition
 from controller.timetable.loading import planner_for
-from controller.timetable.planner import Candidate
+from controller.timetable.planner import Candidate, Placement
 
 RUNNING = ("preparing", "live")
 ACTIONS = ("end_now", "extend", "swap_lead", "broadcast_only", "cancel")
@@ -41,11 +41,21 @@ def _candidate(lesson: Lesson, **change: object) -> Candidate:
     return Candidate(**fields)  # type: ignore[arg-type]
 
 
-def _check(db: Session, lesson: Lesson, cand: Candidate) -> None:
+def _check(db: Session, lesson: Lesson, cand: Candidate) -> Placement:
     planner = planner_for(db, (cand.start, cand.end), skip=[lesson.id])
-    problems = planner.check(cand)
-    if problems:
-        raise InvalidRequest("; ".join(p.message for p in problems))
+    placement = planner.place(cand)
+    if placement.problems:
+        raise RulesRefused([(p.code, p.message) for p in placement.problems])
+    return placement
+
+
+def _replace_rung(db: Session, lesson: Lesson, placement: Placement) -> None:
+    """Keep the rung the changed lesson fits on, and say why when it changes."""
+    rung = placement.candidate.rung
+    if rung != lesson.rung:
+        lesson.rung = rung
+        db.commit()
+        log_event(db, lesson.id, placement.reason or f"placed on rung {rung}")
 
 
 def override(
@@ -77,10 +87,11 @@ def override(
         if not 0 < minutes <= 180:
             raise InvalidRequest("extend by 1 to 180 minutes")
         new_end = as_utc(lesson.end_at) + timedelta(minutes=minutes)
-        _check(db, lesson, _candidate(lesson, end=new_end))
+        placement = _check(db, lesson, _candidate(lesson, end=new_end))
         lesson.end_at = new_end
         db.commit()
         log_event(db, lesson.id, f"override by {actor}: extended by {minutes:g} min")
+        _replace_rung(db, lesson, placement)
     elif action == "swap_lead":
         if lesson.state != "scheduled":
             raise InvalidRequest(
@@ -92,11 +103,14 @@ def override(
         if not lead or lead == old:
             raise InvalidRequest("give the new lead classroom (--lead)")
         new_receivers = [old if r == lead else r for r in receivers]
-        _check(db, lesson, _candidate(lesson, lead=lead, receivers=tuple(new_receivers)))
+        placement = _check(
+            db, lesson, _candidate(lesson, lead=lead, receivers=tuple(new_receivers))
+        )
         lesson.lead_classroom_id = lead
         lesson.receivers = [LessonReceiver(classroom_id=r) for r in new_receivers]
         db.commit()
         log_event(db, lesson.id, f"override by {actor}: lead {old} → {lead}")
+        _replace_rung(db, lesson, placement)
     elif action == "broadcast_only":
         if lesson.state not in ("scheduled", *RUNNING):
             raise InvalidRequest(f"lesson {lesson_id} is {lesson.state}; nothing to switch")

@@ -253,11 +253,7 @@ class AgentDaemon:
             )
         else:
             self.alerts.pop("device_lost", None)
-        silent = [
-            n
-            for n, r in self.sources.items()
-            if r.kind == "audio" and r.silence.raised
-        ]
+        silent = [n for n, r in self.sources.items() if r.kind == "audio" and r.silence.raised]
         if silent:
             self.alerts["mic_silent"] = (
                 f"no sound above -45 dBFS for 120 s from {', '.join(silent)} during the lesson; "

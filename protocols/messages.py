@@ -6,9 +6,9 @@ wire. Unknown fields are rejected so that a typo on either side fails loudly.
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
 
 class Body(BaseModel):
@@ -66,13 +66,26 @@ class Register(Body):
 
 
 class RegisterAck(Body):
-    """The controller's answer to ``Register``: timing and upload credentials."""
+    """The controller's answer to ``Register``: timing, upload credentials and the
+    classroom's network profile."""
 
     TYPE: ClassVar[str] = "agent.register.ack"
     heartbeat_interval_s: float = Field(gt=0, le=60)
     upload_url: str
     upload_token: str
     server_time: float
+    # The classroom's effective NetworkProfile as JSON (protocols.network_profile), or
+    # None when neither it nor its school has one.
+    network_profile: dict[str, Any] | None = None
+
+    @model_serializer(mode="wrap")
+    def _omit_absent_profile(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Left off the wire when None, so an agent built before the field existed (its
+        # models forbid unknown fields) still reads the acks of unprofiled classrooms.
+        doc: dict[str, Any] = handler(self)
+        if doc.get("network_profile") is None:
+            doc.pop("network_profile", None)
+        return doc
 
 
 class DeviceState(Body):

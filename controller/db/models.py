@@ -31,6 +31,8 @@ class Classroom(Base):
     profile_digest: Mapped[str] = mapped_column(String(64), default="")
     inventory: Mapped[list[dict[str, object]]] = mapped_column(JSON, default=list)
     health: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
+    # Its own network profile (overrides its school's); None: the school's, if any.
+    network_profile: Mapped[str | None] = mapped_column(String(64))
 
 
 class Lesson(Base):
@@ -56,6 +58,8 @@ class Lesson(Base):
     # Broadcast only: receivers watch and are not sent back (set by the kind, or switched
     # on in an emergency).
     one_way: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The video ladder rung the planner placed the lesson on (None: no network profile).
+    rung: Mapped[str | None] = mapped_column(String(32))
 
     receivers: Mapped[list[LessonReceiver]] = relationship(
         back_populates="lesson", cascade="all, delete-orphan", lazy="selectin"
@@ -180,6 +184,20 @@ class School(Base):
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     uplink_kbps: Mapped[int] = mapped_column(Integer, default=0)  # 0: not known
+    # The network profile of its classrooms (a classroom's own profile overrides it).
+    network_profile: Mapped[str | None] = mapped_column(String(64))
+
+
+class NetworkProfileRecord(Base):
+    """A named network profile (网络配置): VLAN, subnet, bandwidth and video ladder.
+
+    ``document`` is the profile as JSON, validated by ``parse_network_profile``."""
+
+    __tablename__ = "network_profile"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    document: Mapped[dict[str, object]] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class Teacher(Base):

@@ -14,8 +14,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from controller.db.models import Lesson, Teacher
 from controller.db.session import as_utc
-from controller.errors import InvalidRequest, NotFound
-from controller.lessons import lesson_document, schedule_lesson
+from controller.errors import InvalidRequest, NotFound, RulesRefused
+from controller.lessons import lesson_document, schedule_placed
+from controller.network_api import OPENAPI_PATHS as NETWORK_PATHS
 from controller.overrides import ACTIONS, override
 from controller.timetable.csv_import import parse_timetable_csv
 from controller.timetable.ical import lessons_for, to_ical
@@ -141,6 +142,10 @@ class TimetableApi:
                         {"row": p.row, "code": p.code, "message": p.message}
                         for p in result.problems
                     ],
+                    "placements": [
+                        {"row": row, **(placed.document() or {})}
+                        for row, placed in result.placements
+                    ],
                     "written": write,
                     "created": created,
                 },
@@ -150,7 +155,9 @@ class TimetableApi:
         return await self._run(work)
 
     async def create(self, request: web.Request) -> web.StreamResponse:
-        """Create one lesson; 409 with every reason when the rules refuse it."""
+        """Create one lesson; 409 with every reason when the rules refuse it. The answer
+        carries ``placement``: the ladder rung it went on and why (null without a network
+        profile)."""
         try:
             body = await request.json()
         except ValueError as err:
@@ -168,7 +175,7 @@ class TimetableApi:
             except ValueError as err:
                 raise InvalidRequest(f"start/end: {err}") from None
             try:
-                lesson = schedule_lesson(
+                lesson, placement = schedule_placed(
                     db,
                     lead,
                     [str(r) for r in body.get("receivers", [])],
@@ -179,9 +186,18 @@ class TimetableApi:
                     body.get("teacher"),
                     str(body.get("subject", "")),
                 )
+            except RulesRefused as err:
+                return web.json_response(
+                    {
+                        "error": str(err),
+                        "problems": [{"code": c, "message": m} for c, m in err.problems],
+                    },
+                    status=409,
+                )
             except InvalidRequest as err:
                 return _error(409, str(err))
-            return web.json_response(lesson_document(db, lesson), status=201)
+            doc = {**lesson_document(db, lesson), "placement": placement.document()}
+            return web.json_response(doc, status=201)
 
         return await self._run(work)
 
@@ -256,6 +272,7 @@ def _summary(x: Lesson) -> dict[str, Any]:
         "start_at": as_utc(x.start_at).isoformat(),
         "end_at": as_utc(x.end_at).isoformat(),
         "one_way": x.one_way,
+        "rung": x.rung,
         "series": x.series_id,
         "pairing": x.pairing_id,
     }
@@ -274,9 +291,34 @@ _LESSON = {
         "start_at": {"type": "string", "format": "date-time"},
         "end_at": {"type": "string", "format": "date-time"},
         "one_way": {"type": "boolean"},
+        "rung": {"type": ["string", "null"], "description": "ladder rung it is placed on"},
     },
 }
 _ERROR = {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]}
+_PLACEMENT = {
+    "type": ["object", "null"],
+    "description": "the network profile's ladder rung the lesson was placed on, and why "
+    "(null when no sending classroom has a network profile)",
+    "properties": {
+        "rung": {"type": "string"},
+        "kbps": {"type": "integer"},
+        "reason": {"type": "string"},
+    },
+}
+_REFUSED = {
+    "type": "object",
+    "properties": {
+        "error": {"type": "string"},
+        "problems": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+            },
+        },
+    },
+    "required": ["error"],
+}
 _DATE = {"type": "string", "format": "date"}
 
 
@@ -368,10 +410,18 @@ OPENAPI: dict[str, Any] = {
                     }
                 ),
                 "responses": {
-                    "201": {"description": "created"},
+                    "201": {
+                        "description": "created, with the rung it was placed on",
+                        **_json(
+                            {
+                                "allOf": [_LESSON],
+                                "properties": {"placement": _PLACEMENT},
+                            }
+                        ),
+                    },
                     "400": {"description": "invalid", **_json(_ERROR)},
                     "404": {"description": "unknown classroom", **_json(_ERROR)},
-                    "409": {"description": "refused by the rules", **_json(_ERROR)},
+                    "409": {"description": "refused by the rules", **_json(_REFUSED)},
                 },
             },
         },
@@ -450,5 +500,6 @@ OPENAPI: dict[str, Any] = {
                 "responses": {"200": {"description": "deletions"}},
             }
         },
+        **NETWORK_PATHS,
     },
 }

@@ -19,6 +19,8 @@ from controller.timetable.loading import insert_lessons, planner_for
 from controller.timetable.reports import report_csv, report_html, term_report
 from controller.timetable.setup import apply_setup, bell_periods, expand_term, term_calendar
 
+NOTES_SHOWN = 20  # lessons placed below their top rung, listed before a count of the rest
+
 timetable_app = typer.Typer(help="The term timetable (大课表).", no_args_is_help=True)
 
 
@@ -55,6 +57,10 @@ def expand_cmd(
             result = expand_term(db, term, write=not dry_run)
         except ControllerError as err:
             fail(str(err))
+    for line in result.notes[:NOTES_SHOWN]:
+        typer.echo(line)
+    if len(result.notes) > NOTES_SHOWN:
+        typer.echo(f"… and {len(result.notes) - NOTES_SHOWN} more placed below their top rung")
     for line in result.problems:
         typer.echo(line)
     verb = "would create" if dry_run else "created"
@@ -109,11 +115,20 @@ def import_cmd(
                         {"row": p.row, "code": p.code, "message": p.message}
                         for p in result.problems
                     ],
+                    "placements": [
+                        {"row": row, **(placed.document() or {})}
+                        for row, placed in result.placements
+                    ],
                     "created": created,
                 }
             )
         )
     else:
+        lowered = [f"row {row}: {pl.reason}" for row, pl in result.placements if pl.lowered]
+        for line in lowered[:NOTES_SHOWN]:
+            typer.echo(line)
+        if len(lowered) > NOTES_SHOWN:
+            typer.echo(f"… and {len(lowered) - NOTES_SHOWN} more placed below their top rung")
         for p in result.problems:
             typer.echo(str(p))
         typer.echo(

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from controller.timetable.calendar import SchoolCalendar, parse_hhmm
-from controller.timetable.planner import Candidate, Planner, Problem
+from controller.timetable.planner import Candidate, Placement, Planner
 
 COLUMNS = (
     "date",
@@ -55,6 +55,8 @@ class ImportResult:
     good: list[tuple[int, Candidate]] = field(default_factory=list)
     problems: list[RowProblem] = field(default_factory=list)
     rows: int = 0
+    # Rows that passed on a network profile's ladder: the rung each went on, and why.
+    placements: list[tuple[int, Placement]] = field(default_factory=list)
 
     @property
     def clean(self) -> bool:
@@ -125,11 +127,13 @@ def parse_timetable_csv(
             continue
         result.rows += 1
         row = {h: (values[i].strip() if i < len(values) else "") for i, h in enumerate(header)}
-        problems, candidate = _row(number, row, planner, calendar, teaching, periods, teachers)
+        problems, placed = _row(number, row, planner, calendar, teaching, periods, teachers)
         result.problems += problems
-        if candidate is not None:
-            planner.add(candidate)  # later rows are checked against this one
-            result.good.append((number, candidate))
+        if placed is not None:
+            planner.add(placed.candidate)  # later rows are checked against this one
+            result.good.append((number, placed.candidate))
+            if placed.rung is not None:
+                result.placements.append((number, placed))
     result.problems.sort(key=lambda p: p.row)
     return result
 
@@ -142,7 +146,7 @@ def _row(
     teaching: dict[date, int],
     periods: dict[str, dict[int, tuple[str, str]]],
     teachers: set[str],
-) -> tuple[list[RowProblem], Candidate | None]:
+) -> tuple[list[RowProblem], Placement | None]:
     out: list[RowProblem] = []
 
     def bad(code: str, message: str) -> tuple[list[RowProblem], None]:
@@ -191,8 +195,8 @@ def _row(
         subject=row.get("subject", ""),
         title=row.get("title", ""),
     )
-    problems: list[Problem] = planner.check(candidate)
-    if problems:
-        out += [RowProblem(number, p.code, p.message) for p in problems]
+    placement = planner.place(candidate)
+    if placement.problems:
+        out += [RowProblem(number, p.code, p.message) for p in placement.problems]
         return out, None
-    return out, candidate
+    return out, placement

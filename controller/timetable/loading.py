@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from controller.db.models import Classroom, Lesson, LessonEvent, LessonReceiver, School
 from controller.db.session import as_utc, utcnow
 from controller.lessons import ACTIVE_STATES
+from controller.network_profiles import resolve, stored_profiles
 from controller.timetable.kinds import DEFAULT_RULES, KindRule
 from controller.timetable.planner import (
     LEAD_KBPS_ESTIMATE,
@@ -20,21 +21,26 @@ from controller.timetable.planner import (
     Planner,
     Room,
 )
+from protocols.network_profile import NetworkProfile
 
 # Device roles a classroom publishes when it leads, and when it receives two-way.
 LEAD_ROLES = ("teacher", "content", "room")
 RECEIVER_ROLES = ("student", "room")
+VIDEO_KINDS = ("camera", "panel")
 
 
-def room_of(classroom: Classroom) -> Room:
-    """Rules' view of a classroom: its school, device roles and send bitrates."""
+def room_of(classroom: Classroom, profile: NetworkProfile | None = None) -> Room:
+    """Rules' view of a classroom: its school, device roles, send bitrates and profile."""
     inventory = classroom.inventory or []
     if not inventory:
-        return Room(classroom.id, classroom.school or classroom.id)
+        return Room(classroom.id, classroom.school or classroom.id, profile=profile)
     roles = frozenset(str(d.get("role", "")) for d in inventory)
 
     def kbps(wanted: tuple[str, ...]) -> int:
         return sum(_num(d.get("bitrate")) for d in inventory if d.get("role") in wanted) // 1000
+
+    def videos(wanted: tuple[str, ...]) -> int:
+        return sum(1 for d in inventory if d.get("role") in wanted and d.get("kind") in VIDEO_KINDS)
 
     return Room(
         classroom.id,
@@ -42,7 +48,44 @@ def room_of(classroom: Classroom) -> Room:
         roles,
         kbps(LEAD_ROLES) or LEAD_KBPS_ESTIMATE,
         kbps(RECEIVER_ROLES) or RECEIVER_KBPS_ESTIMATE,
+        profile,
+        videos(LEAD_ROLES) or 2,
+        videos(RECEIVER_ROLES) or 1,
     )
+
+
+def rooms_and_uplinks(db: Session) -> tuple[dict[str, Room], dict[str, int]]:
+    """Every classroom as the rules see it (with its effective network profile), and each
+    school's uplink: its profile's, else the set-up's, else the smallest one named by the
+    profiles of its classrooms (0: not known)."""
+    profiles = stored_profiles(db)
+    schools = db.scalars(select(School)).all()
+    school_profile = {s.id: s.network_profile for s in schools}
+    rooms = {
+        c.id: room_of(
+            c,
+            resolve(
+                c.network_profile, school_profile.get(c.school) if c.school else None, profiles
+            ),
+        )
+        for c in db.scalars(select(Classroom)).all()
+    }
+    uplinks = {s.id: s.uplink_kbps for s in schools}
+    for s in schools:
+        own = profiles.get(s.network_profile or "")
+        if own is not None and own.uplink_kbps > 0:
+            uplinks[s.id] = own.uplink_kbps
+    from_rooms: dict[str, int] = {}
+    for room in rooms.values():
+        if room.profile is not None and room.profile.uplink_kbps > 0:
+            known = from_rooms.get(room.school)
+            from_rooms[room.school] = min(
+                known or room.profile.uplink_kbps, room.profile.uplink_kbps
+            )
+    for school, kbps in from_rooms.items():
+        if uplinks.get(school, 0) <= 0:
+            uplinks[school] = kbps
+    return rooms, uplinks
 
 
 def _num(value: object) -> int:
@@ -60,6 +103,7 @@ def candidate_of(lesson: Lesson) -> Candidate:
         end=as_utc(lesson.end_at),
         teacher=lesson.teacher_id,
         subject=lesson.subject,
+        rung=lesson.rung,
     )
 
 
@@ -71,8 +115,7 @@ def planner_for(
 ) -> Planner:
     """A planner loaded with every classroom, school uplink and active lesson
     (within ``window`` if given; ``skip`` leaves lessons out, e.g. one being moved)."""
-    rooms = {c.id: room_of(c) for c in db.scalars(select(Classroom)).all()}
-    uplinks = {s.id: s.uplink_kbps for s in db.scalars(select(School)).all()}
+    rooms, uplinks = rooms_and_uplinks(db)
     planner = Planner(rooms, uplinks, dict(rules or DEFAULT_RULES))
     query = select(Lesson).where(Lesson.state.in_(ACTIVE_STATES))
     if window is not None:
@@ -114,6 +157,7 @@ def insert_lessons(
                 "subject": cand.subject,
                 "teacher_id": cand.teacher,
                 "one_way": not DEFAULT_RULES[cand.kind].two_way,
+                "rung": cand.rung,
                 **extra,
             }
         )

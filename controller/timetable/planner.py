@@ -8,15 +8,21 @@ Rules: classroom and lead-teacher double bookings; receivers per kind (configura
 a school's uplink against the concurrent lessons it would carry; and whether each
 classroom's hardware can serve the kind (a two-way lesson needs a student camera at every
 receiver). Lessons back to back in the same room are fine: intervals are half-open.
+
+Network profiles: when a sending classroom has one, its video streams go at a rung of the
+profile's ladder plus audio, and the lesson is *placed* on the best rung at which every
+school uplink and every classroom cap holds; only when even the lowest rung does not fit
+is it refused. Classrooms without a profile send their fixed estimates, as before.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from controller.timetable.kinds import DEFAULT_RULES, KindRule
+from protocols.network_profile import NetworkProfile, Rung
 
 DAY = 86400
 # Per-lesson estimates when a classroom has not reported its hardware profile yet.
@@ -33,6 +39,30 @@ class Room:
     roles: frozenset[str] | None = None  # device roles from its profile; None: not known
     lead_kbps: int = LEAD_KBPS_ESTIMATE
     receiver_kbps: int = RECEIVER_KBPS_ESTIMATE
+    profile: NetworkProfile | None = None  # its network profile (its own or its school's)
+    lead_videos: int = 2  # video streams it sends when it leads: teacher camera and panel
+    receiver_videos: int = 1  # video streams it sends when it receives: student camera
+
+    def sends(self, leads: bool, rung: Rung | None) -> int:
+        """kbps it sends in a lesson, leading (or as a research site) or receiving:
+        at the rung of its profile nearest ``rung``, or its estimates without a profile."""
+        if self.profile is None or rung is None:
+            return self.lead_kbps if leads else self.receiver_kbps
+        own = rung_at_most(self.profile, rung)
+        videos = self.lead_videos if leads else self.receiver_videos
+        return videos * own.kbps + self.profile.audio_kbps
+
+
+def rung_at_most(profile: NetworkProfile, rung: Rung) -> Rung:
+    """The profile's rung for a lesson placed on ``rung``: the one of the same name, else
+    the best at or below its bitrate, else the profile's lowest."""
+    for own in profile.ladder:
+        if own.name == rung.name:
+            return own
+    for own in profile.ladder:
+        if own.kbps <= rung.kbps:
+            return own
+    return profile.ladder[-1]
 
 
 @dataclass(frozen=True)
@@ -48,6 +78,7 @@ class Candidate:
     teacher: str | None = None
     subject: str = ""
     title: str = ""
+    rung: str | None = None  # the ladder rung it is placed on (set by ``Planner.place``)
 
 
 @dataclass(frozen=True)
@@ -56,6 +87,26 @@ class Problem:
 
     code: str  # conflict | teacher_conflict | receivers | bandwidth | capability | invalid
     message: str
+
+
+@dataclass(frozen=True)
+class Placement:
+    """The rules' answer for a candidate: its problems, or the rung it goes on and why.
+
+    ``candidate`` is the checked one with ``rung`` filled in (book and store that one);
+    ``rung`` is None when no sending classroom has a network profile."""
+
+    problems: tuple[Problem, ...]
+    candidate: Candidate
+    rung: Rung | None = None
+    reason: str = ""
+    lowered: bool = False  # placed below the top rung of its ladder
+
+    def document(self) -> dict[str, object] | None:
+        """``{"rung", "kbps", "reason"}`` for answers; None without a profile or if refused."""
+        if self.rung is None or self.problems:
+            return None
+        return {"rung": self.rung.name, "kbps": self.rung.kbps, "reason": self.reason}
 
 
 @dataclass
@@ -91,9 +142,13 @@ class Planner:
 
     def check(self, c: Candidate) -> list[Problem]:
         """Every problem with ``c``; empty when it can be booked."""
+        return list(self.place(c).problems)
+
+    def place(self, c: Candidate) -> Placement:
+        """Every problem with ``c``, or the ladder rung it fits on (see ``Placement``)."""
         problems = self._shape(c)
         if problems:
-            return problems
+            return Placement(tuple(problems), c)
         start, end = c.start.timestamp(), c.end.timestamp()
         for room in (c.lead, *c.receivers):
             clash = self._clash(self._rooms, room, start, end)
@@ -117,8 +172,18 @@ class Planner:
                     )
                 )
         problems += self._capability(c)
-        problems += self._bandwidth(c, start, end)
-        return problems
+        ladder = self._ladder(c)
+        if ladder is None:
+            problems += self._bandwidth(c, start, end)
+            return Placement(tuple(problems), c)
+        refused, rung, reason = self._fit(c, ladder, start, end)
+        return Placement(
+            tuple(problems + refused),
+            replace(c, rung=rung.name),
+            rung,
+            reason,
+            lowered=rung is not ladder[0],
+        )
 
     def _shape(self, c: Candidate) -> list[Problem]:
         out: list[Problem] = []
@@ -186,18 +251,109 @@ class Planner:
                     )
         return out
 
-    def _usage(self, c: Candidate) -> dict[str, int]:
+    def _senders(self, c: Candidate) -> list[tuple[Room, bool]]:
+        """Every classroom that sends in ``c``, and whether it sends what a lead sends."""
+        out = [(self.rooms[c.lead], True)]
+        if self.rules[c.kind].two_way:
+            # every site of a research session sends what a lead sends
+            out += [(self.rooms[rid], c.kind == "research") for rid in c.receivers]
+        return out
+
+    def _ladder(self, c: Candidate) -> tuple[Rung, ...] | None:
+        """The ladder the lesson is placed on: that of its first sender with a profile."""
+        for room, _ in self._senders(c):
+            if room.profile is not None:
+                return room.profile.ladder
+        return None
+
+    def sends(self, c: Candidate, rung: Rung | None = None) -> dict[str, int]:
+        """kbps each sending classroom puts on its uplink in ``c``, at ``rung`` (default:
+        the rung ``c`` is placed on; its ladder's top when it has none)."""
+        if rung is None:
+            rung = self._booked_rung(c)
+        return {room.id: room.sends(leads, rung) for room, leads in self._senders(c)}
+
+    def _booked_rung(self, c: Candidate) -> Rung | None:
+        ladder = self._ladder(c)
+        if ladder is None:
+            return None
+        return next((r for r in ladder if r.name == c.rung), ladder[0])
+
+    def _usage(self, c: Candidate, rung: Rung | None = None) -> dict[str, int]:
         """Uplink kbps the candidate puts on each school."""
-        two_way = self.rules[c.kind].two_way
         use: dict[str, int] = defaultdict(int)
-        lead = self.rooms[c.lead]
-        use[lead.school] += lead.lead_kbps
-        if two_way:
-            for rid in c.receivers:
-                room = self.rooms[rid]
-                # every site of a research session sends what a lead sends
-                use[room.school] += room.lead_kbps if c.kind == "research" else room.receiver_kbps
+        for rid, kbps in self.sends(c, rung).items():
+            use[self.rooms[rid].school] += kbps
         return use
+
+    def _fit(
+        self, c: Candidate, ladder: tuple[Rung, ...], start: float, end: float
+    ) -> tuple[list[Problem], Rung, str]:
+        """The best rung at which every cap and uplink holds, with the reason it is not the
+        top one; bandwidth problems at the lowest rung when none does."""
+        peaks: dict[str, tuple[int, set[str]]] = {}
+        first: list[str] = []
+        for rung in ladder:
+            over = self._over(c, rung, start, end, peaks)
+            if not over:
+                if rung is ladder[0]:
+                    return [], rung, f"top rung {rung.name} ({rung.kbps} kbps) fits"
+                return (
+                    [],
+                    rung,
+                    f"placed on rung {rung.name} ({rung.kbps} kbps): at {ladder[0].name} "
+                    + "; ".join(first),
+                )
+            first = first or over
+        low = ladder[-1]
+        return (
+            [
+                Problem(
+                    "bandwidth",
+                    f"{what}, even at the lowest rung {low.name} ({low.kbps} kbps); move a "
+                    "lesson, raise the uplink or the classroom cap, or add a lower rung",
+                )
+                for what in over
+            ],
+            low,
+            "",
+        )
+
+    def _over(
+        self,
+        c: Candidate,
+        rung: Rung,
+        start: float,
+        end: float,
+        peaks: dict[str, tuple[int, set[str]]],
+    ) -> list[str]:
+        """What would be over its cap or uplink with ``c`` on ``rung``."""
+        out = []
+        sends = self.sends(c, rung)
+        for rid, kbps in sends.items():
+            profile = self.rooms[rid].profile
+            if profile is not None and kbps > profile.classroom_cap_kbps:
+                out.append(
+                    f"classroom {rid!r} would send {kbps} kbps over its classroom cap of "
+                    f"{profile.classroom_cap_kbps} kbps (profile {profile.name!r})"
+                )
+        use: dict[str, int] = defaultdict(int)
+        for rid, kbps in sends.items():
+            use[self.rooms[rid].school] += kbps
+        for school, kbps in use.items():
+            uplink = self.uplinks.get(school, 0)
+            if uplink <= 0 or kbps == 0:
+                continue
+            if school not in peaks:
+                peaks[school] = self._peak(school, start, end)
+            peak, refs = peaks[school]
+            if peak + kbps > uplink:
+                others = f" with {', '.join(sorted(refs)[:5])}" if refs else ""
+                out.append(
+                    f"the school {school!r} would send {peak + kbps} kbps over its "
+                    f"{uplink} kbps uplink{others}"
+                )
+        return out
 
     def _bandwidth(self, c: Candidate, start: float, end: float) -> list[Problem]:
         out = []

@@ -220,6 +220,7 @@ class ExpansionResult:
 
     created: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # lessons placed below their top rung
 
 
 def expand_term(db: Session, term_id: str, write: bool = True) -> ExpansionResult:
@@ -273,10 +274,13 @@ def expand_term(db: Session, term_id: str, write: bool = True) -> ExpansionResul
             )
             if (s.id, cand.start) in done:
                 continue
-            problems = planner.check(cand)
-            if problems:
-                result.problems += [f"{cand.ref}: {p.message}" for p in problems]
+            placement = planner.place(cand)
+            if placement.problems:
+                result.problems += [f"{cand.ref}: {p.message}" for p in placement.problems]
                 continue
+            if placement.lowered:
+                result.notes.append(f"{cand.ref}: {placement.reason}")
+            cand = placement.candidate
             planner.add(cand)
             good.append((cand, {"series_id": s.id, "pairing_id": s.pairing_id, "term_id": term_id}))
     if write:

@@ -30,6 +30,7 @@ from protocols.messages import (
     TrackReport,
     TrackStats,
 )
+from protocols.network_profile import NetworkProfile, Rung
 
 KEY = "rq:rhf/+b5ZbDuV(A0Yt3y@>cwz@nX1K6t(N]<x}"
 BODIES = [
@@ -134,6 +135,24 @@ BODIES = [
             )
         ],
         horizon_s=1209600.0,
+    ),
+    # Appended last so the entries above keep their ids: an ack carrying a network profile.
+    RegisterAck(
+        heartbeat_interval_s=2.0,
+        upload_url="http://127.0.0.1:7780",
+        upload_token="f" * 64,
+        server_time=1795000000.5,
+        network_profile=NetworkProfile(
+            name="county-vlan120",
+            vlan_id=120,
+            subnet="10.20.30.0/24",
+            uplink_kbps=20000,
+            classroom_cap_kbps=6000,
+            ladder=(
+                Rung(name="1080p", width=1920, height=1080, kbps=4000),
+                Rung(name="720p", width=1280, height=720, kbps=2000),
+            ),
+        ).model_dump(mode="json"),
     ),
 ]
 
