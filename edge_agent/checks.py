@@ -121,6 +121,41 @@ def check_clock(state_dir: pathlib.Path) -> Check:
     )
 
 
+def check_network(state_dir: pathlib.Path, path: pathlib.Path | None = None) -> Check:
+    """This PC's VLAN and subnet against the network profile (a file, else the controller's)."""
+    from edge_agent.network.interfaces import check_placement
+    from edge_agent.network.policy import cached_profile
+    from protocols.network_profile import NetworkProfileError, load_network_profile_toml
+
+    if path is not None:
+        try:
+            profile = load_network_profile_toml(path.read_text(), str(path))
+        except (OSError, NetworkProfileError) as err:
+            return Check("network profile", False, str(err), "fix the file or leave it out")
+    else:
+        found = cached_profile(state_dir)
+        if found is None:
+            return Check(
+                "network profile",
+                True,
+                "none assigned by the controller yet (nothing to check)",
+            )
+        profile = found
+    placement = check_placement(profile)
+    return Check(
+        f"network profile {profile.name}",
+        placement.ok,
+        placement.message
+        if not placement.ok
+        else f"{placement.interface or 'any interface'} {placement.address or ''} "
+        f"(VLAN {placement.vlan_found if placement.vlan_found is not None else 'untagged'}); "
+        f"{placement.message}".strip(),
+        ""
+        if placement.ok
+        else "plug the PC into the recording-classroom port, or ask for the right profile",
+    )
+
+
 def check_encoder(profile: HardwareProfile) -> Check:
     """The profile's video encoder opens here (or libx264 stands in)."""
     try:

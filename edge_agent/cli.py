@@ -22,6 +22,7 @@ from edge_agent.profile import load_profile
 from edge_agent.status import collect as collect_status
 from edge_agent.status import render as render_status
 from edge_agent.uploads.journal import UploadJournal
+from protocols.network_profile import NetworkProfileError, load_network_profile_toml
 
 app = typer.Typer(help="classbridge edge agent for a recording classroom.", no_args_is_help=True)
 profile_app = typer.Typer(help="Hardware profiles.", no_args_is_help=True)
@@ -96,6 +97,13 @@ def run(
             help="Free space kept beyond what a lesson needs, MB.",
         ),
     ] = 2048,
+    network_profile: Annotated[
+        pathlib.Path | None,
+        typer.Option(
+            envvar="CLASSBRIDGE_NETWORK_PROFILE",
+            help="Network profile TOML, used until the controller assigns one.",
+        ),
+    ] = None,
     verbose: Annotated[bool, typer.Option("-v")] = False,
 ) -> None:
     """Run the agent daemon (what systemd starts)."""
@@ -106,8 +114,15 @@ def run(
     try:
         identity = Identity.load(state_dir)
         loaded = load_profile(profile)
-    except AgentError as err:
+        network = (
+            None
+            if network_profile is None
+            else load_network_profile_toml(network_profile.read_text(), str(network_profile))
+        )
+    except (AgentError, NetworkProfileError) as err:
         _fail(str(err))
+    except OSError as err:
+        _fail(f"cannot read the network profile: {err}")
     daemon = AgentDaemon(
         state_dir,
         identity,
@@ -116,6 +131,7 @@ def run(
         segment_seconds=segment_seconds,
         upload_limits=UploadLimits(upload_live_kbps, upload_idle_kbps),
         disk_reserve_bytes=disk_reserve_mb * 1024 * 1024,
+        network_profile=network,
     )
     asyncio.run(daemon.run())
 

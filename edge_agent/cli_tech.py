@@ -283,12 +283,18 @@ def test_ptz(
 
 @net_app.command("check")
 def net_check(
-    state_dir: StateOpt = pathlib.Path("/var/lib/classbridge/agent"), json_out: Json = False
+    state_dir: StateOpt = pathlib.Path("/var/lib/classbridge/agent"),
+    json_out: Json = False,
+    network_profile: Annotated[
+        pathlib.Path | None,
+        typer.Option(help="Network profile TOML (default: the one the controller sent)."),
+    ] = None,
 ) -> None:
-    """Path and latency to the controller, this box's interface and address, clock offset."""
+    """Path and latency to the controller, VLAN and subnet against the profile, clock offset."""
     found = [
         checks.check_enrolled(state_dir),
         checks.check_controller(state_dir),
+        checks.check_network(state_dir, network_profile),
         checks.check_clock(state_dir),
     ]
     _report(found, json_out)

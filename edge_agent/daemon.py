@@ -27,6 +27,8 @@ from edge_agent.media.capture_runner import AudioFilter
 from edge_agent.media.echo_cancel import EchoCanceller
 from edge_agent.media.preview import BusDecoder
 from edge_agent.media.rates import RateMeter
+from edge_agent.network.interfaces import PlacementRefused
+from edge_agent.network.policy import NetworkPolicy
 from edge_agent.panel_output import PanelWindow
 from edge_agent.profile import Device, LoadedProfile
 from edge_agent.recording.lesson_recorder import LessonRecorder
@@ -58,6 +60,7 @@ from protocols.messages import (
     Subscription,
     TrackStats,
 )
+from protocols.network_profile import NetworkProfile
 
 log = logging.getLogger(__name__)
 
@@ -96,8 +99,11 @@ class AgentDaemon:
         segment_seconds: float = 10.0,
         upload_limits: UploadLimits | None = None,
         disk_reserve_bytes: int = DEFAULT_RESERVE_BYTES,
+        network_profile: NetworkProfile | None = None,
     ) -> None:
         self.state_dir = state_dir
+        self.network = NetworkPolicy(network_profile)
+        self._seen_ack: object = None
         self.identity = identity
         self.profile = profile
         self._media_addresses = media_addresses
@@ -214,6 +220,7 @@ class AgentDaemon:
                     )
                 )
         notify("WATCHDOG=1")
+        self._take_network_profile()
         self.clock.update(self.link.clock.offset_s)
         online = self.link.online
         if online and not self._was_online:
@@ -243,6 +250,28 @@ class AgentDaemon:
             audio_level_dbfs=round(max(levels), 1) if levels else None,
             **health,  # type: ignore[arg-type]
         )
+
+    def _take_network_profile(self) -> None:
+        """Adopt the network profile of the latest registration answer."""
+        ack = self.link.register_ack
+        if ack is None or ack is self._seen_ack:
+            return
+        self._seen_ack = ack
+        problem = self.network.update_from_controller(ack.network_profile, self.state_dir)
+        if problem:
+            log.error("%s", problem)
+            self.alerts["network_profile"] = problem
+        else:
+            self.alerts.pop("network_profile", None)
+
+    def _check_placement(self) -> None:
+        """Raise PlacementRefused (and alert) if this PC is not where its profile says."""
+        placement = self.network.check()
+        if placement is None or placement.ok:
+            self.alerts.pop("network_placement", None)
+            return
+        self.alerts["network_placement"] = placement.message
+        raise PlacementRefused(placement.message)
 
     def _device_alerts(self, devices: dict[str, DeviceState]) -> None:
         """device_lost (a device stopped or will not open) and mic_silent alerts."""
@@ -615,6 +644,7 @@ class AgentDaemon:
 
     async def _connect(self, session: LessonSession) -> None:
         try:
+            self._check_placement()
             await session.connect()
         except Exception as err:  # noqa: BLE001 - the lesson records regardless; logged
             log.warning("lesson %s: media to the relay not up yet (%s)", session.lesson_id, err)
@@ -637,6 +667,7 @@ class AgentDaemon:
         )
         session = LessonSession(self.classroom_id, join, self.sources, recorder, self.link.request)
         session.on_decoded = self._on_decoded
+        session.network = self.network.profile
         self.session = session
         return session
 
@@ -680,6 +711,9 @@ class AgentDaemon:
         for name in names:
             if name not in self.sources:
                 device = self.profile.profile.device(name)
+                cap = self.network.video_cap_bps()
+                if cap is not None and device.media_kind == "video" and device.bitrate > cap:
+                    device = device.model_copy(update={"bitrate": cap})
                 runner = build_runner(
                     device,
                     self.profile.profile,
@@ -751,11 +785,12 @@ class AgentDaemon:
         elif current.join != join:
             current = await self._retune(current, join)
         # A repeated join (controller restarted, relay lost) renegotiates the media while
-        # sources and recording carry on.
-        await current.connect()
+        # sources and recording carry on. The wrong network: recorded here, not streamed.
         now = self.clock.now()
         if join.start_at <= now < join.end_at and not current.recorder.recording:
             self._start_recording(join.lesson_id)
+        self._check_placement()
+        await current.connect()
 
     async def _retune(self, session: LessonSession, join: JoinLesson) -> LessonSession:
         """New terms for the lesson under way (extended, ended early, broadcast only):

@@ -25,10 +25,12 @@ from edge_agent.media import barcode
 from edge_agent.media.counters import CounterSet, percentile
 from edge_agent.media.source_runner import SourceRunner
 from edge_agent.media.tracks import EncodedTrack
+from edge_agent.network.dscp import mark_peer_connection
 from edge_agent.recording.lesson_recorder import LessonRecorder, TrackSpec
 from edge_agent.sources import MediaSource
 from protocols.envelope import Envelope
 from protocols.media import aiortc_seam
+from protocols.media.dscp_seam import DscpMarking
 from protocols.media.encoded_frame import AUDIO_TIME_BASE, VIDEO_TIME_BASE, EncodedFrame
 from protocols.media.h264 import is_keyframe
 from protocols.media.rtc_config import peer_configuration
@@ -41,6 +43,7 @@ from protocols.messages import (
     TrackMid,
     TrackReport,
 )
+from protocols.network_profile import NetworkProfile
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +106,9 @@ class LessonSession:
         self.on_decoded: Callable[[Subscription, av.VideoFrame | av.AudioFrame], None] | None = None
         self.connected = asyncio.Event()
         self.connect_count = 0
+        # DSCP marks for the media sockets (the network profile), and what they did.
+        self.network: NetworkProfile | None = None
+        self.marking: DscpMarking | None = None
         # Local sources feed the recorder whether or not the relay is reachable.
         for name in join.publish:
             sink = self._recording_sink(name)
@@ -208,6 +214,11 @@ class LessonSession:
                 self.connected.clear()
 
         await pc.setLocalDescription(await pc.createOffer())
+        if self.network is not None:
+            try:
+                self.marking = mark_peer_connection(pc, self.network)
+            except aiortc_seam.SeamBroken as err:
+                log.error("lesson %s: media not DSCP-marked: %s", self.lesson_id, err)
         tracks = [
             TrackMid(
                 mid=t.mid or "",  # type: ignore[attr-defined]

@@ -62,6 +62,7 @@ class Uploader:
         self.last_error = ""
         self.parts_sent = 0
         self.on_verified: Callable[[JournalItem], None] | None = None
+        self._stopping = False
 
     def kick(self, now: bool = False) -> None:
         """Look at the journal again; ``now`` also cancels every file's backoff."""
@@ -74,14 +75,21 @@ class Uploader:
         self._task = asyncio.create_task(self._loop(), name="uploader")
 
     async def stop(self) -> None:
-        """Stop; an upload in flight resumes from its last acknowledged part next start."""
+        """Stop; an upload in flight resumes from its last acknowledged part next start.
+
+        The flag matters: on Python 3.11 ``asyncio.wait_for`` can swallow a cancellation
+        that lands just as its inner wait completes (a kick right before stop), and the
+        loop would then carry on for ever.
+        """
         if self._task is not None:
+            self._stopping = True
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
+            self._stopping = False
 
     async def _loop(self) -> None:
-        while True:
+        while not self._stopping:
             creds = self._credentials()
             due = self.journal.due(time.time(), limit=FILE_CONCURRENCY) if creds else []
             if due and creds:
