@@ -347,12 +347,14 @@ def lesson_delete_recordings(
     typer.echo(f"deleted recordings of {lesson_id}: {freed} bytes; see the deletion audit")
 
 
+from controller.auth.cli import register_auth_commands  # noqa: E402
 from controller.network_cli import bandwidth_cmd, network_app  # noqa: E402
 from controller.timetable.cli import timetable_app  # noqa: E402 - after the shared helpers
 
 app.add_typer(timetable_app, name="timetable")
 app.add_typer(network_app, name="network-profile")
 app.command("bandwidth")(bandwidth_cmd)
+register_auth_commands(app)
 
 
 def main() -> None:

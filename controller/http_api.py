@@ -1,5 +1,5 @@
-"""The controller's HTTP API: agent uploads, the recording catalogue and playback, and
-lesson/classroom JSON."""
+"""The controller's HTTP API: agent uploads, the recording catalogue and playback,
+lesson/classroom JSON, and the web console (every ``/api/v1`` route behind AuthGate)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,9 @@ from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from controller.auth.api import AuthApi
+from controller.auth.middleware import AuthGate
+from controller.console.routes import console_routes
 from controller.db.models import Classroom, Deletion, Lesson
 from controller.db.session import as_utc
 from controller.errors import InvalidRequest, NotFound
@@ -48,7 +51,9 @@ class HttpApi:
         self._keys = keys
         self._online = presence_online
         self.upload_errors = 0
-        self.app = web.Application(client_max_size=MAX_UPLOAD_BYTES)
+        self.app = web.Application(
+            client_max_size=MAX_UPLOAD_BYTES, middlewares=[AuthGate(sessions).middleware]
+        )
         self.app.add_routes(
             [
                 web.get("/healthz", self.healthz),
@@ -66,6 +71,8 @@ class HttpApi:
         )
         self.app.add_routes(TimetableApi(sessions).routes())
         self.app.add_routes(NetworkApi(sessions, presence_online).routes())
+        self.app.add_routes(AuthApi(sessions).routes())
+        self.app.add_routes(console_routes())
         self._runner: web.AppRunner | None = None
         self.port = 0
 

@@ -5,13 +5,15 @@ from __future__ import annotations
 import pathlib
 
 from benchlib.ports import free_port_pair
+from sqlalchemy.orm import Session, sessionmaker
 
+from controller.auth.accounts import add_user, create_api_token
 from controller.db.session import database_url, make_engine, migrate, sessions
 from controller.keys import ServerKeys
 from controller.registry import add_classroom
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
-__all__ = ["REPO", "free_port_pair", "issue_token"]
+__all__ = ["REPO", "bearer_headers", "free_port_pair", "issue_token"]
 
 
 def issue_token(state_dir: pathlib.Path, classroom_id: str) -> str:
@@ -22,3 +24,10 @@ def issue_token(state_dir: pathlib.Path, classroom_id: str) -> str:
     keys = ServerKeys.load_or_create(state_dir)
     with sessions(make_engine(url))() as db:
         return add_classroom(db, classroom_id, classroom_id, "test school", keys.public)
+
+
+def bearer_headers(db: sessionmaker[Session], role: str = "admin") -> dict[str, str]:
+    """Create a token-only user of ``role`` and return headers that call the API as it."""
+    with db() as s:
+        add_user(s, f"test-{role}", role, None)
+        return {"Authorization": f"Bearer {create_api_token(s, f'test-{role}')}"}

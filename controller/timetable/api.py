@@ -12,6 +12,8 @@ from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from controller.auth.api import OPENAPI_PATHS as AUTH_PATHS
+from controller.auth.api import SECURITY, SECURITY_SCHEMES
 from controller.db.models import Lesson, Teacher
 from controller.db.session import as_utc
 from controller.errors import InvalidRequest, NotFound, RulesRefused
@@ -333,6 +335,8 @@ def _json(schema: dict[str, Any]) -> dict[str, Any]:
 OPENAPI: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {"title": "classbridge controller API", "version": "1"},
+    "components": {"securitySchemes": SECURITY_SCHEMES},
+    "security": SECURITY,
     "paths": {
         "/api/v1/timetable": {
             "get": {
@@ -501,5 +505,6 @@ OPENAPI: dict[str, Any] = {
             }
         },
         **NETWORK_PATHS,
+        **AUTH_PATHS,
     },
 }

@@ -53,6 +53,7 @@ class LessonRig:
         self.prepare_s = prepare_s
         self.env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.api_token = ""  # an admin API token, made on the first start_controller
 
     @property
     def api(self) -> str:
@@ -86,7 +87,11 @@ class LessonRig:
         return proc
 
     def start_controller(self) -> None:
-        """Start the controller and wait until its API answers."""
+        """Start the controller and wait until its API answers; the first time, make an
+        admin API token (the CLI works on the state directory) for ``get``."""
+        if not self.api_token:
+            self.controller_cli("user", "add", "rig", "--role", "admin", "--no-password")
+            self.api_token = self.controller_cli("token", "create", "rig").stdout.strip()
         self.spawn(
             "controller",
             str(BIN / "classroom-controller"),
@@ -150,6 +155,11 @@ class LessonRig:
         """The lesson's recording catalogue (coverage, gaps, segments) from the API."""
         return self.get(f"/lessons/{lesson_id}/recordings")
 
+    @property
+    def auth_headers(self) -> dict[str, str]:
+        """Headers that call the API as the rig's admin."""
+        return {"Authorization": f"Bearer {self.api_token}"} if self.api_token else {}
+
     def get(self, path: str) -> Any:
         """GET a JSON document from the API."""
         url = (
@@ -157,7 +167,8 @@ class LessonRig:
             if not path.startswith("/../../")
             else (f"http://127.0.0.1:{self.http_port}/" + path.removeprefix("/../../"))
         )
-        with urllib.request.urlopen(url, timeout=5) as resp:
+        request = urllib.request.Request(url, headers=self.auth_headers)
+        with urllib.request.urlopen(request, timeout=5) as resp:
             return json.loads(resp.read())
 
     def wait(self, what: str, predicate: Any, timeout: float) -> Any:

@@ -13,6 +13,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from helpers import bearer_headers
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from timetable_fixtures import ROOMS, SETUP
@@ -149,13 +150,15 @@ ONLINE: list[str] = []
 
 
 @pytest.fixture
-async def api(db: sessionmaker[Session], tmp_path: pathlib.Path) -> AsyncIterator[str]:
+async def api_auth(
+    db: sessionmaker[Session], tmp_path: pathlib.Path
+) -> AsyncIterator[tuple[str, dict[str, str]]]:
     keys = ServerKeys.load_or_create(tmp_path / "state")
     uploads = UploadService(db, LocalStorage(tmp_path / "storage"), lambda a, b: None)
     http = HttpApi(db, uploads, keys, lambda: ONLINE)
     await http.start("127.0.0.1", 0)
     try:
-        yield f"http://127.0.0.1:{http.port}/api/v1"
+        yield f"http://127.0.0.1:{http.port}/api/v1", bearer_headers(db)
     finally:
         await http.stop()
 
@@ -176,9 +179,10 @@ def _send(*bps: float) -> dict[str, object]:
 
 
 async def test_create_answers_placement_and_live_view_compares_plan_and_measure(
-    api: str, db: sessionmaker[Session], tmp_path: pathlib.Path
+    api_auth: tuple[str, dict[str, str]], db: sessionmaker[Session], tmp_path: pathlib.Path
 ) -> None:
-    async with aiohttp.ClientSession() as http:
+    api, headers = api_auth
+    async with aiohttp.ClientSession(headers=headers) as http:
         # city: 8064 of 14000; village: 4064 of 5000 → top rung
         async with http.post(f"{api}/lessons", json=_body("city-101", ["village-201"])) as r:
             first = await r.json()

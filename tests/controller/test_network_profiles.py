@@ -11,7 +11,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from helpers import REPO
+from helpers import REPO, bearer_headers
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
@@ -208,20 +208,25 @@ def test_shipped_example_profiles_are_accepted(path: pathlib.Path) -> None:
 
 
 @pytest.fixture
-async def api(db: sessionmaker[Session], tmp_path: pathlib.Path) -> AsyncIterator[str]:
+async def api_auth(
+    db: sessionmaker[Session], tmp_path: pathlib.Path
+) -> AsyncIterator[tuple[str, dict[str, str]]]:
     keys = ServerKeys.load_or_create(tmp_path)
     uploads = UploadService(db, LocalStorage(tmp_path / "storage"), lambda a, b: None)
     http = HttpApi(db, uploads, keys, lambda: [])
     await http.start("127.0.0.1", 0)
     try:
-        yield f"http://127.0.0.1:{http.port}/api/v1"
+        yield f"http://127.0.0.1:{http.port}/api/v1", bearer_headers(db)
     finally:
         await http.stop()
 
 
-async def test_http_put_list_assign_and_bad_profiles(api: str) -> None:
+async def test_http_put_list_assign_and_bad_profiles(
+    api_auth: tuple[str, dict[str, str]],
+) -> None:
+    api, headers = api_auth
     base = f"{api}/network-profiles"
-    async with aiohttp.ClientSession() as http:
+    async with aiohttp.ClientSession(headers=headers) as http:
         doc = _toml(GOOD)
         async with http.put(f"{base}/county-std", json=doc) as r:
             assert r.status == 201, await r.text()

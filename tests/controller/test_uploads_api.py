@@ -15,6 +15,7 @@ import boto3
 import pytest
 from aiohttp import web
 from benchlib.s3_server import s3_server
+from helpers import bearer_headers
 from sqlalchemy.orm import Session, sessionmaker
 
 from controller.db.session import make_engine, migrate, sessions
@@ -245,7 +246,10 @@ async def test_uploader_loop_with_manifest_last_through_real_s3(
             )["Body"].read()
             assert hashlib.sha256(body).hexdigest() == sha
             catalogue = f"{base}/api/v1/lessons/{lesson_id}/recordings"
-            async with aiohttp.ClientSession() as client, client.get(catalogue) as r:
+            async with (
+                aiohttp.ClientSession(headers=bearer_headers(db)) as client,
+                client.get(catalogue) as r,
+            ):
                 cat = await r.json()
             assert cat["classrooms"][0]["classroom"] == "a"
             journal.close()
@@ -270,13 +274,16 @@ async def _until(cond: Callable[[], bool], timeout: float) -> None:
 _unused: tuple[object, ...] = (web, Awaitable)
 
 
-async def test_recordings_play_with_byte_ranges(local_api: Started, tmp_path: pathlib.Path) -> None:
+async def test_recordings_play_with_byte_ranges(
+    local_api: Started, db: sessionmaker[Session], tmp_path: pathlib.Path
+) -> None:
+    """Playback needs a console credential; byte ranges work."""
     base, _keys, lesson_id, _ = local_api
     path = tmp_path / "storage" / "lessons" / lesson_id / "a" / "teacher.mp4"
     path.parent.mkdir(parents=True)
     path.write_bytes(bytes(range(256)) * 8)
     url = f"{base}/api/v1/recordings/{lesson_id}/a/teacher.mp4"
-    async with aiohttp.ClientSession() as http:
+    async with aiohttp.ClientSession(headers=bearer_headers(db)) as http:
         async with http.get(url, headers={"Range": "bytes=256-511"}) as r:
             assert r.status == 206 and r.headers["Content-Type"] == "video/mp4"
             assert await r.read() == bytes(range(256))

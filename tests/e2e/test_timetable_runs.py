@@ -35,7 +35,7 @@ def _post(rig: LessonRig, path: str, body: dict[str, Any]) -> Any:
     request = urllib.request.Request(
         rig.api + path,
         data=json.dumps(body).encode(),
-        headers={"Content-Type": "application/json"},
+        headers={"Content-Type": "application/json", **rig.auth_headers},
         method="POST",
     )
     with urllib.request.urlopen(request, timeout=10) as resp:

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import aiohttp
 import icalendar
 import pytest
+from helpers import bearer_headers
 from sqlalchemy.orm import Session, sessionmaker
 from timetable_fixtures import BAD_CSV, ROOMS, SETUP
 
@@ -25,7 +26,7 @@ T = datetime(2026, 3, 4, 1, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-async def api(tmp_path: pathlib.Path) -> AsyncIterator[str]:
+async def api_auth(tmp_path: pathlib.Path) -> AsyncIterator[tuple[str, dict[str, str]]]:
     url = f"sqlite:///{tmp_path / 'c.sqlite3'}"
     migrate(url)
     db: sessionmaker[Session] = sessions(make_engine(url))
@@ -38,7 +39,7 @@ async def api(tmp_path: pathlib.Path) -> AsyncIterator[str]:
     http = HttpApi(db, uploads, keys, lambda: [])
     await http.start("127.0.0.1", 0)
     try:
-        yield f"http://127.0.0.1:{http.port}/api/v1"
+        yield f"http://127.0.0.1:{http.port}/api/v1", bearer_headers(db)
     finally:
         await http.stop()
 
@@ -55,8 +56,11 @@ def _lesson(start: datetime, **kw: object) -> dict[str, object]:
     }
 
 
-async def test_rules_import_ical_overrides_and_report(api: str) -> None:
-    async with aiohttp.ClientSession() as http:
+async def test_rules_import_ical_overrides_and_report(
+    api_auth: tuple[str, dict[str, str]],
+) -> None:
+    api, headers = api_auth
+    async with aiohttp.ClientSession(headers=headers) as http:
         async with http.get(f"{api}/openapi.json") as r:
             doc = await r.json()
             assert doc["openapi"].startswith("3.1") and "/api/v1/timetable" in doc["paths"]

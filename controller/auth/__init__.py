@@ -1,0 +1,2 @@
+"""Console and API authentication: users, roles, web sessions, API tokens, CSRF and the
+audit log."""

@@ -1,0 +1,92 @@
+"""Roles and the permission table every ``/api/v1`` request is checked against."""
+
+from __future__ import annotations
+
+ADMIN = "admin"
+SCHEDULER = "scheduler"
+TECHNICIAN = "technician"
+INSPECTOR = "inspector"
+ROLES: tuple[str, ...] = (ADMIN, SCHEDULER, TECHNICIAN, INSPECTOR)
+
+ALL = frozenset(ROLES)
+SCHEDULING = frozenset({ADMIN, SCHEDULER})
+ADMIN_ONLY = frozenset({ADMIN})
+AUDIT_READERS = frozenset({ADMIN, INSPECTOR})
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+# (method, route pattern) → roles allowed. A GET not listed here is open to every role; any
+# other method not listed is refused to every role (default deny for writes).
+PERMISSIONS: dict[tuple[str, str], frozenset[str]] = {
+    # The signed-in browser's own session.
+    ("GET", "/api/v1/session"): ALL,
+    ("DELETE", "/api/v1/session"): ALL,
+    # Timetable, lessons, series, terms, imports, network profiles.
+    ("POST", "/api/v1/timetable/import"): SCHEDULING,
+    ("POST", "/api/v1/lessons"): SCHEDULING,
+    ("POST", "/api/v1/lessons/{lesson}/override"): SCHEDULING,
+    ("PUT", "/api/v1/network-profiles/{name}"): SCHEDULING,
+    ("POST", "/api/v1/network-profiles/{name}/assign"): SCHEDULING,
+    # The audit log.
+    ("GET", "/api/v1/audit"): AUDIT_READERS,
+    # User management.
+    ("GET", "/api/v1/users"): ADMIN_ONLY,
+    ("POST", "/api/v1/users"): ADMIN_ONLY,
+    ("POST", "/api/v1/users/{username}/unlock"): ADMIN_ONLY,
+    # Technician actions (on classroom agents) will be listed here as they are added.
+}
+
+# Routes that need no console credential: liveness, the API description, signing in, and
+# the agents' upload routes (those check X-Classroom plus the classroom's upload token).
+PUBLIC: frozenset[tuple[str, str]] = frozenset(
+    {
+        ("GET", "/healthz"),
+        ("GET", "/api/v1/openapi.json"),
+        ("POST", "/api/v1/session"),
+        ("POST", "/api/v1/uploads"),
+        ("POST", "/api/v1/uploads/{upload}/urls"),
+        ("PUT", "/api/v1/uploads/{upload}/parts/{n}"),
+        ("POST", "/api/v1/uploads/{upload}/complete"),
+    }
+)
+
+WHAT_ROLE_MAY_DO: dict[str, str] = {
+    ADMIN: "read everything and change everything, including users",
+    SCHEDULER: "read everything except the audit log and users, and change the timetable, "
+    "lessons, imports and network profiles",
+    TECHNICIAN: "read everything except the audit log and users; it changes nothing through "
+    "the API yet",
+    INSPECTOR: "read everything, including the audit log, and change nothing",
+}
+
+
+def _method(method: str) -> str:
+    return "GET" if method == "HEAD" else method
+
+
+def is_public(method: str, pattern: str) -> bool:
+    """Whether the route needs no console session or API token."""
+    return (_method(method), pattern) in PUBLIC
+
+
+def allowed(role: str, method: str, pattern: str) -> bool:
+    """Whether ``role`` may call ``method`` on the route ``pattern``, per PERMISSIONS."""
+    roles = PERMISSIONS.get((_method(method), pattern))
+    if roles is None:
+        return _method(method) in SAFE_METHODS and role in ALL
+    return role in roles
+
+
+def refusal(role: str, method: str, pattern: str) -> str:
+    """The 403 message: what was refused, and what the role may do instead."""
+    return (
+        f"your role '{role}' may not {method} {pattern}; "
+        f"a {role} may {WHAT_ROLE_MAY_DO.get(role, 'nothing (unknown role)')}"
+    )
+
+
+def check_role(role: str) -> str:
+    """``role`` if it is one of ROLES, else ValueError naming the choices."""
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r}; choose one of {', '.join(ROLES)}")
+    return role

@@ -1,0 +1,42 @@
+"""A real controller with one console user of each role."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from console.harness import PASSWORD, Console
+
+from controller.auth.accounts import add_user, create_api_token
+from controller.auth.roles import ROLES
+from controller.daemon import ControllerConfig, ControllerDaemon
+from controller.db.session import database_url, make_engine, migrate, sessions
+from controller.keys import ServerKeys
+from controller.registry import add_classroom
+
+
+@pytest.fixture
+async def console(controller_config: ControllerConfig) -> AsyncIterator[Console]:
+    """A controller daemon with users ``<role>`` (password PASSWORD, display name
+    "<Role> User"), a spare user ``locky`` for lock-out tests, and two classrooms."""
+    state = controller_config.state_dir
+    state.mkdir(parents=True, exist_ok=True)
+    url = database_url(state)
+    migrate(url)
+    db = sessions(make_engine(url))
+    keys = ServerKeys.load_or_create(state)
+    tokens = {}
+    with db() as s:
+        for role in ROLES:
+            add_user(s, role, role, PASSWORD, f"{role.title()} User")
+            tokens[role] = create_api_token(s, role, "tests")
+        add_user(s, "locky", "scheduler", PASSWORD, "Locky")
+        add_classroom(s, "city-101", "City 101", "City School", keys.public)
+        add_classroom(s, "village-201", "Village 201", "Village School", keys.public)
+    daemon = ControllerDaemon(controller_config)
+    await daemon.start()
+    try:
+        assert daemon.http is not None
+        yield Console(f"http://127.0.0.1:{daemon.http.port}", db, tokens)
+    finally:
+        await daemon.stop()

@@ -1,0 +1,106 @@
+"""The console in a real headless Chromium (Debian's, never a downloaded browser)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from console.harness import CHROMIUM, PASSWORD, Console
+
+pytestmark = pytest.mark.e2e
+
+pytest.importorskip("playwright.async_api", reason="playwright is not installed (.[test])")
+from playwright.async_api import Page, async_playwright, expect  # noqa: E402
+
+if not CHROMIUM.exists():
+    pytest.skip(
+        f"no Chromium at {CHROMIUM}: apt-get install chromium (scripts/bootstrap does) "
+        "or set CLASSBRIDGE_CHROMIUM",
+        allow_module_level=True,
+    )
+
+
+@pytest.fixture
+async def page(console: Console) -> AsyncIterator[Page]:
+    """A fresh browser page on the console's sign-in screen."""
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"]
+        )
+        try:
+            tab = await browser.new_page()
+            tab.set_default_timeout(10_000)
+            await tab.goto(console.base + "/")
+            await tab.wait_for_selector("body[data-ready='1']")
+            yield tab
+        finally:
+            await browser.close()
+
+
+async def _sign_in(page: Page, user: str, password: str) -> None:
+    await page.fill("#username", user)
+    await page.fill("#password", password)
+    async with page.expect_response(lambda r: r.url.endswith("/api/v1/session")):
+        await page.click("#sign-in-button")
+
+
+async def test_sign_in_shows_the_dashboard_with_name_and_role(
+    page: Page,
+) -> None:
+    await expect(page.locator("#sign-in")).to_be_visible()
+    await _sign_in(page, "scheduler", PASSWORD)
+    await expect(page.locator("#shell")).to_be_visible()
+    await expect(page.locator("#user-name")).to_have_text("Scheduler User")
+    await expect(page.locator("#user-role")).to_contain_text("scheduler")
+    await expect(page.locator("#classrooms li")).to_have_count(2)
+    await expect(page.locator("#classrooms")).to_contain_text("City 101")
+
+
+async def test_wrong_password_shows_the_servers_error(page: Page) -> None:
+    await _sign_in(page, "admin", "not the password")
+    await expect(page.locator("#sign-in-error")).to_have_text("wrong user name or password")
+    await expect(page.locator("#shell")).to_be_hidden()
+
+
+async def test_five_wrong_passwords_lock_the_account(page: Page) -> None:
+    for n in range(1, 6):
+        await _sign_in(page, "locky", f"wrong-{n}")
+        if n < 5:
+            await expect(page.locator("#sign-in-error")).to_have_text("wrong user name or password")
+    error = page.locator("#sign-in-error")
+    await expect(error).to_contain_text("locked")
+    await expect(error).to_contain_text("try again later")
+    await _sign_in(page, "locky", PASSWORD)  # locked even with the right password
+    await expect(error).to_contain_text("locked")
+    await expect(page.locator("#shell")).to_be_hidden()
+
+
+async def test_sign_out_returns_to_sign_in_and_forgets_the_session(
+    page: Page, console: Console
+) -> None:
+    await _sign_in(page, "admin", PASSWORD)
+    await expect(page.locator("#shell")).to_be_visible()
+    await page.click("#nav [data-page='audit']")
+    await expect(page.locator("#audit-table")).to_contain_text("sign_in")
+    await page.click("#sign-out")
+    await expect(page.locator("#sign-in")).to_be_visible()
+    await page.reload()
+    await page.wait_for_selector("body[data-ready='1']")
+    await expect(page.locator("#sign-in")).to_be_visible()
+    await expect(page.locator("#shell")).to_be_hidden()
+
+
+async def test_language_switch_to_english_relabels_the_nav_and_is_remembered(
+    page: Page,
+) -> None:
+    await _sign_in(page, "inspector", PASSWORD)
+    nav = page.locator("#nav")
+    await expect(nav).to_contain_text("课表")
+    await page.click("#lang-switch")
+    for label in ("Dashboard", "Timetable", "Patrol", "Classrooms", "Recordings", "Reports"):
+        await expect(nav).to_contain_text(label)
+    await expect(nav).not_to_contain_text("课表")
+    await expect(page.locator("#user-role")).to_contain_text("Inspector")
+    await page.reload()
+    await page.wait_for_selector("body[data-ready='1']")
+    await expect(page.locator("#nav")).to_contain_text("Audit")
