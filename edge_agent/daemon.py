@@ -668,6 +668,10 @@ class AgentDaemon:
         session = LessonSession(self.classroom_id, join, self.sources, recorder, self.link.request)
         session.on_decoded = self._on_decoded
         session.network = self.network.profile
+        session.devices = {
+            d.name: (d.role, min(d.bitrate, self.network.video_cap_bps() or d.bitrate))
+            for d in self.profile.profile.devices
+        }
         self.session = session
         return session
 

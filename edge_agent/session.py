@@ -22,6 +22,7 @@ from aiortc.jitterbuffer import JitterFrame
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from edge_agent.media import barcode
+from edge_agent.media.adaptation import RateAdapter, rung_name
 from edge_agent.media.counters import CounterSet, percentile
 from edge_agent.media.source_runner import SourceRunner
 from edge_agent.media.tracks import EncodedTrack
@@ -49,6 +50,7 @@ log = logging.getLogger(__name__)
 
 Requester = Callable[[Body, float], Awaitable[Envelope]]
 MAX_LATENCY_SAMPLES = 200_000
+ADAPT_TICK_S = 0.5
 
 
 @dataclass
@@ -109,6 +111,11 @@ class LessonSession:
         # DSCP marks for the media sockets (the network profile), and what they did.
         self.network: NetworkProfile | None = None
         self.marking: DscpMarking | None = None
+        # Role and profile bitrate of each local device (set by the daemon), for the rate
+        # adapter that moves the encoders with the relay's bitrate estimates.
+        self.devices: dict[str, tuple[str, int]] = {}
+        self.adapter: RateAdapter | None = None
+        self._adapt_task: asyncio.Task[None] | None = None
         # Local sources feed the recorder whether or not the relay is reachable.
         for name in join.publish:
             sink = self._recording_sink(name)
@@ -195,6 +202,10 @@ class LessonSession:
             transceiver.setCodecPreferences(_h264_only(runner.kind))  # type: ignore[arg-type]
             aiortc_seam.use_packer(transceiver.sender)
             aiortc_seam.on_keyframe_request(transceiver.sender, track.request_keyframe)
+            if runner.kind == "video":
+                aiortc_seam.on_bitrate_estimate(
+                    transceiver.sender, self._estimate_sink(self._adapter(), name)
+                )
             mids.append((transceiver, name, runner.kind, "send", self.classroom_id))
         for rt in self._received.values():
             transceiver = pc.addTransceiver(rt.sub.kind, direction="recvonly")
@@ -243,6 +254,47 @@ class LessonSession:
             task.add_done_callback(_log_failure)
             self._consumers.append(task)
         self.connect_count += 1
+        if self.adapter is not None and self._adapt_task is None:
+            self._adapt_task = asyncio.create_task(self._adapt(), name=f"adapt-{self.lesson_id}")
+            self._adapt_task.add_done_callback(_log_failure)
+
+    @staticmethod
+    def _estimate_sink(adapter: RateAdapter, name: str) -> Callable[[int], None]:
+        def sink(bps: int) -> None:
+            adapter.estimate(name, bps, time.monotonic())
+
+        return sink
+
+    def _adapter(self) -> RateAdapter:
+        """The rate adapter, with every local video source at its top level."""
+        if self.adapter is not None:
+            return self.adapter
+        adapter = RateAdapter()
+        for name in self.join.publish:
+            runner = self._sources[name]
+            if runner.kind != "video":
+                continue
+            role, bps = self.devices.get(name, ("teacher", 2_000_000))
+            state = adapter.add(name, role, bps, self.network)
+            if not runner.set_bitrate(state.current):  # a passed-through camera
+                adapter.add(name, role, bps, self.network, adjustable=False)
+        self.adapter = adapter
+        return adapter
+
+    async def _adapt(self) -> None:
+        """Apply the adapter's decisions twice a second while the lesson lasts."""
+        assert self.adapter is not None
+        while True:
+            await asyncio.sleep(ADAPT_TICK_S)
+            for name, bps in self.adapter.step(time.monotonic()).items():
+                self._sources[name].set_bitrate(bps)
+                log.info(
+                    "lesson %s: %s now %s (%d kbps) on the relay's estimate",
+                    self.lesson_id,
+                    name,
+                    rung_name(self.network, bps),
+                    bps // 1000,
+                )
 
     def _recording_sink(self, name: str) -> Callable[[EncodedFrame], None]:
         def sink(frame: EncodedFrame) -> None:
@@ -358,6 +410,10 @@ class LessonSession:
         return out
 
     async def _close_pc(self) -> None:
+        if self._adapt_task is not None:
+            self._adapt_task.cancel()
+            await asyncio.gather(self._adapt_task, return_exceptions=True)
+            self._adapt_task = None
         for task in self._consumers:
             task.cancel()
         await asyncio.gather(*self._consumers, return_exceptions=True)

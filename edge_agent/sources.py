@@ -67,6 +67,9 @@ class MediaSource(Protocol):
     def request_keyframe(self) -> None:
         """Ask for a keyframe soon."""
 
+    def set_bitrate(self, bps: int) -> bool:
+        """Move the video encoder's bitrate; False when the source cannot (passthrough)."""
+
 
 @functools.lru_cache(maxsize=8)
 def video_codec(wanted: str) -> tuple[str, str | None]:

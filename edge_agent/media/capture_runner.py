@@ -82,6 +82,8 @@ class CaptureRunner:
         self.fps, self.width, self.height = fps, width, height
         self._loop = loop
         self._encoder_factory = encoder_factory
+        self._video_encoder: Encoder | None = None
+        self._target_bps: int | None = None
         self._audio_filter = audio_filter
         self._is_live = is_live
         self.health = DeviceHealth(name)
@@ -126,6 +128,15 @@ class CaptureRunner:
             self._thread.join(timeout=5)
             self._thread = None
         self.health.set("idle")
+
+    def set_bitrate(self, bps: int) -> bool:
+        """Move the encoder's bitrate (congestion control); False for a passed-through camera."""
+        if self.spec.passthrough or self.kind != "video":
+            return False
+        self._target_bps = bps
+        if self._video_encoder is not None and hasattr(self._video_encoder, "retarget"):
+            self._video_encoder.retarget(bps)
+        return True
 
     def request_keyframe(self) -> None:
         """Ask for a keyframe; a passthrough camera keeps its own GOP and ignores it."""
@@ -232,6 +243,9 @@ class CaptureRunner:
     def _encode_loop(self, container: Any, stream: Any, backoff: Backoff) -> None:
         assert self._encoder_factory is not None, "an encoded source needs an encoder"
         encoder = self._encoder_factory()
+        if self._target_bps is not None and hasattr(encoder, "retarget"):
+            encoder.retarget(self._target_bps)
+        self._video_encoder = encoder
         stream.thread_type = "AUTO"
         interval = 1.0 / self.fps
         next_due = time.monotonic()

@@ -32,7 +32,12 @@ def _open(codec: str) -> Any:
 
 
 class VideoEncoder:
-    """H.264 with in-band SPS/PPS on every keyframe, no B-frames, bitrate held by VBV."""
+    """H.264 with in-band SPS/PPS on every keyframe, no B-frames, bitrate held by VBV.
+
+    ``retarget`` moves the bitrate (congestion control): x264 takes a new rate only
+    through a VBV reconfiguration that PyAV cannot reach once the codec is open, so the
+    encoder is rebuilt at the next frame, which is then a keyframe carrying the headers.
+    """
 
     def __init__(
         self,
@@ -44,19 +49,30 @@ class VideoEncoder:
         preset: str = "veryfast",
         gop_seconds: float = 2.0,
     ) -> None:
+        self.width, self.height, self.fps = width, height, fps
+        self.codec = codec
+        self._preset = preset
+        self._gop_seconds = gop_seconds
+        self._ctx = self._build(bitrate)
+        self.bitrate = bitrate
+        self._pending: int | None = None
+        self.rebuilds = 0
+
+    def _build(self, bitrate: int) -> VideoCodecContext:
+        codec, width, height, fps = self.codec, self.width, self.height, self.fps
         ctx = cast(VideoCodecContext, _open(codec))
         ctx.width, ctx.height = width, height
         ctx.pix_fmt = "yuv420p"
         ctx.time_base = VIDEO_TIME_BASE
         ctx.framerate = fractions.Fraction(fps, 1)
         ctx.bit_rate = bitrate
-        ctx.gop_size = max(1, int(fps * gop_seconds))
+        ctx.gop_size = max(1, int(fps * self._gop_seconds))
         ctx.max_b_frames = 0
         if codec == "libx264":
             # zerolatency: no lookahead or frame threads, one packet out per frame in.
             # VBV holds the rate so keyframes do not burst the uplink.
             ctx.options = {
-                "preset": preset,
+                "preset": self._preset,
                 "tune": "zerolatency",
                 "profile": "baseline",
                 "x264-params": (
@@ -72,14 +88,28 @@ class VideoEncoder:
                 f"encoder {codec!r} would not open at {width}x{height} "
                 f"({err}); fall back to libx264"
             ) from err
-        self._ctx = ctx
-        self.codec = codec
+        return ctx
+
+    def retarget(self, bitrate: int) -> None:
+        """Encode at ``bitrate`` from the next frame on (thread-safe: one assignment)."""
+        if bitrate != self.bitrate:
+            self._pending = bitrate
+
+    def _apply_pending(self) -> bool:
+        bitrate, self._pending = self._pending, None
+        if bitrate is None or bitrate == self.bitrate:
+            return False
+        self._ctx = self._build(bitrate)
         self.bitrate = bitrate
+        self.rebuilds += 1
+        return True
 
     def encode(
         self, frame: av.VideoFrame, capture_ms: float, force_keyframe: bool = False
     ) -> list[EncodedFrame]:
         """Encode one frame; a forced keyframe answers a PLI or starts a recording."""
+        if self._pending is not None and self._apply_pending():
+            force_keyframe = True
         frame.pict_type = (
             av.video.frame.PictureType.I if force_keyframe else (av.video.frame.PictureType.NONE)
         )

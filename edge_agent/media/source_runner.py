@@ -102,6 +102,14 @@ class SourceRunner:
             self._thread = None
         self.state = "idle"
 
+    def set_bitrate(self, bps: int) -> bool:
+        """Move the video encoder's bitrate (congestion control); False if it cannot."""
+        retarget = getattr(self._encoder, "retarget", None)
+        if self.kind != "video" or retarget is None:
+            return False
+        retarget(bps)
+        return True
+
     def request_keyframe(self) -> None:
         """Make the next encoded video frame a keyframe (PLI, new subscriber, recording)."""
         self._keyframe.set()

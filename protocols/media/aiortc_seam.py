@@ -146,7 +146,25 @@ def request_keyframe(receiver: RTCRtpReceiver) -> bool:
 
 
 class H264Packer:
-    """Packetises pre-encoded H.264 access units; owns no codec context."""
+    """Packetises pre-encoded H.264 access units; owns no codec context.
+
+    aiortc hands a receiver's bitrate estimate (REMB) to its encoder's ``target_bitrate``;
+    the packer passes it on to ``on_estimate`` so the agent's own encoder can follow it.
+    """
+
+    on_estimate: Callable[[int], None] | None = None
+    _target_bitrate = 0
+
+    @property
+    def target_bitrate(self) -> int:
+        """The last bitrate estimate from the receiver, bits/s (0: none yet)."""
+        return self._target_bitrate
+
+    @target_bitrate.setter
+    def target_bitrate(self, bps: int) -> None:
+        self._target_bitrate = bps
+        if self.on_estimate is not None:
+            self.on_estimate(bps)
 
     def pack(self, packet: av.Packet[Any]) -> tuple[list[bytes], int]:
         """Split an Annex-B access unit into RTP payloads."""
@@ -174,6 +192,14 @@ def use_packer(sender: RTCRtpSender) -> None:
         raise SeamBroken(f"RTCRtpSender has no {_SENDER_ENCODER}")
     packer: H264Packer | OpusPacker = H264Packer() if sender.kind == "video" else OpusPacker()
     setattr(sender, _SENDER_ENCODER, packer)
+
+
+def on_bitrate_estimate(sender: RTCRtpSender, callback: Callable[[int], None]) -> None:
+    """Call ``callback(bps)`` with each REMB estimate for a video sender using our packer."""
+    packer = getattr(sender, _SENDER_ENCODER, None)
+    if not isinstance(packer, H264Packer):
+        raise SeamBroken("call use_packer on a video sender before on_bitrate_estimate")
+    packer.on_estimate = callback
 
 
 def on_keyframe_request(sender: RTCRtpSender, callback: Callable[[], None]) -> None:
