@@ -13,6 +13,7 @@ import numpy as np
 from edge_agent import __version__
 from edge_agent.checks import check_device
 from edge_agent.clock import ControllerClock
+from edge_agent.director.programme import Programme
 from edge_agent.disk import DEFAULT_RESERVE_BYTES, DiskPolicy, lesson_bytes
 from edge_agent.identity import Identity
 from edge_agent.link import ControlLink
@@ -27,6 +28,7 @@ from edge_agent.media.capture_runner import AudioFilter
 from edge_agent.media.echo_cancel import EchoCanceller
 from edge_agent.media.preview import BusDecoder
 from edge_agent.media.rates import RateMeter
+from edge_agent.media.rtmp_push import RtmpPush
 from edge_agent.network.interfaces import PlacementRefused
 from edge_agent.network.policy import NetworkPolicy
 from edge_agent.panel_output import PanelWindow
@@ -141,6 +143,9 @@ class AgentDaemon:
         # Devices not in a lesson: the result of their last probe (name → (ok, detail)).
         self.probed: dict[str, tuple[bool, str]] = {}
         self._rates = RateMeter()
+        # The director's programme and its live push, per lesson (movie mode, push_url).
+        self._programmes: dict[str, Programme] = {}
+        self._pushes: dict[str, RtmpPush] = {}
 
     @property
     def classroom_id(self) -> str:
@@ -665,7 +670,17 @@ class AgentDaemon:
             now=self.clock.now,
             on_segment=lambda key, info: self._on_segment(lesson_id, key, info),
         )
-        session = LessonSession(self.classroom_id, join, self.sources, recorder, self.link.request)
+        programme = self._start_programme(join)
+        session = LessonSession(
+            self.classroom_id,
+            join,
+            self.sources,
+            recorder,
+            self.link.request,
+            programme=programme.runner
+            if programme is not None and self.profile.profile.director.mode != "resource"
+            else None,
+        )
         session.on_decoded = self._on_decoded
         session.network = self.network.profile
         session.devices = {
@@ -674,6 +689,53 @@ class AgentDaemon:
         }
         self.session = session
         return session
+
+    def _start_programme(self, join: JoinLesson) -> Programme | None:
+        """The director's programme (and its RTMP push) for a lesson, if the profile asks."""
+        settings = self.profile.profile.director
+        if not settings.programme:
+            return None
+        publishing = {n: self.sources[n] for n in join.publish if n in self.sources}
+        try:
+            programme = Programme(
+                self.profile.profile,
+                settings,
+                publishing,
+                asyncio.get_running_loop(),
+                is_live=lambda: self.session is not None,
+            )
+        except ValueError as err:
+            log.warning("lesson %s: no programme: %s", join.lesson_id, err)
+            self.alerts["director"] = str(err)
+            return None
+        programme.start()
+        self._programmes[join.lesson_id] = programme
+        self.alerts.pop("director", None)
+        if settings.push_url:
+            mic = next(
+                (self.sources[n] for n in join.publish if self.sources[n].kind == "audio"), None
+            )
+            push = RtmpPush(
+                settings.push_url,
+                programme.runner.bus,
+                mic.bus if mic is not None else None,
+                width=settings.width,
+                height=settings.height,
+                fps=settings.fps,
+                request_keyframe=programme.runner.request_keyframe,
+            )
+            self._pushes[join.lesson_id] = push
+            task = asyncio.create_task(push.start(), name=f"push-{join.lesson_id}")
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())
+        return programme
+
+    async def _stop_programme(self, lesson_id: str) -> None:
+        push = self._pushes.pop(lesson_id, None)
+        if push is not None:
+            await push.stop()
+        programme = self._programmes.pop(lesson_id, None)
+        if programme is not None:
+            programme.stop()
 
     def _start_panel(self) -> None:
         """Open the panel output window if the profile has one; a failure is an alert."""
@@ -845,6 +907,7 @@ class AgentDaemon:
         await self._finish_session_recording(session)
         report = LessonReport(lesson_id=session.lesson_id, tracks=session.report())
         await session.close()
+        await self._stop_programme(session.lesson_id)
         if self.session is session:
             self.session = None
         self._finished.add(session.lesson_id)

@@ -156,6 +156,29 @@ class PanelOutput(BaseModel):
     local: str = ""
 
 
+class DirectorSettings(BaseModel):
+    """The director (导播): which recordings a lesson makes and the live push.
+
+    ``mode``: ``resource`` records each source on its own (the default, no director),
+    ``movie`` records the director's programme (one picture with picture-in-picture and
+    the room's sound), ``both`` records both. ``push_url`` pushes the programme over RTMP
+    (a live platform such as DingTalk or WeChat) while the lesson is live.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    mode: Literal["resource", "movie", "both"] = "resource"
+    width: int = Field(default=1280, ge=320, le=3840)
+    height: int = Field(default=720, ge=180, le=2160)
+    fps: int = Field(default=25, ge=5, le=60)
+    bitrate: int = Field(default=2_500_000, ge=200_000, le=20_000_000)
+    push_url: str = Field(default="", pattern=r"^(rtmps?://\S+)?$")
+
+    @property
+    def programme(self) -> bool:
+        """Whether the programme is made (movie mode, both, or a live push)."""
+        return self.mode != "resource" or bool(self.push_url)
+
+
 class HardwareProfile(BaseModel):
     """A whole classroom's devices and encoder settings."""
 
@@ -164,6 +187,7 @@ class HardwareProfile(BaseModel):
     encoder: EncoderSettings = EncoderSettings()
     devices: list[Device] = Field(min_length=1)
     output: PanelOutput | None = None
+    director: DirectorSettings = DirectorSettings()
 
     @model_validator(mode="after")
     def _unique(self) -> HardwareProfile:
@@ -171,6 +195,11 @@ class HardwareProfile(BaseModel):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"device names must be unique; repeated: {', '.join(dupes)}")
+        if self.director.programme and not any(d.role == "teacher" for d in self.devices):
+            raise ValueError(
+                f"director.mode = {self.director.mode!r} (or a push_url) needs a camera with "
+                "role 'teacher' to direct; add one or set mode = 'resource'"
+            )
         if self.output is not None and self.output.local and self.output.local not in names:
             raise ValueError(
                 f"output.local = {self.output.local!r} is not a device of this profile; "

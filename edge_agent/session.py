@@ -4,6 +4,7 @@ what it receives, and the figures it reports at the end."""
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -90,6 +91,7 @@ class LessonSession:
         sources: dict[str, MediaSource],
         recorder: LessonRecorder,
         request: Requester,
+        programme: MediaSource | None = None,
     ) -> None:
         self.classroom_id = classroom_id
         self.join = join
@@ -134,6 +136,24 @@ class LessonSession:
             ),
             None,
         )
+        # Movie mode: the director's programme is recorded too, and carries the sound.
+        self._programme = programme
+        if programme is not None:
+            own_camera = programme.name
+            self.recorder.add_track(
+                TrackSpec(
+                    programme.name,
+                    "video",
+                    "send",
+                    classroom_id,
+                    programme.width,
+                    programme.height,
+                    fps=round(programme.fps),
+                )
+            )
+            sink = self._recording_sink(programme.name)
+            self._recording_sinks[programme.name] = sink
+            programme.bus.subscribe(sink)
         for name in join.publish:
             runner = sources[name]
             mux = own_camera if runner.kind == "audio" else None
@@ -213,6 +233,8 @@ class LessonSession:
             rt.receiver = transceiver.receiver
             self.recorder.discontinuity(rt.key)
             aiortc_seam.tap_receiver(transceiver.receiver, self._tap_for(rt), decode=True)
+            if rt.sub.kind == "audio":
+                aiortc_seam.enable_audio_nack(transceiver.receiver)
             aiortc_seam.release_on_marker(transceiver.receiver)
             mids.append((transceiver, rt.sub.track, rt.sub.kind, "recv", rt.sub.source_classroom))
 
@@ -258,10 +280,19 @@ class LessonSession:
             self._adapt_task = asyncio.create_task(self._adapt(), name=f"adapt-{self.lesson_id}")
             self._adapt_task.add_done_callback(_log_failure)
 
-    @staticmethod
-    def _estimate_sink(adapter: RateAdapter, name: str) -> Callable[[int], None]:
+    def _estimate_sink(self, adapter: RateAdapter, name: str) -> Callable[[int], None]:
+        """Feed REMB estimates, with the source's measured rate over the last 2 s."""
+        bus = self._sources[name].bus
+        samples: collections.deque[tuple[float, int]] = collections.deque()
+
         def sink(bps: int) -> None:
-            adapter.estimate(name, bps, time.monotonic())
+            now = time.monotonic()
+            samples.append((now, bus.bytes))
+            while len(samples) > 2 and now - samples[1][0] >= 2.0:
+                samples.popleft()
+            (t0, b0), (t1, b1) = samples[0], samples[-1]
+            sending = int((b1 - b0) * 8 / (t1 - t0)) if t1 - t0 >= 0.5 else 0
+            adapter.estimate(name, bps, now, sending)
 
         return sink
 
@@ -365,6 +396,8 @@ class LessonSession:
         """Keyframes on every local source and from every remote one (recording start)."""
         for name in self.join.publish:
             self._sources[name].request_keyframe()
+        if self._programme is not None:
+            self._programme.request_keyframe()
         for rt in self._received.values():
             if rt.receiver is not None and rt.sub.kind == "video":
                 aiortc_seam.request_keyframe(rt.receiver)
@@ -427,7 +460,11 @@ class LessonSession:
         """Close the media (recording is stopped separately)."""
         await self._close_pc()
         for name, sink in self._recording_sinks.items():
-            self._sources[name].bus.unsubscribe(sink)
+            source = self._sources.get(name)
+            if source is None and self._programme is not None and name == self._programme.name:
+                source = self._programme
+            if source is not None:
+                source.bus.unsubscribe(sink)
         self._recording_sinks.clear()
 
 

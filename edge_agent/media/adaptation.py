@@ -7,10 +7,19 @@ share what is left by priority. Lower-priority sources (the student camera, then
 panel, then the board and wide cameras) drop first; the lead teacher's camera last.
 
 Bitrates move between levels (the ladder's rungs and the geometric midpoints between
-them), so an encoder is rebuilt only when a level changes. Down-switches are immediate;
-up-switches wait until the budget has allowed the next level for ``up_hold_s`` and
-climb one level at a time, because the estimate itself only grows by probing with what
-is sent.
+them), so an encoder is rebuilt only when a level changes.
+
+- **Down.** A stream is congested when the receiver estimates less than it is actually
+  being sent (below ``CONGESTED`` of the measured rate). Then the congested streams'
+  estimates and the others' current levels make the budget, and the levels are shared
+  again by priority. Content that compresses well and sends less than its level does
+  not count as congestion.
+- **Up.** Only when no stream is congested and every estimate has stayed well above
+  what is sent (``HEADROOM_UP``) for ``up_hold_s``: one level, for the most important
+  stream not at its top. The estimator only grows by about half again what it receives,
+  so climbing is a step at a time by design. A level a stream was congested at is not
+  tried again for ``BLOCK_S`` (doubling each time it fails again, up to ``BLOCK_MAX_S``),
+  so a link that cannot carry it is not probed into congestion every few seconds.
 """
 
 from __future__ import annotations
@@ -25,6 +34,10 @@ from protocols.network_profile import NetworkProfile
 ROLE_PRIORITY = {"teacher": 0, "wide": 1, "board": 2, "content": 3, "student": 4}
 ESTIMATE_TTL_S = 5.0  # an estimate older than this is not used
 HEADROOM = 0.9  # use this share of the estimate, leaving room for audio bursts and RTCP
+CONGESTED = 0.85  # an estimate below this share of the sent rate means congestion
+HEADROOM_UP = 1.2  # estimates this far above the sent rate allow the next level
+BLOCK_S = 30.0
+BLOCK_MAX_S = 300.0
 
 
 @dataclass
@@ -38,7 +51,9 @@ class SenderState:
     adjustable: bool = True  # False for a passed-through camera
     estimate: int | None = None
     estimate_at: float = -math.inf
-    up_since: float | None = None
+    sending: int = 0  # measured bits/s when the estimate came
+    blocked_until: dict[int, float] = field(default_factory=dict)  # level → time
+    block_s: dict[int, float] = field(default_factory=dict)  # level → current block length
     changed_at: float = -math.inf
 
     @property
@@ -80,6 +95,7 @@ class RateAdapter:
     down_hold_s: float = 1.0
     senders: dict[str, SenderState] = field(default_factory=dict)
     history: list[tuple[float, str, int]] = field(default_factory=list)
+    _up_since: float | None = None
 
     def add(
         self,
@@ -101,18 +117,32 @@ class RateAdapter:
         self.senders[name] = state
         return state
 
-    def estimate(self, name: str, bps: int, now: float) -> None:
-        """A REMB estimate for one sender's stream."""
+    def estimate(self, name: str, bps: int, now: float, sending: int) -> None:
+        """A REMB estimate for one sender's stream, with what it was measured sending."""
         state = self.senders.get(name)
         if state is not None:
-            state.estimate, state.estimate_at = bps, now
+            state.estimate, state.estimate_at, state.sending = bps, now, sending
+
+    def _fresh(self, now: float) -> list[SenderState]:
+        return [
+            s
+            for s in self.senders.values()
+            if s.estimate is not None and now - s.estimate_at <= ESTIMATE_TTL_S
+        ]
+
+    @staticmethod
+    def _congested(s: SenderState) -> bool:
+        return s.estimate is not None and s.sending > 0 and s.estimate < CONGESTED * s.sending
 
     def budget(self, now: float) -> int | None:
-        """What the estimates allow for video in total (None: no fresh estimate)."""
-        fresh = [s.estimate for s in self.senders.values() if now - s.estimate_at <= ESTIMATE_TTL_S]
+        """What the video may send now: congested streams' estimates, others' levels."""
+        fresh = self._fresh(now)
         if not fresh:
             return None
-        return int(sum(e for e in fresh if e is not None) * HEADROOM)
+        return sum(
+            int(s.estimate * HEADROOM) if self._congested(s) and s.estimate else s.current
+            for s in self.senders.values()
+        )
 
     def _allocation(self, budget: int) -> dict[str, int]:
         """The highest level each sender can have within ``budget``, by priority."""
@@ -122,7 +152,7 @@ class RateAdapter:
         for s in order:  # the teacher first gets as much as it can use
             for level in reversed(s.levels):
                 extra = level - alloc[s.name]
-                if extra <= left:
+                if extra <= left and level <= s.current:
                     left -= extra
                     alloc[s.name] = level
                     break
@@ -130,24 +160,41 @@ class RateAdapter:
 
     def step(self, now: float) -> dict[str, int]:
         """New bitrates for the encoders that should change now."""
-        budget = self.budget(now)
-        if budget is None:
+        fresh = self._fresh(now)
+        if not fresh:
             return {}
         changes: dict[str, int] = {}
-        for name, target in self._allocation(budget).items():
-            s = self.senders[name]
-            if not s.adjustable or target == s.current:
-                s.up_since = None
-                continue
-            if target < s.current:
-                s.up_since = None
-                if now - s.changed_at >= self.down_hold_s:
+        adjustable = [s for s in self.senders.values() if s.adjustable]
+        if any(self._congested(s) for s in fresh):
+            self._up_since = None
+            budget = self.budget(now) or 0
+            for name, target in self._allocation(budget).items():
+                s = self.senders[name]
+                if s.adjustable and target < s.current and now - s.changed_at >= self.down_hold_s:
                     changes[name] = target
-            else:
-                s.up_since = now if s.up_since is None else s.up_since
-                if now - s.up_since >= self.up_hold_s and now - s.changed_at >= self.up_hold_s:
-                    changes[name] = s.levels[s.levels.index(s.current) + 1]
-                    s.up_since = None
+                    block = min(s.block_s.get(s.current, BLOCK_S / 2) * 2, BLOCK_MAX_S)
+                    s.block_s[s.current] = block
+                    s.blocked_until[s.current] = now + block
+        elif all(
+            s.estimate is not None and s.estimate >= HEADROOM_UP * max(s.sending, 1) for s in fresh
+        ):
+            self._up_since = now if self._up_since is None else self._up_since
+            climbers = sorted(
+                (
+                    s
+                    for s in adjustable
+                    if s.current < s.levels[-1]
+                    and now >= s.blocked_until.get(s.levels[s.levels.index(s.current) + 1], 0.0)
+                ),
+                key=lambda s: s.priority,
+            )
+            if climbers and now - self._up_since >= self.up_hold_s:
+                s = climbers[0]
+                if now - s.changed_at >= self.up_hold_s:
+                    changes[s.name] = s.levels[s.levels.index(s.current) + 1]
+                    self._up_since = None
+        else:
+            self._up_since = None
         for name, bps in changes.items():
             state = self.senders[name]
             state.current, state.changed_at = bps, now

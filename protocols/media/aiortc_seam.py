@@ -30,12 +30,14 @@ import av
 from aiortc import RTCRtpReceiver, RTCRtpSender
 from aiortc.codecs.h264 import H264Encoder
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
+from aiortc.rtcrtpreceiver import NackGenerator
 from aiortc.rtp import RtpPacket
 
 _DECODER_QUEUE = "_RTCRtpReceiver__decoder_queue"
 _JITTER_BUFFER = "_RTCRtpReceiver__jitter_buffer"
 _DECODER_THREAD = "_RTCRtpReceiver__decoder_thread"
 _SENDER_ENCODER = "_RTCRtpSender__encoder"
+_NACK_GENERATOR = "_RTCRtpReceiver__nack_generator"
 _VIDEO_CLOCK = fractions.Fraction(1, 90000)
 _AUDIO_CLOCK = fractions.Fraction(1, 48000)
 
@@ -117,6 +119,18 @@ class MarkerJitterBuffer(JitterBuffer):
                     timestamp=pkt.timestamp,
                 )
         return None
+
+
+def enable_audio_nack(receiver: RTCRtpReceiver) -> None:
+    """Ask for lost audio packets again (aiortc only does it for video).
+
+    Sound is protected first: the audio jitter buffer holds a few packets, so on a
+    school's link a retransmission arrives in time to fill the hole.
+    """
+    if not hasattr(receiver, _NACK_GENERATOR):
+        raise SeamBroken(f"RTCRtpReceiver has no {_NACK_GENERATOR}")
+    if getattr(receiver, _NACK_GENERATOR) is None:
+        setattr(receiver, _NACK_GENERATOR, NackGenerator())
 
 
 def release_on_marker(receiver: RTCRtpReceiver) -> None:

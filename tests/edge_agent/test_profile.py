@@ -121,3 +121,17 @@ def test_cli_status_before_and_after_enrolment(tmp_path: pathlib.Path) -> None:
     assert doc["next_lessons"][0]["lesson"] == "L1" and doc["pending_uploads"] == [
         "L0/teacher/teacher-00001.mp4"
     ]
+
+
+def test_director_settings_are_checked(tmp_path: pathlib.Path) -> None:
+    src = (pathlib.Path(__file__).parents[2] / "hardware_profiles" / "synthetic.toml").read_text()
+    bad_url = tmp_path / "url.toml"
+    bad_url.write_text(src + '\n[director]\nmode = "movie"\npush_url = "http://live.example"\n')
+    with pytest.raises(ProfileError, match="push_url"):
+        load_profile(bad_url)
+    no_teacher = tmp_path / "teacher.toml"
+    no_teacher.write_text(
+        src.replace('role = "teacher"', 'role = "wide"') + '\n[director]\nmode = "movie"\n'
+    )
+    with pytest.raises(ProfileError, match="needs a camera with role 'teacher'"):
+        load_profile(no_teacher)

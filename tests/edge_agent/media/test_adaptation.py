@@ -25,8 +25,9 @@ def _room() -> RateAdapter:
 
 
 def _estimate_all(adapter: RateAdapter, total_bps: int, now: float) -> None:
-    for name in adapter.senders:
-        adapter.estimate(name, total_bps // len(adapter.senders), now)
+    """Each stream estimated at an equal share, each sending what its level says."""
+    for name, state in adapter.senders.items():
+        adapter.estimate(name, total_bps // len(adapter.senders), now, state.current)
 
 
 def test_levels_are_rungs_and_midpoints_under_the_ceiling() -> None:
@@ -89,3 +90,11 @@ def test_a_passed_through_camera_is_never_retargeted() -> None:
     _estimate_all(adapter, 1_000_000, 5.0)
     changes = adapter.step(5.0)
     assert "teacher" not in changes and adapter.senders["student"].current == 600_000
+
+
+def test_content_that_sends_less_than_its_level_is_not_congestion() -> None:
+    adapter = _room()
+    for name in adapter.senders:  # a still picture: 300 kbps sent, 400 kbps estimated
+        adapter.estimate(name, 400_000, 3.0, 300_000)
+    assert adapter.step(3.0) == {}
+    assert adapter.senders["teacher"].current == 4_000_000

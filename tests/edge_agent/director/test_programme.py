@@ -1,0 +1,88 @@
+"""The director's programme as a real agent makes it: recorded (movie mode) with the
+room's sound, and pushed over RTMP to a real nginx-rtmp server from the same packets."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import pathlib
+import socket
+import subprocess
+
+import av
+import pytest
+import zmq
+
+from edge_agent import daemon as daemon_mod
+from edge_agent.daemon import AgentDaemon
+from edge_agent.identity import Identity
+from edge_agent.manual_record import Request
+from edge_agent.profile import DirectorSettings, LoadedProfile, load_profile
+from edge_agent.recording.manifest import read_manifest
+from tests.peers import nginx_rtmp
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(90)]
+ROOT = pathlib.Path(__file__).parents[3]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _agent(state: pathlib.Path, director: DirectorSettings) -> AgentDaemon:
+    server_pub, _ = zmq.curve_keypair()
+    pub, sec = zmq.curve_keypair()
+    identity = Identity(
+        "c1", f"tcp://127.0.0.1:{_free_port()}", server_pub.decode(), pub.decode(), sec.decode()
+    )
+    loaded = load_profile(ROOT / "hardware_profiles" / "synthetic.toml")
+    profile = loaded.profile.model_copy(update={"director": director})
+    return AgentDaemon(state, identity, LoadedProfile(path="x", digest="0", profile=profile))
+
+
+@pytest.mark.skipif(not nginx_rtmp.available(), reason=nginx_rtmp.why_unavailable())
+async def test_movie_mode_records_the_programme_and_pushes_it_live(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(daemon_mod, "READY_LINK_WAIT_S", 0.2)
+    with nginx_rtmp.NginxRtmp(directory=tmp_path / "nginx") as server:
+        settings = DirectorSettings(
+            mode="both", width=960, height=540, fps=25, bitrate=1_500_000, push_url=server.url()
+        )
+        agent = _agent(tmp_path / "state", settings)
+        await agent.start()
+        try:
+            ans = agent._manual_start(Request("r1", "start", 0.0))
+            assert ans.ok, ans.message
+            await asyncio.sleep(5.0)
+            programme = agent._programmes[str(ans.lesson_id)]
+            assert programme.director.shot is not None  # the director is cutting
+            push = agent._pushes[str(ans.lesson_id)]
+            assert push.state == "live", push.status()
+            stopped = await agent._manual_stop(Request("r2", "stop", 0.0))
+            assert stopped.ok, stopped.message
+        finally:
+            await agent.stop()
+        flv = server.recording()
+    lesson_dir = tmp_path / "state" / "recordings" / str(ans.lesson_id)
+    manifest = read_manifest(lesson_dir / "manifest.json")
+    tracks = {t.track: t for t in manifest.tracks}
+    # movie: the programme with the room's sound inside; resource: each source on its own
+    assert tracks["programme"].muxed == ["mic"] and tracks["programme"].segments
+    assert {"teacher", "student", "panel"} <= set(tracks)
+    first = lesson_dir / "programme" / tracks["programme"].segments[0].name
+    with av.open(str(first)) as container:
+        video = container.streams.video[0]
+        assert (video.codec_context.width, video.codec_context.height) == (960, 540)
+        assert container.streams.audio, "the programme carries the microphone"
+    probe = subprocess.run(
+        ["ffprobe", "-v", "error", "-show_streams", "-of", "json", str(flv)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    streams = {s["codec_type"]: s for s in json.loads(probe.stdout)["streams"]}
+    assert streams["video"]["codec_name"] == "h264" and streams["video"]["width"] == 960
+    assert streams["audio"]["codec_name"] == "aac"
