@@ -51,3 +51,10 @@ def test_unit_has_notify_watchdog_user_and_device_access() -> None:
     assert service["NoNewPrivileges"] == "yes" and service["ProtectSystem"] == "strict"
     text = UNIT.read_text()
     assert "DeviceAllow=char-video4linux rw" in text and "DeviceAllow=char-alsa rw" in text
+
+
+def test_the_shaper_privilege_is_an_opt_in_drop_in() -> None:
+    unit = UNIT.read_text()
+    assert "CAP_NET_ADMIN" not in unit  # not granted by default
+    drop_in = UNIT.parent / "classroom-agent.service.d" / "shaper.conf.example"
+    assert "AmbientCapabilities=CAP_NET_ADMIN" in drop_in.read_text()
