@@ -375,6 +375,7 @@ class Orchestrator:
             subscribe=subscribe,
             start_at=as_utc(lesson.start_at).timestamp(),
             end_at=as_utc(lesson.end_at).timestamp(),
+            rung=lesson.rung,
         )
 
     def _command(self, lesson_id: str, classroom_id: str, body: Body) -> None:

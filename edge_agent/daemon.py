@@ -683,10 +683,15 @@ class AgentDaemon:
         )
         session.on_decoded = self._on_decoded
         session.network = self.network.profile
+        cap = self.network.video_cap_bps(join.rung)
         session.devices = {
-            d.name: (d.role, min(d.bitrate, self.network.video_cap_bps() or d.bitrate))
-            for d in self.profile.profile.devices
+            d.name: (d.role, min(d.bitrate, cap or d.bitrate)) for d in self.profile.profile.devices
         }
+        if cap is not None:  # the rung the lesson was placed on: encoders start there
+            for name in join.publish:
+                source = self.sources.get(name)
+                if source is not None and source.kind == "video":
+                    source.set_bitrate(min(self.profile.profile.device(name).bitrate, cap))
         self.session = session
         return session
 

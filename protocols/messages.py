@@ -169,6 +169,9 @@ class JoinLesson(Body):
     subscribe: list[Subscription]
     start_at: float
     end_at: float
+    # The ladder rung the controller placed the lesson on (None: no network profile);
+    # the agent keeps its video encoders at or below it.
+    rung: str | None = None
 
 
 class LeaveLesson(Body):

@@ -90,7 +90,11 @@ class NetworkPolicy:
                     log.warning("kernel shaper not installed: %s", err)
         return placement
 
-    def video_cap_bps(self) -> int | None:
-        """The most any one video encoder may send (the top rung), bits/s."""
+    def video_cap_bps(self, rung: str | None = None) -> int | None:
+        """The most any one video encoder may send, bits/s: the lesson's rung if the
+        controller placed it on one this profile knows, else the top rung."""
         profile = self.profile
-        return None if profile is None else profile.ladder[0].kbps * 1000
+        if profile is None:
+            return None
+        chosen = next((r for r in profile.ladder if r.name == rung), profile.ladder[0])
+        return chosen.kbps * 1000
