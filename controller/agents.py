@@ -6,6 +6,7 @@ import logging
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from controller.alerts import record_heartbeat_alerts
 from controller.db.models import Classroom, Lesson
 from controller.db.session import utcnow
 from controller.errors import ControllerError, EnrolmentRefused
@@ -132,9 +133,11 @@ class AgentMessages:
         with self._sessions() as db:
             room = db.get(Classroom, classroom_id)
             if room is not None:
-                room.last_seen_at = utcnow()
+                now = utcnow()
+                room.last_seen_at = now
                 room.online = True
                 room.health = body.model_dump(mode="json")
+                record_heartbeat_alerts(db, classroom_id, room.health, now)
                 db.commit()
         return HeartbeatAck(seq=body.seq, received_at=received_at, server_time=utcnow().timestamp())
 

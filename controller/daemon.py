@@ -87,6 +87,7 @@ class ControllerDaemon:
             self.uploads,
             keys,
             lambda: self.presence.online if self.presence else [],
+            lambda: self.orchestrator,
         )
         await self.http.start(cfg.bind_host, cfg.http_port)
         upload_url = f"http://{cfg.bind_host}:{self.http.port}"

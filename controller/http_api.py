@@ -14,17 +14,23 @@ from sqlalchemy.orm import Session, sessionmaker
 from controller.auth.api import AuthApi
 from controller.auth.middleware import AuthGate
 from controller.console.routes import console_routes
+from controller.dashboard_api import DashboardApi
 from controller.db.models import Classroom, Deletion, Lesson
 from controller.db.session import as_utc
 from controller.errors import InvalidRequest, NotFound
 from controller.keys import ServerKeys
 from controller.lessons import get_lesson, lesson_document
 from controller.network_api import NetworkApi
+from controller.patrol import OPENAPI_PATHS as PATROL_PATHS
+from controller.patrol import PatrolApi, Relays
 from controller.recordings import catalogue_document
+from controller.recordings_api import OPENAPI_PATHS as RECORDINGS_PATHS
+from controller.recordings_api import RecordingsApi
 from controller.storage.backend import ChecksumMismatch, StorageError, object_key
 from controller.storage.errors import StitchError
 from controller.storage.local import LocalStorage
-from controller.timetable.api import TimetableApi
+from controller.timetable.api import OPENAPI, TimetableApi
+from controller.timetable.check_api import LessonCheckApi
 from controller.uploads import UploadRequest, UploadService, parse_etags
 
 log = logging.getLogger(__name__)
@@ -45,6 +51,7 @@ class HttpApi:
         uploads: UploadService,
         keys: ServerKeys,
         presence_online: Callable[[], list[str]],
+        relays: Callable[[], Relays | None] = lambda: None,
     ) -> None:
         self._sessions = sessions
         self.uploads = uploads
@@ -69,8 +76,14 @@ class HttpApi:
                 web.post("/api/v1/uploads/{upload}/complete", self.complete_upload),
             ]
         )
+        self.app.add_routes(LessonCheckApi(sessions).routes())
         self.app.add_routes(TimetableApi(sessions).routes())
+        self.app.add_routes(DashboardApi(sessions, presence_online).routes())
         self.app.add_routes(NetworkApi(sessions, presence_online).routes())
+        self.app.add_routes(PatrolApi(sessions, relays, presence_online).routes())
+        OPENAPI["paths"].update(PATROL_PATHS)
+        self.app.add_routes(RecordingsApi(sessions).routes())
+        OPENAPI["paths"].update(RECORDINGS_PATHS)
         self.app.add_routes(AuthApi(sessions).routes())
         self.app.add_routes(console_routes())
         self._runner: web.AppRunner | None = None

@@ -78,7 +78,10 @@ class NetworkApi:
         """Store a profile (JSON, or TOML with a TOML/plain-text content type); 400 names
         the field and value that are wrong."""
         name = request.match_info["name"]
-        text = await request.text()
+        try:
+            text = (await request.read()).decode("utf-8")
+        except UnicodeDecodeError as err:
+            return _error(400, f"body is not UTF-8 text ({err}); send the profile as UTF-8")
 
         def work(db: Session) -> web.StreamResponse:
             source = f"{name!r}"

@@ -20,8 +20,13 @@ from controller.auth.web_sessions import COOKIE, Principal, find_session
 log = logging.getLogger(__name__)
 
 CSRF_HEADER = "X-CSRF-Token"
-# Routes whose handlers write their own, more telling audit rows.
-SELF_AUDITED = frozenset({("DELETE", "/api/v1/session")})
+# Routes whose handlers write their own, more telling audit rows, or none: hanging up a
+# patrol viewer is not worth a row (opening it is, as 'watch').
+SELF_AUDITED = frozenset(
+    {("DELETE", "/api/v1/session"), ("DELETE", "/api/v1/lessons/{lesson}/watch/{viewer}")}
+)
+# Audit action names other than "METHOD pattern": who watched which lesson (patrol).
+AUDIT_ACTIONS = {("POST", "/api/v1/lessons/{lesson}/watch"): "watch"}
 
 PRINCIPAL = web.RequestKey("principal", Principal)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -76,7 +81,7 @@ class AuthGate:
         with self._sessions() as db:
             audit.record(
                 db,
-                f"{request.method} {pattern}",
+                AUDIT_ACTIONS.get((request.method, pattern), f"{request.method} {pattern}"),
                 username=principal.username,
                 role=principal.role,
                 target=request.path_qs,

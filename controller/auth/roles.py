@@ -12,6 +12,7 @@ ALL = frozenset(ROLES)
 SCHEDULING = frozenset({ADMIN, SCHEDULER})
 ADMIN_ONLY = frozenset({ADMIN})
 AUDIT_READERS = frozenset({ADMIN, INSPECTOR})
+ALERT_HANDLERS = frozenset({ADMIN, SCHEDULER, TECHNICIAN})
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -24,6 +25,8 @@ PERMISSIONS: dict[tuple[str, str], frozenset[str]] = {
     # Timetable, lessons, series, terms, imports, network profiles.
     ("POST", "/api/v1/timetable/import"): SCHEDULING,
     ("POST", "/api/v1/lessons"): SCHEDULING,
+    ("POST", "/api/v1/lessons/check"): SCHEDULING,
+    ("POST", "/api/v1/lessons/{lesson}/move"): SCHEDULING,
     ("POST", "/api/v1/lessons/{lesson}/override"): SCHEDULING,
     ("PUT", "/api/v1/network-profiles/{name}"): SCHEDULING,
     ("POST", "/api/v1/network-profiles/{name}/assign"): SCHEDULING,
@@ -33,8 +36,29 @@ PERMISSIONS: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/v1/users"): ADMIN_ONLY,
     ("POST", "/api/v1/users"): ADMIN_ONLY,
     ("POST", "/api/v1/users/{username}/unlock"): ADMIN_ONLY,
+    # Patrol: watching a live lesson opens a receive-only WebRTC viewer. It changes
+    # nothing, so every role may (see READ_ACTIONS); it is audited as 'watch'.
+    ("POST", "/api/v1/lessons/{lesson}/watch"): ALL,
+    ("DELETE", "/api/v1/lessons/{lesson}/watch/{viewer}"): ALL,
+    # Alerts raised from heartbeats: acknowledge, silence for maintenance.
+    ("POST", "/api/v1/alerts/{alert}/ack"): ALERT_HANDLERS,
+    ("POST", "/api/v1/alerts/{alert}/silence"): ALERT_HANDLERS,
+    # Recordings: every role searches and plays them; publishing to the resource library
+    # is a scheduling decision.
+    ("GET", "/api/v1/recordings"): ALL,
+    ("GET", "/api/v1/recordings/{lesson}/{classroom}/{file}"): ALL,
+    ("POST", "/api/v1/recordings/{lesson}/{classroom}/{track}/publish"): SCHEDULING,
     # Technician actions (on classroom agents) will be listed here as they are added.
 }
+
+# Writes by HTTP method that change nothing: opening and closing a patrol viewer. Every
+# role may make them; the middleware still asks cookie callers for the CSRF token.
+READ_ACTIONS: frozenset[tuple[str, str]] = frozenset(
+    {
+        ("POST", "/api/v1/lessons/{lesson}/watch"),
+        ("DELETE", "/api/v1/lessons/{lesson}/watch/{viewer}"),
+    }
+)
 
 # Routes that need no console credential: liveness, the API description, signing in, and
 # the agents' upload routes (those check X-Classroom plus the classroom's upload token).
@@ -53,9 +77,10 @@ PUBLIC: frozenset[tuple[str, str]] = frozenset(
 WHAT_ROLE_MAY_DO: dict[str, str] = {
     ADMIN: "read everything and change everything, including users",
     SCHEDULER: "read everything except the audit log and users, and change the timetable, "
-    "lessons, imports and network profiles",
-    TECHNICIAN: "read everything except the audit log and users; it changes nothing through "
-    "the API yet",
+    "lessons, imports and network profiles, publish recordings, and acknowledge or silence "
+    "alerts",
+    TECHNICIAN: "read everything except the audit log and users, and acknowledge or silence "
+    "alerts; it cannot change the timetable",
     INSPECTOR: "read everything, including the audit log, and change nothing",
 }
 

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import JSON, Boolean, Date, DateTime, Float, ForeignKey, Integer, String, Text
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -19,7 +30,7 @@ class Classroom(Base):
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
-    school: Mapped[str] = mapped_column(String(200), default="")
+    school: Mapped[str] = mapped_column(String(200), default="", index=True)
     public_key: Mapped[str | None] = mapped_column(String(40), unique=True)
     enrol_token_hash: Mapped[str | None] = mapped_column(String(64))
     enrol_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -35,15 +46,36 @@ class Classroom(Base):
     network_profile: Mapped[str | None] = mapped_column(String(64))
 
 
+class AlertState(Base):
+    """One condition raised from a classroom's heartbeats, kept while it lasts (and while
+    it is silenced), with who acknowledged it and until when it is silenced."""
+
+    __tablename__ = "alert_state"
+    __table_args__ = (UniqueConstraint("classroom_id", "key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    classroom_id: Mapped[str] = mapped_column(
+        ForeignKey("classroom.id", ondelete="CASCADE"), index=True
+    )
+    key: Mapped[str] = mapped_column(String(100))  # e.g. "disk_low", "device_lost:camera"
+    message: Mapped[str] = mapped_column(Text, default="")
+    first_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    acknowledged_by: Mapped[str | None] = mapped_column(String(64))
+    acknowledged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    silenced_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
 class Lesson(Base):
     """One scheduled lesson: a lead classroom teaching receiving classrooms."""
 
     __tablename__ = "lesson"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    kind: Mapped[str] = mapped_column(String(32), default="synchronous")
+    kind: Mapped[str] = mapped_column(String(32), default="synchronous", index=True)
     title: Mapped[str] = mapped_column(String(200), default="")
-    lead_classroom_id: Mapped[str] = mapped_column(ForeignKey("classroom.id"))
+    lead_classroom_id: Mapped[str] = mapped_column(ForeignKey("classroom.id"), index=True)
     start_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     end_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     state: Mapped[str] = mapped_column(String(16), default="scheduled", index=True)
@@ -77,7 +109,9 @@ class LessonReceiver(Base):
     __tablename__ = "lesson_receiver"
 
     lesson_id: Mapped[str] = mapped_column(ForeignKey("lesson.id"), primary_key=True)
-    classroom_id: Mapped[str] = mapped_column(ForeignKey("classroom.id"), primary_key=True)
+    classroom_id: Mapped[str] = mapped_column(
+        ForeignKey("classroom.id"), primary_key=True, index=True
+    )
     lesson: Mapped[Lesson] = relationship(back_populates="receivers")
 
 
@@ -117,7 +151,7 @@ class Recording(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     lesson_id: Mapped[str] = mapped_column(ForeignKey("lesson.id"), index=True)
-    classroom_id: Mapped[str] = mapped_column(ForeignKey("classroom.id"))
+    classroom_id: Mapped[str] = mapped_column(ForeignKey("classroom.id"), index=True)
     track: Mapped[str] = mapped_column(String(64))
     kind: Mapped[str] = mapped_column(String(8))
     path: Mapped[str] = mapped_column(Text)
@@ -126,6 +160,21 @@ class Recording(Base):
     segments: Mapped[int] = mapped_column(Integer)
     sha256: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class PublishedRecording(Base):
+    """A track's recording published to the resource library (资源库): who, and when.
+
+    Kept apart from ``Recording`` so re-stitching a lesson (which replaces its rows) does
+    not unpublish it."""
+
+    __tablename__ = "published_recording"
+
+    lesson_id: Mapped[str] = mapped_column(ForeignKey("lesson.id"), primary_key=True)
+    classroom_id: Mapped[str] = mapped_column(ForeignKey("classroom.id"), primary_key=True)
+    track: Mapped[str] = mapped_column(String(64), primary_key=True)
+    published_by: Mapped[str] = mapped_column(String(64), default="")
+    published_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class UploadSession(Base):

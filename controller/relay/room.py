@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass, field
 
-from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc import (
+    RTCPeerConnection,
+    RTCRtpCodecCapability,
+    RTCRtpSender,
+    RTCSessionDescription,
+)
+from aiortc.exceptions import InvalidAccessError, InvalidStateError, OperationError
 
 from controller.relay.feed import Feed, RelayTrack
 from protocols.media import aiortc_seam
@@ -14,6 +21,18 @@ from protocols.media.rtc_config import peer_configuration
 from protocols.messages import TrackMid
 
 log = logging.getLogger(__name__)
+
+MAX_VIEWERS = 16  # console viewers per lesson; each one is another copy of every feed it asks
+
+
+def relayed_codecs(kind: str) -> list[RTCRtpCodecCapability]:
+    """What the relay can send without transcoding: H.264 (+RTX) for video, Opus for audio.
+
+    A browser lists VP8 first; a viewer's transceivers are told to prefer these before its
+    offer is applied, so the answer selects what the agents actually encode."""
+    caps = RTCRtpSender.getCapabilities(kind).codecs
+    wanted = ("video/h264", "video/rtx") if kind == "video" else ("audio/opus",)
+    return [c for c in caps if c.mimeType.lower() in wanted]
 
 
 class SignallingError(ValueError):
@@ -30,6 +49,26 @@ class AgentPeer:
     subscribed: list[RelayTrack] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class FeedRef:
+    """One feed a console viewer asks for, in the order of its offer's media sections."""
+
+    classroom: str
+    track: str
+    kind: str
+
+
+@dataclass
+class ViewerPeer:
+    """A console viewer's receive-only peer connection (patrol): it never publishes."""
+
+    viewer_id: str
+    pc: RTCPeerConnection
+    feeds: list[FeedRef]
+    subscribed: list[RelayTrack] = field(default_factory=list)
+    opened_at: float = field(default_factory=time.monotonic)
+
+
 class LessonRelay:
     """Forwards encoded frames between the classrooms of one lesson (lead ⇄ receivers)."""
 
@@ -37,6 +76,8 @@ class LessonRelay:
         self.lesson_id = lesson_id
         self._feeds: dict[tuple[str, str], Feed] = {}
         self._peers: dict[str, AgentPeer] = {}
+        self._viewers: dict[str, ViewerPeer] = {}
+        self._last_frame: dict[tuple[str, str], float] = {}
 
     def feed(self, source_classroom: str, track: str, kind: str) -> Feed:
         """The feed for a classroom's track, created on first use by either side."""
@@ -110,11 +151,16 @@ class LessonRelay:
             )
         feed = self.feed(peer.classroom_id, spec.track, spec.kind)
 
+        key = (feed.source_classroom, feed.track)
+
         def on_frame(kind: str, frame: object) -> None:
+            self._last_frame[key] = time.monotonic()
             feed.publish(frame.data, frame.timestamp)  # type: ignore[attr-defined]
 
         aiortc_seam.tap_receiver(receiver, on_frame, decode=False)  # type: ignore[arg-type]
         aiortc_seam.release_on_marker(receiver)  # type: ignore[arg-type]
+        if spec.kind == "audio":  # sound is protected first: lost packets are asked again
+            aiortc_seam.enable_audio_nack(receiver)  # type: ignore[arg-type]
         feed.attach_publisher(lambda: aiortc_seam.request_keyframe(receiver))  # type: ignore[arg-type]
         peer.published.append(feed)
 
@@ -129,8 +175,98 @@ class LessonRelay:
             track.stop()
         await peer.pc.close()
 
+    async def answer_viewer(self, viewer_id: str, sdp: str, feeds: list[FeedRef]) -> str:
+        """Answer a console viewer's receive-only offer: one media section per entry of
+        ``feeds``, in that order, each sent the feed's encoded frames as they arrive.
+
+        Raises SignallingError (what is wrong and what to send instead) for an unknown feed,
+        a kind mismatch, or an offer whose sections do not match ``feeds``."""
+        if not feeds:
+            raise SignallingError("'feeds' is empty: name at least one feed to watch")
+        if viewer_id not in self._viewers and len(self._viewers) >= MAX_VIEWERS:
+            raise SignallingError(
+                f"lesson {self.lesson_id} already has {MAX_VIEWERS} viewers; close one "
+                "(DELETE its watch) and try again"
+            )
+        await self.close_viewer(viewer_id)
+        chosen: list[Feed] = []
+        for ref in feeds:
+            feed = self._feeds.get((ref.classroom, ref.track))
+            if feed is None:
+                known = ", ".join(sorted(f"{c}/{t}" for c, t in self._feeds)) or "none yet"
+                raise SignallingError(
+                    f"lesson {self.lesson_id} has no feed {ref.classroom}/{ref.track} "
+                    f"(it has: {known}); GET /api/v1/live lists the feeds"
+                )
+            if feed.kind != ref.kind:
+                raise SignallingError(
+                    f"feed {ref.classroom}/{ref.track} is {feed.kind}, asked for as {ref.kind}"
+                )
+            chosen.append(feed)
+        pc = RTCPeerConnection(peer_configuration())
+        viewer = ViewerPeer(viewer_id, pc, list(feeds))
+        self._viewers[viewer_id] = viewer
+        try:
+            # Transceivers made before the offer is applied are matched to its media
+            # sections in order (per kind), and keep their codec preferences.
+            for feed in chosen:
+                transceiver = pc.addTransceiver(feed.kind, direction="sendonly")
+                transceiver.setCodecPreferences(relayed_codecs(feed.kind))
+                relay_track = feed.subscribe()  # also asks the publisher for a keyframe
+                viewer.subscribed.append(relay_track)
+                transceiver.sender.replaceTrack(relay_track)
+                aiortc_seam.use_packer(transceiver.sender)
+                aiortc_seam.on_keyframe_request(transceiver.sender, relay_track.request_keyframe)
+            try:
+                await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+            except (ValueError, InvalidAccessError, InvalidStateError, OperationError) as err:
+                raise SignallingError(f"the viewer's offer was refused: {err}") from None
+            transceivers = pc.getTransceivers()
+            offered = [t.kind for t in transceivers if t.mid is not None]
+            if len(transceivers) != len(chosen) or len(offered) != len(chosen):
+                raise SignallingError(
+                    f"the offer has {len(offered)} media sections ({', '.join(offered)}) but "
+                    f"'feeds' lists {len(chosen)} ({', '.join(f.kind for f in chosen)}); add "
+                    "one recvonly transceiver per feed, in the same order"
+                )
+            await pc.setLocalDescription(await pc.createAnswer())
+        except Exception:
+            await self.close_viewer(viewer_id)
+            raise
+
+        @pc.on("connectionstatechange")
+        async def _state() -> None:
+            log.info("lesson %s: viewer %s %s", self.lesson_id, viewer_id, pc.connectionState)
+            if pc.connectionState in ("failed", "closed"):
+                current = self._viewers.get(viewer_id)
+                if current is not None and current.pc is pc:
+                    await self.close_viewer(viewer_id)
+
+        return pc.localDescription.sdp
+
+    async def close_viewer(self, viewer_id: str) -> bool:
+        """Close a console viewer's connection; False if there was none by that id."""
+        viewer = self._viewers.pop(viewer_id, None)
+        if viewer is None:
+            return False
+        for track in viewer.subscribed:
+            track.stop()
+        await viewer.pc.close()
+        return True
+
+    @property
+    def viewers(self) -> list[str]:
+        """The ids of the open console viewers."""
+        return list(self._viewers)
+
+    def frame_age_s(self, source_classroom: str, track: str) -> float | None:
+        """Seconds since the relay last got a frame of this feed; None if it never did."""
+        last = self._last_frame.get((source_classroom, track))
+        return None if last is None else time.monotonic() - last
+
     async def close(self) -> None:
-        """Close every connection and feed."""
+        """Close every connection (agents' and viewers') and feed."""
+        await asyncio.gather(*(self.close_viewer(v) for v in list(self._viewers)))
         await asyncio.gather(*(self.disconnect(c) for c in list(self._peers)))
         for feed in self._feeds.values():
             feed.close()

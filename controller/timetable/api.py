@@ -14,18 +14,27 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from controller.auth.api import OPENAPI_PATHS as AUTH_PATHS
 from controller.auth.api import SECURITY, SECURITY_SCHEMES
+from controller.dashboard_api import OPENAPI_PATHS as DASHBOARD_PATHS
+from controller.body_fields import (
+    number_field,
+    optional_string_field,
+    string_field,
+    string_list_field,
+)
 from controller.db.models import Lesson, Teacher
 from controller.db.session import as_utc
 from controller.errors import InvalidRequest, NotFound, RulesRefused
 from controller.lessons import lesson_document, schedule_placed
 from controller.network_api import OPENAPI_PATHS as NETWORK_PATHS
 from controller.overrides import ACTIONS, override
+from controller.timetable.check_api import OPENAPI_PATHS as CHECK_PATHS
 from controller.timetable.csv_import import parse_timetable_csv
 from controller.timetable.ical import lessons_for, to_ical
 from controller.timetable.kinds import KINDS
 from controller.timetable.loading import insert_lessons, planner_for
 from controller.timetable.reports import report_csv, report_html, term_report
 from controller.timetable.setup import bell_periods, term_calendar
+from controller.timetable.week import lessons_query
 
 MAX_ROWS = 5000
 
@@ -42,6 +51,18 @@ def _day(request: web.Request, name: str) -> date | None:
         return date.fromisoformat(value)
     except ValueError:
         raise InvalidRequest(f"query {name}={value!r} is not a date (2026-03-02)") from None
+
+
+def _moment(request: web.Request, name: str) -> datetime | None:
+    value = request.query.get(name)
+    if value is None:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidRequest(
+            f"query {name}={value!r} is not a time (2026-03-02T00:00:00+08:00)"
+        ) from None
 
 
 class TimetableApi:
@@ -79,24 +100,25 @@ class TimetableApi:
         return web.json_response(OPENAPI)
 
     async def timetable(self, request: web.Request) -> web.StreamResponse:
-        """Lessons from ``from`` to ``to`` (dates), maybe of a classroom, teacher or school."""
+        """Lessons from ``from`` to ``to`` (dates) or overlapping ``start``..``end`` (times),
+        maybe of a classroom, teacher, school or pairing."""
 
         def work(db: Session) -> web.StreamResponse:
-            first, last = _day(request, "from"), _day(request, "to")
             q = request.query
-            if any(k in q for k in ("classroom", "teacher", "school")):
-                lessons = lessons_for(db, q.get("classroom"), q.get("teacher"), q.get("school"))
-            else:
-                lessons = list(db.scalars(select(Lesson).order_by(Lesson.start_at)).all())
-            if "pairing" in q:
-                lessons = [x for x in lessons if x.pairing_id == q["pairing"]]
-            out = [
-                _summary(x)
-                for x in lessons
-                if (first is None or as_utc(x.start_at).date() >= first)
-                and (last is None or as_utc(x.start_at).date() <= last)
-            ]
-            return web.json_response({"lessons": out[:MAX_ROWS], "truncated": len(out) > MAX_ROWS})
+            query = lessons_query(
+                db,
+                first=_day(request, "from"),
+                last=_day(request, "to"),
+                start=_moment(request, "start"),
+                end=_moment(request, "end"),
+                classroom=q.get("classroom"),
+                teacher=q.get("teacher"),
+                school=q.get("school"),
+                pairing=q.get("pairing"),
+            )
+            lessons = db.scalars(query.limit(MAX_ROWS + 1)).all()
+            out = [_summary(x) for x in lessons[:MAX_ROWS]]
+            return web.json_response({"lessons": out, "truncated": len(lessons) > MAX_ROWS})
 
         return await self._run(work)
 
@@ -180,13 +202,13 @@ class TimetableApi:
                 lesson, placement = schedule_placed(
                     db,
                     lead,
-                    [str(r) for r in body.get("receivers", [])],
+                    string_list_field(body, "receivers"),
                     start,
                     end,
-                    str(body.get("title", "")),
-                    str(body.get("kind", "synchronous")),
-                    body.get("teacher"),
-                    str(body.get("subject", "")),
+                    string_field(body, "title"),
+                    string_field(body, "kind", "synchronous"),
+                    optional_string_field(body, "teacher"),
+                    string_field(body, "subject"),
                 )
             except RulesRefused as err:
                 return web.json_response(
@@ -217,9 +239,9 @@ class TimetableApi:
                 db,
                 request.match_info["lesson"],
                 str(body["action"]),
-                str(body.get("actor", "api")),
-                float(body.get("minutes", 0)),
-                str(body.get("lead", "")),
+                string_field(body, "actor", "api"),
+                number_field(body, "minutes", 0.0),
+                string_field(body, "lead"),
             )
             return web.json_response(lesson_document(db, lesson))
 
@@ -348,6 +370,8 @@ OPENAPI: dict[str, Any] = {
                     _q("teacher", {"type": "string"}),
                     _q("school", {"type": "string"}),
                     _q("pairing", {"type": "string"}),
+                    _q("start", {"type": "string", "format": "date-time"}),
+                    _q("end", {"type": "string", "format": "date-time"}),
                 ],
                 "responses": {
                     "200": {
@@ -505,6 +529,8 @@ OPENAPI: dict[str, Any] = {
             }
         },
         **NETWORK_PATHS,
+        **CHECK_PATHS,
+        **DASHBOARD_PATHS,
         **AUTH_PATHS,
     },
 }

@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import fractions
 import queue
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -121,16 +122,82 @@ class MarkerJitterBuffer(JitterBuffer):
         return None
 
 
-def enable_audio_nack(receiver: RTCRtpReceiver) -> None:
-    """Ask for lost audio packets again (aiortc only does it for video).
+AUDIO_NACK_REPEAT_S = 0.04  # a lost audio packet is asked for again this often…
+AUDIO_NACK_GIVE_UP_S = 0.3  # …until the jitter buffer (16 packets, 320 ms) moves past it
 
-    Sound is protected first: the audio jitter buffer holds a few packets, so on a
-    school's link a retransmission arrives in time to fill the hole.
+
+class _RepeatingNacks(NackGenerator):
+    """aiortc's NACK generator, remembering when each hole appeared and the stream's SSRC.
+
+    aiortc sends a NACK only when a new hole appears; with loss on the return path too,
+    one lost NACK or retransmission leaves the hole for good. For audio the agent repeats
+    the NACK for a hole until it is filled or too old to matter.
     """
-    if not hasattr(receiver, _NACK_GENERATOR):
-        raise SeamBroken(f"RTCRtpReceiver has no {_NACK_GENERATOR}")
-    if getattr(receiver, _NACK_GENERATOR) is None:
-        setattr(receiver, _NACK_GENERATOR, NackGenerator())
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ssrc: int | None = None
+        self.since: dict[int, float] = {}
+
+    def add(self, packet: RtpPacket) -> bool:
+        self.ssrc = packet.ssrc
+        missed: bool = super().add(packet)
+        now = time.monotonic()
+        for seq in self.missing:
+            self.since.setdefault(seq, now)
+        for seq in [s for s in self.since if s not in self.missing]:
+            del self.since[seq]
+        return missed
+
+    def due(self) -> list[int]:
+        """Holes still worth asking for; older ones are forgotten."""
+        now = time.monotonic()
+        for seq, since in list(self.since.items()):
+            if now - since > AUDIO_NACK_GIVE_UP_S:
+                self.missing.discard(seq)
+                del self.since[seq]
+        return sorted(self.missing)
+
+
+async def _repeat_nacks(receiver: RTCRtpReceiver, nacks: _RepeatingNacks) -> None:
+    while True:
+        await asyncio.sleep(AUDIO_NACK_REPEAT_S)
+        lost = nacks.due()
+        if lost and nacks.ssrc is not None:
+            with contextlib.suppress(ConnectionError, AttributeError):
+                await receiver._send_rtcp_nack(nacks.ssrc, lost)
+
+
+_NACK_TASKS: set[asyncio.Task[None]] = set()
+
+
+def enable_audio_nack(receiver: RTCRtpReceiver) -> None:
+    """Ask for lost audio packets again, repeatedly (aiortc only does it once, for video).
+
+    Sound is protected first: the audio jitter buffer waits up to 16 packets at a hole,
+    so a retransmission that arrives within ~300 ms fills it. The repeating task stops
+    when the receiver's transport is gone.
+    """
+    if not hasattr(receiver, _NACK_GENERATOR) or not hasattr(receiver, "_send_rtcp_nack"):
+        raise SeamBroken(f"RTCRtpReceiver has no {_NACK_GENERATOR} or _send_rtcp_nack")
+    if getattr(receiver, _NACK_GENERATOR) is not None:
+        return
+    nacks = _RepeatingNacks()
+    setattr(receiver, _NACK_GENERATOR, nacks)
+    task = asyncio.ensure_future(_repeat_nacks(receiver, nacks))
+    _NACK_TASKS.add(task)
+    task.add_done_callback(_NACK_TASKS.discard)
+    _stop_with(receiver, task)
+
+
+def _stop_with(receiver: RTCRtpReceiver, task: asyncio.Task[None]) -> None:
+    original = receiver.stop
+
+    async def stop() -> None:
+        task.cancel()
+        await original()
+
+    receiver.stop = stop  # type: ignore[method-assign]
 
 
 def release_on_marker(receiver: RTCRtpReceiver) -> None:

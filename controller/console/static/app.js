@@ -23,7 +23,7 @@ async function show(page) {
     if (b.dataset.page === page) b.setAttribute("aria-current", "page");
     else b.removeAttribute("aria-current");
   }
-  await PAGES[page]($("page"));
+  await Promise.resolve(PAGES[page]($("page"))).then(() => ($("page").dataset.ready = page));
 }
 
 function showShell(doc) {

@@ -1,6 +1,8 @@
 // The console's pages: each renders into <main id="page">.
 import { call } from "./api.js";
 import { t } from "./i18n.js";
+import { dashboard as dashboardPage } from "./pages/dashboard.js";
+import { timetable } from "./pages/timetable.js";
 
 function el(tag, text, cls) {
   const node = document.createElement(tag);
@@ -59,9 +61,9 @@ function later(name) {
 }
 
 export const PAGES = {
-  dashboard,
-  timetable: later("timetable"),
-  patrol: later("patrol"),
+  dashboard: dashboardPage,
+  timetable,
+  patrol: (main) => import("./pages/patrol.js").then((m) => m.patrol(main)),
   classrooms: dashboard,
   recordings: later("recordings"),
   reports: later("reports"),

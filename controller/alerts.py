@@ -1,0 +1,203 @@
+"""Alerts raised from classrooms' heartbeats: what counts as an alert, and the stored state
+of each (first and last seen, acknowledged, silenced for maintenance).
+
+``record_heartbeat_alerts`` runs on every heartbeat inside the transaction that stores the
+health, so it reads one classroom's rows (indexed) and asks about lessons only when the
+heartbeat reports the classroom not ready."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from controller.db.models import AlertState, Classroom, Lesson, LessonReceiver
+from controller.db.session import as_utc
+from controller.errors import InvalidRequest, NotFound
+from controller.lessons import ACTIVE_STATES
+
+# Thresholds over which a heartbeat's numbers become alerts.
+DISK_PCT_MAX = 90.0
+DISK_FREE_MIN_BYTES = 2 * 1024**3
+UPLOADS_PENDING_MAX = 20
+CLOCK_OFFSET_MAX_MS = 500.0
+RTT_MAX_MS = 300.0
+PACKET_LOSS_MAX_PCT = 5.0
+# A classroom not ready this long before a lesson (or during it) raises an alert.
+READY_BEFORE = timedelta(minutes=30)
+MAX_SILENCE_HOURS = 24 * 14
+
+
+def _num(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _dict(value: object) -> dict[str, object]:
+    return {str(k): v for k, v in value.items()} if isinstance(value, Mapping) else {}
+
+
+def alerts_from_health(health: Mapping[str, object], lesson_soon: bool) -> dict[str, str]:
+    """The alerts a heartbeat's health raises, by key (``kind`` or ``kind:detail``) →
+    message. ``lesson_soon``: whether the classroom has a lesson now or shortly, which
+    turns readiness reasons into alerts."""
+    out: dict[str, str] = {}
+    for code, message in _dict(health.get("alerts")).items():
+        out[code] = str(message)
+    for name, device in _dict(health.get("devices")).items():
+        state = _dict(device).get("state")
+        if state in ("lost", "failed"):
+            detail = _dict(device).get("detail") or ""
+            out[f"device_lost:{name}"] = (
+                f"device {name!r} is {state}{f' ({detail})' if detail else ''}; "
+                "check its cable and power, then the agent's device log"
+            )
+    if lesson_soon:
+        for reason, message in _dict(health.get("readiness")).items():
+            out[f"not_ready:{reason}"] = f"not ready for the next lesson: {message}"
+    disk_pct, disk_free = _num(health.get("disk_pct")), _num(health.get("disk_free_bytes"))
+    if "disk_low" not in out and (
+        (disk_pct is not None and disk_pct >= DISK_PCT_MAX)
+        or (disk_free is not None and disk_free < DISK_FREE_MIN_BYTES)
+    ):
+        out["disk_low"] = (
+            f"disk {disk_pct or 0:.0f}% full, {(disk_free or 0) / 1024**3:.1f} GiB free; "
+            "let uploads finish or free space on the agent"
+        )
+    pending = _num(health.get("uploads_pending"))
+    if pending is not None and pending >= UPLOADS_PENDING_MAX:
+        out["upload_backlog"] = (
+            f"{pending:.0f} recordings wait to upload; check the school's uplink and the "
+            "controller's storage"
+        )
+    offset = _num(health.get("clock_offset_ms"))
+    if offset is not None and abs(offset) > CLOCK_OFFSET_MAX_MS:
+        out["clock_offset"] = (
+            f"clock is {offset:+.0f} ms off the controller's; check the agent's NTP settings"
+        )
+    rtt = _num(health.get("rtt_ms"))
+    if rtt is not None and rtt > RTT_MAX_MS:
+        out["latency"] = f"round trip to the controller is {rtt:.0f} ms (over {RTT_MAX_MS:.0f})"
+    loss = _num(health.get("packet_loss_pct"))
+    if loss is not None and loss > PACKET_LOSS_MAX_PCT:
+        out["packet_loss"] = f"{loss:.1f}% of packets lost (over {PACKET_LOSS_MAX_PCT:.0f}%)"
+    return out
+
+
+def _lesson_soon(db: Session, classroom_id: str, now: datetime) -> bool:
+    received = select(LessonReceiver.lesson_id).where(LessonReceiver.classroom_id == classroom_id)
+    query = (
+        select(Lesson.id)
+        .where(
+            Lesson.state.in_(ACTIVE_STATES),
+            Lesson.start_at < now + READY_BEFORE,
+            Lesson.end_at > now,
+            or_(Lesson.lead_classroom_id == classroom_id, Lesson.id.in_(received)),
+        )
+        .limit(1)
+    )
+    return db.scalar(query) is not None
+
+
+def record_heartbeat_alerts(
+    db: Session, classroom_id: str, health: Mapping[str, object], now: datetime
+) -> None:
+    """Bring the classroom's alert rows in line with its latest heartbeat (the caller
+    commits): new alerts get a row, lasting ones a fresh ``last_seen``, cleared ones turn
+    inactive (keeping a silence); an alert that comes back is new again."""
+    readiness = _dict(health.get("readiness"))
+    soon = bool(readiness) and _lesson_soon(db, classroom_id, now)
+    raised = alerts_from_health(health, soon)
+    rows = {
+        r.key: r
+        for r in db.scalars(select(AlertState).where(AlertState.classroom_id == classroom_id))
+    }
+    for key, message in raised.items():
+        row = rows.get(key)
+        if row is None:
+            db.add(
+                AlertState(
+                    classroom_id=classroom_id,
+                    key=key[:100],
+                    message=message,
+                    first_seen=now,
+                    last_seen=now,
+                    active=True,
+                )
+            )
+            continue
+        if not row.active:
+            row.active, row.first_seen = True, now
+            row.acknowledged_by = row.acknowledged_at = None
+        row.last_seen, row.message = now, message
+    for key, row in rows.items():
+        if key not in raised and row.active:
+            row.active = False
+
+
+def alert_document(row: AlertState, room: Classroom | None, now: datetime) -> dict[str, object]:
+    """One alert as JSON for the dashboard."""
+    first = as_utc(row.first_seen)
+    until = as_utc(row.silenced_until) if row.silenced_until is not None else None
+    silenced = until is not None and until > now
+    return {
+        "id": row.id,
+        "classroom": row.classroom_id,
+        "classroom_name": room.name if room is not None else row.classroom_id,
+        "school": room.school if room is not None else "",
+        "key": row.key,
+        "kind": row.key.split(":", 1)[0],
+        "message": row.message,
+        "first_seen": first.isoformat(),
+        "last_seen": as_utc(row.last_seen).isoformat(),
+        "age_s": max(0, int((now - first).total_seconds())),
+        "acknowledged_by": row.acknowledged_by,
+        "acknowledged_at": as_utc(row.acknowledged_at).isoformat() if row.acknowledged_at else None,
+        "silenced_until": until.isoformat() if until is not None and silenced else None,
+        "silenced": silenced,
+    }
+
+
+def active_alerts(db: Session, now: datetime) -> list[dict[str, object]]:
+    """Every active alert, oldest first, silenced ones included (flagged)."""
+    rows = db.scalars(
+        select(AlertState).where(AlertState.active.is_(True)).order_by(AlertState.first_seen)
+    ).all()
+    rooms = {r.id: r for r in db.scalars(select(Classroom)).all()}
+    return [alert_document(r, rooms.get(r.classroom_id), now) for r in rows]
+
+
+def _alert(db: Session, alert_id: str) -> AlertState:
+    try:
+        row = db.get(AlertState, int(alert_id))
+    except (ValueError, OverflowError):  # not a number, or beyond SQLite's 64-bit ids
+        row = None
+    if row is None:
+        raise NotFound(f"alert {alert_id!r} does not exist; list alerts with GET /api/v1/dashboard")
+    return row
+
+
+def acknowledge(db: Session, alert_id: str, username: str, now: datetime) -> dict[str, object]:
+    """Mark an alert acknowledged by ``username``; answers the alert."""
+    row = _alert(db, alert_id)
+    row.acknowledged_by, row.acknowledged_at = username, now
+    db.commit()
+    return alert_document(row, db.get(Classroom, row.classroom_id), now)
+
+
+def silence(
+    db: Session, alert_id: str, hours: object, username: str, now: datetime
+) -> dict[str, object]:
+    """Silence an alert for ``hours`` (maintenance); also acknowledges it."""
+    value = _num(hours)
+    if value is None or not 0 < value <= MAX_SILENCE_HOURS:
+        raise InvalidRequest(
+            f'body must be {{"hours": n}} with 0 < n <= {MAX_SILENCE_HOURS}; got {hours!r}'
+        )
+    row = _alert(db, alert_id)
+    row.silenced_until = now + timedelta(hours=value)
+    if row.acknowledged_by is None:
+        row.acknowledged_by, row.acknowledged_at = username, now
+    db.commit()
+    return alert_document(row, db.get(Classroom, row.classroom_id), now)

@@ -1,0 +1,152 @@
+// The dashboard: lessons live now and next today, classroom agents, and alerts from the
+// agents' heartbeats (acknowledge or silence them, if the role may).
+import { call } from "../api.js";
+import { t } from "../i18n.js";
+import { el, errorText, hhmm, loading, ready, table, tf, useStyles } from "./dom.js";
+
+const SILENCE_HOURS = [1, 2, 4, 8, 24, 72];
+
+/** "5 min", "2 h 3 min", "1 d 4 h" for a number of seconds. */
+function age(seconds) {
+  if (seconds < 60) return tf("age.s", { n: seconds });
+  const m = Math.floor(seconds / 60);
+  if (m < 60) return tf("age.m", { n: m });
+  const h = Math.floor(m / 60);
+  if (h < 24) return tf("age.h", { h, m: m % 60 });
+  return tf("age.d", { d: Math.floor(h / 24), h: h % 24 });
+}
+
+function kindLabel(kind) {
+  const key = `alert.kind.${kind}`;
+  const word = t(key);
+  return word === key ? kind : word;
+}
+
+function lessonRows(lessons) {
+  return lessons.map((x) => [
+    `${hhmm(x.start_at)}–${hhmm(x.end_at)}`,
+    x.title || x.subject || x.kind,
+    x.lead_name,
+    x.receivers.join(", "),
+    x.state,
+  ]);
+}
+
+function lessonSection(titleKey, lessons, noneKey, id) {
+  const headers = ["dash.time", "dash.lesson", "dash.lead", "dash.receivers", "dash.state"];
+  return [
+    el("h2", t(titleKey)),
+    lessons.length ? table(headers, lessonRows(lessons), id) : el("p", t(noneKey)),
+  ];
+}
+
+function agentsSection(agents) {
+  const list = el("ul");
+  list.id = "classrooms";
+  for (const room of agents.classrooms) {
+    const state = room.online ? "online" : "offline";
+    const item = el("li", `${room.name || room.id} (${room.school}) — ${t(state)}`, state);
+    item.dataset.classroom = room.id;
+    list.appendChild(item);
+  }
+  return [
+    el("h2", t("dash.agents")),
+    el("p", tf("dash.agents_summary", agents), "agents-summary"),
+    agents.classrooms.length ? list : el("p", t("dashboard.none")),
+  ];
+}
+
+function status(alert) {
+  const parts = [];
+  if (alert.acknowledged_by) parts.push(tf("dash.acked_by", { who: alert.acknowledged_by }));
+  if (alert.silenced) {
+    parts.push(tf("dash.silenced_until", { until: new Date(alert.silenced_until).toLocaleString() }));
+  }
+  return parts.join("; ") || t("dash.new");
+}
+
+function actions(alert, rerender, message) {
+  const box = el("span", undefined, "alert-actions");
+  const ack = el("button", t("dash.ack"));
+  ack.type = "button";
+  ack.className = "ack";
+  ack.disabled = Boolean(alert.acknowledged_by);
+  ack.addEventListener("click", async () => {
+    const res = await call("POST", `/api/v1/alerts/${alert.id}/ack`);
+    if (res.ok) await rerender();
+    else message.textContent = errorText(res);
+  });
+  const hours = el("select");
+  hours.className = "silence-hours";
+  hours.setAttribute("aria-label", t("dash.hours"));
+  for (const n of SILENCE_HOURS) {
+    const opt = el("option", `${n} ${t("dash.hours")}`);
+    opt.value = String(n);
+    hours.appendChild(opt);
+  }
+  const silence = el("button", t("dash.silence"));
+  silence.type = "button";
+  silence.className = "silence";
+  silence.addEventListener("click", async () => {
+    const res = await call("POST", `/api/v1/alerts/${alert.id}/silence`, {
+      hours: Number(hours.value),
+    });
+    if (res.ok) await rerender();
+    else message.textContent = errorText(res);
+  });
+  box.append(ack, " ", hours, " ", silence);
+  return box;
+}
+
+function alertsSection(doc, rerender) {
+  const message = el("p", "", "error");
+  message.id = "alert-error";
+  const headers = ["dash.classroom", "dash.alert", "dash.message", "dash.age", "dash.status"];
+  if (doc.can_act) headers.push("dash.actions");
+  const rows = doc.alerts.map((a) => {
+    const since = el("span", age(a.age_s));
+    since.title = new Date(a.first_seen).toLocaleString();
+    const row = [a.classroom_name, kindLabel(a.kind), a.message, since, status(a)];
+    if (doc.can_act) row.push(actions(a, rerender, message));
+    return row;
+  });
+  const tbl = table(headers, rows, "alerts");
+  doc.alerts.forEach((a, i) => {
+    const tr = tbl.tBodies[0].rows[i];
+    tr.dataset.alert = String(a.id);
+    tr.dataset.key = a.key;
+    tr.dataset.classroom = a.classroom;
+    if (a.silenced) tr.classList.add("silenced");
+    else if (!a.acknowledged_by) tr.classList.add("unacknowledged");
+  });
+  return [el("h2", t("dash.alerts")), doc.alerts.length ? tbl : el("p", t("dash.no_alerts")), message];
+}
+
+/** Render the dashboard into `main`. */
+export async function dashboard(main) {
+  loading();
+  useStyles();
+  const rerender = () => dashboard(main);
+  const res = await call("GET", "/api/v1/dashboard");
+  if (!res.ok) {
+    main.replaceChildren(el("p", errorText(res), "error"));
+    ready();
+    return;
+  }
+  const doc = res.body;
+  const refresh = el("button", t("dash.refresh"));
+  refresh.type = "button";
+  refresh.id = "dashboard-refresh";
+  refresh.addEventListener("click", rerender);
+  const page = el("div");
+  page.id = "dashboard";
+  page.append(
+    refresh,
+    ...alertsSection(doc, rerender),
+    ...lessonSection("dash.live", doc.live, "dash.none_live", "live-lessons"),
+    ...lessonSection("dash.next", doc.next, "dash.none_next", "next-lessons"),
+    ...agentsSection(doc.agents),
+  );
+  main.replaceChildren(page);
+  ready();
+}

@@ -1,0 +1,337 @@
+"""Patrol (网络巡课): the live lessons with their feeds and QoS, and console viewers that
+watch them over WebRTC through the lesson's relay.
+
+``GET /api/v1/live`` lists the lessons this controller is relaying; ``POST
+/api/v1/lessons/{lesson}/watch`` answers a browser's receive-only offer; ``DELETE
+/api/v1/lessons/{lesson}/watch/{viewer}`` hangs up. Watching changes nothing, so every role
+may do it (see ``controller.auth.roles.READ_ACTIONS``); who watched which lesson is still
+written to the audit log, as action ``watch``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, Protocol
+
+from aiohttp import web
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from controller.db.models import Classroom, Lesson
+from controller.db.session import as_utc, utcnow
+from controller.relay.room import FeedRef, LessonRelay, SignallingError
+
+LIVE_STATES = ("preparing", "live")
+TRACK_ORDER = {"teacher": 0, "student": 1, "panel": 2, "mic": 3}
+UNAVAILABLE = {
+    "loss_pct": "agents' heartbeats carry no packet-loss counter yet",
+    "media_latency_ms": "glass-to-glass latency is measured only after the lesson (its "
+    "reports); control_rtt_ms is the agent-controller control-channel round trip",
+}
+
+
+class Relays(Protocol):
+    """What patrol needs from the orchestrator (``controller.orchestrator.Orchestrator``)."""
+
+    runs: dict[str, Any]
+
+    def relay_for(self, lesson_id: str) -> LessonRelay | None:
+        """The relay of a lesson under way in this instance."""
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+def _age_s(at: datetime | None) -> float | None:
+    return None if at is None else round((utcnow() - as_utc(at)).total_seconds(), 1)
+
+
+def _room_qos(room: Classroom | None, online: set[str]) -> dict[str, Any]:
+    """One classroom's figures from its agent's latest heartbeat (``Classroom.health``)."""
+    if room is None:
+        return {"online": False}
+    health = room.health or {}
+    return {
+        "name": room.name,
+        "school": room.school,
+        "online": room.id in online,
+        "heartbeat_age_s": _age_s(room.last_seen_at),
+        "control_rtt_ms": health.get("rtt_ms"),
+        "cpu_pct": health.get("cpu_pct"),
+        "audio_level_dbfs": health.get("audio_level_dbfs"),
+        "alerts": health.get("alerts", {}),
+    }
+
+
+def _media(room: Classroom | None, track: str, direction: str) -> dict[str, Any]:
+    """The heartbeat's media entry (fps, bitrate_bps…) of one track, or {}."""
+    entries = (room.health or {}).get("media", []) if room is not None else []
+    for entry in entries if isinstance(entries, list) else []:
+        if entry.get("track") == track and entry.get("direction") == direction:
+            return dict(entry)
+    return {}
+
+
+def live_document(db: Session, relays: Relays | None, online: set[str]) -> list[dict[str, Any]]:
+    """Every lesson this controller relays now, with its feeds and their QoS."""
+    if relays is None:
+        return []
+    ids = list(relays.runs)
+    if not ids:
+        return []
+    lessons = db.scalars(
+        select(Lesson).where(Lesson.id.in_(ids), Lesson.state.in_(LIVE_STATES))
+    ).all()
+    rooms_needed = {c for x in lessons for c in x.classroom_ids}
+    rooms = {r.id: r for r in db.scalars(select(Classroom).where(Classroom.id.in_(rooms_needed)))}
+    out = []
+    for lesson in sorted(lessons, key=lambda x: (as_utc(x.start_at), x.id)):
+        relay = relays.relay_for(lesson.id)
+        if relay is None:
+            continue
+        lead = lesson.lead_classroom_id
+        feeds = []
+        for feed in sorted(
+            relay.feeds,
+            key=lambda f: (
+                f.source_classroom != lead,
+                f.source_classroom,
+                TRACK_ORDER.get(f.track, 9),
+                f.track,
+            ),
+        ):
+            sent = _media(rooms.get(feed.source_classroom), feed.track, "send")
+            age = relay.frame_age_s(feed.source_classroom, feed.track)
+            feeds.append(
+                {
+                    "classroom": feed.source_classroom,
+                    "track": feed.track,
+                    "kind": feed.kind,
+                    "fps": sent.get("fps"),
+                    "bitrate_bps": sent.get("bitrate_bps"),
+                    "frames_in": feed.frames_in,
+                    "subscribers": feed.subscribers,
+                    "frame_age_s": None if age is None else round(age, 2),
+                    # A video feed with no frame for over a second is frozen.
+                    "frozen_s": round(age, 1) if age is not None and age > 1.0 else 0.0,
+                }
+            )
+        out.append(
+            {
+                "id": lesson.id,
+                "state": lesson.state,
+                "kind": lesson.kind,
+                "lead": lead,
+                "receivers": [c for c in lesson.classroom_ids if c != lead],
+                "start_at": as_utc(lesson.start_at).isoformat(),
+                "end_at": as_utc(lesson.end_at).isoformat(),
+                "feeds": feeds,
+                "classrooms": {c: _room_qos(rooms.get(c), online) for c in lesson.classroom_ids},
+                "viewers": len(relay.viewers),
+                "unavailable": UNAVAILABLE,
+            }
+        )
+    return out
+
+
+def parse_watch(body: object) -> tuple[str, list[FeedRef]]:
+    """``(sdp, feeds)`` from a watch request; ValueError says which field is wrong."""
+    if not isinstance(body, dict):
+        raise ValueError('body must be {"sdp": <offer>, "feeds": [{"classroom", "track", "kind"}]}')
+    sdp = body.get("sdp")
+    if not isinstance(sdp, str) or not sdp.startswith("v=0"):
+        raise ValueError("'sdp' must be the browser's SDP offer (a string starting 'v=0')")
+    raw = body.get("feeds")
+    if not isinstance(raw, list) or not raw:
+        raise ValueError("'feeds' must be a non-empty list of {classroom, track, kind}")
+    feeds = []
+    for n, item in enumerate(raw):
+        if not isinstance(item, dict) or not all(
+            isinstance(item.get(k), str) for k in ("classroom", "track", "kind")
+        ):
+            raise ValueError(f"feeds[{n}] must be {{classroom, track, kind}} strings, got {item!r}")
+        if item["kind"] not in ("video", "audio"):
+            raise ValueError(f"feeds[{n}].kind must be 'video' or 'audio', not {item['kind']!r}")
+        feeds.append(FeedRef(item["classroom"], item["track"], item["kind"]))
+    return sdp, feeds
+
+
+class PatrolApi:
+    """Routes of the patrol view; the orchestrator is looked up per request because the
+    HTTP API starts before it."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        relays: Callable[[], Relays | None],
+        online: Callable[[], list[str]],
+    ) -> None:
+        self._sessions = sessions
+        self._relays = relays
+        self._online = online
+
+    def routes(self) -> list[web.RouteDef]:
+        """The routes to add to the controller's application."""
+        return [
+            web.get("/api/v1/live", self.live),
+            web.post("/api/v1/lessons/{lesson}/watch", self.watch),
+            web.delete("/api/v1/lessons/{lesson}/watch/{viewer}", self.unwatch),
+        ]
+
+    async def live(self, request: web.Request) -> web.Response:
+        """The live lessons with feeds and QoS."""
+        relays, online = self._relays(), set(self._online())
+
+        def job() -> list[dict[str, Any]]:
+            with self._sessions() as db:
+                return live_document(db, relays, online)
+
+        return web.json_response(await asyncio.to_thread(job))
+
+    def _relay(self, lesson_id: str) -> LessonRelay | None:
+        relays = self._relays()
+        return relays.relay_for(lesson_id) if relays is not None else None
+
+    async def watch(self, request: web.Request) -> web.Response:
+        """Answer a browser's receive-only offer for some of a live lesson's feeds."""
+        lesson_id = request.match_info["lesson"]
+        relay = self._relay(lesson_id)
+        if relay is None:
+            return _error(
+                404,
+                f"lesson {lesson_id} is not being relayed by this controller now; "
+                "GET /api/v1/live lists the lessons you can watch",
+            )
+        try:
+            sdp, feeds = parse_watch(await request.json())
+        except ValueError as err:
+            return _error(400, f"watch {lesson_id}: {err}")
+        viewer = "v-" + secrets.token_urlsafe(9)
+        try:
+            answer = await relay.answer_viewer(viewer, sdp, feeds)
+        except SignallingError as err:
+            return _error(400, f"watch {lesson_id}: {err}")
+        return web.json_response({"sdp": answer, "type": "answer", "viewer": viewer}, status=201)
+
+    async def unwatch(self, request: web.Request) -> web.Response:
+        """Hang up one viewer."""
+        lesson_id, viewer = request.match_info["lesson"], request.match_info["viewer"]
+        relay = self._relay(lesson_id)
+        if relay is None or not await relay.close_viewer(viewer):
+            return _error(404, f"no viewer {viewer} in lesson {lesson_id} (already closed?)")
+        return web.json_response({"closed": viewer})
+
+
+def _json(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"content": {"application/json": {"schema": schema}}}
+
+
+_ERROR = {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]}
+_LESSON = {"name": "lesson", "in": "path", "required": True, "schema": {"type": "string"}}
+_FEED_REF = {
+    "type": "object",
+    "required": ["classroom", "track", "kind"],
+    "properties": {
+        "classroom": {"type": "string"},
+        "track": {"type": "string"},
+        "kind": {"enum": ["video", "audio"]},
+    },
+}
+_FEED = {
+    "type": "object",
+    "properties": {
+        **_FEED_REF["properties"],  # type: ignore[dict-item]
+        "fps": {"type": ["number", "null"], "description": "sender's heartbeat"},
+        "bitrate_bps": {"type": ["number", "null"], "description": "sender's heartbeat"},
+        "frames_in": {"type": "integer", "description": "frames the relay got"},
+        "subscribers": {"type": "integer"},
+        "frame_age_s": {"type": ["number", "null"], "description": "since the last frame"},
+        "frozen_s": {"type": "number", "description": "frame_age_s when over 1 s, else 0"},
+    },
+}
+
+OPENAPI_PATHS: dict[str, Any] = {
+    "/api/v1/live": {
+        "get": {
+            "summary": "Live lessons (patrol) with their feeds and the agents' latest QoS",
+            "description": "Loss and media latency are not reported by agents; each lesson's "
+            "'unavailable' says so rather than inventing figures.",
+            "responses": {
+                "200": {
+                    "description": "lessons",
+                    **_json(
+                        {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "properties": {
+                                    "id": {"type": "string"},
+                                    "lead": {"type": "string"},
+                                    "receivers": {"type": "array", "items": {"type": "string"}},
+                                    "feeds": {"type": "array", "items": _FEED},
+                                    "classrooms": {"type": "object"},
+                                    "unavailable": {"type": "object"},
+                                },
+                            },
+                        }
+                    ),
+                }
+            },
+        }
+    },
+    "/api/v1/lessons/{lesson}/watch": {
+        "post": {
+            "summary": "Watch a live lesson over WebRTC (receive-only, H.264 + Opus)",
+            "description": "The offer has one recvonly transceiver per entry of 'feeds', in "
+            "the same order. Every role may watch; it is audited as action 'watch'.",
+            "parameters": [_LESSON],
+            "requestBody": {
+                "required": True,
+                **_json(
+                    {
+                        "type": "object",
+                        "required": ["sdp", "feeds"],
+                        "properties": {
+                            "sdp": {"type": "string"},
+                            "feeds": {"type": "array", "items": _FEED_REF},
+                        },
+                    }
+                ),
+            },
+            "responses": {
+                "201": {
+                    "description": "the relay's answer and the viewer id",
+                    **_json(
+                        {
+                            "type": "object",
+                            "properties": {
+                                "sdp": {"type": "string"},
+                                "type": {"const": "answer"},
+                                "viewer": {"type": "string"},
+                            },
+                        }
+                    ),
+                },
+                "400": {"description": "bad offer or unknown feed", **_json(_ERROR)},
+                "404": {"description": "lesson not live here", **_json(_ERROR)},
+            },
+        }
+    },
+    "/api/v1/lessons/{lesson}/watch/{viewer}": {
+        "delete": {
+            "summary": "Stop watching",
+            "parameters": [
+                _LESSON,
+                {"name": "viewer", "in": "path", "required": True, "schema": {"type": "string"}},
+            ],
+            "responses": {
+                "200": {"description": "closed"},
+                "404": {"description": "no such viewer", **_json(_ERROR)},
+            },
+        }
+    },
+}

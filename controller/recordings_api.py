@@ -1,0 +1,177 @@
+"""Routes of the recordings page: search the catalogue, publish a recording to the
+resource library. Playback itself is ``GET /api/v1/recordings/{lesson}/{classroom}/{file}``
+(byte ranges) in ``controller.http_api``."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy.orm import Session, sessionmaker
+
+from controller.auth.middleware import PRINCIPAL
+from controller.errors import InvalidRequest, NotFound
+from controller.recordings_search import MAX_LIMIT, RecordingQuery, publish, search
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+class RecordingsApi:
+    """Search and publish; database work runs in a thread."""
+
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self._sessions = sessions
+
+    def routes(self) -> list[web.RouteDef]:
+        """The routes to add to the controller's application."""
+        return [
+            web.get("/api/v1/recordings", self.search),
+            web.post("/api/v1/recordings/{lesson}/{classroom}/{track}/publish", self.publish),
+        ]
+
+    async def _run(self, work: Callable[[Session], dict[str, Any]], status: int = 200) -> web.Response:
+        def job() -> dict[str, Any]:
+            with self._sessions() as db:
+                return work(db)
+
+        try:
+            return web.json_response(await asyncio.to_thread(job), status=status)
+        except NotFound as err:
+            return _error(404, str(err))
+        except InvalidRequest as err:
+            return _error(400, str(err))
+
+    async def search(self, request: web.Request) -> web.Response:
+        """Recordings matching the query's filters, one page, newest lesson first."""
+        try:
+            query = RecordingQuery.parse(request.query)
+        except InvalidRequest as err:
+            return _error(400, str(err))
+        return await self._run(lambda db: search(db, query))
+
+    async def publish(self, request: web.Request) -> web.Response:
+        """Publish one track's recording to the resource library (admin, scheduler)."""
+        m = request.match_info
+        principal = request.get(PRINCIPAL)
+        actor = principal.username if principal is not None else ""
+        return await self._run(
+            lambda db: publish(db, m["lesson"], m["classroom"], m["track"], actor)
+        )
+
+
+def _q(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "schema": schema,
+        "description": description,
+    }
+
+
+def _p(name: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def _json(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"content": {"application/json": {"schema": schema}}}
+
+
+_ERROR = {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]}
+_STR = {"type": "string"}
+_NSTR = {"type": ["string", "null"]}
+_ROW = {
+    "type": "object",
+    "properties": {
+        "lesson": _STR,
+        "title": _STR,
+        "kind": _STR,
+        "subject": _STR,
+        "teacher": _NSTR,
+        "start_at": {"type": "string", "format": "date-time"},
+        "end_at": {"type": "string", "format": "date-time"},
+        "classroom": _STR,
+        "classroom_name": _STR,
+        "school": _STR,
+        "track": {"type": "string", "description": "track key (file name stem)"},
+        "media": {"type": "string", "enum": ["video", "audio"]},
+        "duration_s": {"type": "number"},
+        "coverage_pct": {
+            "type": ["number", "null"],
+            "description": "share of the scheduled time this track has media for (0-100)",
+        },
+        "gaps": {"type": ["integer", "null"], "description": "number of gaps in coverage"},
+        "url": {"type": "string", "description": "playback and download (byte ranges)"},
+        "published": {"type": "boolean"},
+        "published_at": {"type": ["string", "null"], "format": "date-time"},
+    },
+}
+
+OPENAPI_PATHS: dict[str, Any] = {
+    "/api/v1/recordings": {
+        "get": {
+            "summary": "Search recordings by school, teacher, subject, kind and dates",
+            "description": "One row per stitched track file, newest lesson first. Gaps "
+            "and their reasons are in GET /api/v1/lessons/{lesson}/recordings.",
+            "parameters": [
+                _q("school", _STR, "the recording classroom's school (exact)"),
+                _q("teacher", _STR, "the lesson's teacher id (exact)"),
+                _q("subject", _STR, "the lesson's subject (exact)"),
+                _q("kind", _STR, "the lesson's kind (exact)"),
+                _q(
+                    "from",
+                    _STR,
+                    "lessons starting at or after: ISO time, or a date (UTC midnight)",
+                ),
+                _q("to", _STR, "lessons starting before: ISO time, or a date (included)"),
+                _q("limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}, "page size"),
+                _q("offset", {"type": "integer", "minimum": 0}, "rows to skip"),
+            ],
+            "responses": {
+                "200": {
+                    "description": "one page",
+                    **_json(
+                        {
+                            "type": "object",
+                            "properties": {
+                                "total": {"type": "integer"},
+                                "limit": {"type": "integer"},
+                                "offset": {"type": "integer"},
+                                "recordings": {"type": "array", "items": _ROW},
+                            },
+                        }
+                    ),
+                },
+                "400": {"description": "bad query", **_json(_ERROR)},
+            },
+        }
+    },
+    "/api/v1/recordings/{lesson}/{classroom}/{track}/publish": {
+        "post": {
+            "summary": "Publish a recording to the resource library (admin, scheduler)",
+            "description": "Idempotent; audited. The track is the file stem, without .mp4.",
+            "parameters": [_p("lesson"), _p("classroom"), _p("track")],
+            "responses": {
+                "200": {"description": "published"},
+                "403": {"description": "role may not publish", **_json(_ERROR)},
+                "404": {"description": "no such recording", **_json(_ERROR)},
+            },
+        }
+    },
+    "/api/v1/recordings/{lesson}/{classroom}/{file}": {
+        "get": {
+            "summary": "Play or download a stitched recording (video/mp4, byte ranges)",
+            "parameters": [_p("lesson"), _p("classroom"), _p("file")],
+            "responses": {
+                "200": {"description": "the file", "content": {"video/mp4": {}}},
+                "206": {"description": "a byte range", "content": {"video/mp4": {}}},
+                "302": {"description": "redirect to the storage's signed URL"},
+                "404": {"description": "no such recording", **_json(_ERROR)},
+            },
+        }
+    },
+}

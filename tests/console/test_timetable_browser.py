@@ -1,0 +1,140 @@
+"""The timetable week view in a real headless Chromium: a scheduler sees a conflict before
+saving, then creates a lesson that appears in the week; an inspector gets no create
+controls."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
+
+import aiohttp
+import pytest
+from console.harness import CHROMIUM, PASSWORD, Console
+
+pytestmark = pytest.mark.e2e
+
+pytest.importorskip("playwright.async_api", reason="playwright is not installed (.[test])")
+from playwright.async_api import Page, async_playwright, expect  # noqa: E402
+
+if not CHROMIUM.exists():
+    pytest.skip(
+        f"no Chromium at {CHROMIUM}: apt-get install chromium or set CLASSBRIDGE_CHROMIUM",
+        allow_module_level=True,
+    )
+
+
+def _next_tuesday() -> datetime:
+    """Tuesday of next week, local midnight (the calendar shows weeks from Monday)."""
+    today = datetime.now().astimezone().replace(hour=0, minute=0, second=0, microsecond=0)
+    monday = today - timedelta(days=today.weekday()) + timedelta(days=7)
+    return monday + timedelta(days=1)
+
+
+async def _seed_lesson(console: Console, start: datetime) -> str:
+    async with (
+        aiohttp.ClientSession(headers=console.bearer("scheduler")) as http,
+        http.post(
+            f"{console.base}/api/v1/lessons",
+            json={
+                "lead": "city-101",
+                "receivers": ["village-201"],
+                "start": start.isoformat(),
+                "end": (start + timedelta(minutes=40)).isoformat(),
+                "subject": "math",
+            },
+        ) as r,
+    ):
+        assert r.status == 201, await r.text()
+        return str((await r.json())["id"])
+
+
+@pytest.fixture
+async def page(console: Console) -> AsyncIterator[Page]:
+    """A fresh browser page on the console's sign-in screen."""
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"]
+        )
+        try:
+            tab = await browser.new_page(viewport={"width": 1400, "height": 1000})
+            tab.set_default_timeout(10_000)
+            await tab.goto(console.base + "/")
+            await tab.wait_for_selector("body[data-ready='1']")
+            yield tab
+        finally:
+            await browser.close()
+
+
+async def _open_timetable_next_week(page: Page, user: str) -> None:
+    await page.fill("#username", user)
+    await page.fill("#password", PASSWORD)
+    await page.click("#sign-in-button")
+    await page.wait_for_selector("body[data-ready='1'] #dashboard")
+    await page.click("#nav [data-page='timetable']")
+    await page.wait_for_selector("body[data-ready='1'] #timetable .fc-timegrid")
+    async with page.expect_response(lambda r: "/api/v1/timetable?" in r.url):
+        await page.click(".fc-next-button")
+
+
+async def _select_slot(page: Page, day: datetime, start: str, end: str) -> None:
+    """Drag over the time grid of ``day`` from ``start`` to the slot before ``end``."""
+    column = await page.locator(f"td.fc-timegrid-col[data-date='{day:%Y-%m-%d}']").bounding_box()
+    first = await page.locator(f"td.fc-timegrid-slot-lane[data-time='{start}:00']").bounding_box()
+    last = await page.locator(f"td.fc-timegrid-slot-lane[data-time='{end}:00']").bounding_box()
+    assert column and first and last
+    x = column["x"] + column["width"] / 2
+    await page.mouse.move(x, first["y"] + 3)
+    await page.mouse.down()
+    await page.mouse.move(x, last["y"] + 3, steps=5)
+    await page.mouse.up()
+
+
+async def test_scheduler_sees_the_conflict_before_saving_then_creates_a_lesson(
+    page: Page, console: Console
+) -> None:
+    tuesday = _next_tuesday()
+    lesson_id = await _seed_lesson(console, tuesday.replace(hour=10))
+    await _open_timetable_next_week(page, "scheduler")
+    await expect(page.locator(f"[data-lesson='{lesson_id}']").first).to_be_visible()
+
+    # 09:30–10:30 overlaps the seeded lesson: the dialog names the conflict before saving.
+    await _select_slot(page, tuesday, "09:30", "10:00")
+    dialog = page.locator("#tt-dialog[data-mode='create']")
+    await expect(dialog).to_be_visible()
+    await dialog.locator("#tt-recv-village-201").check()
+    problems = dialog.locator("#tt-problems li[data-code='conflict']")
+    await expect(problems.first).to_contain_text("city-101")
+    await expect(problems.first).to_contain_text("already booked")
+    await expect(dialog.locator("#tt-save")).to_be_disabled()
+    await dialog.locator("#tt-close").click()
+    await expect(dialog).to_have_count(0)
+
+    # A free slot: no problem, the placement is shown, and the lesson appears in the week.
+    await _select_slot(page, tuesday, "14:00", "14:00")
+    dialog = page.locator("#tt-dialog[data-mode='create']")
+    await dialog.locator("#tt-recv-village-201").check()
+    await dialog.locator("#tt-subject").fill("physics")
+    await expect(dialog.locator("#tt-check")).to_contain_text("没有冲突")
+    await expect(dialog.locator("#tt-placement")).to_be_visible()
+    await expect(dialog.locator("#tt-save")).to_be_enabled()
+    await dialog.locator("#tt-save").click()
+    await expect(dialog).to_have_count(0)
+    await expect(page.locator(".fc-event", has_text="physics")).to_be_visible()
+    await expect(page.locator(".fc-event")).to_have_count(2)
+
+
+async def test_inspector_sees_the_week_read_only(page: Page, console: Console) -> None:
+    tuesday = _next_tuesday()
+    lesson_id = await _seed_lesson(console, tuesday.replace(hour=9))
+    await _open_timetable_next_week(page, "inspector")
+    await expect(page.locator("#timetable")).to_have_attribute("data-editable", "0")
+    await expect(page.locator(".readonly-note")).to_be_visible()
+    await expect(page.locator(f"[data-lesson='{lesson_id}']").first).to_be_visible()
+    await _select_slot(page, tuesday, "14:00", "14:00")
+    await expect(page.locator("#tt-dialog[data-mode='create']")).to_have_count(0)
+    await page.locator(f"[data-lesson='{lesson_id}']").first.click()
+    details = page.locator("#tt-dialog[data-mode='details']")
+    await expect(details).to_be_visible()
+    await expect(details.locator("#tt-cancel-lesson")).to_have_count(0)
+    await expect(details.locator("#tt-save")).to_have_count(0)
+    await expect(page.locator("#tt-commit")).to_have_count(0)
