@@ -179,12 +179,17 @@ async def _run(ns: Namespace, ladder: NetworkProfile) -> dict[str, Any]:
         arrivals = (await link.call({"op": "quit"}))["arrivals"]
         pts = [p for t, p in arrivals if t >= cut]
         holes = [(b - a) / 48.0 - 20.0 for a, b in itertools.pairwise(pts)]
+        # How late the audio came through the shaped link: arrival against its own
+        # timestamp, above the best case (the queue the cut built, and any wait at a hole).
+        offsets = sorted(t - p / 48000.0 for t, p in arrivals if t >= cut)
+        late_ms = (offsets[-1] - offsets[0]) * 1000 if offsets else 0.0
         return {
             "shaped_settle_s": None if settled is None else round(settled, 2),
             "shaped_kbps": shaped_kbps,
             "shaped_rung": rung_name(ladder, final),
             "shaped_final_kbps": final // 1000,
             "shaped_audio_gap_ms": round(max(max(holes, default=0.0), 0.0), 1),
+            "shaped_audio_late_ms": round(late_ms, 1),
             "shaped_changes": [
                 (round(t - cut, 2), bps // 1000)
                 for t, name, bps in lead.adapter.history

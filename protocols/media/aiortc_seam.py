@@ -123,7 +123,11 @@ class MarkerJitterBuffer(JitterBuffer):
 
 
 AUDIO_NACK_REPEAT_S = 0.04  # a lost audio packet is asked for again this often…
-AUDIO_NACK_GIVE_UP_S = 0.3  # …until the jitter buffer (16 packets, 320 ms) moves past it
+AUDIO_NACK_GIVE_UP_S = 1.2  # …until the jitter buffer moves past it
+# Packets (20 ms each) the audio jitter buffer waits at a hole for its retransmission:
+# 1.28 s, enough for a retransmission queued behind a congested uplink. Only a hole
+# waits; a stream without loss is released as fast as before.
+AUDIO_JITTER_PACKETS = 64
 
 
 class _RepeatingNacks(NackGenerator):
@@ -184,6 +188,14 @@ def enable_audio_nack(receiver: RTCRtpReceiver) -> None:
         return
     nacks = _RepeatingNacks()
     setattr(receiver, _NACK_GENERATOR, nacks)
+    current = getattr(receiver, _JITTER_BUFFER, None)
+    if not isinstance(current, JitterBuffer):
+        raise SeamBroken(f"RTCRtpReceiver has no {_JITTER_BUFFER} JitterBuffer")
+    setattr(
+        receiver,
+        _JITTER_BUFFER,
+        type(current)(capacity=AUDIO_JITTER_PACKETS, prefetch=getattr(current, "_prefetch", 0)),
+    )
     task = asyncio.ensure_future(_repeat_nacks(receiver, nacks))
     _NACK_TASKS.add(task)
     task.add_done_callback(_NACK_TASKS.discard)

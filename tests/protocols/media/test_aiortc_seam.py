@@ -243,3 +243,32 @@ async def test_release_on_marker_replaces_the_buffer() -> None:
     aiortc_seam.release_on_marker(receiver)
     assert isinstance(getattr(receiver, aiortc_seam._JITTER_BUFFER), aiortc_seam.MarkerJitterBuffer)
     await pc.close()
+
+
+async def test_audio_nacks_repeat_until_the_hole_is_filled(monkeypatch: pytest.MonkeyPatch) -> None:
+    from aiortc.rtp import RtpPacket
+
+    monkeypatch.setattr(aiortc_seam, "AUDIO_NACK_REPEAT_S", 0.01)
+    pc = RTCPeerConnection()
+    receiver = pc.addTransceiver("audio").receiver
+    aiortc_seam.release_on_marker(receiver)
+    aiortc_seam.enable_audio_nack(receiver)
+    buffer = getattr(receiver, aiortc_seam._JITTER_BUFFER)
+    assert isinstance(buffer, aiortc_seam.MarkerJitterBuffer)
+    assert buffer.capacity == aiortc_seam.AUDIO_JITTER_PACKETS
+    sent: list[list[int]] = []
+
+    async def record(ssrc: int, lost: list[int]) -> None:
+        sent.append(lost)
+
+    monkeypatch.setattr(receiver, "_send_rtcp_nack", record)
+    nacks = getattr(receiver, aiortc_seam._NACK_GENERATOR)
+    for seq in (1, 2, 4):  # 3 is lost
+        nacks.add(RtpPacket(payload_type=111, sequence_number=seq, ssrc=7))
+    await asyncio.sleep(0.05)
+    assert len(sent) >= 2 and all(lost == [3] for lost in sent)  # asked again and again
+    nacks.add(RtpPacket(payload_type=111, sequence_number=3, ssrc=7))  # the retransmission
+    count = len(sent)
+    await asyncio.sleep(0.05)
+    assert len(sent) == count  # filled: no more NACKs
+    await pc.close()
