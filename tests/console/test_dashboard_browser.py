@@ -82,6 +82,8 @@ async def test_technician_acknowledges_an_alert_and_the_inspector_cannot(
     await expect(row).to_contain_text("City 101")
     await expect(row).to_contain_text("USB unplugged")
     await expect(page.locator("#alerts tr[data-key='clock_offset']")).to_be_visible()
+    # the live view of each school's planned against measured bandwidth
+    await expect(page.locator("#bandwidth")).to_be_visible()
     await expect(row).to_have_class("unacknowledged")
     await row.locator("button.ack").click()
     row = page.locator("#alerts tr[data-key='device_lost:camera-teacher']")

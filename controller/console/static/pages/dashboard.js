@@ -122,12 +122,42 @@ function alertsSection(doc, rerender) {
   return [el("h2", t("dash.alerts")), doc.alerts.length ? tbl : el("p", t("dash.no_alerts")), message];
 }
 
+/** A bar of `value` against `limit` (the school's uplink), red when over. */
+function meter(value, limit) {
+  const bar = el("span", `${Math.round(value)} kbps`, "meter");
+  if (limit > 0) {
+    const pct = Math.min(100, Math.round((100 * value) / limit));
+    bar.dataset.pct = String(pct);
+    if (value > limit) bar.classList.add("over");
+  }
+  return bar;
+}
+
+/** Each school's uplink: planned (booked lessons under way) against measured (agents). */
+function bandwidthSection(doc) {
+  const rows = (doc?.schools ?? []).map((s) => [
+    s.school || "—",
+    s.uplink_kbps ? `${s.uplink_kbps} kbps` : t("dash.uplink_unknown"),
+    meter(s.planned_kbps, s.uplink_kbps),
+    meter(s.measured_kbps, s.uplink_kbps),
+  ]);
+  const tbl = table(
+    ["dash.school", "dash.uplink", "dash.planned", "dash.measured"],
+    rows,
+    "bandwidth",
+  );
+  return [el("h2", t("dash.bandwidth")), rows.length ? tbl : el("p", t("dash.no_schools"))];
+}
+
 /** Render the dashboard into `main`. */
 export async function dashboard(main) {
   loading();
   useStyles();
   const rerender = () => dashboard(main);
-  const res = await call("GET", "/api/v1/dashboard");
+  const [res, bw] = await Promise.all([
+    call("GET", "/api/v1/dashboard"),
+    call("GET", "/api/v1/bandwidth"),
+  ]);
   if (!res.ok) {
     main.replaceChildren(el("p", errorText(res), "error"));
     ready();
@@ -146,6 +176,7 @@ export async function dashboard(main) {
     ...lessonSection("dash.live", doc.live, "dash.none_live", "live-lessons"),
     ...lessonSection("dash.next", doc.next, "dash.none_next", "next-lessons"),
     ...agentsSection(doc.agents),
+    ...(bw.ok ? bandwidthSection(bw.body) : []),
   );
   main.replaceChildren(page);
   ready();
