@@ -4,7 +4,6 @@ a 10,000-lesson term loads fast, filters by classroom, school, teacher and pairi
 from __future__ import annotations
 
 import pathlib
-import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -86,15 +85,12 @@ def _week(
     return list(s.scalars(query).all())
 
 
-def test_a_week_of_a_10000_lesson_term_loads_fast(db: sessionmaker[Session]) -> None:
+def test_a_week_of_a_10000_lesson_term_is_exactly_that_week(db: sessionmaker[Session]) -> None:
+    # How fast it loads is measured by scripts/bench-console (page_ms_p50), not here.
     with db() as s:
-        _week(s)  # warm the connection
-        began = time.perf_counter()
         lessons = _week(s)
         summaries = [[r.classroom_id for r in x.receivers] for x in lessons]
-        took = time.perf_counter() - began
     assert len(lessons) == 7 * 72 and len(summaries) == len(lessons)
-    assert took < 0.3, f"a week took {took * 1000:.0f} ms"
 
 
 def test_scopes_filter_in_sql(db: sessionmaker[Session]) -> None:
