@@ -10,6 +10,7 @@ from controller.alerts import record_heartbeat_alerts
 from controller.db.models import Classroom, Lesson
 from controller.db.session import utcnow
 from controller.errors import ControllerError, EnrolmentRefused
+from controller.health_history import HealthSampler
 from controller.keys import KeyBook, ServerKeys
 from controller.network_profiles import effective_profile, profile_document
 from controller.orchestrator import Orchestrator
@@ -53,6 +54,7 @@ class AgentMessages:
         self._presence = presence
         self._orchestrator = orchestrator
         self.upload_url = upload_url
+        self.health_history = HealthSampler()
 
     async def enrol(self, request: EnrolRequest) -> EnrolResult:
         """Consume a one-time token and admit the agent's key."""
@@ -138,6 +140,7 @@ class AgentMessages:
                 room.online = True
                 room.health = body.model_dump(mode="json")
                 record_heartbeat_alerts(db, classroom_id, room.health, now)
+                self.health_history.record(db, classroom_id, room.health, now)
                 db.commit()
         return HeartbeatAck(seq=body.seq, received_at=received_at, server_time=utcnow().timestamp())
 

@@ -88,6 +88,7 @@ class ControllerDaemon:
             keys,
             lambda: self.presence.online if self.presence else [],
             lambda: self.orchestrator,
+            lambda: self.hub,
         )
         await self.http.start(cfg.bind_host, cfg.http_port)
         upload_url = f"http://{cfg.bind_host}:{self.http.port}"

@@ -11,8 +11,12 @@ from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from controller.agent_actions import OPENAPI_PATHS as ACTION_PATHS
+from controller.agent_actions import AgentActions, Requester
 from controller.auth.api import AuthApi
 from controller.auth.middleware import AuthGate
+from controller.classrooms_api import OPENAPI_PATHS as CLASSROOMS_PATHS
+from controller.classrooms_api import ClassroomsApi, classroom_document, school_profiles
 from controller.console.routes import console_routes
 from controller.dashboard_api import DashboardApi
 from controller.db.models import Classroom, Deletion, Lesson
@@ -32,6 +36,7 @@ from controller.storage.local import LocalStorage
 from controller.timetable.api import OPENAPI, TimetableApi
 from controller.timetable.check_api import LessonCheckApi
 from controller.uploads import UploadRequest, UploadService, parse_etags
+from controller.uploads_openapi import OPENAPI_PATHS as UPLOAD_PATHS
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +57,7 @@ class HttpApi:
         keys: ServerKeys,
         presence_online: Callable[[], list[str]],
         relays: Callable[[], Relays | None] = lambda: None,
+        hub: Callable[[], Requester | None] = lambda: None,
     ) -> None:
         self._sessions = sessions
         self.uploads = uploads
@@ -84,6 +90,11 @@ class HttpApi:
         OPENAPI["paths"].update(PATROL_PATHS)
         self.app.add_routes(RecordingsApi(sessions).routes())
         OPENAPI["paths"].update(RECORDINGS_PATHS)
+        self.app.add_routes(ClassroomsApi(sessions, presence_online).routes())
+        OPENAPI["paths"].update(CLASSROOMS_PATHS)
+        OPENAPI["paths"].update(UPLOAD_PATHS)
+        self.app.add_routes(AgentActions(hub).routes())
+        OPENAPI["paths"].update(ACTION_PATHS)
         self.app.add_routes(AuthApi(sessions).routes())
         self.app.add_routes(console_routes())
         self._runner: web.AppRunner | None = None
@@ -109,26 +120,14 @@ class HttpApi:
         return web.json_response({"ok": True})
 
     async def classrooms(self, request: web.Request) -> web.Response:
-        """Every classroom with its enrolment and online state."""
+        """Every classroom with its enrolment, online state, agent version, hardware and
+        network profile, devices and latest heartbeat (the inventory)."""
         online = set(self._online())
         with self._sessions() as db:
             rooms = db.scalars(select(Classroom).order_by(Classroom.id)).all()
+            profiles = school_profiles(db)
             return web.json_response(
-                [
-                    {
-                        "id": r.id,
-                        "name": r.name,
-                        "school": r.school,
-                        "enrolled": r.public_key is not None,
-                        "online": r.id in online,
-                        "profile": r.profile_name,
-                        "health": r.health,
-                        "last_seen_at": as_utc(r.last_seen_at).isoformat()
-                        if r.last_seen_at
-                        else None,
-                    }
-                    for r in rooms
-                ]
+                [classroom_document(r, r.id in online, profiles) for r in rooms]
             )
 
     async def lessons(self, request: web.Request) -> web.Response:

@@ -33,13 +33,13 @@ class RecordingsApi:
             web.post("/api/v1/recordings/{lesson}/{classroom}/{track}/publish", self.publish),
         ]
 
-    async def _run(self, work: Callable[[Session], dict[str, Any]], status: int = 200) -> web.Response:
+    async def _run(self, work: Callable[[Session], dict[str, Any]]) -> web.Response:
         def job() -> dict[str, Any]:
             with self._sessions() as db:
                 return work(db)
 
         try:
-            return web.json_response(await asyncio.to_thread(job), status=status)
+            return web.json_response(await asyncio.to_thread(job))
         except NotFound as err:
             return _error(404, str(err))
         except InvalidRequest as err:
@@ -170,6 +170,7 @@ OPENAPI_PATHS: dict[str, Any] = {
                 "200": {"description": "the file", "content": {"video/mp4": {}}},
                 "206": {"description": "a byte range", "content": {"video/mp4": {}}},
                 "302": {"description": "redirect to the storage's signed URL"},
+                "400": {"description": "not a valid storage name", **_json(_ERROR)},
                 "404": {"description": "no such recording", **_json(_ERROR)},
             },
         }

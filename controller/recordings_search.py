@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import Select, and_, func, select
+from sqlalchemy import ColumnElement, and_, func, select
 from sqlalchemy.orm import Session
 
 from controller.db.models import (
@@ -90,21 +90,22 @@ class RecordingQuery:
             offset=_int("offset", query.get("offset"), 0, 0, 10**9),
         )
 
-    def filtered(self, stmt: Select[Any]) -> Select[Any]:
-        """``stmt`` (joined to Lesson and Classroom) with these filters."""
+    def conditions(self) -> list[ColumnElement[bool]]:
+        """The WHERE terms of these filters (on Lesson and the recording's Classroom)."""
+        out: list[ColumnElement[bool]] = []
         if self.school:
-            stmt = stmt.where(Classroom.school == self.school)
+            out.append(Classroom.school == self.school)
         if self.teacher:
-            stmt = stmt.where(Lesson.teacher_id == self.teacher)
+            out.append(Lesson.teacher_id == self.teacher)
         if self.subject:
-            stmt = stmt.where(Lesson.subject == self.subject)
+            out.append(Lesson.subject == self.subject)
         if self.kind:
-            stmt = stmt.where(Lesson.kind == self.kind)
+            out.append(Lesson.kind == self.kind)
         if self.start is not None:
-            stmt = stmt.where(Lesson.start_at >= self.start)
+            out.append(Lesson.start_at >= self.start)
         if self.end is not None:
-            stmt = stmt.where(Lesson.start_at < self.end)
-        return stmt
+            out.append(Lesson.start_at < self.end)
+        return out
 
 
 def playback_url(lesson_id: str, classroom_id: str, track: str) -> str:
@@ -124,13 +125,15 @@ def track_coverage(cover: dict[str, Any] | None, track: str) -> tuple[float | No
 
 def search(db: Session, q: RecordingQuery) -> dict[str, Any]:
     """One page of recordings matching ``q``, with the total count."""
+    where = q.conditions()
     base = (
         select(Recording.id)
         .join(Lesson, Lesson.id == Recording.lesson_id)
         .join(Classroom, Classroom.id == Recording.classroom_id)
+        .where(*where)
     )
-    total = db.scalar(select(func.count()).select_from(q.filtered(base).subquery())) or 0
-    stmt = q.filtered(
+    total = db.scalar(select(func.count()).select_from(base.subquery())) or 0
+    stmt = (
         select(
             Recording,
             Lesson,
@@ -156,8 +159,9 @@ def search(db: Session, q: RecordingQuery) -> dict[str, Any]:
                 PublishedRecording.track == Recording.track,
             ),
         )
+        .where(*where)
+        .order_by(Lesson.start_at.desc(), Recording.classroom_id, Recording.track)
     )
-    stmt = stmt.order_by(Lesson.start_at.desc(), Recording.classroom_id, Recording.track)
     rows = db.execute(stmt.limit(q.limit).offset(q.offset)).all()
     out = []
     for rec, lesson, room_name, school, cover, published_at in rows:
@@ -187,7 +191,9 @@ def search(db: Session, q: RecordingQuery) -> dict[str, Any]:
     return {"total": total, "limit": q.limit, "offset": q.offset, "recordings": out}
 
 
-def publish(db: Session, lesson_id: str, classroom_id: str, track: str, actor: str) -> dict[str, Any]:
+def publish(
+    db: Session, lesson_id: str, classroom_id: str, track: str, actor: str
+) -> dict[str, Any]:
     """Mark a stitched recording published to the resource library (idempotent: a second
     publish keeps the first time and publisher)."""
     rec = db.scalar(

@@ -19,6 +19,7 @@ from edge_agent.errors import AgentError
 from edge_agent.identity import Identity
 from edge_agent.manual_record import Action, send_request, wait_answer
 from edge_agent.profile import load_profile
+from edge_agent.remote_actions import RESTART_EXIT_CODE
 from edge_agent.status import collect as collect_status
 from edge_agent.status import render as render_status
 from edge_agent.uploads.journal import UploadJournal
@@ -134,6 +135,8 @@ def run(
         network_profile=network,
     )
     asyncio.run(daemon.run())
+    if daemon.restart_requested:  # from the console: systemd's Restart=on-failure
+        raise typer.Exit(RESTART_EXIT_CODE)
 
 
 @app.command()

@@ -10,7 +10,7 @@ import signal
 import av
 import numpy as np
 
-from edge_agent import __version__
+from edge_agent import __version__, remote_actions
 from edge_agent.checks import check_device
 from edge_agent.clock import ControllerClock
 from edge_agent.director.programme import Programme
@@ -47,6 +47,8 @@ from protocols.envelope import Envelope
 from protocols.lesson_ids import manual_lesson_id, manual_start
 from protocols.media import aiortc_seam
 from protocols.messages import (
+    ActionResult,
+    AgentAction,
     Body,
     CommandAck,
     DeviceInfo,
@@ -106,6 +108,8 @@ class AgentDaemon:
         self.state_dir = state_dir
         self.network = NetworkPolicy(network_profile)
         self._seen_ack: object = None
+        # Set by the console's "restart": the CLI then exits with RESTART_EXIT_CODE.
+        self.restart_requested = False
         self.identity = identity
         self.profile = profile
         self._media_addresses = media_addresses
@@ -417,6 +421,12 @@ class AgentDaemon:
             if isinstance(body, ScheduleUpdate):
                 self.schedule.store(body)
                 return None
+            if isinstance(body, AgentAction):
+                # Answered when done (a doctor run probes devices for seconds), so the
+                # commands behind it — a join — are not held up.
+                task = asyncio.create_task(self._action(env.id, body), name=f"action-{body.action}")
+                task.add_done_callback(lambda t: t.cancelled() or t.exception())
+                return None
             if isinstance(body, JoinLesson):
                 async with self._lesson_lock:
                     await self._join(body)
@@ -442,6 +452,30 @@ class AgentDaemon:
             log.exception("command %s failed", body.TYPE)
             return CommandAck(command=body.TYPE, ok=False, error=f"{type(err).__name__}: {err}")
         return CommandAck(command=body.TYPE, ok=True)
+
+    async def _action(self, correlation_id: str, action: AgentAction) -> None:
+        """Run a technician's remote action and answer the controller with its result."""
+        log.info("remote action %s requested from the console", action.action)
+        try:
+            if action.action == "restart":
+                result = ActionResult(
+                    action="restart", ok=True, output="the agent restarts now (systemd starts it)"
+                )
+                self.restart_requested = True
+                asyncio.get_running_loop().call_later(0.5, self._stopping.set)
+            else:
+                result = await remote_actions.run(
+                    action,
+                    self.profile.profile,
+                    pathlib.Path(self.profile.path),
+                    self.state_dir,
+                )
+        except Exception as err:
+            log.exception("remote action %s failed", action.action)
+            result = ActionResult(
+                action=action.action, ok=False, output=f"{type(err).__name__}: {err}"
+            )
+        await self.link.send(result, correlation_id=correlation_id)
 
     async def _keep_schedule(self) -> None:
         """Start, hand over and finish lessons by the controller's clock.

@@ -23,6 +23,7 @@ from protocols import envelope
 from protocols.envelope import Envelope
 from protocols.errors import ProtocolError
 from protocols.messages import (
+    AgentAction,
     Body,
     CommandAck,
     ErrorReply,
@@ -38,7 +39,7 @@ from protocols.messages import (
     StopRecording,
 )
 
-COMMANDS = (JoinLesson, LeaveLesson, StartRecording, StopRecording, ScheduleUpdate)
+COMMANDS = (JoinLesson, LeaveLesson, StartRecording, StopRecording, ScheduleUpdate, AgentAction)
 
 log = logging.getLogger(__name__)
 

@@ -206,6 +206,26 @@ class CommandAck(Body):
     error: str = ""
 
 
+class AgentAction(Body):
+    """A technician's remote action on the classroom PC, from the console."""
+
+    TYPE: ClassVar[str] = "cmd.action"
+    action: Literal["doctor", "logs", "ptz", "restart"]
+    lines: int = Field(default=200, ge=1, le=5000)  # logs
+    camera: str = ""  # ptz: the camera device
+    preset: str = ""  # ptz: the preset name in the camera's profile
+
+
+class ActionResult(Body):
+    """What a remote action did; ``correlation_id`` names the action."""
+
+    TYPE: ClassVar[str] = "agent.action.result"
+    action: str
+    ok: bool
+    output: str = ""  # what a technician reads (doctor's list, the log lines, …)
+    data: dict[str, Any] = {}
+
+
 class ScheduleUpdate(Body):
     """The classroom's lessons for the next days, kept by the agent for offline work."""
 
@@ -291,6 +311,8 @@ ALL_BODIES: tuple[type[Body], ...] = (
     StartRecording,
     StopRecording,
     CommandAck,
+    AgentAction,
+    ActionResult,
     ScheduleUpdate,
     SdpOffer,
     SdpAnswer,

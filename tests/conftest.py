@@ -32,3 +32,12 @@ async def controller(controller_config: ControllerConfig) -> AsyncIterator[Contr
         yield daemon
     finally:
         await daemon.stop()
+
+
+# The fault suite's real lessons run one after another on one pytest-xdist worker; the
+# rest of the suite (including the other end-to-end lessons) shares the other.
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Keep the fault suite together on one worker (``--dist loadgroup``)."""
+    for item in items:
+        if item.get_closest_marker("faults") is not None:
+            item.add_marker(pytest.mark.xdist_group("faults"))

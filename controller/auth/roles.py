@@ -13,6 +13,7 @@ SCHEDULING = frozenset({ADMIN, SCHEDULER})
 ADMIN_ONLY = frozenset({ADMIN})
 AUDIT_READERS = frozenset({ADMIN, INSPECTOR})
 ALERT_HANDLERS = frozenset({ADMIN, SCHEDULER, TECHNICIAN})
+TECHNICIANS = frozenset({ADMIN, TECHNICIAN})
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -48,7 +49,8 @@ PERMISSIONS: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/v1/recordings"): ALL,
     ("GET", "/api/v1/recordings/{lesson}/{classroom}/{file}"): ALL,
     ("POST", "/api/v1/recordings/{lesson}/{classroom}/{track}/publish"): SCHEDULING,
-    # Technician actions (on classroom agents) will be listed here as they are added.
+    # Technicians' remote actions on a classroom PC: doctor, logs, PTZ preset, restart.
+    ("POST", "/api/v1/classrooms/{classroom}/actions"): TECHNICIANS,
 }
 
 # Writes by HTTP method that change nothing: opening and closing a patrol viewer. Every
@@ -79,8 +81,9 @@ WHAT_ROLE_MAY_DO: dict[str, str] = {
     SCHEDULER: "read everything except the audit log and users, and change the timetable, "
     "lessons, imports and network profiles, publish recordings, and acknowledge or silence "
     "alerts",
-    TECHNICIAN: "read everything except the audit log and users, and acknowledge or silence "
-    "alerts; it cannot change the timetable",
+    TECHNICIAN: "read everything except the audit log and users, acknowledge or silence "
+    "alerts, and run remote actions on classroom PCs (doctor, logs, PTZ presets, restart); "
+    "it cannot change the timetable",
     INSPECTOR: "read everything, including the audit log, and change nothing",
 }
 

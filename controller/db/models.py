@@ -11,6 +11,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -65,6 +66,25 @@ class AlertState(Base):
     acknowledged_by: Mapped[str | None] = mapped_column(String(64))
     acknowledged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     silenced_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ClassroomHealthSample(Base):
+    """A classroom's health from one heartbeat, kept at most once a minute for a week
+    (controller.health_history) so the console can chart the last hours."""
+
+    __tablename__ = "classroom_health_sample"
+    __table_args__ = (Index("ix_classroom_health_sample_classroom_at", "classroom_id", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    classroom_id: Mapped[str] = mapped_column(ForeignKey("classroom.id", ondelete="CASCADE"))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    cpu: Mapped[float | None] = mapped_column(Float)
+    mem: Mapped[float | None] = mapped_column(Float)
+    temp: Mapped[float | None] = mapped_column(Float)
+    audio_dbfs: Mapped[float | None] = mapped_column(Float)
+    send_kbps: Mapped[float | None] = mapped_column(Float)
+    rtt_ms: Mapped[float | None] = mapped_column(Float)
+    clock_offset_ms: Mapped[float | None] = mapped_column(Float)
 
 
 class Lesson(Base):

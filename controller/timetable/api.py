@@ -14,13 +14,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from controller.auth.api import OPENAPI_PATHS as AUTH_PATHS
 from controller.auth.api import SECURITY, SECURITY_SCHEMES
-from controller.dashboard_api import OPENAPI_PATHS as DASHBOARD_PATHS
 from controller.body_fields import (
     number_field,
     optional_string_field,
     string_field,
     string_list_field,
 )
+from controller.dashboard_api import OPENAPI_PATHS as DASHBOARD_PATHS
 from controller.db.models import Lesson, Teacher
 from controller.db.session import as_utc
 from controller.errors import InvalidRequest, NotFound, RulesRefused
@@ -198,18 +198,17 @@ class TimetableApi:
                 raise InvalidRequest(f"field {err.args[0]!r} is required") from None
             except ValueError as err:
                 raise InvalidRequest(f"start/end: {err}") from None
+            fields = (
+                string_list_field(body, "receivers"),
+                start,
+                end,
+                string_field(body, "title"),
+                string_field(body, "kind", "synchronous"),
+                optional_string_field(body, "teacher"),
+                string_field(body, "subject"),
+            )
             try:
-                lesson, placement = schedule_placed(
-                    db,
-                    lead,
-                    string_list_field(body, "receivers"),
-                    start,
-                    end,
-                    string_field(body, "title"),
-                    string_field(body, "kind", "synchronous"),
-                    optional_string_field(body, "teacher"),
-                    string_field(body, "subject"),
-                )
+                lesson, placement = schedule_placed(db, lead, *fields)
             except RulesRefused as err:
                 return web.json_response(
                     {

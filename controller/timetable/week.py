@@ -17,6 +17,20 @@ def _utc(day: date) -> datetime:
     return datetime.combine(day, time(), UTC)
 
 
+def _shifted(name: str, moment: datetime | date, days: int = 0) -> datetime:
+    """``moment`` (a time, or a date's UTC midnight) plus ``days``, in UTC; InvalidRequest
+    naming the query parameter when that leaves the years 1–9999 datetimes can hold."""
+    try:
+        if isinstance(moment, datetime):
+            return (moment + timedelta(days=days)).astimezone(UTC)
+        return _utc(moment + timedelta(days=days))
+    except OverflowError:
+        raise InvalidRequest(
+            f"query {name}={moment.isoformat()} is out of range; use a date between "
+            "0001-01-02 and 9999-12-30"
+        ) from None
+
+
 def lessons_query(
     db: Session,
     *,
@@ -36,18 +50,18 @@ def lessons_query(
     if first is not None:
         query = query.where(Lesson.start_at >= _utc(first))
     if last is not None:
-        query = query.where(Lesson.start_at < _utc(last + timedelta(days=1)))
+        query = query.where(Lesson.start_at < _shifted("to", last, 1))
     for name, value in (("start", start), ("end", end)):
         if value is not None and value.tzinfo is None:
             raise InvalidRequest(f"query {name} must carry a time zone (2026-03-02T00:00+08:00)")
     if start is not None:
         # Lessons are at most a day long: bound start_at too so the index narrows the scan.
         query = query.where(
-            Lesson.end_at > start.astimezone(UTC),
-            Lesson.start_at > (start - timedelta(days=1)).astimezone(UTC),
+            Lesson.end_at > _shifted("start", start),
+            Lesson.start_at > _shifted("start", start, -1),
         )
     if end is not None:
-        query = query.where(Lesson.start_at < end.astimezone(UTC))
+        query = query.where(Lesson.start_at < _shifted("end", end))
     named = [x for x in (classroom, teacher, school) if x is not None]
     if len(named) > 1:
         raise InvalidRequest("give at most one of classroom, teacher or school")

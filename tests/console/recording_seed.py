@@ -5,10 +5,12 @@ the classroom's manifest accepted (coverage computed, each track stitched)."""
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import pathlib
 import tempfile
 from datetime import datetime
+from typing import Literal
 
 import av
 import numpy as np
@@ -24,7 +26,7 @@ from protocols.manifest import GapEntry, Manifest, SegmentEntry, TrackEntry
 FPS = 25
 # (start_s, end_s) of each segment on the lesson's timeline; the hole between is a gap.
 SEGMENTS: tuple[tuple[float, float], ...] = ((0.0, 2.0), (3.0, 6.0))
-GAP_REASON = "source_lost"
+GAP_REASON: Literal["source_lost"] = "source_lost"
 GAP_DETAIL = "camera unplugged"
 
 
@@ -80,7 +82,7 @@ def seed_recording(
             )
     gaps = [
         GapEntry(track=track, start_s=a[1], end_s=b[0], reason=GAP_REASON, detail=GAP_DETAIL)
-        for a, b in zip(segments, segments[1:], strict=False)
+        for a, b in itertools.pairwise(segments)
         if b[0] > a[1]
     ]
     manifest = Manifest(

@@ -3,6 +3,7 @@ library (admin and scheduler only, audited)."""
 
 from __future__ import annotations
 
+import pathlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -10,9 +11,12 @@ import aiohttp
 import pytest
 from console.harness import Console
 from console.recording_seed import seed_lesson, seed_recording
+from sqlalchemy import insert
 
 from controller.daemon import ControllerConfig
-from controller.db.models import AuditEntry
+from controller.db.models import AuditEntry, Classroom, Lesson, Recording
+from controller.db.session import make_engine, migrate, sessions
+from controller.recordings_search import RecordingQuery, search
 
 T0 = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
 
@@ -23,17 +27,32 @@ def seeded(console: Console, controller_config: ControllerConfig) -> dict[str, s
     storage = controller_config.storage_dir
     lessons = {
         "math": seed_lesson(
-            console.db, "city-101", ["village-201"], T0, T0 + timedelta(seconds=6),
-            subject="math", teacher="t-wang",
+            console.db,
+            "city-101",
+            ["village-201"],
+            T0,
+            T0 + timedelta(seconds=6),
+            subject="math",
+            teacher="t-wang",
         ),
         "research": seed_lesson(
-            console.db, "village-201", ["city-101"], T0 + timedelta(hours=2),
-            T0 + timedelta(hours=2, seconds=6), kind="research", subject="chinese",
+            console.db,
+            "village-201",
+            ["city-101"],
+            T0 + timedelta(hours=2),
+            T0 + timedelta(hours=2, seconds=6),
+            kind="research",
+            subject="chinese",
             teacher="t-li",
         ),
         "next_day": seed_lesson(
-            console.db, "city-101", ["village-201"], T0 + timedelta(days=1),
-            T0 + timedelta(days=1, seconds=6), subject="chinese", teacher="t-wang",
+            console.db,
+            "city-101",
+            ["village-201"],
+            T0 + timedelta(days=1),
+            T0 + timedelta(days=1, seconds=6),
+            subject="chinese",
+            teacher="t-wang",
         ),
     }
     seed_recording(console.db, storage, lessons["math"], "city-101")
@@ -56,7 +75,9 @@ async def test_search_filters_and_pages(console: Console, seeded: dict[str, str]
     every = await _search(console)
     assert every["total"] == 3
     assert [x["lesson"] for x in every["recordings"]] == [
-        seeded["next_day"], seeded["research"], seeded["math"]
+        seeded["next_day"],
+        seeded["research"],
+        seeded["math"],
     ]
     math = every["recordings"][2]
     assert math["classroom"] == "city-101" and math["school"] == "City School"
@@ -82,9 +103,7 @@ async def test_search_filters_and_pages(console: Console, seeded: dict[str, str]
     assert await lessons(school="City School", subject="chinese") == [seeded["next_day"]]
     assert await lessons(school="Nowhere") == []
     page = await _search(console, limit="1", offset="1")
-    assert page["total"] == 3 and [x["lesson"] for x in page["recordings"]] == [
-        seeded["research"]
-    ]
+    assert page["total"] == 3 and [x["lesson"] for x in page["recordings"]] == [seeded["research"]]
 
 
 async def test_search_refuses_bad_queries(console: Console) -> None:
@@ -136,3 +155,61 @@ async def test_publish_is_for_schedulers_and_audited(
         paths = (await r.json())["paths"]
         assert "/api/v1/recordings" in paths
         assert "/api/v1/recordings/{lesson}/{classroom}/{track}/publish" in paths
+
+
+def test_search_filters_ten_thousand_lessons(tmp_path: pathlib.Path) -> None:
+    """10,000 lessons with one recording each: a filtered page and its count are quick."""
+    url = f"sqlite:///{tmp_path / 'big.sqlite3'}"
+    migrate(url)
+    engine = make_engine(url)
+    now = datetime(2026, 3, 1, tzinfo=UTC)
+    rooms = [(f"room-{i}", f"School {i % 20}") for i in range(100)]
+    with engine.begin() as conn:
+        conn.execute(
+            insert(Classroom),
+            [{"id": r, "name": r, "school": s} for r, s in rooms],
+        )
+        lessons, recordings = [], []
+        for n in range(10_000):
+            room = rooms[n % 100][0]
+            start = now + timedelta(minutes=45 * n)
+            lessons.append(
+                {
+                    "id": f"L{n:05d}",
+                    "kind": ("synchronous", "research", "delivery")[n % 3],
+                    "lead_classroom_id": room,
+                    "start_at": start,
+                    "end_at": start + timedelta(minutes=40),
+                    "created_at": now,
+                    "subject": ("math", "chinese", "english", "music")[n % 4],
+                    "teacher_id": f"t-{n % 300}",
+                }
+            )
+            recordings.append(
+                {
+                    "lesson_id": f"L{n:05d}",
+                    "classroom_id": room,
+                    "track": "teacher",
+                    "kind": "video",
+                    "path": "x",
+                    "codec": "h264",
+                    "duration_s": 2400.0,
+                    "segments": 1,
+                    "sha256": "0" * 64,
+                    "created_at": now,
+                }
+            )
+        conn.execute(insert(Lesson), lessons)
+        conn.execute(insert(Recording), recordings)
+    db = sessions(engine)
+    queries = [
+        {},
+        {"school": "School 3"},
+        {"teacher": "t-6", "subject": "english"},
+        {"kind": "research", "from": "2026-04-01", "to": "2026-05-01", "offset": "20"},
+    ]
+    # Only correctness here: page speed is measured by scripts/bench-console.
+    with db() as s:
+        for query in queries:
+            doc = search(s, RecordingQuery.parse(query))
+            assert doc["total"] > 0 and doc["recordings"], query

@@ -7,6 +7,8 @@ import pathlib
 from protocols import envelope
 from protocols.envelope import Envelope
 from protocols.messages import (
+    ActionResult,
+    AgentAction,
     CommandAck,
     DeviceInfo,
     DeviceState,
@@ -154,6 +156,8 @@ BODIES = [
             ),
         ).model_dump(mode="json"),
     ),
+    AgentAction(action="ptz", camera="teacher", preset="board"),
+    ActionResult(action="doctor", ok=False, output="FAIL  device teacher", data={"failed": 1}),
 ]
 
 

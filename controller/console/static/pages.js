@@ -64,8 +64,8 @@ export const PAGES = {
   dashboard: dashboardPage,
   timetable,
   patrol: (main) => import("./pages/patrol.js").then((m) => m.patrol(main)),
-  classrooms: dashboard,
-  recordings: later("recordings"),
-  reports: later("reports"),
+  classrooms: (main) => import("./pages/classrooms.js").then((m) => m.classrooms(main)),
+  recordings: (main) => import("./pages/recordings.js").then((m) => m.recordings(main)),
+  reports: (main) => import("./pages/reports.js").then((m) => m.reports(main)),
   audit,
 };

@@ -1,0 +1,114 @@
+"""The OpenAPI description of the agents' upload routes (handled in controller.http_api):
+they take a classroom's upload token with header X-Classroom, not a console credential.
+
+``OPENAPI_PATHS`` is merged into the controller's OpenAPI document."""
+
+from __future__ import annotations
+
+from typing import Any
+
+_ERROR = {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]}
+_SECURITY: list[dict[str, list[str]]] = [{"uploadToken": []}]
+_CLASSROOM = {
+    "name": "X-Classroom",
+    "in": "header",
+    "required": True,
+    "description": "the uploading classroom's id (with its upload token as bearer)",
+    "schema": {"type": "string"},
+}
+_UPLOAD = {"name": "upload", "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def _json(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"content": {"application/json": {"schema": schema}}}
+
+
+def _answers(ok: dict[str, Any]) -> dict[str, Any]:
+    """The documented answers of an upload route besides its success ``ok``."""
+    return {
+        **ok,
+        "400": {"description": "invalid request", **_json(_ERROR)},
+        "401": {"description": "missing or wrong upload token", **_json(_ERROR)},
+        "404": {"description": "unknown upload", **_json(_ERROR)},
+        "422": {"description": "checksum mismatch, or stored but not playable", **_json(_ERROR)},
+        "503": {"description": "storage failed; retry later", **_json(_ERROR)},
+    }
+
+
+_PARTS = {
+    "type": "object",
+    "required": ["parts"],
+    "properties": {"parts": {"type": "array", "items": {"type": "integer", "minimum": 1}}},
+}
+_ETAGS = {
+    "type": "object",
+    "required": ["parts"],
+    "properties": {
+        "parts": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["n", "etag"],
+                "properties": {"n": {"type": "integer"}, "etag": {"type": "string"}},
+            },
+        }
+    },
+}
+_OPEN = {
+    "type": "object",
+    "required": ["lesson_id", "rel", "size", "sha256"],
+    "properties": {
+        "lesson_id": {"type": "string"},
+        "rel": {"type": "string", "description": "manifest.json or <track>/<segment>"},
+        "size": {"type": "integer", "minimum": 0},
+        "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+    },
+}
+
+OPENAPI_PATHS: dict[str, Any] = {
+    "/api/v1/uploads": {
+        "post": {
+            "summary": "Agents: open or resume a multipart upload of one recording file",
+            "security": _SECURITY,
+            "parameters": [_CLASSROOM],
+            "requestBody": _json(_OPEN),
+            "responses": _answers(
+                {
+                    "200": {"description": "already uploaded"},
+                    "201": {"description": "opened; the parts still missing"},
+                }
+            ),
+        }
+    },
+    "/api/v1/uploads/{upload}/urls": {
+        "post": {
+            "summary": "Agents: where to PUT the listed parts",
+            "security": _SECURITY,
+            "parameters": [_CLASSROOM, _UPLOAD],
+            "requestBody": _json(_PARTS),
+            "responses": _answers({"200": {"description": "part targets"}}),
+        }
+    },
+    "/api/v1/uploads/{upload}/parts/{n}": {
+        "put": {
+            "summary": "Agents: one part of an upload (local storage)",
+            "security": _SECURITY,
+            "parameters": [
+                _CLASSROOM,
+                _UPLOAD,
+                {"name": "n", "in": "path", "required": True, "schema": {"type": "integer"}},
+            ],
+            "requestBody": {"content": {"application/octet-stream": {"schema": {}}}},
+            "responses": _answers({"200": {"description": "stored; ETag header"}}),
+        }
+    },
+    "/api/v1/uploads/{upload}/complete": {
+        "post": {
+            "summary": "Agents: assemble the parts; storage checks the SHA-256",
+            "security": _SECURITY,
+            "parameters": [_CLASSROOM, _UPLOAD],
+            "requestBody": _json(_ETAGS),
+            "responses": _answers({"201": {"description": "complete"}}),
+        }
+    },
+}
