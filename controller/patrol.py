@@ -27,9 +27,8 @@ from controller.relay.room import FeedRef, LessonRelay, SignallingError
 LIVE_STATES = ("preparing", "live")
 TRACK_ORDER = {"teacher": 0, "student": 1, "panel": 2, "mic": 3}
 UNAVAILABLE = {
-    "loss_pct": "agents' heartbeats carry no packet-loss counter yet",
     "media_latency_ms": "glass-to-glass latency is measured only after the lesson (its "
-    "reports); control_rtt_ms is the agent-controller control-channel round trip",
+    "reports); rtt_ms is the publisher's RTCP round trip to the relay",
 }
 
 
@@ -106,6 +105,15 @@ def live_document(db: Session, relays: Relays | None, online: set[str]) -> list[
         ):
             sent = _media(rooms.get(feed.source_classroom), feed.track, "send")
             age = relay.frame_age_s(feed.source_classroom, feed.track)
+            # Loss: the worst of the publisher's uplink and each receiver's downlink.
+            losses = [sent.get("loss_pct")] + [
+                _media(rooms.get(c), f"{feed.source_classroom}-{feed.track}", "recv").get(
+                    "loss_pct"
+                )
+                for c in lesson.classroom_ids
+                if c != feed.source_classroom
+            ]
+            known = [x for x in losses if isinstance(x, int | float)]
             feeds.append(
                 {
                     "classroom": feed.source_classroom,
@@ -113,6 +121,8 @@ def live_document(db: Session, relays: Relays | None, online: set[str]) -> list[
                     "kind": feed.kind,
                     "fps": sent.get("fps"),
                     "bitrate_bps": sent.get("bitrate_bps"),
+                    "loss_pct": max(known) if known else None,
+                    "rtt_ms": sent.get("rtt_ms"),
                     "frames_in": feed.frames_in,
                     "subscribers": feed.subscribers,
                     "frame_age_s": None if age is None else round(age, 2),
@@ -247,6 +257,14 @@ _FEED = {
         **_FEED_REF["properties"],  # type: ignore[dict-item]
         "fps": {"type": ["number", "null"], "description": "sender's heartbeat"},
         "bitrate_bps": {"type": ["number", "null"], "description": "sender's heartbeat"},
+        "loss_pct": {
+            "type": ["number", "null"],
+            "description": "worst packet loss, publisher's uplink or a receiver's downlink (RTCP)",
+        },
+        "rtt_ms": {
+            "type": ["number", "null"],
+            "description": "publisher's RTCP round trip to the relay",
+        },
         "frames_in": {"type": "integer", "description": "frames the relay got"},
         "subscribers": {"type": "integer"},
         "frame_age_s": {"type": ["number", "null"], "description": "since the last frame"},
@@ -258,8 +276,8 @@ OPENAPI_PATHS: dict[str, Any] = {
     "/api/v1/live": {
         "get": {
             "summary": "Live lessons (patrol) with their feeds and the agents' latest QoS",
-            "description": "Loss and media latency are not reported by agents; each lesson's "
-            "'unavailable' says so rather than inventing figures.",
+            "description": "Loss and round trip come from the agents' RTCP statistics; "
+            "glass-to-glass latency is not live, and each lesson's 'unavailable' says so.",
             "responses": {
                 "200": {
                     "description": "lessons",

@@ -205,6 +205,7 @@ class AgentDaemon:
             )
             frames, nbytes = runner.bus.frames, runner.bus.bytes
             fps, bps = self._rates.rates(f"send/{name}", frames, nbytes)
+            loss, rtt = self.session.qos.get(name, (None, None)) if self.session else (None, None)
             media.append(
                 TrackStats(
                     track=name,
@@ -213,11 +214,14 @@ class AgentDaemon:
                     bytes=nbytes,
                     fps=round(fps, 1),
                     bitrate_bps=round(bps),
+                    loss_pct=loss,
+                    rtt_ms=rtt,
                 )
             )
         if self.session is not None:
             for key, (frames, nbytes) in self.session.received_counters().items():
                 fps, bps = self._rates.rates(f"recv/{key}", frames, nbytes)
+                loss, _ = self.session.qos.get(key, (None, None))
                 media.append(
                     TrackStats(
                         track=key,
@@ -226,6 +230,7 @@ class AgentDaemon:
                         bytes=nbytes,
                         fps=round(fps, 1),
                         bitrate_bps=round(bps),
+                        loss_pct=loss,
                     )
                 )
         notify("WATCHDOG=1")

@@ -52,6 +52,7 @@ log = logging.getLogger(__name__)
 Requester = Callable[[Body, float], Awaitable[Envelope]]
 MAX_LATENCY_SAMPLES = 200_000
 ADAPT_TICK_S = 0.5
+QOS_INTERVAL_S = 2.0
 
 
 @dataclass
@@ -118,6 +119,12 @@ class LessonSession:
         self.devices: dict[str, tuple[str, int]] = {}
         self.adapter: RateAdapter | None = None
         self._adapt_task: asyncio.Task[None] | None = None
+        # Per track (local name, or source-track for a remote one): loss % and RTT ms from
+        # aiortc's RTCP statistics, for the heartbeat and the console's patrol tiles.
+        self.qos: dict[str, tuple[float | None, float | None]] = {}
+        self._senders: dict[str, RTCRtpSender] = {}
+        self._lost_seen: dict[str, tuple[int, int]] = {}
+        self._stats_task: asyncio.Task[None] | None = None
         # Local sources feed the recorder whether or not the relay is reachable.
         for name in join.publish:
             sink = self._recording_sink(name)
@@ -222,6 +229,7 @@ class LessonSession:
             transceiver.setCodecPreferences(_h264_only(runner.kind))  # type: ignore[arg-type]
             aiortc_seam.use_packer(transceiver.sender)
             aiortc_seam.on_keyframe_request(transceiver.sender, track.request_keyframe)
+            self._senders[name] = transceiver.sender
             if runner.kind == "video":
                 aiortc_seam.on_bitrate_estimate(
                     transceiver.sender, self._estimate_sink(self._adapter(), name)
@@ -276,9 +284,42 @@ class LessonSession:
             task.add_done_callback(_log_failure)
             self._consumers.append(task)
         self.connect_count += 1
+        if self._stats_task is None:
+            self._stats_task = asyncio.create_task(self._watch_qos(), name=f"qos-{self.lesson_id}")
+            self._stats_task.add_done_callback(_log_failure)
         if self.adapter is not None and self._adapt_task is None:
             self._adapt_task = asyncio.create_task(self._adapt(), name=f"adapt-{self.lesson_id}")
             self._adapt_task.add_done_callback(_log_failure)
+
+    async def _watch_qos(self) -> None:
+        """Every few seconds, loss and round trip per track from aiortc's RTCP stats."""
+        while True:
+            await asyncio.sleep(QOS_INTERVAL_S)
+            for name, sender in list(self._senders.items()):
+                stats = await sender.getStats()
+                for st in stats.values():
+                    if getattr(st, "type", "") == "remote-inbound-rtp":
+                        rtt = getattr(st, "roundTripTime", None)
+                        lost = getattr(st, "fractionLost", None)
+                        self.qos[name] = (
+                            None if lost is None else round(100.0 * lost / 256, 2),
+                            None if rtt is None else round(rtt * 1000.0, 1),
+                        )
+            for key, rt in self._received.items():
+                if rt.receiver is None:
+                    continue
+                stats = await rt.receiver.getStats()
+                for st in stats.values():
+                    if getattr(st, "type", "") != "inbound-rtp":
+                        continue
+                    lost = int(getattr(st, "packetsLost", 0) or 0)
+                    got = int(getattr(st, "packetsReceived", 0) or 0)
+                    lost0, got0 = self._lost_seen.get(key, (0, 0))
+                    self._lost_seen[key] = (lost, got)
+                    total = (lost - lost0) + (got - got0)
+                    if total > 0:
+                        loss = round(100.0 * max(lost - lost0, 0) / total, 2)
+                        self.qos[key] = (loss, None)
 
     def _estimate_sink(self, adapter: RateAdapter, name: str) -> Callable[[int], None]:
         """Feed REMB estimates, with the source's measured rate over the last 2 s."""
@@ -443,6 +484,11 @@ class LessonSession:
         return out
 
     async def _close_pc(self) -> None:
+        if self._stats_task is not None:
+            self._stats_task.cancel()
+            await asyncio.gather(self._stats_task, return_exceptions=True)
+            self._stats_task = None
+        self._senders.clear()
         if self._adapt_task is not None:
             self._adapt_task.cancel()
             await asyncio.gather(self._adapt_task, return_exceptions=True)

@@ -106,6 +106,10 @@ class TrackStats(Body):
     bytes: int = 0
     fps: float = 0.0
     bitrate_bps: float = 0.0
+    # From RTCP: packets lost on the way (percent over the last few seconds) and, for a
+    # sent track, the round trip to the relay. None until measured.
+    loss_pct: float | None = None
+    rtt_ms: float | None = None
 
 
 class Heartbeat(Body):

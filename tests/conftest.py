@@ -41,3 +41,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if item.get_closest_marker("faults") is not None:
             item.add_marker(pytest.mark.xdist_group("faults"))
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Print the coverage each fault case measured (tests/faults/conftest.py collects it)."""
+    lines = [
+        value
+        for reports in terminalreporter.stats.values()
+        for report in reports
+        for name, value in getattr(report, "user_properties", [])
+        if name == "fault_coverage"
+    ]
+    if lines:
+        terminalreporter.section("fault suite coverage")
+        for line in dict.fromkeys(lines):  # call and teardown reports both carry them
+            terminalreporter.write_line(str(line))

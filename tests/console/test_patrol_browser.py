@@ -77,7 +77,9 @@ async def test_inspector_watches_a_live_lesson_and_the_browser_decodes_it(
         (LEAD, "mic"),
         (RECEIVER, "student"),
     }
-    assert "loss_pct" in doc["unavailable"]  # said, not invented
+    assert "media_latency_ms" in doc["unavailable"]  # said, not invented
+    teacher = next(f for f in doc["feeds"] if f["track"] == "teacher")
+    assert "loss_pct" in teacher and "rtt_ms" in teacher  # from the agents' RTCP stats
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(
             executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS

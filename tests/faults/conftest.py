@@ -1,8 +1,9 @@
 """The fault suite: real lessons on loopback with one thing going wrong each time.
 
 Run it on its own with ``.venv/bin/pytest tests/faults``; the coverage of each case is
-printed at the end of the run. The lines travel on each test's report (user properties),
-so the summary is complete when pytest-xdist runs the tests in worker processes.
+printed at the end of the run (by ``tests/conftest.py``). The lines travel on each test's
+report (user properties), so the summary is complete when pytest-xdist runs the tests in
+worker processes.
 """
 
 from __future__ import annotations
@@ -19,18 +20,3 @@ def _report_coverage(request: pytest.FixtureRequest) -> Iterator[None]:
     yield
     for line in COVERAGE_LINES[start:]:
         request.node.user_properties.append(("fault_coverage", line))
-
-
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """Print the coverage each fault case measured."""
-    lines = [
-        value
-        for reports in terminalreporter.stats.values()
-        for report in reports
-        for name, value in getattr(report, "user_properties", [])
-        if name == "fault_coverage"
-    ]
-    if lines:
-        terminalreporter.section("fault suite coverage")
-        for line in dict.fromkeys(lines):  # call and teardown reports both carry them
-            terminalreporter.write_line(str(line))

@@ -12,7 +12,7 @@ const WORDS = {
     receivers: "听课",
     bitrate: "码率",
     fps: "帧率",
-    rtt: "控制链路时延",
+    rtt: "往返时延",
     frozen: "卡顿",
     loss: "丢包",
     na: "无数据",
@@ -28,7 +28,7 @@ const WORDS = {
     receivers: "Receivers",
     bitrate: "Bitrate",
     fps: "fps",
-    rtt: "Control RTT",
+    rtt: "RTT",
     frozen: "Frozen",
     loss: "Loss",
     na: "n/a",
@@ -123,15 +123,14 @@ function qosLine(lesson) {
   const items = [
     [w("bitrate"), kbps(cam?.bitrate_bps)],
     [w("fps"), num(cam?.fps)],
-    [w("rtt"), num(room.control_rtt_ms, " ms")],
+    [w("rtt"), num(cam?.rtt_ms ?? room.control_rtt_ms, " ms")],
     [w("frozen"), frozen == null ? w("na") : `${frozen} s`, frozen > 0],
-    [w("loss"), w("na")],
+    [w("loss"), cam?.loss_pct == null ? w("na") : `${cam.loss_pct}%`, cam?.loss_pct > 2],
     [w("viewers"), String(lesson.viewers)],
   ];
   for (const [label, value, bad] of items) {
     const span = el("span", `${label} ${value}`);
     if (bad) span.className = "bad";
-    if (label === w("loss")) span.title = lesson.unavailable?.loss_pct ?? "";
     if (label === w("rtt")) span.title = lesson.unavailable?.media_latency_ms ?? "";
     line.appendChild(span);
   }
