@@ -80,8 +80,26 @@ def alerts_from_health(health: Mapping[str, object], lesson_soon: bool) -> dict[
     if rtt is not None and rtt > RTT_MAX_MS:
         out["latency"] = f"round trip to the controller is {rtt:.0f} ms (over {RTT_MAX_MS:.0f})"
     loss = _num(health.get("packet_loss_pct"))
+    worst = ""
+    # Per track, from the agent's RTCP statistics (heartbeat media entries).
+    media = health.get("media")
+    for entry in media if isinstance(media, list) else []:
+        track_loss = _num(entry.get("loss_pct")) if isinstance(entry, dict) else None
+        if track_loss is not None and (loss is None or track_loss > loss):
+            loss = track_loss
+            worst = f" on {entry.get('direction', '')} track {entry.get('track', '')}"
     if loss is not None and loss > PACKET_LOSS_MAX_PCT:
-        out["packet_loss"] = f"{loss:.1f}% of packets lost (over {PACKET_LOSS_MAX_PCT:.0f}%)"
+        out["packet_loss"] = f"{loss:.1f}% of packets lost{worst} (over {PACKET_LOSS_MAX_PCT:.0f}%)"
+    media_rtt = [
+        _num(e.get("rtt_ms"))
+        for e in (media if isinstance(media, list) else [])
+        if isinstance(e, dict)
+    ]
+    slowest = max((x for x in media_rtt if x is not None), default=None)
+    if slowest is not None and slowest > RTT_MAX_MS and "latency" not in out:
+        out["latency"] = (
+            f"media round trip to the relay is {slowest:.0f} ms (over {RTT_MAX_MS:.0f})"
+        )
     return out
 
 

@@ -80,3 +80,17 @@ def test_alert_rows_follow_heartbeats(tmp_path: pathlib.Path) -> None:
         [again] = active_alerts(s, T0 + timedelta(minutes=9))
         assert again["age_s"] == 0 and again["acknowledged_by"] is None
         assert again["silenced"] is True  # the maintenance silence outlives the flap
+
+
+def test_track_loss_and_media_round_trip_from_rtcp_become_alerts() -> None:
+    from controller.alerts import alerts_from_health
+
+    health = {
+        "media": [
+            {"track": "teacher", "direction": "send", "loss_pct": 0.5, "rtt_ms": 420.0},
+            {"track": "lead-teacher", "direction": "recv", "loss_pct": 7.5},
+        ]
+    }
+    found = alerts_from_health(health, lesson_soon=False)
+    assert "7.5% of packets lost on recv track lead-teacher" in found["packet_loss"]
+    assert "media round trip to the relay is 420 ms" in found["latency"]
