@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from aiohttp import web
 from pydantic import ValidationError
 
+from controller.api_common import error
 from protocols.envelope import Envelope
 from protocols.errors import ProtocolError
 from protocols.messages import ActionResult, AgentAction, Body
@@ -28,10 +29,6 @@ class Requester(Protocol):
     async def request(self, classroom_id: str, body: Body, timeout: float) -> Envelope:
         """Send and await the agent's reply."""
         ...
-
-
-def _error(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status)
 
 
 class AgentActions:
@@ -50,34 +47,34 @@ class AgentActions:
         try:
             body = await request.json()
         except ValueError:
-            return _error(400, 'body must be JSON: {"action": "doctor" | "logs" | "ptz" | ...}')
+            return error(400, 'body must be JSON: {"action": "doctor" | "logs" | "ptz" | ...}')
         if not isinstance(body, dict):
-            return _error(400, "body must be a JSON object with 'action'")
+            return error(400, "body must be a JSON object with 'action'")
         try:
             action = AgentAction.model_validate(body)
         except ValidationError as err:
             problems = "; ".join(
                 f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in err.errors()
             )
-            return _error(400, f"bad action: {problems}")
+            return error(400, f"bad action: {problems}")
         if action.action == "ptz" and not (action.camera and action.preset):
-            return _error(400, "ptz needs 'camera' (a device name) and 'preset' (a preset name)")
+            return error(400, "ptz needs 'camera' (a device name) and 'preset' (a preset name)")
         hub = self._hub()
         if hub is None:
-            return _error(503, "the controller's agent hub is not running yet; try again")
+            return error(503, "the controller's agent hub is not running yet; try again")
         try:
             reply = await hub.request(classroom, action, ACTION_TIMEOUT_S[action.action])
             result = reply.expect(ActionResult)
         except ConnectionError as err:
-            return _error(409, f"{err}; is the classroom's agent online?")
+            return error(409, f"{err}; is the classroom's agent online?")
         except TimeoutError:
-            return _error(
+            return error(
                 504,
                 f"agent {classroom!r} did not answer {action.action!r} within "
                 f"{ACTION_TIMEOUT_S[action.action]:.0f} s",
             )
         except ProtocolError as err:
-            return _error(502, f"agent {classroom!r} answered something else: {err}")
+            return error(502, f"agent {classroom!r} answered something else: {err}")
         return web.json_response(result.model_dump(mode="json"))
 
 

@@ -5,7 +5,6 @@ network profile and devices, and its health history for the console's charts.
 
 from __future__ import annotations
 
-import asyncio
 import math
 from collections.abc import Callable
 from datetime import timedelta
@@ -15,18 +14,15 @@ from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from controller.api_common import run_db
 from controller.db.models import Classroom, School
 from controller.db.session import as_utc, utcnow
-from controller.errors import InvalidRequest, NotFound
+from controller.errors import InvalidRequest
 from controller.health_history import KEEP, SAMPLE_EVERY, health_samples
 from controller.registry import get_classroom
 
 DEFAULT_HOURS = 6.0
 MAX_HOURS = KEEP.total_seconds() / 3600
-
-
-def _error(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status)
 
 
 def hours_query(value: str | None) -> float:
@@ -95,16 +91,7 @@ class ClassroomsApi:
         ]
 
     async def _run(self, work: Callable[[Session], web.StreamResponse]) -> web.StreamResponse:
-        def job() -> web.StreamResponse:
-            with self._sessions() as db:
-                return work(db)
-
-        try:
-            return await asyncio.to_thread(job)
-        except NotFound as err:
-            return _error(404, str(err))
-        except InvalidRequest as err:
-            return _error(400, str(err))
+        return await run_db(self._sessions, work)
 
     async def show(self, request: web.Request) -> web.StreamResponse:
         """One classroom for the inventory."""

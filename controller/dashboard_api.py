@@ -5,7 +5,6 @@ offline, and the alerts raised from heartbeats, which may be acknowledged or sil
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -15,20 +14,16 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from controller.alerts import acknowledge, active_alerts, silence
+from controller.api_common import error, run_db
 from controller.auth.middleware import principal_of
 from controller.auth.roles import allowed
 from controller.db.models import Classroom, Lesson
 from controller.db.session import as_utc, utcnow
-from controller.errors import InvalidRequest, NotFound
 from controller.lessons import ACTIVE_STATES
 
 ACK_ROUTE = "/api/v1/alerts/{alert}/ack"
 SILENCE_ROUTE = "/api/v1/alerts/{alert}/silence"
 NEXT_LIMIT = 20
-
-
-def _error(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status)
 
 
 def _lesson(x: Lesson, names: dict[str, str]) -> dict[str, object]:
@@ -102,16 +97,7 @@ class DashboardApi:
         ]
 
     async def _run(self, work: Callable[[Session], web.StreamResponse]) -> web.StreamResponse:
-        def job() -> web.StreamResponse:
-            with self._sessions() as db:
-                return work(db)
-
-        try:
-            return await asyncio.to_thread(job)
-        except NotFound as err:
-            return _error(404, str(err))
-        except InvalidRequest as err:
-            return _error(400, str(err))
+        return await run_db(self._sessions, work)
 
     async def dashboard(self, request: web.Request) -> web.StreamResponse:
         """Lessons live and next, agents, alerts; ``can_act``: whether the caller may
@@ -137,7 +123,7 @@ class DashboardApi:
         try:
             body = await request.json()
         except ValueError as err:
-            return _error(400, f'body is not JSON: {err}; send {{"hours": n}}')
+            return error(400, f'body is not JSON: {err}; send {{"hours": n}}')
         hours = body.get("hours") if isinstance(body, dict) else None
         who = principal_of(request).username
         alert = request.match_info["alert"]

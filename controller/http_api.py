@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from controller.agent_actions import OPENAPI_PATHS as ACTION_PATHS
 from controller.agent_actions import AgentActions, Requester
+from controller.api_common import error
 from controller.auth.api import AuthApi
 from controller.auth.middleware import AuthGate
 from controller.classrooms_api import OPENAPI_PATHS as CLASSROOMS_PATHS
@@ -41,10 +42,6 @@ from controller.uploads_openapi import OPENAPI_PATHS as UPLOAD_PATHS
 log = logging.getLogger(__name__)
 
 MAX_UPLOAD_BYTES = 4 * 1024**3
-
-
-def _error(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status)
 
 
 class HttpApi:
@@ -157,7 +154,7 @@ class HttpApi:
                 root = storage.root if isinstance(storage, LocalStorage) else None
                 doc = lesson_document(db, get_lesson(db, request.match_info["lesson"]), root)
             except NotFound as err:
-                return _error(404, str(err))
+                return error(404, str(err))
         return web.json_response(doc)
 
     def _classroom(self, request: web.Request) -> str | None:
@@ -179,26 +176,26 @@ class HttpApi:
     ) -> web.StreamResponse:
         classroom = self._classroom(request)
         if classroom is None:
-            return _error(401, "missing or wrong upload token (headers X-Classroom, Authorization)")
+            return error(401, "missing or wrong upload token (headers X-Classroom, Authorization)")
         try:
             return await work(classroom)
         except NotFound as err:
-            return _error(404, str(err))
+            return error(404, str(err))
         except ChecksumMismatch as err:
             self.upload_errors += 1
             log.warning("upload rejected: %s", err)
-            return _error(422, str(err))
+            return error(422, str(err))
         except StitchError as err:
             self.upload_errors += 1
             log.error("recording stored but not playable: %s", err)
-            return _error(422, f"the recording is stored but could not be stitched: {err}")
+            return error(422, f"the recording is stored but could not be stitched: {err}")
         except InvalidRequest as err:
             self.upload_errors += 1
-            return _error(400, str(err))
+            return error(400, str(err))
         except (StorageError, OSError) as err:
             self.upload_errors += 1
             log.warning("storage failed: %s", err)
-            return _error(503, f"storage failed: {err}; retry later")
+            return error(503, f"storage failed: {err}; retry later")
 
     async def open_upload(self, request: web.Request) -> web.StreamResponse:
         """Open or resume a multipart upload of one file."""
@@ -272,7 +269,7 @@ class HttpApi:
             try:
                 doc = catalogue_document(db, request.match_info["lesson"])
             except NotFound as err:
-                return _error(404, str(err))
+                return error(404, str(err))
         return web.json_response(doc)
 
     async def recording_file(self, request: web.Request) -> web.StreamResponse:
@@ -285,16 +282,16 @@ class HttpApi:
                 request.match_info["file"],
             )
         except ValueError as err:
-            return _error(400, str(err))
+            return error(400, str(err))
         storage = self.uploads.storage
         local = storage.local_path(key)
         if local is not None:
             if not local.is_file():
-                return _error(404, f"{key}: no such recording")
+                return error(404, f"{key}: no such recording")
             return web.FileResponse(local, headers={"Content-Type": "video/mp4"})
         url = await asyncio.to_thread(storage.read_url, key)
         if url is None:
-            return _error(404, f"{key}: no such recording")
+            return error(404, f"{key}: no such recording")
         raise web.HTTPFound(url)
 
     async def deletions(self, request: web.Request) -> web.Response:

@@ -5,7 +5,6 @@ OpenAPI document (``OPENAPI_PATHS`` is merged into it)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Callable
 from typing import Any
@@ -13,9 +12,10 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy.orm import Session, sessionmaker
 
+from controller.api_common import error, run_db
 from controller.bandwidth import bandwidth_document, bandwidth_view
 from controller.db.session import utcnow
-from controller.errors import InvalidRequest, NotFound
+from controller.errors import InvalidRequest
 from controller.network_profiles import (
     assign_profile,
     get_profile,
@@ -26,10 +26,6 @@ from controller.network_profiles import (
 )
 
 TOML_TYPES = ("application/toml", "text/toml", "text/plain")
-
-
-def _error(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status)
 
 
 class NetworkApi:
@@ -50,16 +46,7 @@ class NetworkApi:
         ]
 
     async def _run(self, work: Callable[[Session], web.StreamResponse]) -> web.StreamResponse:
-        def job() -> web.StreamResponse:
-            with self._sessions() as db:
-                return work(db)
-
-        try:
-            return await asyncio.to_thread(job)
-        except NotFound as err:
-            return _error(404, str(err))
-        except InvalidRequest as err:
-            return _error(400, str(err))
+        return await run_db(self._sessions, work)
 
     async def index(self, request: web.Request) -> web.StreamResponse:
         """Every stored profile with where it is assigned."""
@@ -81,7 +68,7 @@ class NetworkApi:
         try:
             text = (await request.read()).decode("utf-8")
         except UnicodeDecodeError as err:
-            return _error(400, f"body is not UTF-8 text ({err}); send the profile as UTF-8")
+            return error(400, f"body is not UTF-8 text ({err}); send the profile as UTF-8")
 
         def work(db: Session) -> web.StreamResponse:
             source = f"{name!r}"
@@ -117,7 +104,7 @@ class NetworkApi:
         try:
             body = await request.json()
         except ValueError as err:
-            return _error(400, f"body is not JSON: {err}")
+            return error(400, f"body is not JSON: {err}")
 
         def work(db: Session) -> web.StreamResponse:
             if not isinstance(body, dict):

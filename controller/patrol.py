@@ -20,6 +20,7 @@ from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from controller.api_common import error
 from controller.db.models import Classroom, Lesson
 from controller.db.session import as_utc, utcnow
 from controller.relay.room import FeedRef, LessonRelay, SignallingError
@@ -39,10 +40,6 @@ class Relays(Protocol):
 
     def relay_for(self, lesson_id: str) -> LessonRelay | None:
         """The relay of a lesson under way in this instance."""
-
-
-def _error(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status)
 
 
 def _age_s(at: datetime | None) -> float | None:
@@ -211,7 +208,7 @@ class PatrolApi:
         lesson_id = request.match_info["lesson"]
         relay = self._relay(lesson_id)
         if relay is None:
-            return _error(
+            return error(
                 404,
                 f"lesson {lesson_id} is not being relayed by this controller now; "
                 "GET /api/v1/live lists the lessons you can watch",
@@ -219,12 +216,12 @@ class PatrolApi:
         try:
             sdp, feeds = parse_watch(await request.json())
         except ValueError as err:
-            return _error(400, f"watch {lesson_id}: {err}")
+            return error(400, f"watch {lesson_id}: {err}")
         viewer = "v-" + secrets.token_urlsafe(9)
         try:
             answer = await relay.answer_viewer(viewer, sdp, feeds)
         except SignallingError as err:
-            return _error(400, f"watch {lesson_id}: {err}")
+            return error(400, f"watch {lesson_id}: {err}")
         return web.json_response({"sdp": answer, "type": "answer", "viewer": viewer}, status=201)
 
     async def unwatch(self, request: web.Request) -> web.Response:
@@ -232,7 +229,7 @@ class PatrolApi:
         lesson_id, viewer = request.match_info["lesson"], request.match_info["viewer"]
         relay = self._relay(lesson_id)
         if relay is None or not await relay.close_viewer(viewer):
-            return _error(404, f"no viewer {viewer} in lesson {lesson_id} (already closed?)")
+            return error(404, f"no viewer {viewer} in lesson {lesson_id} (already closed?)")
         return web.json_response({"closed": viewer})
 
 

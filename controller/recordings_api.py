@@ -4,20 +4,16 @@ resource library. Playback itself is ``GET /api/v1/recordings/{lesson}/{classroo
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
 from sqlalchemy.orm import Session, sessionmaker
 
+from controller.api_common import error, run_db
 from controller.auth.middleware import PRINCIPAL
-from controller.errors import InvalidRequest, NotFound
+from controller.errors import InvalidRequest
 from controller.recordings_search import MAX_LIMIT, RecordingQuery, publish, search
-
-
-def _error(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status)
 
 
 class RecordingsApi:
@@ -33,27 +29,18 @@ class RecordingsApi:
             web.post("/api/v1/recordings/{lesson}/{classroom}/{track}/publish", self.publish),
         ]
 
-    async def _run(self, work: Callable[[Session], dict[str, Any]]) -> web.Response:
-        def job() -> dict[str, Any]:
-            with self._sessions() as db:
-                return work(db)
+    async def _run(self, work: Callable[[Session], dict[str, Any]]) -> web.StreamResponse:
+        return await run_db(self._sessions, lambda db: web.json_response(work(db)))
 
-        try:
-            return web.json_response(await asyncio.to_thread(job))
-        except NotFound as err:
-            return _error(404, str(err))
-        except InvalidRequest as err:
-            return _error(400, str(err))
-
-    async def search(self, request: web.Request) -> web.Response:
+    async def search(self, request: web.Request) -> web.StreamResponse:
         """Recordings matching the query's filters, one page, newest lesson first."""
         try:
             query = RecordingQuery.parse(request.query)
         except InvalidRequest as err:
-            return _error(400, str(err))
+            return error(400, str(err))
         return await self._run(lambda db: search(db, query))
 
-    async def publish(self, request: web.Request) -> web.Response:
+    async def publish(self, request: web.Request) -> web.StreamResponse:
         """Publish one track's recording to the resource library (admin, scheduler)."""
         m = request.match_info
         principal = request.get(PRINCIPAL)

@@ -3,7 +3,6 @@ OpenAPI description at ``/api/v1/openapi.json``."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
@@ -12,6 +11,7 @@ from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from controller.api_common import error, run_db
 from controller.auth.api import OPENAPI_PATHS as AUTH_PATHS
 from controller.auth.api import SECURITY, SECURITY_SCHEMES
 from controller.body_fields import (
@@ -23,7 +23,7 @@ from controller.body_fields import (
 from controller.dashboard_api import OPENAPI_PATHS as DASHBOARD_PATHS
 from controller.db.models import Lesson, Teacher
 from controller.db.session import as_utc
-from controller.errors import InvalidRequest, NotFound, RulesRefused
+from controller.errors import InvalidRequest, RulesRefused
 from controller.lessons import lesson_document, schedule_placed
 from controller.network_api import OPENAPI_PATHS as NETWORK_PATHS
 from controller.overrides import ACTIONS, override
@@ -37,10 +37,6 @@ from controller.timetable.setup import bell_periods, term_calendar
 from controller.timetable.week import lessons_query
 
 MAX_ROWS = 5000
-
-
-def _error(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status)
 
 
 def _day(request: web.Request, name: str) -> date | None:
@@ -84,16 +80,7 @@ class TimetableApi:
         ]
 
     async def _run(self, work: Callable[[Session], web.StreamResponse]) -> web.StreamResponse:
-        def job() -> web.StreamResponse:
-            with self._sessions() as db:
-                return work(db)
-
-        try:
-            return await asyncio.to_thread(job)
-        except NotFound as err:
-            return _error(404, str(err))
-        except InvalidRequest as err:
-            return _error(400, str(err))
+        return await run_db(self._sessions, work)
 
     async def openapi(self, request: web.Request) -> web.Response:
         """The OpenAPI 3.1 description of the JSON API."""
@@ -185,7 +172,7 @@ class TimetableApi:
         try:
             body = await request.json()
         except ValueError as err:
-            return _error(400, f"body is not JSON: {err}")
+            return error(400, f"body is not JSON: {err}")
 
         def work(db: Session) -> web.StreamResponse:
             if not isinstance(body, dict):
@@ -218,7 +205,7 @@ class TimetableApi:
                     status=409,
                 )
             except InvalidRequest as err:
-                return _error(409, str(err))
+                return error(409, str(err))
             doc = {**lesson_document(db, lesson), "placement": placement.document()}
             return web.json_response(doc, status=201)
 
@@ -229,7 +216,7 @@ class TimetableApi:
         try:
             body = await request.json()
         except ValueError as err:
-            return _error(400, f"body is not JSON: {err}")
+            return error(400, f"body is not JSON: {err}")
 
         def work(db: Session) -> web.StreamResponse:
             if not isinstance(body, dict) or body.get("action") not in ACTIONS:

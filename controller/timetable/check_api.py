@@ -5,7 +5,6 @@ to another time: the console shows conflicts and the bandwidth placement before 
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -14,19 +13,16 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy.orm import Session, sessionmaker
 
+from controller.api_common import error, run_db
 from controller.auth.middleware import principal_of
 from controller.body_fields import optional_string_field, string_field, string_list_field
 from controller.db.session import as_utc
-from controller.errors import InvalidRequest, NotFound
+from controller.errors import InvalidRequest
 from controller.lessons import get_lesson, lesson_document, log_event
 from controller.registry import get_classroom
 from controller.timetable.kinds import KINDS
 from controller.timetable.loading import candidate_of, planner_for
 from controller.timetable.planner import Candidate, Placement
-
-
-def _error(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status)
 
 
 def _when(body: dict[str, Any], name: str) -> datetime:
@@ -145,16 +141,7 @@ class LessonCheckApi:
         ]
 
     async def _run(self, work: Callable[[Session], web.StreamResponse]) -> web.StreamResponse:
-        def job() -> web.StreamResponse:
-            with self._sessions() as db:
-                return work(db)
-
-        try:
-            return await asyncio.to_thread(job)
-        except NotFound as err:
-            return _error(404, str(err))
-        except InvalidRequest as err:
-            return _error(400, str(err))
+        return await run_db(self._sessions, work)
 
     async def _body(self, request: web.Request) -> object:
         try:
@@ -167,7 +154,7 @@ class LessonCheckApi:
         try:
             body = await self._body(request)
         except InvalidRequest as err:
-            return _error(400, str(err))
+            return error(400, str(err))
         return await self._run(lambda db: web.json_response(check_candidate(db, body)))
 
     async def move(self, request: web.Request) -> web.StreamResponse:
@@ -175,7 +162,7 @@ class LessonCheckApi:
         try:
             body = await self._body(request)
         except InvalidRequest as err:
-            return _error(400, str(err))
+            return error(400, str(err))
         actor = principal_of(request).username
         lesson = request.match_info["lesson"]
         return await self._run(lambda db: move_lesson(db, lesson, body, actor))

@@ -1,0 +1,34 @@
+"""What every JSON API module shares: the error shape and running a handler's database
+work off the event loop, with the controller's errors mapped to HTTP statuses."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from aiohttp import web
+from sqlalchemy.orm import Session, sessionmaker
+
+from controller.errors import InvalidRequest, NotFound
+
+
+def error(status: int, message: str) -> web.Response:
+    """``{"error": message}`` with ``status``."""
+    return web.json_response({"error": message}, status=status)
+
+
+async def run_db(
+    sessions: sessionmaker[Session], work: Callable[[Session], web.StreamResponse]
+) -> web.StreamResponse:
+    """Run ``work`` with a session in a worker thread; NotFound → 404, InvalidRequest → 400."""
+
+    def job() -> web.StreamResponse:
+        with sessions() as db:
+            return work(db)
+
+    try:
+        return await asyncio.to_thread(job)
+    except NotFound as err:
+        return error(404, str(err))
+    except InvalidRequest as err:
+        return error(400, str(err))
