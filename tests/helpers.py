@@ -1,9 +1,11 @@
-"""Helpers shared by tests: free ports, enrolment tokens."""
+"""Helpers shared by tests: free ports, enrolment tokens, API tokens, real-peer marks."""
 
 from __future__ import annotations
 
+import os
 import pathlib
 
+import pytest
 from benchlib.ports import free_port_pair
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -13,7 +15,7 @@ from controller.keys import ServerKeys
 from controller.registry import add_classroom
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
-__all__ = ["REPO", "bearer_headers", "free_port_pair", "issue_token"]
+__all__ = ["REPO", "bearer_headers", "free_port_pair", "issue_token", "needs"]
 
 
 def issue_token(state_dir: pathlib.Path, classroom_id: str) -> str:
@@ -31,3 +33,10 @@ def bearer_headers(db: sessionmaker[Session], role: str = "admin") -> dict[str, 
     with db() as s:
         add_user(s, f"test-{role}", role, None)
         return {"Authorization": f"Bearer {create_api_token(s, f'test-{role}')}"}
+
+
+def needs(available: bool, reason: str) -> pytest.MarkDecorator:
+    """Skip a test whose real peer (an apt package) is missing, on a developer's machine
+    only: in CI (``CI`` set) scripts/bootstrap installs it, so the test runs, and fails
+    if it is not there, rather than passing by being skipped."""
+    return pytest.mark.skipif(not available and not os.environ.get("CI"), reason=reason)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
-from console.harness import PASSWORD, Console
+from console.harness import CHROMIUM, CHROMIUM_ARGS, PASSWORD, Console
 
 from controller.auth.accounts import add_user, create_api_token
 from controller.auth.roles import ROLES
@@ -40,3 +41,23 @@ async def console(controller_config: ControllerConfig) -> AsyncIterator[Console]
         yield Console(f"http://127.0.0.1:{daemon.http.port}", db, tokens)
     finally:
         await daemon.stop()
+
+
+@pytest.fixture
+async def page(console: Console) -> AsyncIterator[Any]:
+    """A fresh Chromium page on the console's sign-in screen (browser test modules call
+    ``require_browser()`` first, so Playwright is there)."""
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            tab = await browser.new_page(viewport={"width": 1400, "height": 1000})
+            tab.set_default_timeout(10_000)
+            await tab.goto(console.base + "/")
+            await tab.wait_for_selector("body[data-ready='1']")
+            yield tab
+        finally:
+            await browser.close()

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
-from console.harness import CHROMIUM, PASSWORD, Console
+from console.harness import PASSWORD, Console, require_browser
 
 from controller.db.models import Classroom
 from controller.db.session import utcnow
@@ -15,14 +15,8 @@ from controller.health_history import HealthSampler
 
 pytestmark = pytest.mark.e2e
 
-pytest.importorskip("playwright.async_api", reason="playwright is not installed (.[test])")
-from playwright.async_api import Page, async_playwright, expect  # noqa: E402
-
-if not CHROMIUM.exists():
-    pytest.skip(
-        f"no Chromium at {CHROMIUM}: apt-get install chromium or set CLASSBRIDGE_CHROMIUM",
-        allow_module_level=True,
-    )
+require_browser()
+from playwright.async_api import Page, expect  # noqa: E402
 
 HEALTH: dict[str, object] = {
     "cpu_pct": 35.0,
@@ -50,24 +44,13 @@ def _seed(console: Console) -> None:
 
 
 @pytest.fixture
-async def page(console: Console) -> AsyncIterator[Page]:
-    """A signed-in technician on the classrooms page; CSP violations are collected."""
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"]
-        )
-        try:
-            tab = await browser.new_page()
-            tab.set_default_timeout(10_000)
-            await tab.goto(console.base + "/")
-            await tab.wait_for_selector("body[data-ready='1']")
-            await tab.fill("#username", "technician")
-            await tab.fill("#password", PASSWORD)
-            await tab.click("#sign-in-button")
-            await tab.wait_for_selector("#shell:not([hidden])")
-            yield tab
-        finally:
-            await browser.close()
+async def page(page: Page) -> AsyncIterator[Page]:
+    """The console's page, signed in as a technician (CSP violations are collected)."""
+    await page.fill("#username", "technician")
+    await page.fill("#password", PASSWORD)
+    await page.click("#sign-in-button")
+    await page.wait_for_selector("#shell:not([hidden])")
+    yield page
 
 
 async def test_inventory_and_health_charts(page: Page, console: Console) -> None:

@@ -2,39 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
-from console.harness import CHROMIUM, PASSWORD, Console
+from console.harness import PASSWORD, Console, require_browser
 
 pytestmark = pytest.mark.e2e
 
-pytest.importorskip("playwright.async_api", reason="playwright is not installed (.[test])")
-from playwright.async_api import Page, async_playwright, expect  # noqa: E402
-
-if not CHROMIUM.exists():
-    pytest.skip(
-        f"no Chromium at {CHROMIUM}: apt-get install chromium (scripts/bootstrap does) "
-        "or set CLASSBRIDGE_CHROMIUM",
-        allow_module_level=True,
-    )
-
-
-@pytest.fixture
-async def page(console: Console) -> AsyncIterator[Page]:
-    """A fresh browser page on the console's sign-in screen."""
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"]
-        )
-        try:
-            tab = await browser.new_page()
-            tab.set_default_timeout(10_000)
-            await tab.goto(console.base + "/")
-            await tab.wait_for_selector("body[data-ready='1']")
-            yield tab
-        finally:
-            await browser.close()
+require_browser()
+from playwright.async_api import Page, expect  # noqa: E402
 
 
 async def _sign_in(page: Page, user: str, password: str) -> None:

@@ -3,11 +3,9 @@ technician; an inspector may not acknowledge."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import aiohttp
 import pytest
-from console.harness import CHROMIUM, PASSWORD, Console
+from console.harness import PASSWORD, Console, require_browser
 
 from controller.alerts import record_heartbeat_alerts
 from controller.db.models import AlertState, Classroom
@@ -15,14 +13,8 @@ from controller.db.session import utcnow
 
 pytestmark = pytest.mark.e2e
 
-pytest.importorskip("playwright.async_api", reason="playwright is not installed (.[test])")
-from playwright.async_api import Page, async_playwright, expect  # noqa: E402
-
-if not CHROMIUM.exists():
-    pytest.skip(
-        f"no Chromium at {CHROMIUM}: apt-get install chromium or set CLASSBRIDGE_CHROMIUM",
-        allow_module_level=True,
-    )
+require_browser()
+from playwright.async_api import Page, expect  # noqa: E402
 
 HEALTH = {
     "seq": 7,
@@ -46,23 +38,6 @@ def _seed_health(console: Console) -> int:
         db.commit()
         row = db.query(AlertState).filter_by(key="device_lost:camera-teacher").one()
         return int(row.id)
-
-
-@pytest.fixture
-async def page(console: Console) -> AsyncIterator[Page]:
-    """A fresh browser page on the console's sign-in screen."""
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"]
-        )
-        try:
-            tab = await browser.new_page()
-            tab.set_default_timeout(10_000)
-            await tab.goto(console.base + "/")
-            await tab.wait_for_selector("body[data-ready='1']")
-            yield tab
-        finally:
-            await browser.close()
 
 
 async def _sign_in(page: Page, user: str) -> None:

@@ -19,19 +19,12 @@ from benchlib.console_browser import (
     sign_in,
 )
 from benchlib.rig import LessonRig
-from console.harness import PASSWORD
+from console.harness import PASSWORD, require_browser
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(90)]
 
-pytest.importorskip("playwright.async_api", reason="playwright is not installed (.[test])")
+require_browser()
 from playwright.async_api import async_playwright  # noqa: E402
-
-if not CHROMIUM.exists():
-    pytest.skip(
-        f"no Chromium at {CHROMIUM}: apt-get install chromium (scripts/bootstrap does) "
-        "or set CLASSBRIDGE_CHROMIUM",
-        allow_module_level=True,
-    )
 
 LEAD, RECEIVER = "city-1-101", "village-1-201"
 

@@ -5,11 +5,10 @@ term report charts each pairing against its quotas, links its CSV and prints."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from console.harness import CHROMIUM, PASSWORD, Console
+from console.harness import PASSWORD, Console, require_browser
 from console.recording_seed import GAP_DETAIL, seed_lesson, seed_recording
 
 from controller.daemon import ControllerConfig
@@ -17,35 +16,10 @@ from controller.db.models import Pairing, PublishedRecording
 
 pytestmark = pytest.mark.e2e
 
-pytest.importorskip("playwright.async_api", reason="playwright is not installed (.[test])")
-from playwright.async_api import Page, async_playwright  # noqa: E402
-
-if not CHROMIUM.exists():
-    pytest.skip(
-        f"no Chromium at {CHROMIUM}: apt-get install chromium or set CLASSBRIDGE_CHROMIUM",
-        allow_module_level=True,
-    )
+require_browser()
+from playwright.async_api import Page  # noqa: E402
 
 T0 = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-async def page(console: Console) -> AsyncIterator[Page]:
-    """A fresh browser page on the console's sign-in screen."""
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(
-            executable_path=str(CHROMIUM),
-            headless=True,
-            args=["--no-sandbox", "--autoplay-policy=no-user-gesture-required"],
-        )
-        try:
-            tab = await browser.new_page()
-            tab.set_default_timeout(10_000)
-            await tab.goto(console.base + "/")
-            await tab.wait_for_selector("body[data-ready='1']")
-            yield tab
-        finally:
-            await browser.close()
 
 
 async def _sign_in(page: Page, user: str) -> None:

@@ -4,23 +4,16 @@ controls."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 
 import aiohttp
 import pytest
-from console.harness import CHROMIUM, PASSWORD, Console
+from console.harness import PASSWORD, Console, require_browser
 
 pytestmark = pytest.mark.e2e
 
-pytest.importorskip("playwright.async_api", reason="playwright is not installed (.[test])")
-from playwright.async_api import Page, async_playwright, expect  # noqa: E402
-
-if not CHROMIUM.exists():
-    pytest.skip(
-        f"no Chromium at {CHROMIUM}: apt-get install chromium or set CLASSBRIDGE_CHROMIUM",
-        allow_module_level=True,
-    )
+require_browser()
+from playwright.async_api import Page, expect  # noqa: E402
 
 
 def _next_tuesday() -> datetime:
@@ -46,23 +39,6 @@ async def _seed_lesson(console: Console, start: datetime) -> str:
     ):
         assert r.status == 201, await r.text()
         return str((await r.json())["id"])
-
-
-@pytest.fixture
-async def page(console: Console) -> AsyncIterator[Page]:
-    """A fresh browser page on the console's sign-in screen."""
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"]
-        )
-        try:
-            tab = await browser.new_page(viewport={"width": 1400, "height": 1000})
-            tab.set_default_timeout(10_000)
-            await tab.goto(console.base + "/")
-            await tab.wait_for_selector("body[data-ready='1']")
-            yield tab
-        finally:
-            await browser.close()
 
 
 async def _open_timetable_next_week(page: Page, user: str) -> None:

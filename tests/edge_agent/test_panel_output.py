@@ -10,11 +10,12 @@ from collections.abc import Iterator
 import av
 import numpy as np
 import pytest
+from helpers import needs
 
 from edge_agent.panel_output import PanelWindow, layout_rects
 from edge_agent.profile import PanelOutput
 
-pytestmark = pytest.mark.skipif(shutil.which("Xvfb") is None, reason="Xvfb not installed")
+pytestmark = needs(shutil.which("Xvfb") is not None, "Xvfb not installed (apt-get install xvfb)")
 
 
 def test_layouts_place_local_in_the_corner_or_beside() -> None:

@@ -23,6 +23,7 @@ from typing import Any
 import av
 import numpy as np
 import pytest
+from helpers import needs
 
 from edge_agent.media import barcode
 from edge_agent.media.bus import FrameBus
@@ -34,7 +35,7 @@ from tests.peers import nginx_rtmp
 
 pytestmark = [
     pytest.mark.e2e,
-    pytest.mark.skipif(not nginx_rtmp.available(), reason=nginx_rtmp.why_unavailable()),
+    needs(nginx_rtmp.available(), nginx_rtmp.why_unavailable()),
 ]
 
 PROFILE = pathlib.Path(__file__).resolve().parents[2] / "hardware_profiles" / "synthetic.toml"

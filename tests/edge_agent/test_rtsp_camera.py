@@ -13,6 +13,7 @@ import pathlib
 import time
 
 import pytest
+from helpers import needs
 
 from edge_agent.media.capture_runner import CaptureRunner
 from edge_agent.profile import Device, HardwareProfile
@@ -23,7 +24,7 @@ from tests.peers import rtsp
 
 pytestmark = [
     pytest.mark.e2e,
-    pytest.mark.skipif(not rtsp.available(), reason="GStreamer RTSP server not installed"),
+    needs(rtsp.available(), "GStreamer RTSP server not installed (scripts/bootstrap)"),
 ]
 
 

@@ -8,12 +8,12 @@ import pathlib
 import shutil
 import subprocess
 
-import pytest
+from helpers import needs
 
 UNIT = pathlib.Path(__file__).resolve().parents[2] / "systemd" / "classroom-agent.service"
 
 
-@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="no systemd-analyze")
+@needs(shutil.which("systemd-analyze") is not None, "no systemd-analyze (apt-get install systemd)")
 def test_unit_verifies(tmp_path: pathlib.Path) -> None:
     # verify needs ExecStart's binary to exist: point it at a stand-in in a temp prefix
     binary = tmp_path / ".venv" / "bin" / "classroom-agent"

@@ -12,6 +12,7 @@ import subprocess
 import av
 import pytest
 import zmq
+from helpers import needs
 
 from edge_agent import daemon as daemon_mod
 from edge_agent.daemon import AgentDaemon
@@ -42,7 +43,7 @@ def _agent(state: pathlib.Path, director: DirectorSettings) -> AgentDaemon:
     return AgentDaemon(state, identity, LoadedProfile(path="x", digest="0", profile=profile))
 
 
-@pytest.mark.skipif(not nginx_rtmp.available(), reason=nginx_rtmp.why_unavailable())
+@needs(nginx_rtmp.available(), nginx_rtmp.why_unavailable())
 async def test_movie_mode_records_the_programme_and_pushes_it_live(
     tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
