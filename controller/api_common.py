@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import Any
 
 from aiohttp import web
 from sqlalchemy.orm import Session, sessionmaker
@@ -32,3 +33,8 @@ async def run_db(
         return error(404, str(err))
     except InvalidRequest as err:
         return error(400, str(err))
+
+
+def json_content(schema: dict[str, Any]) -> dict[str, Any]:
+    """An OpenAPI ``content`` entry for a JSON body with ``schema``."""
+    return {"content": {"application/json": {"schema": schema}}}

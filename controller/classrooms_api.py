@@ -14,7 +14,7 @@ from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from controller.api_common import run_db
+from controller.api_common import json_content, run_db
 from controller.db.models import Classroom, School
 from controller.db.session import as_utc, utcnow
 from controller.errors import InvalidRequest
@@ -129,10 +129,6 @@ class ClassroomsApi:
         return await self._run(work)
 
 
-def _json(schema: dict[str, Any]) -> dict[str, Any]:
-    return {"content": {"application/json": {"schema": schema}}}
-
-
 _ERROR = {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]}
 _ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
 _NUM = {"type": ["number", "null"]}
@@ -181,8 +177,8 @@ OPENAPI_PATHS: dict[str, Any] = {
             "summary": "One classroom: agent, hardware and network profile, devices",
             "parameters": [_ID],
             "responses": {
-                "200": {"description": "the classroom", **_json(_CLASSROOM)},
-                "404": {"description": "unknown classroom", **_json(_ERROR)},
+                "200": {"description": "the classroom", **json_content(_CLASSROOM)},
+                "404": {"description": "unknown classroom", **json_content(_ERROR)},
             },
         }
     },
@@ -202,7 +198,7 @@ OPENAPI_PATHS: dict[str, Any] = {
             "responses": {
                 "200": {
                     "description": "samples, oldest first",
-                    **_json(
+                    **json_content(
                         {
                             "type": "object",
                             "properties": {
@@ -216,8 +212,8 @@ OPENAPI_PATHS: dict[str, Any] = {
                         }
                     ),
                 },
-                "400": {"description": "bad hours", **_json(_ERROR)},
-                "404": {"description": "unknown classroom", **_json(_ERROR)},
+                "400": {"description": "bad hours", **json_content(_ERROR)},
+                "404": {"description": "unknown classroom", **json_content(_ERROR)},
             },
         }
     },

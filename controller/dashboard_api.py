@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from controller.alerts import acknowledge, active_alerts, silence
-from controller.api_common import error, run_db
+from controller.api_common import error, json_content, run_db
 from controller.auth.middleware import principal_of
 from controller.auth.roles import allowed
 from controller.db.models import Classroom, Lesson
@@ -155,10 +155,6 @@ _ALERT: dict[str, Any] = {
 _ALERT_PARAM = {"name": "alert", "in": "path", "required": True, "schema": {"type": "integer"}}
 
 
-def _json(schema: dict[str, Any]) -> dict[str, Any]:
-    return {"content": {"application/json": {"schema": schema}}}
-
-
 OPENAPI_PATHS: dict[str, Any] = {
     "/api/v1/dashboard": {
         "get": {
@@ -166,7 +162,7 @@ OPENAPI_PATHS: dict[str, Any] = {
             "responses": {
                 "200": {
                     "description": "the dashboard",
-                    **_json(
+                    **json_content(
                         {
                             "type": "object",
                             "properties": {
@@ -188,9 +184,9 @@ OPENAPI_PATHS: dict[str, Any] = {
             "summary": "Acknowledge an alert (admin, scheduler, technician)",
             "parameters": [_ALERT_PARAM],
             "responses": {
-                "200": {"description": "acknowledged", **_json(_ALERT)},
-                "403": {"description": "role may not", **_json(_ERROR)},
-                "404": {"description": "unknown alert", **_json(_ERROR)},
+                "200": {"description": "acknowledged", **json_content(_ALERT)},
+                "403": {"description": "role may not", **json_content(_ERROR)},
+                "404": {"description": "unknown alert", **json_content(_ERROR)},
             },
         }
     },
@@ -198,7 +194,7 @@ OPENAPI_PATHS: dict[str, Any] = {
         "post": {
             "summary": "Silence an alert for maintenance, for N hours",
             "parameters": [_ALERT_PARAM],
-            "requestBody": _json(
+            "requestBody": json_content(
                 {
                     "type": "object",
                     "required": ["hours"],
@@ -206,10 +202,10 @@ OPENAPI_PATHS: dict[str, Any] = {
                 }
             ),
             "responses": {
-                "200": {"description": "silenced", **_json(_ALERT)},
-                "400": {"description": "bad hours", **_json(_ERROR)},
-                "403": {"description": "role may not", **_json(_ERROR)},
-                "404": {"description": "unknown alert", **_json(_ERROR)},
+                "200": {"description": "silenced", **json_content(_ALERT)},
+                "400": {"description": "bad hours", **json_content(_ERROR)},
+                "403": {"description": "role may not", **json_content(_ERROR)},
+                "404": {"description": "unknown alert", **json_content(_ERROR)},
             },
         }
     },

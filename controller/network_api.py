@@ -12,7 +12,7 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy.orm import Session, sessionmaker
 
-from controller.api_common import error, run_db
+from controller.api_common import error, json_content, run_db
 from controller.bandwidth import bandwidth_document, bandwidth_view
 from controller.db.session import utcnow
 from controller.errors import InvalidRequest
@@ -131,10 +131,6 @@ class NetworkApi:
         return await self._run(work)
 
 
-def _json(schema: dict[str, Any]) -> dict[str, Any]:
-    return {"content": {"application/json": {"schema": schema}}}
-
-
 _ERROR = {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]}
 _NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
 _RUNG = {
@@ -212,8 +208,8 @@ OPENAPI_PATHS: dict[str, Any] = {
             "summary": "One network profile",
             "parameters": [_NAME],
             "responses": {
-                "200": {"description": "profile", **_json(_PROFILE)},
-                "404": {"description": "unknown", **_json(_ERROR)},
+                "200": {"description": "profile", **json_content(_PROFILE)},
+                "404": {"description": "unknown", **json_content(_ERROR)},
             },
         },
         "put": {
@@ -226,9 +222,9 @@ OPENAPI_PATHS: dict[str, Any] = {
                 }
             },
             "responses": {
-                "200": {"description": "replaced", **_json(_PROFILE)},
-                "201": {"description": "added", **_json(_PROFILE)},
-                "400": {"description": "not a valid profile", **_json(_ERROR)},
+                "200": {"description": "replaced", **json_content(_PROFILE)},
+                "201": {"description": "added", **json_content(_PROFILE)},
+                "400": {"description": "not a valid profile", **json_content(_ERROR)},
             },
         },
     },
@@ -236,7 +232,7 @@ OPENAPI_PATHS: dict[str, Any] = {
         "post": {
             "summary": "Assign the profile to a school or a classroom (a classroom's wins)",
             "parameters": [_NAME],
-            "requestBody": _json(
+            "requestBody": json_content(
                 {
                     "type": "object",
                     "properties": {"school": {"type": "string"}, "classroom": {"type": "string"}},
@@ -244,8 +240,11 @@ OPENAPI_PATHS: dict[str, Any] = {
             ),
             "responses": {
                 "200": {"description": "assigned"},
-                "400": {"description": "neither or both given", **_json(_ERROR)},
-                "404": {"description": "unknown profile, school or classroom", **_json(_ERROR)},
+                "400": {"description": "neither or both given", **json_content(_ERROR)},
+                "404": {
+                    "description": "unknown profile, school or classroom",
+                    **json_content(_ERROR),
+                },
             },
         }
     },
@@ -253,7 +252,7 @@ OPENAPI_PATHS: dict[str, Any] = {
         "get": {
             "summary": "Per school: uplink, planned kbps of the lessons under way (at their "
             "rungs) and measured kbps from the agents' latest heartbeats",
-            "responses": {"200": {"description": "bandwidth", **_json(_BANDWIDTH)}},
+            "responses": {"200": {"description": "bandwidth", **json_content(_BANDWIDTH)}},
         }
     },
 }

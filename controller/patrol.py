@@ -20,7 +20,7 @@ from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from controller.api_common import error
+from controller.api_common import error, json_content
 from controller.db.models import Classroom, Lesson
 from controller.db.session import as_utc, utcnow
 from controller.relay.room import FeedRef, LessonRelay, SignallingError
@@ -233,10 +233,6 @@ class PatrolApi:
         return web.json_response({"closed": viewer})
 
 
-def _json(schema: dict[str, Any]) -> dict[str, Any]:
-    return {"content": {"application/json": {"schema": schema}}}
-
-
 _ERROR = {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]}
 _LESSON = {"name": "lesson", "in": "path", "required": True, "schema": {"type": "string"}}
 _FEED_REF = {
@@ -278,7 +274,7 @@ OPENAPI_PATHS: dict[str, Any] = {
             "responses": {
                 "200": {
                     "description": "lessons",
-                    **_json(
+                    **json_content(
                         {
                             "type": "array",
                             "items": {
@@ -306,7 +302,7 @@ OPENAPI_PATHS: dict[str, Any] = {
             "parameters": [_LESSON],
             "requestBody": {
                 "required": True,
-                **_json(
+                **json_content(
                     {
                         "type": "object",
                         "required": ["sdp", "feeds"],
@@ -320,7 +316,7 @@ OPENAPI_PATHS: dict[str, Any] = {
             "responses": {
                 "201": {
                     "description": "the relay's answer and the viewer id",
-                    **_json(
+                    **json_content(
                         {
                             "type": "object",
                             "properties": {
@@ -331,8 +327,8 @@ OPENAPI_PATHS: dict[str, Any] = {
                         }
                     ),
                 },
-                "400": {"description": "bad offer or unknown feed", **_json(_ERROR)},
-                "404": {"description": "lesson not live here", **_json(_ERROR)},
+                "400": {"description": "bad offer or unknown feed", **json_content(_ERROR)},
+                "404": {"description": "lesson not live here", **json_content(_ERROR)},
             },
         }
     },
@@ -345,7 +341,7 @@ OPENAPI_PATHS: dict[str, Any] = {
             ],
             "responses": {
                 "200": {"description": "closed"},
-                "404": {"description": "no such viewer", **_json(_ERROR)},
+                "404": {"description": "no such viewer", **json_content(_ERROR)},
             },
         }
     },

@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy.orm import Session, sessionmaker
 
-from controller.api_common import error, run_db
+from controller.api_common import error, json_content, run_db
 from controller.auth.middleware import PRINCIPAL
 from controller.errors import InvalidRequest
 from controller.recordings_search import MAX_LIMIT, RecordingQuery, publish, search
@@ -62,10 +62,6 @@ def _q(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
 
 def _p(name: str) -> dict[str, Any]:
     return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-
-
-def _json(schema: dict[str, Any]) -> dict[str, Any]:
-    return {"content": {"application/json": {"schema": schema}}}
 
 
 _ERROR = {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]}
@@ -121,7 +117,7 @@ OPENAPI_PATHS: dict[str, Any] = {
             "responses": {
                 "200": {
                     "description": "one page",
-                    **_json(
+                    **json_content(
                         {
                             "type": "object",
                             "properties": {
@@ -133,7 +129,7 @@ OPENAPI_PATHS: dict[str, Any] = {
                         }
                     ),
                 },
-                "400": {"description": "bad query", **_json(_ERROR)},
+                "400": {"description": "bad query", **json_content(_ERROR)},
             },
         }
     },
@@ -144,8 +140,8 @@ OPENAPI_PATHS: dict[str, Any] = {
             "parameters": [_p("lesson"), _p("classroom"), _p("track")],
             "responses": {
                 "200": {"description": "published"},
-                "403": {"description": "role may not publish", **_json(_ERROR)},
-                "404": {"description": "no such recording", **_json(_ERROR)},
+                "403": {"description": "role may not publish", **json_content(_ERROR)},
+                "404": {"description": "no such recording", **json_content(_ERROR)},
             },
         }
     },
@@ -157,8 +153,8 @@ OPENAPI_PATHS: dict[str, Any] = {
                 "200": {"description": "the file", "content": {"video/mp4": {}}},
                 "206": {"description": "a byte range", "content": {"video/mp4": {}}},
                 "302": {"description": "redirect to the storage's signed URL"},
-                "400": {"description": "not a valid storage name", **_json(_ERROR)},
-                "404": {"description": "no such recording", **_json(_ERROR)},
+                "400": {"description": "not a valid storage name", **json_content(_ERROR)},
+                "404": {"description": "no such recording", **json_content(_ERROR)},
             },
         }
     },

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from controller.api_common import json_content
+
 _ERROR = {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]}
 _SECURITY: list[dict[str, list[str]]] = [{"uploadToken": []}]
 _CLASSROOM = {
@@ -19,19 +21,18 @@ _CLASSROOM = {
 _UPLOAD = {"name": "upload", "in": "path", "required": True, "schema": {"type": "string"}}
 
 
-def _json(schema: dict[str, Any]) -> dict[str, Any]:
-    return {"content": {"application/json": {"schema": schema}}}
-
-
 def _answers(ok: dict[str, Any]) -> dict[str, Any]:
     """The documented answers of an upload route besides its success ``ok``."""
     return {
         **ok,
-        "400": {"description": "invalid request", **_json(_ERROR)},
-        "401": {"description": "missing or wrong upload token", **_json(_ERROR)},
-        "404": {"description": "unknown upload", **_json(_ERROR)},
-        "422": {"description": "checksum mismatch, or stored but not playable", **_json(_ERROR)},
-        "503": {"description": "storage failed; retry later", **_json(_ERROR)},
+        "400": {"description": "invalid request", **json_content(_ERROR)},
+        "401": {"description": "missing or wrong upload token", **json_content(_ERROR)},
+        "404": {"description": "unknown upload", **json_content(_ERROR)},
+        "422": {
+            "description": "checksum mismatch, or stored but not playable",
+            **json_content(_ERROR),
+        },
+        "503": {"description": "storage failed; retry later", **json_content(_ERROR)},
     }
 
 
@@ -71,7 +72,7 @@ OPENAPI_PATHS: dict[str, Any] = {
             "summary": "Agents: open or resume a multipart upload of one recording file",
             "security": _SECURITY,
             "parameters": [_CLASSROOM],
-            "requestBody": _json(_OPEN),
+            "requestBody": json_content(_OPEN),
             "responses": _answers(
                 {
                     "200": {"description": "already uploaded"},
@@ -85,7 +86,7 @@ OPENAPI_PATHS: dict[str, Any] = {
             "summary": "Agents: where to PUT the listed parts",
             "security": _SECURITY,
             "parameters": [_CLASSROOM, _UPLOAD],
-            "requestBody": _json(_PARTS),
+            "requestBody": json_content(_PARTS),
             "responses": _answers({"200": {"description": "part targets"}}),
         }
     },
@@ -107,7 +108,7 @@ OPENAPI_PATHS: dict[str, Any] = {
             "summary": "Agents: assemble the parts; storage checks the SHA-256",
             "security": _SECURITY,
             "parameters": [_CLASSROOM, _UPLOAD],
-            "requestBody": _json(_ETAGS),
+            "requestBody": json_content(_ETAGS),
             "responses": _answers({"201": {"description": "complete"}}),
         }
     },

@@ -10,25 +10,19 @@ import signal
 import av
 import numpy as np
 
-from edge_agent import __version__, remote_actions
+from edge_agent import __version__, manual_record, remote_actions
 from edge_agent.checks import check_device
 from edge_agent.clock import ControllerClock
-from edge_agent.director.programme import Programme
+from edge_agent.director.programme import Programme, ProgrammeDesk
 from edge_agent.disk import DEFAULT_RESERVE_BYTES, DiskPolicy, lesson_bytes
+from edge_agent.health_report import device_states, media_stats, readiness, update_alerts
 from edge_agent.identity import Identity
 from edge_agent.link import ControlLink
-from edge_agent.manual_record import (
-    MAX_MANUAL_S,
-    Answer,
-    Request,
-    answer,
-    take_request,
-)
+from edge_agent.manual_record import Answer, Request, answer, take_request
 from edge_agent.media.capture_runner import AudioFilter
 from edge_agent.media.echo_cancel import EchoCanceller
 from edge_agent.media.preview import BusDecoder
 from edge_agent.media.rates import RateMeter
-from edge_agent.media.rtmp_push import RtmpPush
 from edge_agent.network.interfaces import PlacementRefused
 from edge_agent.network.policy import NetworkPolicy
 from edge_agent.panel_output import PanelWindow
@@ -44,7 +38,7 @@ from edge_agent.telemetry import snapshot
 from edge_agent.uploads.journal import UploadJournal
 from edge_agent.uploads.worker import Uploader
 from protocols.envelope import Envelope
-from protocols.lesson_ids import manual_lesson_id, manual_start
+from protocols.lesson_ids import manual_start
 from protocols.media import aiortc_seam
 from protocols.messages import (
     ActionResult,
@@ -52,7 +46,6 @@ from protocols.messages import (
     Body,
     CommandAck,
     DeviceInfo,
-    DeviceState,
     Heartbeat,
     JoinLesson,
     LeaveLesson,
@@ -62,7 +55,6 @@ from protocols.messages import (
     StartRecording,
     StopRecording,
     Subscription,
-    TrackStats,
 )
 from protocols.network_profile import NetworkProfile
 
@@ -75,7 +67,6 @@ RECEIVED_VIDEO_BPS = 2_000_000  # estimate for a remote camera when sizing the d
 # A lesson that starts within this many seconds after the current one ends is handed
 # over to without stopping the sources.
 HANDOVER_S = 60.0
-CLOCK_ALERT_S = 0.5  # lessons start on the clock
 READY_LINK_WAIT_S = 15.0  # systemd hears READY=1 after this even if the controller is away
 PROBE_S = 60.0  # devices not in use are probed this often, so readiness stays true
 # Recording starts this much before the lesson, so the first keyframe is on disk by its
@@ -148,8 +139,9 @@ class AgentDaemon:
         self.probed: dict[str, tuple[bool, str]] = {}
         self._rates = RateMeter()
         # The director's programme and its live push, per lesson (movie mode, push_url).
-        self._programmes: dict[str, Programme] = {}
-        self._pushes: dict[str, RtmpPush] = {}
+        self.programme_desk = ProgrammeDesk(profile.profile)
+        self._programmes = self.programme_desk.programmes
+        self._pushes = self.programme_desk.pushes
 
     @property
     def classroom_id(self) -> str:
@@ -184,55 +176,6 @@ class AgentDaemon:
         )
 
     def _heartbeat(self, seq: int) -> Heartbeat:
-        health = snapshot(self.state_dir)
-        devices = {
-            d.name: DeviceState(
-                state="idle" if self.probed.get(d.name, (True, ""))[0] else "failed",
-                detail=self.probed.get(d.name, (True, ""))[1],
-            )
-            for d in self.profile.profile.devices
-        }
-        media: list[TrackStats] = []
-        levels: list[float] = []
-        for name, runner in self.sources.items():
-            level = runner.level_dbfs
-            if level is not None:
-                levels.append(level)
-            devices[name] = DeviceState(
-                state=runner.state,  # type: ignore[arg-type]
-                detail=runner.detail,
-                level_dbfs=None if level is None else round(level, 1),
-            )
-            frames, nbytes = runner.bus.frames, runner.bus.bytes
-            fps, bps = self._rates.rates(f"send/{name}", frames, nbytes)
-            loss, rtt = self.session.qos.get(name, (None, None)) if self.session else (None, None)
-            media.append(
-                TrackStats(
-                    track=name,
-                    direction="send",
-                    frames=frames,
-                    bytes=nbytes,
-                    fps=round(fps, 1),
-                    bitrate_bps=round(bps),
-                    loss_pct=loss,
-                    rtt_ms=rtt,
-                )
-            )
-        if self.session is not None:
-            for key, (frames, nbytes) in self.session.received_counters().items():
-                fps, bps = self._rates.rates(f"recv/{key}", frames, nbytes)
-                loss, _ = self.session.qos.get(key, (None, None))
-                media.append(
-                    TrackStats(
-                        track=key,
-                        direction="recv",
-                        frames=frames,
-                        bytes=nbytes,
-                        fps=round(fps, 1),
-                        bitrate_bps=round(bps),
-                        loss_pct=loss,
-                    )
-                )
         notify("WATCHDOG=1")
         self._take_network_profile()
         self.clock.update(self.link.clock.offset_s)
@@ -240,29 +183,23 @@ class AgentDaemon:
         if online and not self._was_online:
             self.uploader.kick(now=True)  # the controller is back: retry at once
         self._was_online = online
+        devices = device_states(self.profile.profile, self.sources, self.probed)
+        update_alerts(self.alerts, devices, self.sources, self.link.clock.offset_s)
         pending = self.journal.summary().get("pending")
         if not isinstance(pending, dict):
             pending = {}
-        self._device_alerts(devices)
-        offset = self.link.clock.offset_s
-        if offset is not None and abs(offset) > CLOCK_ALERT_S:
-            self.alerts["clock_offset"] = (
-                f"this PC's clock is {offset * 1000:+.0f} ms off the controller; lessons "
-                "still start on the controller's time, but fix time sync (chrony/NTP)"
-            )
-        else:
-            self.alerts.pop("clock_offset", None)
+        levels = [lv for r in self.sources.values() if (lv := r.level_dbfs) is not None]
         return Heartbeat(
             seq=seq,
             devices=devices,
-            media=media,
+            media=media_stats(self.sources, self.session, self._rates),
             lesson_id=self.session.lesson_id if self.session else None,
             alerts=dict(self.alerts),
-            readiness=self._readiness(devices),
+            readiness=readiness(devices, self.alerts, self.clock.measured),
             uploads_pending=int(pending.get("files", 0)),
             uploads_pending_bytes=int(pending.get("bytes", 0)),
             audio_level_dbfs=round(max(levels), 1) if levels else None,
-            **health,  # type: ignore[arg-type]
+            **snapshot(self.state_dir),  # type: ignore[arg-type]
         )
 
     def _take_network_profile(self) -> None:
@@ -286,36 +223,6 @@ class AgentDaemon:
             return
         self.alerts["network_placement"] = placement.message
         raise PlacementRefused(placement.message)
-
-    def _device_alerts(self, devices: dict[str, DeviceState]) -> None:
-        """device_lost (a device stopped or will not open) and mic_silent alerts."""
-        lost = {n: d for n, d in devices.items() if d.state in ("lost", "failed")}
-        if lost:
-            self.alerts["device_lost"] = "; ".join(
-                f"{n} {d.state}: {d.detail}" for n, d in sorted(lost.items())
-            )
-        else:
-            self.alerts.pop("device_lost", None)
-        silent = [n for n, r in self.sources.items() if r.kind == "audio" and r.silence.raised]
-        if silent:
-            self.alerts["mic_silent"] = (
-                f"no sound above -45 dBFS for 120 s from {', '.join(silent)} during the lesson; "
-                "check the microphone is plugged in, switched on and not muted"
-            )
-        else:
-            self.alerts.pop("mic_silent", None)
-
-    def _readiness(self, devices: dict[str, DeviceState]) -> dict[str, str]:
-        """What stands in the way of the next lesson, by check (empty: ready)."""
-        out: dict[str, str] = {}
-        failed = [f"{n} ({d.detail or d.state})" for n, d in devices.items() if d.state == "failed"]
-        if failed:
-            out["devices"] = f"device(s) failing: {', '.join(failed)}; run 'classroom-agent doctor'"
-        if "disk_low" in self.alerts:
-            out["disk"] = self.alerts["disk_low"]
-        if not self.clock.measured:
-            out["clock"] = "clock offset to the controller not measured yet"
-        return out
 
     def _live(self) -> bool:
         return self.session is not None and self.session.recorder.recording
@@ -520,67 +427,27 @@ class AgentDaemon:
         answer(self.state_dir, ans)
 
     def _manual_start(self, req: Request) -> Answer:
-        current = self.session
-        if current is not None:
-            since = manual_start(current.lesson_id)
-            if since is not None:
-                return Answer(
-                    req.id,
-                    False,
-                    f"already recording by hand as {current.lesson_id}; "
-                    "'classroom-agent record stop' ends it",
-                    current.lesson_id,
-                )
-            return Answer(
-                req.id,
-                False,
-                f"scheduled lesson {current.lesson_id} is in this classroom now and is being "
-                "recorded already; nothing to do",
-                current.lesson_id,
-            )
+        refusal = manual_record.refuse_start(req, self.session.lesson_id if self.session else None)
+        if refusal is not None:
+            return refusal
         now = self.clock.now()
-        join = JoinLesson(
-            lesson_id=manual_lesson_id(now),
-            role="lead",
-            publish=[d.name for d in self.profile.profile.devices],
-            subscribe=[],
-            start_at=now,
-            end_at=now + MAX_MANUAL_S,
-        )
+        join = manual_record.manual_join(now, [d.name for d in self.profile.profile.devices])
         # Room for three quarters of an hour, like a scheduled lesson; the disk check
         # carries on while it records.
         self._check_disk(self._lesson_need(join.model_copy(update={"end_at": now + 2700})))
         self._begin(join, check_disk=False)
         self._start_recording(join.lesson_id)
         log.info("recording by hand as %s (technician's request)", join.lesson_id)
-        return Answer(
-            req.id,
-            True,
-            f"recording by hand as {join.lesson_id} ({len(join.publish)} sources); "
-            f"'classroom-agent record stop' ends it (it stops by itself after "
-            f"{MAX_MANUAL_S // 3600} h)",
-            join.lesson_id,
-        )
+        return manual_record.started(req, join)
 
     async def _manual_stop(self, req: Request) -> Answer:
         current = self.session
-        if current is None or manual_start(current.lesson_id) is None:
-            what = (
-                f"scheduled lesson {current.lesson_id} is running and ends on the timetable"
-                if current is not None
-                else "nothing is recording"
-            )
-            return Answer(req.id, False, f"no recording started by hand to stop: {what}")
-        lesson_id = current.lesson_id
+        refusal = manual_record.refuse_stop(req, current.lesson_id if current else None)
+        if refusal is not None:
+            return refusal
+        assert current is not None  # refuse_stop answered otherwise
         await self._end_session(current, keep_sources=None)
-        files = sum(1 for p in (self.recordings_dir / lesson_id).rglob("*") if p.is_file())
-        return Answer(
-            req.id,
-            True,
-            f"stopped {lesson_id}: {files} files in {self.recordings_dir / lesson_id}, "
-            "queued for upload ('classroom-agent uploads' shows progress)",
-            lesson_id,
-        )
+        return manual_record.stopped(req, self.recordings_dir / current.lesson_id)
 
     def _until_next_event(self, now: float) -> float:
         """Sleep to the next start or end (so lessons start on time), at most one tick."""
@@ -736,50 +603,17 @@ class AgentDaemon:
 
     def _start_programme(self, join: JoinLesson) -> Programme | None:
         """The director's programme (and its RTMP push) for a lesson, if the profile asks."""
-        settings = self.profile.profile.director
-        if not settings.programme:
-            return None
         publishing = {n: self.sources[n] for n in join.publish if n in self.sources}
         try:
-            programme = Programme(
-                self.profile.profile,
-                settings,
-                publishing,
-                asyncio.get_running_loop(),
-                is_live=lambda: self.session is not None,
+            programme = self.programme_desk.start(
+                join.lesson_id, publishing, is_live=lambda: self.session is not None
             )
         except ValueError as err:
             log.warning("lesson %s: no programme: %s", join.lesson_id, err)
             self.alerts["director"] = str(err)
             return None
-        programme.start()
-        self._programmes[join.lesson_id] = programme
         self.alerts.pop("director", None)
-        if settings.push_url:
-            mic = next(
-                (self.sources[n] for n in join.publish if self.sources[n].kind == "audio"), None
-            )
-            push = RtmpPush(
-                settings.push_url,
-                programme.runner.bus,
-                mic.bus if mic is not None else None,
-                width=settings.width,
-                height=settings.height,
-                fps=settings.fps,
-                request_keyframe=programme.runner.request_keyframe,
-            )
-            self._pushes[join.lesson_id] = push
-            task = asyncio.create_task(push.start(), name=f"push-{join.lesson_id}")
-            task.add_done_callback(lambda t: t.cancelled() or t.exception())
         return programme
-
-    async def _stop_programme(self, lesson_id: str) -> None:
-        push = self._pushes.pop(lesson_id, None)
-        if push is not None:
-            await push.stop()
-        programme = self._programmes.pop(lesson_id, None)
-        if programme is not None:
-            programme.stop()
 
     def _start_panel(self) -> None:
         """Open the panel output window if the profile has one; a failure is an alert."""
@@ -951,7 +785,7 @@ class AgentDaemon:
         await self._finish_session_recording(session)
         report = LessonReport(lesson_id=session.lesson_id, tracks=session.report())
         await session.close()
-        await self._stop_programme(session.lesson_id)
+        await self.programme_desk.stop(session.lesson_id)
         if self.session is session:
             self.session = None
         self._finished.add(session.lesson_id)

@@ -20,6 +20,9 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Literal
 
+from protocols.lesson_ids import manual_lesson_id, manual_start
+from protocols.messages import JoinLesson
+
 REQUEST_NAME = "manual-record.request.json"
 ANSWER_NAME = "manual-record.answer.json"
 MAX_MANUAL_S = 4 * 3600  # a forgotten manual recording stops on its own after this
@@ -96,3 +99,67 @@ def wait_answer(state_dir: pathlib.Path, req: Request, timeout: float) -> Answer
             return Answer(doc["id"], bool(doc["ok"]), str(doc["message"]), doc.get("lesson_id"))
         time.sleep(0.1)
     return None
+
+
+def refuse_start(req: Request, current_lesson: str | None) -> Answer | None:
+    """Why a start cannot happen now (something is recording already), or None."""
+    if current_lesson is None:
+        return None
+    if manual_start(current_lesson) is not None:
+        why = (
+            f"already recording by hand as {current_lesson}; 'classroom-agent record stop' ends it"
+        )
+    else:
+        why = (
+            f"scheduled lesson {current_lesson} is in this classroom now and is being "
+            "recorded already; nothing to do"
+        )
+    return Answer(req.id, False, why, current_lesson)
+
+
+def refuse_stop(req: Request, current_lesson: str | None) -> Answer | None:
+    """Why a stop cannot happen (no manual recording is running), or None."""
+    if current_lesson is not None and manual_start(current_lesson) is not None:
+        return None
+    what = (
+        f"scheduled lesson {current_lesson} is running and ends on the timetable"
+        if current_lesson is not None
+        else "nothing is recording"
+    )
+    return Answer(req.id, False, f"no recording started by hand to stop: {what}")
+
+
+def manual_join(now: float, devices: list[str]) -> JoinLesson:
+    """A manual recording as a lesson: every device, no relay, at most MAX_MANUAL_S."""
+    return JoinLesson(
+        lesson_id=manual_lesson_id(now),
+        role="lead",
+        publish=devices,
+        subscribe=[],
+        start_at=now,
+        end_at=now + MAX_MANUAL_S,
+    )
+
+
+def started(req: Request, join: JoinLesson) -> Answer:
+    """The answer to a start that happened."""
+    return Answer(
+        req.id,
+        True,
+        f"recording by hand as {join.lesson_id} ({len(join.publish)} sources); "
+        f"'classroom-agent record stop' ends it (it stops by itself after "
+        f"{MAX_MANUAL_S // 3600} h)",
+        join.lesson_id,
+    )
+
+
+def stopped(req: Request, lesson_dir: pathlib.Path) -> Answer:
+    """The answer to a stop that happened."""
+    files = sum(1 for p in lesson_dir.rglob("*") if p.is_file())
+    return Answer(
+        req.id,
+        True,
+        f"stopped {lesson_dir.name}: {files} files in {lesson_dir}, "
+        "queued for upload ('classroom-agent uploads' shows progress)",
+        lesson_dir.name,
+    )

@@ -11,7 +11,7 @@ from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from controller.api_common import error, run_db
+from controller.api_common import error, json_content, run_db
 from controller.auth.api import OPENAPI_PATHS as AUTH_PATHS
 from controller.auth.api import SECURITY, SECURITY_SCHEMES
 from controller.body_fields import (
@@ -27,6 +27,7 @@ from controller.errors import InvalidRequest, RulesRefused
 from controller.lessons import lesson_document, schedule_placed
 from controller.network_api import OPENAPI_PATHS as NETWORK_PATHS
 from controller.overrides import ACTIONS, override
+from controller.timetable.check_api import LESSON_PROPERTIES
 from controller.timetable.check_api import OPENAPI_PATHS as CHECK_PATHS
 from controller.timetable.csv_import import parse_timetable_csv
 from controller.timetable.ical import lessons_for, to_ical
@@ -336,10 +337,6 @@ def _q(name: str, schema: dict[str, Any], required: bool = False) -> dict[str, A
     return {"name": name, "in": "query", "required": required, "schema": schema}
 
 
-def _json(schema: dict[str, Any]) -> dict[str, Any]:
-    return {"content": {"application/json": {"schema": schema}}}
-
-
 OPENAPI: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {"title": "classbridge controller API", "version": "1"},
@@ -362,14 +359,14 @@ OPENAPI: dict[str, Any] = {
                 "responses": {
                     "200": {
                         "description": "lessons",
-                        **_json(
+                        **json_content(
                             {
                                 "type": "object",
                                 "properties": {"lessons": {"type": "array", "items": _LESSON}},
                             }
                         ),
                     },
-                    "400": {"description": "bad query", **_json(_ERROR)},
+                    "400": {"description": "bad query", **json_content(_ERROR)},
                 },
             }
         },
@@ -383,7 +380,7 @@ OPENAPI: dict[str, Any] = {
                 ],
                 "responses": {
                     "200": {"description": "text/calendar"},
-                    "400": {"description": "bad query", **_json(_ERROR)},
+                    "400": {"description": "bad query", **json_content(_ERROR)},
                 },
             }
         },
@@ -398,8 +395,8 @@ OPENAPI: dict[str, Any] = {
                 "responses": {
                     "200": {"description": "clean"},
                     "422": {"description": "problems by row"},
-                    "400": {"description": "unusable", **_json(_ERROR)},
-                    "404": {"description": "unknown term", **_json(_ERROR)},
+                    "400": {"description": "unusable", **json_content(_ERROR)},
+                    "404": {"description": "unknown term", **json_content(_ERROR)},
                 },
             }
         },
@@ -407,35 +404,26 @@ OPENAPI: dict[str, Any] = {
             "get": {"summary": "Recent lessons", "responses": {"200": {"description": "lessons"}}},
             "post": {
                 "summary": "Create a lesson (the scheduling rules answer with reasons)",
-                "requestBody": _json(
+                "requestBody": json_content(
                     {
                         "type": "object",
                         "required": ["lead", "start", "end"],
-                        "properties": {
-                            "lead": {"type": "string"},
-                            "receivers": {"type": "array", "items": {"type": "string"}},
-                            "start": {"type": "string", "format": "date-time"},
-                            "end": {"type": "string", "format": "date-time"},
-                            "kind": {"type": "string", "enum": list(KINDS)},
-                            "teacher": {"type": "string"},
-                            "subject": {"type": "string"},
-                            "title": {"type": "string"},
-                        },
+                        "properties": LESSON_PROPERTIES,
                     }
                 ),
                 "responses": {
                     "201": {
                         "description": "created, with the rung it was placed on",
-                        **_json(
+                        **json_content(
                             {
                                 "allOf": [_LESSON],
                                 "properties": {"placement": _PLACEMENT},
                             }
                         ),
                     },
-                    "400": {"description": "invalid", **_json(_ERROR)},
-                    "404": {"description": "unknown classroom", **_json(_ERROR)},
-                    "409": {"description": "refused by the rules", **_json(_REFUSED)},
+                    "400": {"description": "invalid", **json_content(_ERROR)},
+                    "404": {"description": "unknown classroom", **json_content(_ERROR)},
+                    "409": {"description": "refused by the rules", **json_content(_REFUSED)},
                 },
             },
         },
@@ -447,7 +435,7 @@ OPENAPI: dict[str, Any] = {
                 ],
                 "responses": {
                     "200": {"description": "lesson"},
-                    "404": {"description": "unknown", **_json(_ERROR)},
+                    "404": {"description": "unknown", **json_content(_ERROR)},
                 },
             }
         },
@@ -457,7 +445,7 @@ OPENAPI: dict[str, Any] = {
                 "parameters": [
                     {"name": "lesson", "in": "path", "required": True, "schema": {"type": "string"}}
                 ],
-                "requestBody": _json(
+                "requestBody": json_content(
                     {
                         "type": "object",
                         "required": ["action"],
@@ -471,8 +459,8 @@ OPENAPI: dict[str, Any] = {
                 ),
                 "responses": {
                     "200": {"description": "changed"},
-                    "400": {"description": "refused", **_json(_ERROR)},
-                    "404": {"description": "unknown", **_json(_ERROR)},
+                    "400": {"description": "refused", **json_content(_ERROR)},
+                    "404": {"description": "unknown", **json_content(_ERROR)},
                 },
             }
         },
@@ -484,7 +472,7 @@ OPENAPI: dict[str, Any] = {
                 ],
                 "responses": {
                     "200": {"description": "catalogue"},
-                    "404": {"description": "unknown", **_json(_ERROR)},
+                    "404": {"description": "unknown", **json_content(_ERROR)},
                 },
             }
         },
@@ -498,7 +486,7 @@ OPENAPI: dict[str, Any] = {
                 ],
                 "responses": {
                     "200": {"description": "report"},
-                    "400": {"description": "bad query", **_json(_ERROR)},
+                    "400": {"description": "bad query", **json_content(_ERROR)},
                 },
             }
         },

@@ -13,7 +13,7 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy.orm import Session, sessionmaker
 
-from controller.api_common import error, run_db
+from controller.api_common import error, json_content, run_db
 from controller.auth.middleware import principal_of
 from controller.body_fields import optional_string_field, string_field, string_list_field
 from controller.db.session import as_utc
@@ -193,28 +193,29 @@ _CHECK: dict[str, Any] = {
 }
 
 
-def _json(schema: dict[str, Any]) -> dict[str, Any]:
-    return {"content": {"application/json": {"schema": schema}}}
-
+# The fields of a lesson in a request body (create and check share them).
+LESSON_PROPERTIES: dict[str, Any] = {
+    "lead": {"type": "string"},
+    "receivers": {"type": "array", "items": {"type": "string"}},
+    "start": {"type": "string", "format": "date-time"},
+    "end": {"type": "string", "format": "date-time"},
+    "kind": {"type": "string", "enum": list(KINDS)},
+    "teacher": {"type": "string"},
+    "subject": {"type": "string"},
+    "title": {"type": "string"},
+}
 
 OPENAPI_PATHS: dict[str, Any] = {
     "/api/v1/lessons/check": {
         "post": {
             "summary": "Check a lesson against the rules without saving it: problems and "
             "the bandwidth placement (rung and reason)",
-            "requestBody": _json(
+            "requestBody": json_content(
                 {
                     "type": "object",
                     "required": ["lead", "start", "end"],
                     "properties": {
-                        "lead": {"type": "string"},
-                        "receivers": {"type": "array", "items": {"type": "string"}},
-                        "start": {"type": "string", "format": "date-time"},
-                        "end": {"type": "string", "format": "date-time"},
-                        "kind": {"type": "string", "enum": list(KINDS)},
-                        "teacher": {"type": "string"},
-                        "subject": {"type": "string"},
-                        "title": {"type": "string"},
+                        **LESSON_PROPERTIES,
                         "lesson": {
                             "type": "string",
                             "description": "a lesson being changed: left out of the bookings",
@@ -223,9 +224,12 @@ OPENAPI_PATHS: dict[str, Any] = {
                 }
             ),
             "responses": {
-                "200": {"description": "the rules' answer (ok false: refused)", **_json(_CHECK)},
-                "400": {"description": "invalid", **_json(_ERROR)},
-                "404": {"description": "unknown classroom", **_json(_ERROR)},
+                "200": {
+                    "description": "the rules' answer (ok false: refused)",
+                    **json_content(_CHECK),
+                },
+                "400": {"description": "invalid", **json_content(_ERROR)},
+                "404": {"description": "unknown classroom", **json_content(_ERROR)},
             },
         }
     },
@@ -235,7 +239,7 @@ OPENAPI_PATHS: dict[str, Any] = {
             "parameters": [
                 {"name": "lesson", "in": "path", "required": True, "schema": {"type": "string"}}
             ],
-            "requestBody": _json(
+            "requestBody": json_content(
                 {
                     "type": "object",
                     "required": ["start", "end"],
@@ -247,9 +251,9 @@ OPENAPI_PATHS: dict[str, Any] = {
             ),
             "responses": {
                 "200": {"description": "moved, with its placement"},
-                "400": {"description": "invalid or not movable", **_json(_ERROR)},
-                "404": {"description": "unknown lesson", **_json(_ERROR)},
-                "409": {"description": "refused by the rules", **_json(_CHECK)},
+                "400": {"description": "invalid or not movable", **json_content(_ERROR)},
+                "404": {"description": "unknown lesson", **json_content(_ERROR)},
+                "409": {"description": "refused by the rules", **json_content(_CHECK)},
             },
         }
     },

@@ -25,6 +25,7 @@ from edge_agent.director.rules import Cut
 from edge_agent.media.bus import FrameBus
 from edge_agent.media.encoders import VideoEncoder
 from edge_agent.media.preview import BusDecoder
+from edge_agent.media.rtmp_push import RtmpPush
 from edge_agent.media.source_runner import SourceRunner
 from edge_agent.profile import DirectorSettings, HardwareProfile
 from edge_agent.sources import MediaSource
@@ -177,3 +178,48 @@ class Programme:
         self.runner.stop()
         for decoder in self.decoders:
             decoder.stop()
+
+
+class ProgrammeDesk:
+    """The programmes (and RTMP pushes) of the lessons under way, by lesson id."""
+
+    def __init__(self, profile: HardwareProfile) -> None:
+        self.profile = profile
+        self.programmes: dict[str, Programme] = {}
+        self.pushes: dict[str, RtmpPush] = {}
+
+    def start(
+        self, lesson_id: str, publishing: dict[str, MediaSource], is_live: Callable[[], bool]
+    ) -> Programme | None:
+        """The lesson's programme, if the profile asks for one (ValueError: it cannot)."""
+        settings = self.profile.director
+        if not settings.programme:
+            return None
+        loop = asyncio.get_running_loop()
+        programme = Programme(self.profile, settings, publishing, loop, is_live=is_live)
+        programme.start()
+        self.programmes[lesson_id] = programme
+        if settings.push_url:
+            mic = next((s for s in publishing.values() if s.kind == "audio"), None)
+            push = RtmpPush(
+                settings.push_url,
+                programme.runner.bus,
+                mic.bus if mic is not None else None,
+                width=settings.width,
+                height=settings.height,
+                fps=settings.fps,
+                request_keyframe=programme.runner.request_keyframe,
+            )
+            self.pushes[lesson_id] = push
+            task = loop.create_task(push.start(), name=f"push-{lesson_id}")
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())
+        return programme
+
+    async def stop(self, lesson_id: str) -> None:
+        """Stop the lesson's push, then its programme."""
+        push = self.pushes.pop(lesson_id, None)
+        if push is not None:
+            await push.stop()
+        programme = self.programmes.pop(lesson_id, None)
+        if programme is not None:
+            programme.stop()

@@ -27,7 +27,8 @@ from helpers import needs
 
 from edge_agent.media import barcode
 from edge_agent.media.bus import FrameBus
-from edge_agent.media.rtmp_push import RtmpPush, _Clock
+from edge_agent.media.rtmp_child import _Clock
+from edge_agent.media.rtmp_push import RtmpPush
 from edge_agent.profile import HardwareProfile, load_profile
 from edge_agent.sources import MediaSource, build_runner
 from protocols.media.encoded_frame import EncodedFrame
