@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from datetime import timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from controller.alerts import record_heartbeat_alerts
+from controller.alerts import raise_alert, record_heartbeat_alerts
+from controller.auth import audit
 from controller.db.models import Classroom, Lesson
 from controller.db.session import utcnow
-from controller.errors import ControllerError, EnrolmentRefused
+from controller.errors import ControllerError, EnrolmentRefused, NotFound, NotLead
+from controller.floor.requests import keys_change
 from controller.health_history import HealthSampler
 from controller.keys import KeyBook, ServerKeys
 from controller.network_profiles import effective_profile, profile_document
@@ -17,6 +21,7 @@ from controller.orchestrator import Orchestrator
 from controller.presence import Presence
 from controller.registry import enrol
 from controller.relay.room import SignallingError
+from controller.upload_tokens import issue, retire_others
 from protocols.envelope import Envelope
 from protocols.messages import (
     Body,
@@ -24,6 +29,8 @@ from protocols.messages import (
     EnrolRequest,
     EnrolResult,
     ErrorReply,
+    FloorRequest,
+    FloorState,
     Heartbeat,
     HeartbeatAck,
     LessonReport,
@@ -34,6 +41,8 @@ from protocols.messages import (
 )
 
 log = logging.getLogger(__name__)
+
+KEY_REPLACED = "key_replaced"  # the alert raised when re-enrolment replaces a key
 
 
 class AgentMessages:
@@ -47,6 +56,8 @@ class AgentMessages:
         presence: Presence,
         orchestrator: Orchestrator,
         upload_url: str,
+        upload_token_grace: timedelta = timedelta(hours=1),
+        tls_trust_pem: str = "",
     ) -> None:
         self._sessions = sessions
         self._keys = keys
@@ -54,19 +65,46 @@ class AgentMessages:
         self._presence = presence
         self._orchestrator = orchestrator
         self.upload_url = upload_url
+        self.upload_token_grace = upload_token_grace
+        self._tls_trust_pem = tls_trust_pem
         self.health_history = HealthSampler()
+        self.floor_refused = 0  # FloorRequests refused (not the lead, not live, …)
 
     async def enrol(self, request: EnrolRequest) -> EnrolResult:
         """Consume a one-time token and admit the agent's key."""
         with self._sessions() as db:
             try:
-                classroom_id = enrol(db, request.token, request.public_key)
+                classroom_id, replaced = enrol(db, request.token, request.public_key)
             except EnrolmentRefused as err:
                 log.warning("enrolment refused: %s", err)
                 return EnrolResult(accepted=False, reason=str(err))
+            if replaced is not None:
+                self._key_replaced(db, classroom_id, replaced, request)
         self._key_book.add(request.public_key, classroom_id)
         log.info("classroom %s enrolled (host %s)", classroom_id, request.hostname)
-        return EnrolResult(accepted=True, classroom_id=classroom_id)
+        # The agent pins this for the HTTPS API, as it pinned the CURVE key in its token.
+        return EnrolResult(accepted=True, classroom_id=classroom_id, tls_ca_pem=self._tls_trust_pem)
+
+    @staticmethod
+    def _key_replaced(db: Session, classroom_id: str, old: str, request: EnrolRequest) -> None:
+        """Re-enrolment replaced a working key: an alert for the dashboard and an audit row,
+        since a leaked enrolment token looks exactly like this."""
+        new = request.public_key
+        log.warning("classroom %s re-enrolled: agent key %s… replaced", classroom_id, old[:8])
+        message = (
+            f"classroom {classroom_id!r} was enrolled again from host {request.hostname!r} and "
+            f"its agent key replaced (old {old[:8]}…, new {new[:8]}…). If nobody re-installed "
+            "that classroom PC, someone else used its enrolment token: issue a new one with "
+            f"'classroom-controller classroom add {classroom_id}' and enrol the real PC again"
+        )
+        raise_alert(db, classroom_id, KEY_REPLACED, message, utcnow())
+        audit.record(
+            db,
+            "classroom_key_replaced",
+            username=f"agent:{classroom_id}"[:64],
+            target=classroom_id,
+            detail={"old_key": old[:8], "new_key": new[:8], "hostname": request.hostname},
+        )
 
     async def handle(self, classroom_id: str, env: Envelope) -> Body | None:
         """Dispatch one message from an authenticated agent."""
@@ -80,6 +118,8 @@ class AgentMessages:
         if isinstance(body, LessonReport):
             self._report(classroom_id, body)
             return None
+        if isinstance(body, FloorRequest):
+            return await self._floor_request(classroom_id, body)
         if isinstance(body, CommandAck):
             log.info("late ack from %s for %s: ok=%s", classroom_id, body.command, body.ok)
             return None
@@ -106,13 +146,17 @@ class AgentMessages:
             room.inventory = [d.model_dump() for d in body.inventory]
             db.commit()
             network_profile = self._network_profile(db, classroom_id)
+            # A fresh token on every registration: the ack is the only time the agent can
+            # learn it (only its hash is kept); the previous ones run out after the grace.
+            upload_token = issue(db, classroom_id)
+            retire_others(db, classroom_id, upload_token, self.upload_token_grace)
         self._presence.registered(classroom_id, body.active_lesson_id)
         self._orchestrator.agent_registered(classroom_id)
         log.info("agent %s registered (profile %s)", classroom_id, body.profile_name)
         return RegisterAck(
             heartbeat_interval_s=self._presence.heartbeat_interval,
             upload_url=self.upload_url,
-            upload_token=self._keys.upload_token(classroom_id),
+            upload_token=upload_token,
             server_time=utcnow().timestamp(),
             network_profile=network_profile,
         )
@@ -163,6 +207,24 @@ class AgentMessages:
             log.warning("offer from %s refused: %s", classroom_id, err)
             return ErrorReply(code="bad-offer", message=str(err))
         return SdpAnswer(lesson_id=body.lesson_id, sdp=sdp)
+
+    async def _floor_request(self, classroom_id: str, body: FloorRequest) -> Body:
+        """Apply a lead room's floor keys and spread the new floor; answers it, or why not."""
+
+        def work() -> Body:
+            with self._sessions() as db:
+                return keys_change(db, classroom_id, body)
+
+        try:
+            state = await asyncio.to_thread(work)
+        except ControllerError as err:
+            self.floor_refused += 1
+            code = {NotFound: "no-lesson", NotLead: "not-lead"}.get(type(err), "floor-refused")
+            log.warning("floor request from %s refused: %s", classroom_id, err)
+            return ErrorReply(code=code, message=str(err))
+        assert isinstance(state, FloorState)
+        self._orchestrator.floor_changed(state)
+        return state
 
     def _report(self, classroom_id: str, body: LessonReport) -> None:
         with self._sessions() as db:

@@ -28,6 +28,9 @@ PACKET_LOSS_MAX_PCT = 5.0
 # A classroom not ready this long before a lesson (or during it) raises an alert.
 READY_BEFORE = timedelta(minutes=30)
 MAX_SILENCE_HOURS = 24 * 14
+# Alerts the controller raises itself (not from a heartbeat): a heartbeat never clears
+# them; they stay until acknowledged or silenced.
+CONTROLLER_RAISED: frozenset[str] = frozenset({"key_replaced"})
 
 
 def _num(value: object) -> float | None:
@@ -150,8 +153,23 @@ def record_heartbeat_alerts(
             row.acknowledged_by = row.acknowledged_at = None
         row.last_seen, row.message = now, message
     for key, row in rows.items():
-        if key not in raised and row.active:
+        if key not in raised and row.active and key not in CONTROLLER_RAISED:
             row.active = False
+
+
+def raise_alert(db: Session, classroom_id: str, key: str, message: str, now: datetime) -> None:
+    """Raise (or raise again) an alert the controller itself found; commits. It shows on
+    the dashboard like a heartbeat's, unacknowledged, until someone acknowledges it."""
+    row = db.scalar(
+        select(AlertState).where(AlertState.classroom_id == classroom_id, AlertState.key == key)
+    )
+    if row is None:
+        row = AlertState(classroom_id=classroom_id, key=key, first_seen=now)
+        db.add(row)
+    row.active, row.first_seen, row.last_seen, row.message = True, now, now, message
+    row.acknowledged_by = row.acknowledged_at = None
+    row.silenced_until = None
+    db.commit()
 
 
 def alert_document(row: AlertState, room: Classroom | None, now: datetime) -> dict[str, object]:

@@ -12,6 +12,8 @@ from typing import Annotated
 import typer
 from sqlalchemy import select
 
+from controller.auth import audit
+from controller.auth.audit import KEEP_DAYS_FLOOR
 from controller.cli_common import DEFAULT_STATE, JsonOut, StateDir, fail, open_db
 from controller.daemon import ControllerConfig, ControllerDaemon
 from controller.db.models import Classroom, Lesson
@@ -21,12 +23,17 @@ from controller.keys import ServerKeys
 from controller.lessons import get_lesson, lesson_document, schedule_placed
 from controller.overrides import override
 from controller.recordings import catalogue_document
-from controller.registry import add_classroom
+from controller.registry import add_classroom, get_classroom
 from controller.retention import DEFAULT_DAYS, RetentionPolicy, delete_lesson_recordings
+from controller.security import SecurityPolicy
 from controller.storage.backend import StorageBackend
 from controller.storage.local import LocalStorage
-from controller.storage.s3 import S3Location, S3Storage
+from controller.storage.s3 import DEFAULT_PRESIGN_S, MAX_PRESIGN_S, S3Location, S3Storage
 from controller.timeparse import parse_duration, parse_time
+from controller.tls.cli import ProxyPort, TlsCert, TlsKey, TlsName, TrustedProxy, tls_app
+from controller.tls.errors import TlsSetupError
+from controller.upload_tokens import revoke
+from protocols.private_files import private_dir
 
 app = typer.Typer(
     help="classbridge controller: timetable, orchestration, relay, storage.", no_args_is_help=True
@@ -35,6 +42,7 @@ classroom_app = typer.Typer(help="Recording classrooms and their enrolment.", no
 lesson_app = typer.Typer(help="Lessons.", no_args_is_help=True)
 app.add_typer(classroom_app, name="classroom")
 app.add_typer(lesson_app, name="lesson")
+app.add_typer(tls_app, name="tls")
 
 
 @app.command()
@@ -42,7 +50,7 @@ def serve(
     state_dir: StateDir = pathlib.Path(DEFAULT_STATE),
     bind: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Control port (enrolment uses port+1).")] = 7700,
-    http_port: Annotated[int, typer.Option(help="HTTP API port.")] = 7780,
+    http_port: Annotated[int, typer.Option(help="HTTPS port: API, console, uploads.")] = 7780,
     heartbeat: Annotated[float, typer.Option(help="Agent heartbeat interval, s.")] = 2.0,
     prepare: Annotated[
         float, typer.Option(help="Seconds before a lesson that agents join and report readiness.")
@@ -62,6 +70,15 @@ def serve(
         str | None,
         typer.Option(envvar="CLASSBRIDGE_S3_ENDPOINT", help="Endpoint of a non-AWS S3 store."),
     ] = None,
+    presign_seconds: Annotated[
+        int,
+        typer.Option(
+            envvar="CLASSBRIDGE_PRESIGN_SECONDS",
+            min=1,
+            max=MAX_PRESIGN_S,
+            help="How long presigned S3 URLs (uploads, playback) stay valid, s.",
+        ),
+    ] = DEFAULT_PRESIGN_S,
     retention: Annotated[
         list[str] | None,
         typer.Option(
@@ -69,26 +86,88 @@ def serve(
             "master_teacher=forever (repeatable).",
         ),
     ] = None,
+    audit_syslog: Annotated[
+        str,
+        typer.Option(
+            envvar="CLASSBRIDGE_AUDIT_SYSLOG",
+            help="Also send every audit row as RFC 5424 syslog to udp://HOST:PORT or "
+            "unix:/dev/log (the county's log collector, or journald).",
+        ),
+    ] = "",
+    audit_keep_days: Annotated[
+        int, typer.Option(help=f"Days to keep the audit log (at least {KEEP_DAYS_FLOOR}).")
+    ] = KEEP_DAYS_FLOOR,
+    session_idle: Annotated[
+        str, typer.Option(help="Console sessions end after this long idle, e.g. 30m.")
+    ] = "30m",
+    session_lifetime: Annotated[
+        str, typer.Option(help="…and after this long in all, however busy, e.g. 12h.")
+    ] = "12h",
+    upload_token_rotation: Annotated[
+        str, typer.Option(help="A connected agent gets a fresh upload token this often.")
+    ] = "24h",
+    upload_token_grace: Annotated[
+        str, typer.Option(help="A replaced upload token keeps working this long.")
+    ] = "1h",
+    tls_cert: TlsCert = None,
+    tls_key: TlsKey = None,
+    tls_name: TlsName = None,
+    trusted_proxy: TrustedProxy = None,
+    proxy_port: ProxyPort = 7781,
     verbose: Annotated[bool, typer.Option("-v")] = False,
 ) -> None:
-    """Run the controller."""
+    """Run the controller (HTTPS on --http-port)."""
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s controller %(levelname)s %(name)s: %(message)s",
     )
-    config = ControllerConfig(
-        state_dir=state_dir,
-        bind_host=bind,
-        control_port=port,
-        http_port=http_port,
-        heartbeat_s=heartbeat,
-        prepare_s=prepare,
-        media_addresses=tuple(media_address or [bind]),
-        storage_url=storage,
-        s3_endpoint=s3_endpoint,
-        retention=_retention_policy(retention or []),
-    )
-    asyncio.run(ControllerDaemon(config).run())
+    try:
+        config = ControllerConfig(
+            state_dir=state_dir,
+            bind_host=bind,
+            control_port=port,
+            http_port=http_port,
+            heartbeat_s=heartbeat,
+            prepare_s=prepare,
+            media_addresses=tuple(media_address or [bind]),
+            storage_url=storage,
+            s3_endpoint=s3_endpoint,
+            presign_s=presign_seconds,
+            retention=_retention_policy(retention or []),
+            audit_syslog=audit_syslog,
+            audit_keep_days=audit_keep_days,
+            security=_security_policy(
+                session_idle=session_idle,
+                session_lifetime=session_lifetime,
+                upload_token_rotation=upload_token_rotation,
+                upload_token_grace=upload_token_grace,
+            ),
+            tls_cert=tls_cert,
+            tls_key=tls_key,
+            tls_names=tuple(tls_name or []),
+            trusted_proxies=tuple(trusted_proxy or []),
+            proxy_port=proxy_port,
+        )
+    except ValueError as err:
+        fail(str(err))
+    try:
+        asyncio.run(ControllerDaemon(config).run())
+    except TlsSetupError as err:
+        fail(str(err))
+
+
+def _security_policy(**spans: str) -> SecurityPolicy:
+    """The policy from ``--option DURATION`` pairs; a bad one fails naming its option."""
+    values = {}
+    for name, text in spans.items():
+        try:
+            values[name] = parse_duration(text)
+        except ValueError as err:
+            fail(f"--{name.replace('_', '-')}: {err}")
+    try:
+        return SecurityPolicy(**values)
+    except ValueError as err:
+        fail(str(err))
 
 
 def _retention_policy(items: list[str]) -> RetentionPolicy:
@@ -110,7 +189,7 @@ def _retention_policy(items: list[str]) -> RetentionPolicy:
 def migrate_cmd(state_dir: StateDir = pathlib.Path(DEFAULT_STATE)) -> None:
     """Create or upgrade the database schema."""
     url = database_url(state_dir)
-    state_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(state_dir)
     migrate(url)
     typer.echo(f"database at {url} is up to date")
 
@@ -120,21 +199,52 @@ def classroom_add(
     classroom_id: Annotated[str, typer.Argument(help="e.g. city-3-101")],
     name: Annotated[str, typer.Option(help="Display name.")] = "",
     school: Annotated[str, typer.Option(help="School name.")] = "",
+    valid: Annotated[
+        str, typer.Option(help="How long the token works, e.g. 24h (at most 7d).")
+    ] = "24h",
     state_dir: StateDir = pathlib.Path(DEFAULT_STATE),
     json_out: JsonOut = False,
 ) -> None:
-    """Add a classroom and print its one-time enrolment token."""
+    """Add a classroom (or re-issue its token) and print its one-time enrolment token.
+
+    Enrolling with it replaces the classroom's agent key, if it had one: that raises an
+    alert and an audit row."""
+    ttl = _security_policy(enrol_token_ttl=valid).enrol_token_ttl
     factory = open_db(state_dir)
     keys = ServerKeys.load_or_create(state_dir)
     with factory() as db:
         try:
-            token = add_classroom(db, classroom_id, name, school, keys.public)
+            token = add_classroom(db, classroom_id, name, school, keys.public, ttl)
         except ControllerError as err:
             fail(str(err))
     if json_out:
         typer.echo(json.dumps({"classroom": classroom_id, "token": token}))
     else:
         typer.echo(token)
+
+
+@classroom_app.command("revoke-upload-token")
+def classroom_revoke_upload_token(
+    classroom_id: Annotated[str, typer.Argument(help="e.g. city-3-101")],
+    state_dir: StateDir = pathlib.Path(DEFAULT_STATE),
+) -> None:
+    """Make the classroom's upload tokens stop working now.
+
+    A running controller gives the classroom's connected agent a fresh token within a
+    minute, over its authenticated control channel; a copied token stays useless."""
+    with open_db(state_dir)() as db:
+        try:
+            get_classroom(db, classroom_id)
+        except ControllerError as err:
+            fail(str(err))
+        count = revoke(db, classroom_id)
+        audit.record(
+            db, "upload_token_revoked", username="cli", target=classroom_id, detail={"count": count}
+        )
+    typer.echo(
+        f"revoked {count} upload token(s) of {classroom_id}; its agent gets a fresh one "
+        "within a minute if it is connected"
+    )
 
 
 @classroom_app.command("list")
@@ -348,13 +458,17 @@ def lesson_delete_recordings(
 
 
 from controller.auth.cli import register_auth_commands  # noqa: E402
+from controller.backup.cli import register_backup_commands  # noqa: E402
 from controller.network_cli import bandwidth_cmd, network_app  # noqa: E402
+from controller.personal_data.cli import data_app  # noqa: E402
 from controller.timetable.cli import timetable_app  # noqa: E402 - after the shared helpers
 
 app.add_typer(timetable_app, name="timetable")
 app.add_typer(network_app, name="network-profile")
+app.add_typer(data_app, name="data")
 app.command("bandwidth")(bandwidth_cmd)
 register_auth_commands(app)
+register_backup_commands(app)
 
 
 def main() -> None:

@@ -11,6 +11,7 @@ import typer
 from sqlalchemy.orm import Session, sessionmaker
 
 from controller.db.session import database_url, make_engine, migrate, sessions
+from protocols.private_files import private_dir
 
 DEFAULT_STATE = os.environ.get("CLASSBRIDGE_CONTROLLER_STATE", "/var/lib/classbridge/controller")
 StateDir = Annotated[
@@ -24,7 +25,7 @@ JsonOut = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")
 
 def open_db(state_dir: pathlib.Path) -> sessionmaker[Session]:
     """The controller database in ``state_dir``, migrated to the current schema."""
-    state_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(state_dir)
     url = database_url(state_dir)
     migrate(url)
     return sessions(make_engine(url))

@@ -6,9 +6,12 @@ import asyncio
 import logging
 import pathlib
 import signal
+import socket
 from dataclasses import dataclass, field
 
 from controller.agents import AgentMessages
+from controller.auth import audit
+from controller.auth.audit_syslog import AuditSyslog, SyslogTarget
 from controller.db.session import database_url, make_engine, migrate, sessions
 from controller.http_api import HttpApi
 from controller.hub import AgentHub
@@ -17,11 +20,17 @@ from controller.orchestrator import Orchestrator
 from controller.presence import Presence
 from controller.registry import enrolled_keys
 from controller.retention import RetentionPolicy, run_retention
+from controller.security import SecurityPolicy
 from controller.storage.backend import StorageBackend
 from controller.storage.local import LocalStorage
-from controller.storage.s3 import S3Location, S3Storage
+from controller.storage.s3 import DEFAULT_PRESIGN_S, S3Location, S3Storage
+from controller.tls.ca import WILDCARD_HOSTS, ServerCertificate
+from controller.tls.policy import TlsPolicy, parse_networks
+from controller.tls.server import server_certificate, server_context
+from controller.upload_tokens import UploadTokenRotator
 from controller.uploads import UploadService
 from protocols.media import aiortc_seam
+from protocols.private_files import private_dir, restrict_umask
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +51,43 @@ class ControllerConfig:
     # (credentials from the usual AWS_* environment variables).
     storage_url: str = ""
     s3_endpoint: str | None = None
+    # How long presigned S3 URLs (agents' part uploads, browsers' playback) stay valid.
+    presign_s: int = DEFAULT_PRESIGN_S
     retention: RetentionPolicy = field(default_factory=RetentionPolicy)
+    security: SecurityPolicy = field(default_factory=SecurityPolicy)
+    # "udp://host:port" or "unix:/dev/log": every audit row also goes there (RFC 5424).
+    audit_syslog: str = ""
+    # Days the audit log is kept (at least audit.KEEP_DAYS_FLOOR, six months).
+    audit_keep_days: int = audit.KEEP_DAYS_FLOOR
+
+    # HTTPS: the operator's certificate and key, or None for the county CA's (made in
+    # state_dir/tls on first start); extra names for that certificate.
+    tls_cert: pathlib.Path | None = None
+    tls_key: pathlib.Path | None = None
+    tls_names: tuple[str, ...] = ()
+    # A TLS-terminating proxy's addresses (CIDR); with any, plain HTTP on proxy_port.
+    trusted_proxies: tuple[str, ...] = ()
+    proxy_port: int = 7781
+
+    def __post_init__(self) -> None:
+        if self.audit_syslog:
+            SyslogTarget.parse(self.audit_syslog)
+        if self.audit_keep_days < audit.KEEP_DAYS_FLOOR:
+            raise ValueError(
+                f"audit_keep_days {self.audit_keep_days}: the audit log is kept at least "
+                f"{audit.KEEP_DAYS_FLOOR} days"
+            )
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("give --tls-cert and --tls-key together, or neither")
+        parse_networks(self.trusted_proxies)  # raises ValueError naming a bad one
+
+    @property
+    def public_host(self) -> str:
+        """The host agents reach the HTTPS API on: the bind address, or for a wildcard
+        bind the first --tls-name, else this machine's name (both in the certificate)."""
+        if self.bind_host not in WILDCARD_HOSTS:
+            return self.bind_host
+        return self.tls_names[0] if self.tls_names else socket.gethostname()
 
     @property
     def storage_dir(self) -> pathlib.Path:
@@ -60,19 +105,40 @@ class ControllerDaemon:
         self.http: HttpApi | None = None
         self.orchestrator: Orchestrator | None = None
         self.presence: Presence | None = None
+        self.messages: AgentMessages | None = None
+        self.token_rotator: UploadTokenRotator | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self._retainer: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._audit_syslog: AuditSyslog | None = None
+        self.certificate: ServerCertificate | None = None
 
     async def start(self) -> None:
         """Migrate the database and start every component."""
         cfg = self.config
         self._loop = asyncio.get_running_loop()
-        cfg.state_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(cfg.state_dir)
+        if cfg.audit_syslog:
+            self._audit_syslog = AuditSyslog(SyslogTarget.parse(cfg.audit_syslog))
+            self._audit_syslog.start()
         url = cfg.database_url or database_url(cfg.state_dir)
         await asyncio.to_thread(migrate, url)
         factory = sessions(make_engine(url))
         keys = ServerKeys.load_or_create(cfg.state_dir)
+        self.certificate = certificate = await asyncio.to_thread(
+            server_certificate,
+            cfg.state_dir,
+            cfg.bind_host,
+            cfg.tls_names,
+            cfg.tls_cert,
+            cfg.tls_key,
+        )
+        log.info(
+            "TLS certificate %s%s; agents pin SHA-256 %s when they enrol",
+            certificate.cert_path,
+            " (new)" if certificate.issued else "",
+            certificate.fingerprint,
+        )
         key_book = KeyBook()
         with factory() as db:
             key_book.load(enrolled_keys(db))
@@ -89,9 +155,18 @@ class ControllerDaemon:
             lambda: self.presence.online if self.presence else [],
             lambda: self.orchestrator,
             lambda: self.hub,
+            lambda: self.orchestrator,
+            security=cfg.security,
+            tls_policy=TlsPolicy(parse_networks(cfg.trusted_proxies)),
         )
-        await self.http.start(cfg.bind_host, cfg.http_port)
-        upload_url = f"http://{cfg.bind_host}:{self.http.port}"
+        await self.http.start(
+            cfg.bind_host,
+            cfg.http_port,
+            tls=server_context(certificate),
+            proxy_port=cfg.proxy_port,
+        )
+        host = cfg.public_host
+        upload_url = f"https://{f'[{host}]' if ':' in host else host}:{self.http.port}"
         messages: AgentMessages | None = None
 
         async def on_message(classroom_id, env):  # type: ignore[no-untyped-def]
@@ -112,25 +187,45 @@ class ControllerDaemon:
         )
         self.orchestrator = Orchestrator(factory, self.hub, self.presence, prepare_s=cfg.prepare_s)
         messages = AgentMessages(
-            factory, keys, key_book, self.presence, self.orchestrator, upload_url
+            factory,
+            keys,
+            key_book,
+            self.presence,
+            self.orchestrator,
+            upload_url,
+            upload_token_grace=cfg.security.upload_token_grace,
+            tls_trust_pem=certificate.trust_pem,
         )
         self.presence._on_offline = messages.offline
+        self.messages = messages
         await self.hub.start()
         await self.orchestrator.start()
+        presence = self.presence
+        self.token_rotator = UploadTokenRotator(
+            factory,
+            self.hub,
+            lambda: presence.online,
+            cfg.security.upload_token_rotation,
+            cfg.security.upload_token_grace,
+        )
+        await self.token_rotator.start()
         self._sweeper = asyncio.create_task(self._sweep(), name="presence-sweep")
         self._retainer = asyncio.create_task(self._retain(), name="retention")
         log.info(
-            "controller up: control tcp://%s:%d, http %s",
+            "controller up: control tcp://%s:%d, https %s%s",
             cfg.bind_host,
             cfg.control_port,
             upload_url,
+            f", plain HTTP for trusted proxies on {self.http.proxy_port}"
+            if self.http.proxy_port
+            else "",
         )
 
     def _open_storage(self) -> StorageBackend:
         cfg = self.config
         if not cfg.storage_url:
             return LocalStorage(cfg.storage_dir)
-        s3 = S3Storage(S3Location.parse(cfg.storage_url, cfg.s3_endpoint))
+        s3 = S3Storage(S3Location.parse(cfg.storage_url, cfg.s3_endpoint), presign_s=cfg.presign_s)
         s3.ensure_bucket()
         return s3
 
@@ -149,7 +244,19 @@ class ControllerDaemon:
                 )
             except Exception:
                 log.exception("retention run failed; trying again in an hour")
+            try:
+                await asyncio.to_thread(self._prune_audit)
+            except Exception:
+                log.exception("audit log pruning failed; trying again in an hour")
             await asyncio.sleep(3600)
+
+    def _prune_audit(self) -> None:
+        with self._sessions() as db:
+            gone = audit.prune(db, self.config.audit_keep_days)
+        if gone:
+            log.info(
+                "audit log: %d rows older than %d days pruned", gone, self.config.audit_keep_days
+            )
 
     async def _sweep(self) -> None:
         assert self.presence is not None
@@ -163,15 +270,20 @@ class ControllerDaemon:
             if task is not None:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
+        if self.token_rotator is not None:
+            await self.token_rotator.stop()
         if self.orchestrator is not None:
             await self.orchestrator.stop()
         if self.hub is not None:
             await self.hub.stop()
         if self.http is not None:
             await self.http.stop()
+        if self._audit_syslog is not None:
+            self._audit_syslog.stop()
 
     async def run(self) -> None:
-        """Run until SIGTERM/SIGINT."""
+        """Run until SIGTERM/SIGINT (files it makes are its user's alone: umask 0077)."""
+        restrict_umask()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stopping.set)

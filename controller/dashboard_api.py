@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from controller.alerts import acknowledge, active_alerts, silence
 from controller.api_common import error, json_content, run_db
-from controller.auth.middleware import principal_of
+from controller.auth.middleware import principal_of, scope_of
 from controller.auth.roles import allowed
 from controller.db.models import Classroom, Lesson
 from controller.db.session import as_utc, utcnow
@@ -81,6 +81,26 @@ def dashboard_document(db: Session, online: set[str], now: datetime) -> dict[str
     }
 
 
+def scoped_dashboard(rooms: set[str] | None, doc: dict[str, Any]) -> dict[str, Any]:
+    """The dashboard of a school-scoped account: its classrooms, their lessons and alerts
+    (``rooms`` None: the county, unchanged)."""
+    if rooms is None:
+        return doc
+
+    def ours(lesson: dict[str, Any]) -> bool:
+        return lesson["lead"] in rooms or bool(rooms.intersection(lesson["receivers"]))
+
+    classrooms = [c for c in doc["agents"]["classrooms"] if c["id"] in rooms]
+    up = sum(1 for c in classrooms if c["online"])
+    return {
+        **doc,
+        "live": [x for x in doc["live"] if ours(x)],
+        "next": [x for x in doc["next"] if ours(x)],
+        "agents": {"online": up, "offline": len(classrooms) - up, "classrooms": classrooms},
+        "alerts": [a for a in doc["alerts"] if a["classroom"] in rooms],
+    }
+
+
 class DashboardApi:
     """Routes; database work runs in a thread."""
 
@@ -104,9 +124,12 @@ class DashboardApi:
         acknowledge and silence alerts."""
         online = set(self._online())
         role = principal_of(request).role
+        scope = scope_of(request)
 
         def work(db: Session) -> web.StreamResponse:
-            doc = dashboard_document(db, online, utcnow())
+            doc = scoped_dashboard(
+                scope.classroom_ids(db), dashboard_document(db, online, utcnow())
+            )
             doc["can_act"] = allowed(role, "POST", ACK_ROUTE)
             return web.json_response(doc)
 

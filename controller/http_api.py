@@ -5,24 +5,33 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from controller import upload_tokens
 from controller.agent_actions import OPENAPI_PATHS as ACTION_PATHS
 from controller.agent_actions import AgentActions, Requester
 from controller.api_common import error
 from controller.auth.api import AuthApi
-from controller.auth.middleware import AuthGate
+from controller.auth.middleware import AuthGate, scope_of
+from controller.auth.scope import Scope
+from controller.auth.viewing import VIEW_DETAIL
+from controller.body_limits import SIGN_IN_BODY_LIMIT, STREAMED, BodyLimits, too_large
 from controller.classrooms_api import OPENAPI_PATHS as CLASSROOMS_PATHS
 from controller.classrooms_api import ClassroomsApi, classroom_document, school_profiles
+from controller.console.routes import add_headers as console_headers
 from controller.console.routes import console_routes
 from controller.dashboard_api import DashboardApi
-from controller.db.models import Classroom, Deletion, Lesson
+from controller.db.models import Classroom, Deletion, Lesson, Recording
 from controller.db.session import as_utc
-from controller.errors import InvalidRequest, NotFound
+from controller.errors import InvalidRequest, NotFound, NotYours
+from controller.floor.api import OPENAPI_PATHS as FLOOR_PATHS
+from controller.floor.api import FloorApi, FloorSpreader
 from controller.keys import ServerKeys
 from controller.lessons import get_lesson, lesson_document
 from controller.network_api import NetworkApi
@@ -31,17 +40,40 @@ from controller.patrol import PatrolApi, Relays
 from controller.recordings import catalogue_document
 from controller.recordings_api import OPENAPI_PATHS as RECORDINGS_PATHS
 from controller.recordings_api import RecordingsApi
+from controller.security import SecurityPolicy
 from controller.storage.backend import ChecksumMismatch, StorageError, object_key
 from controller.storage.errors import StitchError
 from controller.storage.local import LocalStorage
 from controller.timetable.api import OPENAPI, TimetableApi
 from controller.timetable.check_api import LessonCheckApi
+from controller.timetable.csv_import import MAX_BYTES as CSV_MAX_BYTES
+from controller.tls.policy import TlsPolicy, add_hsts
 from controller.uploads import UploadRequest, UploadService, parse_etags
 from controller.uploads_openapi import OPENAPI_PATHS as UPLOAD_PATHS
 
 log = logging.getLogger(__name__)
 
-MAX_UPLOAD_BYTES = 4 * 1024**3
+PART_ROUTE = "/api/v1/uploads/{upload}/parts/{n}"
+# The media type of a stitched track file (fragmented MP4) by the catalogue's kind.
+MEDIA_TYPES = {"video": "video/mp4", "audio": "audio/mp4"}
+BODY_LIMITS = {
+    ("POST", "/api/v1/session"): SIGN_IN_BODY_LIMIT,
+    ("PUT", PART_ROUTE): STREAMED,  # bounded by put_part once the upload token is checked
+    # The CSV's own cap, so the import names it (row count and size) rather than 1 MiB.
+    ("POST", "/api/v1/timetable/import"): CSV_MAX_BYTES,
+}
+
+
+async def _listen(site: web.TCPSite) -> int:
+    await site.start()
+    server = site._server
+    assert server is not None
+    port: int = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+    return port
+
+
+class PartTooLarge(Exception):
+    """A chunked part that ran past its limit while it streamed in."""
 
 
 class HttpApi:
@@ -55,14 +87,28 @@ class HttpApi:
         presence_online: Callable[[], list[str]],
         relays: Callable[[], Relays | None] = lambda: None,
         hub: Callable[[], Requester | None] = lambda: None,
+        floors: Callable[[], FloorSpreader | None] = lambda: None,
+        security: SecurityPolicy | None = None,
+        tls_policy: TlsPolicy | None = None,
     ) -> None:
+        security = security or SecurityPolicy()
         self._sessions = sessions
         self.uploads = uploads
         self._keys = keys
         self._online = presence_online
         self.upload_errors = 0
+        self.body_limits = BodyLimits(BODY_LIMITS)
+        self.tls_policy = tls_policy or TlsPolicy()
         self.app = web.Application(
-            client_max_size=MAX_UPLOAD_BYTES, middlewares=[AuthGate(sessions).middleware]
+            client_max_size=self.body_limits.default,
+            # The TLS rule before anything reads or audits a request, but after the body
+            # limits, whose clone() would drop the https scheme and client address a
+            # trusted proxy's request is given.
+            middlewares=[
+                self.body_limits.middleware,
+                self.tls_policy.middleware,
+                AuthGate(sessions, security).middleware,
+            ],
         )
         self.app.add_routes(
             [
@@ -75,7 +121,7 @@ class HttpApi:
                 web.get("/api/v1/deletions", self.deletions),
                 web.post("/api/v1/uploads", self.open_upload),
                 web.post("/api/v1/uploads/{upload}/urls", self.part_urls),
-                web.put("/api/v1/uploads/{upload}/parts/{n}", self.put_part),
+                web.put(PART_ROUTE, self.put_part),
                 web.post("/api/v1/uploads/{upload}/complete", self.complete_upload),
             ]
         )
@@ -85,6 +131,8 @@ class HttpApi:
         self.app.add_routes(NetworkApi(sessions, presence_online).routes())
         self.app.add_routes(PatrolApi(sessions, relays, presence_online).routes())
         OPENAPI["paths"].update(PATROL_PATHS)
+        self.app.add_routes(FloorApi(sessions, floors).routes())
+        OPENAPI["paths"].update(FLOOR_PATHS)
         self.app.add_routes(RecordingsApi(sessions).routes())
         OPENAPI["paths"].update(RECORDINGS_PATHS)
         self.app.add_routes(ClassroomsApi(sessions, presence_online).routes())
@@ -92,20 +140,24 @@ class HttpApi:
         OPENAPI["paths"].update(UPLOAD_PATHS)
         self.app.add_routes(AgentActions(hub).routes())
         OPENAPI["paths"].update(ACTION_PATHS)
-        self.app.add_routes(AuthApi(sessions).routes())
+        self.app.add_routes(AuthApi(sessions, security).routes())
         self.app.add_routes(console_routes())
+        self.app.on_response_prepare.append(console_headers)
+        self.app.on_response_prepare.append(add_hsts)
         self._runner: web.AppRunner | None = None
         self.port = 0
+        self.proxy_port: int | None = None
 
-    async def start(self, host: str, port: int) -> None:
-        """Listen on ``host:port`` (0 picks a free port)."""
+    async def start(
+        self, host: str, port: int, *, tls: ssl.SSLContext, proxy_port: int | None = None
+    ) -> None:
+        """Serve HTTPS on ``host:port`` (0 picks a free port) and, with trusted proxies,
+        plain HTTP for them on ``proxy_port``."""
         self._runner = web.AppRunner(self.app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port)
-        await site.start()
-        server = site._server
-        assert server is not None
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+        self.port = await _listen(web.TCPSite(self._runner, host, port, ssl_context=tls))
+        if self.tls_policy.trusted_proxies and proxy_port is not None:
+            self.proxy_port = await _listen(web.TCPSite(self._runner, host, proxy_port))
 
     async def stop(self) -> None:
         """Stop listening."""
@@ -120,17 +172,22 @@ class HttpApi:
         """Every classroom with its enrolment, online state, agent version, hardware and
         network profile, devices and latest heartbeat (the inventory)."""
         online = set(self._online())
+        where = scope_of(request).classroom_filter()
         with self._sessions() as db:
-            rooms = db.scalars(select(Classroom).order_by(Classroom.id)).all()
+            query = select(Classroom).order_by(Classroom.id)
+            rooms = db.scalars(query if where is None else query.where(where)).all()
             profiles = school_profiles(db)
             return web.json_response(
                 [classroom_document(r, r.id in online, profiles) for r in rooms]
             )
 
     async def lessons(self, request: web.Request) -> web.Response:
-        """Lessons, newest first."""
+        """Lessons, newest first (those of the caller's school, if scoped)."""
+        scope = scope_of(request)
         with self._sessions() as db:
-            rows = db.scalars(select(Lesson).order_by(Lesson.start_at.desc()).limit(500)).all()
+            query = select(Lesson).order_by(Lesson.start_at.desc()).limit(500)
+            where = scope.lesson_filter(db)
+            rows = db.scalars(query if where is None else query.where(where)).all()
             return web.json_response(
                 [
                     {
@@ -153,17 +210,23 @@ class HttpApi:
                 storage = self.uploads.storage
                 root = storage.root if isinstance(storage, LocalStorage) else None
                 doc = lesson_document(db, get_lesson(db, request.match_info["lesson"]), root)
+                doc["recordings"] = _in_scope(db, scope_of(request), doc["recordings"])
             except NotFound as err:
                 return error(404, str(err))
         return web.json_response(doc)
 
-    def _classroom(self, request: web.Request) -> str | None:
+    async def _classroom(self, request: web.Request) -> str | None:
         """The classroom whose upload token the request carries (X-Classroom + bearer)."""
         classroom = request.headers.get("X-Classroom", "")
         token = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-        if not classroom or not token or not self._keys.check_upload_token(classroom, token):
+        if not classroom or not token:
             return None
-        return classroom
+
+        def work() -> bool:
+            with self._sessions() as db:
+                return upload_tokens.check(db, classroom, token)
+
+        return classroom if await asyncio.to_thread(work) else None
 
     async def _json(self, request: web.Request) -> object:
         try:
@@ -174,13 +237,15 @@ class HttpApi:
     async def _guarded(
         self, request: web.Request, work: Callable[[str], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
-        classroom = self._classroom(request)
+        classroom = await self._classroom(request)
         if classroom is None:
             return error(401, "missing or wrong upload token (headers X-Classroom, Authorization)")
         try:
             return await work(classroom)
         except NotFound as err:
             return error(404, str(err))
+        except NotYours as err:
+            return error(403, str(err))
         except ChecksumMismatch as err:
             self.upload_errors += 1
             log.warning("upload rejected: %s", err)
@@ -238,15 +303,31 @@ class HttpApi:
                 number = int(request.match_info["n"])
             except ValueError:
                 raise InvalidRequest("part number must be an integer") from None
-            backend_id = await asyncio.to_thread(
-                self.uploads.backend_id, classroom, request.match_info["upload"]
+            backend_id, limit = await asyncio.to_thread(
+                self.uploads.part_target, classroom, request.match_info["upload"], number
             )
+            what = f"part {number} of upload {request.match_info['upload']}"
+            declared = request.content_length
+            if declared is not None and declared > limit:
+                return too_large(limit, what, declared)
+            received = 0
 
             async def chunks() -> AsyncIterator[bytes]:
+                nonlocal received
                 async for chunk in request.content.iter_chunked(1 << 20):
+                    received += len(chunk)
+                    if received > limit:
+                        raise PartTooLarge
                     yield chunk
 
-            etag, size = await storage.put_part(backend_id, number, chunks())
+            try:
+                etag, size = await storage.put_part(backend_id, number, chunks())
+            except PartTooLarge:
+                return too_large(limit, what)
+            if size != limit:
+                raise InvalidRequest(
+                    f"{what}: part {number} must be {limit} bytes; got {size}. Send it again"
+                )
             return web.json_response({"n": number, "bytes": size}, headers={"ETag": f'"{etag}"'})
 
         return await self._guarded(request, work)
@@ -268,31 +349,52 @@ class HttpApi:
         with self._sessions() as db:
             try:
                 doc = catalogue_document(db, request.match_info["lesson"])
+                doc["classrooms"] = _in_scope(db, scope_of(request), doc["classrooms"])
             except NotFound as err:
                 return error(404, str(err))
         return web.json_response(doc)
 
     async def recording_file(self, request: web.Request) -> web.StreamResponse:
-        """A stitched recording: served with byte ranges, or redirected to storage."""
+        """A stitched recording the catalogue lists, with its own media type: served with
+        byte ranges, or redirected to storage. Nothing else under the lesson is served."""
+        m = request.match_info
         try:
-            key = object_key(
-                "lessons",
-                request.match_info["lesson"],
-                request.match_info["classroom"],
-                request.match_info["file"],
-            )
+            key = object_key("lessons", m["lesson"], m["classroom"], m["file"])
         except ValueError as err:
             return error(400, str(err))
+
+        def find() -> Recording | None:
+            with self._sessions() as db:
+                return db.scalar(
+                    select(Recording).where(
+                        Recording.lesson_id == m["lesson"],
+                        Recording.classroom_id == m["classroom"],
+                        Recording.path == key,
+                    )
+                )
+
+        rec = await asyncio.to_thread(find)
+        missing = (
+            f"{key}: no such recording; GET /api/v1/lessons/{m['lesson']}/recordings lists "
+            "the lesson's recordings"
+        )
+        if rec is None:
+            return error(404, missing)
+        media_type = MEDIA_TYPES.get(rec.kind, "application/octet-stream")
         storage = self.uploads.storage
         local = storage.local_path(key)
         if local is not None:
-            if not local.is_file():
-                return error(404, f"{key}: no such recording")
-            return web.FileResponse(local, headers={"Content-Type": "video/mp4"})
+            try:
+                size = local.stat().st_size
+            except OSError:
+                return error(404, missing)
+            request[VIEW_DETAIL] = _served(request, size, rec.duration_s)
+            return web.FileResponse(local, headers={"Content-Type": media_type})
         url = await asyncio.to_thread(storage.read_url, key)
         if url is None:
-            return error(404, f"{key}: no such recording")
-        raise web.HTTPFound(url)
+            return error(404, missing)
+        request[VIEW_DETAIL] = {"redirect": True, "duration_s": round(rec.duration_s, 1)}
+        return web.Response(status=302, headers={"Location": url})
 
     async def deletions(self, request: web.Request) -> web.Response:
         """The audit log of deleted recordings, newest first."""
@@ -313,3 +415,34 @@ class HttpApi:
                     for d in rows
                 ]
             )
+
+
+def _in_scope(db: Session, scope: Scope, rows: Any) -> Any:
+    """The rows (each with a "classroom") whose classroom is in ``scope``."""
+    if scope.county:
+        return rows
+    rooms = scope.classroom_ids(db) or set()
+    return [r for r in rows if r["classroom"] in rooms]
+
+
+def _served(request: web.Request, size: int, duration_s: float) -> dict[str, Any]:
+    """The bytes a ranged read will send, and about how many seconds of media that is."""
+    try:
+        rng = request.http_range
+    except ValueError:
+        return {"range": request.headers.get("Range", "")[:100]}
+    start = rng.start or 0
+    if start < 0:
+        sent = min(-start, size)
+    else:
+        stop = size if rng.stop is None else min(rng.stop, size)
+        sent = max(0, stop - start)
+    out: dict[str, Any] = {"bytes": sent}
+    if size:
+        out["seconds"] = round(duration_s * sent / size, 1)
+    if "Range" in request.headers and (rng.start is not None or rng.stop is not None):
+        # FileResponse settles 200 or 206 only as it sends; a satisfiable range is a 206.
+        out["range"] = request.headers["Range"][:100]
+        if sent:
+            out["status"] = 206
+    return out

@@ -4,6 +4,12 @@ Two sockets: the control socket admits only enrolled keys (checked by a ZAP hand
 against the ``KeyBook``), and the enrolment socket admits any key but understands only
 ``EnrolRequest``. A message that does not decode is logged, counted and answered with
 ``ErrorReply``; the receive loop never dies.
+
+An identity is proved, never claimed. The ROUTER assigns every connection its routing id
+(agents do not name themselves, and there is no ``ROUTER_HANDOVER``, so no connection can
+take over another's route). A route is bound to the classroom whose CURVE key sent the
+first message on it (the ZAP ``User-Id``), commands go only to that route, and a reply
+settles a request only if it comes from the classroom that was asked.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from zmq.auth.asyncio import AsyncioAuthenticator
 
 from controller.keys import AnyKey, KeyBook, ServerKeys
 from protocols import envelope
-from protocols.envelope import Envelope
+from protocols.envelope import MAX_ENROL_MESSAGE_BYTES, MAX_MESSAGE_BYTES, Envelope
 from protocols.errors import ProtocolError
 from protocols.messages import Body, EnrolRequest, EnrolResult, ErrorReply
 
@@ -40,6 +46,7 @@ class HubCounters:
     decode_errors: int = 0
     handler_errors: int = 0
     spoofed: int = 0
+    foreign_replies: int = 0
     unroutable: int = 0
     errors_by_kind: dict[str, int] = field(default_factory=dict)
 
@@ -68,8 +75,9 @@ class AgentHub:
         self._enrol: zmq.asyncio.Socket | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._handlers: set[asyncio.Task[None]] = set()
-        self._routes: dict[str, bytes] = {}
-        self._pending: dict[str, asyncio.Future[Envelope]] = {}
+        self._routes: dict[str, bytes] = {}  # classroom → the route its key last spoke on
+        self._route_owner: dict[bytes, str] = {}  # and back
+        self._pending: dict[str, tuple[str, asyncio.Future[Envelope]]] = {}
         self.counters = HubCounters()
         self.control_port = 0
         self.enrol_port = 0
@@ -81,8 +89,8 @@ class AgentHub:
         self._auth.start()
         self._auth.configure_curve_callback("agents", credentials_provider=self._key_book)
         self._auth.configure_curve_callback("enrol", credentials_provider=AnyKey())
-        self._control = self._server_socket("agents", self._control_bind)
-        self._enrol = self._server_socket("enrol", self._enrol_bind)
+        self._control = self._server_socket("agents", self._control_bind, MAX_MESSAGE_BYTES)
+        self._enrol = self._server_socket("enrol", self._enrol_bind, MAX_ENROL_MESSAGE_BYTES)
         self.control_port = _port_of(self._control)
         self.enrol_port = _port_of(self._enrol)
         self._tasks = [
@@ -91,15 +99,17 @@ class AgentHub:
         ]
         log.info("agent hub on %s (enrolment on %s)", self._control_bind, self._enrol_bind)
 
-    def _server_socket(self, domain: str, bind: str) -> zmq.asyncio.Socket:
+    def _server_socket(self, domain: str, bind: str, max_bytes: int) -> zmq.asyncio.Socket:
         assert self._ctx is not None
         sock = self._ctx.socket(zmq.ROUTER)
         sock.curve_server = True
         sock.curve_secretkey = self._keys.secret
         sock.curve_publickey = self._keys.public
         sock.zap_domain = domain.encode()
-        sock.setsockopt(zmq.ROUTER_HANDOVER, 1)
+        # No ROUTER_HANDOVER: a peer naming a route already in use must not displace it.
         sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        # Bigger messages make ZeroMQ drop the sender before the bytes are held.
+        sock.setsockopt(zmq.MAXMSGSIZE, max_bytes)
         sock.linger = 0
         sock.bind(bind)
         return sock
@@ -110,7 +120,7 @@ class AgentHub:
             task.cancel()
         await asyncio.gather(*self._tasks, *self._handlers, return_exceptions=True)
         self._tasks = []
-        for fut in self._pending.values():
+        for _, fut in self._pending.values():
             fut.cancel()
         for sock in (self._control, self._enrol):
             if sock is not None:
@@ -148,7 +158,7 @@ class AgentHub:
         route = self._routes.get(classroom_id)
         if route is None or self._control is None:
             raise ConnectionError(f"agent {classroom_id!r} has not connected to this controller")
-        self._pending[env.id] = future
+        self._pending[env.id] = (classroom_id, future)
         try:
             await self._control.send_multipart([route, envelope.encode(env)], flags=zmq.NOBLOCK)
             self.counters.sent += 1
@@ -197,6 +207,10 @@ class AgentHub:
             log.warning("bad message from %s: %s", classroom_id, err)
             await self._reply_error(route.bytes, "malformed", str(err), None)
             return
+        if not self._route_is_theirs(route.bytes, classroom_id):
+            refusal = "the controller assigns routing ids; do not set one"
+            await self._reply_error(route.bytes, "routing-id", refusal, None)
+            return
         if env.sender != classroom_id:
             self.counters.spoofed += 1
             log.warning(
@@ -206,14 +220,55 @@ class AgentHub:
                 route.bytes, "sender-mismatch", f"sender must be {classroom_id!r}", env.id
             )
             return
-        self._routes[classroom_id] = route.bytes
+        self._bind(classroom_id, route.bytes)
         pending = self._pending.get(env.correlation_id or "")
-        if pending is not None and not pending.done():
-            pending.set_result(env)
+        if pending is not None:
+            asked, future = pending
+            if asked != classroom_id:
+                self.counters.foreign_replies += 1
+                log.warning("agent %s answered a request sent to %s; dropped", classroom_id, asked)
+                return
+            if not future.done():
+                future.set_result(env)
             return
         reply = await self._on_message(classroom_id, env)
         if reply is not None:
             await self.send(classroom_id, reply, correlation_id=env.id)
+
+    def _route_is_theirs(self, route: bytes, classroom_id: str) -> bool:
+        """Whether ``route`` may carry ``classroom_id``'s key; refusals are logged and counted.
+
+        A route the ROUTER assigned is five bytes, the first zero. Any other route was named
+        by the peer itself. A route already bound to another classroom means a peer claimed
+        a route that was not its own: the victim's binding is dropped, so that nothing meant
+        for it goes to the claimant.
+        """
+        owner = self._route_owner.get(route)
+        if len(route) == 5 and route[0] == 0 and owner in (None, classroom_id):
+            return True
+        self.counters.spoofed += 1
+        if owner is not None and owner != classroom_id:
+            log.warning(
+                "agent %s spoke on the route of %s; dropped, and %s unrouted until it speaks",
+                classroom_id,
+                owner,
+                owner,
+            )
+            if self._routes.get(owner) == route:
+                del self._routes[owner]
+            del self._route_owner[route]
+        else:
+            log.warning("agent %s named its own routing id %r; dropped", classroom_id, route)
+        return False
+
+    def _bind(self, classroom_id: str, route: bytes) -> None:
+        old = self._routes.get(classroom_id)
+        if old == route:
+            return
+        if old is not None:
+            self._route_owner.pop(old, None)
+        self._routes[classroom_id] = route
+        self._route_owner[route] = classroom_id
 
     async def _enrol_loop(self) -> None:
         assert self._enrol is not None

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
 import pathlib
 
 import zmq
+
+from protocols.private_files import private_dir, write_private
 
 log = logging.getLogger(__name__)
 
@@ -27,20 +27,10 @@ class ServerKeys:
             public, secret = path.read_bytes().split(b"\n")[:2]
             return cls(public, secret)
         public, secret = zmq.curve_keypair()
-        state_dir.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(public + b"\n" + secret + b"\n")
-        tmp.chmod(0o600)
-        tmp.rename(path)
+        private_dir(state_dir)
+        # Created 0600 (O_EXCL) and then renamed: never readable by others, even briefly.
+        write_private(path, public + b"\n" + secret + b"\n")
         return cls(public, secret)
-
-    def upload_token(self, classroom_id: str) -> str:
-        """The bearer token an agent uses for HTTP uploads (HMAC of its id)."""
-        return hmac.new(self.secret, classroom_id.encode(), hashlib.sha256).hexdigest()
-
-    def check_upload_token(self, classroom_id: str, token: str) -> bool:
-        """Constant-time check of an upload token."""
-        return hmac.compare_digest(self.upload_token(classroom_id), token)
 
 
 class KeyBook:

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from controller.db.models import Classroom, Lesson
 from controller.db.session import as_utc, utcnow
-from controller.errors import NotFound
+from controller.errors import NotYours
 from controller.lessons import get_lesson
 from protocols.lesson_ids import manual_start
 
@@ -23,13 +23,25 @@ MANUAL_KIND = "manual"
 def lesson_for_upload(db: Session, lesson_id: str, classroom_id: str) -> Lesson:
     """The lesson an upload belongs to, cataloguing a manual recording on first sight.
 
-    ``NotFound`` for an unknown scheduled lesson, or for another classroom's manual one.
+    ``NotFound`` for an unknown scheduled lesson; ``NotYours`` for a lesson the classroom
+    takes no part in, or another classroom's manual recording.
     """
     lesson = db.get(Lesson, lesson_id)
     start = manual_start(lesson_id)
     if lesson is not None:
-        if lesson.kind == MANUAL_KIND and lesson.lead_classroom_id != classroom_id:
-            raise NotFound(f"manual recording {lesson_id!r} belongs to another classroom")
+        lead = lesson.lead_classroom_id
+        if lesson.kind == MANUAL_KIND and lead != classroom_id:
+            raise NotYours(
+                f"lesson {lesson_id!r} was recorded by hand in classroom {lead!r}; only "
+                "that classroom may upload to it"
+            )
+        if classroom_id not in lesson.classroom_ids:
+            receiving = ", ".join(repr(r.classroom_id) for r in lesson.receivers) or "none"
+            raise NotYours(
+                f"classroom {classroom_id!r} takes no part in lesson {lesson_id!r} (lead "
+                f"{lead!r}, receiving {receiving}); it may upload only its own lessons' "
+                "recordings"
+            )
         return lesson
     if start is None:
         return get_lesson(db, lesson_id)  # raises NotFound with the hint

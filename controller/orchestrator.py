@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from controller.db.models import Classroom, Lesson, LessonReceiver, Recording
 from controller.db.session import as_utc, utcnow
+from controller.floor.store import floor_state, room_labels
 from controller.hub import AgentHub
 from controller.lessons import log_event, transition
 from controller.presence import Presence
@@ -27,6 +28,7 @@ from controller.timetable.loading import LEAD_ROLES, RECEIVER_ROLES
 from protocols.messages import (
     Body,
     CommandAck,
+    FloorState,
     JoinLesson,
     LeaveLesson,
     ScheduleUpdate,
@@ -267,6 +269,19 @@ class Orchestrator:
             if join is not None:
                 self._command(lesson.id, cid, join)
 
+    def floor_changed(self, state: FloorState) -> None:
+        """Send the lesson's new floor to every classroom that has joined it.
+
+        A request each agent answers with ``CommandAck`` (as joins are); an agent that
+        misses it gets the floor in its next join. Agents apply only a higher ``seq``.
+        """
+        run = self.runs.get(state.lesson_id)
+        if run is None:
+            log.info("floor of lesson %s changed; no agent has joined it here", state.lesson_id)
+            return
+        for cid in sorted(run.joined):
+            self._command(state.lesson_id, cid, state)
+
     def _join_missing(self, db: Session, lesson: Lesson, run: LessonRun) -> None:
         for cid in lesson.classroom_ids:
             if cid in run.joined or cid in run.joining or not self._presence.is_online(cid):
@@ -297,7 +312,9 @@ class Orchestrator:
         for lesson in lessons:
             join = self._join_message(db, lesson, classroom_id)
             if join is not None:
-                out.append(join)
+                # The floor changes by the minute in a lesson; it travels in the join and
+                # in FloorState commands, not in the cached schedule (no push per change).
+                out.append(join.model_copy(update={"floor": None}))
         return out
 
     async def push_schedules(self) -> None:
@@ -364,6 +381,7 @@ class Orchestrator:
                 width=int(str(d.get("width", 0))),
                 height=int(str(d.get("height", 0))),
                 fps=int(str(d.get("fps", 0))),
+                role=str(d.get("role", "")),
             )
             for src in sources
             for d in published(src)
@@ -376,6 +394,8 @@ class Orchestrator:
             start_at=as_utc(lesson.start_at).timestamp(),
             end_at=as_utc(lesson.end_at).timestamp(),
             rung=lesson.rung,
+            rooms=room_labels(db, lesson.classroom_ids),
+            floor=floor_state(db, lesson.id) if lesson.state in ("preparing", "live") else None,
         )
 
     def _command(self, lesson_id: str, classroom_id: str, body: Body) -> None:

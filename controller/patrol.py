@@ -3,16 +3,21 @@ watch them over WebRTC through the lesson's relay.
 
 ``GET /api/v1/live`` lists the lessons this controller is relaying; ``POST
 /api/v1/lessons/{lesson}/watch`` answers a browser's receive-only offer; ``DELETE
-/api/v1/lessons/{lesson}/watch/{viewer}`` hangs up. Watching changes nothing, so every role
-may do it (see ``controller.auth.roles.READ_ACTIONS``); who watched which lesson is still
-written to the audit log, as action ``watch``.
+/api/v1/lessons/{lesson}/watch/{viewer}`` hangs up. Watching changes nothing, so every staff
+role may do it (see ``controller.auth.roles.READ_ACTIONS``), within their school scope:
+only lessons and feeds of their school's classrooms. Who watched which feeds is written to
+the audit log: ``watch`` when the viewer opens, ``watch_end`` with its duration when it
+closes (hung up, or its connection lost). Only the viewer's own session, or an admin, may
+hang it up.
 """
 
 from __future__ import annotations
 
 import asyncio
 import secrets
+import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -21,6 +26,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from controller.api_common import error, json_content
+from controller.auth import audit
+from controller.auth.middleware import principal_of, scope_of, viewer_key
+from controller.auth.roles import ADMIN
+from controller.auth.scope import Scope
+from controller.auth.web_sessions import Principal
 from controller.db.models import Classroom, Lesson
 from controller.db.session import as_utc, utcnow
 from controller.relay.room import FeedRef, LessonRelay, SignallingError
@@ -167,9 +177,43 @@ def parse_watch(body: object) -> tuple[str, list[FeedRef]]:
     return sdp, feeds
 
 
+def scoped_live(db: Session, scope: Scope, lessons: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The live lessons a scope sees: those with one of its classrooms, showing only the
+    feeds and classroom figures of its own classrooms."""
+    rooms = scope.classroom_ids(db)
+    if rooms is None:
+        return lessons
+    out = []
+    for lesson in lessons:
+        if lesson["lead"] not in rooms and not rooms.intersection(lesson["receivers"]):
+            continue
+        out.append(
+            {
+                **lesson,
+                "feeds": [f for f in lesson["feeds"] if f["classroom"] in rooms],
+                "classrooms": {c: q for c, q in lesson["classrooms"].items() if c in rooms},
+            }
+        )
+    return out
+
+
+@dataclass
+class Watching:
+    """One open patrol viewer: whose it is and since when."""
+
+    lesson: str
+    viewer: str
+    holder: str  # viewer_key() of the session (or token user) that opened it
+    principal: Principal
+    remote: str
+    feeds: list[str]
+    started: float = field(default_factory=time.monotonic)
+    ended_by: str = ""  # who hung up; empty: the connection closed by itself
+
+
 class PatrolApi:
     """Routes of the patrol view; the orchestrator is looked up per request because the
-    HTTP API starts before it."""
+    HTTP API starts before it. Holds the open viewers (who watches what, since when)."""
 
     def __init__(
         self,
@@ -180,6 +224,7 @@ class PatrolApi:
         self._sessions = sessions
         self._relays = relays
         self._online = online
+        self._watching: dict[str, Watching] = {}
 
     def routes(self) -> list[web.RouteDef]:
         """The routes to add to the controller's application."""
@@ -192,10 +237,11 @@ class PatrolApi:
     async def live(self, request: web.Request) -> web.Response:
         """The live lessons with feeds and QoS."""
         relays, online = self._relays(), set(self._online())
+        scope = scope_of(request)
 
         def job() -> list[dict[str, Any]]:
             with self._sessions() as db:
-                return live_document(db, relays, online)
+                return scoped_live(db, scope, live_document(db, relays, online))
 
         return web.json_response(await asyncio.to_thread(job))
 
@@ -217,20 +263,90 @@ class PatrolApi:
             sdp, feeds = parse_watch(await request.json())
         except ValueError as err:
             return error(400, f"watch {lesson_id}: {err}")
+        scope = scope_of(request)
+        sources = sorted({f.classroom for f in feeds})
+        seen = await asyncio.to_thread(self._visible, scope, sources)
+        hidden = [c for c in sources if c not in seen]
+        if hidden:
+            return error(
+                403,
+                f"watch {lesson_id}: feeds of {', '.join(hidden)} are outside "
+                f"{scope.describe()}; GET /api/v1/live lists the feeds you may watch",
+            )
+        principal = principal_of(request)
         viewer = "v-" + secrets.token_urlsafe(9)
+        watching = Watching(
+            lesson_id,
+            viewer,
+            viewer_key(principal),
+            principal,
+            request.remote or "",
+            [f"{f.classroom}/{f.track}" for f in feeds],
+        )
+
+        async def closed() -> None:
+            await self._ended(watching)
+
         try:
-            answer = await relay.answer_viewer(viewer, sdp, feeds)
+            answer = await relay.answer_viewer(viewer, sdp, feeds, on_close=closed)
         except SignallingError as err:
             return error(400, f"watch {lesson_id}: {err}")
+        self._watching[viewer] = watching
+        await asyncio.to_thread(
+            self._audit,
+            watching,
+            "watch",
+            request.path,
+            {"status": 201, "viewer": viewer, "feeds": watching.feeds},
+        )
         return web.json_response({"sdp": answer, "type": "answer", "viewer": viewer}, status=201)
 
     async def unwatch(self, request: web.Request) -> web.Response:
-        """Hang up one viewer."""
+        """Hang up one viewer: the session that opened it may, and an admin may."""
         lesson_id, viewer = request.match_info["lesson"], request.match_info["viewer"]
         relay = self._relay(lesson_id)
-        if relay is None or not await relay.close_viewer(viewer):
+        watching = self._watching.get(viewer)
+        if relay is None or watching is None or watching.lesson != lesson_id:
+            return error(404, f"no viewer {viewer} in lesson {lesson_id} (already closed?)")
+        principal = principal_of(request)
+        if viewer_key(principal) != watching.holder and principal.role != ADMIN:
+            return error(
+                403,
+                f"viewer {viewer} belongs to another session ({watching.principal.username}); "
+                "only that session or an admin may close it",
+            )
+        watching.ended_by = principal.username
+        if not await relay.close_viewer(viewer):
             return error(404, f"no viewer {viewer} in lesson {lesson_id} (already closed?)")
         return web.json_response({"closed": viewer})
+
+    def _visible(self, scope: Scope, classrooms: list[str]) -> list[str]:
+        with self._sessions() as db:
+            return scope.keep(db, classrooms)
+
+    def _audit(self, w: Watching, action: str, target: str, detail: dict[str, Any]) -> None:
+        with self._sessions() as db:
+            audit.record(
+                db,
+                action,
+                username=w.principal.username,
+                role=w.principal.role,
+                target=target,
+                detail={"via": w.principal.via, **detail},
+                remote=w.remote,
+            )
+
+    async def _ended(self, w: Watching) -> None:
+        """The viewer closed: write 'watch_end' with how long it watched."""
+        self._watching.pop(w.viewer, None)
+        detail = {
+            "viewer": w.viewer,
+            "feeds": w.feeds,
+            "duration_s": round(time.monotonic() - w.started, 1),
+            "ended_by": w.ended_by or "connection closed",
+        }
+        target = f"/api/v1/lessons/{w.lesson}/watch/{w.viewer}"
+        await asyncio.to_thread(self._audit, w, "watch_end", target, detail)
 
 
 _ERROR = {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]}
@@ -298,7 +414,8 @@ OPENAPI_PATHS: dict[str, Any] = {
         "post": {
             "summary": "Watch a live lesson over WebRTC (receive-only, H.264 + Opus)",
             "description": "The offer has one recvonly transceiver per entry of 'feeds', in "
-            "the same order. Every role may watch; it is audited as action 'watch'.",
+            "the same order. Every staff role may watch feeds of its school scope; it is "
+            "audited as action 'watch', and the end as 'watch_end' with its duration.",
             "parameters": [_LESSON],
             "requestBody": {
                 "required": True,
@@ -334,13 +451,14 @@ OPENAPI_PATHS: dict[str, Any] = {
     },
     "/api/v1/lessons/{lesson}/watch/{viewer}": {
         "delete": {
-            "summary": "Stop watching",
+            "summary": "Stop watching (the viewer's own session, or an admin)",
             "parameters": [
                 _LESSON,
                 {"name": "viewer", "in": "path", "required": True, "schema": {"type": "string"}},
             ],
             "responses": {
                 "200": {"description": "closed"},
+                "403": {"description": "another session's viewer", **json_content(_ERROR)},
                 "404": {"description": "no such viewer", **json_content(_ERROR)},
             },
         }

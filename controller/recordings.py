@@ -18,7 +18,7 @@ from controller.errors import InvalidRequest
 from controller.lessons import get_lesson, log_event
 from controller.manual_recordings import extend_to
 from controller.storage.backend import StorageBackend, object_key
-from controller.storage.stitch import stitch
+from controller.storage.sandbox import stitch_sandboxed
 from protocols.manifest import Manifest
 
 log = logging.getLogger(__name__)
@@ -158,7 +158,8 @@ def stitch_manifest(db: Session, storage: StorageBackend, manifest: Manifest) ->
             target_key = object_key("lessons", lesson_id, classroom_id, f"{key}.mp4")
             local = storage.local_path(target_key)
             target = local if local is not None else work / f"{key}.mp4"
-            result = stitch(files, target, [s.start_s for s in ordered])
+            # Agent-supplied bytes: demuxed in a sandboxed child, never in this process.
+            result = stitch_sandboxed(files, target, [s.start_s for s in ordered])
             stored = storage.store_file(target, target_key)
             rec = Recording(
                 lesson_id=lesson_id,

@@ -1,6 +1,6 @@
-"""Routes of the recordings page: search the catalogue, publish a recording to the
-resource library. Playback itself is ``GET /api/v1/recordings/{lesson}/{classroom}/{file}``
-(byte ranges) in ``controller.http_api``."""
+"""Routes of the recordings page: search the catalogue (within the caller's school scope),
+publish a recording to the resource library. Playback itself is ``GET
+/api/v1/recordings/{lesson}/{classroom}/{file}`` (byte ranges) in ``controller.http_api``."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from aiohttp import web
 from sqlalchemy.orm import Session, sessionmaker
 
 from controller.api_common import error, json_content, run_db
-from controller.auth.middleware import PRINCIPAL
+from controller.auth.middleware import PRINCIPAL, scope_of
 from controller.errors import InvalidRequest
 from controller.recordings_search import MAX_LIMIT, RecordingQuery, publish, search
 
@@ -38,7 +38,8 @@ class RecordingsApi:
             query = RecordingQuery.parse(request.query)
         except InvalidRequest as err:
             return error(400, str(err))
-        return await self._run(lambda db: search(db, query))
+        school = scope_of(request).school
+        return await self._run(lambda db: search(db, query, school))
 
     async def publish(self, request: web.Request) -> web.StreamResponse:
         """Publish one track's recording to the resource library (admin, scheduler)."""
@@ -147,11 +148,20 @@ OPENAPI_PATHS: dict[str, Any] = {
     },
     "/api/v1/recordings/{lesson}/{classroom}/{file}": {
         "get": {
-            "summary": "Play or download a stitched recording (video/mp4, byte ranges)",
+            "summary": "Play or download a stitched recording the catalogue lists (byte ranges)",
+            "description": "Only the stitched track files of GET /api/v1/lessons/{lesson}/"
+            "recordings are served, as video/mp4 or audio/mp4; every read is audited "
+            "(one row per viewer and file per 5 minutes, with bytes and seconds served).",
             "parameters": [_p("lesson"), _p("classroom"), _p("file")],
             "responses": {
-                "200": {"description": "the file", "content": {"video/mp4": {}}},
-                "206": {"description": "a byte range", "content": {"video/mp4": {}}},
+                "200": {
+                    "description": "the file",
+                    "content": {"video/mp4": {}, "audio/mp4": {}},
+                },
+                "206": {
+                    "description": "a byte range",
+                    "content": {"video/mp4": {}, "audio/mp4": {}},
+                },
                 "302": {"description": "redirect to the storage's signed URL"},
                 "400": {"description": "not a valid storage name", **json_content(_ERROR)},
                 "404": {"description": "no such recording", **json_content(_ERROR)},

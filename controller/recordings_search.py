@@ -123,9 +123,12 @@ def track_coverage(cover: dict[str, Any] | None, track: str) -> tuple[float | No
     return None, None
 
 
-def search(db: Session, q: RecordingQuery) -> dict[str, Any]:
-    """One page of recordings matching ``q``, with the total count."""
+def search(db: Session, q: RecordingQuery, only_school: str | None = None) -> dict[str, Any]:
+    """One page of recordings matching ``q``, with the total count; ``only_school``
+    limits it to one school's classrooms (the caller's scope)."""
     where = q.conditions()
+    if only_school is not None:
+        where.append(Classroom.school == only_school)
     base = (
         select(Recording.id)
         .join(Lesson, Lesson.id == Recording.lesson_id)

@@ -11,13 +11,14 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from controller import upload_tokens
 from controller.db.models import Classroom
 from controller.db.session import as_utc, utcnow
 from controller.errors import EnrolmentRefused, InvalidRequest, NotFound
 
 CLASSROOM_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 TOKEN_PREFIX = "cb1"
-TOKEN_TTL = timedelta(days=7)
+TOKEN_TTL = timedelta(hours=24)  # SecurityPolicy.enrol_token_ttl's default
 
 
 def make_token(classroom_id: str, server_public: bytes) -> tuple[str, str]:
@@ -50,9 +51,15 @@ def parse_token(token: str) -> tuple[str, str, str]:
 
 
 def add_classroom(
-    db: Session, classroom_id: str, name: str, school: str, server_public: bytes
+    db: Session,
+    classroom_id: str,
+    name: str,
+    school: str,
+    server_public: bytes,
+    ttl: timedelta = TOKEN_TTL,
 ) -> str:
-    """Create a classroom (or re-issue its token) and return a one-time enrolment token."""
+    """Create a classroom (or re-issue its token) and return a one-time enrolment token,
+    valid for ``ttl``."""
     if not CLASSROOM_ID.match(classroom_id):
         raise InvalidRequest(
             f"classroom id {classroom_id!r} is not valid: use 1-64 lower-case letters, "
@@ -71,13 +78,15 @@ def add_classroom(
         db.add(room)
     token, token_hash = make_token(classroom_id, server_public)
     room.enrol_token_hash = token_hash
-    room.enrol_expires_at = utcnow() + TOKEN_TTL
+    room.enrol_expires_at = utcnow() + ttl
     db.commit()
     return token
 
 
-def enrol(db: Session, token: str, public_key: str) -> str:
-    """Consume a token and bind ``public_key`` to its classroom; returns the classroom id."""
+def enrol(db: Session, token: str, public_key: str) -> tuple[str, str | None]:
+    """Consume a token and bind ``public_key`` to its classroom, revoking the classroom's
+    upload tokens; returns the classroom id and the key it replaced (None if none, or the
+    same key enrolled again)."""
     try:
         classroom_id, secret, _ = parse_token(token)
     except ValueError as err:
@@ -99,12 +108,16 @@ def enrol(db: Session, token: str, public_key: str) -> str:
     other = db.scalar(select(Classroom).where(Classroom.public_key == public_key))
     if other is not None and other.id != classroom_id:
         raise EnrolmentRefused("this agent key is already enrolled for another classroom")
+    now = utcnow()
+    previous = room.public_key
     room.public_key = public_key
     room.enrol_token_hash = None
     room.enrol_expires_at = None
-    room.enrolled_at = utcnow()
+    room.enrolled_at = now
     db.commit()
-    return classroom_id
+    # The old agent's upload tokens die with its key.
+    upload_tokens.revoke(db, classroom_id)
+    return classroom_id, previous if previous != public_key else None
 
 
 def enrolled_keys(db: Session) -> dict[str, str]:

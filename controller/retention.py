@@ -1,7 +1,11 @@
 """Retention: how long each kind of lesson's recordings are kept, and the audit of deletions.
 
 Every object deleted from storage — by the policy or by a person — leaves a ``Deletion``
-row naming the object, its size and checksum, the reason and who did it.
+row naming the object, its size and checksum, the reason and who did it. Clearing a lesson
+takes everything of it out of storage, not only what the catalogue lists: segments,
+stitched files, manifests, half-assembled files, and uploads still open (their staged or
+S3 multipart parts are aborted), so no video outlives its retention. Multipart uploads
+begun more than a day ago and never finished are aborted on every run as well.
 """
 
 from __future__ import annotations
@@ -10,12 +14,19 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, union
 from sqlalchemy.orm import Session, sessionmaker
 
-from controller.db.models import Deletion, Lesson, Recording, StoredSegment
+from controller.db.models import (
+    Deletion,
+    Lesson,
+    Recording,
+    RecordingManifest,
+    StoredSegment,
+    UploadSession,
+)
 from controller.db.session import as_utc, utcnow
-from controller.storage.backend import StorageBackend
+from controller.storage.backend import StorageBackend, StorageError
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +39,8 @@ DEFAULT_DAYS: dict[str, int | None] = {
     "open_school": 3 * 365,
     "research": 180,
 }
+# A multipart upload no agent finished within this long is abandoned: abort it.
+STALE_UPLOAD = timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -42,34 +55,119 @@ class RetentionPolicy:
         return self.days.get(kind, self.default_days)
 
 
-def delete_lesson_recordings(
-    db: Session, storage: StorageBackend, lesson: Lesson, reason: str, actor: str
-) -> int:
-    """Delete every stored object of a lesson, auditing each; returns bytes freed."""
-    freed = 0
-    segments = db.scalars(select(StoredSegment).where(StoredSegment.lesson_id == lesson.id)).all()
-    recs = db.scalars(select(Recording).where(Recording.lesson_id == lesson.id)).all()
-    objects = [(s.classroom_id, s.path, s.sha256) for s in segments]
-    objects += [(r.classroom_id, r.path, r.sha256) for r in recs]
-    for classroom_id, key, sha in objects:
-        size = storage.delete(key)
-        freed += size
-        db.add(
-            Deletion(
-                at=utcnow(),
-                lesson_id=lesson.id,
-                classroom_id=classroom_id,
-                key=key,
-                bytes=size,
-                sha256=sha,
-                reason=reason,
-                actor=actor,
-            )
+def _audit(
+    db: Session,
+    lesson_id: str,
+    classroom_id: str,
+    key: str,
+    size: int,
+    sha: str,
+    reason: str,
+    actor: str,
+) -> None:
+    db.add(
+        Deletion(
+            at=utcnow(),
+            lesson_id=lesson_id,
+            classroom_id=classroom_id,
+            key=key,
+            bytes=size,
+            sha256=sha,
+            reason=reason,
+            actor=actor,
         )
-    db.execute(delete(StoredSegment).where(StoredSegment.lesson_id == lesson.id))
-    db.execute(delete(Recording).where(Recording.lesson_id == lesson.id))
+    )
+
+
+def delete_lesson_recordings(
+    db: Session,
+    storage: StorageBackend,
+    lesson: Lesson,
+    reason: str,
+    actor: str,
+    classroom_id: str | None = None,
+) -> int:
+    """Delete every stored object of a lesson (of one classroom, if given), auditing each;
+    returns bytes freed."""
+    seg_q = select(StoredSegment).where(StoredSegment.lesson_id == lesson.id)
+    rec_q = select(Recording).where(Recording.lesson_id == lesson.id)
+    up_q = select(UploadSession).where(UploadSession.lesson_id == lesson.id)
+    if classroom_id is not None:
+        seg_q = seg_q.where(StoredSegment.classroom_id == classroom_id)
+        rec_q = rec_q.where(Recording.classroom_id == classroom_id)
+        up_q = up_q.where(UploadSession.classroom_id == classroom_id)
+    known: dict[str, tuple[str, str]] = {}  # key → (classroom, sha256) from the catalogue
+    for s in db.scalars(seg_q).all():
+        known[s.path] = (s.classroom_id, s.sha256)
+    for r in db.scalars(rec_q).all():
+        known[r.path] = (r.classroom_id, r.sha256)
+    uploads = db.scalars(up_q).all()
+    for u in uploads:
+        known.setdefault(u.key, (u.classroom_id, u.sha256 if u.state == "stored" else ""))
+    # Uploads still open hold parts (staged files or S3 multipart parts): abort them first.
+    for u in uploads:
+        if u.state == "open":
+            storage.abort(u.key, u.backend_id)
+            u.state, u.error = "failed", f"aborted: {reason}"
+    prefix = f"lessons/{lesson.id}" + (f"/{classroom_id}" if classroom_id else "")
+    keys = set(storage.keys(prefix)) | set(known)
+    freed = 0
+    for key in sorted(keys):
+        owner, sha = known.get(key, (_classroom_of(key), ""))
+        size = storage.delete(key)  # 0 when catalogued but already gone: still audited
+        freed += size
+        _audit(db, lesson.id, owner, key, size, sha, reason, actor)
+    prune = getattr(storage, "prune", None)
+    if prune is not None:
+        prune(prefix)
+    for model in (StoredSegment, Recording, RecordingManifest):
+        stmt = delete(model).where(model.lesson_id == lesson.id)
+        if classroom_id is not None:
+            stmt = stmt.where(model.classroom_id == classroom_id)
+        db.execute(stmt)
+    # Finished uploads of what was cleared: nothing left to revisit.
+    for u in uploads:
+        if u.state == "stored":
+            u.state, u.error = "failed", f"object deleted: {reason}"
     db.commit()
     return freed
+
+
+def _classroom_of(key: str) -> str:
+    parts = key.split("/")
+    return parts[2] if len(parts) > 2 else ""
+
+
+def abort_stale_uploads(
+    sessions: sessionmaker[Session], storage: StorageBackend, now: datetime
+) -> list[str]:
+    """Abort multipart uploads begun over a day ago and never finished (their parts hold
+    video), and mark their upload sessions failed so the agent opens a fresh one."""
+    cutoff = now - STALE_UPLOAD
+    with sessions() as db:
+        # Our own record of when an upload began wins over the store's (some S3-compatible
+        # stores report no real start time): a young open session is never aborted.
+        young = frozenset(
+            db.scalars(
+                select(UploadSession.backend_id).where(
+                    UploadSession.state == "open", UploadSession.created_at >= cutoff
+                )
+            ).all()
+        )
+    dropped = storage.abort_stale_uploads(cutoff, young)
+    with sessions() as db:
+        stale = db.scalars(
+            select(UploadSession).where(
+                UploadSession.state == "open", UploadSession.created_at < cutoff
+            )
+        ).all()
+        for u in stale:
+            storage.abort(u.key, u.backend_id)
+            u.state, u.error = "failed", "aborted: unfinished for over a day"
+        db.commit()
+    if dropped:
+        log.info("retention aborted %d unfinished upload(s): %s", len(dropped), dropped[:5])
+    return dropped
 
 
 def run_retention(
@@ -82,7 +180,12 @@ def run_retention(
     now = now or utcnow()
     cleared: list[str] = []
     with sessions() as db:
-        with_objects = select(StoredSegment.lesson_id).union(select(Recording.lesson_id))
+        with_objects = union(
+            select(StoredSegment.lesson_id),
+            select(Recording.lesson_id),
+            select(RecordingManifest.lesson_id),
+            select(UploadSession.lesson_id).where(UploadSession.state != "failed"),
+        )
         lessons = db.scalars(select(Lesson).where(Lesson.id.in_(with_objects))).all()
         for lesson in lessons:
             days = policy.keep_days(lesson.kind)
@@ -97,4 +200,8 @@ def run_retention(
             )
             log.info("retention deleted lesson %s recordings (%d bytes)", lesson.id, freed)
             cleared.append(lesson.id)
+    try:
+        abort_stale_uploads(sessions, storage, now)
+    except StorageError:
+        log.exception("could not abort stale uploads; trying again on the next run")
     return cleared

@@ -5,15 +5,15 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
-RELATIVE = re.compile(r"^\+?(\d+(?:\.\d+)?)(s|m|h)$")
-UNITS = {"s": 1, "m": 60, "h": 3600}
+RELATIVE = re.compile(r"^\+?(\d+(?:\.\d+)?)(s|m|h|d)$")
+UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def parse_duration(text: str) -> timedelta:
-    """'45m', '20s', '1.5h' → timedelta."""
+    """'45m', '20s', '1.5h', '7d' → timedelta."""
     match = RELATIVE.match(text.strip())
     if not match:
-        raise ValueError(f"duration {text!r} is not valid; write e.g. 45m, 20s or 1.5h")
+        raise ValueError(f"duration {text!r} is not valid; write e.g. 45m, 20s, 1.5h or 7d")
     return timedelta(seconds=float(match.group(1)) * UNITS[match.group(2)])
 
 

@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
 MAX_FILE_BYTES = 64 * 1024**3
+# The controller reads a manifest into memory to catalogue it; a real one is well under.
+MAX_MANIFEST_BYTES = 8 * 1024**2
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,10 @@ class UploadRequest:
             raise InvalidRequest(f"field {err.args[0]!r} is required") from None
         if not isinstance(size, int) or not 0 <= size <= MAX_FILE_BYTES:
             raise InvalidRequest(f"size must be an integer from 0 to {MAX_FILE_BYTES}")
+        if rel == MANIFEST and size > MAX_MANIFEST_BYTES:
+            raise InvalidRequest(
+                f"{MANIFEST} is at most {MAX_MANIFEST_BYTES} bytes; this one says {size}"
+            )
         if len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
             raise InvalidRequest("sha256 must be 64 hex digits")
         parts = rel.split("/")
@@ -89,6 +95,16 @@ class UploadService:
 
     def _part_count(self, size: int, part_size: int) -> int:
         return max(1, math.ceil(size / part_size))
+
+    def _check_part(self, row: UploadSession, n: object) -> int:
+        """Part ``n``'s exact length; ``InvalidRequest`` naming the valid range if none."""
+        count = self._part_count(row.size, row.part_size)
+        if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= count:
+            raise InvalidRequest(
+                f"part {n!r} is out of range 1..{count} for upload {row.id} "
+                f"({row.size} bytes in parts of {row.part_size})"
+            )
+        return row.part_size if n < count else row.size - (count - 1) * row.part_size
 
     def open(self, classroom_id: str, req: UploadRequest) -> dict[str, object]:
         """Open (or resume) an upload; ``done`` when storage already holds the file."""
@@ -157,11 +173,9 @@ class UploadService:
         """Where to PUT each part; ``auth`` says whether to send the upload token."""
         with self._sessions() as db:
             row = self._session(db, classroom_id, upload_id)
-            count = self._part_count(row.size, row.part_size)
             targets = []
             for n in numbers:
-                if not isinstance(n, int) or not 1 <= n <= count:
-                    raise InvalidRequest(f"part {n!r} is out of range 1..{count}")
+                self._check_part(row, n)
                 url = self.storage.part_url(row.key, row.backend_id, n)
                 own = url is None
                 targets.append(
@@ -173,10 +187,11 @@ class UploadService:
                 )
             return {"parts": targets}
 
-    def backend_id(self, classroom_id: str, upload_id: str) -> str:
-        """The backend's id of an open upload (local part uploads)."""
+    def part_target(self, classroom_id: str, upload_id: str, n: int) -> tuple[str, int]:
+        """The backend's id of an open upload and part ``n``'s exact length (local parts)."""
         with self._sessions() as db:
-            return self._session(db, classroom_id, upload_id).backend_id
+            row = self._session(db, classroom_id, upload_id)
+            return row.backend_id, self._check_part(row, n)
 
     def complete(
         self, classroom_id: str, upload_id: str, etags: list[tuple[int, str]]
@@ -227,6 +242,8 @@ class UploadService:
     def _read_small(self, key: str) -> bytes:
         with tempfile.TemporaryDirectory(prefix="cb-manifest-") as tmp:
             path = self.storage.fetch(key, pathlib.Path(tmp) / "manifest.json")
+            if path.stat().st_size > MAX_MANIFEST_BYTES:
+                raise InvalidRequest(f"{key} is over {MAX_MANIFEST_BYTES} bytes; not read")
             return path.read_bytes()
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from controller.api_common import json_content
+from controller.uploads import MAX_FILE_BYTES, MAX_MANIFEST_BYTES
 
 _ERROR = {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]}
 _SECURITY: list[dict[str, list[str]]] = [{"uploadToken": []}]
@@ -27,7 +28,16 @@ def _answers(ok: dict[str, Any]) -> dict[str, Any]:
         **ok,
         "400": {"description": "invalid request", **json_content(_ERROR)},
         "401": {"description": "missing or wrong upload token", **json_content(_ERROR)},
+        "403": {
+            "description": "the lesson is not this classroom's (it takes no part in it, or "
+            "another classroom recorded it by hand)",
+            **json_content(_ERROR),
+        },
         "404": {"description": "unknown upload", **json_content(_ERROR)},
+        "413": {
+            "description": "body over the route's limit (1 MiB; a part: its exact length)",
+            **json_content(_ERROR),
+        },
         "422": {
             "description": "checksum mismatch, or stored but not playable",
             **json_content(_ERROR),
@@ -61,7 +71,12 @@ _OPEN = {
     "properties": {
         "lesson_id": {"type": "string"},
         "rel": {"type": "string", "description": "manifest.json or <track>/<segment>"},
-        "size": {"type": "integer", "minimum": 0},
+        "size": {
+            "type": "integer",
+            "minimum": 0,
+            "maximum": MAX_FILE_BYTES,
+            "description": f"bytes; a manifest.json at most {MAX_MANIFEST_BYTES}",
+        },
         "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
     },
 }
@@ -97,7 +112,14 @@ OPENAPI_PATHS: dict[str, Any] = {
             "parameters": [
                 _CLASSROOM,
                 _UPLOAD,
-                {"name": "n", "in": "path", "required": True, "schema": {"type": "integer"}},
+                {
+                    "name": "n",
+                    "in": "path",
+                    "required": True,
+                    "description": "1..parts (as open answered); every part is part_size "
+                    "bytes exactly, the last one the rest",
+                    "schema": {"type": "integer", "minimum": 1},
+                },
             ],
             "requestBody": {"content": {"application/octet-stream": {"schema": {}}}},
             "responses": _answers({"200": {"description": "stored; ETag header"}}),

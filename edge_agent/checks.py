@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json
+import os
 import pathlib
 import shutil
 import socket
@@ -186,6 +187,8 @@ def check_device(device: Device, timeout: float = 4.0) -> Check:
             return Check(
                 name, False, f"display {device.device} is not running", "log in on the panel PC"
             )
+    if device.driver == "pulse":
+        return _check_pulse_source(name, device.device)
     spec = capture_spec(device)
     try:
         with av.open(
@@ -201,13 +204,41 @@ def check_device(device: Device, timeout: float = 4.0) -> Check:
                     f"{video.codec_context.height}",
                 )
             return Check(name, True, f"{stream.codec_context.name} {stream.rate} Hz")
-    except (av.FFmpegError, OSError, IndexError) as err:
+    except (av.FFmpegError, OSError, IndexError, ValueError) as err:
         return Check(
             name,
             False,
             f"{spec.url}: {getattr(err, 'strerror', None) or err}",
             "check power, cable and address of the device",
         )
+
+
+def _check_pulse_source(name: str, source: str) -> Check:
+    """A PulseAudio microphone: the source exists and gives 100 ms of sound."""
+    from edge_agent.room.errors import RoomError
+    from edge_agent.room.pulse import Recording, list_sources
+
+    server = os.environ.get("PULSE_SERVER") or None
+    try:
+        names = [s.name for s in list_sources(server)]
+    except RoomError as err:
+        return Check(name, False, str(err), "start PulseAudio (or PipeWire) for the agent's user")
+    if source not in names:
+        return Check(
+            name,
+            False,
+            f"no PulseAudio source {source!r}; found: {', '.join(names) or 'none'}",
+            "set the microphone's device to one of the sources found",
+        )
+    recording = Recording(source, server=server)
+    try:
+        recording.open()
+        recording.read(4800)
+    except RoomError as err:
+        return Check(name, False, str(err), "check the microphone is plugged in and not muted")
+    finally:
+        recording.close()
+    return Check(name, True, f"pulse {source} 48000 Hz")
 
 
 def check_ptz(device: Device) -> Check:

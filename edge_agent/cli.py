@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from edge_agent import cli_tech
-from edge_agent.daemon import AgentDaemon, UploadLimits
+from edge_agent.daemon import AgentDaemon
 from edge_agent.enrol import enrol_blocking
 from edge_agent.errors import AgentError
 from edge_agent.identity import Identity
@@ -23,7 +23,9 @@ from edge_agent.remote_actions import RESTART_EXIT_CODE
 from edge_agent.status import collect as collect_status
 from edge_agent.status import render as render_status
 from edge_agent.uploads.journal import UploadJournal
+from edge_agent.uploads.throttle import UploadLimits
 from protocols.network_profile import NetworkProfileError, load_network_profile_toml
+from protocols.private_files import private_dir, restrict_umask
 
 app = typer.Typer(help="classbridge edge agent for a recording classroom.", no_args_is_help=True)
 profile_app = typer.Typer(help="Hardware profiles.", no_args_is_help=True)
@@ -112,7 +114,13 @@ def run(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s agent %(levelname)s %(name)s: %(message)s",
     )
+    # Segments, the upload journal and the schedule cache are the agent user's alone. Only
+    # the daemon does this: a technician's command run as root must leave files the
+    # daemon can read.
+    restrict_umask()
     try:
+        if state_dir.exists():
+            private_dir(state_dir)
         identity = Identity.load(state_dir)
         loaded = load_profile(profile)
         network = (

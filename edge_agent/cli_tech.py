@@ -7,6 +7,7 @@ failed (the output says what to do), 2 bad input (unknown device, unreadable pro
 from __future__ import annotations
 
 import json
+import os
 import pathlib
 import shutil
 import subprocess
@@ -20,7 +21,7 @@ import typer
 from edge_agent import checks
 from edge_agent.errors import AgentError
 from edge_agent.media.level import dbfs
-from edge_agent.profile import Device, load_profile
+from edge_agent.profile import Device, HardwareProfile, load_profile
 from edge_agent.sources import capture_spec
 
 test_app = typer.Typer(help="Try one device now.", no_args_is_help=True)
@@ -30,13 +31,18 @@ ProfileOpt = Annotated[pathlib.Path, typer.Option("--profile", envvar="CLASSBRID
 StateOpt = Annotated[pathlib.Path, typer.Option("--state-dir", envvar="CLASSBRIDGE_AGENT_STATE")]
 
 
-def _device(profile: pathlib.Path, name: str, kinds: tuple[str, ...]) -> Device:
+def _profile(profile: pathlib.Path) -> HardwareProfile:
+    """The profile at ``profile``, or exit 2 naming what is wrong with it."""
     try:
-        loaded = load_profile(profile)
+        return load_profile(profile).profile
     except AgentError as err:
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(2) from None
-    found = [d for d in loaded.profile.devices if d.kind in kinds]
+
+
+def _device(profile: pathlib.Path, name: str, kinds: tuple[str, ...]) -> Device:
+    profile_doc = _profile(profile)
+    found = [d for d in profile_doc.devices if d.kind in kinds]
     for device in found:
         if device.name == name or not name:
             return device
@@ -160,6 +166,25 @@ def test_mic(
             dbfs(mic.frame(i).to_ndarray().reshape(-1).astype("int16"))
             for i in range(int(seconds * 50))
         ]
+    elif device.driver == "pulse":  # PyAV has no pulse input: PulseAudio's own API
+        from edge_agent.room.errors import RoomError
+        from edge_agent.room.pulse import Recording
+
+        recording = Recording(device.device, server=os.environ.get("PULSE_SERVER") or None)
+        try:
+            recording.open()
+            for _ in range(int(seconds * 50)):
+                levels.append(dbfs(recording.read(960)))
+        except RoomError as err:
+            _emit(
+                {"ok": False, "device": device.name, "error": str(err)},
+                False,
+                json_out,
+                f"FAIL {device.name}: {err}; 'pactl list short sources' lists the sources",
+            )
+            return
+        finally:
+            recording.close()
     else:
         spec = capture_spec(device)
         try:
@@ -203,49 +228,50 @@ def test_panel(
     seconds: float = 3.0,
     json_out: Json = False,
 ) -> None:
-    """Open the panel output window with a test picture for a few seconds."""
-    import numpy as np
+    """Open the room's screens (panel, mid-screen) with test pictures for a few seconds."""
+    from edge_agent.devices.synthetic import SyntheticCamera
+    from edge_agent.room.screens import RoomScreens
+    from protocols.messages import JoinLesson, RoomLabel, Subscription
 
-    from edge_agent.panel_output import PanelWindow
-
-    try:
-        loaded = load_profile(profile)
-    except AgentError as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(2) from None
-    output = loaded.profile.output
-    if output is None:
-        typer.echo(f"error: {profile} has no [output] table for the panel", err=True)
+    displays = _profile(profile).screens
+    if not displays:
+        typer.echo(f"error: {profile} declares no [[displays]] (or [output]) to test", err=True)
         raise typer.Exit(2)
-    window = PanelWindow(output)
+    screens = RoomScreens(displays, "test")
     try:
-        window.start()
+        screens.start()
     except RuntimeError as err:
-        _emit({"ok": False, "error": str(err)}, False, json_out, f"FAIL panel: {err}")
+        _emit({"ok": False, "error": str(err)}, False, json_out, f"FAIL screens: {err}")
         return
-    bars = np.zeros((360, 640, 3), dtype=np.uint8)
-    for i, colour in enumerate(
-        [
-            (255, 255, 255),
-            (255, 255, 0),
-            (0, 255, 255),
-            (0, 255, 0),
-            (255, 0, 255),
-            (255, 0, 0),
-            (0, 0, 255),
-            (0, 0, 0),
-        ]
-    ):
-        bars[:, i * 80 : (i + 1) * 80] = colour
-    window.show("remote", av.VideoFrame.from_ndarray(bars, format="rgb24"))
-    window.show("local", av.VideoFrame.from_ndarray(bars[::-1].copy(), format="rgb24"))
-    time.sleep(seconds)
-    window.stop()
+    # A receiving room's lesson: the test teacher and courseware on every display.
+    subs = [
+        Subscription(source_classroom="test", track=t, kind="video", role=r)
+        for t, r in (("teacher", "teacher"), ("content", "content"))
+    ]
+    join = JoinLesson(
+        lesson_id="test",
+        role="receiver",
+        publish=[],
+        subscribe=subs,
+        start_at=0,
+        end_at=0,
+        rooms=[RoomLabel(classroom_id="test", school="测试学校", name="测试画面")],
+    )
+    screens.lesson(join, {})
+    cams = {f"test-{s.track}": SyntheticCamera(1280, 720, 30, s.track) for s in subs}
+    end, counter = time.monotonic() + seconds, 0
+    while time.monotonic() < end:
+        counter += 1
+        for key, cam in cams.items():
+            screens.show(key, cam.frame(counter, int(time.time() * 1000)))
+        time.sleep(1 / 15)
+    screens.stop()
+    names = ", ".join(f"{d.name} on {d.display}" for d in displays)
     _emit(
-        {"ok": True, "display": output.display, "layout": output.layout},
+        {"ok": True, "displays": [d.name for d in displays]},
         True,
         json_out,
-        f"OK panel: colour bars shown on {output.display} ({output.layout})",
+        f"OK screens: test pictures shown on {names}",
     )
 
 
@@ -345,3 +371,42 @@ def _report(found: list[checks.Check], json_out: bool) -> None:
         typer.echo("all checks passed" if ok else f"{failed} check(s) failed")
     if not ok:
         raise typer.Exit(1)
+
+
+@test_app.command("speaker")
+def test_speaker(
+    profile: ProfileOpt = pathlib.Path("/etc/classbridge/profile.toml"),
+    pulse_server: Annotated[
+        str | None, typer.Option(envvar="PULSE_SERVER", help="PulseAudio server (default: own).")
+    ] = None,
+    json_out: Json = False,
+) -> None:
+    """Play 1 kHz at -12 dBFS for 1 s on the speakers; confirm it on the sink's monitor."""
+    from edge_agent.room.errors import SpeakerError
+    from edge_agent.room.speaker import validate_speakers
+    from edge_agent.room.speaker_check import check_speakers
+
+    spec = _profile(profile).speakers
+    if spec is None:
+        typer.echo(f"error: {profile} has no [speakers] table", err=True)
+        raise typer.Exit(2)
+    try:
+        validate_speakers(spec, pulse_server=pulse_server)
+        found = check_speakers(spec, pulse_server=pulse_server)
+    except SpeakerError as err:
+        _emit({"ok": False, "error": str(err)}, False, json_out, f"FAIL speakers: {err}")
+        return
+    result = {"ok": found.heard or not found.monitor, **vars(found)}
+    if not found.monitor:
+        text = f"OK speakers {spec.device}: tone played (no monitor here to confirm it: listen)"
+    elif found.heard:
+        text = (
+            f"OK speakers {spec.device}: 1 kHz heard on {found.monitor} at "
+            f"{found.level_dbfs:.1f} dBFS, {found.delay_ms:.0f} ms after it was played"
+        )
+    else:
+        text = (
+            f"FAIL speakers {spec.device}: tone played but not heard on {found.monitor}"
+            "  → check that the sink is not muted ('pactl list sinks') and its volume"
+        )
+    _emit(result, bool(result["ok"]), json_out, text)

@@ -14,11 +14,15 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from edge_agent.profile import HardwareProfile
 from edge_agent.uploads.journal import UploadJournal
+from protocols.messages import JoinLesson
 
 log = logging.getLogger(__name__)
 
 DEFAULT_RESERVE_BYTES = 2 * 1024**3
+RECEIVED_VIDEO_BPS = 2_000_000  # estimate for a remote camera when sizing the disk
+RECEIVED_AUDIO_BPS = 64_000
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,19 @@ class DiskCheck:
 def lesson_bytes(bitrates_bps: list[int], seconds: float, margin: float = 1.2) -> int:
     """Bytes a lesson's recording will take: the tracks' bitrates over its length."""
     return int(sum(bitrates_bps) / 8 * max(seconds, 0.0) * margin)
+
+
+def lesson_need(profile: HardwareProfile, join: JoinLesson) -> int:
+    """Bytes a lesson will record here: its local devices and the remote tracks."""
+    rates = []
+    for name in join.publish:
+        try:
+            rates.append(profile.device(name).bitrate)
+        except KeyError:
+            continue
+    for sub in join.subscribe:
+        rates.append(RECEIVED_VIDEO_BPS if sub.kind == "video" else RECEIVED_AUDIO_BPS)
+    return lesson_bytes(rates, join.end_at - join.start_at)
 
 
 class DiskPolicy:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import pathlib
 import socket
+import ssl
 
 import zmq
 import zmq.asyncio
@@ -12,9 +13,12 @@ import zmq.asyncio
 from edge_agent import __version__
 from edge_agent.errors import EnrolmentFailed
 from edge_agent.identity import Identity, enrol_endpoint
+from edge_agent.uploads.credentials import CREDENTIALS_FILE
 from protocols import envelope
+from protocols.envelope import MAX_ENROL_MESSAGE_BYTES
 from protocols.errors import ProtocolError
 from protocols.messages import EnrolRequest, EnrolResult
+from protocols.tls import pinned_client_context
 
 
 def _token_parts(token: str) -> tuple[str, str]:
@@ -42,6 +46,7 @@ async def enrol(
     ctx = zmq.asyncio.Context()
     sock = ctx.socket(zmq.DEALER)
     sock.linger = 0
+    sock.setsockopt(zmq.MAXMSGSIZE, MAX_ENROL_MESSAGE_BYTES)
     sock.curve_serverkey = server_key.encode()
     sock.curve_publickey = public
     sock.curve_secretkey = secret
@@ -69,14 +74,24 @@ async def enrol(
         ctx.term()
     if not result.accepted:
         raise EnrolmentFailed(f"controller refused enrolment: {result.reason}")
+    try:
+        pinned_client_context(result.tls_ca_pem)
+    except (ssl.SSLError, ValueError) as err:
+        raise EnrolmentFailed(
+            f"controller sent no usable TLS certificate to pin ({err}); upgrade the "
+            "controller so that it serves HTTPS, then enrol again with a new token"
+        ) from err
     identity = Identity(
         classroom_id=result.classroom_id,
         controller=controller,
         controller_public_key=server_key,
         public_key=public.decode(),
         secret_key=secret.decode(),
+        controller_ca_pem=result.tls_ca_pem,
     )
     identity.save(state_dir)
+    # The controller revoked the old enrolment's upload tokens; forget ours.
+    (state_dir / CREDENTIALS_FILE).unlink(missing_ok=True)
     return identity
 
 

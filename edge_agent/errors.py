@@ -7,6 +7,8 @@ Hierarchy::
     ├── EnrolmentFailed    the controller refused or did not answer an enrolment
     ├── ProfileError       a hardware profile that does not validate (names file and field)
     └── UploadFailed       storage did not accept a file
+        └── InsecureUpload the controller's upload URL is not HTTPS, or no certificate
+                           is pinned for it
 """
 
 
@@ -28,3 +30,7 @@ class ProfileError(AgentError):
 
 class UploadFailed(AgentError):
     """Storage did not accept a file."""
+
+
+class InsecureUpload(UploadFailed):
+    """An upload that would leave the pinned HTTPS channel; never sent."""

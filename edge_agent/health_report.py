@@ -1,5 +1,6 @@
-"""What a heartbeat says about the classroom: device states, per-track media figures,
-the alerts they raise and whether the next lesson can start."""
+"""What the agent tells the controller about the classroom: its devices (registration),
+and in each heartbeat their states, per-track media figures, the alerts they raise and
+whether the next lesson can start."""
 
 from __future__ import annotations
 
@@ -9,9 +10,26 @@ from edge_agent.media.rates import RateMeter
 from edge_agent.profile import HardwareProfile
 from edge_agent.session import LessonSession
 from edge_agent.sources import MediaSource
-from protocols.messages import DeviceState, TrackStats
+from protocols.messages import DeviceInfo, DeviceState, TrackStats
 
 CLOCK_ALERT_S = 0.5  # lessons start on the clock
+
+
+def inventory(profile: HardwareProfile) -> list[DeviceInfo]:
+    """The devices the profile declares, as registration lists them."""
+    return [
+        DeviceInfo(
+            name=d.name,
+            kind=d.kind,
+            driver=d.driver,
+            role=d.role,
+            width=d.width,
+            height=d.height,
+            fps=d.fps,
+            bitrate=d.bitrate,
+        )
+        for d in profile.devices
+    ]
 
 
 def device_states(

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 import pathlib
 from dataclasses import asdict, dataclass
 
 from edge_agent.errors import NotEnrolled
+from protocols.private_files import private_dir, write_private
 
 IDENTITY_FILE = "identity.json"
 
@@ -21,19 +21,16 @@ class Identity:
     controller_public_key: str
     public_key: str
     secret_key: str
+    # The controller's HTTPS trust anchor (PEM), received at enrolment over the CURVE
+    # socket pinned by controller_public_key. Empty for agents enrolled before HTTPS.
+    controller_ca_pem: str = ""
 
     def save(self, state_dir: pathlib.Path) -> pathlib.Path:
         """Write atomically with mode 0600 (it holds the secret key)."""
-        state_dir.mkdir(parents=True, exist_ok=True)
-        path = state_dir / IDENTITY_FILE
-        tmp = path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            json.dump(asdict(self), fh, indent=2)
-            fh.flush()
-            os.fsync(fh.fileno())
-        tmp.rename(path)
-        return path
+        private_dir(state_dir)
+        # A fresh temporary file (O_EXCL, 0600) renamed over the old one: a stale
+        # world-readable ``.tmp`` left by an older version is never reused.
+        return write_private(state_dir / IDENTITY_FILE, json.dumps(asdict(self), indent=2).encode())
 
     @classmethod
     def load(cls, state_dir: pathlib.Path) -> Identity:

@@ -20,13 +20,14 @@ from zmq.utils.monitor import parse_monitor_message
 from edge_agent.clock import ClockEstimator
 from edge_agent.identity import Identity
 from protocols import envelope
-from protocols.envelope import Envelope
+from protocols.envelope import MAX_MESSAGE_BYTES, Envelope
 from protocols.errors import ProtocolError
 from protocols.messages import (
     AgentAction,
     Body,
     CommandAck,
     ErrorReply,
+    FloorState,
     Heartbeat,
     HeartbeatAck,
     JoinLesson,
@@ -37,9 +38,20 @@ from protocols.messages import (
     SdpAnswer,
     StartRecording,
     StopRecording,
+    UploadTokenUpdate,
 )
 
-COMMANDS = (JoinLesson, LeaveLesson, StartRecording, StopRecording, ScheduleUpdate, AgentAction)
+# FloorState is a command too: the controller sends it as a request and awaits the ack.
+COMMANDS = (
+    JoinLesson,
+    LeaveLesson,
+    StartRecording,
+    StopRecording,
+    ScheduleUpdate,
+    AgentAction,
+    FloorState,
+    UploadTokenUpdate,
+)
 
 log = logging.getLogger(__name__)
 
@@ -113,12 +125,14 @@ class ControlLink:
         sock.curve_serverkey = self._identity.controller_public_key.encode()
         sock.curve_publickey = self._identity.public_key.encode()
         sock.curve_secretkey = self._identity.secret_key.encode()
-        sock.identity = self._identity.classroom_id.encode()
+        # No sock.identity: the controller's ROUTER assigns the route and binds it to this
+        # agent's CURVE key. A self-chosen id is refused there.
         sock.linger = 0
         sock.setsockopt(zmq.IMMEDIATE, 1)  # never queue for a dead controller
         sock.setsockopt(zmq.RECONNECT_IVL, 200)
         sock.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)
         sock.setsockopt(zmq.SNDHWM, 200)
+        sock.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
         monitor = sock.get_monitor_socket(
             zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_SUCCEEDED
         )

@@ -13,15 +13,19 @@ the id.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import pathlib
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from typing import Literal
 
 from protocols.lesson_ids import manual_lesson_id, manual_start
 from protocols.messages import JoinLesson
+
+log = logging.getLogger(__name__)
 
 REQUEST_NAME = "manual-record.request.json"
 ANSWER_NAME = "manual-record.answer.json"
@@ -99,6 +103,27 @@ def wait_answer(state_dir: pathlib.Path, req: Request, timeout: float) -> Answer
             return Answer(doc["id"], bool(doc["ok"]), str(doc["message"]), doc.get("lesson_id"))
         time.sleep(0.1)
     return None
+
+
+async def serve(
+    state_dir: pathlib.Path,
+    start: Callable[[Request], Awaitable[Answer]],
+    stop: Callable[[Request], Awaitable[Answer]],
+) -> None:
+    """Act on a pending request, if any, and answer it (daemon side, once a tick)."""
+    try:
+        req = take_request(state_dir)
+    except ValueError as err:
+        log.warning("%s", err)
+        return
+    if req is None:
+        return
+    try:
+        ans = await (start if req.action == "start" else stop)(req)
+    except Exception as err:
+        log.exception("record %s failed", req.action)
+        ans = Answer(req.id, False, f"record {req.action} failed: {type(err).__name__}: {err}")
+    answer(state_dir, ans)
 
 
 def refuse_start(req: Request, current_lesson: str | None) -> Answer | None:

@@ -156,6 +156,92 @@ class PanelOutput(BaseModel):
     local: str = ""
 
 
+class Speakers(BaseModel):
+    """The room's loudspeakers (扬声器): what the remote classrooms' sound plays through.
+
+    ``driver = "pulse"``: a PulseAudio or PipeWire sink by name (``device = ""`` takes the
+    server's default sink); ``driver = "alsa"``: an ALSA playback PCM such as
+    ``hw:CARD=Panel,DEV=3`` or ``default``. Checked at start-up: a sink that is not there
+    is refused with the list of sinks that are.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    driver: Literal["pulse", "alsa"] = "pulse"
+    device: str = Field(default="", max_length=200)
+    # The speaker's own buffer, ms: lower is less delay, higher survives a busy PC.
+    latency_ms: int = Field(default=40, ge=10, le=500)
+    # Gain applied before the limiter (the room's amplifier does the rest).
+    volume_db: float = Field(default=0.0, ge=-60.0, le=12.0)
+    # How far the rooms that do not have the floor are turned down (lead room, 课堂互动).
+    duck_db: float = Field(default=-18.0, ge=-60.0, le=0.0)
+
+    @model_validator(mode="after")
+    def _check(self) -> Speakers:
+        if self.driver == "alsa" and not self.device:
+            raise ValueError(
+                'alsa speakers need device = "hw:CARD,DEV" (or "default"); '
+                "'aplay -L' lists the playback PCMs"
+            )
+        return self
+
+
+class Display(BaseModel):
+    """One screen of the room and what it shows, by the classroom's role in a lesson.
+
+    ``kind = "panel"``: the 80-inch interactive panel; ``kind = "mid_screen"``: the
+    teacher's mid-screen (教师专用中屏) of a recording classroom. ``layout = "auto"`` picks
+    by role: a receiving room's panel shows the lead teacher and the lead's courseware side
+    by side; the lead's mid-screen shows every receiving room in a grid (the room with the
+    floor large); the lead's panel shows the local courseware (``local``).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(default="panel", pattern=r"^[a-z0-9_-]{1,32}$")
+    kind: Literal["panel", "mid_screen"] = "panel"
+    # The X display; a second screen of the same desktop is a window placed at x, y.
+    display: str = Field(default=":0", pattern=r"^:[0-9]+(\.[0-9]+)?$")
+    x: int = Field(default=0, ge=0, le=15360)
+    y: int = Field(default=0, ge=0, le=8640)
+    width: int = Field(default=1920, ge=320, le=7680)
+    height: int = Field(default=1080, ge=240, le=4320)
+    fullscreen: bool = True
+    layout: Literal[
+        "auto",
+        "teacher_and_content",
+        "content_with_teacher_inset",
+        "rooms_grid",
+        "local_content",
+        "remote_full_local_corner",
+        "side_by_side",
+        "remote_only",
+    ] = "auto"
+    # A local device shown by this display (local_content, or the corner of the older
+    # layouts); for the lead's panel, its courseware capture.
+    local: str = ""
+    # Redraws a second at most; 0 picks by kind: 30 on the panel (the lead teacher moves),
+    # 15 on the mid-screen (a grid of classes, half the drawing cost).
+    fps: int = Field(default=0, ge=0, le=60)
+
+    @property
+    def frame_rate(self) -> int:
+        """The redraw rate in use (``fps``, or the kind's default)."""
+        return self.fps or (15 if self.kind == "mid_screen" else 30)
+
+
+class FloorKeys(BaseModel):
+    """Keys that change the floor from the room (a teacher's clicker sends Page Up/Down).
+
+    Names are SDL key names as pygame spells them (``page down``, ``f5``, ``b``…); an
+    empty name maps nothing.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    next: str = Field(default="page down", max_length=32)  # call on the next receiving room
+    previous: str = Field(default="page up", max_length=32)
+    release: str = Field(default="escape", max_length=32)  # nobody has the floor
+    mute: str = Field(default="m", max_length=32)  # mute / unmute the room with the floor
+
+
 class DirectorSettings(BaseModel):
     """The director (导播): which recordings a lesson makes and the live push.
 
@@ -188,6 +274,9 @@ class HardwareProfile(BaseModel):
     devices: list[Device] = Field(min_length=1)
     output: PanelOutput | None = None
     director: DirectorSettings = DirectorSettings()
+    speakers: Speakers | None = None
+    displays: list[Display] = Field(default_factory=list, max_length=2)
+    floor_keys: FloorKeys = FloorKeys()
 
     @model_validator(mode="after")
     def _unique(self) -> HardwareProfile:
@@ -205,7 +294,53 @@ class HardwareProfile(BaseModel):
                 f"output.local = {self.output.local!r} is not a device of this profile; "
                 f"use one of {', '.join(names)}"
             )
+        self._check_displays(names)
         return self
+
+    def _check_displays(self, names: list[str]) -> None:
+        if self.output is not None and self.displays:
+            raise ValueError(
+                "declare the screens either as [output] (one panel, older profiles) or as "
+                "[[displays]], not both"
+            )
+        shown = [d.name for d in self.displays]
+        dupes = sorted({n for n in shown if shown.count(n) > 1})
+        if dupes:
+            raise ValueError(f"display names must be unique; repeated: {', '.join(dupes)}")
+        kinds = [d.kind for d in self.displays]
+        if kinds.count("panel") > 1 or kinds.count("mid_screen") > 1:
+            raise ValueError("a classroom has at most one panel and one mid_screen display")
+        if len({d.display for d in self.displays}) > 1:
+            raise ValueError(
+                "both displays must be on the same X display (place the second with x, y)"
+            )
+        for d in self.displays:
+            if d.local and d.local not in names:
+                raise ValueError(
+                    f"displays ({d.name}).local = {d.local!r} is not a device of this profile; "
+                    f"use one of {', '.join(names)}"
+                )
+
+    @property
+    def screens(self) -> list[Display]:
+        """The room's displays; an older ``[output]`` is read as one panel display."""
+        if self.displays:
+            return list(self.displays)
+        if self.output is None:
+            return []
+        out = self.output
+        return [
+            Display(
+                name="panel",
+                kind="panel",
+                display=out.display,
+                width=out.width,
+                height=out.height,
+                fullscreen=out.fullscreen,
+                layout=out.layout,
+                local=out.local,
+            )
+        ]
 
     def by_role(self, role: str) -> list[Device]:
         """Devices with the given role."""

@@ -50,6 +50,7 @@ from protocols.network_profile import NetworkProfile
 log = logging.getLogger(__name__)
 
 Requester = Callable[[Body, float], Awaitable[Envelope]]
+Decoded = Callable[[Subscription, av.VideoFrame | av.AudioFrame], None]
 MAX_LATENCY_SAMPLES = 200_000
 ADAPT_TICK_S = 0.5
 QOS_INTERVAL_S = 2.0
@@ -93,6 +94,10 @@ class LessonSession:
         recorder: LessonRecorder,
         request: Requester,
         programme: MediaSource | None = None,
+        *,
+        on_decoded: Decoded | None = None,
+        network: NetworkProfile | None = None,
+        devices: dict[str, tuple[str, int]] | None = None,
     ) -> None:
         self.classroom_id = classroom_id
         self.join = join
@@ -108,15 +113,15 @@ class LessonSession:
         self._recording_sinks: dict[str, Callable[[EncodedFrame], None]] = {}
         self._sent_reports: dict[str, TrackReport] = {}
         # Decoded remote media for the panel output and the echo canceller's far end.
-        self.on_decoded: Callable[[Subscription, av.VideoFrame | av.AudioFrame], None] | None = None
+        self.on_decoded = on_decoded
         self.connected = asyncio.Event()
         self.connect_count = 0
         # DSCP marks for the media sockets (the network profile), and what they did.
-        self.network: NetworkProfile | None = None
+        self.network = network
         self.marking: DscpMarking | None = None
-        # Role and profile bitrate of each local device (set by the daemon), for the rate
-        # adapter that moves the encoders with the relay's bitrate estimates.
-        self.devices: dict[str, tuple[str, int]] = {}
+        # Role and profile bitrate of each local device, for the rate adapter that moves
+        # the encoders with the relay's bitrate estimates.
+        self.devices = dict(devices or {})
         self.adapter: RateAdapter | None = None
         self._adapt_task: asyncio.Task[None] | None = None
         # Per track (local name, or source-track for a remote one): loss % and RTT ms from
@@ -205,6 +210,11 @@ class LessonSession:
     def _dims(self, name: str) -> tuple[int, int]:
         runner = self._sources[name]
         return runner.width, runner.height
+
+    @property
+    def programme(self) -> MediaSource | None:
+        """The director's programme this session records (movie mode), if any."""
+        return self._programme
 
     @property
     def lesson_id(self) -> str:

@@ -24,6 +24,7 @@ from typing import Protocol
 from edge_agent.devices import v4l2
 from edge_agent.devices.encoder_probe import choose_encoder
 from edge_agent.devices.errors import DeviceError
+from edge_agent.devices.pulse_mic import PulseMicrophone
 from edge_agent.devices.synthetic import SyntheticCamera, SyntheticMicrophone
 from edge_agent.media.bus import FrameBus
 from edge_agent.media.capture_runner import AudioFilter, CaptureRunner, CaptureSpec
@@ -124,7 +125,8 @@ def capture_spec(device: Device) -> CaptureSpec:
     if device.driver == "alsa":
         return CaptureSpec(device.device, "alsa", {"sample_rate": "48000", "channels": "1"})
     if device.driver == "pulse":
-        return CaptureSpec(device.device or "default", "pulse", {"sample_rate": "48000"})
+        # Read through PulseAudio's own API (devices/pulse_mic.py): PyAV has no pulse input.
+        return CaptureSpec(device.device, "pulse", {"sample_rate": "48000"})
     raise ValueError(f"driver {device.driver!r} is not a capture driver")
 
 
@@ -135,8 +137,10 @@ def build_runner(
     *,
     audio_filter: AudioFilter | None = None,
     is_live: Callable[[], bool] = lambda: False,
+    pulse_server: str | None = None,
 ) -> MediaSource:
-    """One supervised runner for a device of the profile."""
+    """One supervised runner for a device of the profile (``pulse_server``: None is
+    libpulse's default server)."""
     bus = FrameBus(device.name, device.media_kind)
     if device.kind == "microphone":
         if device.driver == "synthetic":
@@ -160,6 +164,11 @@ def build_runner(
             fps=50.0,
             audio_filter=audio_filter,
             is_live=is_live,
+            audio_input=(
+                (lambda: PulseMicrophone(device.device, server=pulse_server))
+                if device.driver == "pulse"
+                else None
+            ),
         )
     codec, _ = video_codec(profile.encoder.video_codec)
 

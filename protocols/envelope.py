@@ -14,7 +14,11 @@ from protocols.errors import MalformedMessage, UnknownMessageType, UnsupportedVe
 from protocols.messages import BODY_TYPES, Body
 from protocols.version import PROTOCOL_VERSION, SUPPORTED_VERSIONS
 
+# The largest control-plane message either side accepts. Every socket sets it as
+# ZMQ_MAXMSGSIZE, so a bigger one makes ZeroMQ hang up on the sender before it is held in
+# memory; an enrolment request is far smaller still.
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+MAX_ENROL_MESSAGE_BYTES = 64 * 1024
 
 B = TypeVar("B", bound=Body)
 

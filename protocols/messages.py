@@ -10,6 +10,8 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
+from protocols.tls import MAX_TRUST_PEM_CHARS
+
 
 class Body(BaseModel):
     """Base of every message body."""
@@ -38,6 +40,16 @@ class EnrolResult(Body):
     accepted: bool
     classroom_id: str = ""
     reason: str = ""
+    # The certificate the agent pins for the controller's HTTPS (PEM: the county CA, or
+    # the operator's anchor). Empty on refusals; left off the wire then.
+    tls_ca_pem: str = Field(default="", max_length=MAX_TRUST_PEM_CHARS)
+
+    @model_serializer(mode="wrap")
+    def _omit_empty_pin(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        doc: dict[str, Any] = handler(self)
+        if not doc.get("tls_ca_pem"):
+            doc.pop("tls_ca_pem", None)
+        return doc
 
 
 class DeviceInfo(Body):
@@ -86,6 +98,19 @@ class RegisterAck(Body):
         if doc.get("network_profile") is None:
             doc.pop("network_profile", None)
         return doc
+
+
+class UploadTokenUpdate(Body):
+    """A fresh upload token for the classroom (rotation, over the authenticated channel).
+
+    The agent stores it, uploads with it from then on, and acknowledges it with
+    ``CommandAck``; the token it replaces keeps working for ``grace_s`` seconds after
+    that, so uploads under way finish.
+    """
+
+    TYPE: ClassVar[str] = "agent.upload_token"
+    upload_token: str = Field(min_length=32, max_length=200)
+    grace_s: float = Field(ge=0, le=86400)
 
 
 class DeviceState(Body):
@@ -161,6 +186,52 @@ class Subscription(Body):
     width: int = 0
     height: int = 0
     fps: int = 0
+    # The device's role in its room (teacher, student, content, room…), for the layouts.
+    role: str = Field(default="", max_length=32)
+
+    @model_serializer(mode="wrap")
+    def _omit_absent_role(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Left off the wire when empty, for agents built before the field existed.
+        doc: dict[str, Any] = handler(self)
+        if not doc.get("role"):
+            doc.pop("role", None)
+        return doc
+
+
+class RoomLabel(Body):
+    """How a classroom is named on the other rooms' screens (school and room)."""
+
+    classroom_id: str
+    school: str = Field(default="", max_length=120)
+    name: str = Field(default="", max_length=120)
+
+
+class FloorState(Body):
+    """Who has the floor in a lesson (课堂互动): sent by the controller to every room.
+
+    ``speaking`` is the receiving classroom called on: large on the lead's mid-screen and
+    heard at full level; the other rooms are turned down by ``duck_db``. ``muted`` rooms
+    are not heard at all. ``seq`` orders changes from the console and from a room's own
+    keys: a state with a lower ``seq`` than one already applied is ignored.
+    """
+
+    TYPE: ClassVar[str] = "lesson.floor"
+    lesson_id: str
+    seq: int = Field(ge=0)
+    speaking: str | None = None
+    muted: list[str] = Field(default_factory=list, max_length=64)
+    duck_db: float = Field(default=-18.0, ge=-60.0, le=0.0)
+    # Who changed it: "console:<user>", "scheduler", or "keys:<classroom>".
+    by: str = Field(default="", max_length=120)
+
+
+class FloorRequest(Body):
+    """A room changed the floor with its own keys; the controller applies and spreads it."""
+
+    TYPE: ClassVar[str] = "lesson.floor.request"
+    lesson_id: str
+    speaking: str | None = None
+    muted: list[str] = Field(default_factory=list, max_length=64)
 
 
 class JoinLesson(Body):
@@ -176,6 +247,21 @@ class JoinLesson(Body):
     # The ladder rung the controller placed the lesson on (None: no network profile);
     # the agent keeps its video encoders at or below it.
     rung: str | None = None
+    # School and room names of the classrooms in the lesson, for the tiles' labels.
+    rooms: list[RoomLabel] = Field(default_factory=list, max_length=64)
+    # The floor when the agent joins (a rejoin mid-lesson keeps who was called on).
+    floor: FloorState | None = None
+
+    @model_serializer(mode="wrap")
+    def _omit_absent_room_fields(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Left off the wire when empty, so an agent built before these fields existed (its
+        # models forbid unknown fields) still reads joins that do not use them.
+        doc: dict[str, Any] = handler(self)
+        if not doc.get("rooms"):
+            doc.pop("rooms", None)
+        if doc.get("floor") is None:
+            doc.pop("floor", None)
+        return doc
 
 
 class LeaveLesson(Body):
@@ -308,6 +394,7 @@ ALL_BODIES: tuple[type[Body], ...] = (
     EnrolResult,
     Register,
     RegisterAck,
+    UploadTokenUpdate,
     Heartbeat,
     HeartbeatAck,
     JoinLesson,
@@ -321,6 +408,8 @@ ALL_BODIES: tuple[type[Body], ...] = (
     SdpOffer,
     SdpAnswer,
     LessonReport,
+    FloorState,
+    FloorRequest,
     ErrorReply,
 )
 

@@ -31,10 +31,10 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import bench_timetable
 from benchlib.console_browser import (
     CHROMIUM,
-    CHROMIUM_ARGS,
     add_console_user,
     first_frame_ms,
     open_nav_page,
+    rig_chromium_args,
     sign_in,
 )
 from benchlib.rig import LessonRig
@@ -68,14 +68,12 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
 
 
-async def time_pages(base: str, rounds: int) -> dict[str, Any]:
+async def time_pages(base: str, rounds: int, args: list[str]) -> dict[str, Any]:
     """Sign in, warm each page once, then time every page ``rounds`` times."""
     from playwright.async_api import async_playwright
 
     async with async_playwright() as pw:
-        browser = await pw.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
+        browser = await pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=args)
         try:
             page = await browser.new_page()
             page.set_default_timeout(30_000)
@@ -105,15 +103,13 @@ async def time_pages(base: str, rounds: int) -> dict[str, Any]:
     }
 
 
-async def time_patrol(base: str, lesson_id: str, runs: int) -> list[float]:
+async def time_patrol(base: str, lesson_id: str, runs: int, args: list[str]) -> list[float]:
     """Seconds from a tile click to the first decoded frame, ``runs`` times (fresh page)."""
     from playwright.async_api import async_playwright
 
     out = []
     async with async_playwright() as pw:
-        browser = await pw.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
+        browser = await pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=args)
         try:
             page = await browser.new_page()
             page.set_default_timeout(30_000)
@@ -164,13 +160,14 @@ def main() -> None:
             tokens = {cid: rig.add_classroom(cid) for cid in (LEAD, RECEIVER)}
             add_console_user(rig, USER, "admin", PASSWORD)
             rig.start_controller()
-            base = rig.api.removesuffix("/api/v1")
-            pages = asyncio.run(time_pages(base, args.rounds))
+            base = rig.base
+            browser_args = rig_chromium_args(rig)
+            pages = asyncio.run(time_pages(base, args.rounds, browser_args))
             for cid, token in tokens.items():
                 rig.enrol_and_start_agent(cid, token)
             rig.wait_online([LEAD, RECEIVER])
             lesson_id = start_lesson(rig)
-            firsts = asyncio.run(time_patrol(base, lesson_id, args.patrol_runs))
+            firsts = asyncio.run(time_patrol(base, lesson_id, args.patrol_runs, browser_args))
         finally:
             rig.stop()
     figures = {

@@ -150,10 +150,15 @@ def lead_session(
         end_at=now + 3600,
     )
     recorder = LessonRecorder(tmp / LEAD, lesson, LEAD, 10.0)
-    session = LessonSession(LEAD, join, srcs, recorder, relay_or_request)
-    session.network = LADDER
-    session.devices = {"teacher": ("teacher", 2_000_000)}
-    return session
+    return LessonSession(
+        LEAD,
+        join,
+        srcs,
+        recorder,
+        relay_or_request,
+        network=LADDER,
+        devices={"teacher": ("teacher", 2_000_000)},
+    )
 
 
 async def loss_bench(seconds: float, loss: float) -> dict[str, Any]:
@@ -188,20 +193,20 @@ async def loss_bench(seconds: float, loss: float) -> dict[str, Any]:
         start_at=now,
         end_at=now + 3600,
     )
-    receiver = LessonSession(
-        RECEIVER,
-        join,
-        {},
-        LessonRecorder(tmp / RECEIVER, "bench-loss", RECEIVER, 10.0),
-        requester(relay, RECEIVER, via_proxy),
-    )
     audio_pts: list[int] = []
 
     def on_decoded(sub: Subscription, frame: av.VideoFrame | av.AudioFrame) -> None:
         if isinstance(frame, av.AudioFrame) and frame.pts is not None:
             audio_pts.append(frame.pts)
 
-    receiver.on_decoded = on_decoded
+    receiver = LessonSession(
+        RECEIVER,
+        join,
+        {},
+        LessonRecorder(tmp / RECEIVER, "bench-loss", RECEIVER, 10.0),
+        requester(relay, RECEIVER, via_proxy),
+        on_decoded=on_decoded,
+    )
     try:
         await lead.connect()
         await receiver.connect()

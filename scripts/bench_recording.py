@@ -36,6 +36,7 @@ from boto3.s3.transfer import TransferConfig
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from benchlib.s3_server import s3_server
 
+from controller import upload_tokens
 from controller.db.session import make_engine, migrate, sessions
 from controller.http_api import HttpApi
 from controller.keys import ServerKeys
@@ -43,12 +44,15 @@ from controller.lessons import schedule_lesson
 from controller.registry import add_classroom
 from controller.storage.s3 import S3Location, S3Storage
 from controller.storage.stitch import stitch
+from controller.tls.ca import ensure_server_certificate
+from controller.tls.server import server_context
 from controller.uploads import UploadService
 from edge_agent.media.encoders import AudioEncoder, VideoEncoder
 from edge_agent.recording.segments import SegmentWriter
 from edge_agent.uploads.journal import UploadJournal
 from edge_agent.uploads.worker import Uploader
 from protocols.media.encoded_frame import EncodedFrame
+from protocols.tls import pinned_client_context
 
 W, H, FPS, BITRATE = 1920, 1080, 30, 4_000_000
 CLIP_S = 10
@@ -159,6 +163,7 @@ async def ours_upload(endpoint: str, path: pathlib.Path, work: pathlib.Path) -> 
         for cid in ("a", "b"):
             add_classroom(s, cid, cid, "", keys.public)
         lesson = schedule_lesson(s, "a", ["b"], t0, t0 + timedelta(minutes=45))
+        upload_token = upload_tokens.issue(s, "a")
     storage = S3Storage(S3Location("classbridge-bench", "ours", endpoint))
     storage.ensure_bucket()
     read_back_at: list[float] = []
@@ -170,11 +175,15 @@ async def ours_upload(endpoint: str, path: pathlib.Path, work: pathlib.Path) -> 
 
     storage._hash = timed_read_back  # type: ignore[method-assign]
     http = HttpApi(db, UploadService(db, storage, lambda lesson, room: None), keys, lambda: [])
-    await http.start("127.0.0.1", 0)
+    # HTTPS with a county CA, as a controller serves; parts go to S3 directly.
+    tls = ensure_server_certificate(work / "controller", ["127.0.0.1"])
+    await http.start("127.0.0.1", 0, tls=server_context(tls))
     journal = UploadJournal(work / "uploads.sqlite3")
     sha = hashlib.sha256(path.read_bytes()).hexdigest()
-    creds = (f"http://127.0.0.1:{http.port}", keys.upload_token("a"))
-    uploader = Uploader(journal, "a", lambda: creds)
+    creds = (f"https://127.0.0.1:{http.port}", upload_token)
+    uploader = Uploader(
+        journal, "a", lambda: creds, controller_tls=pinned_client_context(tls.trust_pem)
+    )
     start = time.perf_counter()
     journal.enqueue(lesson.id, "teacher/teacher-00001.mp4", path, path.stat().st_size, sha)
     await uploader.start()

@@ -12,6 +12,7 @@ import json
 import pathlib
 import shutil
 import sys
+import time
 from typing import Any
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
@@ -20,6 +21,8 @@ PROFILE = REPO / "hardware_profiles" / "synthetic.toml"
 LEAD, RECEIVER = "city-no1-101", "village-2-201"
 sys.path.insert(0, str(REPO / "scripts"))
 
+from benchlib import room_audio as ra  # noqa: E402
+from benchlib import room_rig as rr  # noqa: E402
 from benchlib.media_check import probe_recording  # noqa: E402
 from benchlib.rig import LessonRig, RigError  # noqa: E402
 
@@ -77,6 +80,23 @@ def summarise(lesson: dict[str, Any], storage_checks: list[dict[str, Any]]) -> d
     }
 
 
+def room_figures(rooms: rr.RoomRig, watch: Any, start: float, end: float) -> dict[str, Any]:
+    """Mouth to ear at the receiving room's speakers (the synthetic microphone clicks on
+    each whole second) and the lead camera on the receiving room's screen."""
+    speaker = rooms.rooms[RECEIVER].speaker
+    assert speaker is not None
+    m2e = rr.mouth_to_ear(speaker, ra.LEAD_VOICE, start, end)
+    screen = list(rr.screen_latency(watch, f"{LEAD}-teacher", start, end).values())
+    return {
+        "mouth_to_ear_ms": {"p50": rr._pct(m2e, 50), "p95": rr._pct(m2e, 95), "n": len(m2e)},
+        "on_screen_ms": {
+            "p50": rr._pct(screen, 50),
+            "p95": rr._pct(screen, 95),
+            "n": len(screen),
+        },
+    }
+
+
 def main() -> int:
     """Entry point."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -94,21 +114,27 @@ def main() -> int:
     args = parser.parse_args()
 
     rig = LessonRig()
+    # Each room's speakers (a PulseAudio null sink) and screens (Xvfb), so the demo hears
+    # and sees what the people in the rooms would; the microphones stay synthetic.
+    rooms = rr.RoomRig(rig, synthetic_mic=True, closed_loop=False, echo_cancel=False)
     try:
-        tokens = {
-            LEAD: rig.add_classroom(LEAD, "City No.1 Primary"),
-            RECEIVER: rig.add_classroom(RECEIVER, "Village 2 Primary"),
-        }
-        rig.start_controller()
-        for cid, token in tokens.items():
-            rig.enrol_and_start_agent(cid, token)
-        rig.wait_online([LEAD, RECEIVER])
+        rooms.open(
+            [
+                rr.RoomPlan(LEAD, "City No.1 Primary", lead=True),
+                rr.RoomPlan(RECEIVER, "Village 2 Primary"),
+            ]
+        )
+        watch = rooms.watch_screen(RECEIVER, "panel")
         lesson = rig.schedule(LEAD, [RECEIVER], args.lead_in, args.seconds)
         print(
             f"demo: lesson {lesson['id']} {LEAD} → {RECEIVER}, starts in "
             f"{args.lead_in:g} s, lasts {args.seconds:g} s",
             flush=True,
         )
+        rig.wait_lesson(lesson["id"], ("live",), args.lead_in + 30)
+        live_at = time.time()
+        time.sleep(args.seconds)
+        room = room_figures(rooms, watch, live_at + 3.0, live_at + args.seconds - 1.0)
         doc = rig.wait_lesson(
             lesson["id"], ("uploaded", "failed"), args.lead_in + args.seconds + 120
         )
@@ -117,12 +143,13 @@ def main() -> int:
             | {"classroom": r["classroom"], "track": r["track"]}
             for r in doc["recordings"]
         ]
-        summary = summarise(doc, checks)
+        summary = summarise(doc, checks) | room
     except RigError as err:
         print(f"demo: {err}", file=sys.stderr)
         return 1
     finally:
         rig.stop()
+        rooms.stop()
     _print(summary)
     if args.json:
         args.json.write_text(json.dumps(summary, indent=2))
@@ -148,6 +175,15 @@ def _print(summary: dict[str, Any]) -> None:
     print(f"  glass-to-glass latency (teacher camera): p50 {lat['p50']} ms, p95 {lat['p95']} ms")
     for key, value in lat["per_track"].items():
         print(f"    {key:<46} p50 {value['p50']} ms  p95 {value['p95']} ms")
+    ear, screen = summary["mouth_to_ear_ms"], summary["on_screen_ms"]
+    print(
+        f"  mouth to ear (lead microphone → receiving room's speakers): p50 {ear['p50']} ms, "
+        f"p95 {ear['p95']} ms ({ear['n']} clicks)"
+    )
+    print(
+        f"  on screen (lead camera → receiving room's panel): p50 {screen['p50']} ms, "
+        f"p95 {screen['p95']} ms ({screen['n']} frames)"
+    )
     for c in summary["recording_checks"]:
         mark = "ok " if c["ok"] else "BAD"
         print(

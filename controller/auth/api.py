@@ -11,11 +11,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from controller.auth import accounts, audit
-from controller.auth.middleware import CSRF_HEADER, principal_of
+from controller.auth.middleware import CSRF_HEADER, principal_of, scope_of
 from controller.auth.roles import ROLES
 from controller.auth.web_sessions import COOKIE, close_session, open_session
 from controller.db.models import ConsoleUser
 from controller.errors import InvalidRequest, NotFound
+from controller.security import SecurityPolicy
 
 
 def _error(status: int, message: str) -> web.Response:
@@ -35,8 +36,11 @@ async def _body(request: web.Request) -> dict[str, Any]:
 class AuthApi:
     """Routes for ``/api/v1/session``, ``/api/v1/audit`` and ``/api/v1/users``."""
 
-    def __init__(self, sessions: sessionmaker[Session]) -> None:
+    def __init__(
+        self, sessions: sessionmaker[Session], policy: SecurityPolicy | None = None
+    ) -> None:
         self._sessions = sessions
+        self._policy = policy or SecurityPolicy()
         self._sign_in = accounts.SignIn()
         self._sign_in_lock = asyncio.Lock()
 
@@ -50,6 +54,11 @@ class AuthApi:
             web.get("/api/v1/users", self.users),
             web.post("/api/v1/users", self.add_user),
             web.post("/api/v1/users/{username}/unlock", self.unlock),
+            web.post("/api/v1/users/{username}/disable", self.disable),
+            web.post("/api/v1/users/{username}/enable", self.enable),
+            web.put("/api/v1/session/password", self.change_password),
+            web.get("/api/v1/tokens", self.tokens),
+            web.delete("/api/v1/tokens/{token}", self.revoke_token),
         ]
 
     async def sign_in(self, request: web.Request) -> web.StreamResponse:
@@ -65,32 +74,39 @@ class AuthApi:
 
         def work() -> tuple[accounts.SignInResult, str, str]:
             with self._sessions() as db:
-                result = self._sign_in.attempt(db, username, password)
+                result = self._sign_in.attempt(db, username, password, remote)
                 if result.user is None:
+                    reason = "wrong password"
+                    if result.throttled or result.disabled:
+                        reason = "throttled" if result.throttled else "disabled"
                     audit.record(
                         db,
                         "sign_in_failed",
                         username=username,
-                        detail={"reason": "locked" if result.locked else "wrong password"},
+                        detail={"reason": reason},
                         remote=remote,
                     )
-                    if result.locked_now:
+                    if result.retry_after and not result.throttled:
                         audit.record(
                             db,
-                            "lock_out",
+                            "sign_in_throttled",
                             username=username,
-                            detail={"minutes": accounts.LOCK_FOR.total_seconds() / 60},
+                            detail={"failures": result.failures, "seconds": result.retry_after},
                             remote=remote,
                         )
                     return result, "", ""
-                cookie, csrf = open_session(db, result.user)
+                cookie, csrf = open_session(db, result.user, self._policy)
                 audit.record(db, "sign_in", username=username, role=result.user.role, remote=remote)
                 return result, cookie, csrf
 
         async with self._sign_in_lock:  # one Argon2 verification at a time: 64 MiB each
             result, cookie, csrf = await asyncio.to_thread(work)
         if result.user is None:
-            return _error(423 if result.locked else 401, result.message)
+            status = 429 if result.throttled else 403 if result.disabled else 401
+            answer = _error(status, result.message)
+            if result.retry_after:
+                answer.headers["Retry-After"] = str(int(result.retry_after))
+            return answer
         response = web.json_response(
             {
                 "user": result.user.username,
@@ -112,6 +128,7 @@ class AuthApi:
                 "user": who.username,
                 "display_name": who.display_name,
                 "role": who.role,
+                "school": scope_of(request).school,  # None: the county
                 "csrf": who.csrf,
                 "via": who.via,
             }
@@ -200,6 +217,93 @@ class AuthApi:
             return _error(404, str(err))
         return web.json_response({"unlocked": name})
 
+    async def _set_disabled(self, request: web.Request, disabled: bool) -> web.Response:
+        name = request.match_info["username"]
+        who = principal_of(request)
+        if disabled and name == who.username:
+            return _error(
+                400,
+                "不能停用自己的账号 / you cannot disable your own account; ask another "
+                "administrator",
+            )
+
+        def work() -> dict[str, object]:
+            with self._sessions() as db:
+                return accounts.user_document(accounts.set_disabled(db, name, disabled))
+
+        try:
+            return web.json_response(await asyncio.to_thread(work))
+        except NotFound as err:
+            return _error(404, str(err))
+
+    async def disable(self, request: web.Request) -> web.Response:
+        """Disable a user: their sessions end at once; sign-in and their API tokens are
+        refused until enabled again."""
+        return await self._set_disabled(request, True)
+
+    async def enable(self, request: web.Request) -> web.Response:
+        """Enable a disabled user again."""
+        return await self._set_disabled(request, False)
+
+    async def change_password(self, request: web.Request) -> web.Response:
+        """The signed-in user changes their own password from ``{current, new}``; their
+        other sessions end (this one stays)."""
+        who = principal_of(request)
+        try:
+            body = await _body(request)
+        except InvalidRequest as err:
+            return _error(400, str(err))
+        current, new = body.get("current"), body.get("new")
+        if not isinstance(current, str) or not isinstance(new, str):
+            return _error(400, 'send {"current": "...", "new": "..."}')
+        remote = request.remote or ""
+
+        def work() -> int:
+            with self._sessions() as db:
+                ended = accounts.change_own_password(
+                    db, who.username, current, new, who.session_hash
+                )
+                audit.record(
+                    db,
+                    "password_changed",
+                    username=who.username,
+                    role=who.role,
+                    target=who.username,
+                    detail={"other_sessions_ended": ended, "via": who.via},
+                    remote=remote,
+                )
+                return ended
+
+        async with self._sign_in_lock:  # Argon2: one at a time
+            try:
+                ended = await asyncio.to_thread(work)
+            except InvalidRequest as err:
+                return _error(400, str(err))
+        return web.json_response({"changed": who.username, "other_sessions_ended": ended})
+
+    async def tokens(self, request: web.Request) -> web.Response:
+        """Every API token (``user`` narrows them), with its id, state and expiry."""
+
+        def work() -> list[dict[str, object]]:
+            with self._sessions() as db:
+                return accounts.list_api_tokens(db, request.query.get("user"))
+
+        return web.json_response(await asyncio.to_thread(work))
+
+    async def revoke_token(self, request: web.Request) -> web.Response:
+        """Revoke an API token by the id ``GET /api/v1/tokens`` shows."""
+
+        def work() -> dict[str, object]:
+            with self._sessions() as db:
+                return accounts.revoke_api_token(db, request.match_info["token"])
+
+        try:
+            return web.json_response(await asyncio.to_thread(work))
+        except NotFound as err:
+            return _error(404, str(err))
+        except InvalidRequest as err:
+            return _error(400, str(err))
+
 
 _ERROR = {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]}
 _ERR = {"content": {"application/json": {"schema": _ERROR}}}
@@ -267,8 +371,17 @@ OPENAPI_PATHS: dict[str, Any] = {
                     "content": {"application/json": {"schema": _SESSION}},
                 },
                 "400": {"description": "bad body", **_ERR},
-                "401": {"description": "wrong user name or password", **_ERR},
-                "423": {"description": "locked after too many failures", **_ERR},
+                "401": {
+                    "description": "wrong user name or password; after five in a row from "
+                    "one address, Retry-After says how long that address must wait",
+                    **_ERR,
+                },
+                "413": {"description": "body over 4 KiB", **_ERR},
+                "429": {
+                    "description": "this address must wait (Retry-After) before trying this "
+                    "user name again; other addresses are not slowed",
+                    **_ERR,
+                },
             },
         },
         "get": {
@@ -315,7 +428,7 @@ OPENAPI_PATHS: dict[str, Any] = {
                             "properties": {
                                 "username": {"type": "string"},
                                 "role": {"type": "string", "enum": list(ROLES)},
-                                "password": {"type": "string", "minLength": 8},
+                                "password": {"type": "string", "minLength": 12},
                                 "display_name": {"type": "string"},
                             },
                             "required": ["username", "role"],
@@ -330,9 +443,83 @@ OPENAPI_PATHS: dict[str, Any] = {
             },
         },
     },
+    "/api/v1/session/password": {
+        "put": {
+            "summary": "Change your own password; your other sessions end",
+            "requestBody": {
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "properties": {
+                                "current": {"type": "string"},
+                                "new": {"type": "string", "minLength": 12},
+                            },
+                            "required": ["current", "new"],
+                        }
+                    }
+                }
+            },
+            "responses": {
+                "200": {"description": "changed"},
+                "400": {
+                    "description": "wrong current password, or the new one breaks the "
+                    "policy (the message says which rule, in Chinese and English)",
+                    **_ERR,
+                },
+                **_DENIED,
+            },
+        }
+    },
+    **{
+        f"/api/v1/users/{{username}}/{verb}": {
+            "post": {
+                "summary": summary,
+                "parameters": [
+                    {
+                        "name": "username",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string"},
+                    }
+                ],
+                "responses": {
+                    "200": {"description": "the user"},
+                    "400": {"description": "you cannot disable yourself", **_ERR},
+                    "404": {"description": "no such user", **_ERR},
+                    **_DENIED,
+                },
+            }
+        }
+        for verb, summary in (
+            ("disable", "Disable a user: sessions end, sign-in and tokens refused (admin)"),
+            ("enable", "Enable a disabled user again (admin)"),
+        )
+    },
+    "/api/v1/tokens": {
+        "get": {
+            "summary": "API tokens with id, state and expiry (admin)",
+            "parameters": [{"name": "user", "in": "query", "schema": {"type": "string"}}],
+            "responses": {"200": {"description": "tokens"}, **_DENIED},
+        }
+    },
+    "/api/v1/tokens/{token}": {
+        "delete": {
+            "summary": "Revoke an API token by its id (admin)",
+            "parameters": [
+                {"name": "token", "in": "path", "required": True, "schema": {"type": "string"}}
+            ],
+            "responses": {
+                "200": {"description": "revoked"},
+                "400": {"description": "not an id", **_ERR},
+                "404": {"description": "no such token", **_ERR},
+                **_DENIED,
+            },
+        }
+    },
     "/api/v1/users/{username}/unlock": {
         "post": {
-            "summary": "Lift a lock-out (admin)",
+            "summary": "Clear a user's failed sign-ins from every address (admin)",
             "parameters": [
                 {"name": "username", "in": "path", "required": True, "schema": {"type": "string"}}
             ],

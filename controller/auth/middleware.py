@@ -1,6 +1,7 @@
 """The aiohttp middleware that guards ``/api/v1``: who is calling (session cookie or API
-token), whether their role may, the CSRF check for cookie-borne changes, and the audit row
-for every change."""
+token), whether their role may, whether the lesson or classroom in the path is in their
+school scope, the CSRF check for cookie-borne changes, and the audit row for every change
+and for every read of personal data (``controller.auth.personal``)."""
 
 from __future__ import annotations
 
@@ -8,27 +9,43 @@ import asyncio
 import hmac
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from controller.auth import audit
 from controller.auth.accounts import user_for_token
+from controller.auth.personal import personal_action
 from controller.auth.roles import SAFE_METHODS, allowed, is_public, refusal
+from controller.auth.scope import COUNTY, Scope
+from controller.auth.viewing import VIEW_DETAIL, ViewingLedger
 from controller.auth.web_sessions import COOKIE, Principal, find_session
+from controller.db.models import ConsoleUser
+from controller.security import SecurityPolicy
 
 log = logging.getLogger(__name__)
 
 CSRF_HEADER = "X-CSRF-Token"
-# Routes whose handlers write their own, more telling audit rows, or none: hanging up a
-# patrol viewer is not worth a row (opening it is, as 'watch').
+# Routes whose handlers write their own, more telling audit rows: patrol writes 'watch'
+# when a viewer opens and 'watch_end' with its duration when it closes.
 SELF_AUDITED = frozenset(
-    {("DELETE", "/api/v1/session"), ("DELETE", "/api/v1/lessons/{lesson}/watch/{viewer}")}
+    {
+        ("DELETE", "/api/v1/session"),
+        ("POST", "/api/v1/lessons/{lesson}/watch"),
+        ("DELETE", "/api/v1/lessons/{lesson}/watch/{viewer}"),
+    }
 )
-# Audit action names other than "METHOD pattern": who watched which lesson (patrol).
-AUDIT_ACTIONS = {("POST", "/api/v1/lessons/{lesson}/watch"): "watch"}
+# Audit action names other than "METHOD pattern".
+AUDIT_ACTIONS: dict[tuple[str, str], str] = {}
+# Path parameters that name a lesson or a classroom, checked against the caller's scope.
+LESSON_PARAMS = ("lesson",)
+CLASSROOM_PARAMS = ("classroom",)
+CLASSROOM_ID_ROUTES = "/api/v1/classrooms/{id}"  # and what lies under it
 
 PRINCIPAL = web.RequestKey("principal", Principal)
+SCOPE = web.RequestKey("scope", Scope)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -49,33 +66,100 @@ def principal_of(request: web.Request) -> Principal:
     return request[PRINCIPAL]
 
 
+def scope_of(request: web.Request) -> Scope:
+    """The caller's school scope (the county for routes that need no credential)."""
+    scope: Scope = request.get(SCOPE, COUNTY)
+    return scope
+
+
+def viewer_key(principal: Principal) -> str:
+    """Who holds a viewing: the browser session, or the token's user."""
+    if principal.via == "session" and principal.session_hash:
+        return "session:" + principal.session_hash
+    return "token:" + principal.username
+
+
 class AuthGate:
     """Holds the database; ``middleware`` goes into the application's middlewares."""
 
-    def __init__(self, sessions: sessionmaker[Session]) -> None:
+    def __init__(
+        self, sessions: sessionmaker[Session], policy: SecurityPolicy | None = None
+    ) -> None:
         self._sessions = sessions
+        self._views = ViewingLedger()
+        self._policy = policy or SecurityPolicy()
 
-    def _identify(self, request: web.Request) -> Principal | str:
+    def _identify(self, request: web.Request, pattern: str) -> tuple[Principal, Scope, bool] | str:
+        """(principal, scope, whether the path's lesson/classroom is in scope), or why not."""
         header = request.headers.get("Authorization", "")
         with self._sessions() as db:
+            found: Principal | str
             if header:
                 scheme, _, token = header.partition(" ")
                 if scheme.lower() != "bearer" or not token.strip():
                     return "the Authorization header must be 'Bearer <API token>'"
                 user = user_for_token(db, token.strip())
-                if user is None:
+                if isinstance(user, str):
+                    return user
+                found = Principal(user.username, user.display_name, user.role, "token")
+            else:
+                cookie = request.cookies.get(COOKIE)
+                if not cookie:
                     return (
-                        "unknown API token; create one with "
-                        "`classroom-controller token create USER`"
+                        "sign in first: send the session cookie from POST /api/v1/session, "
+                        "or 'Authorization: Bearer <API token>'"
                     )
-                return Principal(user.username, user.display_name, user.role, "token")
-            cookie = request.cookies.get(COOKIE)
-            if not cookie:
-                return (
-                    "sign in first: send the session cookie from POST /api/v1/session, "
-                    "or 'Authorization: Bearer <API token>'"
-                )
-            return find_session(db, cookie)
+                found = find_session(db, cookie, self._policy)
+            if isinstance(found, str):
+                return found
+            school = db.scalar(
+                select(ConsoleUser.school).where(ConsoleUser.username == found.username)
+            )
+            scope = Scope.of(found.role, school)
+            return found, scope, self._in_scope(db, scope, request, pattern)
+
+    @staticmethod
+    def _in_scope(db: Session, scope: Scope, request: web.Request, pattern: str) -> bool:
+        if scope.county:
+            return True
+        m = request.match_info
+        lessons = [m[p] for p in LESSON_PARAMS if p in m]
+        rooms = [m[p] for p in CLASSROOM_PARAMS if p in m]
+        if pattern.startswith(CLASSROOM_ID_ROUTES) and "id" in m:
+            rooms.append(m["id"])
+        return all(scope.sees_lesson(db, x) for x in lessons) and all(
+            scope.sees_classroom(db, c) for c in rooms
+        )
+
+    def _audit_read(
+        self, principal: Principal, request: web.Request, action: str, detail: dict[str, Any]
+    ) -> None:
+        with self._sessions() as db:
+            audit.record(
+                db,
+                action,
+                username=principal.username,
+                role=principal.role,
+                target=request.path_qs,
+                detail=detail,
+                remote=request.remote or "",
+            )
+
+    async def _read_seen(
+        self, principal: Principal, scope: Scope, request: web.Request, action: str, status: int
+    ) -> None:
+        """Write the audit row of a personal-data read, unless it folds into an open one."""
+        detail: dict[str, Any] = {"status": status, "via": principal.via}
+        if scope.school is not None:
+            detail["school"] = scope.school
+        detail.update(request.get(VIEW_DETAIL, {}))
+        row = self._views.note(viewer_key(principal), request.path_qs, detail)
+        if row is None:
+            return
+        try:
+            await asyncio.to_thread(self._audit_read, principal, request, action, row)
+        except Exception:  # the data went out; losing its audit row must be loud
+            log.exception("could not write the audit row of %s %s", action, request.path_qs)
 
     def _audit(self, principal: Principal, request: web.Request, pattern: str, status: int) -> None:
         with self._sessions() as db:
@@ -91,17 +175,31 @@ class AuthGate:
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        """Authenticate, authorise, check CSRF, then run the handler and audit changes."""
+        """Authenticate, authorise, check scope and CSRF, then run the handler and audit
+        changes and personal-data reads."""
         if not request.path.startswith("/api/v1/"):
             return await handler(request)
         pattern = route_pattern(request)
         if pattern is None or is_public(request.method, pattern):
             return await handler(request)
-        found = await asyncio.to_thread(self._identify, request)
-        if isinstance(found, str):
-            return _error(401, found)
+        identified = await asyncio.to_thread(self._identify, request, pattern)
+        if isinstance(identified, str):
+            return _error(401, identified)
+        found, scope, in_scope = identified
+        personal = personal_action(request.method, pattern)
         if not allowed(found.role, request.method, pattern):
+            if personal is not None:
+                await self._read_seen(found, scope, request, personal, 403)
             return _error(403, refusal(found.role, request.method, pattern))
+        if not in_scope:
+            if personal is not None:
+                await self._read_seen(found, scope, request, personal, 404)
+            return _error(
+                404,
+                f"{request.path}: no such lesson or classroom in {scope.describe()} "
+                "(your account's scope; an administrator sets it with "
+                "`classroom-controller user school`)",
+            )
         changes = request.method not in SAFE_METHODS
         if changes and found.via == "session":
             sent = request.headers.get(CSRF_HEADER, "")
@@ -118,6 +216,15 @@ class AuthGate:
                     "session's token from GET /api/v1/session",
                 )
         request[PRINCIPAL] = found
+        request[SCOPE] = scope
+        if personal is not None:
+            try:
+                response = await handler(request)
+            except web.HTTPException as exc:  # a redirect to storage is a read too
+                await self._read_seen(found, scope, request, personal, exc.status)
+                raise
+            await self._read_seen(found, scope, request, personal, response.status)
+            return response
         response = await handler(request)
         if changes and response.status < 400 and (request.method, pattern) not in SELF_AUDITED:
             try:

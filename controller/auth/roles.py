@@ -6,9 +6,14 @@ ADMIN = "admin"
 SCHEDULER = "scheduler"
 TECHNICIAN = "technician"
 INSPECTOR = "inspector"
-ROLES: tuple[str, ...] = (ADMIN, SCHEDULER, TECHNICIAN, INSPECTOR)
+# The lead teacher (主讲教师): follows the lessons and gives the floor in the ones they teach.
+TEACHER = "teacher"
+ROLES: tuple[str, ...] = (ADMIN, SCHEDULER, TECHNICIAN, INSPECTOR, TEACHER)
 
 ALL = frozenset(ROLES)
+# Everyone who runs or oversees the network; teachers see less (TEACHER_READS).
+STAFF = frozenset({ADMIN, SCHEDULER, TECHNICIAN, INSPECTOR})
+FLOOR_GIVERS = frozenset({ADMIN, SCHEDULER, TEACHER})
 SCHEDULING = frozenset({ADMIN, SCHEDULER})
 ADMIN_ONLY = frozenset({ADMIN})
 AUDIT_READERS = frozenset({ADMIN, INSPECTOR})
@@ -37,21 +42,47 @@ PERMISSIONS: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/v1/users"): ADMIN_ONLY,
     ("POST", "/api/v1/users"): ADMIN_ONLY,
     ("POST", "/api/v1/users/{username}/unlock"): ADMIN_ONLY,
+    ("POST", "/api/v1/users/{username}/disable"): ADMIN_ONLY,
+    ("POST", "/api/v1/users/{username}/enable"): ADMIN_ONLY,
+    ("GET", "/api/v1/tokens"): ADMIN_ONLY,
+    ("DELETE", "/api/v1/tokens/{token}"): ADMIN_ONLY,
+    # Everyone changes their own password (proving the current one).
+    ("PUT", "/api/v1/session/password"): ALL,
     # Patrol: watching a live lesson opens a receive-only WebRTC viewer. It changes
-    # nothing, so every role may (see READ_ACTIONS); it is audited as 'watch'.
-    ("POST", "/api/v1/lessons/{lesson}/watch"): ALL,
-    ("DELETE", "/api/v1/lessons/{lesson}/watch/{viewer}"): ALL,
+    # nothing, so every staff role may (see READ_ACTIONS); it is audited as 'watch'.
+    # Teachers do not patrol other teachers' rooms.
+    ("POST", "/api/v1/lessons/{lesson}/watch"): STAFF,
+    ("DELETE", "/api/v1/lessons/{lesson}/watch/{viewer}"): STAFF,
     # Alerts raised from heartbeats: acknowledge, silence for maintenance.
     ("POST", "/api/v1/alerts/{alert}/ack"): ALERT_HANDLERS,
     ("POST", "/api/v1/alerts/{alert}/silence"): ALERT_HANDLERS,
-    # Recordings: every role searches and plays them; publishing to the resource library
-    # is a scheduling decision.
-    ("GET", "/api/v1/recordings"): ALL,
-    ("GET", "/api/v1/recordings/{lesson}/{classroom}/{file}"): ALL,
+    # Recordings: every staff role searches and plays them (not teachers: these are
+    # children's images); publishing to the resource library is a scheduling decision.
+    ("GET", "/api/v1/recordings"): STAFF,
+    ("GET", "/api/v1/recordings/{lesson}/{classroom}/{file}"): STAFF,
     ("POST", "/api/v1/recordings/{lesson}/{classroom}/{track}/publish"): SCHEDULING,
     # Technicians' remote actions on a classroom PC: doctor, logs, PTZ preset, restart.
     ("POST", "/api/v1/classrooms/{classroom}/actions"): TECHNICIANS,
+    # Floor control (课堂互动): call on one receiving room of a live lesson. A teacher may
+    # only in the lessons they teach (OWN_LESSONS_ONLY, checked by the handler).
+    ("PUT", "/api/v1/lessons/{lesson}/floor"): FLOOR_GIVERS,
 }
+
+# The reads a teacher may make (every other role may make any GET not in PERMISSIONS): the
+# dashboard, classrooms and lessons, not recordings, health or the audit log.
+TEACHER_READS: frozenset[str] = frozenset(
+    {
+        "/api/v1/session",
+        "/api/v1/dashboard",
+        "/api/v1/classrooms",
+        "/api/v1/lessons",
+        "/api/v1/lessons/{lesson}",
+        "/api/v1/lessons/{lesson}/floor",
+    }
+)
+# Roles whose changes to a lesson are limited to the lessons they teach (Lesson.teacher_id
+# is their username).
+OWN_LESSONS_ONLY: frozenset[str] = frozenset({TEACHER})
 
 # Writes by HTTP method that change nothing: opening and closing a patrol viewer. Every
 # role may make them; the middleware still asks cookie callers for the CSRF token.
@@ -85,6 +116,8 @@ WHAT_ROLE_MAY_DO: dict[str, str] = {
     "alerts, and run remote actions on classroom PCs (doctor, logs, PTZ presets, restart); "
     "it cannot change the timetable",
     INSPECTOR: "read everything, including the audit log, and change nothing",
+    TEACHER: "read the dashboard, classrooms and lessons, and call on a receiving room "
+    "(give the floor) in the live lessons they teach",
 }
 
 
@@ -101,6 +134,8 @@ def allowed(role: str, method: str, pattern: str) -> bool:
     """Whether ``role`` may call ``method`` on the route ``pattern``, per PERMISSIONS."""
     roles = PERMISSIONS.get((_method(method), pattern))
     if roles is None:
+        if role == TEACHER:
+            return _method(method) in SAFE_METHODS and pattern in TEACHER_READS
         return _method(method) in SAFE_METHODS and role in ALL
     return role in roles
 

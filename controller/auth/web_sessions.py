@@ -1,5 +1,5 @@
-"""Signed-in browsers: a random cookie whose SHA-256 is kept, with a CSRF token and a 12 h
-idle expiry."""
+"""Signed-in browsers: a random cookie whose SHA-256 is kept, with a CSRF token, an idle
+expiry and an absolute lifetime (``SecurityPolicy``: 30 min and 12 h by default)."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ from datetime import timedelta
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
-from controller.auth.accounts import sha256_hex
+from controller.auth.accounts import DISABLED, sha256_hex
 from controller.db.models import ConsoleUser, WebSession
 from controller.db.session import as_utc, utcnow
+from controller.security import SecurityPolicy
 
 COOKIE = "classbridge_session"
-IDLE = timedelta(hours=12)
 TOUCH_EVERY = timedelta(minutes=1)
 
 
@@ -31,7 +31,12 @@ class Principal:
     session_hash: str = ""
 
 
-def open_session(db: Session, user: ConsoleUser) -> tuple[str, str]:
+def _minutes(span: timedelta) -> str:
+    minutes = int(span.total_seconds() // 60)
+    return f"{minutes // 60} h" if minutes % 60 == 0 and minutes >= 60 else f"{minutes} min"
+
+
+def open_session(db: Session, user: ConsoleUser, policy: SecurityPolicy) -> tuple[str, str]:
     """Start a session; returns (cookie value, CSRF token)."""
     cookie = secrets.token_urlsafe(32)
     csrf = secrets.token_urlsafe(32)
@@ -43,29 +48,52 @@ def open_session(db: Session, user: ConsoleUser) -> tuple[str, str]:
             csrf_token=csrf,
             created_at=now,
             last_seen_at=now,
-            expires_at=now + IDLE,
+            expires_at=min(now + policy.session_idle, now + policy.session_lifetime),
         )
     )
     db.commit()
     return cookie, csrf
 
 
-def find_session(db: Session, cookie: str) -> Principal | str:
-    """The session's principal (its idle expiry moved on), or why there is none."""
+def find_session(db: Session, cookie: str, policy: SecurityPolicy) -> Principal | str:
+    """The session's principal (its idle expiry moved on), or why there is none. Both
+    limits are measured from the stored times with today's policy, so a shorter limit
+    set at a restart applies to sessions already open."""
     row = db.get(WebSession, sha256_hex(cookie))
     if row is None:
-        return "you are not signed in (unknown session); sign in again"
+        return (
+            "未登录或会话已失效，请重新登录 / you are not signed in (unknown session); "
+            "sign in again"
+        )
     now = utcnow()
-    if as_utc(row.expires_at) <= now:
+    created, seen = as_utc(row.created_at), as_utc(row.last_seen_at)
+    reason = ""
+    if now - created >= policy.session_lifetime:
+        span = _minutes(policy.session_lifetime)
+        reason = (
+            f"会话已达最长时限 {span}，请重新登录 / your session reached its limit of {span}; "
+            "sign in again"
+        )
+    elif now - seen >= policy.session_idle or as_utc(row.expires_at) <= now:
+        span = _minutes(policy.session_idle)
+        reason = (
+            f"超过 {span} 未操作，会话已过期，请重新登录 / your session expired after {span} "
+            "idle; sign in again"
+        )
+    if reason:
         db.delete(row)
         db.commit()
-        return "your session has expired after 12 hours idle; sign in again"
+        return reason
     user = db.get(ConsoleUser, row.user_id)
     if user is None:
         return "your user no longer exists; ask an administrator"
-    if now - as_utc(row.last_seen_at) > TOUCH_EVERY:
+    if user.disabled_at is not None:  # disabling deletes sessions; this closes a race
+        db.delete(row)
+        db.commit()
+        return DISABLED
+    if now - seen > TOUCH_EVERY:
         row.last_seen_at = now
-        row.expires_at = now + IDLE
+        row.expires_at = min(now + policy.session_idle, created + policy.session_lifetime)
         db.commit()
     return Principal(
         user.username, user.display_name, user.role, "session", row.csrf_token, row.id_hash

@@ -22,6 +22,13 @@ async def index(request: web.Request) -> web.FileResponse:
     return web.FileResponse(STATIC / "index.html", headers=HEADERS)
 
 
+async def add_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """``on_response_prepare``: the page's headers on every static console file too."""
+    if request.path.startswith("/console/"):
+        for name, value in HEADERS.items():
+            response.headers.setdefault(name, value)
+
+
 def console_routes() -> list[web.RouteDef | web.StaticDef]:
     """``/`` and the static files under ``/console/``."""
     return [web.get("/", index), web.static("/console/", STATIC)]

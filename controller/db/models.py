@@ -47,6 +47,21 @@ class Classroom(Base):
     network_profile: Mapped[str | None] = mapped_column(String(64))
 
 
+class UploadToken(Base):
+    """An upload token of a classroom: only its SHA-256 is kept. A row with no
+    ``retire_at`` is current; a replaced one works until ``retire_at`` (the grace for
+    uploads under way). Re-enrolment and revocation delete the classroom's rows."""
+
+    __tablename__ = "upload_token"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    classroom_id: Mapped[str] = mapped_column(
+        ForeignKey("classroom.id", ondelete="CASCADE"), index=True
+    )
+    issued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    retire_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
 class AlertState(Base):
     """One condition raised from a classroom's heartbeats, kept while it lasts (and while
     it is silenced), with who acknowledged it and until when it is silenced."""
@@ -133,6 +148,24 @@ class LessonReceiver(Base):
         ForeignKey("classroom.id"), primary_key=True, index=True
     )
     lesson: Mapped[Lesson] = relationship(back_populates="receivers")
+
+
+class LessonFloor(Base):
+    """Who has the floor (课堂互动) in a lesson: the receiving classroom called on, the
+    muted ones, and ``seq``, raised by one on every change (``controller.floor.store``)."""
+
+    __tablename__ = "lesson_floor"
+
+    lesson_id: Mapped[str] = mapped_column(
+        ForeignKey("lesson.id", ondelete="CASCADE"), primary_key=True
+    )
+    seq: Mapped[int] = mapped_column(Integer, default=0)
+    speaking: Mapped[str | None] = mapped_column(String(64))
+    muted: Mapped[list[str]] = mapped_column(JSON, default=list)
+    duck_db: Mapped[float] = mapped_column(Float, default=-18.0)
+    # "console:<user>", "scheduler", or "keys:<classroom>".
+    changed_by: Mapped[str] = mapped_column(String(120), default="")
+    changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class LessonEvent(Base):
@@ -361,6 +394,21 @@ class ConsoleUser(Base):
     failed_count: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # The school (Classroom.school) the account is limited to; None: the whole county.
+    school: Mapped[str | None] = mapped_column(String(200), index=True)
+    # Set by an administrator: no sign-in, no session, no API token until enabled again.
+    disabled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class SignInFailure(Base):
+    """Failed sign-ins in a row from one address for one user name (controller.auth.throttle)."""
+
+    __tablename__ = "sign_in_failure"
+
+    remote: Mapped[str] = mapped_column(String(64), primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
+    failures: Mapped[int] = mapped_column(Integer)
+    last_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
 
 
 class WebSession(Base):
@@ -386,10 +434,16 @@ class ApiToken(Base):
     label: Mapped[str] = mapped_column(String(200), default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # None: never expires (tokens made before expiry existed).
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class AuditEntry(Base):
-    """One audited action: a change through the API, a sign-in, sign-out or lock-out."""
+    """One audited action: a change through the API, a sign-in, sign-out or lock-out, or a
+    read of children's images or voices (playback, catalogue, patrol). Append-only: on
+    SQLite, triggers (migration 0011) refuse UPDATE, and DELETE of rows younger than
+    ``controller.auth.audit.KEEP_DAYS_FLOOR`` days."""
 
     __tablename__ = "audit_log"
 

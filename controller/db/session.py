@@ -10,6 +10,8 @@ from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+from protocols.private_files import sqlite_private
+
 MIGRATIONS = pathlib.Path(__file__).resolve().parent.parent / "migrations"
 
 
@@ -29,7 +31,11 @@ def database_url(state_dir: pathlib.Path) -> str:
 
 
 def make_engine(url: str) -> Engine:
-    """An engine; SQLite gets WAL and a busy timeout so CLI and daemon can share it."""
+    """An engine; SQLite gets WAL and a busy timeout so CLI and daemon can share it.
+
+    A SQLite file is made 0600 before it is opened (its WAL files follow its mode).
+    """
+    sqlite_private(url)
     engine = create_engine(url, future=True)
     if url.startswith("sqlite"):
 
@@ -46,6 +52,7 @@ def make_engine(url: str) -> Engine:
 
 def migrate(url: str) -> None:
     """Apply every Alembic migration up to head."""
+    sqlite_private(url)
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.set_main_option("sqlalchemy.url", url)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from aiortc import (
@@ -67,6 +68,8 @@ class ViewerPeer:
     feeds: list[FeedRef]
     subscribed: list[RelayTrack] = field(default_factory=list)
     opened_at: float = field(default_factory=time.monotonic)
+    # Called once when the viewer closes, however it closes (patrol audits the end).
+    on_close: Callable[[], Awaitable[None]] | None = None
 
 
 class LessonRelay:
@@ -175,9 +178,16 @@ class LessonRelay:
             track.stop()
         await peer.pc.close()
 
-    async def answer_viewer(self, viewer_id: str, sdp: str, feeds: list[FeedRef]) -> str:
+    async def answer_viewer(
+        self,
+        viewer_id: str,
+        sdp: str,
+        feeds: list[FeedRef],
+        on_close: Callable[[], Awaitable[None]] | None = None,
+    ) -> str:
         """Answer a console viewer's receive-only offer: one media section per entry of
         ``feeds``, in that order, each sent the feed's encoded frames as they arrive.
+        ``on_close`` is awaited when the viewer, once answered, closes for any reason.
 
         Raises SignallingError (what is wrong and what to send instead) for an unknown feed,
         a kind mismatch, or an offer whose sections do not match ``feeds``."""
@@ -242,6 +252,7 @@ class LessonRelay:
                 if current is not None and current.pc is pc:
                     await self.close_viewer(viewer_id)
 
+        viewer.on_close = on_close
         return pc.localDescription.sdp
 
     async def close_viewer(self, viewer_id: str) -> bool:
@@ -252,6 +263,11 @@ class LessonRelay:
         for track in viewer.subscribed:
             track.stop()
         await viewer.pc.close()
+        if viewer.on_close is not None:
+            try:
+                await viewer.on_close()
+            except Exception:  # the viewer is closed; what failed is its bookkeeping
+                log.exception("lesson %s: viewer %s: on_close failed", self.lesson_id, viewer_id)
         return True
 
     @property

@@ -10,6 +10,7 @@ from __future__ import annotations
 import pathlib
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 SAFE_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -76,3 +77,12 @@ class StorageBackend(Protocol):
 
     def read_url(self, key: str) -> str | None:
         """A time-limited URL a browser can fetch (with ranges), if the backend has one."""
+
+    def keys(self, prefix: str) -> list[str]:
+        """Every object under ``prefix/`` (unfinished leftovers included), sorted."""
+
+    def abort_stale_uploads(
+        self, started_before: datetime, keep: frozenset[str] = frozenset()
+    ) -> list[str]:
+        """Drop multipart uploads begun before ``started_before`` with their parts, except
+        those whose upload id is in ``keep``; returns the keys (or ids) dropped."""

@@ -13,6 +13,7 @@ import pathlib
 import secrets
 import shutil
 from collections.abc import AsyncIterator
+from datetime import datetime
 
 from controller.storage.backend import (
     DEFAULT_PART_SIZE,
@@ -20,6 +21,7 @@ from controller.storage.backend import (
     StoredObject,
     object_key,
 )
+from protocols.private_files import FILE_MODE, open_private, private_dir
 
 STAGING = ".multipart"
 
@@ -44,7 +46,7 @@ class LocalStorage:
         """Open a staged multipart upload."""
         self._key_path(key)  # validates the key
         backend_id = secrets.token_hex(12)
-        (self.root / STAGING / backend_id).mkdir(parents=True, exist_ok=True)
+        private_dir(self.root / STAGING / backend_id)
         return backend_id
 
     def part_url(self, key: str, backend_id: str, number: int) -> str | None:
@@ -66,7 +68,8 @@ class LocalStorage:
         md5 = hashlib.md5(usedforsecurity=False)
         size = 0
         tmp = staging / f"{number:05d}.part"
-        with open(tmp, "wb") as fh:
+        tmp.unlink(missing_ok=True)  # a part cut short before: start it again
+        with os.fdopen(open_private(tmp), "wb") as fh:
             async for chunk in chunks:
                 md5.update(chunk)
                 fh.write(chunk)
@@ -78,11 +81,12 @@ class LocalStorage:
         """Concatenate the listed parts, hashing them; the object appears whole or not at all."""
         staging = self._staging(backend_id)
         target = self._key_path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(target.parent)
         tmp = target.with_name(target.name + f".{backend_id}.part")
+        tmp.unlink(missing_ok=True)
         digest = hashlib.sha256()
         size = 0
-        with open(tmp, "wb") as out:
+        with os.fdopen(open_private(tmp), "wb") as out:
             for number, etag in sorted(etags):
                 part = staging / f"{number:05d}"
                 if not part.exists():
@@ -120,9 +124,11 @@ class LocalStorage:
     def store_file(self, src: pathlib.Path, key: str) -> StoredObject:
         """Move a finished local file into place."""
         target = self._key_path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(target.parent)
         if src != target:
             os.replace(src, target)
+        # A stitched file is written by FFmpeg with the process umask: make it private.
+        target.chmod(FILE_MODE)
         return StoredObject(key, target.stat().st_size, sha256_file(target))
 
     def delete(self, key: str) -> int:
@@ -142,6 +148,40 @@ class LocalStorage:
     def read_url(self, key: str) -> str | None:
         """The controller serves local files itself."""
         return None
+
+    def keys(self, prefix: str) -> list[str]:
+        """Every file under ``prefix/`` (half-assembled ``.part`` files included)."""
+        top = self._key_path(prefix)
+        if not top.is_dir():
+            return []
+        return sorted(p.relative_to(self.root).as_posix() for p in top.rglob("*") if p.is_file())
+
+    def prune(self, prefix: str) -> None:
+        """Remove the empty directories left under ``prefix`` (and it, if empty)."""
+        top = self._key_path(prefix)
+        if not top.is_dir():
+            return
+        for path in sorted(top.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+            if path.is_dir() and not any(path.iterdir()):
+                path.rmdir()
+        if not any(top.iterdir()):
+            top.rmdir()
+
+    def abort_stale_uploads(
+        self, started_before: datetime, keep: frozenset[str] = frozenset()
+    ) -> list[str]:
+        """Remove staged uploads not touched since ``started_before``; returns their ids."""
+        staging = self.root / STAGING
+        if not staging.is_dir():
+            return []
+        cutoff = started_before.timestamp()
+        dropped = []
+        for upload in sorted(staging.iterdir()):
+            newest = max([upload.stat().st_mtime, *(p.stat().st_mtime for p in upload.iterdir())])
+            if newest < cutoff and upload.name not in keep:
+                shutil.rmtree(upload, ignore_errors=True)
+                dropped.append(upload.name)
+        return dropped
 
 
 def sha256_file(path: pathlib.Path) -> str:

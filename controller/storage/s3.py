@@ -4,6 +4,11 @@ Agents upload parts straight to the store with presigned URLs, so recordings nev
 through the controller and no classroom holds storage credentials. Finishing an upload
 completes it, then streams the object back and hashes it: storage has confirmed the
 checksum only when the bytes it holds hash to what the agent declared.
+
+Presigned URLs are short-lived (5 minutes by default): the agent asks for its part URLs
+just before sending, and an upload that outlives them is retried with fresh ones. A bucket
+the controller creates gets default encryption (SSE-S3, AES256) and a block on all public
+access.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import hashlib
 import pathlib
 import urllib.parse
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import boto3
@@ -21,7 +27,15 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from controller.storage.backend import DEFAULT_PART_SIZE, StorageError, StoredObject
 
-PRESIGN_SECONDS = 6 * 3600
+DEFAULT_PRESIGN_S = 300
+MAX_PRESIGN_S = 7 * 24 * 3600  # SigV4's own limit
+PUBLIC_ACCESS_BLOCK = {
+    "BlockPublicAcls": True,
+    "IgnorePublicAcls": True,
+    "BlockPublicPolicy": True,
+    "RestrictPublicBuckets": True,
+}
+DEFAULT_ENCRYPTION = {"Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]}
 
 
 @dataclass(frozen=True)
@@ -50,9 +64,17 @@ class S3Storage:
 
     name = "s3"
 
-    def __init__(self, location: S3Location, part_size: int = DEFAULT_PART_SIZE) -> None:
+    def __init__(
+        self,
+        location: S3Location,
+        part_size: int = DEFAULT_PART_SIZE,
+        presign_s: int = DEFAULT_PRESIGN_S,
+    ) -> None:
+        if not 1 <= presign_s <= MAX_PRESIGN_S:
+            raise ValueError(f"presigned URLs last 1 to {MAX_PRESIGN_S} s, not {presign_s}")
         self.location = location
         self.part_size = part_size
+        self.presign_s = presign_s
         self._client: Any = boto3.client(
             "s3",
             endpoint_url=location.endpoint_url,
@@ -75,11 +97,56 @@ class S3Storage:
             ) from err
 
     def ensure_bucket(self) -> None:
-        """Create the bucket if it does not exist (first start against a new store)."""
+        """Create the bucket if it does not exist (first start against a new store),
+        encrypted by default and closed to public access."""
         try:
             self._client.head_bucket(Bucket=self.location.bucket)
+            return
         except ClientError:
-            self._call("create bucket", "", "create_bucket")
+            pass
+        where: dict[str, Any] = {}
+        if self.location.region != "us-east-1":
+            where["CreateBucketConfiguration"] = {"LocationConstraint": self.location.region}
+        self._call("create bucket", "", "create_bucket", **where)
+        self._call(
+            "set default encryption",
+            "",
+            "put_bucket_encryption",
+            ServerSideEncryptionConfiguration=DEFAULT_ENCRYPTION,
+        )
+        self._call(
+            "block public access",
+            "",
+            "put_public_access_block",
+            PublicAccessBlockConfiguration=PUBLIC_ACCESS_BLOCK,
+        )
+
+    def abort_stale_uploads(
+        self, started_before: datetime, keep: frozenset[str] = frozenset()
+    ) -> list[str]:
+        """Abort every multipart upload under the prefix begun before ``started_before``;
+        returns their keys. Their parts are freed, so no recording outlives retention."""
+        prefix = f"{self.location.prefix}/" if self.location.prefix else ""
+        aborted: list[str] = []
+        try:
+            pages = self._client.get_paginator("list_multipart_uploads").paginate(
+                Bucket=self.location.bucket, Prefix=prefix
+            )
+            for page in pages:
+                for upload in page.get("Uploads", []):
+                    if upload["Initiated"] >= started_before or upload["UploadId"] in keep:
+                        continue
+                    self._client.abort_multipart_upload(
+                        Bucket=self.location.bucket,
+                        Key=upload["Key"],
+                        UploadId=upload["UploadId"],
+                    )
+                    aborted.append(str(upload["Key"]).removeprefix(prefix))
+        except (ClientError, BotoCoreError) as err:
+            raise StorageError(
+                f"s3://{self.location.bucket}/{prefix}: abort stale uploads: {err}"
+            ) from err
+        return aborted
 
     def begin(self, key: str) -> str:
         """Start a multipart upload."""
@@ -97,7 +164,7 @@ class S3Storage:
                     "UploadId": backend_id,
                     "PartNumber": number,
                 },
-                ExpiresIn=PRESIGN_SECONDS,
+                ExpiresIn=self.presign_s,
             )
         )
 
@@ -163,6 +230,21 @@ class S3Storage:
         self._call("delete", key, "delete_object", Key=self._key(key))
         return int(head.get("ContentLength", 0))
 
+    def keys(self, prefix: str) -> list[str]:
+        """Every object under ``prefix/``."""
+        full = self._key(prefix).rstrip("/") + "/"
+        base = f"{self.location.prefix}/" if self.location.prefix else ""
+        found: list[str] = []
+        try:
+            pages = self._client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.location.bucket, Prefix=full
+            )
+            for page in pages:
+                found += [str(o["Key"]).removeprefix(base) for o in page.get("Contents", [])]
+        except (ClientError, BotoCoreError) as err:
+            raise StorageError(f"s3://{self.location.bucket}/{full}: list: {err}") from err
+        return sorted(found)
+
     def local_path(self, key: str) -> pathlib.Path | None:
         """Nothing is local."""
         return None
@@ -173,6 +255,6 @@ class S3Storage:
             self._client.generate_presigned_url(
                 "get_object",
                 Params={"Bucket": self.location.bucket, "Key": self._key(key)},
-                ExpiresIn=PRESIGN_SECONDS,
+                ExpiresIn=self.presign_s,
             )
         )

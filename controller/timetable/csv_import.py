@@ -34,6 +34,12 @@ COLUMNS = (
     "title",
 )
 REQUIRED = ("date", "kind", "lead")
+# A term's timetable for a whole county is a few thousand rows; more is a wrong file, or
+# an attempt to tie up the controller (every row is checked against the database). 5,000
+# rows of about 80 bytes fit in 1 MiB, the body limit every route keeps to before it
+# knows who is sending.
+MAX_BYTES = 1024 * 1024
+MAX_ROWS = 5000
 
 
 @dataclass
@@ -91,6 +97,28 @@ def _decode_lines(data: bytes) -> tuple[list[str], list[RowProblem]]:
     return lines, problems
 
 
+def limit_problem(data: bytes) -> RowProblem | None:
+    """Why ``data`` is over the import's caps (MAX_BYTES, MAX_ROWS), or None."""
+    if len(data) > MAX_BYTES:
+        return RowProblem(
+            1,
+            "too_large",
+            f"the file is {len(data)} bytes; a timetable import takes at most {MAX_BYTES} "
+            f"bytes ({MAX_BYTES // (1024 * 1024)} MiB): split it, e.g. by school or month, "
+            "and import the parts one by one",
+        )
+    rows = sum(1 for line in data.split(b"\n")[1:] if line.strip())
+    if rows > MAX_ROWS:
+        return RowProblem(
+            MAX_ROWS + 2,
+            "too_many_rows",
+            f"the file has {rows} rows after the header; a timetable import takes at most "
+            f"{MAX_ROWS} (row {MAX_ROWS + 2} is the first one over): split it, e.g. by "
+            "school or month, and import the parts one by one",
+        )
+    return None
+
+
 def parse_timetable_csv(
     data: bytes,
     planner: Planner,
@@ -101,6 +129,10 @@ def parse_timetable_csv(
     """Check every row (against the database, through ``planner``, and against earlier
     rows of the same file); nothing is written here."""
     result = ImportResult()
+    too_much = limit_problem(data)
+    if too_much is not None:
+        result.problems.append(too_much)
+        return result
     lines, result.problems = _decode_lines(data)
     reader = csv.reader(io.StringIO("\n".join(lines)))
     try:

@@ -75,7 +75,11 @@ class SyntheticCamera:
 
 
 class SyntheticMicrophone:
-    """A −12 dBFS sine tone with a louder 10 ms click at every tick, in 20 ms frames."""
+    """A −12 dBFS sine tone with a louder 10 ms click at every tick, in 20 ms frames.
+
+    Given the frame's capture time, the clicks fall on whole seconds of the wall clock,
+    so whoever hears one (a speaker's monitor at the other room) knows when it was said.
+    """
 
     def __init__(
         self, sample_rate: int = AUDIO_RATE, tone_hz: float = 440.0, tick_every_s: float = 1.0
@@ -85,13 +89,17 @@ class SyntheticMicrophone:
         self.tick_every = int(tick_every_s * sample_rate)
         self._amp = 32767 * 10 ** (-12 / 20)
 
-    def frame(self, index: int) -> av.AudioFrame:
-        """The ``index``-th 20 ms frame (phase-continuous)."""
+    def frame(self, index: int, capture_ms: float | None = None) -> av.AudioFrame:
+        """The ``index``-th 20 ms frame (phase-continuous), captured at ``capture_ms``."""
         start = index * AUDIO_SAMPLES
         n = np.arange(start, start + AUDIO_SAMPLES)
         samples = self._amp * np.sin(2 * math.pi * self.tone_hz * n / self.sample_rate)
         click_len = self.sample_rate // 100
-        in_click = (n % self.tick_every) < click_len
+        if capture_ms is None:
+            in_click = (n % self.tick_every) < click_len
+        else:  # on the wall clock: sample i of this frame is heard at capture + i / rate
+            at = round(capture_ms * self.sample_rate / 1000) + np.arange(AUDIO_SAMPLES)
+            in_click = (at % self.tick_every) < click_len
         samples = np.where(
             in_click,
             0.9 * 32767 * np.sign(np.sin(2 * math.pi * 2000 * n / self.sample_rate)),

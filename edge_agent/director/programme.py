@@ -215,6 +215,14 @@ class ProgrammeDesk:
             task.add_done_callback(lambda t: t.cancelled() or t.exception())
         return programme
 
+    def for_lesson(
+        self, lesson_id: str, publishing: dict[str, MediaSource], is_live: Callable[[], bool]
+    ) -> Programme | None:
+        """The lesson's running programme, else :meth:`start` (new terms mid-lesson keep
+        the programme, its recording and its push going)."""
+        running = self.programmes.get(lesson_id)
+        return running if running is not None else self.start(lesson_id, publishing, is_live)
+
     async def stop(self, lesson_id: str) -> None:
         """Stop the lesson's push, then its programme."""
         push = self.pushes.pop(lesson_id, None)

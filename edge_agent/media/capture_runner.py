@@ -21,15 +21,16 @@ import fractions
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import av
 import numpy as np
 
 from edge_agent.media.bus import FrameBus
 from edge_agent.media.level import LevelMeter, SilenceAlarm
+from edge_agent.media.priority import favour_this_thread
 from edge_agent.media.supervision import Backoff, DeviceHealth
 from protocols.media.encoded_frame import AUDIO_TIME_BASE, VIDEO_TIME_BASE, EncodedFrame
 from protocols.media.h264 import is_keyframe, parameter_sets
@@ -49,6 +50,19 @@ class CaptureSpec:
     passthrough: bool = False
     open_timeout_s: float = 5.0
     read_timeout_s: float = 2.0
+
+
+class AudioInput(Protocol):
+    """A microphone that FFmpeg cannot open (PulseAudio): opened, read, closed here."""
+
+    def open(self) -> None:
+        """Connect to the device."""
+
+    def frames(self) -> Iterator[av.AudioFrame]:
+        """Frames as they are recorded (blocking); raises when the device breaks."""
+
+    def close(self) -> None:
+        """Let go of the device."""
 
 
 class DeviceStalled(Exception):
@@ -76,8 +90,10 @@ class CaptureRunner:
         height: int = 0,
         audio_filter: AudioFilter | None = None,
         is_live: Callable[[], bool] = lambda: False,
+        audio_input: Callable[[], AudioInput] | None = None,
     ) -> None:
         self.name, self.kind, self.spec = name, kind, spec
+        self._audio_input = audio_input
         self.bus = bus
         self.fps, self.width, self.height = fps, width, height
         self._loop = loop
@@ -159,6 +175,15 @@ class CaptureRunner:
                     return
 
     def _session(self, backoff: Backoff) -> None:
+        if self._audio_input is not None:
+            source = self._audio_input()
+            try:
+                source.open()
+                self.opened += 1
+                self._audio_loop(source.frames(), backoff)
+            finally:
+                source.close()
+            return
         # PyAV's (open, read) timeouts bound opening and every read: a camera that goes
         # quiet without closing its connection is noticed within read_timeout_s.
         container = av.open(
@@ -173,7 +198,7 @@ class CaptureRunner:
                 container.streams.audio[0] if self.kind == "audio" else container.streams.video[0]
             )
             if self.kind == "audio":
-                self._audio_loop(container, stream, backoff)
+                self._audio_loop(container.decode(stream), backoff)
             elif self.spec.passthrough and stream.codec_context.name == "h264":
                 self._passthrough_loop(container, stream, backoff)
             else:
@@ -281,14 +306,15 @@ class CaptureRunner:
             self.counter += 1
 
     # -- microphones ------------------------------------------------------------------
-    def _audio_loop(self, container: Any, stream: Any, backoff: Backoff) -> None:
+    def _audio_loop(self, frames: Iterable[Any], backoff: Backoff) -> None:
         assert self._encoder_factory is not None, "a microphone needs an encoder"
+        favour_this_thread()
         encoder = self._encoder_factory()
         resampler = av.AudioResampler(
             format="s16", layout="mono", rate=48000, frame_size=AUDIO_SAMPLES
         )
         base: int | None = None  # wall-clock pts of this session's first sample
-        for frame in container.decode(stream):
+        for frame in frames:
             if self._stop.is_set():
                 return
             for chunk in resampler.resample(frame):

@@ -62,6 +62,12 @@ class BusDecoder:
             self._thread.join(timeout=5)
             self._thread = None
 
+    @property
+    def native_id(self) -> int | None:
+        """The OS id of this object's thread (for CPU accounting), while it runs."""
+        thread = self._thread
+        return thread.native_id if thread is not None else None
+
     def _drain(self) -> None:
         try:
             while True:

@@ -32,7 +32,7 @@ class VideoDevice(Protocol):
 class AudioDevice(Protocol):
     """Anything that can produce 20 ms of audio on demand."""
 
-    def frame(self, index: int) -> av.AudioFrame:
+    def frame(self, index: int, capture_ms: float | None = None) -> av.AudioFrame:
         """The ``index``-th 20 ms frame."""
 
 
@@ -142,7 +142,7 @@ class SourceRunner:
                     self._keyframe.clear()
                 out = self._encoder.encode(frame, capture_ms, force)  # type: ignore[attr-defined]
             else:
-                frame = self._device.frame(counter)  # type: ignore[attr-defined]
+                frame = self._device.frame(counter, capture_ms)  # type: ignore[attr-defined]
                 pcm = frame.to_ndarray().reshape(-1).astype(np.int16)
                 level = self.meter.feed(pcm, pcm.size / frame.sample_rate)
                 self.silence.update(level, time.monotonic(), self._is_live())

@@ -1,13 +1,19 @@
-"""The agent's side of the controller's upload API (open, part URLs, complete)."""
+"""The agent's side of the controller's upload API (open, part URLs, complete).
+
+Calls to the controller go over HTTPS only, verified against the certificate pinned at
+enrolment and nothing else. Presigned part URLs of an S3 store are the store's own
+(signed per part) and use the system's trust store.
+"""
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 
-from edge_agent.errors import UploadFailed
+from edge_agent.errors import InsecureUpload, UploadFailed
 
 
 class UploadSessionLost(UploadFailed):
@@ -22,15 +28,27 @@ class UploadApi:
     """Typed calls; every failure raises an ``UploadFailed`` naming the call and cause."""
 
     def __init__(
-        self, http: aiohttp.ClientSession, base_url: str, classroom_id: str, token: str
+        self,
+        http: aiohttp.ClientSession,
+        base_url: str,
+        classroom_id: str,
+        token: str,
+        tls: ssl.SSLContext | None,
     ) -> None:
+        """Raises ``InsecureUpload`` for a non-HTTPS URL or without a pinned context."""
+        self._base = _https_only(base_url.rstrip("/"))
+        if tls is None:
+            raise InsecureUpload(
+                "no controller certificate is pinned (this agent was enrolled before the "
+                "controller served HTTPS); enrol it again: classroom-agent enroll"
+            )
         self._http = http
-        self._base = base_url.rstrip("/")
+        self._tls = tls
         self._auth = {"Authorization": f"Bearer {token}", "X-Classroom": classroom_id}
 
     async def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         url = f"{self._base}{path}"
-        async with self._http.post(url, json=body, headers=self._auth) as resp:
+        async with self._http.post(url, json=body, headers=self._auth, ssl=self._tls) as resp:
             text = await resp.text()
             if resp.status == 404 and "/uploads/" in path:
                 raise UploadSessionLost(f"POST {path}: {text[:300]}")
@@ -59,9 +77,13 @@ class UploadApi:
     ) -> str:
         """PUT one part; returns storage's ETag for it."""
         headers = {"Content-Length": str(size), "Content-Type": "application/octet-stream"}
+        # A part sent to the controller carries the upload token: pinned HTTPS only.
+        tls: ssl.SSLContext | bool = True
         if auth:
             headers.update(self._auth)
-        async with self._http.put(url, data=body, headers=headers) as resp:
+            tls = self._tls
+            _https_only(url)
+        async with self._http.put(url, data=body, headers=headers, ssl=tls) as resp:
             text = await resp.text()
             if resp.status == 404 and auth:
                 raise UploadSessionLost(f"PUT part: {text[:300]}")
@@ -79,3 +101,12 @@ class UploadApi:
             f"/api/v1/uploads/{upload_id}/complete",
             {"parts": [{"n": n, "etag": e} for n, e in sorted(etags.items())]},
         )
+
+
+def _https_only(url: str) -> str:
+    if not url.lower().startswith("https://"):
+        raise InsecureUpload(
+            f"refusing to upload to {url.split('?', 1)[0]}: the controller must be reached "
+            "over https://, verified against the certificate pinned at enrolment"
+        )
+    return url

@@ -14,6 +14,8 @@ import threading
 import time
 from dataclasses import dataclass
 
+from protocols.private_files import private_dir, private_file
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS upload (
     id INTEGER PRIMARY KEY,
@@ -66,7 +68,8 @@ class UploadJournal:
     """Thread-safe access to the journal (the recorder thread enqueues, the loop uploads)."""
 
     def __init__(self, path: pathlib.Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)
+        private_file(path)  # SQLite gives its -wal and -shm files the database's mode
         self.path = path
         self._lock = threading.Lock()
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)

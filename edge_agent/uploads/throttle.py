@@ -1,4 +1,5 @@
-"""A token bucket that keeps uploads under a byte rate (None: no limit)."""
+"""Upload rates: the configured limits and a token bucket that keeps uploads under a byte
+rate (None: no limit)."""
 
 from __future__ import annotations
 
@@ -38,3 +39,11 @@ class TokenBucket:
                     self._tokens -= n
                     return
                 await asyncio.sleep((n - self._tokens) / rate)
+
+
+class UploadLimits:
+    """Upload rate limits, bytes/s (None: unlimited): lower while a lesson is live."""
+
+    def __init__(self, live_kbps: int = 2000, idle_kbps: int = 0) -> None:
+        self.live_bps = live_kbps * 1000 / 8 if live_kbps > 0 else None
+        self.idle_bps = idle_kbps * 1000 / 8 if idle_kbps > 0 else None

@@ -14,12 +14,13 @@ import logging
 import math
 import pathlib
 import random
+import ssl
 import time
 from collections.abc import AsyncIterator, Callable
 
 import aiohttp
 
-from edge_agent.errors import UploadFailed
+from edge_agent.errors import InsecureUpload, UploadFailed
 from edge_agent.uploads.client import ChecksumRejected, UploadApi, UploadSessionLost
 from edge_agent.uploads.journal import JournalItem, UploadJournal
 from edge_agent.uploads.throttle import TokenBucket
@@ -49,12 +50,17 @@ class Uploader:
         classroom_id: str,
         credentials: Credentials,
         rate_limit: Callable[[], float | None] = lambda: None,
+        controller_tls: ssl.SSLContext | None = None,
     ) -> None:
         self.journal = journal
+        self._tls = controller_tls
         self._classroom = classroom_id
         self._credentials = credentials
         self.bucket = TokenBucket(rate_limit)
         self._wake = asyncio.Event()
+        # The loop the uploader runs on: kick() comes from the recorder's thread too, and
+        # an asyncio.Event may only be set from its own loop.
+        self._home: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
         self.uploaded_files = 0
         self.uploaded_bytes = 0
@@ -65,13 +71,25 @@ class Uploader:
         self._stopping = False
 
     def kick(self, now: bool = False) -> None:
-        """Look at the journal again; ``now`` also cancels every file's backoff."""
+        """Look at the journal again; ``now`` also cancels every file's backoff.
+
+        Safe from any thread (a segment closes on the recorder's thread).
+        """
         if now:
             self.journal.retry_all_now()
-        self._wake.set()
+        home = self._home
+        try:
+            on_home = asyncio.get_running_loop() is home
+        except RuntimeError:
+            on_home = False
+        if home is None or on_home or home.is_closed():
+            self._wake.set()  # not started (nothing waits), or already on the loop thread
+        else:
+            home.call_soon_threadsafe(self._wake.set)
 
     async def start(self) -> None:
         """Start the background loop."""
+        self._home = asyncio.get_running_loop()
         self._task = asyncio.create_task(self._loop(), name="uploader")
 
     async def stop(self) -> None:
@@ -96,7 +114,14 @@ class Uploader:
                 async with aiohttp.ClientSession(
                     timeout=aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=60)
                 ) as http:
-                    api = UploadApi(http, creds[0], self._classroom, creds[1])
+                    try:
+                        api = UploadApi(http, creds[0], self._classroom, creds[1], self._tls)
+                    except InsecureUpload as err:
+                        self.failures += 1
+                        self.last_error = str(err)
+                        log.error("uploads held: %s", err)
+                        await self._sleep(30.0)
+                        continue
                     while due:
                         await asyncio.gather(*(self._attempt(api, item) for item in due))
                         creds = self._credentials()

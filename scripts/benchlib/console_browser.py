@@ -21,6 +21,20 @@ CHROMIUM_ARGS = [
     "--disable-features=WebRtcHideLocalIpsWithMdns",
 ]
 
+
+def pinned_key_flag(spki_sha256_b64: str) -> str:
+    """Chromium trusts the controller's HTTPS by its server key alone: the flag accepts a
+    chain only when it contains that exact SubjectPublicKeyInfo (name checks and every
+    other certificate stay strict), which is narrower than an NSS database that would
+    trust the county CA for every site."""
+    return f"--ignore-certificate-errors-spki-list={spki_sha256_b64}"
+
+
+def rig_chromium_args(rig: LessonRig) -> list[str]:
+    """CHROMIUM_ARGS plus the rig controller's server key pinned."""
+    return [*CHROMIUM_ARGS, pinned_key_flag(rig.server_spki())]
+
+
 # Polls the big view's peer connection every 50 ms: ms from `t0` until its lead camera
 # (the first feed asked for) has framesDecoded > 0.
 FIRST_FRAME_JS = """async ([t0, timeoutMs]) => {

@@ -10,6 +10,7 @@ import json
 import os
 import pathlib
 import signal
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -18,6 +19,8 @@ import urllib.request
 from typing import Any
 
 from benchlib.ports import free_port_pair
+from controller.tls.ca import spki_sha256_b64
+from protocols.tls import pinned_client_context
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 BIN = pathlib.Path(sys.executable).parent
@@ -56,9 +59,27 @@ class LessonRig:
         self.api_token = ""  # an admin API token, made on the first start_controller
 
     @property
+    def base(self) -> str:
+        """The controller's HTTPS origin (console, API, uploads)."""
+        return f"https://127.0.0.1:{self.http_port}"
+
+    @property
     def api(self) -> str:
         """Base URL of the controller's JSON API."""
-        return f"http://127.0.0.1:{self.http_port}/api/v1"
+        return f"{self.base}/api/v1"
+
+    @property
+    def trust_pem(self) -> str:
+        """The county CA the controller made on its first start (OSError before that)."""
+        return (self.controller_state / "tls" / "ca.pem").read_text()
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """A client context that trusts this rig's controller only."""
+        return pinned_client_context(self.trust_pem)
+
+    def server_spki(self) -> str:
+        """Base64 SHA-256 of the controller's server key (Chromium's pinning flag)."""
+        return spki_sha256_b64((self.controller_state / "tls" / "server.pem").read_bytes())
 
     def cli(self, program: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         """Run ``classroom-controller`` or ``classroom-agent`` and capture its output."""
@@ -165,10 +186,21 @@ class LessonRig:
         url = (
             self.api + path
             if not path.startswith("/../../")
-            else (f"http://127.0.0.1:{self.http_port}/" + path.removeprefix("/../../"))
+            else (f"{self.base}/" + path.removeprefix("/../../"))
         )
         request = urllib.request.Request(url, headers=self.auth_headers)
-        with urllib.request.urlopen(request, timeout=5) as resp:
+        with urllib.request.urlopen(request, timeout=5, context=self.ssl_context()) as resp:
+            return json.loads(resp.read())
+
+    def put(self, path: str, doc: dict[str, Any]) -> Any:
+        """PUT a JSON document to the API; returns the JSON answer."""
+        request = urllib.request.Request(
+            self.api + path,
+            data=json.dumps(doc).encode(),
+            method="PUT",
+            headers={**self.auth_headers, "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10, context=self.ssl_context()) as resp:
             return json.loads(resp.read())
 
     def wait(self, what: str, predicate: Any, timeout: float) -> Any:

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from console.harness import CHROMIUM, CHROMIUM_ARGS, PASSWORD, Console
+from console.harness import CHROMIUM, PASSWORD, Console
 
 from controller.auth.accounts import add_user, create_api_token
 from controller.auth.roles import ROLES
@@ -38,7 +38,14 @@ async def console(controller_config: ControllerConfig) -> AsyncIterator[Console]
     await daemon.start()
     try:
         assert daemon.http is not None
-        yield Console(f"http://127.0.0.1:{daemon.http.port}", db, tokens)
+        assert daemon.certificate is not None
+        yield Console(
+            f"https://127.0.0.1:{daemon.http.port}",
+            db,
+            tokens,
+            daemon.certificate.trust_pem,
+            daemon.certificate.spki_sha256_b64(),
+        )
     finally:
         await daemon.stop()
 
@@ -51,7 +58,7 @@ async def page(console: Console) -> AsyncIterator[Any]:
 
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+            executable_path=str(CHROMIUM), headless=True, args=console.chromium_args()
         )
         try:
             tab = await browser.new_page(viewport={"width": 1400, "height": 1000})

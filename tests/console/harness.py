@@ -6,9 +6,12 @@ from __future__ import annotations
 import importlib.util
 import os
 from dataclasses import dataclass
+from typing import Any
 
+import aiohttp
 import pytest
-from benchlib.console_browser import CHROMIUM, CHROMIUM_ARGS
+from benchlib.console_browser import CHROMIUM, CHROMIUM_ARGS, pinned_key_flag
+from helpers import https_session
 from sqlalchemy.orm import Session, sessionmaker
 
 PASSWORD = "correct horse battery"
@@ -38,11 +41,22 @@ def require_browser() -> None:
 
 @dataclass(frozen=True)
 class Console:
-    """A running controller: its base URL, database, and each role's API token."""
+    """A running controller: its HTTPS base URL, database, each role's API token, and
+    the county CA it made (``trust_pem``) with its server key's SPKI hash for Chromium."""
 
     base: str
     db: sessionmaker[Session]
     tokens: dict[str, str]
+    trust_pem: str = ""
+    spki: str = ""
+
+    def session(self, **kwargs: Any) -> aiohttp.ClientSession:
+        """An HTTP client that trusts this controller's CA only."""
+        return https_session(self.trust_pem, **kwargs)
+
+    def chromium_args(self) -> list[str]:
+        """Chromium's flags with this controller's server key pinned (see CHROMIUM_ARGS)."""
+        return [*CHROMIUM_ARGS, pinned_key_flag(self.spki)]
 
     def bearer(self, role: str) -> dict[str, str]:
         """Headers that call the API with ``role``'s token."""

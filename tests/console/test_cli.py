@@ -11,6 +11,7 @@ from controller.auth.accounts import sha256_hex
 from controller.cli import app
 from controller.cli_common import open_db
 from controller.db.models import ApiToken, ConsoleUser
+from controller.registry import add_classroom
 
 
 def test_user_lifecycle_and_token(tmp_path: pathlib.Path) -> None:
@@ -19,7 +20,7 @@ def test_user_lifecycle_and_token(tmp_path: pathlib.Path) -> None:
     out = run(
         app,
         ["user", "add", "li", "--role", "scheduler", "--password-stdin", *state],
-        input="long enough pw\n",
+        input="Long enough pw 1\n",
     )
     assert out.exit_code == 0, out.output
     out = run(app, ["user", "add", "li", "--role", "scheduler", "--no-password", *state])
@@ -31,7 +32,7 @@ def test_user_lifecycle_and_token(tmp_path: pathlib.Path) -> None:
         ["user", "add", "y", "--role", "inspector", "--password-stdin", *state],
         input="short\n",
     )
-    assert out.exit_code == 2 and "at least 8 characters" in out.output
+    assert out.exit_code == 2 and "at least 12 characters" in out.output
     out = run(app, ["user", "passwd", "li", "--password-stdin", *state], input="another pw 2\n")
     assert out.exit_code == 0, out.output
     out = run(app, ["user", "unlock", "li", *state])
@@ -49,3 +50,36 @@ def test_user_lifecycle_and_token(tmp_path: pathlib.Path) -> None:
         assert user is not None and user.password_hash.startswith("$argon2id$")
     out = run(app, ["token", "create", "nobody", *state])
     assert out.exit_code == 2 and "no user 'nobody'" in out.output
+
+
+def test_user_school_scope(tmp_path: pathlib.Path) -> None:
+    state = ["--state-dir", str(tmp_path)]
+    run = CliRunner().invoke
+    with open_db(tmp_path)() as db:
+        add_classroom(db, "village-201", "Village 201", "Village School", b"k" * 32)
+    out = run(
+        app,
+        [
+            *("user", "add", "wang", "--role", "technician"),
+            *("--school", "Village School", "--no-password"),
+            *state,
+        ],
+    )
+    assert out.exit_code == 0 and "seeing school Village School" in out.output, out.output
+    out = run(app, ["user", "add", "zhao", "--role", "admin", "--no-password", *state])
+    assert out.exit_code == 0, out.output
+    out = run(app, ["user", "list", "--json", *state])
+    assert {d["username"]: d["school"] for d in json.loads(out.output)} == {
+        "wang": "Village School",
+        "zhao": None,
+    }
+    out = run(app, ["user", "school", "wang", "--county", *state])
+    assert out.exit_code == 0 and "now sees the county" in out.output
+    out = run(app, ["user", "school", "wang", "City School", *state])
+    assert out.exit_code == 2 and "known schools: Village School" in out.output
+    out = run(app, ["user", "school", "zhao", "Village School", *state])
+    assert out.exit_code == 2 and "always sees the county" in out.output
+    out = run(app, ["user", "school", "wang", *state])
+    assert out.exit_code == 2 and "either a SCHOOL or --county" in out.output
+    out = run(app, ["user", "list", *state])
+    assert "(county)" in out.output

@@ -3,7 +3,6 @@ technician; an inspector may not acknowledge."""
 
 from __future__ import annotations
 
-import aiohttp
 import pytest
 from console.harness import PASSWORD, Console, require_browser
 
@@ -68,7 +67,7 @@ async def test_technician_acknowledges_an_alert_and_the_inspector_cannot(
         stored = db.get(AlertState, alert_id)
         assert stored is not None and stored.acknowledged_by == "technician"
 
-    async with aiohttp.ClientSession(headers=console.bearer("inspector")) as http:
+    async with console.session(headers=console.bearer("inspector")) as http:
         async with http.post(f"{console.base}/api/v1/alerts/{alert_id}/ack") as r:
             assert r.status == 403
             assert "inspector" in (await r.json())["error"]
@@ -86,7 +85,7 @@ async def test_inspector_sees_a_silenced_alert_without_actions(
     page: Page, console: Console
 ) -> None:
     alert_id = _seed_health(console)
-    async with aiohttp.ClientSession(headers=console.bearer("scheduler")) as http:
+    async with console.session(headers=console.bearer("scheduler")) as http:
         async with http.post(
             f"{console.base}/api/v1/alerts/{alert_id}/silence", json={"hours": 0}
         ) as r:

@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 from benchlib.console_browser import (
     CHROMIUM,
-    CHROMIUM_ARGS,
     add_console_user,
     first_frame_ms,
     frames_decoded,
     open_nav_page,
+    rig_chromium_args,
     sign_in,
 )
 from benchlib.rig import LessonRig
@@ -62,7 +62,7 @@ async def test_inspector_watches_a_live_lesson_and_the_browser_decodes_it(
     live: tuple[LessonRig, str],
 ) -> None:
     rig, lesson_id = live
-    base = rig.api.removesuffix("/api/v1")
+    base = rig.base
     doc = next(x for x in rig.get("/live") if x["id"] == lesson_id)
     assert doc["lead"] == LEAD and doc["receivers"] == [RECEIVER]
     assert {(f["classroom"], f["track"]) for f in doc["feeds"]} >= {
@@ -75,7 +75,7 @@ async def test_inspector_watches_a_live_lesson_and_the_browser_decodes_it(
     assert "loss_pct" in teacher and "rtt_ms" in teacher  # from the agents' RTCP stats
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+            executable_path=str(CHROMIUM), headless=True, args=rig_chromium_args(rig)
         )
         try:
             page = await browser.new_page()

@@ -7,7 +7,6 @@ import pathlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import aiohttp
 import pytest
 from console.harness import Console
 from console.recording_seed import seed_lesson, seed_recording
@@ -63,7 +62,7 @@ def seeded(console: Console, controller_config: ControllerConfig) -> dict[str, s
 
 async def _search(console: Console, role: str = "inspector", **query: str) -> Any:
     async with (
-        aiohttp.ClientSession(headers=console.bearer(role)) as http,
+        console.session(headers=console.bearer(role)) as http,
         http.get(f"{console.base}/api/v1/recordings", params=query) as r,
     ):
         body = await r.json()
@@ -107,7 +106,7 @@ async def test_search_filters_and_pages(console: Console, seeded: dict[str, str]
 
 
 async def test_search_refuses_bad_queries(console: Console) -> None:
-    async with aiohttp.ClientSession(headers=console.bearer("inspector")) as http:
+    async with console.session(headers=console.bearer("inspector")) as http:
         for query, words in (
             ({"from": "yesterday"}, "neither a date"),
             ({"limit": "0"}, "out of range"),
@@ -117,7 +116,7 @@ async def test_search_refuses_bad_queries(console: Console) -> None:
             async with http.get(f"{console.base}/api/v1/recordings", params=query) as r:
                 assert r.status == 400 and words in (await r.json())["error"], query
     async with (
-        aiohttp.ClientSession() as http,
+        console.session() as http,
         http.get(f"{console.base}/api/v1/recordings") as r,
     ):
         assert r.status == 401
@@ -129,11 +128,11 @@ async def test_publish_is_for_schedulers_and_audited(
     path = f"/api/v1/recordings/{seeded['math']}/city-101/teacher/publish"
     for role in ("inspector", "technician"):
         async with (
-            aiohttp.ClientSession(headers=console.bearer(role)) as http,
+            console.session(headers=console.bearer(role)) as http,
             http.post(console.base + path) as r,
         ):
             assert r.status == 403, role
-    async with aiohttp.ClientSession(headers=console.bearer("scheduler")) as http:
+    async with console.session(headers=console.bearer("scheduler")) as http:
         async with http.post(console.base + path) as r:
             doc = await r.json()
             assert r.status == 200, doc
@@ -149,7 +148,7 @@ async def test_publish_is_for_schedulers_and_audited(
         rows = s.query(AuditEntry).filter(AuditEntry.target == path).all()
         assert rows and rows[0].username == "scheduler"
     async with (
-        aiohttp.ClientSession(headers=console.bearer("inspector")) as http,
+        console.session(headers=console.bearer("inspector")) as http,
         http.get(f"{console.base}/api/v1/openapi.json") as r,
     ):
         paths = (await r.json())["paths"]

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-import aiohttp
 import pytest
 from console.harness import PASSWORD, Console, require_browser
 
@@ -25,7 +24,7 @@ def _next_tuesday() -> datetime:
 
 async def _seed_lesson(console: Console, start: datetime) -> str:
     async with (
-        aiohttp.ClientSession(headers=console.bearer("scheduler")) as http,
+        console.session(headers=console.bearer("scheduler")) as http,
         http.post(
             f"{console.base}/api/v1/lessons",
             json={

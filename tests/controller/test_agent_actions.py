@@ -6,9 +6,8 @@ from __future__ import annotations
 import asyncio
 import pathlib
 
-import aiohttp
 import pytest
-from helpers import bearer_headers
+from helpers import bearer_headers, controller_base, controller_session
 from helpers import issue_token as issue_token_for
 
 from controller.daemon import ControllerDaemon
@@ -50,11 +49,11 @@ async def test_doctor_logs_ptz_and_restart_from_the_console_api(
         agent = AgentDaemon(state, identity, loaded)
         await agent.start()
         assert controller.http is not None and controller._sessions is not None
-        base = f"http://127.0.0.1:{controller.http.port}/api/v1/classrooms"
+        base = f"{controller_base(controller)}/api/v1/classrooms"
         admin = bearer_headers(controller._sessions, "technician")
         inspector = bearer_headers(controller._sessions, "inspector")
         try:
-            async with aiohttp.ClientSession(headers=admin) as http:
+            async with controller_session(controller, headers=admin) as http:
 
                 async def act(body: dict[str, object], room: str = "city-101") -> tuple[int, dict]:  # type: ignore[type-arg]
                     async with http.post(f"{base}/{room}/actions", json=body) as r:
@@ -87,7 +86,7 @@ async def test_doctor_logs_ptz_and_restart_from_the_console_api(
                 await asyncio.sleep(1.0)
                 assert agent.restart_requested and agent._stopping.is_set()
             async with (
-                aiohttp.ClientSession(headers=inspector) as http,
+                controller_session(controller, headers=inspector) as http,
                 http.post(f"{base}/city-101/actions", json={"action": "logs"}) as r,
             ):
                 assert r.status == 403

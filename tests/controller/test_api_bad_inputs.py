@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
-from helpers import bearer_headers
+from helpers import bearer_headers, loopback_server_tls, loopback_session
 from sqlalchemy.orm import Session, sessionmaker
 from timetable_fixtures import ROOMS, SETUP
 
@@ -38,9 +38,9 @@ async def api(tmp_path: pathlib.Path) -> AsyncIterator[tuple[str, dict[str, str]
         lesson_id = lesson.id
     uploads = UploadService(db, LocalStorage(tmp_path / "storage"), lambda a, b: None)
     http = HttpApi(db, uploads, keys, lambda: [])
-    await http.start("127.0.0.1", 0)
+    await http.start("127.0.0.1", 0, tls=loopback_server_tls())
     try:
-        yield f"http://127.0.0.1:{http.port}/api/v1", bearer_headers(db), lesson_id
+        yield f"https://127.0.0.1:{http.port}/api/v1", bearer_headers(db), lesson_id
     finally:
         await http.stop()
 
@@ -51,7 +51,7 @@ async def _answer(r: aiohttp.ClientResponse) -> tuple[int, str]:
 
 async def test_bad_inputs_are_4xx_naming_the_field(api: tuple[str, dict[str, str], str]) -> None:
     base, headers, lesson = api
-    async with aiohttp.ClientSession(headers=headers) as http:
+    async with loopback_session(headers=headers) as http:
         body = {"action": "extend", "minutes": {"a": 1}}
         async with http.post(f"{base}/lessons/{lesson}/override", json=body) as r:
             status, error = await _answer(r)

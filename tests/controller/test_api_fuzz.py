@@ -84,7 +84,7 @@ class LiveController:
         self._thread.start()
         self._call(self.daemon.start())
         assert self.daemon.http is not None
-        return f"http://127.0.0.1:{self.daemon.http.port}"
+        return f"https://127.0.0.1:{self.daemon.http.port}"
 
     def __exit__(self, *exc: object) -> None:
         try:
@@ -134,13 +134,16 @@ def _seed_county(state: pathlib.Path) -> tuple[str, dict[str, str]]:
 
 
 @pytest.fixture
-def live(controller_config: ControllerConfig) -> Iterator[tuple[str, str, dict[str, str]]]:
-    """A running, seeded controller; yields (base URL, admin API token, known ids)."""
+def live(
+    controller_config: ControllerConfig,
+) -> Iterator[tuple[str, str, dict[str, str], str]]:
+    """A running, seeded controller; yields (base URL, admin API token, known ids, the
+    county CA file to verify it with)."""
     state: pathlib.Path = controller_config.state_dir
     state.mkdir(parents=True, exist_ok=True)
     token, known = _seed_county(state)
     with LiveController(controller_config) as base:
-        yield base, token, known
+        yield base, token, known, str(state / "tls" / "ca.pem")
 
 
 def _run_cases(strategy: Any, check: Callable[[Any], None]) -> None:
@@ -163,21 +166,21 @@ def _run_cases(strategy: Any, check: Callable[[Any], None]) -> None:
 
 
 def _fuzz_operation(
-    operation: Any, base: str, headers: dict[str, str], known: dict[str, str]
+    operation: Any, base: str, headers: dict[str, str], known: dict[str, str], ca: str
 ) -> None:
     """Valid data, valid data on existing objects, then invalid data, for one operation."""
 
     def valid(case: Any) -> None:
         if operation.path.startswith(UPLOAD_PREFIX):
-            response = case.call(base_url=base, headers=headers)
+            response = case.call(base_url=base, headers=headers, verify=ca)
             assert response.status_code == 401, (
                 f"{case.method} {case.formatted_path}: {response.status_code} {response.text}"
             )
             return
-        case.call_and_validate(base_url=base, headers=headers, checks=VALID_CHECKS)
+        case.call_and_validate(base_url=base, headers=headers, checks=VALID_CHECKS, verify=ca)
 
     def invalid(case: Any) -> None:
-        case.call_and_validate(base_url=base, headers=headers, checks=INVALID_CHECKS)
+        case.call_and_validate(base_url=base, headers=headers, checks=INVALID_CHECKS, verify=ca)
 
     _run_cases(operation.as_strategy(), valid)
     names = {p.name for p in operation.path_parameters}
@@ -188,12 +191,12 @@ def _fuzz_operation(
 
 
 def test_every_operation_survives_generated_data(
-    live: tuple[str, str, dict[str, str]],
+    live: tuple[str, str, dict[str, str], str],
 ) -> None:
     """Every documented operation, fuzzed as an admin: no 5xx, documented answers."""
-    base, token, known = live
+    base, token, known, ca = live
     headers = {"Authorization": f"Bearer {token}"}
-    document = requests.get(f"{base}/api/v1/openapi.json", timeout=10).json()
+    document = requests.get(f"{base}/api/v1/openapi.json", timeout=10, verify=ca).json()
     validate(document)  # a valid OpenAPI 3.1 document, or OpenAPIValidationError
     assert {p for p in document["paths"] if p.startswith(UPLOAD_PREFIX)}, "uploads undocumented"
     schema = st.openapi.from_dict(document)
@@ -204,7 +207,7 @@ def test_every_operation_survives_generated_data(
         operation = result.ok()
         count += 1
         try:
-            _fuzz_operation(operation, base, headers, known)
+            _fuzz_operation(operation, base, headers, known, ca)
         except (AssertionError, BaseExceptionGroup) as err:  # collect all, then report
             failures.append(f"== {operation.method.upper()} {operation.path}\n{err}"[:3000])
     elapsed = time.monotonic() - started

@@ -7,9 +7,8 @@ import pathlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
-import aiohttp
 import pytest
-from helpers import bearer_headers
+from helpers import bearer_headers, loopback_server_tls, loopback_session
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -51,9 +50,9 @@ async def api(
         add_classroom(s, "city-101", "City 101", "city", keys.public)
     uploads = UploadService(db, LocalStorage(tmp_path / "storage"), lambda a, b: None)
     http = HttpApi(db, uploads, keys, lambda: ["city-101"])
-    await http.start("127.0.0.1", 0)
+    await http.start("127.0.0.1", 0, tls=loopback_server_tls())
     try:
-        yield f"http://127.0.0.1:{http.port}/api/v1", bearer_headers(db, "inspector"), db
+        yield f"https://127.0.0.1:{http.port}/api/v1", bearer_headers(db, "inspector"), db
     finally:
         await http.stop()
 
@@ -91,7 +90,7 @@ async def test_health_endpoint_and_inventory(
         for minutes in (600, 90, 30, 1):  # 10 h ago is outside the default 6 h
             sampler.record(s, "city-101", HEALTH, now - timedelta(minutes=minutes))
         s.commit()
-    async with aiohttp.ClientSession(headers=headers) as http:
+    async with loopback_session(headers=headers) as http:
         async with http.get(f"{base}/classrooms/city-101/health") as r:
             assert r.status == 200, await r.text()
             doc = await r.json()

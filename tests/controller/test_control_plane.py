@@ -10,6 +10,7 @@ import pytest
 import zmq
 import zmq.asyncio
 from helpers import issue_token as issue_token_for
+from zmq.utils.monitor import parse_monitor_message
 
 from controller.daemon import ControllerConfig, ControllerDaemon
 from edge_agent.enrol import enrol
@@ -17,12 +18,16 @@ from edge_agent.errors import EnrolmentFailed
 from edge_agent.identity import Identity
 from edge_agent.link import ControlLink
 from protocols import envelope
+from protocols.envelope import MAX_MESSAGE_BYTES
 from protocols.messages import (
+    ActionResult,
+    AgentAction,
     CommandAck,
     ErrorReply,
     Heartbeat,
     HeartbeatAck,
     Register,
+    StartRecording,
 )
 
 pytestmark = pytest.mark.timeout(60)
@@ -231,3 +236,134 @@ async def test_agent_survives_malformed_messages_from_the_controller(
         await _wait(lambda: link.counters.sent > seq + 2 and link.online, 5)  # still beating
     finally:
         await link.stop()
+
+
+class _RecordingAgent:
+    """A real link whose doctor answer waits until the test lets it go."""
+
+    def __init__(self, identity: Identity) -> None:
+        self.commands: list[envelope.Envelope] = []
+        self.release = asyncio.Event()
+        self.link = ControlLink(
+            identity, lambda: _register(identity), _heartbeat, self._on_command, 0.3
+        )
+
+    async def _on_command(self, env: envelope.Envelope) -> ActionResult | CommandAck:
+        self.commands.append(env)
+        if isinstance(env.body, AgentAction):
+            await self.release.wait()
+            return ActionResult(action=env.body.action, ok=True, output="genuine")
+        return CommandAck(command=env.type, ok=True)
+
+
+def _rogue(ctx: zmq.asyncio.Context, cfg: ControllerConfig, key: Identity, route: bytes):  # type: ignore[no-untyped-def]
+    """A DEALER with a genuine enrolled key that names its own routing id."""
+    sock = ctx.socket(zmq.DEALER)
+    sock.curve_serverkey = key.controller_public_key.encode()
+    sock.curve_publickey = key.public_key.encode()
+    sock.curve_secretkey = key.secret_key.encode()
+    sock.identity = route
+    sock.linger = 0
+    sock.connect(_endpoint(cfg))
+    return sock
+
+
+async def _drain(sock, seconds: float) -> list[envelope.Envelope]:  # type: ignore[no-untyped-def]
+    got = []
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        if await sock.poll(int(left * 1000)):
+            got.append(envelope.decode(await sock.recv()))
+    return got
+
+
+async def test_another_rooms_key_cannot_take_over_a_routing_id(
+    controller: ControllerDaemon, tmp_path: pathlib.Path
+) -> None:
+    """Room B's genuine key, dialling in under room A's routing id, gets none of A's
+    commands, and its forged answer to A's command is not taken as A's."""
+    hub = controller.hub
+    assert hub is not None
+    cfg = controller.config
+    ids = {}
+    for cid in ("room-a", "room-b"):
+        token = issue_token_for(cfg.state_dir, cid)
+        ids[cid] = await enrol(_endpoint(cfg), token, tmp_path / cid)
+    a, b = _RecordingAgent(ids["room-a"]), _RecordingAgent(ids["room-b"])
+    ctx = zmq.asyncio.Context()
+    rogues = []
+    try:
+        for agent in (a, b):
+            await agent.link.start()
+            await asyncio.wait_for(agent.link.registered.wait(), 5)
+        # One rogue claims the classroom's name, the other the exact route A is on now.
+        for route in (b"room-a", hub._routes["room-a"]):
+            rogue = _rogue(ctx, cfg, ids["room-b"], route)
+            rogues.append(rogue)
+            await rogue.send(envelope.encode(envelope.make(_register(ids["room-b"]), "room-b")))
+            await rogue.send(envelope.encode(envelope.make(_heartbeat(1), "room-b")))
+        await asyncio.sleep(0.5)
+
+        asked = asyncio.create_task(hub.request("room-a", AgentAction(action="doctor"), 10))
+        await _wait(lambda: any(isinstance(e.body, AgentAction) for e in a.commands))
+        command_id = a.commands[-1].id
+        forged = ActionResult(action="doctor", ok=True, output="forged")
+        await rogues[0].send(envelope.encode(envelope.make(forged, "room-b", command_id)))
+        assert await b.link.send(forged, correlation_id=command_id)  # B's own route, too
+        await asyncio.sleep(0.5)
+        a.release.set()
+        reply = await asyncio.wait_for(asked, 5)
+        assert reply.expect(ActionResult).output == "genuine"
+        assert reply.sender == "room-a"
+
+        # Room B's own commands still reach room B's own link.
+        await hub.request("room-b", StartRecording(lesson_id="L1"), 5)
+        # (schedule pushes may come and go meanwhile; the commands are what count)
+        assert [e.type for e in b.commands if e.type.startswith("cmd.")] == ["cmd.record.start"]
+
+        for rogue in rogues:
+            seen = await _drain(rogue, 0.5)
+            assert not [e for e in seen if e.type not in ("error", "agent.heartbeat.ack")], seen
+            assert not [e for e in seen if isinstance(e.body, HeartbeatAck)], seen
+        assert hub.counters.spoofed >= 1 and hub.counters.foreign_replies == 1
+        assert a.link.online and b.link.online
+    finally:
+        for rogue in rogues:
+            rogue.close(linger=0)
+        ctx.term()
+        await a.link.stop()
+        await b.link.stop()
+
+
+async def test_an_oversized_message_drops_its_sender_and_the_hub_carries_on(
+    controller: ControllerDaemon, tmp_path: pathlib.Path
+) -> None:
+    """A 40 MiB message to the enrolment socket is never received: the socket hangs up on
+    the sender (MAXMSGSIZE), and the next agent enrols as usual."""
+    hub = controller.hub
+    assert hub is not None
+    assert hub._control is not None and hub._enrol is not None
+    assert 0 < hub._control.getsockopt(zmq.MAXMSGSIZE) <= MAX_MESSAGE_BYTES <= 4 * 1024 * 1024
+    assert 0 < hub._enrol.getsockopt(zmq.MAXMSGSIZE) <= MAX_MESSAGE_BYTES
+    ctx = zmq.asyncio.Context()
+    sock = ctx.socket(zmq.DEALER)
+    public, secret = zmq.curve_keypair()
+    sock.curve_serverkey = hub._keys.public
+    sock.curve_publickey, sock.curve_secretkey = public, secret
+    sock.linger = 0
+    monitor = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+    sock.connect(f"tcp://127.0.0.1:{hub.enrol_port}")
+    try:
+        await sock.send(b"x" * (40 * 1024 * 1024))
+        event = await asyncio.wait_for(monitor.recv_multipart(), 10)
+        assert parse_monitor_message(event)["event"] == zmq.EVENT_DISCONNECTED
+        assert await sock.poll(500) == 0  # never answered
+    finally:
+        sock.disable_monitor()
+        monitor.close(linger=0)
+        sock.close(linger=0)
+        ctx.term()
+    assert hub.counters.decode_errors == 0  # never reached the loop
+    token = issue_token_for(controller.config.state_dir, "city-108")
+    identity = await enrol(_endpoint(controller.config), token, tmp_path / "city-108")
+    assert identity.classroom_id == "city-108"

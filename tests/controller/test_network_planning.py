@@ -11,9 +11,8 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import aiohttp
 import pytest
-from helpers import bearer_headers
+from helpers import bearer_headers, loopback_server_tls, loopback_session
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from timetable_fixtures import ROOMS, SETUP
@@ -156,9 +155,9 @@ async def api_auth(
     keys = ServerKeys.load_or_create(tmp_path / "state")
     uploads = UploadService(db, LocalStorage(tmp_path / "storage"), lambda a, b: None)
     http = HttpApi(db, uploads, keys, lambda: ONLINE)
-    await http.start("127.0.0.1", 0)
+    await http.start("127.0.0.1", 0, tls=loopback_server_tls())
     try:
-        yield f"http://127.0.0.1:{http.port}/api/v1", bearer_headers(db)
+        yield f"https://127.0.0.1:{http.port}/api/v1", bearer_headers(db)
     finally:
         await http.stop()
 
@@ -182,7 +181,7 @@ async def test_create_answers_placement_and_live_view_compares_plan_and_measure(
     api_auth: tuple[str, dict[str, str]], db: sessionmaker[Session], tmp_path: pathlib.Path
 ) -> None:
     api, headers = api_auth
-    async with aiohttp.ClientSession(headers=headers) as http:
+    async with loopback_session(headers=headers) as http:
         # city: 8064 of 14000; village: 4064 of 5000 → top rung
         async with http.post(f"{api}/lessons", json=_body("city-101", ["village-201"])) as r:
             first = await r.json()

@@ -9,9 +9,8 @@ import pathlib
 from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
 import pytest
-from helpers import REPO, bearer_headers
+from helpers import REPO, bearer_headers, loopback_server_tls, loopback_session
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
@@ -214,9 +213,9 @@ async def api_auth(
     keys = ServerKeys.load_or_create(tmp_path)
     uploads = UploadService(db, LocalStorage(tmp_path / "storage"), lambda a, b: None)
     http = HttpApi(db, uploads, keys, lambda: [])
-    await http.start("127.0.0.1", 0)
+    await http.start("127.0.0.1", 0, tls=loopback_server_tls())
     try:
-        yield f"http://127.0.0.1:{http.port}/api/v1", bearer_headers(db)
+        yield f"https://127.0.0.1:{http.port}/api/v1", bearer_headers(db)
     finally:
         await http.stop()
 
@@ -226,7 +225,7 @@ async def test_http_put_list_assign_and_bad_profiles(
 ) -> None:
     api, headers = api_auth
     base = f"{api}/network-profiles"
-    async with aiohttp.ClientSession(headers=headers) as http:
+    async with loopback_session(headers=headers) as http:
         doc = _toml(GOOD)
         async with http.put(f"{base}/county-std", json=doc) as r:
             assert r.status == 201, await r.text()
@@ -288,7 +287,7 @@ async def test_register_ack_carries_the_effective_profile(
         KeyBook(),
         Presence(2.0),
         _Orchestrator(),  # type: ignore[arg-type]
-        "http://127.0.0.1:7780",
+        "https://127.0.0.1:7780",
     )
 
     async def register(classroom: str) -> RegisterAck:

@@ -62,3 +62,98 @@ def test_retention_option_refuses_bad_values_clearly(tmp_path: pathlib.Path) -> 
         result = runner.invoke(app, ["serve", "--state-dir", str(tmp_path), "--retention", value])
         assert result.exit_code == 2, result.output
         assert fragment in result.output
+
+
+async def test_retention_leaves_no_manifest_staged_part_or_half_file(
+    tmp_path: pathlib.Path,
+) -> None:
+    """Everything of a cleared lesson goes: catalogued segments and recordings, manifests,
+    a half-assembled file, an open upload's staged parts; abandoned staging is swept."""
+    import os
+    from collections.abc import AsyncIterator
+
+    from controller.db.models import RecordingManifest, UploadSession
+    from controller.db.session import utcnow
+
+    url = f"sqlite:///{tmp_path / 'c.sqlite3'}"
+    migrate(url)
+    db = sessions(make_engine(url))
+    keys = ServerKeys.load_or_create(tmp_path)
+    storage = LocalStorage(tmp_path / "storage")
+    t0 = datetime(2026, 1, 5, tzinfo=UTC)
+    with db() as s:
+        for cid in ("a", "b"):
+            add_classroom(s, cid, cid, "", keys.public)
+        lesson = schedule_lesson(s, "a", ["b"], t0, t0 + timedelta(minutes=40))
+    base = storage.root / "lessons" / lesson.id
+    files = {
+        "a/teacher/teacher-00001.mp4": b"segment",
+        "a/manifest.json": b"{}",
+        "a/teacher.mp4": b"stitched",
+        "b/manifest.json": b"{}",
+        "a/teacher/teacher-00002.mp4.0123abcd.part": b"half assembled",
+    }
+    for rel, data in files.items():
+        (base / rel).parent.mkdir(parents=True, exist_ok=True)
+        (base / rel).write_bytes(data)
+    with db() as s:
+        record_segment(
+            s,
+            lesson.id,
+            "a",
+            "teacher",
+            "teacher-00001.mp4",
+            f"lessons/{lesson.id}/a/teacher/teacher-00001.mp4",
+            "f" * 64,
+            7,
+        )
+        s.add(
+            RecordingManifest(
+                lesson_id=lesson.id,
+                classroom_id="a",
+                manifest={},
+                coverage={},
+                received_at=utcnow(),
+            )
+        )
+        key = f"lessons/{lesson.id}/a/teacher/teacher-00003.mp4"
+        backend_id = storage.begin(key)
+
+        async def part() -> AsyncIterator[bytes]:
+            yield b"part of a video"
+
+        await storage.put_part(backend_id, 1, part())
+        s.add(
+            UploadSession(
+                id="u1",
+                lesson_id=lesson.id,
+                classroom_id="a",
+                rel="teacher/teacher-00003.mp4",
+                key=key,
+                size=100,
+                sha256="0" * 64,
+                backend_id=backend_id,
+                part_size=storage.part_size,
+                state="open",
+                created_at=utcnow(),
+            )
+        )
+        s.commit()
+    # Staging nobody will finish: an upload begun (and last touched) two days ago.
+    abandoned = storage.begin("lessons/gone/a/teacher/teacher-00001.mp4")
+    old = (datetime.now(UTC) - timedelta(days=2)).timestamp()
+    for path in (storage.root / ".multipart" / abandoned,):
+        os.utime(path, (old, old))
+    young = storage.begin("lessons/young/a/teacher/teacher-00001.mp4")
+
+    cleared = run_retention(db, storage, RetentionPolicy(days={"synchronous": 30}))
+    assert cleared == [lesson.id]
+    assert not base.exists(), sorted(p.name for p in base.rglob("*"))
+    staging = storage.root / ".multipart"
+    assert not (staging / backend_id).exists() and not (staging / abandoned).exists()
+    assert (staging / young).exists()
+    with db() as s:
+        audited = {d.key.removeprefix(f"lessons/{lesson.id}/") for d in s.scalars(select(Deletion))}
+        assert set(files) <= audited
+        assert s.scalars(select(RecordingManifest)).all() == []
+        assert s.get(UploadSession, "u1").state == "failed"  # type: ignore[union-attr]

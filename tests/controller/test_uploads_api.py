@@ -10,14 +10,15 @@ import pathlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
-import aiohttp
 import boto3
 import pytest
 from aiohttp import web
 from benchlib.s3_server import s3_server
-from helpers import bearer_headers
+from helpers import bearer_headers, loopback_client_tls, loopback_server_tls, loopback_session
 from sqlalchemy.orm import Session, sessionmaker
 
+from controller import upload_tokens
+from controller.db.models import Recording
 from controller.db.session import make_engine, migrate, sessions
 from controller.http_api import HttpApi
 from controller.keys import ServerKeys
@@ -26,11 +27,12 @@ from controller.registry import add_classroom
 from controller.storage.backend import StorageBackend
 from controller.storage.local import LocalStorage
 from controller.storage.s3 import S3Location, S3Storage
-from controller.uploads import UploadService
+from controller.uploads import MAX_MANIFEST_BYTES, UploadService
 from edge_agent.errors import UploadFailed
 from edge_agent.uploads.client import UploadApi
 from edge_agent.uploads.journal import UploadJournal
 from edge_agent.uploads.worker import Uploader, backoff_delay
+from protocols.lesson_ids import manual_lesson_id
 
 T0 = datetime(2026, 3, 2, 0, 0, tzinfo=UTC)
 PART = 64 * 1024
@@ -43,12 +45,13 @@ def db(tmp_path: pathlib.Path) -> sessionmaker[Session]:
     factory = sessions(make_engine(url))
     keys = ServerKeys.load_or_create(tmp_path)
     with factory() as s:
-        for cid in ("a", "b"):
+        for cid in ("a", "b", "c"):  # c takes no part in the lesson
             add_classroom(s, cid, cid, "", keys.public)
     return factory
 
 
-Started = tuple[str, ServerKeys, str, UploadService]
+# The base URL, each classroom's upload token, the lesson id and the upload service.
+Started = tuple[str, dict[str, str], str, UploadService]
 
 
 async def _start(
@@ -57,10 +60,11 @@ async def _start(
     keys = ServerKeys.load_or_create(tmp_path)
     with db() as s:
         lesson = schedule_lesson(s, "a", ["b"], T0, T0 + timedelta(minutes=1))
+        tokens = {cid: upload_tokens.issue(s, cid) for cid in ("a", "b", "c")}
     uploads = UploadService(db, storage, lambda lesson, room: None)
     http = HttpApi(db, uploads, keys, lambda: [])
-    await http.start("127.0.0.1", 0)
-    return http, (f"http://127.0.0.1:{http.port}", keys, lesson.id, uploads)
+    await http.start("127.0.0.1", 0, tls=loopback_server_tls())
+    return http, (f"https://127.0.0.1:{http.port}", tokens, lesson.id, uploads)
 
 
 @pytest.fixture
@@ -72,9 +76,9 @@ async def local_api(db: sessionmaker[Session], tmp_path: pathlib.Path) -> AsyncI
         await http.stop()
 
 
-def _headers(keys: ServerKeys, room: str, token_room: str | None = None) -> dict[str, str]:
+def _headers(keys: dict[str, str], room: str, token_room: str | None = None) -> dict[str, str]:
     return {
-        "Authorization": f"Bearer {keys.upload_token(token_room or room)}",
+        "Authorization": f"Bearer {keys[token_room or room]}",
         "X-Classroom": room,
     }
 
@@ -88,7 +92,7 @@ async def test_refusals_name_the_problem(local_api: Started) -> None:
         "sha256": "0" * 64,
     }
     url = f"{base}/api/v1/uploads"
-    async with aiohttp.ClientSession() as http:
+    async with loopback_session() as http:
         async with http.post(url, json=body, headers=_headers(keys, "a", "b")) as r:
             assert r.status == 401  # b's token cannot write a's recordings
         async with http.post(url, json=body) as r:
@@ -119,13 +123,75 @@ async def test_refusals_name_the_problem(local_api: Started) -> None:
             assert r.status == 404 and "open it again" in (await r.json())["error"]
 
 
+async def test_a_classroom_uploads_only_into_its_own_lessons(local_api: Started) -> None:
+    base, keys, lesson_id, _ = local_api
+    url = f"{base}/api/v1/uploads"
+    body = {"lesson_id": lesson_id, "rel": "t/t-00001.mp4", "size": 3, "sha256": "0" * 64}
+    manual = {**body, "lesson_id": manual_lesson_id(T0.timestamp())}
+    async with loopback_session() as http:
+        async with http.post(url, json=body, headers=_headers(keys, "c")) as r:
+            error = (await r.json())["error"]
+            assert r.status == 403, error
+            assert f"classroom 'c' takes no part in lesson {lesson_id!r}" in error
+            assert "lead 'a', receiving 'b'" in error
+        for room in ("a", "b"):
+            async with http.post(url, json=body, headers=_headers(keys, room)) as r:
+                assert r.status == 201, await r.text()
+        # A manual recording is the classroom's own: it may make one, no one else may add.
+        async with http.post(url, json=manual, headers=_headers(keys, "c")) as r:
+            assert r.status == 201, await r.text()
+        async with http.post(url, json=manual, headers=_headers(keys, "a")) as r:
+            error = (await r.json())["error"]
+            assert r.status == 403 and "recorded by hand in classroom 'c'" in error, error
+
+
+async def test_part_numbers_and_sizes_are_checked(local_api: Started) -> None:
+    base, keys, lesson_id, _ = local_api
+    size = 3 * PART - 10
+    body = {"lesson_id": lesson_id, "rel": "t/t-00001.mp4", "size": size, "sha256": "0" * 64}
+    headers = _headers(keys, "a")
+    async with loopback_session(headers=headers) as http:
+        async with http.post(f"{base}/api/v1/uploads", json=body) as r:
+            upload = (await r.json())["upload_id"]
+        parts = f"{base}/api/v1/uploads/{upload}/parts"
+        for n in ("-5", "0", "4", "99999"):
+            async with http.put(f"{parts}/{n}", data=b"x") as r:
+                error = (await r.json())["error"]
+                assert r.status == 400 and f"part {n} is out of range 1..3" in error, error
+        for n, length in ((1, PART + 1), (3, PART - 9)):
+            async with http.put(f"{parts}/{n}", data=b"x" * length) as r:
+                error = (await r.json())["error"]
+                assert r.status == 413, error
+                assert f"at most {PART if n == 1 else PART - 10} bytes" in error
+        async with http.put(f"{parts}/1", data=b"x" * 10) as r:
+            error = (await r.json())["error"]
+            assert r.status == 400 and f"part 1 must be {PART} bytes; got 10" in error, error
+
+        async def trickle() -> AsyncIterator[bytes]:  # chunked: no Content-Length
+            for _ in range(4):
+                yield b"x" * (PART // 2)
+
+        async with http.put(f"{parts}/2", data=trickle()) as r:
+            assert r.status == 413, await r.text()
+        async with http.post(
+            f"{base}/api/v1/uploads/{upload}/urls", json={"parts": [-5, 99999]}
+        ) as r:
+            error = (await r.json())["error"]
+            assert r.status == 400 and "part -5 is out of range 1..3" in error, error
+        huge = {**body, "rel": "manifest.json", "size": MAX_MANIFEST_BYTES + 1}
+        async with http.post(f"{base}/api/v1/uploads", json=huge) as r:
+            error = (await r.json())["error"]
+            assert r.status == 400, error
+            assert f"manifest.json is at most {MAX_MANIFEST_BYTES} bytes" in error
+
+
 async def test_wrong_bytes_are_refused_and_dropped(
     local_api: Started, tmp_path: pathlib.Path
 ) -> None:
     base, keys, lesson_id, _ = local_api
     good = b"the real segment"
-    async with aiohttp.ClientSession() as http:
-        api = UploadApi(http, base, "a", keys.upload_token("a"))
+    async with loopback_session() as http:
+        api = UploadApi(http, base, "a", keys["a"], loopback_client_tls())
         doc = await api.open(
             lesson_id, "teacher/t-00001.mp4", len(good), hashlib.sha256(good).hexdigest()
         )
@@ -169,10 +235,10 @@ async def test_interrupted_upload_resumes_where_it_stopped(
         return await real_put(backend_id, number, chunks)
 
     storage.put_part = flaky  # type: ignore[method-assign]
-    creds = (base, keys.upload_token("a"))
-    first = Uploader(journal, "a", lambda: creds)
-    async with aiohttp.ClientSession() as http:
-        api = UploadApi(http, base, "a", creds[1])
+    creds = (base, keys["a"])
+    first = Uploader(journal, "a", lambda: creds, controller_tls=loopback_client_tls())
+    async with loopback_session() as http:
+        api = UploadApi(http, base, "a", creds[1], loopback_client_tls())
         item = journal.pending()[0]
         with pytest.raises(UploadFailed, match=r"HTTP 503.*disk hiccup on part 10"):
             await first.upload(api, item)
@@ -181,9 +247,9 @@ async def test_interrupted_upload_resumes_where_it_stopped(
 
     # The agent restarts: a new journal handle on the same file, a new uploader.
     journal = UploadJournal(journal_path)
-    second = Uploader(journal, "a", lambda: creds)
-    async with aiohttp.ClientSession() as http:
-        api = UploadApi(http, base, "a", creds[1])
+    second = Uploader(journal, "a", lambda: creds, controller_tls=loopback_client_tls())
+    async with loopback_session() as http:
+        api = UploadApi(http, base, "a", creds[1], loopback_client_tls())
         await second.upload(api, journal.pending()[0])
     assert second.parts_sent == 1  # only the tenth part went again
     assert journal.summary()["verified"] == {"files": 1, "bytes": size}
@@ -232,8 +298,8 @@ async def test_uploader_loop_with_manifest_last_through_real_s3(
             journal.enqueue(
                 lesson_id, "manifest.json", manifest, len(mdata), hashlib.sha256(mdata).hexdigest()
             )
-            creds = (base, keys.upload_token("a"))
-            uploader = Uploader(journal, "a", lambda: creds)
+            creds = (base, keys["a"])
+            uploader = Uploader(journal, "a", lambda: creds, controller_tls=loopback_client_tls())
             await uploader.start()
             try:
                 await _until(lambda: _all_verified(journal), 30)
@@ -247,7 +313,7 @@ async def test_uploader_loop_with_manifest_last_through_real_s3(
             assert hashlib.sha256(body).hexdigest() == sha
             catalogue = f"{base}/api/v1/lessons/{lesson_id}/recordings"
             async with (
-                aiohttp.ClientSession(headers=bearer_headers(db)) as client,
+                loopback_session(headers=bearer_headers(db)) as client,
                 client.get(catalogue) as r,
             ):
                 cat = await r.json()
@@ -277,13 +343,29 @@ _unused: tuple[object, ...] = (web, Awaitable)
 async def test_recordings_play_with_byte_ranges(
     local_api: Started, db: sessionmaker[Session], tmp_path: pathlib.Path
 ) -> None:
-    """Playback needs a console credential; byte ranges work."""
+    """Playback needs a console credential; byte ranges work on a catalogued file."""
     base, _keys, lesson_id, _ = local_api
     path = tmp_path / "storage" / "lessons" / lesson_id / "a" / "teacher.mp4"
     path.parent.mkdir(parents=True)
     path.write_bytes(bytes(range(256)) * 8)
+    with db() as s:
+        s.add(
+            Recording(
+                lesson_id=lesson_id,
+                classroom_id="a",
+                track="teacher",
+                kind="video",
+                path=f"lessons/{lesson_id}/a/teacher.mp4",
+                codec="h264",
+                duration_s=1.0,
+                segments=1,
+                sha256="0" * 64,
+                created_at=datetime.now(UTC),
+            )
+        )
+        s.commit()
     url = f"{base}/api/v1/recordings/{lesson_id}/a/teacher.mp4"
-    async with aiohttp.ClientSession(headers=bearer_headers(db)) as http:
+    async with loopback_session(headers=bearer_headers(db)) as http:
         async with http.get(url, headers={"Range": "bytes=256-511"}) as r:
             assert r.status == 206 and r.headers["Content-Type"] == "video/mp4"
             assert await r.read() == bytes(range(256))

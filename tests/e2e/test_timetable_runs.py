@@ -38,7 +38,7 @@ def _post(rig: LessonRig, path: str, body: dict[str, Any]) -> Any:
         headers={"Content-Type": "application/json", **rig.auth_headers},
         method="POST",
     )
-    with urllib.request.urlopen(request, timeout=10) as resp:
+    with urllib.request.urlopen(request, timeout=10, context=rig.ssl_context()) as resp:
         return json.loads(resp.read())
 
 

@@ -63,7 +63,7 @@ async def test_wrong_network_refuses_to_stream_but_records(
             end_at=now + 30,
         )
         with pytest.raises(PlacementRefused, match=r"expects VLAN 120, subnet 10\.20\.120\.0/24"):
-            await agent._join(join)
+            await agent.lessons.join(join)
         assert agent.session is not None and agent.session.recorder.recording
         assert "refusing to stream" in agent.alerts["network_placement"]
         # the encoder was kept inside the profile's top rung

@@ -162,7 +162,9 @@ def av_offset_s(path: pathlib.Path, mic_capture_ms: dict[int, float]) -> list[fl
     # Clicks are ~0.9 of full scale, the tone ~0.25: onsets where the level jumps.
     loud = np.flatnonzero(pcm > 0.6)
     onsets = [i for k, i in enumerate(loud) if k == 0 or i - loud[k - 1] > 4800]
-    clicks = [c for counter, c in mic_capture_ms.items() if counter % 50 == 0]
+    # The synthetic microphone clicks on each whole second of its capture clock.
+    first_ms, last_ms = min(mic_capture_ms.values()), max(mic_capture_ms.values())
+    clicks = [s * 1000.0 for s in range(int(first_ms // 1000), int(last_ms // 1000) + 1)]
     offsets: list[float] = []
     for onset in onsets:
         t_ms = (first_s + onset / 48000) * 1000.0

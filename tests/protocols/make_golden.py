@@ -15,6 +15,8 @@ from protocols.messages import (
     EnrolRequest,
     EnrolResult,
     ErrorReply,
+    FloorRequest,
+    FloorState,
     Heartbeat,
     HeartbeatAck,
     JoinLesson,
@@ -22,6 +24,7 @@ from protocols.messages import (
     LessonReport,
     Register,
     RegisterAck,
+    RoomLabel,
     ScheduleUpdate,
     SdpAnswer,
     SdpOffer,
@@ -31,10 +34,13 @@ from protocols.messages import (
     TrackMid,
     TrackReport,
     TrackStats,
+    UploadTokenUpdate,
 )
 from protocols.network_profile import NetworkProfile, Rung
 
 KEY = "rq:rhf/+b5ZbDuV(A0Yt3y@>cwz@nX1K6t(N]<x}"
+# A county CA a controller made (controller/tls/ca.py), pinned by agents at enrolment.
+COUNTY_CA = (pathlib.Path(__file__).parent / "golden" / "county-ca.pem").read_text()
 BODIES = [
     EnrolRequest(
         token="cb1Y2l0eS0xfHNlY3JldHxrZXk", public_key=KEY, hostname="pc-101", agent_version="0.1.0"
@@ -158,6 +164,38 @@ BODIES = [
     ),
     AgentAction(action="ptz", camera="teacher", preset="board"),
     ActionResult(action="doctor", ok=False, output="FAIL  device teacher", data={"failed": 1}),
+    # Floor control (课堂互动), and a join that names the rooms and carries the floor.
+    FloorState(
+        lesson_id="abc",
+        seq=3,
+        speaking="village-2",
+        muted=["village-3"],
+        duck_db=-18.0,
+        by="console:teacher",
+    ),
+    FloorRequest(lesson_id="abc", speaking="village-2", muted=[]),
+    JoinLesson(
+        lesson_id="abc",
+        role="lead",
+        publish=["teacher", "panel", "mic"],
+        subscribe=[
+            Subscription(
+                source_classroom="village-2", track="student", kind="video", role="student"
+            ),
+            Subscription(source_classroom="village-2", track="mic", kind="audio"),
+        ],
+        start_at=1795000010.0,
+        end_at=1795002710.0,
+        rooms=[
+            RoomLabel(classroom_id="city-101", school="实验小学", name="录播教室 1"),
+            RoomLabel(classroom_id="village-2", school="中心小学", name="录播教室"),
+        ],
+        floor=FloorState(lesson_id="abc", seq=1, speaking="village-2"),
+    ),
+    # Upload token rotation: the controller pushes a fresh token; the old one has a grace.
+    UploadTokenUpdate(upload_token="u" * 43, grace_s=3600.0),
+    # TLS by default: an accepted enrolment carries the certificate the agent pins.
+    EnrolResult(accepted=True, classroom_id="city-101", tls_ca_pem=COUNTY_CA),
 ]
 
 

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import pathlib
+import ssl
 import sys
 
 import pytest
 
 from protocols import envelope
 from protocols.errors import MalformedMessage, UnknownMessageType, UnsupportedVersion
-from protocols.messages import ALL_BODIES, LeaveLesson
+from protocols.messages import ALL_BODIES, EnrolResult, LeaveLesson
+from protocols.tls import pinned_client_context
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 from make_golden import golden_envelopes
@@ -88,3 +90,19 @@ def test_heartbeat_from_an_older_agent_still_decodes() -> None:
     body = env.body
     assert getattr(body, "audio_level_dbfs", "missing") is None
     assert getattr(body, "net_bytes_sent", "missing") is None
+
+
+def test_an_accepted_enrolment_carries_the_ca_to_pin_and_a_refusal_does_not() -> None:
+    """The agent pins the controller's HTTPS from EnrolResult; refusals stay as before."""
+    pinned = [
+        envelope.decode(line).body
+        for line in GOLDEN
+        if envelope.decode(line).type == "enrol.result"
+        and getattr(envelope.decode(line).body, "tls_ca_pem", "")
+    ]
+    assert len(pinned) == 1
+    pem = pinned[0].tls_ca_pem  # type: ignore[attr-defined]
+    assert pem.startswith("-----BEGIN CERTIFICATE-----")
+    assert pinned_client_context(pem).verify_mode == ssl.CERT_REQUIRED
+    refused = EnrolResult(accepted=False, reason="token expired")
+    assert b"tls_ca_pem" not in envelope.encode(envelope.make(refused, "enrolling:x"))

@@ -63,6 +63,7 @@ function later(name) {
 export const PAGES = {
   dashboard: dashboardPage,
   timetable,
+  floor: (main) => import("./pages/floor.js").then((m) => m.floor(main)),
   patrol: (main) => import("./pages/patrol.js").then((m) => m.patrol(main)),
   classrooms: (main) => import("./pages/classrooms.js").then((m) => m.classrooms(main)),
   recordings: (main) => import("./pages/recordings.js").then((m) => m.recordings(main)),

@@ -7,10 +7,9 @@ import pathlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
-import aiohttp
 import icalendar
 import pytest
-from helpers import bearer_headers
+from helpers import bearer_headers, loopback_server_tls, loopback_session
 from sqlalchemy.orm import Session, sessionmaker
 from timetable_fixtures import BAD_CSV, ROOMS, SETUP
 
@@ -19,6 +18,7 @@ from controller.http_api import HttpApi
 from controller.keys import ServerKeys
 from controller.registry import add_classroom
 from controller.storage.local import LocalStorage
+from controller.timetable.csv_import import MAX_BYTES, MAX_ROWS, limit_problem
 from controller.timetable.setup import apply_setup
 from controller.uploads import UploadService
 
@@ -37,9 +37,9 @@ async def api_auth(tmp_path: pathlib.Path) -> AsyncIterator[tuple[str, dict[str,
         apply_setup(s, SETUP)
     uploads = UploadService(db, LocalStorage(tmp_path / "storage"), lambda a, b: None)
     http = HttpApi(db, uploads, keys, lambda: [])
-    await http.start("127.0.0.1", 0)
+    await http.start("127.0.0.1", 0, tls=loopback_server_tls())
     try:
-        yield f"http://127.0.0.1:{http.port}/api/v1", bearer_headers(db)
+        yield f"https://127.0.0.1:{http.port}/api/v1", bearer_headers(db)
     finally:
         await http.stop()
 
@@ -60,7 +60,7 @@ async def test_rules_import_ical_overrides_and_report(
     api_auth: tuple[str, dict[str, str]],
 ) -> None:
     api, headers = api_auth
-    async with aiohttp.ClientSession(headers=headers) as http:
+    async with loopback_session(headers=headers) as http:
         async with http.get(f"{api}/openapi.json") as r:
             doc = await r.json()
             assert doc["openapi"].startswith("3.1") and "/api/v1/timetable" in doc["paths"]
@@ -120,3 +120,31 @@ async def test_rules_import_ical_overrides_and_report(
             assert "<svg" in await r.text()
         async with http.get(report, params={"from": "x"}) as r:
             assert r.status == 400
+
+
+async def test_import_caps_rows_and_size_naming_the_limit(
+    api_auth: tuple[str, dict[str, str]], tmp_path: pathlib.Path
+) -> None:
+    api, headers = api_auth
+    header = b"date,period,kind,lead,receivers,teacher,subject,title\n"
+    row = b"2026-03-04,1,synchronous,city-101,village-201,t-wang,music,ok\n"
+    too_many = header + row * (MAX_ROWS + 1)
+    async with loopback_session(headers=headers) as http:
+        async with http.post(
+            f"{api}/timetable/import", params={"term": "spring"}, data=too_many
+        ) as r:
+            got = await r.json()
+            assert r.status == 422 and not got["written"]
+            [problem] = got["problems"]
+            assert problem["code"] == "too_many_rows" and problem["row"] == MAX_ROWS + 2
+            assert f"at most {MAX_ROWS}" in problem["message"] and "split it" in problem["message"]
+        too_big = header + b"#" * MAX_BYTES
+        async with http.post(
+            f"{api}/timetable/import", params={"term": "spring"}, data=too_big
+        ) as r:
+            assert r.status == 413 and str(MAX_BYTES) in (await r.json())["error"]
+    # The command line reads files itself: the same caps are in the parser.
+    problem = limit_problem(too_big)
+    assert problem is not None and problem.code == "too_large" and problem.row == 1
+    assert f"at most {MAX_BYTES} bytes (1 MiB)" in str(problem)
+    assert limit_problem(header + row * MAX_ROWS) is None

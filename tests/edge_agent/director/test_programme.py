@@ -55,14 +55,14 @@ async def test_movie_mode_records_the_programme_and_pushes_it_live(
         agent = _agent(tmp_path / "state", settings)
         await agent.start()
         try:
-            ans = agent._manual_start(Request("r1", "start", 0.0))
+            ans = await agent.lessons.record_by_hand(Request("r1", "start", 0.0))
             assert ans.ok, ans.message
             await asyncio.sleep(5.0)
-            programme = agent._programmes[str(ans.lesson_id)]
+            programme = agent.programme_desk.programmes[str(ans.lesson_id)]
             assert programme.director.shot is not None  # the director is cutting
-            push = agent._pushes[str(ans.lesson_id)]
+            push = agent.programme_desk.pushes[str(ans.lesson_id)]
             assert push.state == "live", push.status()
-            stopped = await agent._manual_stop(Request("r2", "stop", 0.0))
+            stopped = await agent.lessons.stop_by_hand(Request("r2", "stop", 0.0))
             assert stopped.ok, stopped.message
         finally:
             await agent.stop()

@@ -32,12 +32,23 @@ function lessonRows(lessons) {
   ]);
 }
 
-function lessonSection(titleKey, lessons, noneKey, id) {
+function lessonSection(titleKey, lessons, noneKey, id, main) {
   const headers = ["dash.time", "dash.lesson", "dash.lead", "dash.receivers", "dash.state"];
-  return [
-    el("h2", t(titleKey)),
-    lessons.length ? table(headers, lessonRows(lessons), id) : el("p", t(noneKey)),
-  ];
+  let rows = lessonRows(lessons);
+  if (main) {
+    // Live lessons open the floor panel (课堂互动): call on a receiving room.
+    headers.push("nav.floor");
+    rows = rows.map((row, i) => {
+      const open = el("button", t("nav.floor"), "open-floor");
+      open.type = "button";
+      open.dataset.lesson = lessons[i].id;
+      open.addEventListener("click", () =>
+        import("./floor.js").then((m) => m.floorOf(main, lessons[i].id)),
+      );
+      return [...row, open];
+    });
+  }
+  return [el("h2", t(titleKey)), lessons.length ? table(headers, rows, id) : el("p", t(noneKey))];
 }
 
 function agentsSection(agents) {
@@ -173,7 +184,7 @@ export async function dashboard(main) {
   page.append(
     refresh,
     ...alertsSection(doc, rerender),
-    ...lessonSection("dash.live", doc.live, "dash.none_live", "live-lessons"),
+    ...lessonSection("dash.live", doc.live, "dash.none_live", "live-lessons", main),
     ...lessonSection("dash.next", doc.next, "dash.none_next", "next-lessons"),
     ...agentsSection(doc.agents),
     ...(bw.ok ? bandwidthSection(bw.body) : []),

@@ -1,0 +1,115 @@
+"""School scope (数据范围): which schools' classrooms, lessons, recordings and live feeds an
+account may see.
+
+An account with a school (``ConsoleUser.school``, matching ``Classroom.school``) sees only
+that school's classrooms, the lessons they take part in, the recordings they made and
+their live feeds; an account without one (a county inspector, scheduler) sees the county.
+An admin always sees the county. Objects out of scope answer 404, as if they did not
+exist, and lists leave them out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy.orm import Session
+
+from controller.auth.roles import ADMIN
+from controller.db.models import Classroom, Lesson, LessonReceiver
+from controller.errors import InvalidRequest
+
+COUNTY_ONLY_ROLES = frozenset({ADMIN})
+
+
+@dataclass(frozen=True)
+class Scope:
+    """One account's scope: ``school`` None is the whole county."""
+
+    school: str | None = None
+
+    @classmethod
+    def of(cls, role: str, school: str | None) -> Scope:
+        """The scope of an account with ``role`` and ``school`` (admins: the county)."""
+        return cls(None if role in COUNTY_ONLY_ROLES or not school else school)
+
+    @property
+    def county(self) -> bool:
+        """Whether this scope is the whole county."""
+        return self.school is None
+
+    def describe(self) -> str:
+        """'the county' or 'school X', for messages."""
+        return "the county" if self.school is None else f"school {self.school!r}"
+
+    def classroom_ids(self, db: Session) -> set[str] | None:
+        """The classrooms in scope; None means every classroom."""
+        if self.school is None:
+            return None
+        return set(db.scalars(select(Classroom.id).where(Classroom.school == self.school)))
+
+    def classroom_filter(self) -> ColumnElement[bool] | None:
+        """A WHERE term on Classroom for this scope; None means no filter."""
+        return None if self.school is None else Classroom.school == self.school
+
+    def lesson_filter(self, db: Session) -> ColumnElement[bool] | None:
+        """A WHERE term on Lesson: its lead or one of its receivers is in scope."""
+        rooms = self.classroom_ids(db)
+        if rooms is None:
+            return None
+        return or_(
+            Lesson.lead_classroom_id.in_(rooms),
+            Lesson.id.in_(
+                select(LessonReceiver.lesson_id).where(LessonReceiver.classroom_id.in_(rooms))
+            ),
+        )
+
+    def sees_classroom(self, db: Session, classroom_id: str) -> bool:
+        """Whether the classroom is in scope (an unknown one is not, unless county)."""
+        if self.school is None:
+            return True
+        return db.scalar(select(Classroom.school).where(Classroom.id == classroom_id)) == (
+            self.school
+        )
+
+    def sees_lesson(self, db: Session, lesson_id: str) -> bool:
+        """Whether one of the lesson's classrooms is in scope."""
+        where = self.lesson_filter(db)
+        if where is None:
+            return True
+        return db.scalar(select(Lesson.id).where(Lesson.id == lesson_id, where)) is not None
+
+    def keep(self, db: Session, classroom_ids: Iterable[str]) -> list[str]:
+        """Those of ``classroom_ids`` in scope, in their order."""
+        rooms = self.classroom_ids(db)
+        return [c for c in classroom_ids if rooms is None or c in rooms]
+
+
+COUNTY = Scope(None)
+
+
+def known_schools(db: Session) -> list[str]:
+    """The schools that have recording classrooms (``Classroom.school``)."""
+    return sorted(s for s in db.scalars(select(Classroom.school).distinct()) if s)
+
+
+def set_school(db: Session, username: str, school: str | None) -> None:
+    """Limit an account to one school's classrooms, or (``None``) let it see the county."""
+    from controller.auth.accounts import get_user  # accounts imports roles, as we do
+
+    user = get_user(db, username)
+    if school is not None:
+        if user.role in COUNTY_ONLY_ROLES:
+            raise InvalidRequest(
+                f"{username} is an {user.role}, who always sees the county; give a school to "
+                "a technician, teacher, scheduler or inspector account"
+            )
+        schools = known_schools(db)
+        if school not in schools:
+            raise InvalidRequest(
+                f"no classroom belongs to school {school!r}; "
+                f"known schools: {', '.join(schools) or 'none yet'}"
+            )
+    user.school = school
+    db.commit()

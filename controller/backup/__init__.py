@@ -1,0 +1,1 @@
+"""Backing up and restoring a controller's state: database, keys, TLS files, settings."""

@@ -1,0 +1,1 @@
+"""Security figures for ``scripts/security-check``: one module per thing measured."""
