@@ -85,7 +85,7 @@ def room_figures(rooms: rr.RoomRig, watch: Any, start: float, end: float) -> dic
     each whole second) and the lead camera on the receiving room's screen."""
     speaker = rooms.rooms[RECEIVER].speaker
     assert speaker is not None
-    m2e = rr.mouth_to_ear(speaker, ra.LEAD_VOICE, start, end)
+    m2e = rr.mouth_to_ear(speaker, ra.SYNTHETIC_CLICKS, start, end)
     screen = list(rr.screen_latency(watch, f"{LEAD}-teacher", start, end).values())
     return {
         "mouth_to_ear_ms": {"p50": rr._pct(m2e, 50), "p95": rr._pct(m2e, 95), "n": len(m2e)},

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import faulthandler
+import os
 import pathlib
+import signal
+import sys
+import threading
+import time
 from collections.abc import AsyncIterator
 
 import pytest
@@ -34,15 +40,6 @@ async def controller(controller_config: ControllerConfig) -> AsyncIterator[Contr
         await daemon.stop()
 
 
-# The fault suite's real lessons run one after another on one pytest-xdist worker; the
-# rest of the suite (including the other end-to-end lessons) shares the other.
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Keep the fault suite together on one worker (``--dist loadgroup``)."""
-    for item in items:
-        if item.get_closest_marker("faults") is not None:
-            item.add_marker(pytest.mark.xdist_group("faults"))
-
-
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """Print the coverage each fault case measured (tests/faults/conftest.py collects it)."""
     lines = [
@@ -56,3 +53,51 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.section("fault suite coverage")
         for line in dict.fromkeys(lines):  # call and teardown reports both carry them
             terminalreporter.write_line(str(line))
+
+
+# scripts/test_phase.py sends SIGUSR1 to a phase that overran its deadline: every thread's
+# stack is then written, even one stuck in a C call that holds the interpreter, to a file
+# of this process's in the folder it names (pytest's capture owns stderr meanwhile).
+_STACKS_DIR = os.environ.get("CLASSBRIDGE_STACKS_DIR")
+_stacks_file = (
+    open(pathlib.Path(_STACKS_DIR) / f"{os.getpid()}.txt", "w")  # noqa: SIM115 (kept open)
+    if _STACKS_DIR
+    else sys.__stderr__
+)
+if _stacks_file is not None:
+    faulthandler.register(signal.SIGUSR1, file=_stacks_file, all_threads=True)
+
+EXIT_GRACE_S = float(os.environ.get("CLASSBRIDGE_EXIT_GRACE_S", "60"))
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Remember the session's result for the exit guard below."""
+    session.config.stash[_EXIT_STATUS] = int(exitstatus)
+
+
+_EXIT_STATUS = pytest.StashKey[int]()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Make sure the process ends once its tests have.
+
+    A thread a test left running that is not a daemon (a blocking read in an executor, a
+    server's loop) keeps a Python process alive at exit; on a pytest-xdist worker that
+    holds the whole run, with no test to blame and no report. So once the session is over,
+    a watchdog gives the process a minute to exit, then prints the threads still running
+    and ends it with the session's own result.
+    """
+    status = config.stash.get(_EXIT_STATUS, 1)
+
+    def guard() -> None:
+        time.sleep(EXIT_GRACE_S)
+        print(
+            f"\n=== pytest (pid {os.getpid()}) had not exited {EXIT_GRACE_S:.0f} s after its "
+            "session ended; the threads that kept it alive: ===",
+            file=sys.__stderr__,
+            flush=True,
+        )
+        faulthandler.dump_traceback(file=sys.__stderr__, all_threads=True)
+        os._exit(status)
+
+    threading.Thread(target=guard, name="exit-guard", daemon=True).start()

@@ -43,6 +43,9 @@ class Voice:
     burst_dbfs: float = -10.0
     # Talks only in every other ``turn_s`` seconds (a class answering its teacher); 0: always.
     turn_s: int = 0
+    # Bursts in every second (the agent's synthetic microphone clicks on each one), not
+    # in two seconds in three.
+    every_second: bool = False
     # Recorded speech to say instead of the tone (48 kHz mono), looped on the wall clock.
     speech: npt.NDArray[np.float32] | None = field(default=None, compare=False, repr=False)
 
@@ -79,12 +82,16 @@ class Voice:
     def speaks_in(self, second: npt.NDArray[np.float64]) -> npt.NDArray[np.bool_]:
         """Whether the burst sounds in each wall-clock second: two seconds in three, in a
         pattern of the voice's own, so the bursts are not periodic either."""
+        if self.every_second:
+            return self.talking(second + self.offset_s)
         mixed = (second.astype(np.int64) * 2654435761 + int(self.burst_hz)) % 1000003
         return np.asarray(mixed % 3 != 0) & self.talking(second + self.offset_s)
 
 
 _RNG = np.random.default_rng(20261204)
 LEAD_VOICE = Voice(tone_hz=440.0, burst_hz=2000.0, offset_s=0.0, syllable_hz=(3.1, 1.37))
+# What the agent's synthetic microphone says: a 2 kHz click on every whole second.
+SYNTHETIC_CLICKS = Voice(tone_hz=440.0, burst_hz=2000.0, every_second=True)
 RECEIVER_VOICES = [
     Voice(tone_hz=620.0, burst_hz=3000.0, offset_s=0.5, syllable_hz=(2.3, 0.71)),
     Voice(tone_hz=820.0, burst_hz=3600.0, offset_s=0.25, syllable_hz=(3.7, 1.13)),

@@ -44,6 +44,9 @@ from controller.network_profiles import parse_profile_text, put_profile  # noqa:
 from controller.registry import add_classroom  # noqa: E402
 from controller.timetable.setup import apply_setup, expand_term  # noqa: E402
 
+# About 70 s here on two busy workers; a slower machine must not turn that into a timeout.
+pytestmark = pytest.mark.timeout(360)
+
 T = TypeVar("T")
 MAX_EXAMPLES = 25
 SEED = 20261123

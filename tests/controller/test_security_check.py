@@ -16,4 +16,3 @@ def test_security_check_meets_every_target() -> None:
     # The probe saw the 413s and read their limits (one that saw none would report 0).
     assert doc["preauth_body_limit_bytes"] == 1024 * 1024, doc
     assert doc["zmq_max_msg_bytes"] <= 4 * 1024 * 1024 and doc["zmq_limit_enforced"]
-

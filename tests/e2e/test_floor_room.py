@@ -139,10 +139,25 @@ def steady_levels(rooms: rr.RoomRig, timeout: float = 20.0) -> dict[str, float]:
         if steady:
             return levels
         assert time.monotonic() < deadline, (
-            f"levels never settled: {previous} then {levels}; the lead's playout: "
-            f"{rooms.room_status(LEAD).get('sound')}"
+            f"levels never settled: {previous} then {levels}; {diagnosis(rooms)}"
         )
         previous = levels
+
+
+def diagnosis(rooms: rr.RoomRig) -> str:
+    """What a failure needs: each room's tone at its own microphone (did it speak at all),
+    the harness's own errors, and the lead's playout."""
+    end = time.time() - 0.3
+    said = {}
+    for cid in RECEIVERS:
+        mic = rooms.rooms[cid].mic
+        if mic is not None:
+            heard, _ = rr._window(mic, end - 2.0, end)
+            said[cid] = round(carrier_db(heard, VOICES[cid].tone_hz), 1)
+    return (
+        f"each room's tone at its own microphone: {said}; harness errors: {rooms.errors()}; "
+        f"the lead's playout: {rooms.room_status(LEAD).get('sound')}"
+    )
 
 
 def wait_for(what: str, check: Any, timeout: float = 8.0) -> Any:
@@ -173,8 +188,7 @@ def test_calling_on_each_room_in_turn_makes_it_large_and_heard(
             drop = baseline[other] - levels[other]
             if other == cid:
                 assert drop < 6.0, (
-                    f"{cid} has the floor but dropped {drop:.1f} dB: {levels}; the lead's "
-                    f"playout: {rooms.room_status(LEAD).get('sound')}"
+                    f"{cid} has the floor but dropped {drop:.1f} dB: {levels}; {diagnosis(rooms)}"
                 )
             else:
                 assert drop > DUCKED_BY_DB, (

@@ -61,7 +61,7 @@ def clicks_heard(rooms: rr.RoomRig, seconds: float) -> int:
     time.sleep(seconds)
     recorder.stop()
     end = time.time()
-    return len(rr.mouth_to_ear(recorder, ra.LEAD_VOICE, end - seconds + 0.5, end))
+    return len(rr.mouth_to_ear(recorder, ra.SYNTHETIC_CLICKS, end - seconds + 0.5, end))
 
 
 def test_lost_speakers_are_reported_retried_and_do_not_touch_the_recording(
