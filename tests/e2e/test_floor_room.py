@@ -154,13 +154,25 @@ def diagnosis(rooms: rr.RoomRig) -> str:
         if mic is not None:
             heard, _ = rr._window(mic, end - 2.0, end)
             said[cid] = round(carrier_db(heard, VOICES[cid].tone_hz), 1)
+    # What each receiving agent logged about its microphone and sound (a device that would
+    # not open, a stream that broke).
+    logged = {}
+    for cid in RECEIVERS:
+        log = rooms.rig.logs / f"{cid}.log"
+        lines = log.read_text(errors="replace").splitlines() if log.exists() else []
+        logged[cid] = [
+            line[-200:]
+            for line in lines
+            if any(w in line.lower() for w in ("microphone", "pulse", "error", "lost"))
+        ][-5:]
     return (
         f"each room's tone at its own microphone: {said}; harness errors: {rooms.errors()}; "
-        f"the lead's playout: {rooms.room_status(LEAD).get('sound')}"
+        f"the lead's playout: {rooms.room_status(LEAD).get('sound')}; "
+        f"the receiving agents' logs: {logged}"
     )
 
 
-def wait_for(what: str, check: Any, timeout: float = 8.0) -> Any:
+def wait_for(what: str, check: Any, timeout: float = 15.0) -> Any:
     deadline = time.monotonic() + timeout
     while True:
         value = check()
