@@ -6,6 +6,7 @@ what a deployment runs: the console scripts, their sockets and their state direc
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pathlib
@@ -101,8 +102,14 @@ class LessonRig:
     ) -> subprocess.Popen[bytes]:
         """Start a long-running process with its output in logs/<name>.log."""
         log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - owned by the process
+        # A group of its own: a wrapper (faketime, unshare) may not pass a signal on to the
+        # program it started, so signals go to the whole group.
         proc = subprocess.Popen(
-            args, env={**self.env, **(env or {})}, stdout=log, stderr=subprocess.STDOUT
+            args,
+            env={**self.env, **(env or {})},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            process_group=0,
         )
         self.procs[name] = proc
         return proc
@@ -262,19 +269,50 @@ class LessonRig:
         return self.wait(f"lesson {lesson_id} to reach {'/'.join(states)}", reached, timeout)
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
-        """Signal one process and wait for it."""
+        """Signal one process (and whatever it started) and wait for it."""
         proc = self.procs.pop(name)
-        proc.send_signal(sig)
+        _signal_group(proc, sig)
         proc.wait(timeout=20)
+        _end_group(proc)
 
     def stop(self) -> None:
-        """SIGTERM every process, then SIGKILL stragglers."""
+        """SIGTERM every process, then SIGKILL stragglers (and what they left behind)."""
         for proc in self.procs.values():
             if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
+                _signal_group(proc, signal.SIGTERM)
         for proc in self.procs.values():
             try:
                 proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
-                proc.kill()
+                _signal_group(proc, signal.SIGKILL)
+                proc.wait(timeout=5)
+            _end_group(proc)
         self.procs.clear()
+
+
+def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
+    """Signal the process group ``proc`` leads (``spawn`` made it one)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, sig)
+
+
+def _end_group(proc: subprocess.Popen[bytes], grace_s: float = 5.0) -> None:
+    """Once ``proc`` has ended, give the rest of its group ``grace_s`` to end, then kill it."""
+    deadline = time.monotonic() + grace_s
+    while _group_alive(proc.pid):
+        if time.monotonic() > deadline:
+            _signal_group(proc, signal.SIGKILL)
+            return
+        time.sleep(0.1)
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether a process of group ``pgid`` still runs (zombies waiting to be reaped do not)."""
+    for stat in pathlib.Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != "Z" and int(fields[2]) == pgid:  # state ppid pgrp
+            return True
+    return False
