@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy.orm import Session, sessionmaker
 
-from controller.errors import InvalidRequest, NotFound
+from controller.errors import InvalidRequest, NotFound, OutOfScope
 
 
 def error(status: int, message: str) -> web.Response:
@@ -21,7 +21,8 @@ def error(status: int, message: str) -> web.Response:
 async def run_db(
     sessions: sessionmaker[Session], work: Callable[[Session], web.StreamResponse]
 ) -> web.StreamResponse:
-    """Run ``work`` with a session in a worker thread; NotFound → 404, InvalidRequest → 400."""
+    """Run ``work`` with a session in a worker thread; NotFound → 404, OutOfScope → 403,
+    InvalidRequest → 400."""
 
     def job() -> web.StreamResponse:
         with sessions() as db:
@@ -31,6 +32,8 @@ async def run_db(
         return await asyncio.to_thread(job)
     except NotFound as err:
         return error(404, str(err))
+    except OutOfScope as err:
+        return error(403, str(err))
     except InvalidRequest as err:
         return error(400, str(err))
 
@@ -38,3 +41,13 @@ async def run_db(
 def json_content(schema: dict[str, Any]) -> dict[str, Any]:
     """An OpenAPI ``content`` entry for a JSON body with ``schema``."""
     return {"content": {"application/json": {"schema": schema}}}
+
+
+# The OpenAPI response of a school-scoped account naming another school's classroom.
+OUT_OF_SCOPE_RESPONSE: dict[str, Any] = {
+    "description": "a classroom (or school) outside the caller's school: a county account "
+    "must do it",
+    **json_content(
+        {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]}
+    ),
+}

@@ -10,6 +10,7 @@ Hierarchy::
     │   └── NotInLesson   a classroom named that has no such part in the lesson (HTTP 422)
     │       └── NotLead   a room's floor keys, but it is not the lesson's lead classroom
     ├── NotYours          a classroom acting on a lesson that is not its own (HTTP 403)
+    ├── OutOfScope        a school-scoped account naming another school's classroom (HTTP 403)
     └── EnrolmentRefused  a token that is unknown, used or expired
 """
 
@@ -48,6 +49,19 @@ class NotLead(NotInLesson):
 
 class NotYours(ControllerError):
     """A classroom acting on a lesson it takes no part in (answered as 403)."""
+
+
+class OutOfScope(ControllerError):
+    """A school-scoped account scheduling or changing something that involves another
+    school's classroom or school (answered as 403); the message says who must do it."""
+
+    def __init__(self, what: str, school: str, action: str) -> None:
+        super().__init__(
+            f"{what} is outside school {school!r}, the one your account is limited to; "
+            f"a county account (one without a school) must {action}"
+        )
+        self.what = what
+        self.school = school
 
 
 class EnrolmentRefused(ControllerError):

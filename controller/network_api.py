@@ -1,23 +1,30 @@
 """The JSON API of network profiles and of the live bandwidth view.
 
 Routes sit beside the timetable's under ``/api/v1`` and, like them, are described in the
-OpenAPI document (``OPENAPI_PATHS`` is merged into it)."""
+OpenAPI document (``OPENAPI_PATHS`` is merged into it).
+
+A school-scoped account sees the county's profiles, but only its own school and
+classrooms among their assignments and in the bandwidth view; it may assign a profile to
+those only (others answer 404), and may not change a profile another school uses (403)."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from aiohttp import web
 from sqlalchemy.orm import Session, sessionmaker
 
-from controller.api_common import error, json_content, run_db
+from controller.api_common import OUT_OF_SCOPE_RESPONSE, error, json_content, run_db
+from controller.auth.middleware import scope_of
 from controller.bandwidth import bandwidth_document, bandwidth_view
 from controller.db.session import utcnow
 from controller.errors import InvalidRequest
 from controller.network_profiles import (
     assign_profile,
+    assigned_to,
     get_profile,
     list_profiles,
     parse_profile_text,
@@ -49,10 +56,21 @@ class NetworkApi:
         return await run_db(self._sessions, work)
 
     async def index(self, request: web.Request) -> web.StreamResponse:
-        """Every stored profile with where it is assigned."""
-        return await self._run(
-            lambda db: web.json_response([p.document() for p in list_profiles(db)])
-        )
+        """Every stored profile with where it is assigned (within the caller's scope)."""
+        scope = scope_of(request)
+
+        def work(db: Session) -> web.StreamResponse:
+            profiles = [
+                replace(
+                    p,
+                    schools=[s for s in p.schools if scope.sees_school(s)],
+                    classrooms=scope.keep(db, p.classrooms),
+                )
+                for p in list_profiles(db)
+            ]
+            return web.json_response([p.document() for p in profiles])
+
+        return await self._run(work)
 
     async def show(self, request: web.Request) -> web.StreamResponse:
         """One profile."""
@@ -63,8 +81,10 @@ class NetworkApi:
 
     async def put(self, request: web.Request) -> web.StreamResponse:
         """Store a profile (JSON, or TOML with a TOML/plain-text content type); 400 names
-        the field and value that are wrong."""
+        the field and value that are wrong; 403 if a school-scoped caller's change would
+        reach another school's classrooms."""
         name = request.match_info["name"]
+        scope = scope_of(request)
         try:
             text = (await request.read()).decode("utf-8")
         except UnicodeDecodeError as err:
@@ -91,6 +111,10 @@ class NetworkApi:
                     f"the profile is named {doc.get('name')!r} but the URL says {name!r}; "
                     "make them the same"
                 )
+            schools, classrooms = assigned_to(db, name)
+            action = f"change network profile {name!r}, which it uses"
+            scope.require_schools(schools, action)
+            scope.require(db, classrooms, action)
             created = put_profile(db, doc, source)
             return web.json_response(
                 profile_document(get_profile(db, name)), status=201 if created else 200
@@ -99,8 +123,10 @@ class NetworkApi:
         return await self._run(work)
 
     async def assign(self, request: web.Request) -> web.StreamResponse:
-        """Assign the profile to ``{"school": S}`` or ``{"classroom": C}``."""
+        """Assign the profile to ``{"school": S}`` or ``{"classroom": C}`` (404 for one
+        outside the caller's scope, as for an unknown one)."""
         name = request.match_info["name"]
+        scope = scope_of(request)
         try:
             body = await request.json()
         except ValueError as err:
@@ -110,23 +136,27 @@ class NetworkApi:
             if not isinstance(body, dict):
                 raise InvalidRequest('body must be {"school": S} or {"classroom": C}')
             school, classroom = body.get("school"), body.get("classroom")
-            done = assign_profile(
-                db,
-                name,
-                str(school) if school is not None else None,
-                str(classroom) if classroom is not None else None,
-            )
+            school = str(school) if school is not None else None
+            classroom = str(classroom) if classroom is not None else None
+            if school is not None and not scope.sees_school(school):
+                raise scope.hidden(f"school {school!r}")
+            if classroom is not None and not scope.sees_classroom(db, classroom):
+                raise scope.hidden(f"classroom {classroom!r}")
+            done = assign_profile(db, name, school, classroom)
             return web.json_response({"ok": True, "message": done})
 
         return await self._run(work)
 
     async def bandwidth(self, request: web.Request) -> web.StreamResponse:
-        """Per school: uplink, planned kbps of the lessons under way, measured kbps."""
+        """Per school (the caller's, if scoped): uplink, planned kbps of the lessons under
+        way, measured kbps."""
         online = set(self._online())
+        scope = scope_of(request)
 
         def work(db: Session) -> web.StreamResponse:
             now = utcnow()
-            return web.json_response(bandwidth_document(bandwidth_view(db, online, now), now))
+            view = [s for s in bandwidth_view(db, online, now) if scope.sees_school(s.school)]
+            return web.json_response(bandwidth_document(view, now))
 
         return await self._run(work)
 
@@ -225,6 +255,7 @@ OPENAPI_PATHS: dict[str, Any] = {
                 "200": {"description": "replaced", **json_content(_PROFILE)},
                 "201": {"description": "added", **json_content(_PROFILE)},
                 "400": {"description": "not a valid profile", **json_content(_ERROR)},
+                "403": OUT_OF_SCOPE_RESPONSE,
             },
         },
     },

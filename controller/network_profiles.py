@@ -137,6 +137,13 @@ def list_profiles(db: Session) -> list[StoredProfile]:
     ]
 
 
+def assigned_to(db: Session, name: str) -> tuple[list[str], list[str]]:
+    """The schools and the classrooms profile ``name`` is assigned to."""
+    schools = db.scalars(select(School.id).where(School.network_profile == name))
+    rooms = db.scalars(select(Classroom.id).where(Classroom.network_profile == name))
+    return sorted(schools.all()), sorted(rooms.all())
+
+
 def _assigned(pairs: Iterable[Any]) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for name, owner in pairs:

@@ -1,6 +1,6 @@
 """The aiohttp middleware that guards ``/api/v1``: who is calling (session cookie or API
-token), whether their role may, whether the lesson or classroom in the path is in their
-school scope, the CSRF check for cookie-borne changes, and the audit row for every change
+token), whether their role may, whether the lesson, classroom or alert in the path is in
+their school scope, the CSRF check for cookie-borne changes, and the audit row for every change
 and for every read of personal data (``controller.auth.personal``)."""
 
 from __future__ import annotations
@@ -39,9 +39,11 @@ SELF_AUDITED = frozenset(
 )
 # Audit action names other than "METHOD pattern".
 AUDIT_ACTIONS: dict[tuple[str, str], str] = {}
-# Path parameters that name a lesson or a classroom, checked against the caller's scope.
+# Path parameters that name a lesson, a classroom or an alert (of a classroom), checked
+# against the caller's scope.
 LESSON_PARAMS = ("lesson",)
 CLASSROOM_PARAMS = ("classroom",)
+ALERT_PARAMS = ("alert",)
 CLASSROOM_ID_ROUTES = "/api/v1/classrooms/{id}"  # and what lies under it
 
 PRINCIPAL = web.RequestKey("principal", Principal)
@@ -127,8 +129,11 @@ class AuthGate:
         rooms = [m[p] for p in CLASSROOM_PARAMS if p in m]
         if pattern.startswith(CLASSROOM_ID_ROUTES) and "id" in m:
             rooms.append(m["id"])
-        return all(scope.sees_lesson(db, x) for x in lessons) and all(
-            scope.sees_classroom(db, c) for c in rooms
+        alerts = [m[p] for p in ALERT_PARAMS if p in m]
+        return (
+            all(scope.sees_lesson(db, x) for x in lessons)
+            and all(scope.sees_classroom(db, c) for c in rooms)
+            and all(scope.sees_alert(db, a) for a in alerts)
         )
 
     def _audit_read(
@@ -194,12 +199,7 @@ class AuthGate:
         if not in_scope:
             if personal is not None:
                 await self._read_seen(found, scope, request, personal, 404)
-            return _error(
-                404,
-                f"{request.path}: no such lesson or classroom in {scope.describe()} "
-                "(your account's scope; an administrator sets it with "
-                "`classroom-controller user school`)",
-            )
+            return _error(404, f"{request.path}: {scope.hidden('lesson, classroom or alert')}")
         changes = request.method not in SAFE_METHODS
         if changes and found.via == "session":
             sent = request.headers.get(CSRF_HEADER, "")

@@ -5,22 +5,26 @@ An account with a school (``ConsoleUser.school``, matching ``Classroom.school``)
 that school's classrooms, the lessons they take part in, the recordings they made and
 their live feeds; an account without one (a county inspector, scheduler) sees the county.
 An admin always sees the county. Objects out of scope answer 404, as if they did not
-exist, and lists leave them out.
+exist, and lists leave them out. Scheduling or changing a lesson, or a network profile,
+that involves another school's classroom is refused with ``OutOfScope`` (403): a county
+account must do it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy import ColumnElement, Select, or_, select
 from sqlalchemy.orm import Session
 
 from controller.auth.roles import ADMIN
-from controller.db.models import Classroom, Lesson, LessonReceiver
-from controller.errors import InvalidRequest
+from controller.db.models import AlertState, Classroom, Lesson, LessonReceiver
+from controller.errors import InvalidRequest, NotFound, OutOfScope
 
 COUNTY_ONLY_ROLES = frozenset({ADMIN})
+_Row = TypeVar("_Row", bound=Any)
 
 
 @dataclass(frozen=True)
@@ -84,6 +88,68 @@ class Scope:
         """Those of ``classroom_ids`` in scope, in their order."""
         rooms = self.classroom_ids(db)
         return [c for c in classroom_ids if rooms is None or c in rooms]
+
+    def lessons(self, db: Session, query: Select[_Row]) -> Select[_Row]:
+        """``query`` (on Lesson) narrowed to the lessons in scope."""
+        where = self.lesson_filter(db)
+        return query if where is None else query.where(where)
+
+    def sees_school(self, school: str) -> bool:
+        """Whether ``school`` is this scope's (every school, for the county)."""
+        return self.school is None or school == self.school
+
+    def sees_any_school(self, schools: Iterable[str]) -> bool:
+        """Whether one of ``schools`` (say, a pairing's) is this scope's."""
+        return self.school is None or self.school in schools
+
+    def sees_alert(self, db: Session, alert_id: str) -> bool:
+        """Whether the alert's classroom is in scope (an unknown alert is not, unless county)."""
+        if self.school is None:
+            return True
+        try:
+            row = db.get(AlertState, int(alert_id))
+        except (ValueError, OverflowError):
+            return False
+        return row is not None and self.sees_classroom(db, row.classroom_id)
+
+    def hidden(self, what: str) -> NotFound:
+        """The 404 for something out of scope, worded as for something that does not exist."""
+        return NotFound(
+            f"no such {what} in {self.describe()} (your account's scope; an administrator "
+            "sets it with `classroom-controller user school`)"
+        )
+
+    def require(self, db: Session, classroom_ids: Iterable[str], action: str) -> None:
+        """``OutOfScope`` naming the first of ``classroom_ids`` that belongs to another
+        school; ``action`` says what a county account must do ("schedule it"). Unknown
+        classrooms pass: the caller's own lookup answers them."""
+        if self.school is None:
+            return
+        wanted = list(dict.fromkeys(classroom_ids))
+        rows = db.execute(select(Classroom.id, Classroom.school).where(Classroom.id.in_(wanted)))
+        schools = {cid: school for cid, school in rows}
+        for cid in wanted:
+            if cid in schools and schools[cid] != self.school:
+                raise OutOfScope(
+                    f"classroom {cid!r} (of school {schools[cid]!r})", self.school, action
+                )
+
+    def require_schools(self, schools: Iterable[str], action: str) -> None:
+        """``OutOfScope`` naming the first of ``schools`` that is not this scope's."""
+        if self.school is None:
+            return
+        for other in schools:
+            if other != self.school:
+                raise OutOfScope(f"school {other!r}", self.school, action)
+
+    def require_lesson(self, db: Session, lesson_id: str, action: str) -> None:
+        """``OutOfScope`` unless every classroom of the lesson is in scope: a lesson shared
+        with another school is seen, but only a county account may change it."""
+        if self.school is None:
+            return
+        lesson = db.get(Lesson, lesson_id)
+        if lesson is not None:
+            self.require(db, lesson.classroom_ids, action)
 
 
 COUNTY = Scope(None)

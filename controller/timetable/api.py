@@ -11,9 +11,10 @@ from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from controller.api_common import error, json_content, run_db
+from controller.api_common import OUT_OF_SCOPE_RESPONSE, error, json_content, run_db
 from controller.auth.api import OPENAPI_PATHS as AUTH_PATHS
 from controller.auth.api import SECURITY, SECURITY_SCHEMES
+from controller.auth.middleware import scope_of
 from controller.body_fields import (
     number_field,
     optional_string_field,
@@ -29,7 +30,7 @@ from controller.network_api import OPENAPI_PATHS as NETWORK_PATHS
 from controller.overrides import ACTIONS, override
 from controller.timetable.check_api import LESSON_PROPERTIES
 from controller.timetable.check_api import OPENAPI_PATHS as CHECK_PATHS
-from controller.timetable.csv_import import parse_timetable_csv
+from controller.timetable.csv_import import OUT_OF_SCOPE, parse_timetable_csv
 from controller.timetable.ical import lessons_for, to_ical
 from controller.timetable.kinds import KINDS
 from controller.timetable.loading import insert_lessons, planner_for
@@ -89,7 +90,8 @@ class TimetableApi:
 
     async def timetable(self, request: web.Request) -> web.StreamResponse:
         """Lessons from ``from`` to ``to`` (dates) or overlapping ``start``..``end`` (times),
-        maybe of a classroom, teacher, school or pairing."""
+        maybe of a classroom, teacher, school or pairing; those in the caller's scope."""
+        scope = scope_of(request)
 
         def work(db: Session) -> web.StreamResponse:
             q = request.query
@@ -104,18 +106,19 @@ class TimetableApi:
                 school=q.get("school"),
                 pairing=q.get("pairing"),
             )
-            lessons = db.scalars(query.limit(MAX_ROWS + 1)).all()
+            lessons = db.scalars(scope.lessons(db, query).limit(MAX_ROWS + 1)).all()
             out = [_summary(x) for x in lessons[:MAX_ROWS]]
             return web.json_response({"lessons": out, "truncated": len(lessons) > MAX_ROWS})
 
         return await self._run(work)
 
     async def ical(self, request: web.Request) -> web.StreamResponse:
-        """iCalendar of a classroom, teacher or school."""
+        """iCalendar of a classroom, teacher or school (its lessons in the caller's scope)."""
+        scope = scope_of(request)
 
         def work(db: Session) -> web.StreamResponse:
             q = request.query
-            lessons = lessons_for(db, q.get("classroom"), q.get("teacher"), q.get("school"))
+            lessons = lessons_for(db, q.get("classroom"), q.get("teacher"), q.get("school"), scope)
             name = q.get("classroom") or q.get("teacher") or q.get("school") or ""
             return web.Response(
                 body=to_ical(lessons, f"classbridge {name}"),
@@ -126,8 +129,10 @@ class TimetableApi:
         return await self._run(work)
 
     async def import_csv(self, request: web.Request) -> web.StreamResponse:
-        """Check a CSV (body) for ``term``; ``mode`` dry-run (default), commit or good-rows."""
+        """Check a CSV (body) for ``term``; ``mode`` dry-run (default), commit or good-rows.
+        A row naming a classroom outside the caller's school refuses the whole file (403)."""
         data = await request.read()
+        scope = scope_of(request)
 
         def work(db: Session) -> web.StreamResponse:
             term = request.query.get("term", "")
@@ -138,16 +143,24 @@ class TimetableApi:
             window = (cal.at(cal.start, "00:00"), cal.at(cal.end, "23:59"))
             teachers = set(db.scalars(select(Teacher.id)).all())
             result = parse_timetable_csv(
-                data, planner_for(db, window), cal, bell_periods(db), teachers
+                data,
+                planner_for(db, window),
+                cal,
+                bell_periods(db),
+                teachers,
+                None if scope.county else lambda ids: scope.require(db, ids, "import this row"),
             )
-            write = (mode == "commit" and result.clean) or mode == "good-rows"
+            refused = [p for p in result.problems if p.code == OUT_OF_SCOPE]
+            write = not refused and ((mode == "commit" and result.clean) or mode == "good-rows")
             created = (
                 insert_lessons(db, [(c, {"term_id": term}) for _, c in result.good], "imported")
                 if write
                 else []
             )
+            status = 403 if refused else 200 if result.clean else 422
             return web.json_response(
                 {
+                    **({"error": "; ".join(map(str, refused))} if refused else {}),
                     "rows": result.rows,
                     "good": len(result.good),
                     "problems": [
@@ -161,7 +174,7 @@ class TimetableApi:
                     "written": write,
                     "created": created,
                 },
-                status=200 if result.clean else 422,
+                status=status,
             )
 
         return await self._run(work)
@@ -169,11 +182,12 @@ class TimetableApi:
     async def create(self, request: web.Request) -> web.StreamResponse:
         """Create one lesson; 409 with every reason when the rules refuse it. The answer
         carries ``placement``: the ladder rung it went on and why (null without a network
-        profile)."""
+        profile). 403 when a classroom is outside the caller's school."""
         try:
             body = await request.json()
         except ValueError as err:
             return error(400, f"body is not JSON: {err}")
+        scope = scope_of(request)
 
         def work(db: Session) -> web.StreamResponse:
             if not isinstance(body, dict):
@@ -186,8 +200,10 @@ class TimetableApi:
                 raise InvalidRequest(f"field {err.args[0]!r} is required") from None
             except ValueError as err:
                 raise InvalidRequest(f"start/end: {err}") from None
+            receivers = string_list_field(body, "receivers")
+            scope.require(db, [lead, *receivers], "schedule it")
             fields = (
-                string_list_field(body, "receivers"),
+                receivers,
                 start,
                 end,
                 string_field(body, "title"),
@@ -213,18 +229,24 @@ class TimetableApi:
         return await self._run(work)
 
     async def override(self, request: web.Request) -> web.StreamResponse:
-        """End early, extend, swap the lead, broadcast only, or cancel."""
+        """End early, extend, swap the lead, broadcast only, or cancel (403 for a lesson,
+        or a new lead, that involves a classroom outside the caller's school)."""
         try:
             body = await request.json()
         except ValueError as err:
             return error(400, f"body is not JSON: {err}")
+        scope = scope_of(request)
+        lesson_id = request.match_info["lesson"]
 
         def work(db: Session) -> web.StreamResponse:
             if not isinstance(body, dict) or body.get("action") not in ACTIONS:
                 raise InvalidRequest(f"body needs action: one of {', '.join(ACTIONS)}")
+            scope.require_lesson(db, lesson_id, "change it")
+            if new_lead := string_field(body, "lead"):
+                scope.require(db, [new_lead], "make it the lead")
             lesson = override(
                 db,
-                request.match_info["lesson"],
+                lesson_id,
                 str(body["action"]),
                 string_field(body, "actor", "api"),
                 number_field(body, "minutes", 0.0),
@@ -235,13 +257,15 @@ class TimetableApi:
         return await self._run(work)
 
     async def report(self, request: web.Request) -> web.StreamResponse:
-        """Every pairing against its quotas; ``format`` json (default), csv or html."""
+        """Every pairing (those of the caller's school, if scoped) against its quotas;
+        ``format`` json (default), csv or html."""
+        scope = scope_of(request)
 
         def work(db: Session) -> web.StreamResponse:
             first, last = _day(request, "from"), _day(request, "to")
             if first is None or last is None:
                 raise InvalidRequest("query from and to (dates) are required")
-            reports = term_report(db, first, last)
+            reports = term_report(db, first, last, scope=scope)
             fmt = request.query.get("format", "json")
             if fmt == "csv":
                 return web.Response(text=report_csv(reports), content_type="text/csv")
@@ -395,6 +419,7 @@ OPENAPI: dict[str, Any] = {
                 "responses": {
                     "200": {"description": "clean"},
                     "422": {"description": "problems by row"},
+                    "403": OUT_OF_SCOPE_RESPONSE,
                     "400": {"description": "unusable", **json_content(_ERROR)},
                     "404": {"description": "unknown term", **json_content(_ERROR)},
                 },
@@ -422,6 +447,7 @@ OPENAPI: dict[str, Any] = {
                         ),
                     },
                     "400": {"description": "invalid", **json_content(_ERROR)},
+                    "403": OUT_OF_SCOPE_RESPONSE,
                     "404": {"description": "unknown classroom", **json_content(_ERROR)},
                     "409": {"description": "refused by the rules", **json_content(_REFUSED)},
                 },
@@ -460,6 +486,7 @@ OPENAPI: dict[str, Any] = {
                 "responses": {
                     "200": {"description": "changed"},
                     "400": {"description": "refused", **json_content(_ERROR)},
+                    "403": OUT_OF_SCOPE_RESPONSE,
                     "404": {"description": "unknown", **json_content(_ERROR)},
                 },
             }

@@ -13,8 +13,9 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy.orm import Session, sessionmaker
 
-from controller.api_common import error, json_content, run_db
-from controller.auth.middleware import principal_of
+from controller.api_common import OUT_OF_SCOPE_RESPONSE, error, json_content, run_db
+from controller.auth.middleware import principal_of, scope_of
+from controller.auth.scope import COUNTY, Scope
 from controller.body_fields import optional_string_field, string_field, string_list_field
 from controller.db.session import as_utc
 from controller.errors import InvalidRequest
@@ -55,9 +56,10 @@ def placement_document(placement: Placement) -> dict[str, object]:
     }
 
 
-def check_candidate(db: Session, body: object) -> dict[str, object]:
+def check_candidate(db: Session, body: object, scope: Scope = COUNTY) -> dict[str, object]:
     """Run the planner on a lesson as POST /api/v1/lessons takes it (plus ``lesson``: the
-    id of a lesson being changed, left out of the bookings); nothing is saved."""
+    id of a lesson being changed, left out of the bookings); nothing is saved.
+    ``OutOfScope`` when a classroom is outside ``scope``, as creating it would be."""
     if not isinstance(body, dict):
         raise InvalidRequest("body must be a JSON object")
     start, end = _when(body, "start"), _when(body, "end")
@@ -73,7 +75,10 @@ def check_candidate(db: Session, body: object) -> dict[str, object]:
     lead, receivers = string_field(body, "lead"), string_list_field(body, "receivers")
     for cid in [lead, *receivers]:
         get_classroom(db, cid)
+    scope.require(db, [lead, *receivers], "schedule it")
     being_changed = optional_string_field(body, "lesson")
+    if being_changed and not scope.sees_lesson(db, being_changed):
+        raise scope.hidden(f"lesson {being_changed!r}")
     skip = [being_changed] if being_changed else []
     candidate = Candidate(
         "this lesson",
@@ -89,15 +94,19 @@ def check_candidate(db: Session, body: object) -> dict[str, object]:
     return placement_document(planner_for(db, (start, end), skip=skip).place(candidate))
 
 
-def move_lesson(db: Session, lesson_id: str, body: object, actor: str) -> web.Response:
+def move_lesson(
+    db: Session, lesson_id: str, body: object, actor: str, scope: Scope = COUNTY
+) -> web.Response:
     """Move a scheduled lesson to ``start``..``end`` if the rules allow (409 with every
-    problem otherwise); the rung is placed again for the new time."""
+    problem otherwise); the rung is placed again for the new time. ``OutOfScope`` when
+    the lesson involves a classroom outside ``scope``."""
     if not isinstance(body, dict):
         raise InvalidRequest('body must be {"start": <time>, "end": <time>}')
     start, end = _when(body, "start"), _when(body, "end")
     if end <= start:
         raise InvalidRequest("a lesson must end after it starts")
     lesson = get_lesson(db, lesson_id)
+    scope.require_lesson(db, lesson_id, "move it")
     if lesson.state != "scheduled":
         raise InvalidRequest(
             f"lesson {lesson_id} is {lesson.state}; only a lesson not yet started can be moved"
@@ -155,7 +164,8 @@ class LessonCheckApi:
             body = await self._body(request)
         except InvalidRequest as err:
             return error(400, str(err))
-        return await self._run(lambda db: web.json_response(check_candidate(db, body)))
+        scope = scope_of(request)
+        return await self._run(lambda db: web.json_response(check_candidate(db, body, scope)))
 
     async def move(self, request: web.Request) -> web.StreamResponse:
         """Move a scheduled lesson to another time."""
@@ -163,9 +173,9 @@ class LessonCheckApi:
             body = await self._body(request)
         except InvalidRequest as err:
             return error(400, str(err))
-        actor = principal_of(request).username
+        actor, scope = principal_of(request).username, scope_of(request)
         lesson = request.match_info["lesson"]
-        return await self._run(lambda db: move_lesson(db, lesson, body, actor))
+        return await self._run(lambda db: move_lesson(db, lesson, body, actor, scope))
 
 
 _ERROR = {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]}
@@ -229,6 +239,7 @@ OPENAPI_PATHS: dict[str, Any] = {
                     **json_content(_CHECK),
                 },
                 "400": {"description": "invalid", **json_content(_ERROR)},
+                "403": OUT_OF_SCOPE_RESPONSE,
                 "404": {"description": "unknown classroom", **json_content(_ERROR)},
             },
         }
@@ -252,6 +263,7 @@ OPENAPI_PATHS: dict[str, Any] = {
             "responses": {
                 "200": {"description": "moved, with its placement"},
                 "400": {"description": "invalid or not movable", **json_content(_ERROR)},
+                "403": OUT_OF_SCOPE_RESPONSE,
                 "404": {"description": "unknown lesson", **json_content(_ERROR)},
                 "409": {"description": "refused by the rules", **json_content(_CHECK)},
             },

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
+from controller.errors import OutOfScope
 from controller.timetable.calendar import SchoolCalendar, parse_hhmm
 from controller.timetable.planner import Candidate, Placement, Planner
 
@@ -40,6 +42,10 @@ REQUIRED = ("date", "kind", "lead")
 # knows who is sending.
 MAX_BYTES = 1024 * 1024
 MAX_ROWS = 5000
+# The problem code of a row naming a classroom outside the importing account's school.
+OUT_OF_SCOPE = "out_of_scope"
+# Raises OutOfScope when the importing account may not schedule these classrooms.
+ScopeCheck = Callable[[Sequence[str]], None]
 
 
 @dataclass
@@ -125,9 +131,11 @@ def parse_timetable_csv(
     calendar: SchoolCalendar,
     periods: dict[str, dict[int, tuple[str, str]]],
     teachers: set[str],
+    in_scope: ScopeCheck | None = None,
 ) -> ImportResult:
     """Check every row (against the database, through ``planner``, and against earlier
-    rows of the same file); nothing is written here."""
+    rows of the same file); nothing is written here. ``in_scope`` refuses the rows whose
+    classrooms the importing account may not schedule (problem code OUT_OF_SCOPE)."""
     result = ImportResult()
     too_much = limit_problem(data)
     if too_much is not None:
@@ -159,7 +167,9 @@ def parse_timetable_csv(
             continue
         result.rows += 1
         row = {h: (values[i].strip() if i < len(values) else "") for i, h in enumerate(header)}
-        problems, placed = _row(number, row, planner, calendar, teaching, periods, teachers)
+        problems, placed = _row(
+            number, row, planner, calendar, teaching, periods, teachers, in_scope
+        )
         result.problems += problems
         if placed is not None:
             planner.add(placed.candidate)  # later rows are checked against this one
@@ -178,6 +188,7 @@ def _row(
     teaching: dict[date, int],
     periods: dict[str, dict[int, tuple[str, str]]],
     teachers: set[str],
+    in_scope: ScopeCheck | None,
 ) -> tuple[list[RowProblem], Placement | None]:
     out: list[RowProblem] = []
 
@@ -197,6 +208,12 @@ def _row(
     room = planner.rooms.get(lead)
     if room is None:
         return bad("classroom", f"unknown classroom {lead!r} (column lead); add it first")
+    receivers = tuple(r.strip() for r in row.get("receivers", "").split(";") if r.strip())
+    if in_scope is not None:
+        try:
+            in_scope([lead, *receivers])
+        except OutOfScope as err:
+            return bad(OUT_OF_SCOPE, str(err))
     try:
         if row.get("period"):
             period = int(row["period"])
@@ -215,7 +232,6 @@ def _row(
     teacher = row.get("teacher") or None
     if teacher is not None and teacher not in teachers:
         return bad("teacher", f"unknown teacher {teacher!r}; add teachers before the timetable")
-    receivers = tuple(r.strip() for r in row.get("receivers", "").split(";") if r.strip())
     candidate = Candidate(
         ref=f"row {number}",
         kind=row["kind"],

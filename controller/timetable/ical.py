@@ -8,6 +8,7 @@ from icalendar import Calendar, Event
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from controller.auth.scope import COUNTY, Scope
 from controller.db.models import Classroom, Lesson, LessonReceiver
 from controller.db.session import as_utc
 from controller.errors import InvalidRequest
@@ -15,9 +16,14 @@ from controller.timetable.kinds import DEFAULT_RULES
 
 
 def lessons_for(
-    db: Session, classroom: str | None, teacher: str | None, school: str | None
+    db: Session,
+    classroom: str | None,
+    teacher: str | None,
+    school: str | None,
+    scope: Scope = COUNTY,
 ) -> list[Lesson]:
-    """Lessons a classroom takes part in, a teacher leads, or a school's classrooms take."""
+    """Lessons a classroom takes part in, a teacher leads, or a school's classrooms take;
+    of those, the ones in the caller's ``scope``."""
     if sum(x is not None for x in (classroom, teacher, school)) != 1:
         raise InvalidRequest("give exactly one of classroom, teacher or school")
     query = select(Lesson).where(Lesson.state != "cancelled")
@@ -31,7 +37,7 @@ def lessons_for(
         )
         received = select(LessonReceiver.lesson_id).where(LessonReceiver.classroom_id.in_(rooms))
         query = query.where(Lesson.lead_classroom_id.in_(rooms) | Lesson.id.in_(received))
-    return list(db.scalars(query.order_by(Lesson.start_at)).all())
+    return list(db.scalars(scope.lessons(db, query).order_by(Lesson.start_at)).all())
 
 
 def to_ical(lessons: list[Lesson], name: str) -> bytes:

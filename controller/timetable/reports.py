@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from controller.auth.scope import COUNTY, Scope
 from controller.db.models import Classroom, Lesson, Pairing, RecordingManifest
 from controller.db.session import as_utc
 
@@ -110,9 +111,10 @@ class PairingReport:
 
 
 def term_report(
-    db: Session, start: date, end: date, quotas: Quotas | None = None
+    db: Session, start: date, end: date, quotas: Quotas | None = None, scope: Scope = COUNTY
 ) -> list[PairingReport]:
-    """Every pairing's report over [start, end]."""
+    """Every pairing's report over [start, end]; with a school ``scope``, the pairings
+    that school is part of (whole: the quotas are the pairing's)."""
     quotas = quotas or Quotas()
     school_of = {c.id: c.school for c in db.scalars(select(Classroom)).all()}
     in_range = [
@@ -125,6 +127,8 @@ def term_report(
     out = []
     for pairing in db.scalars(select(Pairing).order_by(Pairing.id)).all():
         schools = [pairing.supporting_school_id, *pairing.supported_school_ids]
+        if not scope.sees_any_school(schools):
+            continue
         lessons = [
             lesson
             for lesson in in_range
