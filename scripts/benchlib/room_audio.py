@@ -25,6 +25,23 @@ WINDOW = 240  # 5 ms analysis window
 HOP = 48  # 1 ms
 
 
+def _one_cycle(points: int) -> npt.NDArray[np.float64]:
+    """One cycle of the voiced sound, at ``points`` + 1 phases (the last is the first):
+    16 harmonics of the fundamental, the 4th the loudest. Read by phase, it saves a room
+    simulator 16 sines per block (on two cores, CPU the agents under test need)."""
+    theta = 2 * math.pi * np.arange(points + 1) / points
+    cycle = np.zeros(points + 1)
+    for k in range(1, 17):
+        weight = 1.0 if k == 4 else 0.35 / k**0.5
+        cycle += weight * np.sin(k * theta + k)
+    return cycle
+
+
+_CYCLE_POINTS = 8192
+_CYCLE = _one_cycle(_CYCLE_POINTS)
+_CYCLE_AT = np.arange(_CYCLE_POINTS + 1, dtype=np.float64)
+
+
 @dataclass(frozen=True)
 class Voice:
     """One room's mouth: its tone, its burst frequency and where in the second it bursts.
@@ -57,10 +74,7 @@ class Voice:
         # A voice is a harmonic series on a low fundamental (tone_hz is its 4th harmonic,
         # the loudest), not a pure tone: it excites the bands an echo canceller models.
         f0 = self.tone_hz / 4
-        voiced = np.zeros(n)
-        for k in range(1, 17):
-            weight = 1.0 if k == 4 else 0.35 / k**0.5
-            voiced += weight * np.sin(2 * math.pi * k * f0 * t + k)
+        voiced = np.interp(np.mod(f0 * t, 1.0) * _CYCLE_POINTS, _CYCLE_AT, _CYCLE)
         out = 10 ** (self.tone_dbfs / 20) * envelope * voiced
         out += 10 ** (self.noise_dbfs / 20) * envelope * _RNG.standard_normal(n)
         if self.speech is not None:

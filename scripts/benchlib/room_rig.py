@@ -96,6 +96,11 @@ class RoomRig:
     synthetic_mic: bool = False
     small_video: bool = False
     echo_cancel: bool = True
+    # The rooms whose speakers the harness records (None: every room), and whether it
+    # records each microphone. On two cores a recorder the test never reads is CPU the
+    # agents under test do not get.
+    listen_to: tuple[str, ...] | None = None
+    hear_mics: bool = True
     pulse: PulseServer = field(default_factory=PulseServer)
     extra_env: dict[str, str] = field(default_factory=dict)
     rooms: dict[str, Room] = field(default_factory=dict)
@@ -180,12 +185,17 @@ class RoomRig:
         for room in self.rooms.values():
             server = self.pulse.server
             if not self.synthetic_mic:
-                room.sim = RoomSimulator(server, room.cid, room.voice, closed=self.closed_loop)
-                room.sim.start()
-                room.mic = MonitorRecorder(server, f"{room.cid}_mic.monitor")
-                room.mic.start()
-            room.speaker = MonitorRecorder(server, f"{room.cid}_spk.monitor")
-            room.speaker.start()
+                # A room that says nothing into an open loop needs no simulator: its
+                # microphone's monitor is silence either way.
+                if room.voice is not None or self.closed_loop:
+                    room.sim = RoomSimulator(server, room.cid, room.voice, closed=self.closed_loop)
+                    room.sim.start()
+                if self.hear_mics:
+                    room.mic = MonitorRecorder(server, f"{room.cid}_mic.monitor")
+                    room.mic.start()
+            if self.listen_to is None or room.cid in self.listen_to:
+                room.speaker = MonitorRecorder(server, f"{room.cid}_spk.monitor")
+                room.speaker.start()
 
     def watch_screen(self, cid: str, display: str = "panel") -> ScreenWatch:
         """Grab classroom ``cid``'s screen and read the tiles its agent reports."""
