@@ -82,11 +82,15 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     """Make sure the process ends once its tests have.
 
     A thread a test left running that is not a daemon (a blocking read in an executor, a
-    server's loop) keeps a Python process alive at exit; on a pytest-xdist worker that
-    holds the whole run, with no test to blame and no report. So once the session is over,
+    server's loop) keeps a Python process alive at exit, with no test to blame and no
+    report. So once the session is over,
     a watchdog gives the process a minute to exit, then prints the threads still running
     and ends it with the session's own result.
     """
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        # A worker stays up, serving its gateway, until the whole run is over, and xdist
+        # ends a worker that does not exit by then itself: only the main process is guarded.
+        return
     status = config.stash.get(_EXIT_STATUS, 1)
 
     def guard() -> None:
