@@ -100,6 +100,16 @@ def main(argv: list[str]) -> int:
         time.sleep(3)
     proc.wait()
     copier.join(10)
+    if code != 124:
+        # a test's GIL-free watchdog (tests/conftest.py) ended a stuck worker: say where
+        for dump in sorted(stacks.glob("*.txt")):
+            text = dump.read_text(errors="replace").strip()
+            if text:
+                print(
+                    f"\n=== a stuck test's watchdog ended process {dump.stem}; its threads "
+                    f"were ===\n{text}",
+                    flush=True,
+                )
     return code
 
 

@@ -67,6 +67,33 @@ _stacks_file = (
 if _stacks_file is not None:
     faulthandler.register(signal.SIGUSR1, file=_stacks_file, all_threads=True)
 
+# pytest-timeout's timer is a Python thread: a test stuck in a C call that holds the GIL
+# (a codec freeing its frame threads, say) stops the timer too, and the whole run then waits
+# for the phase's deadline. faulthandler's own watchdog needs no GIL, so each test also gets
+# one, a minute after its pytest-timeout limit: it writes every thread's stack to the stacks
+# file and ends the process (xdist then reports the worker as crashed in that test, and goes
+# on with a new one).
+WATCHDOG_MARGIN_S = 60.0
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> object:
+    """Arm the GIL-free watchdog for one test's set-up, call and teardown."""
+    marker = item.get_closest_marker("timeout")
+    limit = (
+        float(marker.args[0]) if marker and marker.args else float(item.config.getini("timeout"))
+    )
+    if _stacks_file is not None and limit > 0:
+        # pytest-timeout's limit covers set-up, call and teardown together (func_only off)
+        faulthandler.dump_traceback_later(
+            limit + WATCHDOG_MARGIN_S, exit=True, file=_stacks_file
+        )
+    try:
+        yield
+    finally:
+        faulthandler.cancel_dump_traceback_later()
+
+
 EXIT_GRACE_S = float(os.environ.get("CLASSBRIDGE_EXIT_GRACE_S", "60"))
 
 

@@ -90,8 +90,12 @@ class BusDecoder:
             self.dropped += 1
 
     def _run(self) -> None:
+        # PyAV's default, slice threading, and never frame threading: a packet made from
+        # Python bytes is freed under the GIL, and with frame threads a worker may free one
+        # while the codec's deallocation, which holds the GIL, waits for that worker. The
+        # thread then deadlocks the whole process when it ends (seen in CI; reproduced by
+        # tests/edge_agent/media/test_preview.py).
         codec = av.CodecContext.create("h264", "r")
-        codec.thread_type = "AUTO"
         last = 0.0
         while True:
             frame = self._queue.get()

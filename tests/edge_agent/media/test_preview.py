@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import pathlib
+import subprocess
+import sys
 
 import av
 import pytest
@@ -38,3 +41,54 @@ async def test_decodes_a_live_source_at_the_asked_rate() -> None:
 def test_refuses_an_audio_source() -> None:
     with pytest.raises(ValueError, match="not video"):
         BusDecoder(FrameBus("mic", "audio"), lambda f: None)
+
+
+_STOP_SOON = """
+import fractions, sys, time
+import av, numpy as np
+from edge_agent.media.bus import FrameBus
+from edge_agent.media.preview import BusDecoder
+from protocols.media.encoded_frame import EncodedFrame
+
+enc = av.CodecContext.create("libx264", "w")
+enc.width, enc.height, enc.pix_fmt = 640, 360, "yuv420p"
+enc.time_base = fractions.Fraction(1, 30)
+enc.options = {"tune": "zerolatency", "preset": "ultrafast"}
+rng = np.random.default_rng(1)
+frames = []
+for i in range(8):
+    picture = av.VideoFrame.from_ndarray(
+        rng.integers(0, 255, (360, 640, 3), dtype=np.uint8), format="rgb24"
+    ).reformat(format="yuv420p")
+    picture.pts = i
+    for packet in enc.encode(picture):
+        frames.append(EncodedFrame("video", bytes(packet), i, enc.time_base, packet.is_keyframe))
+for round_ in range(40):
+    bus = FrameBus("teacher", "video")
+    decoder = BusDecoder(bus, lambda f: None, max_fps=30)
+    decoder.start()
+    for frame in frames[: 2 + round_ % 6]:
+        bus.publish(frame)
+    decoder.stop()
+print("stopped", round_ + 1)
+"""
+
+
+def test_stopping_while_frames_are_still_decoding_never_hangs(tmp_path: pathlib.Path) -> None:
+    """The decoder's thread ends cleanly however soon it is stopped.
+
+    Run in a child process: the deadlock this guards against holds the GIL, so inside the
+    test process even pytest-timeout could not report it.
+    """
+    root = pathlib.Path(__file__).parents[3]
+    script = tmp_path / "stop_soon.py"
+    script.write_text(_STOP_SOON)
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    try:
+        done = subprocess.run(
+            [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=60
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("the preview decoder hung while its thread was ending (frame-thread deadlock)")
+    assert done.returncode == 0, done.stderr
+    assert "stopped 40" in done.stdout
