@@ -65,7 +65,7 @@ def main(argv: list[str]) -> int:
 
     def copy() -> None:
         with log.open("wb") as kept:
-            for chunk in iter(lambda: out.read1(65536), b""):
+            for chunk in iter(lambda: os.read(out.fileno(), 65536), b""):
                 sys.stdout.buffer.write(chunk)
                 sys.stdout.buffer.flush()
                 kept.write(chunk)

@@ -128,7 +128,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
             file=sys.__stderr__,
             flush=True,
         )
-        faulthandler.dump_traceback(file=sys.__stderr__, all_threads=True)
+        faulthandler.dump_traceback(file=sys.__stderr__ or 2, all_threads=True)
         os._exit(status)
 
     threading.Thread(target=guard, name="exit-guard", daemon=True).start()
