@@ -27,6 +27,7 @@ from protocols.media.h264 import parameter_sets
 
 log = logging.getLogger(__name__)
 
+START_CODE = b"\x00\x00\x01"  # every H.264 Annex-B NAL unit starts after one
 # A fragment every keyframe and at least every 0.1 s, each flushed to the file as it is
 # written: a killed agent leaves a .part that is whole up to its last fragment, which
 # salvage.py turns back into a segment.
@@ -103,6 +104,7 @@ class SegmentWriter:
         self._frames = 0
         self._extradata: bytes | None = None
         self.dropped_before_keyframe = 0
+        self.dropped_damaged = 0
         self.adjusted_timestamps = 0
 
     @property
@@ -116,6 +118,19 @@ class SegmentWriter:
             self._mux_audio(frame)
             return
         if self.kind == "video":
+            if START_CODE not in frame.data:
+                # A received frame whose first packets were lost carries no NAL start:
+                # the muxer would store it as an empty sample, which makes the whole
+                # segment unreadable. Leave it out; the decoder conceals one picture.
+                self.dropped_damaged += 1
+                if self.dropped_damaged % 100 == 1:
+                    log.warning(
+                        "%s: left out a video frame with no NAL start code (lost in the "
+                        "network); %d so far",
+                        self.track,
+                        self.dropped_damaged,
+                    )
+                return
             if frame.keyframe:
                 self._extradata = parameter_sets(frame.data) or self._extradata
             if self._container is not None and self._broken(frame):

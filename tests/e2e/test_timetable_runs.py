@@ -13,7 +13,11 @@ from typing import Any
 import pytest
 from benchlib.rig import LessonRig
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
+# Solo: each test times lessons going live to within 2 s and measures a recording to 99 %;
+# on a CI machine shared with another worker a starved agent once lost 0.5 s of its own
+# camera (97.7 %) and a quarter of its received copy, which is the neighbour's cost, not
+# the product's. These run after the suite, alone, like the fault suite.
+pytestmark = [pytest.mark.e2e, pytest.mark.solo, pytest.mark.timeout(300)]
 CITY, VILLAGE = "city-1-101", "village-1-201"
 
 
@@ -82,19 +86,21 @@ def test_three_lessons_of_three_kinds_run_on_time(rig: LessonRig) -> None:
         for room in rooms.values():  # each agent's recorder ran from the lesson's start
             assert room["runs"][0]["started_s"] <= 2.0, room["runs"]
         lead, receiver = rooms[doc["lead"]], rooms[doc["receivers"][0]]
-        assert lead["coverage"]["ratio"] >= 0.99, lead["coverage"]
+        assert lead["coverage"]["ratio"] >= 0.99, (
+            doc["kind"],
+            lead["coverage"]["ratio"],
+            lead["coverage"].get("gaps"),
+            [(t["key"], t["covered_s"], t["gaps"]) for t in lead["coverage"]["tracks"]],
+        )
         received = [
             t
             for t in receiver["coverage"]["tracks"]
             if t["direction"] == "recv" and t["kind"] == "video"
         ]
-        # The receiver's copy of the lead's feeds: 20 of 20 s on a quiet machine, but this
-        # phase shares two cores with another worker, and a starved agent loses a few
-        # seconds of the far side (CI once saw 14.9 s of the panel's). The lead's own
-        # recording above is the promise that must hold whatever the load; the fault suite
-        # measures the received copy alone.
-        assert received and min(t["ratio"] for t in received) >= 0.6, [
-            (t["key"], t["covered_s"], t["gaps"]) for t in received
+        # The receiver's copy of the lead's feeds: 19.8-20 of 20 s alone; 0.9 leaves room
+        # for a keyframe wait after the lesson goes live.
+        assert received and min(t["ratio"] for t in received) >= 0.9, [
+            (doc["kind"], t["key"], t["covered_s"], t["gaps"]) for t in received
         ]
         sent_back = [t for t in lead["coverage"]["tracks"] if t["direction"] == "recv"]
         if doc["kind"] == "master_teacher":  # broadcast only: nothing comes back
@@ -139,5 +145,5 @@ def test_live_lesson_extended_then_switched_to_broadcast_only(rig: LessonRig) ->
         for t in rooms[VILLAGE]["coverage"]["tracks"]
         if t["direction"] == "recv" and t["kind"] == "video"
     ]
-    # (the received copy: see the load note in the test above)
-    assert min(t["ratio"] for t in received) >= 0.6, [(t["key"], t["gaps"]) for t in received]
+    # (the received copy: see the test above)
+    assert min(t["ratio"] for t in received) >= 0.9, [(t["key"], t["gaps"]) for t in received]

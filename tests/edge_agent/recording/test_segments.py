@@ -182,3 +182,23 @@ def test_camera_with_its_microphone_stitches_in_sync(tmp_path: pathlib.Path) -> 
     durations = {s["codec_name"]: float(s["duration"]) for s in probe["streams"]}
     assert durations["h264"] == pytest.approx(5.0, abs=0.05)
     assert durations["opus"] == pytest.approx(5.0, abs=0.1)
+
+
+def test_a_frame_that_lost_its_start_in_the_network_is_left_out(tmp_path: pathlib.Path) -> None:
+    """A received frame whose first packets were lost has no start code: muxed as it is, it
+    becomes an empty sample and the whole segment is unreadable (a lesson once stayed
+    un-uploaded for ever on it). It is left out and counted; the segment plays."""
+    writer = SegmentWriter(tmp_path / "v", "village-panel", "video", segment_seconds=10.0)
+    frames = _video(2)
+    torn = frames[7]
+    assert not torn.keyframe
+    tail = torn.data[torn.data.rindex(b"\x00\x00\x01") + 11 :]  # the last NAL's tail only
+    damaged = EncodedFrame("video", tail, torn.pts, torn.time_base, False)
+    empty = EncodedFrame("video", b"", frames[8].pts, torn.time_base, False)
+    for frame in [*frames[:7], damaged, empty, *frames[9:]]:
+        writer.write(frame)
+    [segment] = writer.close()
+    assert writer.dropped_damaged == 2
+    assert _ffprobe(segment.path)["packets"] == len(frames) - 2
+    result = stitch([segment.path], tmp_path / "panel.mp4", [segment.first_pts_s])
+    assert result.frames == len(frames) - 2
