@@ -112,11 +112,11 @@ class AgentMessages:
         if isinstance(body, Register):
             return self._register(classroom_id, body)
         if isinstance(body, Heartbeat):
-            return self._heartbeat(classroom_id, body)
+            return await self._heartbeat(classroom_id, body)
         if isinstance(body, SdpOffer):
             return await self._offer(classroom_id, body)
         if isinstance(body, LessonReport):
-            self._report(classroom_id, body)
+            await asyncio.to_thread(self._report, classroom_id, body)
             return None
         if isinstance(body, FloorRequest):
             return await self._floor_request(classroom_id, body)
@@ -172,10 +172,18 @@ class AgentMessages:
             return None
         return profile_document(profile) if profile is not None else None
 
-    def _heartbeat(self, classroom_id: str, body: Heartbeat) -> Body:
+    async def _heartbeat(self, classroom_id: str, body: Heartbeat) -> Body:
         received_at = utcnow().timestamp()
         if not self._presence.seen(classroom_id):
             return ErrorReply(code="not-registered", message="register with this controller")
+        # In a worker thread: a commit waits for SQLite's lock while an upload holds it
+        # (up to the busy timeout). On the event loop that wait once stalled the relay
+        # and the hub for 1.7 s at a period boundary, when every room uploads at once:
+        # the next lesson's receiving room lost the first seconds of the lead's feeds.
+        await asyncio.to_thread(self._store_heartbeat, classroom_id, body)
+        return HeartbeatAck(seq=body.seq, received_at=received_at, server_time=utcnow().timestamp())
+
+    def _store_heartbeat(self, classroom_id: str, body: Heartbeat) -> None:
         with self._sessions() as db:
             room = db.get(Classroom, classroom_id)
             if room is not None:
@@ -186,7 +194,6 @@ class AgentMessages:
                 record_heartbeat_alerts(db, classroom_id, room.health, now)
                 self.health_history.record(db, classroom_id, room.health, now)
                 db.commit()
-        return HeartbeatAck(seq=body.seq, received_at=received_at, server_time=utcnow().timestamp())
 
     async def _offer(self, classroom_id: str, body: SdpOffer) -> Body:
         relay = self._orchestrator.relay_for(body.lesson_id)

@@ -10,6 +10,10 @@ from dataclasses import dataclass
 log = logging.getLogger(__name__)
 
 MISSED_HEARTBEATS_TO_DEAD = 2.5  # declared offline before the 3rd interval ends
+# An agent declared offline whose heartbeats resume within this long was only late (a busy
+# moment at a period boundary): it is online again as it was. Making it register again
+# would have the orchestrator rejoin it, tearing down lesson media that was still flowing.
+REVIVE_WITHIN_S = 60.0
 
 
 @dataclass
@@ -30,7 +34,9 @@ class Presence:
     ) -> None:
         self.heartbeat_interval = heartbeat_interval
         self._agents: dict[str, AgentPresence] = {}
+        self._lapsed: dict[str, AgentPresence] = {}  # declared offline, may be only late
         self._on_offline = on_offline
+        self.revived = 0
 
     @property
     def time_to_dead(self) -> float:
@@ -40,14 +46,25 @@ class Presence:
     def registered(self, classroom_id: str, active_lesson_id: str | None) -> None:
         """An agent (re)registered."""
         now = time.monotonic()
+        self._lapsed.pop(classroom_id, None)
         self._agents[classroom_id] = AgentPresence(classroom_id, now, now, active_lesson_id)
 
     def seen(self, classroom_id: str) -> bool:
         """A heartbeat arrived; False if the agent must register first."""
+        now = time.monotonic()
         agent = self._agents.get(classroom_id)
         if agent is None:
-            return False
-        agent.last_seen = time.monotonic()
+            agent = self._lapsed.pop(classroom_id, None)
+            if agent is None or now - agent.last_seen > REVIVE_WITHIN_S:
+                return False
+            self._agents[classroom_id] = agent
+            self.revived += 1
+            log.warning(
+                "agent %s heard again after %.1f s: online, as it was",
+                classroom_id,
+                now - agent.last_seen,
+            )
+        agent.last_seen = now
         return True
 
     def is_online(self, classroom_id: str) -> bool:
@@ -64,7 +81,7 @@ class Presence:
         now = time.monotonic()
         dead = [c for c, a in self._agents.items() if now - a.last_seen > self.time_to_dead]
         for cid in dead:
-            del self._agents[cid]
+            self._lapsed[cid] = self._agents.pop(cid)
             log.warning("agent %s silent for %.1f s: offline", cid, self.time_to_dead)
             if self._on_offline is not None:
                 self._on_offline(cid)

@@ -7,22 +7,26 @@ NAL_SPS = 7
 NAL_PPS = 8
 
 
+START_CODE = b"\x00\x00\x01"
+
+
 def split_nal_units(data: bytes) -> list[bytes]:
-    """The NAL units of an Annex-B buffer, without their start codes."""
+    """The NAL units of an Annex-B buffer, without their start codes.
+
+    ``bytes.find`` does the scanning: this runs on every received frame of every track, and
+    a byte-by-byte Python loop over a 20 KB keyframe cost the agent's event loop ~3 ms.
+    """
     units: list[bytes] = []
-    i, n = 0, len(data)
-    start = -1
-    while i + 2 < n:
-        if data[i] == 0 and data[i + 1] == 0 and data[i + 2] == 1:
-            if start >= 0:
-                end = i - 1 if i > 0 and data[i - 1] == 0 else i
-                units.append(data[start:end])
-            i += 3
-            start = i
-            continue
-        i += 1
-    if start >= 0 and start < n:
-        units.append(data[start:])
+    i = data.find(START_CODE)
+    while i >= 0:
+        start = i + 3
+        j = data.find(START_CODE, start)
+        if j < 0:
+            units.append(data[start:])
+            break
+        end = j - 1 if data[j - 1] == 0 else j  # a four-byte start code's leading zero
+        units.append(data[start:end])
+        i = j
     return [u for u in units if u]
 
 
@@ -33,7 +37,12 @@ def nal_type(nal: bytes) -> int:
 
 def is_keyframe(data: bytes) -> bool:
     """Whether an access unit carries an IDR slice or a sequence parameter set."""
-    return any(nal_type(u) in (NAL_IDR, NAL_SPS) for u in split_nal_units(data))
+    i = data.find(START_CODE)
+    while 0 <= i < len(data) - 3:
+        if data[i + 3] & 0x1F in (NAL_IDR, NAL_SPS):
+            return True
+        i = data.find(START_CODE, i + 3)
+    return False
 
 
 def parameter_sets(data: bytes) -> bytes | None:

@@ -26,6 +26,8 @@ from protocols.tls import pinned_client_context
 REPO = pathlib.Path(__file__).resolve().parents[2]
 BIN = pathlib.Path(sys.executable).parent
 SYNTHETIC = REPO / "hardware_profiles" / "synthetic.toml"
+# CLASSBRIDGE_RIG_VERBOSE=1: the controller and agents log at DEBUG (every RTCP message).
+VERBOSE = ["-v"] if os.environ.get("CLASSBRIDGE_RIG_VERBOSE") == "1" else []
 
 
 class RigError(RuntimeError):
@@ -135,6 +137,7 @@ class LessonRig:
             "--prepare",
             str(self.prepare_s),
             *(["--storage", self.storage_url] if self.storage_url else []),
+            *VERBOSE,
         )
         self.wait("the controller API", lambda: self.get("/../../healthz"), 30)
 
@@ -176,6 +179,7 @@ class LessonRig:
             "127.0.0.1",
             "--segment-seconds",
             str(self.segment_seconds),
+            *VERBOSE,
             env=self.agent_env.get(classroom_id),
         )
 
