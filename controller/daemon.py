@@ -142,6 +142,7 @@ class ControllerDaemon:
         key_book = KeyBook()
         with factory() as db:
             key_book.load(enrolled_keys(db))
+        aiortc_seam.size_receive_buffers()  # the relay receives every room's keyframes
         if cfg.media_addresses:
             aiortc_seam.pin_host_addresses(list(cfg.media_addresses))
         self.presence = Presence(cfg.heartbeat_s)

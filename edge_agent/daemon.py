@@ -263,6 +263,7 @@ class AgentDaemon:
 
     async def start(self) -> None:
         """Start the link and the uploader."""
+        aiortc_seam.size_receive_buffers()
         if self._media_addresses:
             aiortc_seam.pin_host_addresses(self._media_addresses)
         self.schedule.load()

@@ -9,7 +9,8 @@ forward and record encoded frames, so this module:
   encoder context;
 * hooks a sender's keyframe request (PLI/FIR), which aiortc ignores for pre-encoded tracks;
 * sends a PLI from a receiver towards its publisher;
-* restricts ICE host candidates to chosen addresses.
+* restricts ICE host candidates to chosen addresses;
+* gives ICE's UDP sockets a receive buffer that holds a burst of keyframes.
 
 Every function checks that the internals it needs are still there and raises
 ``SeamBroken`` otherwise; ``tests/protocols/media/test_aiortc_seam.py`` pins them, so an
@@ -27,6 +28,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import aioice.ice
+import aioice.turn
 import av
 from aiortc import RTCRtpReceiver, RTCRtpSender
 from aiortc.codecs.h264 import H264Encoder
@@ -324,6 +326,22 @@ def host_addresses(addresses: list[str]) -> Iterator[None]:
         yield
     finally:
         aioice.ice.get_host_addresses = original
+
+
+# A lesson starts with a keyframe on every track at once: at 720p that is 20-30 packets
+# each, several tracks, arriving within a few milliseconds. aioice gives its sockets a
+# 256 KiB receive buffer, which overflowed whenever the process was busy for a moment (167
+# datagrams dropped in one failing run, none in the passing ones), and the lost keyframes
+# cost the receiving room the first 2-3 s of each feed. The kernel grants up to
+# net.core.rmem_max (systemd/classbridge-sysctl.conf raises that maximum to this size).
+MEDIA_RECEIVE_BUFFER = 4 * 1024 * 1024
+
+
+def size_receive_buffers(size: int = MEDIA_RECEIVE_BUFFER) -> None:
+    """Ask for ``size`` bytes of receive buffer on every ICE socket opened from now on."""
+    if not isinstance(getattr(aioice.turn, "UDP_SOCKET_BUFFER_SIZE", None), int):
+        raise SeamBroken("aioice.turn.UDP_SOCKET_BUFFER_SIZE is gone")
+    aioice.turn.UDP_SOCKET_BUFFER_SIZE = size
 
 
 def pin_host_addresses(addresses: list[str]) -> None:

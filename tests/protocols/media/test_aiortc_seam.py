@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import fractions
+import pathlib
 import queue
+import socket
 from collections.abc import Iterator
 from typing import Any
 
 import aioice.ice
+import aioice.turn
 import av
 import numpy as np
 import pytest
@@ -106,6 +109,25 @@ def test_host_addresses_hook_restores() -> None:
         assert aioice.ice.get_host_addresses(True, False) == ["127.0.0.1"]
         assert aioice.ice.get_host_addresses(False, True) == ["::1"]
     assert aioice.ice.get_host_addresses is original
+
+
+async def test_ice_sockets_get_the_media_receive_buffer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A lesson's opening keyframes overflowed the default buffer; every ICE socket asks
+    for 4 MiB and gets what net.core.rmem_max allows."""
+    monkeypatch.setattr(aioice.turn, "UDP_SOCKET_BUFFER_SIZE", aioice.turn.UDP_SOCKET_BUFFER_SIZE)
+    with aiortc_seam.host_addresses(["127.0.0.1"]):
+        aiortc_seam.size_receive_buffers()
+        connection = aioice.ice.Connection(ice_controlling=True)
+        await connection.gather_candidates()
+    try:
+        [protocol] = connection._protocols
+        sock = protocol.transport.get_extra_info("socket")
+        cap = int(pathlib.Path("/proc/sys/net/core/rmem_max").read_text())
+        wanted = min(aiortc_seam.MEDIA_RECEIVE_BUFFER, cap)
+        granted = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) // 2
+        assert granted == wanted
+    finally:
+        await connection.close()
 
 
 def _h264(kind: str = "video") -> list[Any]:
