@@ -85,9 +85,7 @@ def pytest_runtest_protocol(item: pytest.Item) -> object:
     )
     if _stacks_file is not None and limit > 0:
         # pytest-timeout's limit covers set-up, call and teardown together (func_only off)
-        faulthandler.dump_traceback_later(
-            limit + WATCHDOG_MARGIN_S, exit=True, file=_stacks_file
-        )
+        faulthandler.dump_traceback_later(limit + WATCHDOG_MARGIN_S, exit=True, file=_stacks_file)
     try:
         yield
     finally:
