@@ -23,11 +23,10 @@ import av
 
 from edge_agent.recording.errors import RecordingError
 from protocols.media.encoded_frame import EncodedFrame
-from protocols.media.h264 import parameter_sets
+from protocols.media.h264 import START_CODE, parameter_sets
 
 log = logging.getLogger(__name__)
 
-START_CODE = b"\x00\x00\x01"  # every H.264 Annex-B NAL unit starts after one
 # A fragment every keyframe and at least every 0.1 s, each flushed to the file as it is
 # written: a killed agent leaves a .part that is whole up to its last fragment, which
 # salvage.py turns back into a segment.

@@ -7,7 +7,7 @@ NAL_SPS = 7
 NAL_PPS = 8
 
 
-START_CODE = b"\x00\x00\x01"
+START_CODE = b"\x00\x00\x01"  # every Annex-B NAL unit starts after one
 
 
 def split_nal_units(data: bytes) -> list[bytes]:
