@@ -72,19 +72,14 @@ class AgentMessages:
 
     async def enrol(self, request: EnrolRequest) -> EnrolResult:
         """Consume a one-time token and admit the agent's key."""
-
-        def admit() -> str:
-            with self._sessions() as db:
+        with self._sessions() as db:
+            try:
                 classroom_id, replaced = enrol(db, request.token, request.public_key)
-                if replaced is not None:
-                    self._key_replaced(db, classroom_id, replaced, request)
-                return classroom_id
-
-        try:
-            classroom_id = await asyncio.to_thread(admit)
-        except EnrolmentRefused as err:
-            log.warning("enrolment refused: %s", err)
-            return EnrolResult(accepted=False, reason=str(err))
+            except EnrolmentRefused as err:
+                log.warning("enrolment refused: %s", err)
+                return EnrolResult(accepted=False, reason=str(err))
+            if replaced is not None:
+                self._key_replaced(db, classroom_id, replaced, request)
         self._key_book.add(request.public_key, classroom_id)
         log.info("classroom %s enrolled (host %s)", classroom_id, request.hostname)
         # The agent pins this for the HTTPS API, as it pinned the CURVE key in its token.
@@ -206,17 +201,13 @@ class AgentMessages:
             return ErrorReply(
                 code="no-lesson", message=f"lesson {body.lesson_id!r} is not under way here"
             )
-
-        def takes_part() -> bool:
-            with self._sessions() as db:
-                lesson = db.get(Lesson, body.lesson_id)
-                return lesson is not None and classroom_id in lesson.classroom_ids
-
-        if not await asyncio.to_thread(takes_part):
-            return ErrorReply(
-                code="not-in-lesson",
-                message=f"{classroom_id!r} is not in lesson {body.lesson_id!r}",
-            )
+        with self._sessions() as db:
+            lesson = db.get(Lesson, body.lesson_id)
+            if lesson is None or classroom_id not in lesson.classroom_ids:
+                return ErrorReply(
+                    code="not-in-lesson",
+                    message=f"{classroom_id!r} is not in lesson {body.lesson_id!r}",
+                )
         try:
             sdp = await relay.answer(classroom_id, body.sdp, body.tracks)
         except (SignallingError, ValueError) as err:

@@ -173,26 +173,23 @@ class HttpApi:
         network profile, devices and latest heartbeat (the inventory)."""
         online = set(self._online())
         where = scope_of(request).classroom_filter()
-
-        def read() -> list[dict[str, Any]]:
-            with self._sessions() as db:
-                query = select(Classroom).order_by(Classroom.id)
-                rooms = db.scalars(query if where is None else query.where(where)).all()
-                profiles = school_profiles(db)
-                return [classroom_document(r, r.id in online, profiles) for r in rooms]
-
-        return web.json_response(await asyncio.to_thread(read))
+        with self._sessions() as db:
+            query = select(Classroom).order_by(Classroom.id)
+            rooms = db.scalars(query if where is None else query.where(where)).all()
+            profiles = school_profiles(db)
+            return web.json_response(
+                [classroom_document(r, r.id in online, profiles) for r in rooms]
+            )
 
     async def lessons(self, request: web.Request) -> web.Response:
         """Lessons, newest first (those of the caller's school, if scoped)."""
         scope = scope_of(request)
-
-        def read() -> list[dict[str, Any]]:
-            with self._sessions() as db:
-                query = select(Lesson).order_by(Lesson.start_at.desc()).limit(500)
-                where = scope.lesson_filter(db)
-                rows = db.scalars(query if where is None else query.where(where)).all()
-                return [
+        with self._sessions() as db:
+            query = select(Lesson).order_by(Lesson.start_at.desc()).limit(500)
+            where = scope.lesson_filter(db)
+            rows = db.scalars(query if where is None else query.where(where)).all()
+            return web.json_response(
+                [
                     {
                         "id": x.id,
                         "lead": x.lead_classroom_id,
@@ -204,25 +201,19 @@ class HttpApi:
                     }
                     for x in rows
                 ]
-
-        return web.json_response(await asyncio.to_thread(read))
+            )
 
     async def lesson(self, request: web.Request) -> web.Response:
         """One lesson with its events, reports and recordings."""
-        scope, lesson_id = scope_of(request), request.match_info["lesson"]
-        storage = self.uploads.storage
-        root = storage.root if isinstance(storage, LocalStorage) else None
-
-        def read() -> dict[str, Any]:
-            with self._sessions() as db:
-                doc = lesson_document(db, get_lesson(db, lesson_id), root)
-                doc["recordings"] = _in_scope(db, scope, doc["recordings"])
-                return doc
-
-        try:
-            return web.json_response(await asyncio.to_thread(read))
-        except NotFound as err:
-            return error(404, str(err))
+        with self._sessions() as db:
+            try:
+                storage = self.uploads.storage
+                root = storage.root if isinstance(storage, LocalStorage) else None
+                doc = lesson_document(db, get_lesson(db, request.match_info["lesson"]), root)
+                doc["recordings"] = _in_scope(db, scope_of(request), doc["recordings"])
+            except NotFound as err:
+                return error(404, str(err))
+        return web.json_response(doc)
 
     async def _classroom(self, request: web.Request) -> str | None:
         """The classroom whose upload token the request carries (X-Classroom + bearer)."""
@@ -355,18 +346,13 @@ class HttpApi:
 
     async def catalogue(self, request: web.Request) -> web.Response:
         """The lesson's recordings: classrooms, tracks, segments, coverage and gaps."""
-        scope, lesson_id = scope_of(request), request.match_info["lesson"]
-
-        def read() -> dict[str, Any]:
-            with self._sessions() as db:
-                doc = catalogue_document(db, lesson_id)
-                doc["classrooms"] = _in_scope(db, scope, doc["classrooms"])
-                return doc
-
-        try:
-            return web.json_response(await asyncio.to_thread(read))
-        except NotFound as err:
-            return error(404, str(err))
+        with self._sessions() as db:
+            try:
+                doc = catalogue_document(db, request.match_info["lesson"])
+                doc["classrooms"] = _in_scope(db, scope_of(request), doc["classrooms"])
+            except NotFound as err:
+                return error(404, str(err))
+        return web.json_response(doc)
 
     async def recording_file(self, request: web.Request) -> web.StreamResponse:
         """A stitched recording the catalogue lists, with its own media type: served with
@@ -412,11 +398,10 @@ class HttpApi:
 
     async def deletions(self, request: web.Request) -> web.Response:
         """The audit log of deleted recordings, newest first."""
-
-        def read() -> list[dict[str, Any]]:
-            with self._sessions() as db:
-                rows = db.scalars(select(Deletion).order_by(Deletion.id.desc()).limit(1000))
-                return [
+        with self._sessions() as db:
+            rows = db.scalars(select(Deletion).order_by(Deletion.id.desc()).limit(1000)).all()
+            return web.json_response(
+                [
                     {
                         "at": as_utc(d.at).isoformat(),
                         "lesson_id": d.lesson_id,
@@ -429,8 +414,7 @@ class HttpApi:
                     }
                     for d in rows
                 ]
-
-        return web.json_response(await asyncio.to_thread(read))
+            )
 
 
 def _in_scope(db: Session, scope: Scope, rows: Any) -> Any:
