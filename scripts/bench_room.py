@@ -135,6 +135,7 @@ def figures(
         "playout": {
             cid: (after[cid].get("sound") or {}).get("sources") for cid in (LEAD, RECEIVER)
         },
+        "screens_per_s": {cid: rr.screen_rates(before[cid], after[cid]) for cid in ROOMS},
         "seconds_measured": round(end - start, 1),
     }
 

@@ -71,6 +71,7 @@ class RoomScreens:
         self._floor: FloorState | None = None
         self._loudest: str | None = None
         self._tiles: dict[str, list[Tile]] = {d.name: [] for d in self.displays}
+        self._shown: set[str] = set()  # the source keys the current tiles show
         self._generation = 0
         self._stats: dict[str, object] = {}
 
@@ -142,8 +143,13 @@ class RoomScreens:
         self._wake.set()
 
     def show(self, source_key: str, frame: av.VideoFrame) -> None:
-        """Offer a decoded frame for ``"<classroom>-<track>"`` or ``"local:<device>"``."""
+        """Offer a decoded frame for ``"<classroom>-<track>"`` or ``"local:<device>"``.
+
+        A feed no tile shows (a track received for the recording only) is not kept and
+        does not wake the render thread."""
         with self._lock:
+            if source_key not in self._shown:
+                return
             self._frames[source_key] = (frame, time.monotonic())
         self._wake.set()
 
@@ -155,7 +161,7 @@ class RoomScreens:
     def wanted(self) -> set[str]:
         """The source keys the current layouts show (local ones need decoding)."""
         with self._lock:
-            return {t.source_key for tiles in self._tiles.values() for t in tiles}
+            return set(self._shown)
 
     def source_sizes(self) -> dict[str, tuple[int, int]]:
         """The (width, height) of the newest frame of each source shown."""
@@ -174,8 +180,8 @@ class RoomScreens:
             join = join.model_copy(update={"floor": self._floor})
         for d in self.displays:
             self._tiles[d.name] = layout_for(d, join, self._local)
-        keep = {t.source_key for tiles in self._tiles.values() for t in tiles}
-        self._frames = {k: v for k, v in self._frames.items() if k in keep}
+        self._shown = {t.source_key for tiles in self._tiles.values() for t in tiles}
+        self._frames = {k: v for k, v in self._frames.items() if k in self._shown}
         self._generation += 1
         self._wake.set()
 

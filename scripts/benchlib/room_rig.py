@@ -438,6 +438,21 @@ def cpu_pct(before: dict[str, Any], after: dict[str, Any]) -> float | None:
     return round(100.0 * used / wall, 1) if wall > 0 else None
 
 
+def screen_rates(before: dict[str, Any], after: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """Redraws per second of each display and new pictures per second of each tile's feed."""
+    wall = after.get("at", 0) - before.get("at", 0)
+    b, a = before.get("screens") or {}, after.get("screens") or {}
+    if wall <= 0 or not a:
+        return {}
+    return {
+        part: {
+            k: round((v - (b.get(part) or {}).get(k, 0)) / wall, 1)
+            for k, v in (a.get(part) or {}).items()
+        }
+        for part in ("drawn", "shown")
+    }
+
+
 def cpu_by_thread(before: dict[str, Any], after: dict[str, Any]) -> dict[str, float]:
     """Each room thread's CPU between two ``room.json`` readings, % of one core."""
     wall = after.get("at", 0) - before.get("at", 0)
