@@ -232,29 +232,6 @@ def test_the_technicians_screen_test_opens_both_displays(xdisplay: str, tmp_path
     assert result.exit_code == 0 and "OK screens" in result.output, result.output
 
 
-def test_a_desktop_of_another_pixel_format_still_shows_the_pictures(
-    xdisplay: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Pictures go straight into a 32-bit XRGB window; any other window format (a 16-bit
-    desktop) is converted by SDL on the way: the codes must read the same."""
-    import edge_agent.room.window as window
-
-    monkeypatch.setattr(window, "XRGB_MASKS", (0, 0, 0))  # no window matches: convert
-    panel = Display(name="panel", display=xdisplay, width=1280, height=720)
-    screens = RoomScreens([panel], "v0")
-    screens.start()
-    try:
-        screens.lesson(join("receiver", [video("city", "teacher", "teacher", 1280, 720)]), {})
-        feeds = [Feed("city-teacher", 1280, 720, "T")]
-        feed_until(screens, feeds, lambda: all(codes(screens, "panel").values()))
-        run_feeds(screens, feeds, 0.3)
-        seen = codes(screens, "panel")
-    finally:
-        screens.stop()
-    assert seen["city-teacher"] is not None
-    assert seen["city-teacher"][0] > feeds[0].counter - 30
-
-
 def test_a_feed_no_tile_shows_is_not_kept(xdisplay: str) -> None:
     """A track received only for the recording neither is kept nor wakes the drawing."""
     panel = Display(name="panel", display=xdisplay, width=1280, height=720)
