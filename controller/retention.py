@@ -6,6 +6,11 @@ takes everything of it out of storage, not only what the catalogue lists: segmen
 stitched files, manifests, half-assembled files, and uploads still open (their staged or
 S3 multipart parts are aborted), so no video outlives its retention. Multipart uploads
 begun more than a day ago and never finished are aborted on every run as well.
+
+A track published to the resource library (资源库) outlives its lesson's retention: its
+stitched file, its catalogue row and its classroom's manifest are kept for as long as it
+stays published. Everything else of the lesson (segments, unpublished tracks, the other
+classrooms' pictures of the children) still goes when the policy says.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from controller.db.models import (
     Deletion,
     Lesson,
+    PublishedRecording,
     Recording,
     RecordingManifest,
     StoredSegment,
@@ -86,9 +92,10 @@ def delete_lesson_recordings(
     reason: str,
     actor: str,
     classroom_id: str | None = None,
+    keep: frozenset[str] = frozenset(),
 ) -> int:
-    """Delete every stored object of a lesson (of one classroom, if given), auditing each;
-    returns bytes freed."""
+    """Delete every stored object of a lesson (of one classroom, if given), auditing each,
+    except the recordings whose storage keys are in ``keep``; returns bytes freed."""
     seg_q = select(StoredSegment).where(StoredSegment.lesson_id == lesson.id)
     rec_q = select(Recording).where(Recording.lesson_id == lesson.id)
     up_q = select(UploadSession).where(UploadSession.lesson_id == lesson.id)
@@ -110,7 +117,7 @@ def delete_lesson_recordings(
             storage.abort(u.key, u.backend_id)
             u.state, u.error = "failed", f"aborted: {reason}"
     prefix = f"lessons/{lesson.id}" + (f"/{classroom_id}" if classroom_id else "")
-    keys = set(storage.keys(prefix)) | set(known)
+    keys = (set(storage.keys(prefix)) | set(known)) - keep
     freed = 0
     for key in sorted(keys):
         owner, sha = known.get(key, (_classroom_of(key), ""))
@@ -118,12 +125,19 @@ def delete_lesson_recordings(
         freed += size
         _audit(db, lesson.id, owner, key, size, sha, reason, actor)
     prune = getattr(storage, "prune", None)
-    if prune is not None:
+    if prune is not None and not keep:
         prune(prefix)
+    kept_rooms = {
+        r.classroom_id for r in db.scalars(rec_q).all() if r.path in keep
+    }  # their manifests stay: the catalogue lists a recording with its manifest
     for model in (StoredSegment, Recording, RecordingManifest):
         stmt = delete(model).where(model.lesson_id == lesson.id)
         if classroom_id is not None:
             stmt = stmt.where(model.classroom_id == classroom_id)
+        if model is Recording and keep:
+            stmt = stmt.where(Recording.path.not_in(keep))
+        if model is RecordingManifest and kept_rooms:
+            stmt = stmt.where(RecordingManifest.classroom_id.not_in(kept_rooms))
         db.execute(stmt)
     # Finished uploads of what was cleared: nothing left to revisit.
     for u in uploads:
@@ -131,6 +145,38 @@ def delete_lesson_recordings(
             u.state, u.error = "failed", f"object deleted: {reason}"
     db.commit()
     return freed
+
+
+def _published_keys(db: Session, lesson_id: str) -> frozenset[str]:
+    """The storage keys of a lesson's recordings published to the resource library."""
+    rows = db.execute(
+        select(Recording.path)
+        .join(
+            PublishedRecording,
+            (PublishedRecording.lesson_id == Recording.lesson_id)
+            & (PublishedRecording.classroom_id == Recording.classroom_id)
+            & (PublishedRecording.track == Recording.track),
+        )
+        .where(Recording.lesson_id == lesson_id)
+    ).scalars()
+    return frozenset(rows)
+
+
+def _anything_but(
+    db: Session, storage: StorageBackend, lesson_id: str, keep: frozenset[str]
+) -> bool:
+    """Whether a lesson holds anything besides ``keep`` (in storage or in the catalogue)."""
+    if set(storage.keys(f"lessons/{lesson_id}")) - keep:
+        return True
+    if db.scalars(select(StoredSegment).where(StoredSegment.lesson_id == lesson_id)).first():
+        return True
+    open_uploads = select(UploadSession).where(
+        UploadSession.lesson_id == lesson_id, UploadSession.state != "failed"
+    )
+    if db.scalars(open_uploads).first():
+        return True
+    paths = db.scalars(select(Recording.path).where(Recording.lesson_id == lesson_id)).all()
+    return bool(set(paths) - keep)
 
 
 def _classroom_of(key: str) -> str:
@@ -191,14 +237,23 @@ def run_retention(
             days = policy.keep_days(lesson.kind)
             if days is None or as_utc(lesson.end_at) + timedelta(days=days) > now:
                 continue
+            keep = _published_keys(db, lesson.id)
+            if keep and not _anything_but(db, storage, lesson.id, keep):
+                continue  # only its published recordings are left: nothing to do
             freed = delete_lesson_recordings(
                 db,
                 storage,
                 lesson,
                 f"retention: {lesson.kind} lessons are kept {days} days",
                 "retention-policy",
+                keep=keep,
             )
-            log.info("retention deleted lesson %s recordings (%d bytes)", lesson.id, freed)
+            log.info(
+                "retention deleted lesson %s recordings (%d bytes)%s",
+                lesson.id,
+                freed,
+                f"; kept {len(keep)} published to the resource library" if keep else "",
+            )
             cleared.append(lesson.id)
     try:
         abort_stale_uploads(sessions, storage, now)

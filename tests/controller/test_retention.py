@@ -157,3 +157,70 @@ async def test_retention_leaves_no_manifest_staged_part_or_half_file(
         assert set(files) <= audited
         assert s.scalars(select(RecordingManifest)).all() == []
         assert s.get(UploadSession, "u1").state == "failed"  # type: ignore[union-attr]
+
+
+def test_a_published_recording_outlives_its_lessons_retention(tmp_path: pathlib.Path) -> None:
+    """The resource library keeps what it publishes: past the lesson's retention the
+    published track's stitched file stays (and stays in the catalogue); its segments and
+    the unpublished tracks (the children's pictures) go as the policy says."""
+    from controller.db.models import Recording
+    from controller.recordings_search import publish
+
+    url = f"sqlite:///{tmp_path / 'c.sqlite3'}"
+    migrate(url)
+    db = sessions(make_engine(url))
+    keys = ServerKeys.load_or_create(tmp_path)
+    storage = LocalStorage(tmp_path / "storage")
+    t0 = datetime(2026, 1, 5, tzinfo=UTC)
+
+    def put(key: str, data: bytes) -> None:
+        path = storage.root / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+
+    with db() as s:
+        for cid in ("a", "b"):
+            add_classroom(s, cid, cid, "", keys.public)
+        lesson = schedule_lesson(s, "a", ["b"], t0, t0 + timedelta(minutes=40))
+        lid = lesson.id
+        stitched = {}
+        for cid, track in (("a", "teacher"), ("b", "student")):
+            seg = f"lessons/{lid}/{cid}/{track}/{track}-00001.mp4"
+            put(seg, b"segment")
+            record_segment(s, lid, cid, track, f"{track}-00001.mp4", seg, "e" * 64, 7)
+            stitched[track] = f"lessons/{lid}/{cid}/{track}.mp4"
+            put(stitched[track], b"stitched")
+            s.add(
+                Recording(
+                    lesson_id=lid,
+                    classroom_id=cid,
+                    track=track,
+                    kind="video",
+                    path=stitched[track],
+                    codec="h264",
+                    duration_s=2400.0,
+                    segments=1,
+                    sha256="d" * 64,
+                    created_at=t0,
+                )
+            )
+        s.commit()
+        publish(s, lid, "a", "teacher", "scheduler")
+    policy = RetentionPolicy(days={"synchronous": 30})
+    later = t0 + timedelta(days=60)
+    assert run_retention(db, storage, policy, now=later) == [lid]
+    root = storage.root / "lessons" / lid
+    assert (storage.root / stitched["teacher"]).read_bytes() == b"stitched"
+    assert not (storage.root / stitched["student"]).exists(), "an unpublished track outlived"
+    assert not (root / "a" / "teacher" / "teacher-00001.mp4").exists()
+    assert not (root / "b" / "student" / "student-00001.mp4").exists()
+    with db() as s:
+        deleted = {d.key for d in s.scalars(select(Deletion))}
+        assert stitched["teacher"] not in deleted
+        assert stitched["student"] in deleted
+        assert [r.track for r in s.scalars(select(Recording))] == ["teacher"]
+        assert s.scalars(select(StoredSegment)).all() == []
+    # Later runs find only the published file: nothing more is deleted or audited.
+    assert run_retention(db, storage, policy, now=later + timedelta(days=1)) == []
+    with db() as s:
+        assert {d.key for d in s.scalars(select(Deletion))} == deleted
