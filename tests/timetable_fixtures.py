@@ -56,11 +56,12 @@ TEACHER_ROLES = [
 ]
 
 
+# UTF-8 rows with one row in GBK: a mixed file, so that row is reported by number.
 BAD_CSV = (
     (
         b"date,period,kind,lead,receivers,teacher,subject,title\n"
-        b"2026-03-04,1,synchronous,city-101,village-201,t-wang,music,ok\n"
-        b"2026-13-40,1,synchronous,city-101,village-201,t-wang,music,bad date\n"
+        + "2026-03-04,1,synchronous,city-101,village-201,t-wang,音乐,ok\n".encode()
+        + b"2026-13-40,1,synchronous,city-101,village-201,t-wang,music,bad date\n"
         b"2026-03-05,1,synchronous,nowhere-9,village-201,t-wang,music,unknown room\n"
         b"2026-03-04,1,synchronous,city-102,village-201,t-li,art,double booked\n"
     )

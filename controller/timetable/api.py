@@ -32,7 +32,7 @@ from controller.timetable.check_api import LESSON_PROPERTIES
 from controller.timetable.check_api import OPENAPI_PATHS as CHECK_PATHS
 from controller.timetable.csv_import import OUT_OF_SCOPE, parse_timetable_csv
 from controller.timetable.ical import lessons_for, to_ical
-from controller.timetable.kinds import KINDS
+from controller.timetable.kinds import KINDS, canonical_kind
 from controller.timetable.loading import insert_lessons, planner_for
 from controller.timetable.reports import report_csv, report_html, term_report
 from controller.timetable.setup import bell_periods, term_calendar
@@ -207,7 +207,7 @@ class TimetableApi:
                 start,
                 end,
                 string_field(body, "title"),
-                string_field(body, "kind", "synchronous"),
+                canonical_kind(string_field(body, "kind", "synchronous")),
                 optional_string_field(body, "teacher"),
                 string_field(body, "subject"),
             )

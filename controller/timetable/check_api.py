@@ -21,7 +21,7 @@ from controller.db.session import as_utc
 from controller.errors import InvalidRequest
 from controller.lessons import get_lesson, lesson_document, log_event
 from controller.registry import get_classroom
-from controller.timetable.kinds import KINDS
+from controller.timetable.kinds import KINDS, canonical_kind
 from controller.timetable.loading import candidate_of, planner_for
 from controller.timetable.planner import Candidate, Placement
 
@@ -69,7 +69,7 @@ def check_candidate(db: Session, body: object, scope: Scope = COUNTY) -> dict[st
         )
     if "lead" not in body:
         raise InvalidRequest("field 'lead' is required (the teaching classroom's id)")
-    kind = string_field(body, "kind", "synchronous")
+    kind = canonical_kind(string_field(body, "kind", "synchronous"))
     if kind not in KINDS:
         raise InvalidRequest(f"kind {kind!r} is unknown; use one of {', '.join(KINDS)}")
     lead, receivers = string_field(body, "lead"), string_list_field(body, "receivers")

@@ -1,26 +1,32 @@
 """Importing a term's timetable from CSV: every problem reported by row before anything
 is written.
 
-Columns (header row required, UTF-8; Excel's BOM is fine)::
+Columns (header row required), in English or in Chinese::
 
     date,period,start,end,kind,lead,receivers,teacher,subject,title
+    日期,节次,开始,结束,类型,主讲教室,接收教室,教师,学科,课题
 
-``period`` is looked up in the lead school's bell schedule; ``start``/``end`` (HH:MM)
-may be given instead. ``receivers`` are separated by ';'. Each line is decoded on its
-own, so a row saved in GBK (common in Chinese school offices) is reported as such, with
-its row number, rather than failing the whole file.
+The file is UTF-8 (Excel's BOM is fine) or, as Excel saves "CSV" on a Chinese Windows
+PC, GBK/GB18030: the encoding is detected for the whole file. Only a file that is
+neither is decoded line by line, so each row that is not UTF-8 is reported with its row
+number. Kinds may be written in Chinese (同步课堂, 专递课堂, 名师课堂, 名校网络课堂,
+教师网络研修); dates as 2026-03-02 or 2026/3/2; periods as 3 or 第3节. ``period`` is
+looked up in the lead school's bell schedule; ``start``/``end`` (HH:MM) may be given
+instead. ``receivers`` are separated by ';' (or '；', '、').
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
 from controller.errors import OutOfScope
 from controller.timetable.calendar import SchoolCalendar, parse_hhmm
+from controller.timetable.kinds import canonical_kind
 from controller.timetable.planner import Candidate, Placement, Planner
 
 COLUMNS = (
@@ -36,6 +42,32 @@ COLUMNS = (
     "title",
 )
 REQUIRED = ("date", "kind", "lead")
+# Chinese headers, as county offices write them, to the columns above.
+HEADER_ALIASES = {
+    "日期": "date",
+    "上课日期": "date",
+    "节次": "period",
+    "节": "period",
+    "开始": "start",
+    "开始时间": "start",
+    "结束": "end",
+    "结束时间": "end",
+    "类型": "kind",
+    "课型": "kind",
+    "课堂类型": "kind",
+    "主讲教室": "lead",
+    "主讲": "lead",
+    "接收教室": "receivers",
+    "听课教室": "receivers",
+    "教师": "teacher",
+    "主讲教师": "teacher",
+    "授课教师": "teacher",
+    "学科": "subject",
+    "科目": "subject",
+    "课题": "title",
+    "课程名称": "title",
+}
+RECEIVER_SEPARATORS = re.compile(r"[;；、]")
 # A term's timetable for a whole county is a few thousand rows; more is a wrong file, or
 # an attempt to tie up the controller (every row is checked against the database). 5,000
 # rows of about 80 bytes fit in 1 MiB, the body limit every route keeps to before it
@@ -77,11 +109,22 @@ class ImportResult:
 
 
 def _decode_lines(data: bytes) -> tuple[list[str], list[RowProblem]]:
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        # GB18030 reads every GBK file the same way, but it also reads UTF-8's Chinese as
+        # other Chinese: a file with rows of both is reported row by row, not garbled.
+        if not any(_utf8_beyond_ascii(line) for line in data.split(b"\n")):
+            text = _or_none(data, "gb18030") or ""
+            if text:
+                return [line.rstrip("\r") for line in text.split("\n")], []
+    else:
+        return [line.rstrip("\r") for line in text.split("\n")], []
     problems = []
     lines = []
     raw_lines = data.split(b"\n")
-    if raw_lines and raw_lines[0].startswith(b"\xef\xbb\xbf"):
-        raw_lines[0] = raw_lines[0][3:]
     for number, raw in enumerate(raw_lines, 1):
         raw = raw.rstrip(b"\r")
         try:
@@ -96,11 +139,29 @@ def _decode_lines(data: bytes) -> tuple[list[str], list[RowProblem]]:
                 RowProblem(
                     number,
                     "encoding",
-                    f"not valid UTF-8{hint}; save the file as 'CSV UTF-8' and import again",
+                    f"not valid UTF-8{hint}, and the file as a whole is neither UTF-8 nor "
+                    "GBK (rows of both mixed?); save it as 'CSV UTF-8' and import again",
                 )
             )
             lines.append("")  # keep row numbers aligned
     return lines, problems
+
+
+def _utf8_beyond_ascii(line: bytes) -> bool:
+    if line.isascii():
+        return False
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _or_none(data: bytes, encoding: str) -> str | None:
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError:
+        return None
 
 
 def limit_problem(data: bytes) -> RowProblem | None:
@@ -144,7 +205,7 @@ def parse_timetable_csv(
     lines, result.problems = _decode_lines(data)
     reader = csv.reader(io.StringIO("\n".join(lines)))
     try:
-        header = [h.strip().lower() for h in next(reader)]
+        header = [_column(h) for h in next(reader)]
     except StopIteration:
         result.problems.append(RowProblem(1, "header", "the file is empty; it needs a header row"))
         return result
@@ -180,6 +241,30 @@ def parse_timetable_csv(
     return result
 
 
+def _column(name: str) -> str:
+    cleaned = name.strip()
+    return HEADER_ALIASES.get(cleaned, cleaned.lower())
+
+
+def _date(text: str) -> date | None:
+    """2026-03-02, 2026-3-2 or 2026/3/2 (as Excel writes dates on a Chinese PC)."""
+    match = re.fullmatch(r"(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})", text.strip())
+    if match is None:
+        return None
+    try:
+        return date(*(int(g) for g in match.groups()))
+    except ValueError:
+        return None
+
+
+def _period(text: str) -> int:
+    """3, or 第3节; ValueError otherwise."""
+    match = re.fullmatch(r"第?\s*(\d{1,2})\s*节?", text.strip())
+    if match is None:
+        raise ValueError(f"period {text!r} is not a period number")
+    return int(match.group(1))
+
+
 def _row(
     number: int,
     row: dict[str, str],
@@ -196,9 +281,8 @@ def _row(
         out.append(RowProblem(number, code, message))
         return out, None
 
-    try:
-        day = date.fromisoformat(row["date"])
-    except ValueError:
+    day = _date(row["date"])
+    if day is None:
         return bad("date", f"date {row['date']!r} is not a date; write it as 2026-03-02")
     if not calendar.start <= day <= calendar.end:
         return bad("date", f"date {day} is outside the term ({calendar.start} – {calendar.end})")
@@ -208,7 +292,9 @@ def _row(
     room = planner.rooms.get(lead)
     if room is None:
         return bad("classroom", f"unknown classroom {lead!r} (column lead); add it first")
-    receivers = tuple(r.strip() for r in row.get("receivers", "").split(";") if r.strip())
+    receivers = tuple(
+        r.strip() for r in RECEIVER_SEPARATORS.split(row.get("receivers", "")) if r.strip()
+    )
     if in_scope is not None:
         try:
             in_scope([lead, *receivers])
@@ -216,7 +302,7 @@ def _row(
             return bad(OUT_OF_SCOPE, str(err))
     try:
         if row.get("period"):
-            period = int(row["period"])
+            period = _period(row["period"])
             table = periods.get(room.school, {})
             if period not in table:
                 return bad(
@@ -234,7 +320,7 @@ def _row(
         return bad("teacher", f"unknown teacher {teacher!r}; add teachers before the timetable")
     candidate = Candidate(
         ref=f"row {number}",
-        kind=row["kind"],
+        kind=canonical_kind(row["kind"]),
         lead=lead,
         receivers=receivers,
         start=calendar.at(day, start_hhmm),

@@ -23,6 +23,24 @@ DEFAULT_RULES: dict[str, KindRule] = {
     "research": KindRule("teacher research session (教师网络研修)", True, 1, 8),
 }
 KINDS = tuple(DEFAULT_RULES)
+# The names a county office writes in its own files (the programme's Chinese names).
+KIND_ALIASES: dict[str, str] = {
+    "同步课堂": "synchronous",
+    "1+1双师课堂": "synchronous",
+    "双师课堂": "synchronous",
+    "专递课堂": "delivery",
+    "名师课堂": "master_teacher",
+    "名校网络课堂": "open_school",
+    "教师网络研修": "research",
+    "网络教研": "research",
+}
+
+
+def canonical_kind(name: str) -> str:
+    """A kind as written in a file or form (English or Chinese, any case) as its key;
+    unknown names come back as given, for the caller to refuse with the valid ones."""
+    cleaned = name.strip()
+    return KIND_ALIASES.get(cleaned.replace(" ", ""), cleaned.lower())
 
 
 def kind_rule(kind: str, rules: dict[str, KindRule] | None = None) -> KindRule:

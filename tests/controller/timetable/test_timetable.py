@@ -220,3 +220,43 @@ def test_report_counts_held_from_what_receivers_recorded(db: sessionmaker[Sessio
     assert "p1,synchronous held,1,2,no" in report_csv([rep])
     page = report_html([rep], "Spring")
     assert "<svg" in page and "1 / 2" in page
+
+
+def test_a_county_offices_own_csv_imports_as_saved_by_excel(db: sessionmaker[Session]) -> None:
+    """Excel's "CSV" on a Chinese Windows PC: GBK, Chinese headers and kind names, dates as
+    2026/3/4, periods as 第1节, receivers split with '；'. Every row goes in as written."""
+    text = (
+        "日期,节次,类型,主讲教室,接收教室,教师,学科,课题\r\n"
+        "2026/3/4,第1节,名师课堂,city-101,village-201；village-202,t-wang,音乐,《春晓》\r\n"
+        "2026-3-5,2,专递课堂,city-102,village-201,t-li,美术,水彩\r\n"
+        "2026/3/6,3,Synchronous,city-101,village-201,t-wang,音乐,合唱\r\n"
+    )
+    for encoding in ("gbk", "gb18030", "utf-8-sig"):
+        with db() as s:
+            result = parse_timetable_csv(
+                text.encode(encoding),
+                planner_for(s),
+                term_calendar(s, "spring"),
+                bell_periods(s),
+                {"t-wang", "t-li"},
+            )
+        assert result.problems == [], (encoding, [str(p) for p in result.problems])
+        got = [c for _, c in result.good]
+        assert [c.kind for c in got] == ["master_teacher", "delivery", "synchronous"]
+        assert got[0].receivers == ("village-201", "village-202")
+        assert got[0].title == "《春晓》" and got[1].subject == "美术"
+        assert got[0].start.date() == date(2026, 3, 4)
+
+
+def test_a_file_of_mixed_encodings_names_its_odd_rows(db: sessionmaker[Session]) -> None:
+    """UTF-8 Chinese rows and a GBK row in one file: the GBK row is named, never garbled."""
+    data = (
+        "日期,节次,类型,主讲教室,接收教室,教师,学科,课题\n"
+        "2026-03-04,1,同步课堂,city-101,village-201,t-wang,音乐,春晓\n"
+    ).encode() + "2026-03-05,1,同步课堂,city-101,village-201,t-wang,音乐,合唱\n".encode("gbk")
+    with db() as s:
+        result = parse_timetable_csv(
+            data, planner_for(s), term_calendar(s, "spring"), bell_periods(s), {"t-wang"}
+        )
+    assert [str(p)[:30] for p in result.problems] == ["row 3: not valid UTF-8 (it rea"]
+    assert [c.title for _, c in result.good] == ["春晓"]
