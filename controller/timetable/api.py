@@ -268,7 +268,17 @@ class TimetableApi:
             reports = term_report(db, first, last, scope=scope)
             fmt = request.query.get("format", "json")
             if fmt == "csv":
-                return web.Response(text=report_csv(reports), content_type="text/csv")
+                # With a BOM: Excel on a Chinese PC otherwise reads UTF-8 as GBK.
+                return web.Response(
+                    body=report_csv(reports).encode("utf-8-sig"),
+                    content_type="text/csv",
+                    charset="utf-8",
+                    headers={
+                        "Content-Disposition": (
+                            f'attachment; filename="pairings-{first}-{last}.csv"'
+                        )
+                    },
+                )
             if fmt == "html":
                 return web.Response(
                     text=report_html(reports, f"Pairing report {first} – {last}"),

@@ -118,6 +118,12 @@ async def test_rules_import_ical_overrides_and_report(
             report, params={"from": "2026-03-01", "to": "2026-03-31", "format": "html"}
         ) as r:
             assert "<svg" in await r.text()
+        async with http.get(
+            report, params={"from": "2026-03-01", "to": "2026-03-31", "format": "csv"}
+        ) as r:  # opens in Excel on a Chinese PC: UTF-8 with a BOM
+            raw = await r.read()
+            assert raw.startswith(b"\xef\xbb\xbfpairing,quota"), raw[:40]
+            assert "attachment" in r.headers["Content-Disposition"]
         async with http.get(report, params={"from": "x"}) as r:
             assert r.status == 400
 
