@@ -34,6 +34,7 @@ from controller.floor.api import OPENAPI_PATHS as FLOOR_PATHS
 from controller.floor.api import FloorApi, FloorSpreader
 from controller.keys import ServerKeys
 from controller.lessons import get_lesson, lesson_document
+from controller.metrics.api import METRICS_PATHS, MetricsApi
 from controller.network_api import NetworkApi
 from controller.patrol import OPENAPI_PATHS as PATROL_PATHS
 from controller.patrol import PatrolApi, Relays
@@ -99,12 +100,14 @@ class HttpApi:
         self.upload_errors = 0
         self.body_limits = BodyLimits(BODY_LIMITS)
         self.tls_policy = tls_policy or TlsPolicy()
+        self.metrics = MetricsApi(sessions, presence_online)
         self.app = web.Application(
             client_max_size=self.body_limits.default,
             # The TLS rule before anything reads or audits a request, but after the body
             # limits, whose clone() would drop the https scheme and client address a
             # trusted proxy's request is given.
             middlewares=[
+                self.metrics.middleware,  # times every API request, refusals included
                 self.body_limits.middleware,
                 self.tls_policy.middleware,
                 AuthGate(sessions, security).middleware,
@@ -141,6 +144,8 @@ class HttpApi:
         self.app.add_routes(AgentActions(hub).routes())
         OPENAPI["paths"].update(ACTION_PATHS)
         self.app.add_routes(AuthApi(sessions, security).routes())
+        self.app.add_routes(self.metrics.routes())
+        OPENAPI["paths"].update(METRICS_PATHS)
         self.app.add_routes(console_routes())
         self.app.on_response_prepare.append(console_headers)
         self.app.on_response_prepare.append(add_hsts)

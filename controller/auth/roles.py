@@ -66,6 +66,8 @@ PERMISSIONS: dict[tuple[str, str], frozenset[str]] = {
     # Floor control (课堂互动): call on one receiving room of a live lesson. A teacher may
     # only in the lessons they teach (OWN_LESSONS_ONLY, checked by the handler).
     ("PUT", "/api/v1/lessons/{lesson}/floor"): FLOOR_GIVERS,
+    # Prometheus's scrape (every classroom's figures): the people who run the fleet.
+    ("GET", "/api/v1/metrics"): TECHNICIANS,
 }
 
 # The reads a teacher may make (every other role may make any GET not in PERMISSIONS): the

@@ -1,0 +1,1 @@
+"""Prometheus metrics of the controller (``GET /api/v1/metrics``) and its Grafana dashboard."""
