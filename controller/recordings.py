@@ -160,6 +160,21 @@ def stitch_manifest(db: Session, storage: StorageBackend, manifest: Manifest) ->
             target = local if local is not None else work / f"{key}.mp4"
             # Agent-supplied bytes: demuxed in a sandboxed child, never in this process.
             result = stitch_sandboxed(files, target, [s.start_s for s in ordered])
+            if result.skipped:
+                log.error(
+                    "lesson %s %s/%s: %d segment(s) left out of the recording: %s",
+                    lesson_id,
+                    classroom_id,
+                    key,
+                    len(result.skipped),
+                    "; ".join(result.skipped[:5]),
+                )
+                log_event(
+                    db,
+                    lesson_id,
+                    f"{classroom_id}: {len(result.skipped)} segment(s) of {key} could not be "
+                    f"read and are gaps in its recording: {'; '.join(result.skipped[:3])}",
+                )
             stored = storage.store_file(target, target_key)
             rec = Recording(
                 lesson_id=lesson_id,
@@ -169,7 +184,7 @@ def stitch_manifest(db: Session, storage: StorageBackend, manifest: Manifest) ->
                 path=target_key,
                 codec=result.codec,
                 duration_s=result.duration_s,
-                segments=len(files),
+                segments=len(files) - len(result.skipped),
                 sha256=stored.sha256,
                 created_at=utcnow(),
             )

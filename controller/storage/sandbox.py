@@ -114,7 +114,13 @@ def stitch_sandboxed(
         answer = {}
     if "ok" in answer:
         ok = answer["ok"]
-        return StitchResult(pathlib.Path(ok["path"]), ok["duration_s"], ok["frames"], ok["codec"])
+        return StitchResult(
+            pathlib.Path(ok["path"]),
+            ok["duration_s"],
+            ok["frames"],
+            ok["codec"],
+            tuple(str(x) for x in ok.get("skipped", ())),
+        )
     out.with_name(out.name + ".part").unlink(missing_ok=True)
     if "error" in answer:
         raise StitchError(str(answer["error"]))

@@ -1,9 +1,16 @@
-"""Stitching a track's segments into one playable MP4 — a remux, never a re-encode."""
+"""Stitching a track's segments into one playable MP4 — a remux, never a re-encode.
+
+A segment that cannot be read (damaged in storage, cut short, another codec or time
+base) is left out, named in ``StitchResult.skipped``, and its time stays a gap on the
+lesson's timeline: one bad file never costs the rest of the lesson its recording. Only a
+track with no readable segment at all fails.
+"""
 
 from __future__ import annotations
 
 import os
 import pathlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
@@ -21,6 +28,7 @@ class StitchResult:
     duration_s: float
     frames: int
     codec: str
+    skipped: tuple[str, ...] = ()  # "<segment name>: why", each segment left out
 
 
 def stitch(
@@ -58,6 +66,24 @@ def stitch(
     return result
 
 
+def _packets(source: Any, path: pathlib.Path, skipped: list[str]) -> Iterator[Any]:
+    """A segment's packets; one damaged inside ends there (what came before is kept)."""
+    demux = source.demux()
+    count = 0
+    while True:
+        try:
+            packet = next(demux)
+        except StopIteration:
+            return
+        except av.FFmpegError as err:
+            skipped.append(
+                f"{path.name}: damaged after {count} packets ({err}); the rest is left out"
+            )
+            return
+        count += 1
+        yield packet
+
+
 def _remux(
     segments: list[pathlib.Path], starts: list[float] | None, output: Any, out: pathlib.Path
 ) -> StitchResult:
@@ -68,15 +94,18 @@ def _remux(
     bases: list[Fraction] = []
     frames = 0
     offset_s = 0.0
+    skipped: list[str] = []
     for index, path in enumerate(segments):
         try:
             source = av.open(str(path))
         except (av.FFmpegError, OSError) as err:
-            raise StitchError(f"{path}: not a readable MP4 segment: {err}") from err
+            skipped.append(f"{path.name}: not a readable MP4 segment ({err})")
+            continue
         with source:
             codecs = [s.codec_context.name for s in source.streams]
             if not codecs:
-                raise StitchError(f"{path}: has no streams")
+                skipped.append(f"{path.name}: has no streams")
+                continue
             if not layout:
                 layout = codecs
                 out_streams = [output.add_stream_from_template(s) for s in source.streams]
@@ -84,7 +113,18 @@ def _remux(
                 last_dts = [None] * len(codecs)
                 ends = [0] * len(codecs)
             elif codecs[0] != layout[0]:
-                raise StitchError(f"{path}: codec {codecs[0]} differs from the track's {layout[0]}")
+                skipped.append(
+                    f"{path.name}: codec {codecs[0]} differs from the track's {layout[0]}"
+                )
+                continue
+            odd = [
+                f"time base {s.time_base} of {name} differs from the track's {base}"
+                for s, name in zip(source.streams, codecs, strict=True)
+                if name in layout and s.time_base != (base := bases[layout.index(name)])
+            ]
+            if odd:
+                skipped.append(f"{path.name}: {odd[0]}")
+                continue
             if starts is not None:
                 offset_s = starts[index] - starts[0]
             elif index:
@@ -92,7 +132,7 @@ def _remux(
             # The file's own origin: where its first stream (video) starts.
             lead = source.streams[0]
             origin_s = float((lead.start_time or 0) * (lead.time_base or Fraction(1, 90000)))
-            for packet in source.demux():
+            for packet in _packets(source, path, skipped):
                 if packet.dts is None or packet.size == 0:
                     continue
                 src = packet.stream.index
@@ -101,11 +141,6 @@ def _remux(
                 if name not in layout:
                     continue
                 dst = layout.index(name)
-                if packet.stream.time_base != bases[dst]:
-                    raise StitchError(
-                        f"{path}: time base {packet.stream.time_base} of "
-                        f"{name} differs from the track's {bases[dst]}"
-                    )
                 offset = round((offset_s - origin_s) / bases[dst])
                 dts = packet.dts + offset
                 pts = (packet.pts if packet.pts is not None else packet.dts) + offset
@@ -120,6 +155,14 @@ def _remux(
                 ends[dst] = max(ends[dst], pts + (packet.duration or 0))
                 if dst == 0:
                     frames += 1
+    if not layout or frames == 0:
+        raise StitchError(
+            f"{out}: no readable segment among {len(segments)}: " + "; ".join(skipped[:3])
+        )
     return StitchResult(
-        path=out, duration_s=float(ends[0] * bases[0]), frames=frames, codec=layout[0]
+        path=out,
+        duration_s=float(ends[0] * bases[0]),
+        frames=frames,
+        codec=layout[0],
+        skipped=tuple(skipped),
     )

@@ -48,6 +48,7 @@ def main() -> int:
                     "duration_s": result.duration_s,
                     "frames": result.frames,
                     "codec": result.codec,
+                    "skipped": list(result.skipped),
                 }
             }
         )

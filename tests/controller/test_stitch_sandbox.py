@@ -1,9 +1,10 @@
 """Agent-supplied segments are remuxed in a sandboxed child: a good stitch works, a
-malformed segment fails naming it, a hanging or greedy stitch is killed, and the
+malformed segment is left out as a gap and named, a hanging or greedy stitch is killed, and the
 controller process itself never opens the media."""
 
 from __future__ import annotations
 
+import json
 import os
 import pathlib
 import threading
@@ -43,13 +44,28 @@ def test_a_good_stitch_runs_in_a_child(
     assert set(os.listdir("/proc/self/fd")) <= opened_before | {"3", "4", "5"}
 
 
-def test_a_malformed_segment_fails_naming_it(
+def test_a_malformed_segment_is_left_out_as_a_gap_and_named(
     segments: list[pathlib.Path], tmp_path: pathlib.Path
 ) -> None:
+    """One damaged file in the middle of a track costs its own seconds, not the lesson's
+    recording: the rest is stitched, the gap stays where it was, and the file is named."""
     bad = tmp_path / "teacher-00002.mp4"
     bad.write_bytes(b"\x00\x00\x00\x18ftypisom" + os.urandom(4096))
-    with pytest.raises(StitchError, match=r"teacher-00002\.mp4"):
-        stitch_sandboxed([segments[0], bad], tmp_path / "out.mp4", [0.0, 2.0])
+    result = stitch_sandboxed(
+        [segments[0], bad, segments[1]], tmp_path / "out.mp4", [0.0, 2.0, 4.0]
+    )
+    assert result.frames == 120
+    assert result.duration_s == pytest.approx(6.0, abs=0.1)  # 2-4 s is the gap
+    [why] = result.skipped
+    assert why.startswith("teacher-00002.mp4: not a readable MP4 segment"), why
+    assert not (tmp_path / "out.mp4.part").exists()
+
+
+def test_a_track_with_no_readable_segment_fails_naming_them(tmp_path: pathlib.Path) -> None:
+    bad = tmp_path / "teacher-00002.mp4"
+    bad.write_bytes(b"\x00\x00\x00\x18ftypisom" + os.urandom(4096))
+    with pytest.raises(StitchError, match=r"no readable segment among 1: teacher-00002\.mp4"):
+        stitch_sandboxed([bad], tmp_path / "out.mp4", [0.0])
     assert not (tmp_path / "out.mp4").exists()
     assert not (tmp_path / "out.mp4.part").exists()
 
@@ -118,3 +134,79 @@ def test_the_child_is_held_to_its_memory_limit(
         stitch_sandboxed(
             segments, tmp_path / "out.mp4", None, SandboxLimits(address_space=64 * 1024**2)
         )
+
+
+def test_a_lesson_with_a_damaged_segment_is_still_catalogued_and_says_so(
+    segments: list[pathlib.Path], tmp_path: pathlib.Path
+) -> None:
+    """Through the controller's own path (a manifest accepted from storage): the track's
+    recording is made from what can be read, and the lesson's log names what could not."""
+    import hashlib
+    import shutil
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import select
+
+    from controller.db.models import LessonEvent, Recording
+    from controller.db.session import make_engine, migrate, sessions
+    from controller.keys import ServerKeys
+    from controller.lessons import schedule_lesson
+    from controller.recordings import accept_manifest, record_segment
+    from controller.registry import add_classroom
+    from controller.storage.local import LocalStorage
+
+    url = f"sqlite:///{tmp_path / 'c.sqlite3'}"
+    migrate(url)
+    db = sessions(make_engine(url))
+    storage = LocalStorage(tmp_path / "storage")
+    keys = ServerKeys.load_or_create(tmp_path)
+    t0 = datetime.now(UTC) - timedelta(minutes=5)
+    bad = tmp_path / "teacher-00002.mp4"
+    bad.write_bytes(b"\x00\x00\x00\x18ftypisom" + os.urandom(4096))
+    files = [segments[0], bad, segments[1]]
+    entries = []
+    with db() as s:
+        for cid in ("a", "b"):
+            add_classroom(s, cid, cid, "", keys.public)
+        lid = schedule_lesson(s, "a", ["b"], t0, t0 + timedelta(seconds=6)).id
+        for n, path in enumerate(files, 1):
+            name = f"teacher-{n:05d}.mp4"
+            key = f"lessons/{lid}/a/teacher/{name}"
+            (storage.root / key).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, storage.root / key)
+            sha = hashlib.sha256(path.read_bytes()).hexdigest()
+            size = path.stat().st_size
+            record_segment(s, lid, "a", "teacher", name, key, sha, size)
+            entries.append(
+                {
+                    "name": name,
+                    "seq": n,
+                    "start_s": 2.0 * (n - 1),
+                    "end_s": 2.0 * n,
+                    "frames": 60,
+                    "bytes": size,
+                    "sha256": sha,
+                }
+            )
+    manifest = {
+        "lesson_id": lid,
+        "classroom_id": "a",
+        "started_at": 0,
+        "ended_at": 6,
+        "tracks": [
+            {
+                "track": "teacher",
+                "kind": "video",
+                "direction": "send",
+                "source_classroom": "a",
+                "segments": entries,
+            }
+        ],
+    }
+    accept_manifest(db, storage, json.dumps(manifest).encode(), lid, "a")
+    with db() as s:
+        [rec] = s.scalars(select(Recording)).all()
+        assert rec.track == "teacher" and rec.segments == 2
+        assert rec.duration_s == pytest.approx(6.0, abs=0.1)
+        events = [e.detail for e in s.scalars(select(LessonEvent)).all()]
+    assert any("teacher-00002.mp4" in e and "could not be read" in e for e in events), events
