@@ -28,6 +28,8 @@ NOT_PERSONAL_READS: dict[str, str] = {
     "/": "the console's page",
     "/console": "the console's static files",
     "/healthz": "liveness",
+    "/metrics": "a redirect to /api/v1/metrics",
+    "/api/v1/metrics": "fleet figures for Prometheus: counts, media rates, latency",
     "/api/v1/openapi.json": "the API description",
     "/api/v1/session": "the caller's own session",
     "/api/v1/classrooms": "classroom inventory and agent health",

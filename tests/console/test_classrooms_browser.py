@@ -78,3 +78,30 @@ async def test_inventory_and_health_charts(page: Page, console: Console) -> None
     await page.click("#cr-back")
     await expect(page.locator("#classroom-inventory")).to_be_visible()
     assert not [e for e in errors if "Content Security Policy" in e], errors
+
+
+async def test_going_back_while_the_charts_load_stays_back(page: Page, console: Console) -> None:
+    """A technician changes the hours and goes back to the list before the charts came:
+    the late answer must not pull them back into the classroom."""
+    import asyncio
+
+    from playwright.async_api import Route
+
+    _seed(console)
+    await page.click("nav button[data-page='classrooms']")
+    await page.locator("#classroom-inventory button[data-classroom='city-101']").click()
+    await expect(page.locator("#classroom-detail")).to_be_visible()
+    released = asyncio.Event()
+
+    async def slow(route: Route) -> None:
+        await released.wait()
+        await route.continue_()
+
+    await page.route("**/health?hours=1", slow)
+    await page.select_option("#cr-hours", "1")
+    await page.click("#cr-back")
+    await expect(page.locator("#classroom-inventory")).to_be_visible()
+    released.set()  # the charts' answer arrives now, late
+    await page.wait_for_timeout(500)
+    await expect(page.locator("#classroom-inventory")).to_be_visible()
+    await expect(page.locator("#classroom-detail")).to_have_count(0)

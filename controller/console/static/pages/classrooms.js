@@ -4,7 +4,7 @@
 // (GET /api/v1/classrooms/{id}/health?hours=).
 import { call } from "../api.js";
 import { t } from "../i18n.js";
-import { el, errorText, loading, ready, table, tf } from "./dom.js";
+import { current, el, errorText, loading, ready, table, tf } from "./dom.js";
 import { actionsPanel } from "./actions.js";
 import { healthChart } from "./health_chart.js";
 
@@ -67,9 +67,10 @@ function nameButton(main, room) {
 
 /** The inventory: every classroom, one row each. */
 export async function classrooms(main) {
-  loading();
+  const token = loading();
   useClassroomStyles();
   const res = await call("GET", "/api/v1/classrooms");
+  if (!current(token)) return; // the person has moved on
   if (!res.ok) {
     main.replaceChildren(el("p", errorText(res), "error"));
     ready();
@@ -173,13 +174,14 @@ function charts(doc) {
 
 /** One classroom: its facts, devices and health charts over the chosen hours. */
 export async function detail(main, id) {
-  loading();
+  const token = loading();
   useClassroomStyles();
   const enc = encodeURIComponent(id);
   const [room, health] = await Promise.all([
     call("GET", `/api/v1/classrooms/${enc}`),
     call("GET", `/api/v1/classrooms/${enc}/health?hours=${hours}`),
   ]);
+  if (!current(token)) return; // back to the list, or elsewhere, while this loaded
   const back = el("button", t("cr.back"), "link");
   back.type = "button";
   back.id = "cr-back";

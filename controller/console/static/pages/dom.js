@@ -49,9 +49,20 @@ export function ready() {
   document.body.dataset.ready = "1";
 }
 
-/** Mark the page as loading. */
+let viewSeq = 0;
+
+/** Mark the page as loading; returns this view's token. A page that awaits the API
+ * renders only if its token is still ``current`` when the answer comes: a person who
+ * moved on meanwhile is not pulled back by a late answer. */
 export function loading() {
   delete document.body.dataset.ready;
+  viewSeq += 1;
+  return viewSeq;
+}
+
+/** Whether the view that got ``token`` from ``loading`` is still the one shown. */
+export function current(token) {
+  return token === viewSeq;
 }
 
 /** Load pages/pages.css once (a same-origin stylesheet, as the CSP asks). */
