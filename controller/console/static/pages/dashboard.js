@@ -2,7 +2,7 @@
 // agents' heartbeats (acknowledge or silence them, if the role may).
 import { call } from "../api.js";
 import { t } from "../i18n.js";
-import { el, errorText, hhmm, loading, ready, table, tf, useStyles } from "./dom.js";
+import { current, el, errorText, hhmm, loading, ready, table, tf, useStyles } from "./dom.js";
 
 const SILENCE_HOURS = [1, 2, 4, 8, 24, 72];
 
@@ -162,13 +162,14 @@ function bandwidthSection(doc) {
 
 /** Render the dashboard into `main`. */
 export async function dashboard(main) {
-  loading();
+  const token = loading();
   useStyles();
   const rerender = () => dashboard(main);
   const [res, bw] = await Promise.all([
     call("GET", "/api/v1/dashboard"),
     call("GET", "/api/v1/bandwidth"),
   ]);
+  if (!current(token)) return; // the person has moved on
   if (!res.ok) {
     main.replaceChildren(el("p", errorText(res), "error"));
     ready();

@@ -2,7 +2,7 @@
 // call on one room, mute rooms, release the floor; the state refreshes every 2 s.
 import { call } from "../api.js";
 import { getLang } from "../i18n.js";
-import { el, errorText, loading, ready, table } from "./dom.js";
+import { current, el, errorText, loading, ready, table } from "./dom.js";
 
 const WORDS = {
   zh: {
@@ -110,8 +110,9 @@ export function floorOf(main, lessonId) {
 
 /** Render the floor page into `main`. */
 export async function floor(main) {
-  loading();
+  const token = loading();
   const res = await call("GET", "/api/v1/lessons");
+  if (!current(token)) return; // the person has moved on
   if (!res.ok) {
     main.replaceChildren(el("p", errorText(res), "error"));
     ready();

@@ -3,7 +3,7 @@
 // download it, and — admin or scheduler — publish it to the resource library.
 import { call } from "../api.js";
 import { t } from "../i18n.js";
-import { el, errorText, loading, ready, table, tf, useStyles } from "./dom.js";
+import { current, el, errorText, loading, ready, table, tf, useStyles } from "./dom.js";
 import { coverageBar } from "./coverage_bar.js";
 
 const PUBLISH_ROLES = new Set(["admin", "scheduler"]);
@@ -270,7 +270,7 @@ function reasonText(reason) {
 
 /** Render the recordings page into `main`. */
 export async function recordings(main) {
-  loading();
+  const token = loading();
   useStyles();
   useRecordingStyles();
   const [session, rooms, kinds] = await Promise.all([
@@ -278,6 +278,7 @@ export async function recordings(main) {
     call("GET", "/api/v1/classrooms"),
     lessonKinds(),
   ]);
+  if (!current(token)) return; // the person has moved on
   if (!rooms.ok) {
     main.replaceChildren(el("p", errorText(rooms), "error"));
     ready();

@@ -4,7 +4,7 @@
 // Other roles see the calendar read only. Below it, a CSV import with a per-row preview.
 import { call } from "../api.js";
 import { getLang, t } from "../i18n.js";
-import { el, errorText, loading, ready, table, tf, useStyles } from "./dom.js";
+import { current, el, errorText, loading, ready, table, tf, useStyles } from "./dom.js";
 
 const FULLCALENDAR = "/console/vendor/fullcalendar/index.global.min.js";
 const EDIT_ROLES = new Set(["admin", "scheduler"]);
@@ -397,7 +397,7 @@ function importSection(ctx) {
 
 /** Render the timetable page into `main`. */
 export async function timetable(main) {
-  loading();
+  const token = loading();
   useStyles();
   calendar?.destroy();
   calendar = null;
@@ -407,6 +407,7 @@ export async function timetable(main) {
     lessonKinds(),
     loadFullCalendar().catch((err) => err),
   ]);
+  if (!current(token)) return; // the person has moved on
   if (!rooms.ok || FullCalendar instanceof Error) {
     main.replaceChildren(el("p", rooms.ok ? String(FullCalendar) : errorText(rooms), "error"));
     ready();
