@@ -106,8 +106,13 @@ def delete_lesson_recordings(
     known: dict[str, tuple[str, str]] = {}  # key → (classroom, sha256) from the catalogue
     for s in db.scalars(seg_q).all():
         known[s.path] = (s.classroom_id, s.sha256)
+    # Classrooms with a recording kept (published): their manifests stay too, since the
+    # catalogue lists a recording with its manifest.
+    kept_rooms: set[str] = set()
     for r in db.scalars(rec_q).all():
         known[r.path] = (r.classroom_id, r.sha256)
+        if r.path in keep:
+            kept_rooms.add(r.classroom_id)
     uploads = db.scalars(up_q).all()
     for u in uploads:
         known.setdefault(u.key, (u.classroom_id, u.sha256 if u.state == "stored" else ""))
@@ -127,9 +132,6 @@ def delete_lesson_recordings(
     prune = getattr(storage, "prune", None)
     if prune is not None and not keep:
         prune(prefix)
-    kept_rooms = {
-        r.classroom_id for r in db.scalars(rec_q).all() if r.path in keep
-    }  # their manifests stay: the catalogue lists a recording with its manifest
     for model in (StoredSegment, Recording, RecordingManifest):
         stmt = delete(model).where(model.lesson_id == lesson.id)
         if classroom_id is not None:

@@ -111,16 +111,8 @@ class ImportResult:
 def _decode_lines(data: bytes) -> tuple[list[str], list[RowProblem]]:
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        # GB18030 reads every GBK file the same way, but it also reads UTF-8's Chinese as
-        # other Chinese: a file with rows of both is reported row by row, not garbled.
-        if not any(_utf8_beyond_ascii(line) for line in data.split(b"\n")):
-            text = _or_none(data, "gb18030") or ""
-            if text:
-                return [line.rstrip("\r") for line in text.split("\n")], []
-    else:
+    text = _whole_file(data)
+    if text is not None:
         return [line.rstrip("\r") for line in text.split("\n")], []
     problems = []
     lines = []
@@ -157,11 +149,18 @@ def _utf8_beyond_ascii(line: bytes) -> bool:
     return True
 
 
-def _or_none(data: bytes, encoding: str) -> str | None:
-    try:
-        return data.decode(encoding)
-    except UnicodeDecodeError:
-        return None
+def _whole_file(data: bytes) -> str | None:
+    """The file as UTF-8, else as GB18030 (which reads every GBK file the same way);
+    None for a file of both: GB18030 would also read UTF-8's Chinese as other Chinese,
+    so such a file is reported row by row rather than garbled."""
+    for encoding in ("utf-8", "gb18030"):
+        if encoding == "gb18030" and any(_utf8_beyond_ascii(x) for x in data.split(b"\n")):
+            return None
+        try:
+            return data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    return None
 
 
 def limit_problem(data: bytes) -> RowProblem | None:

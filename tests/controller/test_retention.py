@@ -6,6 +6,7 @@ import pathlib
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
 
 from controller.db.models import Deletion, StoredSegment
 from controller.db.session import make_engine, migrate, sessions
@@ -17,16 +18,22 @@ from controller.retention import RetentionPolicy, run_retention
 from controller.storage.local import LocalStorage
 
 
-def test_old_lessons_are_deleted_by_kind_and_audited(tmp_path: pathlib.Path) -> None:
+def _county(tmp_path: pathlib.Path) -> tuple[sessionmaker[Session], LocalStorage]:
+    """A migrated database with classrooms a and b, and local storage."""
     url = f"sqlite:///{tmp_path / 'c.sqlite3'}"
     migrate(url)
     db = sessions(make_engine(url))
     keys = ServerKeys.load_or_create(tmp_path)
-    storage = LocalStorage(tmp_path / "storage")
-    t0 = datetime(2026, 1, 5, tzinfo=UTC)
     with db() as s:
         for cid in ("a", "b"):
             add_classroom(s, cid, cid, "", keys.public)
+    return db, LocalStorage(tmp_path / "storage")
+
+
+def test_old_lessons_are_deleted_by_kind_and_audited(tmp_path: pathlib.Path) -> None:
+    db, storage = _county(tmp_path)
+    t0 = datetime(2026, 1, 5, tzinfo=UTC)
+    with db() as s:
         old = schedule_lesson(s, "a", ["b"], t0, t0 + timedelta(minutes=40))
         kept = schedule_lesson(
             s, "a", ["b"], t0 + timedelta(days=1), t0 + timedelta(days=1, hours=1)
@@ -75,15 +82,9 @@ async def test_retention_leaves_no_manifest_staged_part_or_half_file(
     from controller.db.models import RecordingManifest, UploadSession
     from controller.db.session import utcnow
 
-    url = f"sqlite:///{tmp_path / 'c.sqlite3'}"
-    migrate(url)
-    db = sessions(make_engine(url))
-    keys = ServerKeys.load_or_create(tmp_path)
-    storage = LocalStorage(tmp_path / "storage")
+    db, storage = _county(tmp_path)
     t0 = datetime(2026, 1, 5, tzinfo=UTC)
     with db() as s:
-        for cid in ("a", "b"):
-            add_classroom(s, cid, cid, "", keys.public)
         lesson = schedule_lesson(s, "a", ["b"], t0, t0 + timedelta(minutes=40))
     base = storage.root / "lessons" / lesson.id
     files = {
@@ -166,11 +167,7 @@ def test_a_published_recording_outlives_its_lessons_retention(tmp_path: pathlib.
     from controller.db.models import Recording
     from controller.recordings_search import publish
 
-    url = f"sqlite:///{tmp_path / 'c.sqlite3'}"
-    migrate(url)
-    db = sessions(make_engine(url))
-    keys = ServerKeys.load_or_create(tmp_path)
-    storage = LocalStorage(tmp_path / "storage")
+    db, storage = _county(tmp_path)
     t0 = datetime(2026, 1, 5, tzinfo=UTC)
 
     def put(key: str, data: bytes) -> None:
@@ -179,8 +176,6 @@ def test_a_published_recording_outlives_its_lessons_retention(tmp_path: pathlib.
         path.write_bytes(data)
 
     with db() as s:
-        for cid in ("a", "b"):
-            add_classroom(s, cid, cid, "", keys.public)
         lesson = schedule_lesson(s, "a", ["b"], t0, t0 + timedelta(minutes=40))
         lid = lesson.id
         stitched = {}
