@@ -96,6 +96,10 @@ class AgentDaemon:
         self._media_addresses = media_addresses
         self._segment_seconds = segment_seconds
         self.link = ControlLink(identity, self._register, self._heartbeat, self._on_command)
+        # A registration is the controller (back) in reach: every upload waiting out its
+        # backoff goes at once. (Heartbeats stop while unregistered, so they cannot see the
+        # return themselves.)
+        self.link.on_registered = self._controller_back
         self.clock = ControllerClock(state_dir)
         self.recordings_dir = state_dir / "recordings"
         self.journal = UploadJournal(state_dir / "uploads.sqlite3")
@@ -130,7 +134,6 @@ class AgentDaemon:
             echo=self.echo,
             send_floor=self._send_floor,
         )
-        self._was_online = False
         self.sources: dict[str, MediaSource] = {}
         self._stopping = asyncio.Event()
         self.schedule = ScheduleCache(state_dir)
@@ -197,14 +200,13 @@ class AgentDaemon:
             active_lesson_id=self.session.lesson_id if self.session else None,
         )
 
+    def _controller_back(self) -> None:
+        self.uploader.kick(now=True)
+
     def _heartbeat(self, seq: int) -> Heartbeat:
         notify("WATCHDOG=1")
         self._take_network_profile()
         self.clock.update(self.link.clock.offset_s)
-        online = self.link.online
-        if online and not self._was_online:
-            self.uploader.kick(now=True)  # the controller is back: retry at once
-        self._was_online = online
         devices = device_states(self.profile.profile, self.sources, self.probed)
         update_alerts(self.alerts, devices, self.sources, self.link.clock.offset_s)
         pending = self.journal.summary().get("pending")

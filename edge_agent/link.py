@@ -102,6 +102,9 @@ class ControlLink:
         self.register_ack: RegisterAck | None = None
         self.clock = ClockEstimator()
         self.counters = LinkCounters()
+        # Called after every registration, the first and each one after the controller
+        # was away: what waited for the controller (uploads) can go at once.
+        self.on_registered: Callable[[], None] | None = None
 
     @property
     def sender(self) -> str:
@@ -209,6 +212,11 @@ class ControlLink:
         self.counters.registrations += 1
         self.registered.set()
         log.info("registered with controller %s", self._identity.controller)
+        if self.on_registered is not None:
+            try:
+                self.on_registered()
+            except Exception:
+                log.exception("after registering: the on_registered hook failed; carrying on")
 
     async def _heartbeat_loop(self) -> None:
         was_online = False

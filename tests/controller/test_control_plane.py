@@ -177,6 +177,9 @@ async def test_agent_reconnects_after_controller_restart(
     first = ControllerDaemon(controller_config)
     await first.start()
     _identity, link = await _enrolled_link(first, tmp_path, "city-105")
+    # What waits for the controller (the agent's uploads) is told of each return.
+    returns: list[int] = []
+    link.on_registered = lambda: returns.append(link.counters.registrations)
     try:
         await asyncio.wait_for(link.registered.wait(), 5)
         await first.stop()
@@ -193,6 +196,7 @@ async def test_agent_reconnects_after_controller_restart(
                 ),
                 15,
             )
+            assert returns and returns[-1] == link.counters.registrations >= 2, returns
         finally:
             await second.stop()
     finally:

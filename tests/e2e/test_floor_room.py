@@ -228,4 +228,6 @@ def test_calling_on_each_room_in_turn_makes_it_large_and_heard(
     rig.put(f"/lessons/{lesson_id}/floor", {"speaking": None, "muted": []})
     time.sleep(3.0)
     opened = tone_levels(rooms, 2.0)
-    assert all(baseline[c] - opened[c] < 3.0 for c in RECEIVERS), (baseline, opened)
+    assert all(baseline[c] - opened[c] < 3.0 for c in RECEIVERS), (
+        f"after the floor was released: before {baseline}, now {opened}; {diagnosis(rooms)}"
+    )

@@ -110,8 +110,11 @@ def test_controller_down_60s_in_lesson_and_during_upload(tmp_path: pathlib.Path)
         rig.kill("controller", signal.SIGKILL)
         time.sleep(20.0)
         rig.start_controller()
+        back = time.monotonic()
         _uploaded(rig, lesson, 180)
+        took = time.monotonic() - back
         assert pending_before > 0, "the upload had finished before the second outage"
+        print(f"uploaded {took:.1f} s after the controller came back")
         check_lesson(rig, "2 controller down 60 s + in upload", lesson["id"], local_reader(rig))
     finally:
         rig.stop()
