@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from controller.alerts import raise_alert, record_heartbeat_alerts
+from controller.alerts import raise_alert, raise_offline, record_heartbeat_alerts
 from controller.auth import audit
 from controller.db.models import Classroom, Lesson
 from controller.db.session import utcnow
@@ -72,14 +72,19 @@ class AgentMessages:
 
     async def enrol(self, request: EnrolRequest) -> EnrolResult:
         """Consume a one-time token and admit the agent's key."""
-        with self._sessions() as db:
-            try:
+
+        def work() -> str:
+            with self._sessions() as db:
                 classroom_id, replaced = enrol(db, request.token, request.public_key)
-            except EnrolmentRefused as err:
-                log.warning("enrolment refused: %s", err)
-                return EnrolResult(accepted=False, reason=str(err))
-            if replaced is not None:
-                self._key_replaced(db, classroom_id, replaced, request)
+                if replaced is not None:
+                    self._key_replaced(db, classroom_id, replaced, request)
+                return classroom_id
+
+        try:
+            classroom_id = await asyncio.to_thread(work)
+        except EnrolmentRefused as err:
+            log.warning("enrolment refused: %s", err)
+            return EnrolResult(accepted=False, reason=str(err))
         self._key_book.add(request.public_key, classroom_id)
         log.info("classroom %s enrolled (host %s)", classroom_id, request.hostname)
         # The agent pins this for the HTTPS API, as it pinned the CURVE key in its token.
@@ -201,13 +206,17 @@ class AgentMessages:
             return ErrorReply(
                 code="no-lesson", message=f"lesson {body.lesson_id!r} is not under way here"
             )
-        with self._sessions() as db:
-            lesson = db.get(Lesson, body.lesson_id)
-            if lesson is None or classroom_id not in lesson.classroom_ids:
-                return ErrorReply(
-                    code="not-in-lesson",
-                    message=f"{classroom_id!r} is not in lesson {body.lesson_id!r}",
-                )
+
+        def in_lesson() -> bool:
+            with self._sessions() as db:
+                lesson = db.get(Lesson, body.lesson_id)
+                return lesson is not None and classroom_id in lesson.classroom_ids
+
+        if not await asyncio.to_thread(in_lesson):
+            return ErrorReply(
+                code="not-in-lesson",
+                message=f"{classroom_id!r} is not in lesson {body.lesson_id!r}",
+            )
         try:
             sdp = await relay.answer(classroom_id, body.sdp, body.tracks)
         except (SignallingError, ValueError) as err:
@@ -253,4 +262,11 @@ class AgentMessages:
             room = db.get(Classroom, classroom_id)
             if room is not None:
                 room.online = False
+                raise_offline(
+                    db,
+                    classroom_id,
+                    "the agent stopped sending heartbeats; check the classroom PC's power and "
+                    "network, then 'systemctl status classroom-agent' on it",
+                    utcnow(),
+                )
                 db.commit()

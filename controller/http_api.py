@@ -7,7 +7,7 @@ import asyncio
 import logging
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 from sqlalchemy import select
@@ -36,6 +36,8 @@ from controller.keys import ServerKeys
 from controller.lessons import get_lesson, lesson_document
 from controller.metrics.api import METRICS_PATHS, MetricsApi
 from controller.network_api import NetworkApi
+from controller.notify.api import OPENAPI_PATHS as NOTIFY_PATHS
+from controller.notify.api import NotifyApi
 from controller.patrol import OPENAPI_PATHS as PATROL_PATHS
 from controller.patrol import PatrolApi, Relays
 from controller.recordings import catalogue_document
@@ -52,6 +54,7 @@ from controller.tls.policy import TlsPolicy, add_hsts
 from controller.uploads import UploadRequest, UploadService, parse_etags
 from controller.uploads_openapi import OPENAPI_PATHS as UPLOAD_PATHS
 
+T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 PART_ROUTE = "/api/v1/uploads/{upload}/parts/{n}"
@@ -91,6 +94,7 @@ class HttpApi:
         floors: Callable[[], FloorSpreader | None] = lambda: None,
         security: SecurityPolicy | None = None,
         tls_policy: TlsPolicy | None = None,
+        notify_poke: Callable[[], None] = lambda: None,
     ) -> None:
         security = security or SecurityPolicy()
         self._sessions = sessions
@@ -136,6 +140,8 @@ class HttpApi:
         OPENAPI["paths"].update(PATROL_PATHS)
         self.app.add_routes(FloorApi(sessions, floors).routes())
         OPENAPI["paths"].update(FLOOR_PATHS)
+        self.app.add_routes(NotifyApi(sessions, notify_poke).routes())
+        OPENAPI["paths"].update(NOTIFY_PATHS)
         self.app.add_routes(RecordingsApi(sessions).routes())
         OPENAPI["paths"].update(RECORDINGS_PATHS)
         self.app.add_routes(ClassroomsApi(sessions, presence_online).routes())
@@ -178,47 +184,53 @@ class HttpApi:
         network profile, devices and latest heartbeat (the inventory)."""
         online = set(self._online())
         where = scope_of(request).classroom_filter()
-        with self._sessions() as db:
+
+        def work(db: Session) -> list[dict[str, Any]]:
             query = select(Classroom).order_by(Classroom.id)
             rooms = db.scalars(query if where is None else query.where(where)).all()
             profiles = school_profiles(db)
-            return web.json_response(
-                [classroom_document(r, r.id in online, profiles) for r in rooms]
-            )
+            return [classroom_document(r, r.id in online, profiles) for r in rooms]
+
+        return web.json_response(await self._in_db(work))
 
     async def lessons(self, request: web.Request) -> web.Response:
         """Lessons, newest first (those of the caller's school, if scoped)."""
         scope = scope_of(request)
-        with self._sessions() as db:
+
+        def work(db: Session) -> list[dict[str, Any]]:
             query = select(Lesson).order_by(Lesson.start_at.desc()).limit(500)
             where = scope.lesson_filter(db)
             rows = db.scalars(query if where is None else query.where(where)).all()
-            return web.json_response(
-                [
-                    {
-                        "id": x.id,
-                        "lead": x.lead_classroom_id,
-                        "state": x.state,
-                        "rung": x.rung,
-                        "receivers": [r.classroom_id for r in x.receivers],
-                        "start_at": as_utc(x.start_at).isoformat(),
-                        "end_at": as_utc(x.end_at).isoformat(),
-                    }
-                    for x in rows
-                ]
-            )
+            return [
+                {
+                    "id": x.id,
+                    "lead": x.lead_classroom_id,
+                    "state": x.state,
+                    "rung": x.rung,
+                    "receivers": [r.classroom_id for r in x.receivers],
+                    "start_at": as_utc(x.start_at).isoformat(),
+                    "end_at": as_utc(x.end_at).isoformat(),
+                }
+                for x in rows
+            ]
+
+        return web.json_response(await self._in_db(work))
 
     async def lesson(self, request: web.Request) -> web.Response:
         """One lesson with its events, reports and recordings."""
-        with self._sessions() as db:
-            try:
-                storage = self.uploads.storage
-                root = storage.root if isinstance(storage, LocalStorage) else None
-                doc = lesson_document(db, get_lesson(db, request.match_info["lesson"]), root)
-                doc["recordings"] = _in_scope(db, scope_of(request), doc["recordings"])
-            except NotFound as err:
-                return error(404, str(err))
-        return web.json_response(doc)
+        storage = self.uploads.storage
+        root = storage.root if isinstance(storage, LocalStorage) else None
+        scope = scope_of(request)
+
+        def work(db: Session) -> dict[str, Any]:
+            doc = lesson_document(db, get_lesson(db, request.match_info["lesson"]), root)
+            doc["recordings"] = _in_scope(db, scope, doc["recordings"])
+            return doc
+
+        try:
+            return web.json_response(await self._in_db(work))
+        except NotFound as err:
+            return error(404, str(err))
 
     async def _classroom(self, request: web.Request) -> str | None:
         """The classroom whose upload token the request carries (X-Classroom + bearer)."""
@@ -351,13 +363,17 @@ class HttpApi:
 
     async def catalogue(self, request: web.Request) -> web.Response:
         """The lesson's recordings: classrooms, tracks, segments, coverage and gaps."""
-        with self._sessions() as db:
-            try:
-                doc = catalogue_document(db, request.match_info["lesson"])
-                doc["classrooms"] = _in_scope(db, scope_of(request), doc["classrooms"])
-            except NotFound as err:
-                return error(404, str(err))
-        return web.json_response(doc)
+        scope = scope_of(request)
+
+        def work(db: Session) -> dict[str, Any]:
+            doc = catalogue_document(db, request.match_info["lesson"])
+            doc["classrooms"] = _in_scope(db, scope, doc["classrooms"])
+            return doc
+
+        try:
+            return web.json_response(await self._in_db(work))
+        except NotFound as err:
+            return error(404, str(err))
 
     async def recording_file(self, request: web.Request) -> web.StreamResponse:
         """A stitched recording the catalogue lists, with its own media type: served with
@@ -403,23 +419,34 @@ class HttpApi:
 
     async def deletions(self, request: web.Request) -> web.Response:
         """The audit log of deleted recordings, newest first."""
-        with self._sessions() as db:
+
+        def work(db: Session) -> list[dict[str, Any]]:
             rows = db.scalars(select(Deletion).order_by(Deletion.id.desc()).limit(1000)).all()
-            return web.json_response(
-                [
-                    {
-                        "at": as_utc(d.at).isoformat(),
-                        "lesson_id": d.lesson_id,
-                        "classroom_id": d.classroom_id,
-                        "key": d.key,
-                        "bytes": d.bytes,
-                        "sha256": d.sha256,
-                        "reason": d.reason,
-                        "actor": d.actor,
-                    }
-                    for d in rows
-                ]
-            )
+            return [
+                {
+                    "at": as_utc(d.at).isoformat(),
+                    "lesson_id": d.lesson_id,
+                    "classroom_id": d.classroom_id,
+                    "key": d.key,
+                    "bytes": d.bytes,
+                    "sha256": d.sha256,
+                    "reason": d.reason,
+                    "actor": d.actor,
+                }
+                for d in rows
+            ]
+
+        return web.json_response(await self._in_db(work))
+
+    async def _in_db(self, work: Callable[[Session], T]) -> T:
+        """Run ``work`` with a session in a worker thread: a query never holds the event
+        loop, which also carries the agents' links and the relay."""
+
+        def run() -> T:
+            with self._sessions() as db:
+                return work(db)
+
+        return await asyncio.to_thread(run)
 
 
 def _in_scope(db: Session, scope: Scope, rows: Any) -> Any:

@@ -17,6 +17,7 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from controller.alerts import raise_offline
 from controller.db.models import Classroom, Lesson, LessonReceiver, Recording
 from controller.db.session import as_utc, utcnow
 from controller.floor.store import floor_state, room_labels
@@ -239,6 +240,14 @@ class Orchestrator:
         problems = []
         for cid in lesson.classroom_ids:
             if not self._presence.is_online(cid):
+                if cid in rooms:
+                    raise_offline(
+                        db,
+                        cid,
+                        f"agent offline as lesson {lesson.id} prepares; it records from its "
+                        "cached schedule only if it starts in time: check its power and network",
+                        utcnow(),
+                    )
                 problems.append(
                     f"{cid}: agent offline (it records from its cached schedule "
                     "if it starts in time; check its network and power)"
@@ -319,22 +328,26 @@ class Orchestrator:
 
     async def push_schedules(self) -> None:
         """Send each online agent its upcoming lessons when they changed."""
-        with self._sessions() as db:
-            for cid in self._presence.online:
-                lessons = self.schedule_for(db, cid)
-                digest = hashlib.sha256(
-                    "".join(j.model_dump_json() for j in lessons).encode()
-                ).hexdigest()
-                if self._pushed.get(cid) == digest:
-                    continue
-                try:
-                    await self._hub.send(
-                        cid, ScheduleUpdate(lessons=lessons, horizon_s=SCHEDULE_HORIZON_S)
-                    )
-                except ConnectionError as err:
-                    log.info("schedule for %s not sent yet: %s", cid, err)
-                    continue
-                self._pushed[cid] = digest
+        online = list(self._presence.online)
+
+        def work() -> dict[str, list[JoinLesson]]:
+            # The queries run in a worker thread: with hundreds of agents online they must
+            # not hold the event loop that carries the agents' links.
+            with self._sessions() as db:
+                return {cid: self.schedule_for(db, cid) for cid in online}
+
+        for cid, lessons in (await asyncio.to_thread(work)).items():
+            digest = hashlib.sha256("".join(j.model_dump_json() for j in lessons).encode())
+            if self._pushed.get(cid) == digest.hexdigest():
+                continue
+            try:
+                await self._hub.send(
+                    cid, ScheduleUpdate(lessons=lessons, horizon_s=SCHEDULE_HORIZON_S)
+                )
+            except ConnectionError as err:
+                log.info("schedule for %s not sent yet: %s", cid, err)
+                continue
+            self._pushed[cid] = digest.hexdigest()
 
     def agent_registered(self, classroom_id: str) -> None:
         """An agent (re)registered: it must (re)join any lesson under way."""
@@ -420,5 +433,9 @@ class Orchestrator:
             run.recording.discard(classroom_id)
         detail = f"{classroom_id}: {body.TYPE} " + ("ok" if ok else f"failed: {error}")
         (log.info if ok else log.warning)("lesson %s: %s", lesson_id, detail)
-        with self._sessions() as db:
-            log_event(db, lesson_id, detail)
+
+        def work() -> None:
+            with self._sessions() as db:
+                log_event(db, lesson_id, detail)
+
+        await asyncio.to_thread(work)

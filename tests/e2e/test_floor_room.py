@@ -141,6 +141,7 @@ def steady_levels(rooms: rr.RoomRig, timeout: float = 20.0) -> dict[str, float]:
     while True:
         time.sleep(2.0)
         levels = tone_levels(rooms, 2.0)
+        print(f"levels {levels}", flush=True)
         steady = all(
             math.isfinite(levels[c]) and levels[c] > -50 and abs(levels[c] - previous[c]) < 1.5
             for c in RECEIVERS
