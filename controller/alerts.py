@@ -3,7 +3,11 @@ of each (first and last seen, acknowledged, silenced for maintenance).
 
 ``record_heartbeat_alerts`` runs on every heartbeat inside the transaction that stores the
 health, so it reads one classroom's rows (indexed) and asks about lessons only when the
-heartbeat reports the classroom not ready."""
+heartbeat reports the classroom not ready.
+
+Each kind of alert has a severity (``severity``), which decides who is told and whether
+quiet hours hold the message back (``controller.notify``). Loss and round trip raise only
+once they last ``SUSTAINED`` (a row waits inactive with ``pending_since`` until then)."""
 
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from controller.db.models import AlertState, Classroom, Lesson, LessonReceiver
+from controller.db.models import AlertState, Classroom, Lesson, LessonReceiver, UploadSession
 from controller.db.session import as_utc
 from controller.errors import InvalidRequest, NotFound
 from controller.lessons import ACTIVE_STATES
@@ -24,13 +28,52 @@ DISK_FREE_MIN_BYTES = 2 * 1024**3
 UPLOADS_PENDING_MAX = 20
 CLOCK_OFFSET_MAX_MS = 500.0
 RTT_MAX_MS = 300.0
-PACKET_LOSS_MAX_PCT = 5.0
+PACKET_LOSS_MAX_PCT = 8.0  # the meeting-room fleets' threshold (MISSION.md)
 # A classroom not ready this long before a lesson (or during it) raises an alert.
 READY_BEFORE = timedelta(minutes=30)
 MAX_SILENCE_HOURS = 24 * 14
 # Alerts the controller raises itself (not from a heartbeat): a heartbeat never clears
 # them; they stay until acknowledged or silenced.
 CONTROLLER_RAISED: frozenset[str] = frozenset({"key_replaced"})
+# Raised by the controller when presence declares an agent lost (or it is not there when a
+# lesson prepares); its next heartbeat clears it like any heartbeat alert.
+OFFLINE = "offline"
+# Network conditions that must last this long before they raise: one bad heartbeat is
+# not worth a message to a technician's phone.
+SUSTAINED: dict[str, timedelta] = {
+    "packet_loss": timedelta(minutes=1),
+    "latency": timedelta(minutes=1),
+}
+# An upload the controller has had open this long while the agent still has files waiting.
+UPLOAD_STUCK_AFTER = timedelta(hours=1)
+
+INFO, WARNING, CRITICAL = "info", "warning", "critical"
+SEVERITIES: tuple[str, ...] = (INFO, WARNING, CRITICAL)
+# By kind (the key before ':'); a kind not listed is a warning. Critical: a lesson is lost
+# or at risk now, so it goes through quiet hours.
+SEVERITY_OF_KIND: dict[str, str] = {
+    OFFLINE: CRITICAL,
+    "not_ready": CRITICAL,
+    "device_lost": CRITICAL,
+    "key_replaced": CRITICAL,
+    "mic_silent": WARNING,
+    "disk_low": WARNING,
+    "clock_offset": WARNING,
+    "packet_loss": WARNING,
+    "latency": WARNING,
+    "upload_stuck": WARNING,
+    "upload_backlog": INFO,
+}
+
+
+def severity(key: str) -> str:
+    """The severity of an alert by its key (``kind`` or ``kind:detail``)."""
+    return SEVERITY_OF_KIND.get(key.split(":", 1)[0], WARNING)
+
+
+def severity_rank(name: str) -> int:
+    """0 for info, 1 for warning, 2 for critical (ValueError for another name)."""
+    return SEVERITIES.index(name)
 
 
 def _num(value: object) -> float | None:
@@ -121,40 +164,91 @@ def _lesson_soon(db: Session, classroom_id: str, now: datetime) -> bool:
     return db.scalar(query) is not None
 
 
+def _upload_stuck(db: Session, classroom_id: str, now: datetime) -> str | None:
+    """The message of an upload open for over an hour, or None."""
+    oldest = db.scalar(
+        select(UploadSession.created_at)
+        .where(
+            UploadSession.classroom_id == classroom_id,
+            UploadSession.state == "open",
+            UploadSession.created_at < now - UPLOAD_STUCK_AFTER,
+        )
+        .order_by(UploadSession.created_at)
+        .limit(1)
+    )
+    if oldest is None:
+        return None
+    hours = (now - as_utc(oldest)).total_seconds() / 3600
+    return (
+        f"an upload has been open for {hours:.1f} h without finishing; check the school's "
+        "uplink, then 'classroom-agent doctor' on the classroom PC"
+    )
+
+
 def record_heartbeat_alerts(
     db: Session, classroom_id: str, health: Mapping[str, object], now: datetime
 ) -> None:
     """Bring the classroom's alert rows in line with its latest heartbeat (the caller
     commits): new alerts get a row, lasting ones a fresh ``last_seen``, cleared ones turn
-    inactive (keeping a silence); an alert that comes back is new again."""
+    inactive (keeping a silence); an alert that comes back is new again. A ``SUSTAINED``
+    kind waits in an inactive row (``pending_since``) until it has lasted long enough."""
     readiness = _dict(health.get("readiness"))
     soon = bool(readiness) and _lesson_soon(db, classroom_id, now)
     raised = alerts_from_health(health, soon)
+    pending = _num(health.get("uploads_pending"))
+    if pending is not None and pending > 0:
+        stuck = _upload_stuck(db, classroom_id, now)
+        if stuck is not None:
+            raised["upload_stuck"] = stuck
     rows = {
         r.key: r
         for r in db.scalars(select(AlertState).where(AlertState.classroom_id == classroom_id))
     }
     for key, message in raised.items():
         row = rows.get(key)
+        hold = SUSTAINED.get(key.split(":", 1)[0])
         if row is None:
-            db.add(
-                AlertState(
-                    classroom_id=classroom_id,
-                    key=key[:100],
-                    message=message,
-                    first_seen=now,
-                    last_seen=now,
-                    active=True,
-                )
+            row = AlertState(
+                classroom_id=classroom_id,
+                key=key[:100],
+                message=message,
+                first_seen=now,
+                last_seen=now,
+                active=hold is None,
+                pending_since=now if hold is not None else None,
             )
+            db.add(row)
             continue
         if not row.active:
-            row.active, row.first_seen = True, now
+            if hold is not None:
+                if row.pending_since is None:
+                    row.pending_since = now
+                if now - as_utc(row.pending_since) < hold:
+                    row.message = message
+                    continue
+            row.active, row.first_seen = True, as_utc(row.pending_since or now)
+            row.pending_since = None
             row.acknowledged_by = row.acknowledged_at = None
         row.last_seen, row.message = now, message
     for key, row in rows.items():
-        if key not in raised and row.active and key not in CONTROLLER_RAISED:
+        if key not in raised and key not in CONTROLLER_RAISED:
             row.active = False
+            row.pending_since = None
+
+
+def raise_offline(db: Session, classroom_id: str, message: str, now: datetime) -> None:
+    """Raise the ``offline`` alert of a classroom (the caller commits); one already
+    active is left as it is, and a maintenance silence is kept."""
+    row = db.scalar(
+        select(AlertState).where(AlertState.classroom_id == classroom_id, AlertState.key == OFFLINE)
+    )
+    if row is None:
+        row = AlertState(classroom_id=classroom_id, key=OFFLINE, first_seen=now, active=False)
+        db.add(row)
+    if not row.active:
+        row.active, row.first_seen = True, now
+        row.acknowledged_by = row.acknowledged_at = None
+    row.last_seen, row.message, row.pending_since = now, message, None
 
 
 def raise_alert(db: Session, classroom_id: str, key: str, message: str, now: datetime) -> None:
@@ -192,6 +286,7 @@ def alert_document(row: AlertState, room: Classroom | None, now: datetime) -> di
         "acknowledged_at": as_utc(row.acknowledged_at).isoformat() if row.acknowledged_at else None,
         "silenced_until": until.isoformat() if until is not None and silenced else None,
         "silenced": silenced,
+        "severity": severity(row.key),
     }
 
 

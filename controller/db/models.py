@@ -81,6 +81,9 @@ class AlertState(Base):
     acknowledged_by: Mapped[str | None] = mapped_column(String(64))
     acknowledged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     silenced_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # A sustained kind (loss, round trip) seen but not yet long enough: the row waits
+    # inactive from this time (controller.alerts.SUSTAINED).
+    pending_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class ClassroomHealthSample(Base):
@@ -455,3 +458,63 @@ class AuditEntry(Base):
     target: Mapped[str] = mapped_column(String(300), default="")
     detail: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
     remote_addr: Mapped[str] = mapped_column(String(64), default="")
+
+
+class NotifySubscription(Base):
+    """Who is told of alerts, and how (controller.notify): one channel (DingTalk or WeCom
+    group robot, e-mail) for one school, or the county (``school`` None). ``config`` holds
+    the channel's settings, secrets included; the API never returns them."""
+
+    __tablename__ = "notify_subscription"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(100))
+    school: Mapped[str | None] = mapped_column(String(200), index=True)
+    channel: Mapped[str] = mapped_column(String(16))  # dingtalk | wecom | email
+    config: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
+    min_severity: Mapped[str] = mapped_column(String(16), default="warning")
+    # Local "HH:MM" bounds in ``timezone``; both None: no quiet hours.
+    quiet_start: Mapped[str | None] = mapped_column(String(5))
+    quiet_end: Mapped[str | None] = mapped_column(String(5))
+    timezone: Mapped[str] = mapped_column(String(64), default="Asia/Shanghai")
+    # An escalation recipient is told of alerts nobody acknowledged within this many
+    # minutes, instead of each alert as it is raised.
+    escalation: Mapped[bool] = mapped_column(Boolean, default=False)
+    escalate_after_min: Mapped[int] = mapped_column(Integer, default=15)
+    # A flapping alert raised again within this many minutes of its last message is not
+    # sent again.
+    hold_down_min: Mapped[int] = mapped_column(Integer, default=10)
+    created_by: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # The channel's health: when it started failing, its last error and last success.
+    failing_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    last_sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class NotifyOutbox(Base):
+    """One message owed to one subscription: written before it is sent, so a restart
+    loses nothing; unique per alert raise, so a raise is sent once."""
+
+    __tablename__ = "notify_outbox"
+    __table_args__ = (
+        UniqueConstraint("subscription_id", "alert_id", "kind", "raised_at"),
+        Index("ix_notify_outbox_state_due", "state", "due_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    subscription_id: Mapped[int] = mapped_column(
+        ForeignKey("notify_subscription.id", ondelete="CASCADE"), index=True
+    )
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alert_state.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))  # raise | escalation | skipped
+    raised_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    severity: Mapped[str] = mapped_column(String(16))
+    title: Mapped[str] = mapped_column(String(200))
+    text: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(16), default="pending")  # pending|sent|dropped
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

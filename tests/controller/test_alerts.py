@@ -88,9 +88,9 @@ def test_track_loss_and_media_round_trip_from_rtcp_become_alerts() -> None:
     health = {
         "media": [
             {"track": "teacher", "direction": "send", "loss_pct": 0.5, "rtt_ms": 420.0},
-            {"track": "lead-teacher", "direction": "recv", "loss_pct": 7.5},
+            {"track": "lead-teacher", "direction": "recv", "loss_pct": 9.5},
         ]
     }
     found = alerts_from_health(health, lesson_soon=False)
-    assert "7.5% of packets lost on recv track lead-teacher" in found["packet_loss"]
+    assert "9.5% of packets lost on recv track lead-teacher" in found["packet_loss"]
     assert "media round trip to the relay is 420 ms" in found["latency"]
