@@ -16,6 +16,7 @@ from controller.db.session import database_url, make_engine, migrate, sessions
 from controller.http_api import HttpApi
 from controller.hub import AgentHub
 from controller.keys import KeyBook, ServerKeys
+from controller.notify.dispatcher import NotifyDispatcher
 from controller.orchestrator import Orchestrator
 from controller.presence import Presence
 from controller.registry import enrolled_keys
@@ -107,6 +108,7 @@ class ControllerDaemon:
         self.presence: Presence | None = None
         self.messages: AgentMessages | None = None
         self.token_rotator: UploadTokenRotator | None = None
+        self.notifier: NotifyDispatcher | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self._retainer: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -149,6 +151,7 @@ class ControllerDaemon:
         self.storage = await asyncio.to_thread(self._open_storage)
         self.uploads = UploadService(factory, self.storage, self._recording_stored)
         self._sessions = factory
+        self.notifier = notifier = NotifyDispatcher(factory)
         self.http = HttpApi(
             factory,
             self.uploads,
@@ -159,6 +162,7 @@ class ControllerDaemon:
             lambda: self.orchestrator,
             security=cfg.security,
             tls_policy=TlsPolicy(parse_networks(cfg.trusted_proxies)),
+            notify_poke=notifier.poke,
         )
         await self.http.start(
             cfg.bind_host,
@@ -210,6 +214,7 @@ class ControllerDaemon:
             cfg.security.upload_token_grace,
         )
         await self.token_rotator.start()
+        await notifier.start()
         self._sweeper = asyncio.create_task(self._sweep(), name="presence-sweep")
         self._retainer = asyncio.create_task(self._retain(), name="retention")
         log.info(
@@ -273,6 +278,8 @@ class ControllerDaemon:
                 await asyncio.gather(task, return_exceptions=True)
         if self.token_rotator is not None:
             await self.token_rotator.stop()
+        if self.notifier is not None:
+            await self.notifier.stop()
         if self.orchestrator is not None:
             await self.orchestrator.stop()
         if self.hub is not None:

@@ -20,6 +20,7 @@ from controller.auth.roles import allowed
 from controller.db.models import Classroom, Lesson
 from controller.db.session import as_utc, utcnow
 from controller.lessons import ACTIVE_STATES
+from controller.notify.store import channel_status
 
 ACK_ROUTE = "/api/v1/alerts/{alert}/ack"
 SILENCE_ROUTE = "/api/v1/alerts/{alert}/silence"
@@ -131,6 +132,8 @@ class DashboardApi:
                 scope.classroom_ids(db), dashboard_document(db, online, utcnow())
             )
             doc["can_act"] = allowed(role, "POST", ACK_ROUTE)
+            # Alert channels (DingTalk, WeCom, e-mail) that fail: nobody is being told.
+            doc["notify"] = channel_status(db, scope)
             return web.json_response(doc)
 
         return await self._run(work)
@@ -195,6 +198,11 @@ OPENAPI_PATHS: dict[str, Any] = {
                                 "agents": {"type": "object"},
                                 "alerts": {"type": "array", "items": _ALERT},
                                 "can_act": {"type": "boolean"},
+                                "notify": {
+                                    "type": "object",
+                                    "description": "alert channels' health (GET "
+                                    "/api/v1/notify/status)",
+                                },
                             },
                         }
                     ),

@@ -56,6 +56,9 @@ PERMISSIONS: dict[tuple[str, str], frozenset[str]] = {
     # Alerts raised from heartbeats: acknowledge, silence for maintenance.
     ("POST", "/api/v1/alerts/{alert}/ack"): ALERT_HANDLERS,
     ("POST", "/api/v1/alerts/{alert}/silence"): ALERT_HANDLERS,
+    # Who is told of alerts (DingTalk/WeCom robots, e-mail): the same people.
+    ("POST", "/api/v1/notify/subscriptions"): ALERT_HANDLERS,
+    ("DELETE", "/api/v1/notify/subscriptions/{subscription}"): ALERT_HANDLERS,
     # Recordings: every staff role searches and plays them (not teachers: these are
     # children's images); publishing to the resource library is a scheduling decision.
     ("GET", "/api/v1/recordings"): STAFF,
@@ -112,10 +115,11 @@ PUBLIC: frozenset[tuple[str, str]] = frozenset(
 WHAT_ROLE_MAY_DO: dict[str, str] = {
     ADMIN: "read everything and change everything, including users",
     SCHEDULER: "read everything except the audit log and users, and change the timetable, "
-    "lessons, imports and network profiles, publish recordings, and acknowledge or silence "
-    "alerts",
+    "lessons, imports and network profiles, publish recordings, acknowledge or silence "
+    "alerts, and set who is notified of them",
     TECHNICIAN: "read everything except the audit log and users, acknowledge or silence "
-    "alerts, and run remote actions on classroom PCs (doctor, logs, PTZ presets, restart); "
+    "alerts, set who is notified of them, and run remote actions on classroom PCs "
+    "(doctor, logs, PTZ presets, restart); "
     "it cannot change the timetable",
     INSPECTOR: "read everything, including the audit log, and change nothing",
     TEACHER: "read the dashboard, classrooms and lessons, and call on a receiving room "
