@@ -1,4 +1,4 @@
-"""The upload loop: takes due files from the journal and sends them, part by part.
+"""The upload loop: takes due files from the journal and sends them, a few parts at once.
 
 Failures back off exponentially with full jitter per file (1 s, 2 s, 4 s … up to 5 min),
 so a storage outage is retried without a person and without a thundering herd when it
@@ -12,17 +12,22 @@ import asyncio
 import contextlib
 import logging
 import math
-import pathlib
 import random
 import ssl
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import aiohttp
 
 from edge_agent.errors import InsecureUpload, UploadFailed
 from edge_agent.uploads.client import ChecksumRejected, UploadApi, UploadSessionLost
 from edge_agent.uploads.journal import JournalItem, UploadJournal
+from edge_agent.uploads.parts import (
+    PART_CONCURRENCY,
+    SEND_ERRORS,
+    PartSender,
+    check_concurrency,
+)
 from edge_agent.uploads.throttle import TokenBucket
 
 log = logging.getLogger(__name__)
@@ -30,9 +35,7 @@ log = logging.getLogger(__name__)
 Credentials = Callable[[], tuple[str, str] | None]
 BACKOFF_BASE_S = 1.0
 BACKOFF_CAP_S = 300.0
-PART_CONCURRENCY = 8
 FILE_CONCURRENCY = 2
-CHUNK = 256 * 1024
 
 
 def backoff_delay(attempts: int, rng: random.Random | None = None) -> float:
@@ -51,8 +54,11 @@ class Uploader:
         credentials: Credentials,
         rate_limit: Callable[[], float | None] = lambda: None,
         controller_tls: ssl.SSLContext | None = None,
+        part_concurrency: int = PART_CONCURRENCY,
     ) -> None:
+        """``part_concurrency``: parts of one file in flight at once (1 to 16)."""
         self.journal = journal
+        self._part_concurrency = check_concurrency(part_concurrency)
         self._tls = controller_tls
         self._classroom = classroom_id
         self._credentials = credentials
@@ -141,7 +147,7 @@ class Uploader:
     async def _attempt(self, api: UploadApi, item: JournalItem) -> None:
         try:
             await self.upload(api, item)
-        except (UploadFailed, aiohttp.ClientError, OSError, TimeoutError) as err:
+        except SEND_ERRORS as err:
             self.failures += 1
             self.last_error = f"{item.rel}: {err}"
             if isinstance(err, UploadSessionLost | ChecksumRejected):
@@ -173,30 +179,15 @@ class Uploader:
             session, part_size = str(doc["upload_id"]), int(doc["part_size"])
             self.journal.set_session(item.id, session, part_size)
         count = max(1, math.ceil(item.size / part_size))
-        etags = self.journal.parts(item.id)
-        todo = [n for n in range(1, count + 1) if n not in etags]
+        done = self.journal.parts(item.id)
+        todo = [n for n in range(1, count + 1) if n not in done]
         if todo:
-            targets = await api.targets(session, todo)
-            gate = asyncio.Semaphore(PART_CONCURRENCY)
-
-            async def send(target: dict[str, object]) -> None:
-                async with gate:
-                    n = int(target["n"])  # type: ignore[call-overload]
-                    offset = (n - 1) * part_size
-                    size = min(part_size, item.size - offset)
-                    body = await asyncio.to_thread(_read, item.path, offset, size)
-                    payload: bytes | AsyncIterator[bytes] = (
-                        _paced(body, self.bucket) if self.bucket.limited() else body
-                    )
-                    etag = await api.put_part(
-                        str(target["url"]), bool(target["auth"]), payload, size
-                    )
-                    self.journal.part_done(item.id, n, etag, size)
-                    self.parts_sent += 1
-                    self.uploaded_bytes += size
-
-            await asyncio.gather(*(send(t) for t in targets))
-            etags = self.journal.parts(item.id)
+            sender = PartSender(api, self.journal, self.bucket, self._part_concurrency, self._sent)
+            await sender.send(item, session, part_size, todo)
+        etags = self.journal.parts(item.id)
+        missing = [n for n in range(1, count + 1) if n not in etags]
+        if missing:
+            raise UploadFailed(f"{item.rel}: parts {missing} were never acknowledged")
         result = await api.complete(session, etags)
         if str(result.get("sha256")) != item.sha256:
             raise ChecksumRejected(
@@ -205,26 +196,13 @@ class Uploader:
             )
         self._verified(item)
 
+    def _sent(self, size: int) -> None:
+        self.parts_sent += 1
+        self.uploaded_bytes += size
+
     def _verified(self, item: JournalItem) -> None:
         self.journal.verified(item.id)
         self.uploaded_files += 1
         log.info("%s/%s stored and verified", item.lesson_id, item.rel)
         if self.on_verified is not None:
             self.on_verified(item)
-
-
-def _read(path: pathlib.Path, offset: int, size: int) -> bytes:
-    with open(path, "rb") as fh:
-        fh.seek(offset)
-        data = fh.read(size)
-    if len(data) != size:
-        raise UploadFailed(f"{path}: expected {size} bytes at {offset}, read {len(data)}")
-    return data
-
-
-async def _paced(body: bytes, bucket: TokenBucket) -> AsyncIterator[bytes]:
-    view = memoryview(body)
-    for start in range(0, len(body), CHUNK):
-        chunk = view[start : start + CHUNK]
-        await bucket.take(len(chunk))
-        yield bytes(chunk)

@@ -1,0 +1,130 @@
+"""Sending one file's parts: a few at a time, each journalled once storage acknowledged it.
+
+Parts go concurrently (as boto3's transfer manager sends them), at most ``concurrency``
+in flight, so at most that many parts are read into memory at once. A part is recorded in
+the journal only after storage answered its ETag, whatever order the answers come in, so
+an interruption at any moment resumes without sending an acknowledged part again. The
+first part that fails stops new parts from starting, and the failure is raised once the
+parts in flight have ended: nothing of an attempt is still sending (or journalling) once
+the attempt is over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import pathlib
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import aiohttp
+
+from edge_agent.errors import UploadFailed
+from edge_agent.uploads.client import UploadApi
+from edge_agent.uploads.journal import JournalItem, UploadJournal
+from edge_agent.uploads.throttle import TokenBucket
+
+log = logging.getLogger(__name__)
+
+PART_CONCURRENCY = 4
+MAX_PART_CONCURRENCY = 16
+CHUNK = 256 * 1024
+# What a part may fail with: the attempt is given up and retried after a backoff.
+SEND_ERRORS = (UploadFailed, aiohttp.ClientError, OSError, TimeoutError)
+
+
+def check_concurrency(n: int) -> int:
+    """``n`` if it is a usable number of parts in flight; ``ValueError`` naming it if not."""
+    if not 1 <= n <= MAX_PART_CONCURRENCY:
+        raise ValueError(f"parts in flight per file must be 1 to {MAX_PART_CONCURRENCY}, not {n}")
+    return n
+
+
+class PartSender:
+    """Sends the parts of one file that storage has not acknowledged yet."""
+
+    def __init__(
+        self,
+        api: UploadApi,
+        journal: UploadJournal,
+        bucket: TokenBucket,
+        concurrency: int,
+        on_part: Callable[[int], None],
+    ) -> None:
+        self._api = api
+        self._journal = journal
+        self._bucket = bucket
+        self._concurrency = check_concurrency(concurrency)
+        self._on_part = on_part
+
+    async def send(
+        self, item: JournalItem, session: str, part_size: int, numbers: list[int]
+    ) -> None:
+        """Send parts ``numbers``; raises the first failure once none is in flight."""
+        targets = deque(await self._api.targets(session, numbers))
+        if sorted(_number(t) for t in targets) != sorted(numbers):
+            raise UploadFailed(
+                f"{item.rel}: asked where to send parts {numbers}, the controller answered "
+                f"{[t.get('n') for t in targets]}"
+            )
+
+        failures: list[Exception] = []
+
+        async def lane() -> None:
+            while targets and not failures:
+                target = targets.popleft()
+                try:
+                    await self._send_one(item, part_size, target)
+                except SEND_ERRORS as err:
+                    failures.append(err)
+
+        # A failure stops new parts from starting; the parts in flight finish (or fail on
+        # their own timeouts), so what storage acknowledged is kept. Cancelling the attempt
+        # (stop) cancels every lane at once.
+        async with asyncio.TaskGroup() as group:
+            for _ in range(min(self._concurrency, len(targets))):
+                group.create_task(lane())
+        if failures:
+            for other in failures[1:]:
+                log.warning("%s: another part failed too: %s", item.rel, other)
+            raise failures[0]
+
+    async def _send_one(self, item: JournalItem, part_size: int, target: dict[str, Any]) -> None:
+        n = _number(target)
+        offset = (n - 1) * part_size
+        size = min(part_size, item.size - offset)
+        body = await asyncio.to_thread(_read, item.path, offset, size)
+        etag = await self._api.put_part(
+            str(target["url"]), bool(target["auth"]), _paced(body, self._bucket), size
+        )
+        # Only now, with storage's answer in hand. No await between the answer and this
+        # write, so a cancelled attempt either recorded the part or will send it again.
+        self._journal.part_done(item.id, n, etag, size)
+        self._on_part(size)
+
+
+def _number(target: dict[str, Any]) -> int:
+    n = target.get("n")
+    if not isinstance(n, int) or isinstance(n, bool):
+        raise UploadFailed(f"the controller answered a part target without a number: {target}")
+    return n
+
+
+def _read(path: pathlib.Path, offset: int, size: int) -> bytes:
+    with open(path, "rb") as fh:
+        fh.seek(offset)
+        data = fh.read(size)
+    if len(data) != size:
+        raise UploadFailed(f"{path}: expected {size} bytes at {offset}, read {len(data)}")
+    return data
+
+
+async def _paced(body: bytes, bucket: TokenBucket) -> AsyncIterator[bytes]:
+    # Every chunk asks the shared bucket, so a limit that starts mid-part (a lesson goes
+    # live) holds within one chunk, and the sum of all parts in flight stays under it.
+    view = memoryview(body)
+    for start in range(0, len(body), CHUNK):
+        chunk = view[start : start + CHUNK]
+        await bucket.take(len(chunk))
+        yield bytes(chunk)
