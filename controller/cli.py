@@ -460,12 +460,14 @@ def lesson_delete_recordings(
 from controller.auth.cli import register_auth_commands  # noqa: E402
 from controller.backup.cli import register_backup_commands  # noqa: E402
 from controller.network_cli import bandwidth_cmd, network_app  # noqa: E402
+from controller.notify.cli import notify_app  # noqa: E402
 from controller.personal_data.cli import data_app  # noqa: E402
 from controller.timetable.cli import timetable_app  # noqa: E402 - after the shared helpers
 
 app.add_typer(timetable_app, name="timetable")
 app.add_typer(network_app, name="network-profile")
 app.add_typer(data_app, name="data")
+app.add_typer(notify_app, name="notify")
 app.command("bandwidth")(bandwidth_cmd)
 register_auth_commands(app)
 register_backup_commands(app)
