@@ -62,19 +62,15 @@ class PartSender:
         self, item: JournalItem, session: str, part_size: int, numbers: list[int]
     ) -> None:
         """Send parts ``numbers``; raises the first failure once none is in flight."""
-        targets = deque(await self._api.targets(session, numbers))
-        if sorted(_number(t) for t in targets) != sorted(numbers):
-            raise UploadFailed(
-                f"{item.rel}: asked where to send parts {numbers}, the controller answered "
-                f"{[t.get('n') for t in targets]}"
-            )
-
+        targets = _Targets(self._api, item.rel, session, numbers, self._concurrency)
         failures: list[Exception] = []
 
         async def lane() -> None:
-            while targets and not failures:
-                target = targets.popleft()
+            while not failures:
                 try:
+                    target = await targets.next()
+                    if target is None:
+                        return
                     await self._send_one(item, part_size, target)
                 except SEND_ERRORS as err:
                     failures.append(err)
@@ -83,7 +79,7 @@ class PartSender:
         # their own timeouts), so what storage acknowledged is kept. Cancelling the attempt
         # (stop) cancels every lane at once.
         async with asyncio.TaskGroup() as group:
-            for _ in range(min(self._concurrency, len(targets))):
+            for _ in range(min(self._concurrency, len(numbers))):
                 group.create_task(lane())
         if failures:
             for other in failures[1:]:
@@ -102,6 +98,41 @@ class PartSender:
         # write, so a cancelled attempt either recorded the part or will send it again.
         self._journal.part_done(item.id, n, etag, size)
         self._on_part(size)
+
+
+class _Targets:
+    """Part URLs asked for a few at a time, just before they are used.
+
+    Presigned part URLs are short-lived (minutes); asked for all at once, the later parts
+    of a large file sent under a live lesson's limit would find theirs expired.
+    """
+
+    def __init__(
+        self, api: UploadApi, rel: str, session: str, numbers: list[int], batch: int
+    ) -> None:
+        self._api = api
+        self._rel = rel
+        self._session = session
+        self._numbers = deque(numbers)
+        self._batch = batch
+        self._ready: deque[dict[str, Any]] = deque()
+        self._lock = asyncio.Lock()
+
+    async def next(self) -> dict[str, Any] | None:
+        """The next part's target; None when every part has been handed out."""
+        async with self._lock:
+            if not self._ready and self._numbers:
+                asked = [
+                    self._numbers.popleft() for _ in range(min(self._batch, len(self._numbers)))
+                ]
+                answered = await self._api.targets(self._session, asked)
+                if sorted(_number(t) for t in answered) != asked:
+                    raise UploadFailed(
+                        f"{self._rel}: asked where to send parts {asked}, the controller "
+                        f"answered {[t.get('n') for t in answered]}"
+                    )
+                self._ready.extend(answered)
+            return self._ready.popleft() if self._ready else None
 
 
 def _number(target: dict[str, Any]) -> int:
