@@ -99,6 +99,9 @@ def alerts_from_health(health: Mapping[str, object], lesson_soon: bool) -> dict[
                 f"device {name!r} is {state}{f' ({detail})' if detail else ''}; "
                 "check its cable and power, then the agent's device log"
             )
+    if any(key.startswith("device_lost:") for key in out):
+        # The agent's own summary of the same devices: one alert (and one message) each.
+        out.pop("device_lost", None)
     if lesson_soon:
         for reason, message in _dict(health.get("readiness")).items():
             out[f"not_ready:{reason}"] = f"not ready for the next lesson: {message}"

@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -24,6 +24,7 @@ from controller.notify.channels import (
 log = logging.getLogger(__name__)
 
 INTERVAL_S = 1.0
+PRUNE_EVERY = timedelta(hours=1)
 CONCURRENCY = 4
 
 
@@ -44,6 +45,7 @@ class NotifyDispatcher:
         self._interval_s = interval_s
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
+        self._pruned_at: datetime | None = None
         self.sent = 0
         self.failures = 0
 
@@ -79,6 +81,9 @@ class NotifyDispatcher:
     async def run_once(self) -> int:
         """Plan, then send what is due; answers how many messages went out."""
         now = self._clock()
+        if self._pruned_at is None or now - self._pruned_at >= PRUNE_EVERY:
+            self._pruned_at = now
+            await asyncio.to_thread(self._db, lambda db: outbox.prune(db, now))
         await asyncio.to_thread(self._db, lambda db: outbox.plan(db, now))
         deliveries = await asyncio.to_thread(self._db, lambda db: outbox.due(db, now))
         assert isinstance(deliveries, list)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from controller.alerts import CRITICAL, severity, severity_rank
@@ -28,6 +28,7 @@ PENDING, SENT, DROPPED, HELD_DOWN = "pending", "sent", "dropped", "held_down"
 BACKOFF_FIRST = timedelta(seconds=5)
 BACKOFF_MAX = timedelta(minutes=10)
 GIVE_UP_AFTER = timedelta(hours=24)
+KEEP = timedelta(days=30)  # messages sent or dropped are kept this long, then pruned
 BATCH = 50
 
 
@@ -225,3 +226,14 @@ def pending_counts(db: Session) -> dict[int, int]:
         .group_by(NotifyOutbox.subscription_id)
     ).all()
     return {int(s): int(n) for s, n in rows}
+
+
+def prune(db: Session, now: datetime) -> int:
+    """Delete messages settled more than ``KEEP`` ago (commits); answers how many."""
+    result = db.execute(
+        delete(NotifyOutbox).where(
+            NotifyOutbox.state != PENDING, NotifyOutbox.created_at < now - KEEP
+        )
+    )
+    db.commit()
+    return int(getattr(result, "rowcount", 0) or 0)

@@ -96,3 +96,16 @@ def test_every_rule_has_a_severity() -> None:
     assert severity("mic_silent") == severity("disk_low") == severity("clock_offset") == "warning"
     assert severity("packet_loss") == severity("latency") == severity("upload_stuck") == "warning"
     assert severity("upload_backlog") == "info"
+
+
+def test_a_lost_camera_is_one_alert_not_also_the_agents_summary() -> None:
+    from controller.alerts import alerts_from_health
+
+    health = {
+        "alerts": {"device_lost": "teacher lost: no frames", "mic_silent": "no sound"},
+        "devices": {"teacher": {"state": "lost"}},
+    }
+    assert set(alerts_from_health(health, lesson_soon=False)) == {
+        "device_lost:teacher",
+        "mic_silent",
+    }

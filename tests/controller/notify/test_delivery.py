@@ -182,3 +182,19 @@ async def test_failing_channel_is_retried_visible_and_survives_a_restart(
     # The robot refuses a wrong signature, and says so where the dashboard shows it.
     assert status[wrong]["failing"] and "sign not match" in status[wrong]["last_error"]
     assert len(robot.messages) == 1
+
+
+async def test_settled_messages_are_pruned_after_30_days(
+    db: sessionmaker[Session], robot: RobotReceiver
+) -> None:
+    subscribe(db, "dingtalk", dingtalk(robot))
+    clock = Clock()
+    notifier = NotifyDispatcher(db, clock=clock)
+    beat(db, CAMERA_LOST, T0)
+    assert await notifier.run_once() == 1
+    beat(db, {}, T0 + timedelta(minutes=1))
+    clock.now = T0 + timedelta(days=31)
+    fresh = NotifyDispatcher(db, clock=clock)
+    await fresh.run_once()
+    with db() as s:
+        assert s.scalars(select(NotifyOutbox)).all() == []
