@@ -115,7 +115,7 @@ class AgentMessages:
         """Dispatch one message from an authenticated agent."""
         body = env.body
         if isinstance(body, Register):
-            return self._register(classroom_id, body)
+            return await self._register(classroom_id, body)
         if isinstance(body, Heartbeat):
             return await self._heartbeat(classroom_id, body)
         if isinstance(body, SdpOffer):
@@ -130,19 +130,41 @@ class AgentMessages:
             return None
         return ErrorReply(code="unexpected", message=f"controller does not accept {env.type!r}")
 
-    def _register(self, classroom_id: str, body: Register) -> Body:
+    async def _register(self, classroom_id: str, body: Register) -> Body:
         if body.classroom_id != classroom_id:
             return ErrorReply(
                 code="sender-mismatch",
                 message=f"registered as {body.classroom_id!r} with the key of "
                 f"{classroom_id!r}; re-enrol this agent",
             )
+        # The database work in a worker thread (a period boundary brings every agent's
+        # registration at once); presence and the orchestrator stay on the event loop.
+        stored = await asyncio.to_thread(self._store_registration, classroom_id, body)
+        if stored is None:
+            return ErrorReply(
+                code="unknown-classroom", message=f"classroom {classroom_id!r} was deleted"
+            )
+        network_profile, upload_token = stored
+        self._presence.registered(classroom_id, body.active_lesson_id)
+        self._orchestrator.agent_registered(classroom_id)
+        log.info("agent %s registered (profile %s)", classroom_id, body.profile_name)
+        return RegisterAck(
+            heartbeat_interval_s=self._presence.heartbeat_interval,
+            upload_url=self.upload_url,
+            upload_token=upload_token,
+            server_time=utcnow().timestamp(),
+            network_profile=network_profile,
+        )
+
+    def _store_registration(
+        self, classroom_id: str, body: Register
+    ) -> tuple[dict[str, object] | None, str] | None:
+        """Record the agent's version, profile and inventory; its network profile and a
+        fresh upload token, or None when the classroom no longer exists."""
         with self._sessions() as db:
             room = db.get(Classroom, classroom_id)
             if room is None:
-                return ErrorReply(
-                    code="unknown-classroom", message=f"classroom {classroom_id!r} was deleted"
-                )
+                return None
             room.online = True
             room.last_seen_at = utcnow()
             room.agent_version = body.agent_version
@@ -155,16 +177,7 @@ class AgentMessages:
             # learn it (only its hash is kept); the previous ones run out after the grace.
             upload_token = issue(db, classroom_id)
             retire_others(db, classroom_id, upload_token, self.upload_token_grace)
-        self._presence.registered(classroom_id, body.active_lesson_id)
-        self._orchestrator.agent_registered(classroom_id)
-        log.info("agent %s registered (profile %s)", classroom_id, body.profile_name)
-        return RegisterAck(
-            heartbeat_interval_s=self._presence.heartbeat_interval,
-            upload_url=self.upload_url,
-            upload_token=upload_token,
-            server_time=utcnow().timestamp(),
-            network_profile=network_profile,
-        )
+            return network_profile, upload_token
 
     @staticmethod
     def _network_profile(db: Session, classroom_id: str) -> dict[str, object] | None:
