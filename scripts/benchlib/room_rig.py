@@ -95,6 +95,9 @@ class RoomRig:
     closed_loop: bool = True
     synthetic_mic: bool = False
     small_video: bool = False
+    # The small video's frame rate: a test that reads only which camera a tile shows needs
+    # few frames, and every frame is CPU the sound path under test does not get.
+    small_fps: int = 15
     echo_cancel: bool = True
     # The rooms whose speakers the harness records (None: every room), and whether it
     # records each microphone. On two cores a recorder the test never reads is CPU the
@@ -152,7 +155,7 @@ class RoomRig:
                     device["driver"] = "pulse"
                     device["device"] = f"{room.cid}_mic.monitor"
             elif self.small_video:
-                device.update(width=320, height=180, fps=15, bitrate=300_000)
+                device.update(width=320, height=180, fps=self.small_fps, bitrate=300_000)
             if device["kind"] == "camera" and room.camera_width:
                 w = room.camera_width
                 device.update(width=w, height=w * 9 // 16)

@@ -12,7 +12,9 @@ size its burned-in code reads back at (each room's camera has its own width).
 from __future__ import annotations
 
 import math
+import os
 import shutil
+import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -56,6 +58,7 @@ def lesson_rooms() -> Iterator[tuple[LessonRig, rr.RoomRig, str]]:
         rig,
         closed_loop=False,
         small_video=True,
+        small_fps=5,
         echo_cancel=False,
         listen_to=(LEAD,),
         hear_mics=False,
@@ -160,12 +163,18 @@ def diagnosis(rooms: rr.RoomRig) -> str:
     said: dict[str, Any] = {}
     try:
         for room in rooms.rig.get("/classrooms"):
+            health = room.get("health") or {}
+            # frames a second each agent sends and receives: a relay that falls behind
+            # shows as receivers sending 50 a second of sound and the lead getting fewer
+            rates = {f"{m['direction']} {m['track']}": m["fps"] for m in health.get("media") or []}
             if room["id"] in RECEIVERS:
-                health = room.get("health") or {}
                 said[room["id"]] = {
                     "audio_level_dbfs": health.get("audio_level_dbfs"),
                     "devices": health.get("devices"),
+                    "fps": rates,
                 }
+            elif room["id"] == LEAD:
+                said[LEAD] = {"fps": rates}
     except Exception as err:  # noqa: BLE001 - a diagnosis must not hide what it explains
         said = {"error": repr(err)}
     # What each receiving agent logged about its microphone and sound (a device that would
@@ -179,7 +188,13 @@ def diagnosis(rooms: rr.RoomRig) -> str:
             for line in lines
             if any(w in line.lower() for w in ("microphone", "pulse", "error", "lost"))
         ][-5:]
+    # Four agents, a controller and the sound server fill two cores: on a failure, say
+    # what else the machine was running (a process left over from an earlier test).
+    busy = subprocess.run(
+        ["ps", "-eo", "pcpu,etimes,args", "--sort=-pcpu"], capture_output=True, text=True
+    ).stdout.splitlines()[:8]
     return (
+        f"load {os.getloadavg()}; busiest processes: {[b[:160] for b in busy]}; "
         f"each receiving agent's microphone: {said}; harness errors: {rooms.errors()}; "
         f"the lead's playout: {rooms.room_status(LEAD).get('sound')}; "
         f"the receiving agents' logs: {logged}"
