@@ -71,7 +71,13 @@ class PartSender:
                     target = await targets.next()
                     if target is None:
                         return
-                    await self._send_one(item, part_size, target)
+                    n = _number(target)
+                    offset = (n - 1) * part_size
+                    size = min(part_size, item.size - offset)
+                    body = await asyncio.to_thread(_read, item.path, offset, size)
+                    if failures:
+                        return  # another part failed meanwhile: start nothing new
+                    await self._send_one(item, n, target, body)
                 except SEND_ERRORS as err:
                     failures.append(err)
 
@@ -86,11 +92,10 @@ class PartSender:
                 log.warning("%s: another part failed too: %s", item.rel, other)
             raise failures[0]
 
-    async def _send_one(self, item: JournalItem, part_size: int, target: dict[str, Any]) -> None:
-        n = _number(target)
-        offset = (n - 1) * part_size
-        size = min(part_size, item.size - offset)
-        body = await asyncio.to_thread(_read, item.path, offset, size)
+    async def _send_one(
+        self, item: JournalItem, n: int, target: dict[str, Any], body: bytes
+    ) -> None:
+        size = len(body)
         etag = await self._api.put_part(
             str(target["url"]), bool(target["auth"]), _paced(body, self._bucket), size
         )
