@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from controller.alerts import raise_alert, raise_offline, record_heartbeat_alerts
+from controller.alerts import lesson_soon, raise_alert, raise_offline, record_heartbeat_alerts
 from controller.auth import audit
 from controller.db.models import Classroom, Lesson
 from controller.db.session import utcnow
@@ -275,11 +275,15 @@ class AgentMessages:
             room = db.get(Classroom, classroom_id)
             if room is not None:
                 room.online = False
-                raise_offline(
-                    db,
-                    classroom_id,
-                    "the agent stopped sending heartbeats; check the classroom PC's power and "
-                    "network, then 'systemctl status classroom-agent' on it",
-                    utcnow(),
-                )
+                now = utcnow()
+                # A PC switched off after school is no alert; one lost near or in a lesson
+                # is (and controller.alerts raises it later, as the next lesson nears).
+                if lesson_soon(db, classroom_id, now):
+                    raise_offline(
+                        db,
+                        classroom_id,
+                        "the agent stopped sending heartbeats; check the classroom PC's power "
+                        "and network, then 'systemctl status classroom-agent' on it",
+                        now,
+                    )
                 db.commit()

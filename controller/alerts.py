@@ -254,6 +254,45 @@ def raise_offline(db: Session, classroom_id: str, message: str, now: datetime) -
     row.last_seen, row.message, row.pending_since = now, message, None
 
 
+def lesson_soon(db: Session, classroom_id: str, now: datetime) -> bool:
+    """Whether the classroom has a lesson under way or starting within ``READY_BEFORE``."""
+    return _lesson_soon(db, classroom_id, now)
+
+
+def raise_offline_before_lessons(db: Session, online: set[str], now: datetime) -> list[str]:
+    """Raise ``offline`` for each classroom not online that has a lesson under way or
+    starting within ``READY_BEFORE`` (commits); answers those classrooms. A PC switched off
+    overnight is no alert until its lesson nears: then it is, while there is time to act."""
+    lessons = db.scalars(
+        select(Lesson)
+        .where(
+            Lesson.state.in_(ACTIVE_STATES),
+            Lesson.start_at < now + READY_BEFORE,
+            Lesson.end_at > now,
+        )
+        .order_by(Lesson.start_at)
+    ).all()
+    first: dict[str, Lesson] = {}
+    for lesson in lessons:
+        for cid in lesson.classroom_ids:
+            first.setdefault(cid, lesson)
+    raised = []
+    for cid, lesson in sorted(first.items()):
+        if cid in online or db.get(Classroom, cid) is None:
+            continue
+        start = as_utc(lesson.start_at)
+        raise_offline(
+            db,
+            cid,
+            f"the agent is offline and lesson {lesson.id} starts {start.isoformat()}; check "
+            "the classroom PC's power and network ('systemctl status classroom-agent')",
+            now,
+        )
+        raised.append(cid)
+    db.commit()
+    return raised
+
+
 def raise_alert(db: Session, classroom_id: str, key: str, message: str, now: datetime) -> None:
     """Raise (or raise again) an alert the controller itself found; commits. It shows on
     the dashboard like a heartbeat's, unacknowledged, until someone acknowledges it."""

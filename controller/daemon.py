@@ -151,7 +151,9 @@ class ControllerDaemon:
         self.storage = await asyncio.to_thread(self._open_storage)
         self.uploads = UploadService(factory, self.storage, self._recording_stored)
         self._sessions = factory
-        self.notifier = notifier = NotifyDispatcher(factory)
+        self.notifier = notifier = NotifyDispatcher(
+            factory, online=lambda: self.presence.online if self.presence else []
+        )
         self.http = HttpApi(
             factory,
             self.uploads,

@@ -7,11 +7,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from controller.alerts import raise_offline_before_lessons
 from controller.db.session import utcnow
 from controller.notify import outbox
 from controller.notify.channels import (
@@ -25,6 +26,7 @@ log = logging.getLogger(__name__)
 
 INTERVAL_S = 1.0
 PRUNE_EVERY = timedelta(hours=1)
+OFFLINE_EVERY = timedelta(seconds=30)
 CONCURRENCY = 4
 
 
@@ -38,6 +40,7 @@ class NotifyDispatcher:
         channels: Mapping[str, Channel] | None = None,
         clock: Callable[[], datetime] = utcnow,
         interval_s: float = INTERVAL_S,
+        online: Callable[[], Iterable[str]] | None = None,
     ) -> None:
         self._sessions = sessions
         self._channels = dict(channels or default_channels())
@@ -46,6 +49,10 @@ class NotifyDispatcher:
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._pruned_at: datetime | None = None
+        # The agents online now (presence): classrooms not among them with a lesson near
+        # are raised offline on each pass, at most every OFFLINE_EVERY.
+        self._online = online
+        self._offline_at: datetime | None = None
         self.sent = 0
         self.failures = 0
 
@@ -84,6 +91,14 @@ class NotifyDispatcher:
         if self._pruned_at is None or now - self._pruned_at >= PRUNE_EVERY:
             self._pruned_at = now
             await asyncio.to_thread(self._db, lambda db: outbox.prune(db, now))
+        if self._online is not None and (
+            self._offline_at is None or now - self._offline_at >= OFFLINE_EVERY
+        ):
+            self._offline_at = now
+            online = set(self._online())  # read on the loop: presence is the loop's
+            await asyncio.to_thread(
+                self._db, lambda db: raise_offline_before_lessons(db, online, now)
+            )
         await asyncio.to_thread(self._db, lambda db: outbox.plan(db, now))
         deliveries = await asyncio.to_thread(self._db, lambda db: outbox.due(db, now))
         assert isinstance(deliveries, list)

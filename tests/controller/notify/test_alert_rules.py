@@ -109,3 +109,28 @@ def test_a_lost_camera_is_one_alert_not_also_the_agents_summary() -> None:
         "device_lost:teacher",
         "mic_silent",
     }
+
+
+def test_an_agent_offline_is_an_alert_only_as_its_lesson_nears(db: sessionmaker[Session]) -> None:
+    from controller.alerts import raise_offline_before_lessons
+
+    with db() as s:
+        for lid, start in (
+            ("L-soon", T0 + timedelta(minutes=20)),
+            ("L-late", T0 + timedelta(hours=3)),
+        ):
+            lead = "city-101" if lid == "L-soon" else "village-201"
+            s.add(
+                Lesson(
+                    id=lid,
+                    lead_classroom_id=lead,
+                    start_at=start,
+                    end_at=start + timedelta(minutes=40),
+                    created_at=T0,
+                )
+            )
+        s.commit()
+        assert raise_offline_before_lessons(s, {"city-101"}, T0) == []
+        assert raise_offline_before_lessons(s, set(), T0) == ["city-101"]
+        [doc] = active_alerts(s, T0)
+        assert doc["key"] == "offline" and "lesson L-soon starts" in str(doc["message"])

@@ -198,3 +198,30 @@ async def test_settled_messages_are_pruned_after_30_days(
     await fresh.run_once()
     with db() as s:
         assert s.scalars(select(NotifyOutbox)).all() == []
+
+
+async def test_at_750_the_technician_is_told_the_8_oclock_room_is_offline(
+    db: sessionmaker[Session], robot: RobotReceiver
+) -> None:
+    from controller.db.models import Lesson
+
+    subscribe(db, "dingtalk", dingtalk(robot), min_severity="critical")
+    with db() as s:
+        s.add(
+            Lesson(
+                id="L8",
+                lead_classroom_id="city-101",
+                start_at=T0,
+                end_at=T0 + timedelta(minutes=40),
+                created_at=T0 - timedelta(days=1),
+            )
+        )
+        s.commit()
+    clock = Clock(T0 - timedelta(hours=2))  # 06:00: the PC is off, no lesson near
+    notifier = NotifyDispatcher(db, clock=clock, online=lambda: [])
+    assert await notifier.run_once() == 0
+    clock.now = T0 - timedelta(minutes=10)  # 07:50
+    assert await notifier.run_once() == 1
+    text = robot.messages[0].text
+    assert "教室主机离线" in text and "offline" in text and "lesson L8 starts" in text
+    assert "2026-03-02 07:50 (Asia/Shanghai)" in text
