@@ -99,9 +99,11 @@ def carrier_db(x: np.ndarray, hz: float) -> float:
     spectra = np.abs(np.fft.rfft(frames * window, axis=1)) ** 2
     freqs = np.fft.rfftfreq(frame, 1.0 / ra.RATE)
     near = np.abs(freqs - hz) <= 30.0
-    # The median frame: a stall of the lead's playout (silence filled in for a few hundred
-    # ms on a loaded machine) is a level of its own, not a lower one.
-    power = float(np.median(np.sum(spectra[:, near], axis=1)))
+    # The level while the room sounds: the 75th percentile of the frames. On a loaded
+    # machine the lead's playout fills in silence for a few hundred ms at a time (up to
+    # half the window when two cores carry five processes); those frames are a level of
+    # their own, not a lower one, and the floor is about gains, which hold either way.
+    power = float(np.percentile(np.sum(spectra[:, near], axis=1), 75))
     amplitude = 2.0 * math.sqrt(power / 1.5) / float(window.sum())  # 1.5: Hann's noise width
     return 20.0 * math.log10(amplitude) if amplitude > 0 else -math.inf
 
