@@ -48,6 +48,9 @@ NOT_PERSONAL_READS: dict[str, str] = {
     "/api/v1/audit": "the audit log (adults' actions; readers are audited by role)",
     "/api/v1/users": "console accounts",
     "/api/v1/tokens": "API tokens (their ids, owners and expiry; never the secret)",
+    "/api/v1/notify/subscriptions": "alert recipients: staff channels, secrets masked",
+    "/api/v1/notify/subscriptions/{subscription}": "one alert recipient, secrets masked",
+    "/api/v1/notify/status": "each alert channel's health and the messages waiting",
 }
 
 
