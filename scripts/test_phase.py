@@ -101,13 +101,14 @@ def main(argv: list[str]) -> int:
     proc.wait()
     copier.join(10)
     if code != 124:
-        # a test's GIL-free watchdog (tests/conftest.py) ended a stuck worker: say where
+        # a test's GIL-free watchdog (tests/conftest.py) ended a stuck worker, or a worker
+        # crashed in native code: say where
         for dump in sorted(stacks.glob("*.txt")):
             text = dump.read_text(errors="replace").strip()
             if text:
                 print(
-                    f"\n=== a stuck test's watchdog ended process {dump.stem}; its threads "
-                    f"were ===\n{text}",
+                    f"\n=== process {dump.stem} was ended by a stuck test's watchdog or "
+                    f"crashed; its threads were ===\n{text}",
                     flush=True,
                 )
     return code

@@ -67,6 +67,17 @@ _stacks_file = (
 if _stacks_file is not None:
     faulthandler.register(signal.SIGUSR1, file=_stacks_file, all_threads=True)
 
+
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """A native crash (SIGSEGV, SIGABRT, SIGBUS) writes every thread's stack to the
+    stacks file too: xdist reports only "worker crashed" and drops the worker's stderr,
+    and scripts/test_phase.py prints the stacks files that are not empty. (After
+    pytest's own faulthandler set-up, which would otherwise point it back at stderr.)"""
+    if _STACKS_DIR and _stacks_file is not None:
+        faulthandler.enable(file=_stacks_file, all_threads=True)
+
+
 # pytest-timeout's timer is a Python thread: a test stuck in a C call that holds the GIL
 # (a codec freeing its frame threads, say) stops the timer too, and the whole run then waits
 # for the phase's deadline. faulthandler's own watchdog needs no GIL, so each test also gets
