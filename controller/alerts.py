@@ -152,7 +152,8 @@ def alerts_from_health(health: Mapping[str, object], lesson_soon: bool) -> dict[
     return out
 
 
-def _lesson_soon(db: Session, classroom_id: str, now: datetime) -> bool:
+def lesson_soon(db: Session, classroom_id: str, now: datetime) -> bool:
+    """Whether the classroom has a lesson under way or starting within ``READY_BEFORE``."""
     received = select(LessonReceiver.lesson_id).where(LessonReceiver.classroom_id == classroom_id)
     query = (
         select(Lesson.id)
@@ -196,7 +197,7 @@ def record_heartbeat_alerts(
     inactive (keeping a silence); an alert that comes back is new again. A ``SUSTAINED``
     kind waits in an inactive row (``pending_since``) until it has lasted long enough."""
     readiness = _dict(health.get("readiness"))
-    soon = bool(readiness) and _lesson_soon(db, classroom_id, now)
+    soon = bool(readiness) and lesson_soon(db, classroom_id, now)
     raised = alerts_from_health(health, soon)
     pending = _num(health.get("uploads_pending"))
     if pending is not None and pending > 0:
@@ -252,11 +253,6 @@ def raise_offline(db: Session, classroom_id: str, message: str, now: datetime) -
         row.active, row.first_seen = True, now
         row.acknowledged_by = row.acknowledged_at = None
     row.last_seen, row.message, row.pending_since = now, message, None
-
-
-def lesson_soon(db: Session, classroom_id: str, now: datetime) -> bool:
-    """Whether the classroom has a lesson under way or starting within ``READY_BEFORE``."""
-    return _lesson_soon(db, classroom_id, now)
 
 
 def raise_offline_before_lessons(db: Session, online: set[str], now: datetime) -> list[str]:

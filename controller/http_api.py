@@ -7,7 +7,7 @@ import asyncio
 import logging
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from aiohttp import web
 from sqlalchemy import select
@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from controller import upload_tokens
 from controller.agent_actions import OPENAPI_PATHS as ACTION_PATHS
 from controller.agent_actions import AgentActions, Requester
-from controller.api_common import error
+from controller.api_common import error, run_db
 from controller.auth.api import AuthApi
 from controller.auth.middleware import AuthGate, scope_of
 from controller.auth.scope import Scope
@@ -54,7 +54,6 @@ from controller.tls.policy import TlsPolicy, add_hsts
 from controller.uploads import UploadRequest, UploadService, parse_etags
 from controller.uploads_openapi import OPENAPI_PATHS as UPLOAD_PATHS
 
-T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 PART_ROUTE = "/api/v1/uploads/{upload}/parts/{n}"
@@ -179,58 +178,59 @@ class HttpApi:
         """Liveness probe."""
         return web.json_response({"ok": True})
 
-    async def classrooms(self, request: web.Request) -> web.Response:
+    async def classrooms(self, request: web.Request) -> web.StreamResponse:
         """Every classroom with its enrolment, online state, agent version, hardware and
         network profile, devices and latest heartbeat (the inventory)."""
         online = set(self._online())
         where = scope_of(request).classroom_filter()
 
-        def work(db: Session) -> list[dict[str, Any]]:
+        def work(db: Session) -> web.StreamResponse:
             query = select(Classroom).order_by(Classroom.id)
             rooms = db.scalars(query if where is None else query.where(where)).all()
             profiles = school_profiles(db)
-            return [classroom_document(r, r.id in online, profiles) for r in rooms]
+            return web.json_response(
+                [classroom_document(r, r.id in online, profiles) for r in rooms]
+            )
 
-        return web.json_response(await self._in_db(work))
+        return await run_db(self._sessions, work)
 
-    async def lessons(self, request: web.Request) -> web.Response:
+    async def lessons(self, request: web.Request) -> web.StreamResponse:
         """Lessons, newest first (those of the caller's school, if scoped)."""
         scope = scope_of(request)
 
-        def work(db: Session) -> list[dict[str, Any]]:
+        def work(db: Session) -> web.StreamResponse:
             query = select(Lesson).order_by(Lesson.start_at.desc()).limit(500)
             where = scope.lesson_filter(db)
             rows = db.scalars(query if where is None else query.where(where)).all()
-            return [
-                {
-                    "id": x.id,
-                    "lead": x.lead_classroom_id,
-                    "state": x.state,
-                    "rung": x.rung,
-                    "receivers": [r.classroom_id for r in x.receivers],
-                    "start_at": as_utc(x.start_at).isoformat(),
-                    "end_at": as_utc(x.end_at).isoformat(),
-                }
-                for x in rows
-            ]
+            return web.json_response(
+                [
+                    {
+                        "id": x.id,
+                        "lead": x.lead_classroom_id,
+                        "state": x.state,
+                        "rung": x.rung,
+                        "receivers": [r.classroom_id for r in x.receivers],
+                        "start_at": as_utc(x.start_at).isoformat(),
+                        "end_at": as_utc(x.end_at).isoformat(),
+                    }
+                    for x in rows
+                ]
+            )
 
-        return web.json_response(await self._in_db(work))
+        return await run_db(self._sessions, work)
 
-    async def lesson(self, request: web.Request) -> web.Response:
+    async def lesson(self, request: web.Request) -> web.StreamResponse:
         """One lesson with its events, reports and recordings."""
         storage = self.uploads.storage
         root = storage.root if isinstance(storage, LocalStorage) else None
         scope = scope_of(request)
 
-        def work(db: Session) -> dict[str, Any]:
+        def work(db: Session) -> web.StreamResponse:
             doc = lesson_document(db, get_lesson(db, request.match_info["lesson"]), root)
             doc["recordings"] = _in_scope(db, scope, doc["recordings"])
-            return doc
+            return web.json_response(doc)
 
-        try:
-            return web.json_response(await self._in_db(work))
-        except NotFound as err:
-            return error(404, str(err))
+        return await run_db(self._sessions, work)
 
     async def _classroom(self, request: web.Request) -> str | None:
         """The classroom whose upload token the request carries (X-Classroom + bearer)."""
@@ -361,19 +361,16 @@ class HttpApi:
 
         return await self._guarded(request, work)
 
-    async def catalogue(self, request: web.Request) -> web.Response:
+    async def catalogue(self, request: web.Request) -> web.StreamResponse:
         """The lesson's recordings: classrooms, tracks, segments, coverage and gaps."""
         scope = scope_of(request)
 
-        def work(db: Session) -> dict[str, Any]:
+        def work(db: Session) -> web.StreamResponse:
             doc = catalogue_document(db, request.match_info["lesson"])
             doc["classrooms"] = _in_scope(db, scope, doc["classrooms"])
-            return doc
+            return web.json_response(doc)
 
-        try:
-            return web.json_response(await self._in_db(work))
-        except NotFound as err:
-            return error(404, str(err))
+        return await run_db(self._sessions, work)
 
     async def recording_file(self, request: web.Request) -> web.StreamResponse:
         """A stitched recording the catalogue lists, with its own media type: served with
@@ -417,36 +414,28 @@ class HttpApi:
         request[VIEW_DETAIL] = {"redirect": True, "duration_s": round(rec.duration_s, 1)}
         return web.Response(status=302, headers={"Location": url})
 
-    async def deletions(self, request: web.Request) -> web.Response:
+    async def deletions(self, request: web.Request) -> web.StreamResponse:
         """The audit log of deleted recordings, newest first."""
 
-        def work(db: Session) -> list[dict[str, Any]]:
+        def work(db: Session) -> web.StreamResponse:
             rows = db.scalars(select(Deletion).order_by(Deletion.id.desc()).limit(1000)).all()
-            return [
-                {
-                    "at": as_utc(d.at).isoformat(),
-                    "lesson_id": d.lesson_id,
-                    "classroom_id": d.classroom_id,
-                    "key": d.key,
-                    "bytes": d.bytes,
-                    "sha256": d.sha256,
-                    "reason": d.reason,
-                    "actor": d.actor,
-                }
-                for d in rows
-            ]
+            return web.json_response(
+                [
+                    {
+                        "at": as_utc(d.at).isoformat(),
+                        "lesson_id": d.lesson_id,
+                        "classroom_id": d.classroom_id,
+                        "key": d.key,
+                        "bytes": d.bytes,
+                        "sha256": d.sha256,
+                        "reason": d.reason,
+                        "actor": d.actor,
+                    }
+                    for d in rows
+                ]
+            )
 
-        return web.json_response(await self._in_db(work))
-
-    async def _in_db(self, work: Callable[[Session], T]) -> T:
-        """Run ``work`` with a session in a worker thread: a query never holds the event
-        loop, which also carries the agents' links and the relay."""
-
-        def run() -> T:
-            with self._sessions() as db:
-                return work(db)
-
-        return await asyncio.to_thread(run)
+        return await run_db(self._sessions, work)
 
 
 def _in_scope(db: Session, scope: Scope, rows: Any) -> Any:

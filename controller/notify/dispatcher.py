@@ -9,6 +9,7 @@ import contextlib
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -23,6 +24,7 @@ from controller.notify.channels import (
 )
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 INTERVAL_S = 1.0
 PRUNE_EVERY = timedelta(hours=1)
@@ -81,7 +83,7 @@ class NotifyDispatcher:
                 await asyncio.wait_for(self._wake.wait(), self._interval_s)
             self._wake.clear()
 
-    def _db(self, work: Callable[[Session], object]) -> object:
+    def _db(self, work: Callable[[Session], T]) -> T:
         with self._sessions() as db:
             return work(db)
 
@@ -99,9 +101,13 @@ class NotifyDispatcher:
             await asyncio.to_thread(
                 self._db, lambda db: raise_offline_before_lessons(db, online, now)
             )
-        await asyncio.to_thread(self._db, lambda db: outbox.plan(db, now))
-        deliveries = await asyncio.to_thread(self._db, lambda db: outbox.due(db, now))
-        assert isinstance(deliveries, list)
+
+        def plan_then_due(db: Session) -> list[outbox.Delivery]:
+            outbox.plan(db, now)
+            return outbox.due(db, now)
+
+        # one worker-thread hop a pass: this runs every second
+        deliveries = await asyncio.to_thread(self._db, plan_then_due)
         if not deliveries:
             return 0
         gate = asyncio.Semaphore(CONCURRENCY)
