@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from controller.alerts import lesson_soon, raise_alert, raise_offline, record_heartbeat_alerts
+from controller.alerts import lesson_soon, raise_alert, raise_offline
 from controller.auth import audit
 from controller.db.models import Classroom, Lesson
 from controller.db.session import utcnow
 from controller.errors import ControllerError, EnrolmentRefused, NotFound, NotLead
 from controller.floor.requests import keys_change
 from controller.health_history import HealthSampler
+from controller.heartbeat_writer import HeartbeatWriter
 from controller.keys import KeyBook, ServerKeys
 from controller.network_profiles import effective_profile, profile_document
 from controller.orchestrator import Orchestrator
@@ -68,6 +69,9 @@ class AgentMessages:
         self.upload_token_grace = upload_token_grace
         self._tls_trust_pem = tls_trust_pem
         self.health_history = HealthSampler()
+        self.heartbeats = HeartbeatWriter(
+            sessions, self.health_history, self._mark_offline, presence.is_online
+        )
         self.floor_refused = 0  # FloorRequests refused (not the lead, not live, …)
 
     async def enrol(self, request: EnrolRequest) -> EnrolResult:
@@ -194,24 +198,11 @@ class AgentMessages:
         received_at = utcnow().timestamp()
         if not self._presence.seen(classroom_id):
             return ErrorReply(code="not-registered", message="register with this controller")
-        # In a worker thread: a commit waits for SQLite's lock while an upload holds it
-        # (up to the busy timeout). On the event loop that wait once stalled the relay
-        # and the hub for 1.7 s at a period boundary, when every room uploads at once:
-        # the next lesson's receiving room lost the first seconds of the lead's feeds.
-        await asyncio.to_thread(self._store_heartbeat, classroom_id, body)
+        # Written in the next batch (at most one transaction a second, on a worker
+        # thread): a commit per heartbeat on the event loop once stalled the relay and
+        # the hub for 1.7 s at a period boundary, when every room uploads at once.
+        self.heartbeats.beat(classroom_id, body)
         return HeartbeatAck(seq=body.seq, received_at=received_at, server_time=utcnow().timestamp())
-
-    def _store_heartbeat(self, classroom_id: str, body: Heartbeat) -> None:
-        with self._sessions() as db:
-            room = db.get(Classroom, classroom_id)
-            if room is not None:
-                now = utcnow()
-                room.last_seen_at = now
-                room.online = True
-                room.health = body.model_dump(mode="json")
-                record_heartbeat_alerts(db, classroom_id, room.health, now)
-                self.health_history.record(db, classroom_id, room.health, now)
-                db.commit()
 
     async def _offer(self, classroom_id: str, body: SdpOffer) -> Body:
         relay = self._orchestrator.relay_for(body.lesson_id)
@@ -270,20 +261,18 @@ class AgentMessages:
         return None
 
     def offline(self, classroom_id: str) -> None:
-        """Presence declared the agent offline."""
-        with self._sessions() as db:
-            room = db.get(Classroom, classroom_id)
-            if room is not None:
-                room.online = False
-                now = utcnow()
-                # A PC switched off after school is no alert; one lost near or in a lesson
-                # is (and controller.alerts raises it later, as the next lesson nears).
-                if lesson_soon(db, classroom_id, now):
-                    raise_offline(
-                        db,
-                        classroom_id,
-                        "the agent stopped sending heartbeats; check the classroom PC's power "
-                        "and network, then 'systemctl status classroom-agent' on it",
-                        now,
-                    )
-                db.commit()
+        """Presence declared the agent offline: written with the next heartbeat batch."""
+        self.heartbeats.offline(classroom_id)
+
+    @staticmethod
+    def _mark_offline(db: Session, classroom_id: str, now: datetime) -> None:
+        # A PC switched off after school is no alert; one lost near or in a lesson is
+        # (and controller.alerts raises it later, as the next lesson nears).
+        if lesson_soon(db, classroom_id, now):
+            raise_offline(
+                db,
+                classroom_id,
+                "the agent stopped sending heartbeats; check the classroom PC's power "
+                "and network, then 'systemctl status classroom-agent' on it",
+                now,
+            )

@@ -205,6 +205,7 @@ class ControllerDaemon:
         )
         self.presence._on_offline = messages.offline
         self.messages = messages
+        await messages.heartbeats.start()
         await self.hub.start()
         await self.orchestrator.start()
         presence = self.presence
@@ -286,6 +287,8 @@ class ControllerDaemon:
             await self.orchestrator.stop()
         if self.hub is not None:
             await self.hub.stop()
+        if self.messages is not None:
+            await self.messages.heartbeats.stop()
         if self.http is not None:
             await self.http.stop()
         if self._audit_syslog is not None:

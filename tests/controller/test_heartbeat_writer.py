@@ -1,0 +1,146 @@
+"""Heartbeats reach the database in batches: one transaction a second, however many beat."""
+
+from __future__ import annotations
+
+import asyncio
+import pathlib
+from datetime import datetime
+
+import pytest
+from sqlalchemy import event
+from sqlalchemy.orm import Session, sessionmaker
+
+from controller.db.models import Classroom
+from controller.db.session import make_engine, migrate, sessions
+from controller.health_history import HealthSampler
+from controller.heartbeat_writer import HeartbeatWriter
+from protocols.messages import Heartbeat
+
+ROOMS = [f"room-{i:02d}" for i in range(50)]
+
+
+def _beat(seq: int) -> Heartbeat:
+    return Heartbeat(seq=seq, cpu_pct=float(seq), mem_pct=1, disk_free_bytes=1, disk_pct=1)
+
+
+@pytest.fixture
+def db(tmp_path: pathlib.Path) -> tuple[sessionmaker[Session], list[int]]:
+    url = f"sqlite:///{tmp_path / 'hb.sqlite3'}"
+    migrate(url)
+    engine = make_engine(url)
+    commits: list[int] = []
+    event.listen(engine, "commit", lambda _conn: commits.append(1))
+    factory = sessions(engine)
+    with factory() as s:
+        s.add_all(Classroom(id=c, name=c, school="S", inventory=[], health={}) for c in ROOMS)
+        s.commit()
+    commits.clear()
+    return factory, commits
+
+
+def _no_offline(_db: Session, _cid: str, _at: datetime) -> None:
+    return None
+
+
+async def test_many_beats_are_one_transaction_with_each_rooms_newest(
+    db: tuple[sessionmaker[Session], list[int]],
+) -> None:
+    factory, commits = db
+    writer = HeartbeatWriter(factory, HealthSampler(), _no_offline)
+    for seq in range(1, 5):
+        for cid in ROOMS:
+            writer.beat(cid, _beat(seq))
+    assert writer.backlog == len(ROOMS)
+    await writer.flush()
+    assert len(commits) == 1
+    assert writer.backlog == 0 and writer.written == len(ROOMS)
+    with factory() as s:
+        for room in s.query(Classroom).all():
+            assert room.online is True
+            assert room.health["seq"] == 4, room.id  # the newest, not the first
+
+
+async def test_the_running_writer_commits_at_most_once_a_second(
+    db: tuple[sessionmaker[Session], list[int]],
+) -> None:
+    factory, commits = db
+    writer = HeartbeatWriter(factory, HealthSampler(), _no_offline, flush_every_s=1.0)
+    await writer.start()
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    seq = 0
+    while loop.time() - began < 3.2:
+        seq += 1
+        for cid in ROOMS:
+            writer.beat(cid, _beat(seq))
+        await asyncio.sleep(0.02)
+    await writer.stop()
+    # ~150 beats a room over 3.2 s: three timed batches and the one stop() writes.
+    assert seq > 50
+    assert 2 <= len(commits) <= 4, commits
+    with factory() as s:
+        assert {r.health["seq"] for r in s.query(Classroom).all()} == {seq}
+
+
+async def test_offline_replaces_a_pending_beat_and_is_dropped_if_the_room_came_back(
+    db: tuple[sessionmaker[Session], list[int]],
+) -> None:
+    factory, _ = db
+    offlined: list[str] = []
+
+    def on_offline(_db: Session, cid: str, _at: datetime) -> None:
+        offlined.append(cid)
+
+    back = {"room-02"}
+    writer = HeartbeatWriter(factory, HealthSampler(), on_offline, is_online=back.__contains__)
+    for cid in ("room-01", "room-02"):
+        writer.beat(cid, _beat(1))
+    await writer.flush()
+    writer.beat("room-01", _beat(2))
+    writer.offline("room-01")  # after the beat: offline wins
+    writer.offline("room-02")  # registered again before the batch was written
+    await writer.flush()
+    with factory() as s:
+        assert s.get(Classroom, "room-01").online is False  # type: ignore[union-attr]
+        assert s.get(Classroom, "room-02").online is True  # type: ignore[union-attr]
+    assert offlined == ["room-01"]
+
+
+async def test_one_failing_room_is_counted_and_the_rest_are_written(
+    db: tuple[sessionmaker[Session], list[int]],
+) -> None:
+    factory, commits = db
+
+    def on_offline(_db: Session, cid: str, _at: datetime) -> None:
+        raise RuntimeError(f"{cid}: alert table unavailable")
+
+    writer = HeartbeatWriter(factory, HealthSampler(), on_offline)
+    writer.offline("room-03")
+    writer.beat("room-04", _beat(7))
+    writer.beat("gone-room", _beat(7))  # deleted since: skipped, not an error
+    await writer.flush()
+    assert writer.errors == 1 and len(commits) == 1
+    with factory() as s:
+        assert s.get(Classroom, "room-04").health["seq"] == 7  # type: ignore[union-attr]
+
+
+async def test_a_failed_commit_keeps_the_batch_for_the_next_pass(
+    db: tuple[sessionmaker[Session], list[int]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    factory, _ = db
+    writer = HeartbeatWriter(factory, HealthSampler(), _no_offline)
+    writer.beat("room-05", _beat(1))
+    writer.beat("room-06", _beat(1))
+
+    def broken(_batch: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(writer, "_write", broken)
+    with pytest.raises(OSError):
+        await writer.flush()
+    writer.beat("room-06", _beat(2))  # newer news while the write failed
+    monkeypatch.undo()
+    await writer.flush()
+    with factory() as s:
+        assert s.get(Classroom, "room-05").health["seq"] == 1  # type: ignore[union-attr]
+        assert s.get(Classroom, "room-06").health["seq"] == 2  # type: ignore[union-attr]
