@@ -325,6 +325,8 @@ class Term(Base):
     start_date: Mapped[date] = mapped_column(Date)
     end_date: Mapped[date] = mapped_column(Date)
     timezone: Mapped[str] = mapped_column(String(64), default="Asia/Shanghai")
+    # The quotas the set-up declared (``controller.timetable.quotas``); None: the defaults.
+    quotas: Mapped[list[dict[str, object]] | None] = mapped_column(JSON)
 
 
 class TermDay(Base):

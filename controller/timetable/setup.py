@@ -20,6 +20,15 @@
     holidays = [2026-04-06, 2026-05-01]
     makeup = [{ date = 2026-04-26, runs_as = "friday" }]
 
+    [[term.quota]]          # none declared: the county plans' (timetable/quotas.py)
+    id = "sync-total"
+    label_zh = "同步课堂总数"
+    label_en = "synchronous lessons held"
+    kind = "synchronous"
+    period = "semester"
+    scope = "pairing"
+    min = 30
+
     [[pairing]]
     id = "p-city1-village2"
     supporting = "city-no1"
@@ -67,6 +76,7 @@ from controller.errors import InvalidRequest, NotFound
 from controller.timetable.calendar import SchoolCalendar, parse_hhmm
 from controller.timetable.loading import insert_lessons, planner_for
 from controller.timetable.planner import Candidate, Planner
+from controller.timetable.quotas import parse_quotas
 
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
@@ -126,6 +136,11 @@ def apply_setup(db: Session, text: str, source: str = "set-up") -> dict[str, int
         start, end = _date(_need(e, "start", where), where), _date(_need(e, "end", where), where)
         if end < start:
             raise InvalidRequest(f"{where}: ends ({end}) before it starts ({start})")
+        quotas = (
+            [q.to_dict() for q in parse_quotas(e["quota"], f"{source}: term '{tid}'")]
+            if "quota" in e
+            else None  # the county plans' defaults
+        )
         db.merge(
             Term(
                 id=tid,
@@ -133,6 +148,7 @@ def apply_setup(db: Session, text: str, source: str = "set-up") -> dict[str, int
                 start_date=start,
                 end_date=end,
                 timezone=str(e.get("timezone", "Asia/Shanghai")),
+                quotas=quotas,
             )
         )
         db.execute(delete(TermDay).where(TermDay.term_id == tid))

@@ -1,0 +1,190 @@
+"""Term reports by school, teacher, subject and pairing (学校、教师、学科、结对报表), from the
+quota engine's results, with a CSV that opens in Excel on a Chinese PC.
+
+The data model has no school level (primary, junior secondary…), so schools are ranked
+all together, by the share of their quota figures met, then by lessons held; the report
+says so (``RANKING_NOTE``).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+from typing import Any
+
+from controller.timetable.quota_engine import LessonFact, QuotaResult, TermQuotas
+
+VIEWS = ("school", "teacher", "subject", "pairing")
+RANKING_NOTE = (
+    "学校没有学段信息，全部学校统一排名 (the data model has no school level: all schools are "
+    "ranked together)"
+)
+
+
+@dataclass
+class ReportEntry:
+    """One school, teacher, subject or pairing: its lessons and its quota figures."""
+
+    key: str
+    name: str
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)  # kind → figure → n
+    results: list[QuotaResult] = field(default_factory=list)
+    rank: int | None = None
+
+    @property
+    def met(self) -> int:
+        """Quota figures met."""
+        return sum(r.met for r in self.results)
+
+    @property
+    def held(self) -> int:
+        """Lessons held, every kind."""
+        return sum(c["held"] for c in self.counts.values())
+
+    def to_json(self) -> dict[str, Any]:
+        """The entry as the API sends it."""
+        return {
+            "key": self.key,
+            "name": self.name,
+            "rank": self.rank,
+            "met": self.met,
+            "quotas": len(self.results),
+            "counts": self.counts,
+            "results": [result_json(r) for r in self.results],
+        }
+
+
+def result_json(r: QuotaResult) -> dict[str, Any]:
+    """One quota figure for the API."""
+    return {
+        "quota": r.quota.id,
+        "label_zh": r.quota.label_zh,
+        "label_en": r.quota.label_en,
+        "scope": r.quota.scope,
+        "instance": r.instance,
+        "subject": r.subject,
+        "period": r.period.label,
+        "first": r.period.first.isoformat(),
+        "last": r.period.last.isoformat(),
+        "held": r.held,
+        "required": r.required,
+        "met": r.met,
+    }
+
+
+def _keys(f: LessonFact, by: str) -> tuple[str, ...]:
+    if by == "school":
+        return tuple(f.schools)
+    if by == "teacher":
+        return (f.teacher,) if f.teacher else ()
+    if by == "subject":
+        return (f.subject,)
+    return tuple(f.pairings)
+
+
+def _result_keys(tq: TermQuotas, r: QuotaResult, by: str) -> tuple[str, ...]:
+    """Which entries of view ``by`` a quota figure belongs to."""
+    scope = r.quota.scope
+    if by == scope:
+        return (r.instance,)
+    if by == "school" and scope == "classroom":
+        return (tq.classroom_school.get(r.instance, ""),)
+    if by == "subject" and r.subject:
+        return (r.subject,)
+    return ()
+
+
+def build_view(tq: TermQuotas, by: str) -> list[ReportEntry]:
+    """The entries of one view; schools ranked (1 = best)."""
+    if by not in VIEWS:
+        raise ValueError(f"unknown report view {by!r}; use one of {', '.join(VIEWS)}")
+    names = {"school": tq.school_names, "teacher": tq.teacher_names}.get(by, {})
+    entries: dict[str, ReportEntry] = {}
+
+    def entry(key: str) -> ReportEntry:
+        if key not in entries:
+            entries[key] = ReportEntry(key, names.get(key, key))
+        return entries[key]
+
+    for f in tq.lessons:
+        for key in _keys(f, by):
+            c = entry(key).counts.setdefault(f.kind, {"scheduled": 0, "held": 0, "recorded": 0})
+            c["scheduled"] += 1
+            c["held"] += f.held
+            c["recorded"] += f.recorded
+    for r in tq.results:
+        for key in _result_keys(tq, r, by):
+            if key:
+                entry(key).results.append(r)
+    out = sorted(entries.values(), key=lambda e: e.key)
+    if by == "school":
+        ranked = sorted(
+            out, key=lambda e: (-(e.met / len(e.results)) if e.results else 0.0, -e.held, e.key)
+        )
+        for i, e in enumerate(ranked, 1):
+            e.rank = i
+        out = ranked
+    return out
+
+
+HEADERS = {
+    "school": "学校 school",
+    "teacher": "教师 teacher",
+    "subject": "学科 subject",
+    "pairing": "结对 pairing",
+}
+
+
+def view_csv(entries: list[ReportEntry], by: str) -> str:
+    """One row per entry and quota figure, then one per entry and kind; headers in Chinese
+    with English beside. Encode with ``utf-8-sig`` (a BOM) for Excel on a Chinese PC."""
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(
+        [
+            HEADERS[by],
+            "名称 name",
+            "排名 rank",
+            "指标 quota",
+            "指标名称 label",
+            "范围 scope",
+            "对象 instance",
+            "学科 subject",
+            "期间 period",
+            "已开 held",
+            "要求 required",
+            "达标 met",
+        ]
+    )
+    for e in entries:
+        for r in e.results:
+            w.writerow(
+                [
+                    e.key,
+                    e.name,
+                    "" if e.rank is None else e.rank,
+                    r.quota.id,
+                    r.quota.label,
+                    r.quota.scope,
+                    r.instance,
+                    r.subject,
+                    r.period.label,
+                    r.held,
+                    r.required,
+                    "是 yes" if r.met else "否 no",
+                ]
+            )
+    w.writerow([])
+    w.writerow(
+        [HEADERS[by], "名称 name", "课型 kind", "已排 scheduled", "已开 held", "已录 recorded"]
+    )
+    for e in entries:
+        for kind, c in sorted(e.counts.items()):
+            w.writerow([e.key, e.name, kind, c["scheduled"], c["held"], c["recorded"]])
+    return buf.getvalue()
+
+
+def csv_bytes(text: str) -> bytes:
+    """UTF-8 with a BOM: Excel on a Chinese PC otherwise reads the file as GBK."""
+    return text.encode("utf-8-sig")
