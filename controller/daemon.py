@@ -165,6 +165,7 @@ class ControllerDaemon:
             security=cfg.security,
             tls_policy=TlsPolicy(parse_networks(cfg.trusted_proxies)),
             notify_poke=notifier.poke,
+            notify_sender=notifier.sender,
         )
         await self.http.start(
             cfg.bind_host,

@@ -38,6 +38,7 @@ from controller.metrics.api import METRICS_PATHS, MetricsApi
 from controller.network_api import NetworkApi
 from controller.notify.api import OPENAPI_PATHS as NOTIFY_PATHS
 from controller.notify.api import NotifyApi
+from controller.notify.sender import Sender
 from controller.patrol import OPENAPI_PATHS as PATROL_PATHS
 from controller.patrol import PatrolApi, Relays
 from controller.recordings import catalogue_document
@@ -94,6 +95,7 @@ class HttpApi:
         security: SecurityPolicy | None = None,
         tls_policy: TlsPolicy | None = None,
         notify_poke: Callable[[], None] = lambda: None,
+        notify_sender: Sender | None = None,
     ) -> None:
         security = security or SecurityPolicy()
         self._sessions = sessions
@@ -139,7 +141,7 @@ class HttpApi:
         OPENAPI["paths"].update(PATROL_PATHS)
         self.app.add_routes(FloorApi(sessions, floors).routes())
         OPENAPI["paths"].update(FLOOR_PATHS)
-        self.app.add_routes(NotifyApi(sessions, notify_poke).routes())
+        self.app.add_routes(NotifyApi(sessions, notify_poke, notify_sender).routes())
         OPENAPI["paths"].update(NOTIFY_PATHS)
         self.app.add_routes(RecordingsApi(sessions).routes())
         OPENAPI["paths"].update(RECORDINGS_PATHS)

@@ -58,7 +58,9 @@ PERMISSIONS: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/v1/alerts/{alert}/silence"): ALERT_HANDLERS,
     # Who is told of alerts (DingTalk/WeCom robots, e-mail): the same people.
     ("POST", "/api/v1/notify/subscriptions"): ALERT_HANDLERS,
+    ("PATCH", "/api/v1/notify/subscriptions/{subscription}"): ALERT_HANDLERS,
     ("DELETE", "/api/v1/notify/subscriptions/{subscription}"): ALERT_HANDLERS,
+    ("POST", "/api/v1/notify/subscriptions/{subscription}/test"): ALERT_HANDLERS,
     # Recordings: every staff role searches and plays them (not teachers: these are
     # children's images); publishing to the resource library is a scheduling decision.
     ("GET", "/api/v1/recordings"): STAFF,

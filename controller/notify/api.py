@@ -5,6 +5,7 @@ secrets are never answered."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 from typing import Any
@@ -15,19 +16,25 @@ from sqlalchemy.orm import Session, sessionmaker
 from controller.api_common import OUT_OF_SCOPE_RESPONSE, error, json_content, run_db
 from controller.auth.middleware import principal_of, scope_of
 from controller.db.session import utcnow
-from controller.errors import InvalidRequest
+from controller.errors import InvalidRequest, NotFound
+from controller.notify.channels import DeliveryError, Message, RateLimited
 from controller.notify.config import CHANNELS, SubscriptionSpec, subscription_document
+from controller.notify.sender import Sender
 from controller.notify.store import (
     add_subscription,
     channel_status,
     delete_subscription,
     get_subscription,
     list_subscriptions,
+    record_test,
+    update_subscription,
 )
 
 SUBSCRIPTIONS = "/api/v1/notify/subscriptions"
 SUBSCRIPTION = "/api/v1/notify/subscriptions/{subscription}"
+TEST = "/api/v1/notify/subscriptions/{subscription}/test"
 STATUS = "/api/v1/notify/status"
+TEST_TEXT = "classbridge 告警通知测试 / alert notification test: 此通道可用 / this channel works"
 MAX_BODY_BYTES = 16 * 1024  # a subscription with 50 addresses fits many times over
 
 
@@ -35,10 +42,15 @@ class NotifyApi:
     """The routes; database work runs in a worker thread."""
 
     def __init__(
-        self, sessions: sessionmaker[Session], poke: Callable[[], None] = lambda: None
+        self,
+        sessions: sessionmaker[Session],
+        poke: Callable[[], None] = lambda: None,
+        sender: Sender | None = None,
     ) -> None:
         self._sessions = sessions
         self._poke = poke
+        # The dispatcher's, so a test message counts against the robot's rate limit too.
+        self._sender = sender or Sender()
 
     def routes(self) -> list[web.RouteDef]:
         """aiohttp routes."""
@@ -46,7 +58,9 @@ class NotifyApi:
             web.get(SUBSCRIPTIONS, self.list),
             web.post(SUBSCRIPTIONS, self.add),
             web.get(SUBSCRIPTION, self.show),
+            web.patch(SUBSCRIPTION, self.update),
             web.delete(SUBSCRIPTION, self.delete),
+            web.post(TEST, self.test),
             web.get(STATUS, self.status),
         ]
 
@@ -59,20 +73,14 @@ class NotifyApi:
 
     async def add(self, request: web.Request) -> web.StreamResponse:
         """Add a subscription; 400 names the field that is wrong."""
-        if (request.content_length or 0) > MAX_BODY_BYTES:
-            return _too_large()
-        raw = await request.content.read(MAX_BODY_BYTES + 1)
-        if len(raw) > MAX_BODY_BYTES:
+        raw = await _body(request)
+        if raw is None:
             return _too_large()
         scope = scope_of(request)
         who = principal_of(request).username
 
         def work(db: Session) -> web.StreamResponse:
-            try:
-                body = json.loads(raw)
-            except ValueError as err:
-                raise InvalidRequest(f"body is not JSON ({err}); send one subscription") from None
-            spec = SubscriptionSpec.parse(body)
+            spec = SubscriptionSpec.parse(_json(raw))
             doc = add_subscription(db, spec, scope, who, utcnow())
             return web.json_response(doc, status=201)
 
@@ -91,6 +99,54 @@ class NotifyApi:
             ),
         )
 
+    async def update(self, request: web.Request) -> web.StreamResponse:
+        """Change some fields of a subscription (the others kept, secrets too unless
+        sent); 400 names the field that is wrong."""
+        raw = await _body(request)
+        if raw is None:
+            return _too_large()
+        scope = scope_of(request)
+        sub_id = request.match_info["subscription"]
+
+        def work(db: Session) -> web.StreamResponse:
+            doc = update_subscription(db, scope, sub_id, _json(raw), utcnow())
+            return web.json_response(doc)
+
+        response = await run_db(self._sessions, work)
+        self._poke()
+        return response
+
+    async def test(self, request: web.Request) -> web.StreamResponse:
+        """Send a test message through the subscription's channel now; its outcome is
+        the channel's health. 502 if not delivered, 429 if the robot has no room."""
+        if (request.content_length or 0) > MAX_BODY_BYTES:
+            return _too_large()
+        scope = scope_of(request)
+        sub_id = request.match_info["subscription"]
+
+        def find() -> tuple[int, str, dict[str, Any]]:
+            with self._sessions() as db:
+                sub = get_subscription(db, scope, sub_id)
+                return sub.id, sub.channel, dict(sub.config or {})
+
+        try:
+            sid, channel, settings = await asyncio.to_thread(find)
+        except NotFound as err:
+            return error(404, str(err))
+        message = Message("classbridge 测试 test", TEST_TEXT, f"### {TEST_TEXT}")
+        try:
+            await self._sender.send_now(channel, settings, message)
+        except RateLimited as err:
+            response = error(429, f"not sent: {err}")
+            response.headers["Retry-After"] = str(err.retry_after_s)
+            return response
+        except DeliveryError as err:
+            problem = str(err) or type(err).__name__
+            await run_db(self._sessions, lambda db: _recorded(db, sid, problem))
+            return error(502, f"not delivered: {problem}; check the settings and try again")
+        await run_db(self._sessions, lambda db: _recorded(db, sid, None))
+        return web.json_response({"sent": sid, "channel": channel})
+
     async def delete(self, request: web.Request) -> web.StreamResponse:
         """Delete a subscription and what it still owed."""
         scope = scope_of(request)
@@ -104,6 +160,26 @@ class NotifyApi:
         """Each channel's health: failing since when, its last error, messages waiting."""
         scope = scope_of(request)
         return await run_db(self._sessions, lambda db: web.json_response(channel_status(db, scope)))
+
+
+def _recorded(db: Session, sub_id: int, problem: str | None) -> web.Response:
+    record_test(db, sub_id, problem, utcnow())
+    return web.json_response({})
+
+
+async def _body(request: web.Request) -> bytes | None:
+    """The body, or None past MAX_BODY_BYTES (read no further than that)."""
+    if (request.content_length or 0) > MAX_BODY_BYTES:
+        return None
+    raw = await request.content.read(MAX_BODY_BYTES + 1)
+    return None if len(raw) > MAX_BODY_BYTES else raw
+
+
+def _json(raw: bytes) -> object:
+    try:
+        return json.loads(raw)
+    except ValueError as err:
+        raise InvalidRequest(f"body is not JSON ({err}); send one subscription") from None
 
 
 def _too_large() -> web.Response:
@@ -218,6 +294,22 @@ OPENAPI_PATHS: dict[str, Any] = {
                 "404": {"description": "no such subscription in scope", **_ERROR},
             },
         },
+        "patch": {
+            "summary": "Change some fields of a subscription (admin, scheduler, technician); "
+            "config is merged into the stored one, so secrets are kept unless sent",
+            "parameters": _PARAM,
+            "requestBody": {
+                "required": True,
+                **json_content({**_NEW, "required": [], "minProperties": 1}),
+            },
+            "responses": {
+                "200": {"description": "changed", **json_content(_SUBSCRIPTION)},
+                "400": {"description": "a bad field, named", **_ERROR},
+                "403": {**OUT_OF_SCOPE_RESPONSE, "description": "role may not, or other school"},
+                "404": {"description": "no such subscription in scope", **_ERROR},
+                "413": {"description": f"body larger than {MAX_BODY_BYTES} bytes", **_ERROR},
+            },
+        },
         "delete": {
             "summary": "Delete a subscription (admin, scheduler, technician)",
             "parameters": _PARAM,
@@ -232,6 +324,30 @@ OPENAPI_PATHS: dict[str, Any] = {
                 "404": {"description": "no such subscription in scope", **_ERROR},
             },
         },
+    },
+    TEST: {
+        "post": {
+            "summary": "Send a test message through a subscription's channel now (admin, "
+            "scheduler, technician); the outcome is the channel's health",
+            "parameters": _PARAM,
+            "responses": {
+                "200": {
+                    "description": "delivered",
+                    **json_content(
+                        {
+                            "type": "object",
+                            "properties": {
+                                "sent": {"type": "integer"},
+                                "channel": {"type": "string"},
+                            },
+                        }
+                    ),
+                },
+                "404": {"description": "no such subscription in scope", **_ERROR},
+                "429": {"description": "the robot took its 20 messages this minute", **_ERROR},
+                "502": {"description": "not delivered: the channel's error", **_ERROR},
+            },
+        }
     },
     STATUS: {
         "get": {

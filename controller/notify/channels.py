@@ -29,6 +29,19 @@ class DeliveryError(Exception):
     reachable in time."""
 
 
+class RateLimited(DeliveryError):
+    """A group robot refused because it had taken its messages for the minute (DingTalk
+    errcode 130101, WeCom 45009): not a failing channel, the message waits."""
+
+    def __init__(self, message: str, retry_after_s: int = 60) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+# The robots' answers that mean "too many messages this minute".
+RATE_LIMIT_CODES = frozenset({130101, 45009})
+
+
 @dataclass(frozen=True)
 class Message:
     """One message to send: a short title, the plain text and a Markdown rendering."""
@@ -81,6 +94,8 @@ async def _post_robot(url: str, body: dict[str, Any], what: str) -> None:
     code = answer.get("errcode") if isinstance(answer, dict) else None
     if code != 0:
         message = answer.get("errmsg") if isinstance(answer, dict) else answer
+        if code in RATE_LIMIT_CODES:
+            raise RateLimited(f"{what} is over its rate limit: errcode {code}, {message}")
         raise DeliveryError(f"{what} refused the message: errcode {code}, {message}")
 
 

@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -16,12 +16,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from controller.alerts import raise_offline_before_lessons
 from controller.db.session import utcnow
 from controller.notify import outbox
-from controller.notify.channels import (
-    TIMEOUT_S,
-    Channel,
-    DeliveryError,
-    default_channels,
-)
+from controller.notify.channels import Channel, DeliveryError, RateLimited
+from controller.notify.sender import MARGIN, WINDOW, RobotRateLimit, Sender, robot_key
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -30,11 +26,16 @@ INTERVAL_S = 1.0
 PRUNE_EVERY = timedelta(hours=1)
 OFFLINE_EVERY = timedelta(seconds=30)
 CONCURRENCY = 4
+_REFUSED = datetime.min.replace(tzinfo=UTC)  # _deliver's answer for a robot's refusal
 
 
 class NotifyDispatcher:
     """Plans and sends alert messages; ``start``/``stop`` run it as a task, and
-    ``run_once`` does one pass (tests drive it with their own clock)."""
+    ``run_once`` does one pass (tests drive it with their own clock).
+
+    Messages to one group robot go one after another, oldest first, and only as many as
+    its rate limit leaves room for; the rest stay in the outbox, due when there is room
+    (held, not failed)."""
 
     def __init__(
         self,
@@ -43,9 +44,10 @@ class NotifyDispatcher:
         clock: Callable[[], datetime] = utcnow,
         interval_s: float = INTERVAL_S,
         online: Callable[[], Iterable[str]] | None = None,
+        limit: RobotRateLimit | None = None,
     ) -> None:
         self._sessions = sessions
-        self._channels = dict(channels or default_channels())
+        self.sender = Sender(channels, clock, limit)
         self._clock = clock
         self._interval_s = interval_s
         self._task: asyncio.Task[None] | None = None
@@ -55,8 +57,10 @@ class NotifyDispatcher:
         # are raised offline on each pass, at most every OFFLINE_EVERY.
         self._online = online
         self._offline_at: datetime | None = None
+        self._seeded = False
         self.sent = 0
         self.failures = 0
+        self.held = 0  # messages left in the outbox for a robot's rate limit
 
     async def start(self) -> None:
         """Run passes every ``interval_s`` until ``stop``."""
@@ -93,6 +97,12 @@ class NotifyDispatcher:
         if self._pruned_at is None or now - self._pruned_at >= PRUNE_EVERY:
             self._pruned_at = now
             await asyncio.to_thread(self._db, lambda db: outbox.prune(db, now))
+            self.sender.limit.forget_idle(now)
+        if not self._seeded:  # a restart: what went to each robot in the last minute counts
+            self._seeded = True
+            since = now - WINDOW - MARGIN
+            recent = await asyncio.to_thread(self._db, lambda db: outbox.sent_since(db, since))
+            self.sender.limit.seed(recent)
         if self._online is not None and (
             self._offline_at is None or now - self._offline_at >= OFFLINE_EVERY
         ):
@@ -110,38 +120,68 @@ class NotifyDispatcher:
         deliveries = await asyncio.to_thread(self._db, plan_then_due)
         if not deliveries:
             return 0
+        # One queue per robot, in the outbox's order; e-mails each on their own.
+        queues: dict[str, list[outbox.Delivery]] = {}
+        for d in deliveries:
+            key = robot_key(d.channel, d.config) or f"message {d.outbox_id}"
+            queues.setdefault(key, []).append(d)
         gate = asyncio.Semaphore(CONCURRENCY)
-        results = await asyncio.gather(*(self._deliver(gate, d) for d in deliveries))
+        results = await asyncio.gather(*(self._send_queue(gate, q) for q in queues.values()))
         return sum(results)
 
-    async def _deliver(self, gate: asyncio.Semaphore, delivery: outbox.Delivery) -> int:
+    async def _hold(self, queue: list[outbox.Delivery], until: datetime) -> None:
+        ids = [d.outbox_id for d in queue]
+        self.held += len(ids)
+        await asyncio.to_thread(self._db, lambda db: outbox.hold(db, ids, until))
+
+    async def _send_queue(self, gate: asyncio.Semaphore, queue: list[outbox.Delivery]) -> int:
+        """Send one robot's messages in order while it has room; hold the rest."""
+        done = 0
         async with gate:
-            error = None
-            channel = self._channels.get(delivery.channel)
-            try:
-                if channel is None:
-                    raise DeliveryError(f"no channel {delivery.channel!r} in this controller")
-                await asyncio.wait_for(
-                    channel.send(delivery.config, delivery.message), TIMEOUT_S + 5
-                )
-            except (DeliveryError, TimeoutError) as err:
-                error = str(err) or type(err).__name__
-            now = self._clock()
-            if error is None:
-                self.sent += 1
-                await asyncio.to_thread(
-                    self._db, lambda db: outbox.sent(db, delivery.outbox_id, now)
-                )
-                return 1
-            self.failures += 1
-            log.warning(
-                "notification %d over %s (subscription %d) failed: %s",
-                delivery.outbox_id,
-                delivery.channel,
-                delivery.subscription_id,
-                error,
-            )
-            await asyncio.to_thread(
-                self._db, lambda db: outbox.failed(db, delivery.outbox_id, error, now)
-            )
-            return 0
+            for n, delivery in enumerate(queue):
+                until = self.sender.limit.take(delivery.channel, delivery.config, self._clock())
+                if until is None:
+                    retry = await self._deliver(delivery)
+                    if retry is None:
+                        done += 1
+                        continue
+                    if retry is _REFUSED:
+                        until = self._clock() + WINDOW + MARGIN  # the robot said it is full
+                        await self._hold(queue[n:], until)
+                        break
+                    # A failed robot: the rest wait behind the message it failed, in order.
+                    if robot_key(delivery.channel, delivery.config) is not None:
+                        await self._hold(queue[n + 1 :], retry)
+                        break
+                    continue
+                await self._hold(queue[n:], until)
+                break
+        return done
+
+    async def _deliver(self, delivery: outbox.Delivery) -> datetime | None:
+        """None when sent; else when it is tried again (``_REFUSED``: the robot refused
+        for its rate limit and it waits without counting as a failure)."""
+        error = None
+        try:
+            await self.sender.send(delivery.channel, delivery.config, delivery.message)
+        except RateLimited as err:
+            log.info("notification %d held: %s", delivery.outbox_id, err)
+            return _REFUSED
+        except DeliveryError as err:
+            error = str(err) or type(err).__name__
+        now = self._clock()
+        if error is None:
+            self.sent += 1
+            await asyncio.to_thread(self._db, lambda db: outbox.sent(db, delivery.outbox_id, now))
+            return None
+        self.failures += 1
+        log.warning(
+            "notification %d over %s (subscription %d) failed: %s",
+            delivery.outbox_id,
+            delivery.channel,
+            delivery.subscription_id,
+            error,
+        )
+        return await asyncio.to_thread(
+            self._db, lambda db: outbox.failed(db, delivery.outbox_id, error, now)
+        )

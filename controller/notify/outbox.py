@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from controller.alerts import CRITICAL, severity, severity_rank
@@ -198,12 +198,13 @@ def sent(db: Session, outbox_id: int, now: datetime) -> None:
     db.commit()
 
 
-def failed(db: Session, outbox_id: int, error: str, now: datetime) -> None:
+def failed(db: Session, outbox_id: int, error: str, now: datetime) -> datetime:
     """The channel refused or was not reachable: try again after a backoff, mark the
-    channel failing (commits); a message owed for a day is given up."""
+    channel failing (commits); a message owed for a day is given up. Answers when it is
+    tried again."""
     row = db.get(NotifyOutbox, outbox_id)
     if row is None:
-        return
+        return now
     row.attempts += 1
     row.last_error = error[:2000]
     if now - as_utc(row.created_at) >= GIVE_UP_AFTER:
@@ -216,6 +217,40 @@ def failed(db: Session, outbox_id: int, error: str, now: datetime) -> None:
             sub.failing_since = now
         sub.last_error = error[:2000]
     db.commit()
+    return as_utc(row.due_at)
+
+
+def hold(db: Session, outbox_ids: list[int], until: datetime) -> None:
+    """Leave messages in the outbox until ``until``: their robot is at its rate limit.
+    Not an attempt and not a failure (commits)."""
+    db.execute(update(NotifyOutbox).where(NotifyOutbox.id.in_(outbox_ids)).values(due_at=until))
+    db.commit()
+
+
+def sent_since(db: Session, since: datetime) -> list[tuple[str, dict[str, Any], datetime]]:
+    """(channel, config, sent at) of each message sent since ``since``, to count against
+    its robot's rate limit after a restart."""
+    rows = db.execute(
+        select(NotifySubscription.channel, NotifySubscription.config, NotifyOutbox.sent_at)
+        .join(NotifySubscription, NotifySubscription.id == NotifyOutbox.subscription_id)
+        .where(NotifyOutbox.state == SENT, NotifyOutbox.sent_at >= since)
+    ).all()
+    return [(c, dict(cfg or {}), as_utc(at)) for c, cfg, at in rows if at is not None]
+
+
+def retry_now(db: Session, subscription_id: int, now: datetime) -> None:
+    """Messages waiting out a retry backoff go at the next pass (its channel was fixed);
+    those held for quiet hours or a rate limit stay held (the caller commits)."""
+    db.execute(
+        update(NotifyOutbox)
+        .where(
+            NotifyOutbox.subscription_id == subscription_id,
+            NotifyOutbox.state == PENDING,
+            NotifyOutbox.attempts > 0,
+            NotifyOutbox.due_at > now,
+        )
+        .values(due_at=now)
+    )
 
 
 def pending_counts(db: Session) -> dict[int, int]:

@@ -11,18 +11,22 @@ from sqlalchemy.orm import Session
 from controller.auth.scope import Scope
 from controller.db.models import NotifySubscription
 from controller.errors import NotFound, OutOfScope
-from controller.notify.config import SubscriptionSpec, subscription_document
-from controller.notify.outbox import pending_counts
+from controller.notify.config import SubscriptionSpec, patched, subscription_document
+from controller.notify.outbox import pending_counts, retry_now
+
+
+def _require_scope(spec: SubscriptionSpec, scope: Scope) -> None:
+    if spec.school is None and not scope.county:
+        raise OutOfScope("county-wide notifications", scope.school or "", "set them up")
+    if spec.school is not None:
+        scope.require_schools([spec.school], "set up its notifications")
 
 
 def add_subscription(
     db: Session, spec: SubscriptionSpec, scope: Scope, username: str, now: datetime
 ) -> dict[str, Any]:
     """Store a subscription (commits); a school account only for its own school."""
-    if spec.school is None and not scope.county:
-        raise OutOfScope("county-wide notifications", scope.school or "", "set them up")
-    if spec.school is not None:
-        scope.require_schools([spec.school], "set up its notifications")
+    _require_scope(spec, scope)
     sub = NotifySubscription(
         name=spec.name,
         school=spec.school,
@@ -74,6 +78,44 @@ def list_subscriptions(db: Session, scope: Scope) -> list[dict[str, Any]]:
             doc["pending"] = waiting.get(sub.id, 0)
             out.append(doc)
     return out
+
+
+def update_subscription(
+    db: Session, scope: Scope, sub_id: str, patch: object, now: datetime
+) -> dict[str, Any]:
+    """Change some of a subscription's fields (commits); a school account only its own
+    school's, and not to another school or the county. A new channel or config clears the
+    old one's failure and sends what was waiting for a retry now."""
+    sub = get_subscription(db, scope, sub_id)
+    spec = patched(sub, patch)
+    _require_scope(spec, scope)
+    moved = spec.channel != sub.channel or spec.config != (sub.config or {})
+    sub.name, sub.school = spec.name, spec.school
+    sub.channel, sub.config = spec.channel, spec.config
+    sub.min_severity = spec.min_severity
+    sub.quiet_start, sub.quiet_end, sub.timezone = spec.quiet_start, spec.quiet_end, spec.timezone
+    sub.escalation, sub.escalate_after_min = spec.escalation, spec.escalate_after_min
+    sub.hold_down_min = spec.hold_down_min
+    if moved:
+        sub.failing_since, sub.last_error = None, ""
+        retry_now(db, sub.id, now)
+    db.commit()
+    doc = subscription_document(sub)
+    doc["pending"] = pending_counts(db).get(sub.id, 0)
+    return doc
+
+
+def record_test(db: Session, sub_id: int, error: str | None, now: datetime) -> None:
+    """A test message's outcome is the channel's health, as a real message's is (commits)."""
+    sub = db.get(NotifySubscription, sub_id)
+    if sub is None:
+        return
+    if error is None:
+        sub.failing_since, sub.last_error, sub.last_sent_at = None, "", now
+    else:
+        sub.failing_since = sub.failing_since or now
+        sub.last_error = error[:2000]
+    db.commit()
 
 
 def delete_subscription(db: Session, scope: Scope, sub_id: str) -> dict[str, Any]:

@@ -12,6 +12,10 @@ answered as the vendors answer it (HTTP 200 with a non-zero ``errcode``).
         assert robot.messages[0].text.startswith("...")
 
 Set ``fail`` to answer every post with HTTP 500 (a robot or proxy that is down).
+
+Like the real DingTalk robot, it takes at most ``per_minute`` (20) messages in any minute
+and refuses the rest with errcode 130101; ``clock`` (seconds) is the test's, so a test
+need not wait a minute. Each message's ``sent_at`` is that clock at arrival.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import base64
 import hashlib
 import hmac
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +42,7 @@ class Received:
     robot: str  # dingtalk | wecom
     body: dict[str, Any]
     at: float  # time.monotonic() on arrival
+    sent_at: float = 0.0  # the robot's clock on arrival
 
     @property
     def text(self) -> str:
@@ -56,6 +62,8 @@ class RobotReceiver:
     refused: list[str] = field(default_factory=list)
     port: int = 0
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    per_minute: int = 20
+    clock: Callable[[], float] = time.time
 
     async def __aenter__(self) -> RobotReceiver:
         app = web.Application()
@@ -87,8 +95,15 @@ class RobotReceiver:
         if problem is not None:
             self.refused.append(problem)
             return web.json_response({"errcode": 310000, "errmsg": problem})
+        now = self.clock()
+        recent = [m for m in self.messages if m.robot == robot and now - m.sent_at < 60]
+        if len(recent) >= self.per_minute:
+            code = 130101 if robot == "dingtalk" else 45009
+            problem = f"send too fast, exceed {self.per_minute} times per minute"
+            self.refused.append(problem)
+            return web.json_response({"errcode": code, "errmsg": problem})
         body = await request.json()
-        self.messages.append(Received(robot, body, time.monotonic()))
+        self.messages.append(Received(robot, body, time.monotonic(), now))
         self.arrived.set()
         return web.json_response({"errcode": 0, "errmsg": "ok"})
 
