@@ -3,6 +3,7 @@ OpenAPI description at ``/api/v1/openapi.json``."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
@@ -34,11 +35,20 @@ from controller.timetable.csv_import import OUT_OF_SCOPE, parse_timetable_csv
 from controller.timetable.ical import lessons_for, to_ical
 from controller.timetable.kinds import KINDS, canonical_kind
 from controller.timetable.loading import insert_lessons, planner_for
-from controller.timetable.reports import report_csv, report_html, term_report
+from controller.timetable.quota_engine import evaluate_term
+from controller.timetable.quota_reports import (
+    RANKING_NOTE,
+    VIEWS,
+    build_view,
+    csv_bytes,
+    view_csv,
+)
+from controller.timetable.reports import check_label, report_csv, report_html, term_report
 from controller.timetable.setup import bell_periods, term_calendar
 from controller.timetable.week import lessons_query
 
 MAX_ROWS = 5000
+QUOTA_ENTRIES = 2000  # schools, teachers, subjects or pairings in one quota report
 
 
 def _day(request: web.Request, name: str) -> date | None:
@@ -79,6 +89,7 @@ class TimetableApi:
             web.post("/api/v1/lessons", self.create),
             web.post("/api/v1/lessons/{lesson}/override", self.override),
             web.get("/api/v1/reports/pairings", self.report),
+            web.get("/api/v1/reports/quotas", self.quota_report),
         ]
 
     async def _run(self, work: Callable[[Session], web.StreamResponse]) -> web.StreamResponse:
@@ -293,7 +304,14 @@ class TimetableApi:
                         "counts": r.counts,
                         "synchronous_held_by_subject": r.subjects,
                         "quotas": [
-                            {"quota": n, "held": h, "required": q, "met": ok}
+                            {
+                                "quota": n,
+                                "label_zh": check_label(n)[0],
+                                "label_en": check_label(n)[1],
+                                "held": h,
+                                "required": q,
+                                "met": ok,
+                            }
                             for n, h, q, ok in r.checks
                         ],
                         "lessons": [o.__dict__ for o in r.lessons],
@@ -303,6 +321,61 @@ class TimetableApi:
             )
 
         return await self._run(work)
+
+    async def quota_report(self, request: web.Request) -> web.StreamResponse:
+        """A term's quotas by ``by`` (school, teacher, subject or pairing), for the caller's
+        scope; ``format`` json (default) or csv; at most ``limit`` entries."""
+        scope = scope_of(request)
+
+        def work(db: Session) -> web.StreamResponse:
+            term, by, fmt, limit = _quota_query(request)
+            tq = evaluate_term(db, term, scope)
+            entries = build_view(tq, by)
+            shown = entries[:limit]
+            if fmt == "csv":
+                return web.Response(
+                    body=csv_bytes(view_csv(shown, by)),
+                    content_type="text/csv",
+                    charset="utf-8",
+                    headers={
+                        "Content-Disposition": (
+                            f'attachment; filename="quotas-{_file_safe(term)}-{by}.csv"'
+                        )
+                    },
+                )
+            return web.json_response(
+                {
+                    "term": term,
+                    "by": by,
+                    "quotas": [x.to_dict() for x in tq.quotas],
+                    "ranking": RANKING_NOTE if by == "school" else None,
+                    "truncated": len(entries) > limit,
+                    "entries": [e.to_json() for e in shown],
+                }
+            )
+
+        return await self._run(work)
+
+
+def _file_safe(text: str) -> str:
+    """``text`` with only the characters every browser takes in a header's file name."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", text)
+
+
+def _quota_query(request: web.Request) -> tuple[str, str, str, int]:
+    """term, by, format and limit of a quota report request, each checked."""
+    q = request.query
+    term, by, fmt = q.get("term", ""), q.get("by", "school"), q.get("format", "json")
+    if not term or len(term) > 64:
+        raise InvalidRequest("query term (a term id, at most 64 characters) is required")
+    if by not in VIEWS:
+        raise InvalidRequest(f"query by={by[:40]!r}: use one of {', '.join(VIEWS)}")
+    if fmt not in ("json", "csv"):
+        raise InvalidRequest(f"query format={fmt[:40]!r}: use json or csv")
+    raw = q.get("limit", str(QUOTA_ENTRIES))
+    if not raw.isdigit() or not 1 <= int(raw) <= QUOTA_ENTRIES:
+        raise InvalidRequest(f"query limit: a whole number from 1 to {QUOTA_ENTRIES}")
+    return term, by, fmt, int(raw)
 
 
 def _summary(x: Lesson) -> dict[str, Any]:
@@ -524,6 +597,22 @@ OPENAPI: dict[str, Any] = {
                 "responses": {
                     "200": {"description": "report"},
                     "400": {"description": "bad query", **json_content(_ERROR)},
+                },
+            }
+        },
+        "/api/v1/reports/quotas": {
+            "get": {
+                "summary": "A term's quotas by school (ranked), teacher, subject or pairing",
+                "parameters": [
+                    _q("term", {"type": "string", "maxLength": 64}, True),
+                    _q("by", {"type": "string", "enum": list(VIEWS)}),
+                    _q("format", {"type": "string", "enum": ["json", "csv"]}),
+                    _q("limit", {"type": "integer", "minimum": 1, "maximum": QUOTA_ENTRIES}),
+                ],
+                "responses": {
+                    "200": {"description": "report (CSV: UTF-8 with a BOM)"},
+                    "400": {"description": "bad query", **json_content(_ERROR)},
+                    "404": {"description": "unknown term", **json_content(_ERROR)},
                 },
             }
         },

@@ -16,6 +16,14 @@ from controller.errors import ControllerError
 from controller.timetable.csv_import import parse_timetable_csv
 from controller.timetable.ical import lessons_for, to_ical
 from controller.timetable.loading import insert_lessons, planner_for
+from controller.timetable.quota_engine import evaluate_term
+from controller.timetable.quota_reports import (
+    RANKING_NOTE,
+    VIEWS,
+    build_view,
+    csv_bytes,
+    view_csv,
+)
 from controller.timetable.reports import report_csv, report_html, term_report
 from controller.timetable.setup import apply_setup, bell_periods, expand_term, term_calendar
 
@@ -196,3 +204,45 @@ def report_cmd(
         typer.echo(text, nl=False)
     else:
         output.write_text(text, encoding="utf-8")
+
+
+@timetable_app.command("quotas")
+def quotas_cmd(
+    term: Annotated[str, typer.Option("--term", help="The term's id, as in the set-up file.")],
+    by: Annotated[str, typer.Option("--by", help="school, teacher, subject or pairing.")] = (
+        "school"
+    ),
+    fmt: Annotated[str, typer.Option("--format", help="text, csv or json.")] = "text",
+    output: Annotated[pathlib.Path | None, typer.Option("-o")] = None,
+    state_dir: StateDir = pathlib.Path(DEFAULT_STATE),
+) -> None:
+    """A term's quotas (考核指标) by school (ranked), teacher, subject or pairing."""
+    if by not in VIEWS:
+        fail(f"--by {by!r}: use one of {', '.join(VIEWS)}")
+    if fmt not in ("text", "csv", "json"):
+        fail(f"--format {fmt!r}: use text, csv or json")
+    with open_db(state_dir)() as db:
+        try:
+            entries = build_view(evaluate_term(db, term), by)
+        except ControllerError as err:
+            fail(str(err))
+    if fmt == "csv":
+        data = csv_bytes(view_csv(entries, by))  # with a BOM, for Excel on a Chinese PC
+    elif fmt == "json":
+        data = (json.dumps([e.to_json() for e in entries], ensure_ascii=False) + "\n").encode()
+    else:
+        lines = [RANKING_NOTE] if by == "school" else []
+        for e in entries:
+            rank = f"#{e.rank} " if e.rank else ""
+            lines.append(f"{rank}{e.key} ({e.name}): {e.met} of {len(e.results)} met")
+            for r in e.results:
+                subject = f" [{r.subject}]" if r.subject else ""
+                lines.append(
+                    f"  {'ok ' if r.met else 'NO '} {r.quota.label}{subject} {r.instance} "
+                    f"{r.period.label}: {r.held} of {r.required}"
+                )
+        data = ("\n".join(lines) + "\n").encode()
+    if output is None:
+        typer.echo(data.decode("utf-8-sig"), nl=False)
+    else:
+        output.write_bytes(data)

@@ -27,6 +27,23 @@ from controller.db.session import as_utc
 HELD_SHARE = 0.8
 
 
+# The Chinese and English labels of the checks below, for the console and the page.
+CHECK_LABELS: dict[str, tuple[str, str]] = {
+    "synchronous held": ("同步课堂总数", "synchronous lessons held"),
+    "research held": ("教师网络研修", "teacher online research sessions"),
+    "delivery held": ("专递课堂", "delivery lessons"),
+    "master-teacher held": ("名师课堂观摩", "master-teacher observation lessons"),
+}
+
+
+def check_label(name: str) -> tuple[str, str]:
+    """A check's (Chinese, English) label."""
+    if name.startswith("subjects with"):
+        need = name.split("≥", 1)[-1].split(" ", 1)[0]
+        return (f"同步课堂学科数（每科至少{need}节）", name)
+    return CHECK_LABELS.get(name, (name, name))
+
+
 @dataclass(frozen=True)
 class Quotas:
     """A paired school's semester quotas (county pairing plan by default)."""
@@ -251,16 +268,17 @@ def report_html(reports: list[PairingReport], title: str) -> str:
         for i, (name, n, need, ok) in enumerate(r.checks):
             width = 300 * min(n / need, 1.5) if need else 0
             goal = 300
+            zh, en = check_label(name)
             bars.append(
-                f'<text x="0" y="{i * 28 + 16}">{html.escape(name)}</text>'
-                f'<rect x="230" y="{i * 28 + 4}" width="{width:.0f}" height="16" '
+                f'<text x="0" y="{i * 28 + 16}">{html.escape(zh)} {html.escape(en)}</text>'
+                f'<rect x="380" y="{i * 28 + 4}" width="{width:.0f}" height="16" '
                 f'fill="{"#3a3" if ok else "#c33"}"/>'
-                f'<line x1="{230 + goal}" x2="{230 + goal}" y1="{i * 28}" '
+                f'<line x1="{380 + goal}" x2="{380 + goal}" y1="{i * 28}" '
                 f'y2="{i * 28 + 24}" stroke="#000"/>'
-                f'<text x="{240 + max(width, goal)}" y="{i * 28 + 16}">{n} / {need}</text>'
+                f'<text x="{390 + max(width, goal)}" y="{i * 28 + 16}">{n} / {need}</text>'
             )
         parts.append(
-            f'<svg width="720" height="{len(r.checks) * 28 + 8}" role="img">{"".join(bars)}</svg>'
+            f'<svg width="870" height="{len(r.checks) * 28 + 8}" role="img">{"".join(bars)}</svg>'
         )
         parts.append(
             "<table><tr><th>kind</th><th>scheduled</th><th>held</th><th>recorded</th></tr>"
