@@ -1,9 +1,10 @@
 """The quota engine: every quota a term declares, for every scope instance and period.
 
-A lesson counts as held when media flowed (``reports.outcome``: the receivers recorded at
-least 80 % of the lead's camera), as recorded when a stitched recording of its lead
-classroom exists, and as published (a quality recorded lesson, 优质课例) when one of its
-recordings is in the resource library and that recording still exists. All of a term's
+A lesson counts as held when media flowed (``reports.media_share``, as the pairing
+report: the receivers recorded at least 80 % of the lead's camera), as recorded when a
+stitched recording of its lead classroom exists, and as published (a quality recorded
+lesson, 优质课例) when one of its recordings is in the resource library and that recording
+still exists. All of a term's
 lessons, recordings and manifests are read in a handful of queries, then counted in
 memory: one pass over the lessons per quota.
 """
@@ -22,11 +23,9 @@ from sqlalchemy.orm import Session
 from controller.auth.scope import COUNTY, Scope
 from controller.db.models import (
     Classroom,
-    Lesson,
     Pairing,
     PublishedRecording,
     Recording,
-    RecordingManifest,
     School,
     Teacher,
     Term,
@@ -34,7 +33,7 @@ from controller.db.models import (
 from controller.db.session import as_utc
 from controller.errors import NotFound
 from controller.timetable.quotas import ANY, Quota, stored_quotas
-from controller.timetable.reports import outcome
+from controller.timetable.reports import HELD_SHARE, lesson_rows, lessons_near, media_share
 from controller.timetable.setup import term_calendar
 
 NO_SUBJECT = "（未填学科 no subject）"
@@ -131,7 +130,7 @@ def windows(term: Term, period: str, teaching: Iterable[date]) -> list[Window]:
     return list(out.values())
 
 
-def _window_of(period: str, ws: list[Window]) -> dict[date, Window]:
+def _window_of(ws: list[Window]) -> dict[date, Window]:
     """Each day of the windows → its window (the windows do not overlap)."""
     out: dict[date, Window] = {}
     for w in ws:
@@ -152,16 +151,10 @@ def load_facts(db: Session, term: Term, first: date, last: date) -> TermQuotas:
     for pid, members in schools_of.items():
         for s in members:
             by_school[s].append(pid)
-    # A day's margin either side: lesson times are UTC, days are the term's local days.
-    lo, hi = first - timedelta(days=1), last + timedelta(days=2)
-    in_range = (
-        select(Lesson.id)
-        .where(Lesson.state != "cancelled")
-        .where(Lesson.start_at >= lo, Lesson.start_at < hi)
-    )
-    manifests: dict[str, list[RecordingManifest]] = defaultdict(list)
-    for m in db.scalars(select(RecordingManifest).where(RecordingManifest.lesson_id.in_(in_range))):
-        manifests[m.lesson_id].append(m)
+    # Lesson times are UTC, days the term's local days: a day's margin either side.
+    lo, hi = first - timedelta(days=1), last + timedelta(days=1)
+    rows, receivers, coverage = lesson_rows(db, lo, hi, with_reports=False)
+    in_range = lessons_near(lo, hi)
     stitched = {
         (lid, cid, track)
         for lid, cid, track in db.execute(
@@ -183,19 +176,17 @@ def load_facts(db: Session, term: Term, first: date, last: date) -> TermQuotas:
     }
     recorded = {(lid, cid) for lid, cid, _ in stitched}
     facts = []
-    lessons = db.scalars(
-        select(Lesson).where(Lesson.id.in_(in_range)).order_by(Lesson.start_at, Lesson.id)
-    )
-    for lesson in lessons:
-        day = as_utc(lesson.start_at).astimezone(tz).date()
+    for lid, kind, subject, start_at, lead, pairing_id, teacher, _ in rows:
+        day = as_utc(start_at).astimezone(tz).date()
         if not first <= day <= last:
             continue
-        o = outcome(lesson, manifests.get(lesson.id, []))
-        lead_school = rooms.get(o.lead, "")
-        receiver_schools = {rooms.get(r, "") for r in o.receivers}
+        got = receivers.get(lid, [])
+        share = media_share(lead, got, coverage.get(lid, {}))
+        lead_school = rooms.get(lead, "")
+        receiver_schools = {rooms.get(r, "") for r in got}
         schools = frozenset(s for s in (lead_school, *receiver_schools) if s)
-        if lesson.pairing_id:
-            paired = frozenset({lesson.pairing_id})
+        if pairing_id:
+            paired = frozenset({pairing_id})
         else:
             paired = frozenset(
                 pid
@@ -204,18 +195,18 @@ def load_facts(db: Session, term: Term, first: date, last: date) -> TermQuotas:
             )
         facts.append(
             LessonFact(
-                id=o.id,
-                kind=o.kind,
-                subject=o.subject or NO_SUBJECT,
+                id=lid,
+                kind=kind,
+                subject=subject or NO_SUBJECT,
                 day=day,
-                teacher=lesson.teacher_id,
-                classrooms=(o.lead, *o.receivers),
+                teacher=teacher,
+                classrooms=(lead, *got),
                 schools=schools,
                 pairings=paired,
                 cross_school=any(s != lead_school for s in receiver_schools),
-                held=o.held,
-                recorded=(lesson.id, o.lead) in recorded,
-                published=lesson.id in published,
+                held=share is not None and share >= HELD_SHARE,
+                recorded=(lid, lead) in recorded,
+                published=lid in published,
             )
         )
     teachers = list(db.scalars(select(Teacher)))
@@ -307,7 +298,7 @@ class QuotaEngine:
     def evaluate(self, q: Quota) -> list[QuotaResult]:
         """One quota for every instance of its scope and every period of the term."""
         ws = windows(self._tq.term, q.period, self._teaching)
-        where = _window_of(q.period, ws)
+        where = _window_of(ws)
         instances = self._all_instances(q)
         counted: dict[tuple[str, str, str], int] = defaultdict(int)
         subjects: dict[tuple[str, str], set[str]] = defaultdict(set)

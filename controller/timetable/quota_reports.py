@@ -188,3 +188,8 @@ def view_csv(entries: list[ReportEntry], by: str) -> str:
 def csv_bytes(text: str) -> bytes:
     """UTF-8 with a BOM: Excel on a Chinese PC otherwise reads the file as GBK."""
     return text.encode("utf-8-sig")
+
+
+def all_views(tq: TermQuotas) -> dict[str, list[ReportEntry]]:
+    """Every view of one evaluation: what a term's scheduled report run writes."""
+    return {by: build_view(tq, by) for by in VIEWS}

@@ -14,14 +14,14 @@ import html
 import io
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date
-from typing import Any
+from datetime import date, datetime, timedelta
+from typing import Any, NamedTuple
 
-from sqlalchemy import select
+from sqlalchemy import JSON, Select, literal, select
 from sqlalchemy.orm import Session
 
 from controller.auth.scope import COUNTY, Scope
-from controller.db.models import Classroom, Lesson, Pairing, RecordingManifest
+from controller.db.models import Classroom, Lesson, LessonReceiver, Pairing, RecordingManifest
 from controller.db.session import as_utc
 
 HELD_SHARE = 0.8
@@ -72,26 +72,41 @@ class LessonOutcome:
     latency_p50_ms: float | None
 
 
-def outcome(lesson: Lesson, manifests: list[RecordingManifest]) -> LessonOutcome:
-    """Measure one lesson from its recordings."""
-    receivers = [r.classroom_id for r in lesson.receivers]
-    shares = []
-    for m in manifests:
-        if m.classroom_id in receivers:
-            tracks: list[dict[str, Any]] = list(m.coverage.get("tracks", []))  # type: ignore[call-overload]
-            got = [
-                float(t["ratio"])
-                for t in tracks
-                if t.get("direction") == "recv" and t.get("kind") == "video"
-            ]
-            shares.append(max(got, default=0.0))
-    share = min(shares) if len(shares) == len(receivers) and shares else None
+def media_share(
+    lead: str, receivers: list[str], coverage: dict[str, dict[str, Any]]
+) -> float | None:
+    """The share of the scheduled time media flowed: the least any receiver recorded of
+    the lead's camera (None until every receiver's manifest is in); with no receiver, the
+    lead's own recording. ``coverage``: classroom → its manifest's coverage."""
     if not receivers:  # a broadcast with no classroom receiving: the lead's own recording
-        own = next((m for m in manifests if m.classroom_id == lesson.lead_classroom_id), None)
-        share = float(own.coverage.get("ratio", 0.0)) if own else None  # type: ignore[arg-type]
-    reports = lesson.reports or {}
+        own = coverage.get(lead)
+        return float(own.get("ratio", 0.0)) if own is not None else None
+    shares = []
+    for room in receivers:
+        got = coverage.get(room)
+        if got is None:
+            return None
+        tracks: list[dict[str, Any]] = list(got.get("tracks", []))
+        shares.append(
+            max(
+                (
+                    float(t["ratio"])
+                    for t in tracks
+                    if t.get("direction") == "recv" and t.get("kind") == "video"
+                ),
+                default=0.0,
+            )
+        )
+    return min(shares)
+
+
+def outcome(
+    lesson: Lesson | LessonRow, coverage: dict[str, dict[str, Any]], receivers: list[str]
+) -> LessonOutcome:
+    """Measure one lesson from its recordings (classroom → its manifest's coverage)."""
+    share = media_share(lesson.lead_classroom_id, receivers, coverage)
     latency = None
-    for rep in reports.values():
+    for rep in (lesson.reports or {}).values():
         for track in rep.get("tracks", []) if isinstance(rep, dict) else []:
             if track.get("latency_p50_ms") is not None:
                 latency = float(track["latency_p50_ms"])
@@ -104,9 +119,73 @@ def outcome(lesson: Lesson, manifests: list[RecordingManifest]) -> LessonOutcome
         receivers=receivers,
         held=share is not None and share >= HELD_SHARE,
         held_share=share,
-        recorded=any(m.classroom_id == lesson.lead_classroom_id for m in manifests),
+        recorded=lesson.lead_classroom_id in coverage,
         latency_p50_ms=latency,
     )
+
+
+class LessonRow(NamedTuple):
+    """The columns of a lesson the reports read (plain rows: a term is 10,000 lessons)."""
+
+    id: str
+    kind: str
+    subject: str
+    start_at: datetime
+    lead_classroom_id: str
+    pairing_id: str | None
+    teacher_id: str | None
+    reports: dict[str, Any] | None
+
+
+def lessons_near(start: date, end: date) -> Select[Any]:
+    """The ids of lessons (not cancelled) starting from a day before ``start`` to a day
+    after ``end``: the margin for days counted in a local time zone."""
+    return (
+        select(Lesson.id)
+        .where(Lesson.state != "cancelled")
+        .where(Lesson.start_at >= start - timedelta(days=1))
+        .where(Lesson.start_at < end + timedelta(days=2))
+    )
+
+
+def lesson_rows(
+    db: Session, start: date, end: date, with_reports: bool = True
+) -> tuple[list[LessonRow], dict[str, list[str]], dict[str, dict[str, dict[str, Any]]]]:
+    """The lessons (not cancelled) whose UTC day is in [start, end], each one's receivers,
+    and each one's manifests' coverage by classroom: three Core queries (no ORM objects).
+    Without ``with_reports`` the agents' lesson reports are not read (``reports`` {})."""
+    ids = lessons_near(start, end)  # with a day's margin; the exact days in Python
+    near = ids.with_only_columns(
+        Lesson.id,
+        Lesson.kind,
+        Lesson.subject,
+        Lesson.start_at,
+        Lesson.lead_classroom_id,
+        Lesson.pairing_id,
+        Lesson.teacher_id,
+        Lesson.reports if with_reports else literal(None, JSON).label("reports"),
+    )
+    conn = db.connection()
+    rows = [
+        LessonRow._make(r)
+        for r in conn.execute(near.order_by(Lesson.start_at, Lesson.id))
+        if start <= as_utc(r.start_at).date() <= end
+    ]
+    receivers: dict[str, list[str]] = defaultdict(list)
+    for lid, cid in conn.execute(
+        select(LessonReceiver.lesson_id, LessonReceiver.classroom_id).where(
+            LessonReceiver.lesson_id.in_(ids)
+        )
+    ):
+        receivers[lid].append(cid)
+    coverage: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
+    for lid, cid, cov in conn.execute(
+        select(
+            RecordingManifest.lesson_id, RecordingManifest.classroom_id, RecordingManifest.coverage
+        ).where(RecordingManifest.lesson_id.in_(ids))
+    ):
+        coverage[lid][cid] = cov
+    return rows, receivers, coverage
 
 
 @dataclass
@@ -134,37 +213,33 @@ def term_report(
     that school is part of (whole: the quotas are the pairing's)."""
     quotas = quotas or Quotas()
     school_of = {c.id: c.school for c in db.scalars(select(Classroom)).all()}
-    in_range = [
-        lesson
-        for lesson in db.scalars(
-            select(Lesson).where(Lesson.state != "cancelled").order_by(Lesson.start_at)
-        ).all()
-        if start <= as_utc(lesson.start_at).date() <= end
-    ]
+    in_range, receivers, coverage = lesson_rows(db, start, end)
     out = []
-    for pairing in db.scalars(select(Pairing).order_by(Pairing.id)).all():
+    pairings = db.scalars(select(Pairing).order_by(Pairing.id)).all()
+    members = {p.id: {p.supporting_school_id, *p.supported_school_ids} for p in pairings}
+    by_school: dict[str | None, list[str]] = defaultdict(list)
+    for pid, schools_of_pairing in members.items():
+        for school in schools_of_pairing:
+            by_school[school].append(pid)
+    # One pass: a lesson is its pairing's, or (none named) that of every pairing holding
+    # its lead's school and one of its receivers' schools.
+    of_pairing: dict[str, list[LessonRow]] = defaultdict(list)
+    for lesson in in_range:
+        if lesson.pairing_id is not None:
+            of_pairing[lesson.pairing_id].append(lesson)
+            continue
+        received = {school_of.get(r) for r in receivers.get(lesson.id, [])}
+        for pid in by_school.get(school_of.get(lesson.lead_classroom_id), []):
+            if received & members[pid]:
+                of_pairing[pid].append(lesson)
+    for pairing in pairings:
         schools = [pairing.supporting_school_id, *pairing.supported_school_ids]
         if not scope.sees_any_school(schools):
             continue
-        lessons = [
-            lesson
-            for lesson in in_range
-            if (
-                lesson.pairing_id == pairing.id
-                or (
-                    lesson.pairing_id is None
-                    and school_of.get(lesson.lead_classroom_id) in schools
-                    and any(school_of.get(r.classroom_id) in schools for r in lesson.receivers)
-                )
-            )
-        ]
-        manifests: dict[str, list[RecordingManifest]] = defaultdict(list)
-        ids = [x.id for x in lessons]
-        for m in db.scalars(select(RecordingManifest).where(RecordingManifest.lesson_id.in_(ids))):
-            manifests[m.lesson_id].append(m)
+        lessons = of_pairing.get(pairing.id, [])
         rep = PairingReport(pairing.id, schools, list(pairing.forms))
         for lesson in lessons:
-            o = outcome(lesson, manifests[lesson.id])
+            o = outcome(lesson, coverage.get(lesson.id, {}), receivers.get(lesson.id, []))
             rep.lessons.append(o)
             c = rep.counts.setdefault(o.kind, {"scheduled": 0, "held": 0, "recorded": 0})
             c["scheduled"] += 1
