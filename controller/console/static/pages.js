@@ -68,5 +68,6 @@ export const PAGES = {
   classrooms: (main) => import("./pages/classrooms.js").then((m) => m.classrooms(main)),
   recordings: (main) => import("./pages/recordings.js").then((m) => m.recordings(main)),
   reports: (main) => import("./pages/reports.js").then((m) => m.reports(main)),
+  notify: (main) => import("./pages/notify.js").then((m) => m.notify(main)),
   audit,
 };
