@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -52,8 +53,9 @@ from controller.timetable.api import OPENAPI, TimetableApi
 from controller.timetable.check_api import LessonCheckApi
 from controller.timetable.csv_import import MAX_BYTES as CSV_MAX_BYTES
 from controller.tls.policy import TlsPolicy, add_hsts
-from controller.uploads import UploadRequest, UploadService, parse_etags
+from controller.uploads import UploadRequest, UploadService, parse_complete, parse_targets
 from controller.uploads_openapi import OPENAPI_PATHS as UPLOAD_PATHS
+from protocols.uploads import CRC32_HEADER, check_crc32, crc32_text
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +80,10 @@ async def _listen(site: web.TCPSite) -> int:
 
 class PartTooLarge(Exception):
     """A chunked part that ran past its limit while it streamed in."""
+
+
+class PartChecksumMismatch(Exception):
+    """A part's bytes do not match the CRC32 sent with it (the CRC32 they have)."""
 
 
 class HttpApi:
@@ -295,16 +301,13 @@ class HttpApi:
         """Where to PUT the listed parts."""
 
         async def work(classroom: str) -> web.StreamResponse:
-            body = await self._json(request)
-            numbers = body.get("parts") if isinstance(body, dict) else None
-            if not isinstance(numbers, list):
-                raise InvalidRequest('body must be {"parts": [<part number>, ...]}')
+            ask = parse_targets(await self._json(request))
             base = f"{request.scheme}://{request.host}"
             doc = await asyncio.to_thread(
                 self.uploads.part_targets,
                 classroom,
                 request.match_info["upload"],
-                numbers,
+                ask,
                 base,
             )
             return web.json_response(doc)
@@ -329,20 +332,40 @@ class HttpApi:
             declared = request.content_length
             if declared is not None and declared > limit:
                 return too_large(limit, what, declared)
+            sent_crc = request.headers.get(CRC32_HEADER)
+            if sent_crc is not None:
+                try:
+                    check_crc32(sent_crc, what)
+                except ValueError as err:
+                    raise InvalidRequest(str(err)) from None
             received = 0
+            crc = 0
 
             async def chunks() -> AsyncIterator[bytes]:
-                nonlocal received
+                nonlocal received, crc
                 async for chunk in request.content.iter_chunked(1 << 20):
                     received += len(chunk)
                     if received > limit:
                         raise PartTooLarge
+                    crc = zlib.crc32(chunk, crc)
                     yield chunk
+                # Raised inside storage's loop, before it keeps the part: a part whose
+                # bytes do not match the CRC32 the agent sent is never stored (S3 answers
+                # BadDigest the same way).
+                if sent_crc is not None and crc32_text(crc) != sent_crc:
+                    raise PartChecksumMismatch(crc32_text(crc))
 
             try:
                 etag, size = await storage.put_part(backend_id, number, chunks())
             except PartTooLarge:
                 return too_large(limit, what)
+            except PartChecksumMismatch as err:
+                self.upload_errors += 1
+                return error(
+                    400,
+                    f"{what}: the CRC32 sent ({sent_crc}) does not match the bytes received "
+                    f"({err.args[0]}); the part was not stored. Send it again",
+                )
             if size != limit:
                 raise InvalidRequest(
                     f"{what}: part {number} must be {limit} bytes; got {size}. Send it again"
@@ -355,9 +378,9 @@ class HttpApi:
         """Assemble the parts; storage reads the object back and checks its SHA-256."""
 
         async def work(classroom: str) -> web.StreamResponse:
-            etags = parse_etags(await self._json(request))
+            done = parse_complete(await self._json(request))
             doc = await asyncio.to_thread(
-                self.uploads.complete, classroom, request.match_info["upload"], etags
+                self.uploads.complete, classroom, request.match_info["upload"], done
             )
             return web.json_response(doc, status=201)
 

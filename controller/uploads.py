@@ -5,11 +5,15 @@ PUTs the parts to the URLs it is given (straight to S3, or to the controller for
 local backend), then completes it. Storage reads the object back and hashes it; only a
 matching checksum counts as stored. Opening the same file again while an upload is open
 resumes it, and a file already stored with the same checksum is answered ``done``.
+
+An agent that names ``"checksum": "crc32"`` when it opens sends every part's CRC32 (see
+``protocols.uploads``): the upload is opened with part checksums, each part target carries
+the CRC32 the agent must send with the part, and completing hands them to storage. The
+read-back SHA-256 stays the check that counts.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import pathlib
@@ -17,6 +21,7 @@ import secrets
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NoReturn
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -28,10 +33,12 @@ from controller.manual_recordings import lesson_for_upload
 from controller.recordings import accept_manifest, record_segment
 from controller.storage.backend import (
     ChecksumMismatch,
+    MissingPartChecksums,
     StorageBackend,
     StorageError,
     object_key,
 )
+from protocols.uploads import CRC32, CompleteRequest, PartTargetsRequest
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +56,7 @@ class UploadRequest:
     rel: str
     size: int
     sha256: str
+    crc32: bool = False  # the agent sends every part's CRC32 (absent from older agents)
 
     @classmethod
     def parse(cls, body: object) -> UploadRequest:
@@ -75,7 +83,10 @@ class UploadRequest:
             object_key(lesson_id, *parts)
         except ValueError as err:
             raise InvalidRequest(str(err)) from None
-        return cls(lesson_id, rel, size, sha)
+        checksum = body.get("checksum")
+        if checksum not in (None, CRC32):
+            raise InvalidRequest(f"checksum must be {CRC32!r} or absent, not {checksum!r}")
+        return cls(lesson_id, rel, size, sha, checksum == CRC32)
 
 
 class UploadService:
@@ -134,7 +145,7 @@ class UploadService:
             )
             if existing is None:
                 key = object_key("lessons", req.lesson_id, classroom_id, *req.rel.split("/"))
-                backend_id = self.storage.begin(key)
+                backend_id = self.storage.begin(key, crc32=req.crc32)
                 existing = UploadSession(
                     id=secrets.token_hex(16),
                     lesson_id=req.lesson_id,
@@ -168,24 +179,40 @@ class UploadService:
         return row
 
     def part_targets(
-        self, classroom_id: str, upload_id: str, numbers: list[int], base_url: str
+        self, classroom_id: str, upload_id: str, ask: PartTargetsRequest, base_url: str
     ) -> dict[str, object]:
-        """Where to PUT each part; ``auth`` says whether to send the upload token."""
+        """Where to PUT each part; ``auth`` says whether to send the upload token, and
+        ``crc32`` (when present) the value to send as header x-amz-checksum-crc32."""
         with self._sessions() as db:
             row = self._session(db, classroom_id, upload_id)
+            checksums = self.storage.part_checksums(row.backend_id)
             targets = []
-            for n in numbers:
+            for n in ask.parts:
                 self._check_part(row, n)
-                url = self.storage.part_url(row.key, row.backend_id, n)
+                crc = ask.crc32.get(n)
+                try:
+                    url = self.storage.part_url(row.key, row.backend_id, n, crc)
+                except MissingPartChecksums as err:
+                    self._give_up(db, row, err)
                 own = url is None
-                targets.append(
-                    {
-                        "n": n,
-                        "url": url or f"{base_url}/api/v1/uploads/{upload_id}/parts/{n}",
-                        "auth": own,
-                    }
-                )
+                target: dict[str, object] = {
+                    "n": n,
+                    "url": url or f"{base_url}/api/v1/uploads/{upload_id}/parts/{n}",
+                    "auth": own,
+                }
+                # S3 signed the value into the URL (it requires the header); the
+                # controller's own route checks it when sent.
+                if crc is not None and (own or checksums):
+                    target["crc32"] = crc
+                targets.append(target)
             return {"parts": targets}
+
+    def _give_up(self, db: Session, row: UploadSession, err: MissingPartChecksums) -> NoReturn:
+        """Drop an upload that cannot be finished; the agent opens a fresh one."""
+        self.storage.abort(row.key, row.backend_id)
+        row.state, row.error = "failed", str(err)[:500]
+        db.commit()
+        raise NotFound(f"upload {row.id} cannot be finished ({err}); open it again") from err
 
     def part_target(self, classroom_id: str, upload_id: str, n: int) -> tuple[str, int]:
         """The backend's id of an open upload and part ``n``'s exact length (local parts)."""
@@ -194,7 +221,7 @@ class UploadService:
             return row.backend_id, self._check_part(row, n)
 
     def complete(
-        self, classroom_id: str, upload_id: str, etags: list[tuple[int, str]]
+        self, classroom_id: str, upload_id: str, done: CompleteRequest
     ) -> dict[str, object]:
         """Assemble and verify; raises ChecksumMismatch (the object is dropped) on a mismatch."""
         with self._sessions() as db:
@@ -207,9 +234,14 @@ class UploadService:
                     self._accept(key, lesson_id, classroom_id)
                 return {"stored": key, "bytes": row.size, "sha256": row.sha256, "verified": True}
             count = self._part_count(row.size, row.part_size)
-            if sorted(n for n, _ in etags) != list(range(1, count + 1)):
+            if sorted(p.n for p in done.parts) != list(range(1, count + 1)):
                 raise InvalidRequest(f"complete needs the ETag of every part 1..{count}")
-            stored = self.storage.finish(row.key, row.backend_id, etags)
+            etags = [(p.n, p.etag) for p in done.parts]
+            crc32 = {p.n: p.crc32 for p in done.parts if p.crc32 is not None}
+            try:
+                stored = self.storage.finish(row.key, row.backend_id, etags, crc32)
+            except MissingPartChecksums as err:
+                self._give_up(db, row, err)
             if stored.sha256 != row.sha256 or stored.size != row.size:
                 self.checksum_failures += 1
                 self.storage.delete(row.key)
@@ -247,16 +279,26 @@ class UploadService:
             return path.read_bytes()
 
 
-def parse_etags(body: object) -> list[tuple[int, str]]:
-    """``{"parts": [{"n": 1, "etag": "..."}]}`` → [(1, "...")]."""
-    if not isinstance(body, dict) or not isinstance(body.get("parts"), list):
-        raise InvalidRequest('body must be {"parts": [{"n": <int>, "etag": <str>}, ...]}')
-    out = []
-    for item in body["parts"]:
-        if not isinstance(item, dict) or not isinstance(item.get("n"), int):
-            raise InvalidRequest(f"part entry {json.dumps(item)[:80]} needs an integer 'n'")
-        out.append((int(item["n"]), str(item.get("etag", ""))))
-    return out
+def parse_targets(body: object) -> PartTargetsRequest:
+    """The body of a part-targets request; ``InvalidRequest`` naming what is wrong."""
+    try:
+        return PartTargetsRequest.parse(body)
+    except ValueError as err:
+        raise InvalidRequest(str(err)) from None
 
 
-__all__ = ["StorageError", "UploadRequest", "UploadService", "parse_etags"]
+def parse_complete(body: object) -> CompleteRequest:
+    """The body of a complete request; ``InvalidRequest`` naming what is wrong."""
+    try:
+        return CompleteRequest.parse(body)
+    except ValueError as err:
+        raise InvalidRequest(str(err)) from None
+
+
+__all__ = [
+    "StorageError",
+    "UploadRequest",
+    "UploadService",
+    "parse_complete",
+    "parse_targets",
+]

@@ -9,6 +9,7 @@ from typing import Any
 
 from controller.api_common import json_content
 from controller.uploads import MAX_FILE_BYTES, MAX_MANIFEST_BYTES
+from protocols.uploads import CRC32
 
 _ERROR = {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]}
 _SECURITY: list[dict[str, list[str]]] = [{"uploadToken": []}]
@@ -46,10 +47,23 @@ def _answers(ok: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+_CRC32 = {
+    "type": "string",
+    "pattern": "^[A-Za-z0-9+/]{6}==$",
+    "description": "the part's CRC32 as S3 writes it: base64 of its 4 big-endian bytes",
+}
 _PARTS = {
     "type": "object",
     "required": ["parts"],
-    "properties": {"parts": {"type": "array", "items": {"type": "integer", "minimum": 1}}},
+    "properties": {
+        "parts": {"type": "array", "items": {"type": "integer", "minimum": 1}},
+        "crc32": {
+            "type": "object",
+            "description": "part number to CRC32, for uploads opened with checksum crc32; "
+            "a target then carries the value to send as header x-amz-checksum-crc32",
+            "additionalProperties": _CRC32,
+        },
+    },
 }
 _ETAGS = {
     "type": "object",
@@ -60,7 +74,11 @@ _ETAGS = {
             "items": {
                 "type": "object",
                 "required": ["n", "etag"],
-                "properties": {"n": {"type": "integer"}, "etag": {"type": "string"}},
+                "properties": {
+                    "n": {"type": "integer"},
+                    "etag": {"type": "string"},
+                    "crc32": {**_CRC32, "description": "required by uploads opened with crc32"},
+                },
             },
         }
     },
@@ -78,6 +96,11 @@ _OPEN = {
             "description": f"bytes; a manifest.json at most {MAX_MANIFEST_BYTES}",
         },
         "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+        "checksum": {
+            "type": "string",
+            "enum": [CRC32],
+            "description": "every part will carry its CRC32 (older agents leave this off)",
+        },
     },
 }
 
@@ -122,6 +145,8 @@ OPENAPI_PATHS: dict[str, Any] = {
                 },
             ],
             "requestBody": {"content": {"application/octet-stream": {"schema": {}}}},
+            "description": "With header x-amz-checksum-crc32, a part whose bytes do not "
+            "match it is refused (400) and not stored.",
             "responses": _answers({"200": {"description": "stored; ETag header"}}),
         }
     },

@@ -25,6 +25,11 @@ class ChecksumMismatch(StorageError):
     """The stored bytes do not hash to the checksum the sender declared."""
 
 
+class MissingPartChecksums(StorageError):
+    """An upload opened with part checksums was sent a part without one (an agent was
+    downgraded mid-upload): it cannot be finished; open a fresh one."""
+
+
 def object_key(*parts: str) -> str:
     """A storage key from plain names (letters, digits, '.', '_', '-'; no traversal)."""
     for part in parts:
@@ -51,14 +56,28 @@ class StorageBackend(Protocol):
     name: str
     part_size: int
 
-    def begin(self, key: str) -> str:
-        """Open a multipart upload of ``key``; returns the backend's upload id."""
+    def begin(self, key: str, crc32: bool = False) -> str:
+        """Open a multipart upload of ``key`` (whose parts will each carry their CRC32 if
+        ``crc32``); returns the backend's upload id."""
 
-    def part_url(self, key: str, backend_id: str, number: int) -> str | None:
-        """A URL the agent PUTs part ``number`` to, or None to send it to the controller."""
+    def part_checksums(self, backend_id: str) -> bool:
+        """Whether every part of the upload must carry its CRC32 (and the agent send it)."""
 
-    def finish(self, key: str, backend_id: str, etags: list[tuple[int, str]]) -> StoredObject:
-        """Assemble the parts, then read the object back and hash it."""
+    def part_url(
+        self, key: str, backend_id: str, number: int, crc32: str | None = None
+    ) -> str | None:
+        """A URL the agent PUTs part ``number`` (whose CRC32 is ``crc32``) to, or None to
+        send it to the controller."""
+
+    def finish(
+        self,
+        key: str,
+        backend_id: str,
+        etags: list[tuple[int, str]],
+        crc32: dict[int, str] | None = None,
+    ) -> StoredObject:
+        """Assemble the parts (with their CRC32s, part number to value), then read the
+        object back and hash it."""
 
     def abort(self, key: str, backend_id: str) -> None:
         """Drop an unfinished upload and its parts."""

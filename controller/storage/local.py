@@ -42,14 +42,21 @@ class LocalStorage:
     def _key_path(self, key: str) -> pathlib.Path:
         return self.path(*key.split("/"))
 
-    def begin(self, key: str) -> str:
-        """Open a staged multipart upload."""
+    def begin(self, key: str, crc32: bool = False) -> str:
+        """Open a staged multipart upload (a part's CRC32 is checked as it arrives, when
+        the agent sends one, whatever ``crc32`` says)."""
         self._key_path(key)  # validates the key
         backend_id = secrets.token_hex(12)
         private_dir(self.root / STAGING / backend_id)
         return backend_id
 
-    def part_url(self, key: str, backend_id: str, number: int) -> str | None:
+    def part_checksums(self, backend_id: str) -> bool:
+        """No: a part's CRC32 is optional here (checked when sent)."""
+        return False
+
+    def part_url(
+        self, key: str, backend_id: str, number: int, crc32: str | None = None
+    ) -> str | None:
         """Parts of a local upload go to the controller itself."""
         return None
 
@@ -77,8 +84,15 @@ class LocalStorage:
         os.replace(tmp, staging / f"{number:05d}")
         return md5.hexdigest(), size
 
-    def finish(self, key: str, backend_id: str, etags: list[tuple[int, str]]) -> StoredObject:
-        """Concatenate the listed parts, hashing them; the object appears whole or not at all."""
+    def finish(
+        self,
+        key: str,
+        backend_id: str,
+        etags: list[tuple[int, str]],
+        crc32: dict[int, str] | None = None,
+    ) -> StoredObject:
+        """Concatenate the listed parts, hashing them; the object appears whole or not at all
+        (each part's CRC32 was checked as it arrived)."""
         staging = self._staging(backend_id)
         target = self._key_path(key)
         private_dir(target.parent)

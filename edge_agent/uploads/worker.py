@@ -184,11 +184,11 @@ class Uploader:
         if todo:
             sender = PartSender(api, self.journal, self.bucket, self._part_concurrency, self._sent)
             await sender.send(item, session, part_size, todo)
-        etags = self.journal.parts(item.id)
-        missing = [n for n in range(1, count + 1) if n not in etags]
+        stored = self.journal.parts(item.id)
+        missing = [n for n in range(1, count + 1) if n not in stored]
         if missing:
             raise UploadFailed(f"{item.rel}: parts {missing} were never acknowledged")
-        result = await api.complete(session, etags)
+        result = await api.complete(session, list(stored.values()))
         if str(result.get("sha256")) != item.sha256:
             raise ChecksumRejected(
                 f"storage answered SHA-256 {result.get('sha256')} for {item.rel}, "

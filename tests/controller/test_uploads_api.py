@@ -33,6 +33,7 @@ from edge_agent.uploads.client import UploadApi
 from edge_agent.uploads.journal import UploadJournal
 from edge_agent.uploads.worker import Uploader, backoff_delay
 from protocols.lesson_ids import manual_lesson_id
+from protocols.uploads import StoredPart
 
 T0 = datetime(2026, 3, 2, 0, 0, tzinfo=UTC)
 PART = 64 * 1024
@@ -199,7 +200,7 @@ async def test_wrong_bytes_are_refused_and_dropped(
         bad = b"the fake segment"  # same length, different bytes
         etag = await api.put_part(target["url"], target["auth"], bad, len(bad))
         with pytest.raises(Exception, match="hashing to"):
-            await api.complete(doc["upload_id"], {1: etag})
+            await api.complete(doc["upload_id"], [StoredPart(1, etag)])
     stored = tmp_path / "storage" / "lessons" / lesson_id / "a" / "teacher" / "t-00001.mp4"
     assert not stored.exists()
 
@@ -373,3 +374,77 @@ async def test_recordings_play_with_byte_ranges(
             assert r.status == 404 and "no such recording" in (await r.json())["error"]
         async with http.get(f"{base}/api/v1/recordings/{lesson_id}/a/..%2F..%2Fx") as r:
             assert r.status in (400, 404)
+
+
+class Garbling(UploadApi):
+    """The real client, with one bit of part 2 flipped on its way the first time it goes
+    (after its CRC32 was computed from the file)."""
+
+    garbled = 0
+
+    async def put_part(
+        self,
+        url: str,
+        auth: bool,
+        body: bytes | AsyncIterator[bytes],
+        size: int,
+        crc32: str | None = None,
+    ) -> str:
+        if url.endswith("/parts/2") and not self.garbled:
+            self.garbled += 1
+            data = body if isinstance(body, bytes) else b"".join([c async for c in body])
+            body = bytes([data[0] ^ 1]) + data[1:]
+        return await super().put_part(url, auth, body, size, crc32)
+
+
+async def test_a_part_that_does_not_match_its_crc32_is_refused_and_sent_again(
+    local_api: Started, tmp_path: pathlib.Path
+) -> None:
+    base, keys, lesson_id, _ = local_api
+    src = tmp_path / "agent" / "teacher-00001.mp4"
+    size = 3 * PART - 10
+    sha = await _make_file(src, size)
+    journal = UploadJournal(tmp_path / "agent" / "uploads.sqlite3")
+    journal.enqueue(lesson_id, "teacher/teacher-00001.mp4", src, size, sha)
+    uploader = Uploader(journal, "a", lambda: None, part_concurrency=1)
+    async with loopback_session() as http:
+        api = Garbling(http, base, "a", keys["a"], loopback_client_tls())
+        item = journal.pending()[0]
+        with pytest.raises(
+            UploadFailed,
+            match=r"HTTP 400 \(sent with CRC32 .{8}\): .*part 2 of upload .*the CRC32 sent "
+            r"\(.{8}\) does not match the bytes received \(.{8}\); the part was not stored",
+        ):
+            await uploader.upload(api, item)
+        assert sorted(journal.parts(item.id)) == [1]  # part 2 is not counted as sent
+        await uploader.upload(api, journal.pending()[0])  # the next attempt
+    assert api.garbled == 1
+    assert journal.summary()["verified"] == {"files": 1, "bytes": size}
+    stored = tmp_path / "storage" / "lessons" / lesson_id / "a" / "teacher" / "teacher-00001.mp4"
+    assert hashlib.sha256(stored.read_bytes()).hexdigest() == sha
+    journal.close()
+
+
+async def test_a_malformed_crc32_is_refused_by_name(local_api: Started) -> None:
+    base, keys, lesson_id, _ = local_api
+    body = {"lesson_id": lesson_id, "rel": "t/t-00001.mp4", "size": 10, "sha256": "0" * 64}
+    async with loopback_session(headers=_headers(keys, "a")) as http:
+        async with http.post(f"{base}/api/v1/uploads", json={**body, "checksum": "md5"}) as r:
+            assert r.status == 400 and "checksum must be 'crc32'" in (await r.json())["error"]
+        async with http.post(f"{base}/api/v1/uploads", json={**body, "checksum": "crc32"}) as r:
+            upload = (await r.json())["upload_id"]
+        urls = f"{base}/api/v1/uploads/{upload}/urls"
+        async with http.post(urls, json={"parts": [1], "crc32": {"1": "nope"}}) as r:
+            error = (await r.json())["error"]
+            assert r.status == 400 and "part 1: crc32 must be base64 of 4 bytes" in error
+        async with http.post(urls, json={"parts": [1], "crc32": {"2": "AAAAAA=="}}) as r:
+            error = (await r.json())["error"]
+            assert r.status == 400 and "part 2 is not among the parts asked for" in error
+        part = f"{base}/api/v1/uploads/{upload}/parts/1"
+        async with http.put(part, data=b"x" * 10, headers={"x-amz-checksum-crc32": "zz"}) as r:
+            error = (await r.json())["error"]
+            assert r.status == 400 and "crc32 must be base64 of 4 bytes" in error
+        complete = f"{base}/api/v1/uploads/{upload}/complete"
+        async with http.post(complete, json={"parts": [{"n": 1, "etag": "e", "crc32": 5}]}) as r:
+            error = (await r.json())["error"]
+            assert r.status == 400 and "part 1: crc32 must be base64 of 4 bytes" in error

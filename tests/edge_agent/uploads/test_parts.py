@@ -5,15 +5,18 @@ bound on parts in flight and the shared bandwidth limit."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import os
 import pathlib
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
 import time
 import urllib.parse
+import zlib
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -36,6 +39,7 @@ from edge_agent.errors import UploadFailed
 from edge_agent.uploads.client import UploadApi
 from edge_agent.uploads.journal import UploadJournal
 from edge_agent.uploads.worker import Uploader
+from protocols.uploads import crc32_text, part_crc32
 
 PART = 5 * 1024 * 1024  # S3's smallest part
 BUCKET = "classbridge-parts"
@@ -115,6 +119,7 @@ class WatchedApi(UploadApi):
         super().__init__(http, site.base, "a", site.token, loopback_client_tls())
         self.hold, self.fail = parts.get("hold", set()), parts.get("fail", set())
         self.started: list[int] = []
+        self.crc32: dict[int, str | None] = {}  # the CRC32 each part was sent with
         self.started_when_failed = 0
         self.answered: list[int] = []
         self.in_flight = 0
@@ -122,14 +127,20 @@ class WatchedApi(UploadApi):
         self.others_answered = asyncio.Event()
 
     async def put_part(
-        self, url: str, auth: bool, body: bytes | AsyncIterator[bytes], size: int
+        self,
+        url: str,
+        auth: bool,
+        body: bytes | AsyncIterator[bytes],
+        size: int,
+        crc32: str | None = None,
     ) -> str:
         n = int(urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)["partNumber"][0])
         self.started.append(n)
+        self.crc32[n] = crc32
         self.in_flight += 1
         self.most_in_flight = max(self.most_in_flight, self.in_flight)
         try:
-            etag = await super().put_part(url, auth, body, size)
+            etag = await super().put_part(url, auth, body, size, crc32)
             if n in self.hold:
                 await asyncio.wait_for(self.others_answered.wait(), 30)
             if n in self.fail:
@@ -292,3 +303,124 @@ def test_parts_in_flight_out_of_bounds_are_refused(tmp_path: pathlib.Path, n: in
     with pytest.raises(ValueError, match=f"parts in flight per file must be 1 to 16, not {n}"):
         Uploader(journal, "a", lambda: None, part_concurrency=n)
     journal.close()
+
+
+def _key(site: Site, rel: str = REL) -> str:
+    return f"{site.journal_path.parent.parent.name}/lessons/{site.lesson_id}/a/{rel}"
+
+
+def _stored_crc32(site: Site, rel: str = REL) -> str | None:
+    """The checksum S3 keeps for the object (None: the upload was opened without one)."""
+    client = boto3.client("s3", endpoint_url=site.s3.endpoint, region_name="us-east-1")
+    head = client.head_object(Bucket=BUCKET, Key=_key(site, rel), ChecksumMode="ENABLED")
+    value = head.get("ChecksumCRC32")
+    return None if value is None else str(value)
+
+
+def _part_crc32s(site: Site) -> dict[int, str]:
+    data = site.src.read_bytes()
+    return {n: part_crc32(data[(n - 1) * PART : n * PART]) for n in range(1, 7)}
+
+
+async def test_each_part_goes_with_its_crc32_and_storage_keeps_the_combined_checksum(
+    six: Site,
+) -> None:
+    journal = UploadJournal(six.journal_path)
+    uploader = Uploader(journal, "a", lambda: None, part_concurrency=3)
+    async with loopback_session() as http:
+        api = WatchedApi(http, six)
+        await _upload(six, journal, uploader, api)
+    crcs = _part_crc32s(six)
+    assert api.crc32 == crcs  # every part sent with the CRC32 of its own bytes
+    assert journal.summary()["verified"]["files"] == 1  # type: ignore[index]
+    assert _stored_sha256(six) == six.sha256
+    # S3 opened the upload with CRC32 and combined the parts' checksums (COMPOSITE).
+    raw = b"".join(base64.b64decode(crcs[n]) for n in range(1, 7))
+    assert (_stored_crc32(six) or "").removesuffix("-6") == crc32_text(zlib.crc32(raw))
+    journal.close()
+
+
+async def _old_agent_opens_and_sends(site: Site, numbers: list[int]) -> tuple[str, int, dict]:
+    """What an agent of the previous version does: open without naming a checksum, ask
+    for part URLs without CRC32s, PUT the parts without one."""
+    headers = {"Authorization": f"Bearer {site.token}", "X-Classroom": "a"}
+    data = site.src.read_bytes()
+    body = {"lesson_id": site.lesson_id, "rel": REL, "size": len(data), "sha256": site.sha256}
+    etags: dict[int, str] = {}
+    async with loopback_session(headers=headers) as http:
+        async with http.post(f"{site.base}/api/v1/uploads", json=body) as r:
+            assert r.status == 201, await r.text()
+            doc = await r.json()
+        upload, part_size = str(doc["upload_id"]), int(doc["part_size"])
+        urls = f"{site.base}/api/v1/uploads/{upload}/urls"
+        async with http.post(urls, json={"parts": numbers}) as r:
+            targets = (await r.json())["parts"]
+        for target in targets:
+            assert "crc32" not in target  # nothing to send with it
+            n = target["n"]
+            part = data[(n - 1) * part_size : n * part_size]
+            async with aiohttp.ClientSession() as plain, plain.put(target["url"], data=part) as r:
+                assert r.status == 200, await r.text()
+                etags[n] = r.headers["ETag"]
+    return upload, part_size, etags
+
+
+async def test_a_journal_from_before_part_checksums_resumes_and_completes_without_them(
+    six: Site,
+) -> None:
+    # The previous version's agent opened the upload and sent parts 1 and 2, journalling
+    # them in its own schema (no crc32 column); then it was upgraded.
+    upload, part_size, etags = await _old_agent_opens_and_sends(six, [1, 2])
+    with sqlite3.connect(six.journal_path) as old:
+        old.execute("ALTER TABLE part DROP COLUMN crc32")
+        (item_id,) = old.execute("SELECT id FROM upload").fetchone()
+        old.execute(
+            "UPDATE upload SET session_id=?, part_size=? WHERE id=?", (upload, part_size, item_id)
+        )
+        for n, etag in etags.items():
+            old.execute(
+                "INSERT INTO part (upload_id, n, etag, size) VALUES (?, ?, ?, ?)",
+                (item_id, n, etag, part_size),
+            )
+    old.close()
+
+    journal = UploadJournal(six.journal_path)  # the new build opens the old journal
+    assert {n: p.crc32 for n, p in journal.parts(item_id).items()} == {1: None, 2: None}
+    uploader = Uploader(journal, "a", lambda: None, part_concurrency=3)
+    async with loopback_session() as http:
+        api = WatchedApi(http, six)
+        await _upload(six, journal, uploader, api)
+    # The upload was opened without checksums: the rest go without one, as before.
+    assert api.crc32 == {3: None, 4: None, 5: None, 6: None}
+    assert journal.summary()["verified"]["files"] == 1  # type: ignore[index]
+    assert _stored_sha256(six) == six.sha256
+    assert _stored_crc32(six) is None
+    journal.close()
+
+
+async def test_an_old_agent_completes_without_checksums_and_a_downgraded_one_starts_over(
+    six: Site,
+) -> None:
+    headers = {"Authorization": f"Bearer {six.token}", "X-Classroom": "a"}
+    upload, _, etags = await _old_agent_opens_and_sends(six, list(range(1, 7)))
+    done = {"parts": [{"n": n, "etag": e} for n, e in sorted(etags.items())]}
+    async with loopback_session(headers=headers) as http:
+        complete = f"{six.base}/api/v1/uploads/{upload}/complete"
+        async with http.post(complete, json=done) as r:
+            assert r.status == 201, await r.text()
+            assert (await r.json())["sha256"] == six.sha256
+
+        # An upload a new agent opened with CRC32s, resumed by an older build that sends
+        # none: S3 could not take the parts, so the upload is dropped and opened afresh.
+        rel = "teacher/teacher-00002.mp4"
+        size = six.src.stat().st_size
+        body = {"lesson_id": six.lesson_id, "rel": rel, "size": size, "sha256": six.sha256}
+        async with http.post(f"{six.base}/api/v1/uploads", json={**body, "checksum": "crc32"}) as r:
+            first = (await r.json())["upload_id"]
+        async with http.post(f"{six.base}/api/v1/uploads/{first}/urls", json={"parts": [1]}) as r:
+            error = (await r.json())["error"]
+            assert r.status == 404, error
+            assert "opened with CRC32 checksums and the part has none" in error
+            assert error.endswith("open it again")
+        async with http.post(f"{six.base}/api/v1/uploads", json=body) as r:
+            assert r.status == 201 and (await r.json())["upload_id"] != first
