@@ -140,11 +140,14 @@ class LessonRow(NamedTuple):
 def lessons_near(start: date, end: date) -> Select[Any]:
     """The ids of lessons (not cancelled) starting from a day before ``start`` to a day
     after ``end``: the margin for days counted in a local time zone."""
+    day = timedelta(days=1)
+    first = start - day if start > date.min else start
+    after = end + 2 * day if end < date.max - 2 * day else date.max
     return (
         select(Lesson.id)
         .where(Lesson.state != "cancelled")
-        .where(Lesson.start_at >= start - timedelta(days=1))
-        .where(Lesson.start_at < end + timedelta(days=2))
+        .where(Lesson.start_at >= first)
+        .where(Lesson.start_at < after)
     )
 
 
