@@ -1,15 +1,19 @@
 // Reports: the term's pairings against their quotas (GET /api/v1/reports/pairings), each
-// with an SVG bar chart of held lessons against what the quota requires, and its figures.
-// The same report downloads as CSV (the API's format=csv) and prints (print stylesheet).
+// with an SVG bar chart of held lessons against what the quota requires, and its figures;
+// and a term's declared quotas by school (ranked), teacher, subject or pairing
+// (GET /api/v1/reports/quotas). Each downloads as CSV (the API's format=csv) and prints.
+// Quota labels show in Chinese with the English beside; in English, the English alone.
 import { call } from "../api.js";
-import { t } from "../i18n.js";
+import { getLang, t } from "../i18n.js";
 import { el, errorText, loading, ready, table, tf, useStyles } from "./dom.js";
 
 const SVG = "http://www.w3.org/2000/svg";
 const BAR_H = 22;
 const GAP = 10;
-const LABEL_W = 230;
-const CHART_W = 720;
+const LABEL_W = 330;
+const CHART_W = 820;
+const CHART_MAX = 12; // figures drawn as bars; more are listed in the table only
+const VIEWS = ["pairings", "school", "teacher", "subject", "pairing"];
 
 /** Load pages/reports.css once: the page's look and its print rules. */
 function useReportStyles() {
@@ -41,6 +45,19 @@ function termStart(today) {
   return new Date(m >= 7 ? today.getFullYear() : today.getFullYear() - 1, 8, 1);
 }
 
+/** A quota's label: "中文 (English)" in the Chinese console, the English in English. */
+export function quotaLabel(q) {
+  const zh = q.label_zh ?? q.quota;
+  const en = q.label_en ?? q.quota;
+  return getLang() === "en" ? en : zh === en ? zh : `${zh} (${en})`;
+}
+
+/** A lesson kind's name in the console's language (the key if unknown). */
+function kindName(kind) {
+  const word = t(`rp.kind.${kind}`);
+  return word === `rp.kind.${kind}` ? kind : word;
+}
+
 /** Horizontal bars: held (green when met, red when short) over the required amount. */
 export function quotaChart(quotas) {
   const n = quotas.length;
@@ -59,10 +76,12 @@ export function quotaChart(quotas) {
     const y = GAP + i * (BAR_H + GAP);
     const row = svg("g", { class: `rp-bar ${q.met ? "met" : "short"}` });
     row.dataset.quota = q.quota;
-    row.appendChild(svg("text", { x: LABEL_W - 8, y: y + BAR_H * 0.7, "text-anchor": "end" }, q.quota));
+    row.appendChild(
+      svg("text", { x: LABEL_W - 8, y: y + BAR_H * 0.7, "text-anchor": "end" }, quotaLabel(q)),
+    );
     row.appendChild(svg("rect", { x: LABEL_W, y, width: scale(q.required), height: BAR_H, class: "required" }));
     const held = svg("rect", { x: LABEL_W, y: y + 4, width: scale(q.held), height: BAR_H - 8, class: "held" });
-    held.appendChild(svg("title", {}, tf("rp.bar_title", q)));
+    held.appendChild(svg("title", {}, tf("rp.bar_title", { ...q, quota: quotaLabel(q) })));
     row.appendChild(held);
     const end = LABEL_W + scale(Math.max(q.held, q.required)) + 6;
     row.appendChild(svg("text", { x: end, y: y + BAR_H * 0.7 }, `${q.held} / ${q.required}`));
@@ -73,7 +92,7 @@ export function quotaChart(quotas) {
 
 function countsTable(counts) {
   const rows = Object.entries(counts).map(([kind, c]) => [
-    kind,
+    kindName(kind),
     String(c.scheduled),
     String(c.held),
     String(c.recorded),
@@ -90,7 +109,12 @@ function pairingSection(r) {
   head.appendChild(status);
   const quotas = table(
     ["rp.quota", "rp.held", "rp.required", "rp.status"],
-    r.quotas.map((q) => [q.quota, String(q.held), String(q.required), t(q.met ? "rp.met" : "rp.not_met")]),
+    r.quotas.map((q) => [
+      quotaLabel(q),
+      String(q.held),
+      String(q.required),
+      t(q.met ? "rp.met" : "rp.not_met"),
+    ]),
   );
   quotas.className = "rp-quotas";
   const subjects = Object.entries(r.synchronous_held_by_subject ?? {});
@@ -104,6 +128,54 @@ function pairingSection(r) {
   }
   section.append(...parts);
   return section;
+}
+
+/** One school, teacher, subject or pairing of a quota view: its figures and its lessons. */
+function entrySection(e, by) {
+  const section = el("section", undefined, "rp-pairing rp-entry");
+  section.dataset.key = e.key;
+  section.dataset.met = String(e.met);
+  const rank = e.rank ? `${tf("rp.rank", e)} · ` : "";
+  const title = e.name && e.name !== e.key ? `${e.key} (${e.name})` : e.key;
+  const head = el("h3", `${rank}${t(`rp.by.${by}`)} ${title} `);
+  head.appendChild(
+    el("span", tf("rp.met_of", { met: e.met, quotas: e.quotas }), e.met === e.quotas ? "ok" : "error"),
+  );
+  const parts = [head];
+  // A chart for a handful of figures; weekly figures of many rooms read better as a table.
+  if (e.results.length && e.results.length <= CHART_MAX) parts.push(quotaChart(e.results));
+  if (e.results.length) {
+    const rows = e.results.map((r) => [
+      quotaLabel(r),
+      r.instance,
+      r.subject || "—",
+      r.period,
+      String(r.held),
+      String(r.required),
+      t(r.met ? "rp.met" : "rp.not_met"),
+    ]);
+    const figures = table(
+      ["rp.quota", "rp.instance", "rp.subject", "rp.period_col", "rp.held", "rp.required", "rp.status"],
+      rows,
+    );
+    figures.className = "rp-quotas";
+    parts.push(figures);
+  }
+  if (Object.keys(e.counts).length) parts.push(el("h4", t("rp.by_kind")), countsTable(e.counts));
+  section.append(...parts);
+  return section;
+}
+
+/** The query and CSV link of the view chosen. */
+function viewUrl(ctx, format) {
+  if (ctx.view === "pairings") {
+    const q = new URLSearchParams({ from: ctx.from, to: ctx.to });
+    if (format) q.set("format", format);
+    return `/api/v1/reports/pairings?${q}`;
+  }
+  const q = new URLSearchParams({ term: ctx.term, by: ctx.view });
+  if (format) q.set("format", format);
+  return `/api/v1/reports/quotas?${q}`;
 }
 
 function toolbar(ctx) {
@@ -126,23 +198,48 @@ function toolbar(ctx) {
   print.type = "button";
   print.id = "rp-print";
   print.addEventListener("click", () => window.print());
+  const view = el("select");
+  view.id = "rp-view";
+  for (const v of VIEWS) {
+    const option = el("option", t(`rp.view.${v}`));
+    option.value = v;
+    view.appendChild(option);
+  }
+  view.value = ctx.view;
+  const term = el("input");
+  term.id = "rp-term";
+  term.value = ctx.term;
+  term.placeholder = t("rp.term_hint");
   const setCsv = () => {
-    const q = new URLSearchParams({ from: from.value, to: to.value, format: "csv" });
-    csv.href = `/api/v1/reports/pairings?${q}`;
-    csv.download = `pairings-${from.value}-${to.value}.csv`;
+    csv.href = viewUrl(ctx, "csv");
+    csv.download =
+      ctx.view === "pairings" ? `pairings-${ctx.from}-${ctx.to}.csv` : `quotas-${ctx.term}-${ctx.view}.csv`;
   };
-  setCsv();
   const label = (key, control) => {
     const l = el("label");
     l.append(el("span", t(key)), control);
     return l;
   };
-  form.append(label("rp.from", from), label("rp.to", to), show, csv, print);
-  form.addEventListener("submit", (event) => {
-    event.preventDefault();
+  const dates = [label("rp.from", from), label("rp.to", to)];
+  const termLabel = label("rp.term", term);
+  const showFields = () => {
+    for (const d of dates) d.hidden = ctx.view !== "pairings";
+    termLabel.hidden = ctx.view === "pairings";
+  };
+  const take = () => {
+    ctx.view = view.value;
     ctx.from = from.value;
     ctx.to = to.value;
+    ctx.term = term.value.trim();
+    showFields();
     setCsv();
+  };
+  take();
+  view.addEventListener("change", take);
+  form.append(label("rp.view", view), ...dates, termLabel, show, csv, print);
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    take();
     ctx.load();
   });
   return form;
@@ -157,15 +254,30 @@ export async function reports(main) {
   const out = el("div");
   out.id = "rp-results";
   const ctx = {
+    view: "pairings",
+    term: "",
     from: isoDay(termStart(today)),
     to: isoDay(today),
     load: async () => {
       loading();
-      const q = new URLSearchParams({ from: ctx.from, to: ctx.to });
-      const res = await call("GET", `/api/v1/reports/pairings?${q}`);
+      if (ctx.view !== "pairings" && !ctx.term) {
+        out.replaceChildren(el("p", t("rp.term_needed")));
+        ready();
+        return;
+      }
+      const res = await call("GET", viewUrl(ctx));
       if (!res.ok) out.replaceChildren(el("p", errorText(res), "error"));
-      else if (!res.body.length) out.replaceChildren(el("p", t("rp.none")));
-      else out.replaceChildren(...res.body.map(pairingSection));
+      else if (ctx.view === "pairings") {
+        if (!res.body.length) out.replaceChildren(el("p", t("rp.none")));
+        else out.replaceChildren(...res.body.map(pairingSection));
+      } else {
+        const parts = [];
+        if (res.body.ranking) parts.push(el("p", t("rp.ranking_all"), "rp-note"));
+        if (res.body.truncated) parts.push(el("p", t("rp.truncated"), "rp-note"));
+        if (!res.body.entries.length) parts.push(el("p", t("rp.none_view")));
+        parts.push(...res.body.entries.map((e) => entrySection(e, ctx.view)));
+        out.replaceChildren(...parts);
+      }
       ready();
     },
   };
@@ -174,7 +286,8 @@ export async function reports(main) {
   const heading = el("h2", t("rp.title"));
   const period = el("p", "", "rp-period");
   period.id = "rp-period";
-  const updatePeriod = () => (period.textContent = tf("rp.period", ctx));
+  const updatePeriod = () =>
+    (period.textContent = ctx.view === "pairings" ? tf("rp.period", ctx) : tf("rp.term_period", ctx));
   const load = ctx.load;
   ctx.load = async () => {
     updatePeriod();
