@@ -4,7 +4,7 @@ A quota counts lessons of one kind (or ``any``) over a period (week, month, seme
 the school year 学年 from 1 September) for each instance of a scope (school, pairing,
 classroom, teacher, subject), and asks for at least ``min`` of them. A term declares its
 own in the set-up TOML; a term that declares none is checked against ``DEFAULT_QUOTAS``,
-the county plans' figures (docs: /work/shared/MISSION.md, "Semester quotas")::
+the county plans' figures (a commented copy: ``quotas.sample.toml``)::
 
     [[term.quota]]
     id = "sync-total"
@@ -79,8 +79,8 @@ class Quota:
         return asdict(self)
 
 
-_COUNTY = "county pairing plan (MISSION.md: semester quotas a paired school must meet)"
-_OTHER = "another county plan (MISSION.md)"
+_COUNTY = "county pairing plan (semester quotas a paired school must meet)"
+_OTHER = "another county plan"
 
 DEFAULT_QUOTAS: tuple[Quota, ...] = (
     Quota(

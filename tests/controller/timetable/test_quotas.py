@@ -22,7 +22,7 @@ from controller.keys import ServerKeys
 from controller.registry import add_classroom
 from controller.timetable.quota_engine import QuotaResult, evaluate_term
 from controller.timetable.quota_reports import build_view, view_csv
-from controller.timetable.quotas import DEFAULT_QUOTAS
+from controller.timetable.quotas import DEFAULT_QUOTAS, stored_quotas
 from controller.timetable.setup import apply_setup
 
 
@@ -313,3 +313,12 @@ def test_a_repeated_quota_id_and_a_missing_figure_are_refused(db: sessionmaker[S
         _declare(s, f"[[term.quota]]{one}[[term.quota]]{one}")
     with db() as s, pytest.raises(InvalidRequest, match="field 'min' is required"):
         _declare(s, "[[term.quota]]" + one.replace("min = 2", ""))
+
+
+def test_the_commented_sample_declares_exactly_the_defaults(db: sessionmaker[Session]) -> None:
+    sample = pathlib.Path(__file__).parents[3] / "controller/timetable/quotas.sample.toml"
+    with db() as s:
+        apply_setup(s, sample.read_text(encoding="utf-8"), str(sample))
+        term = s.get(Term, "2026-spring")
+        assert term is not None
+        assert stored_quotas(term.quotas) == list(DEFAULT_QUOTAS)
