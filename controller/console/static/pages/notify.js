@@ -280,8 +280,11 @@ function subscriptionsSection(main, session, schools, subs, message) {
     note.textContent = t("nt.testing");
     const res = await call("POST", `/api/v1/notify/subscriptions/${sub.id}/test`);
     b.disabled = false;
-    if (res.ok) notify(main, tf("nt.test_sent", { name: sub.name }));
-    else notify(main, `${tf("nt.test_failed", { name: sub.name })} ${errorText(res)}`);
+    if (res.ok && res.body.delivered) notify(main, tf("nt.test_sent", { name: sub.name }));
+    else {
+      const why = res.ok ? res.body.error : errorText(res);
+      notify(main, `${tf("nt.test_failed", { name: sub.name })} ${why}`);
+    }
   };
   const remove = async (sub) => {
     if (!window.confirm(tf("nt.delete_confirm", { name: sub.name }))) return;
