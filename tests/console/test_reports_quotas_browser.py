@@ -76,5 +76,10 @@ async def test_quota_views_rank_schools_in_chinese_with_english_beside(
     await page.click("#rp-show")
     pairing = page.locator("body[data-ready='1'] .rp-entry[data-key='p-city-village']")
     await pairing.wait_for()
-    bars = await pairing.locator("svg.rp-chart g.rp-bar text").all_text_contents()
-    assert "同步课堂总数 (synchronous lessons held)" in bars
+    bars = pairing.locator("svg.rp-chart g.rp-bar text:first-child")
+    chinese = await bars.locator("tspan:first-child").all_text_contents()
+    english = await bars.locator("tspan.en").all_text_contents()
+    assert chinese[0] == "同步课堂总数" and english[0] == "(synchronous lessons held)"
+    assert len(chinese) == len(english) == await bars.count() == 3
+    assert all(any("\u4e00" <= ch <= "\u9fff" for ch in label) for label in chinese), chinese
+    assert await page.inner_text("#reports h2") == "学期考核指标报表"

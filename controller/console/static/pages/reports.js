@@ -61,9 +61,13 @@ function kindName(kind) {
 /** Horizontal bars: held (green when met, red when short) over the required amount. */
 export function quotaChart(quotas) {
   const n = quotas.length;
-  const height = n * (BAR_H + GAP) + GAP;
+  const pitch = BAR_H + GAP + 8; // room for a label's second (English) line
+  const height = n * pitch + GAP;
   const most = Math.max(1, ...quotas.map((q) => Math.max(q.held, q.required)));
   const scale = (v) => (v / most) * (CHART_W - LABEL_W - 60);
+  // A quota drawn more than once (each week, each room) says which bar is which.
+  const seen = {};
+  for (const q of quotas) seen[q.quota] = (seen[q.quota] ?? 0) + 1;
   const chart = svg("svg", {
     viewBox: `0 0 ${CHART_W} ${height}`,
     width: CHART_W,
@@ -73,12 +77,22 @@ export function quotaChart(quotas) {
   });
   chart.appendChild(svg("title", {}, t("rp.chart")));
   quotas.forEach((q, i) => {
-    const y = GAP + i * (BAR_H + GAP);
+    const y = GAP + i * pitch;
     const row = svg("g", { class: `rp-bar ${q.met ? "met" : "short"}` });
     row.dataset.quota = q.quota;
-    row.appendChild(
-      svg("text", { x: LABEL_W - 8, y: y + BAR_H * 0.7, "text-anchor": "end" }, quotaLabel(q)),
-    );
+    const which = seen[q.quota] > 1 ? ` · ${[q.instance, q.subject, q.period].filter(Boolean).join(" ")}` : "";
+    const label = svg("text", { x: LABEL_W - 8, y: y + 11, "text-anchor": "end" });
+    const zh = q.label_zh ?? q.quota;
+    const en = q.label_en ?? q.quota;
+    if (getLang() === "en" || zh === en) {
+      label.setAttribute("y", String(y + BAR_H * 0.7));
+      label.textContent = `${en}${which}`;
+    } else {
+      // Chinese on the first line, the English beside it on the second, smaller.
+      label.appendChild(svg("tspan", { x: LABEL_W - 8 }, `${zh}${which}`));
+      label.appendChild(svg("tspan", { x: LABEL_W - 8, dy: 14, class: "en" }, `(${en})`));
+    }
+    row.appendChild(label);
     row.appendChild(svg("rect", { x: LABEL_W, y, width: scale(q.required), height: BAR_H, class: "required" }));
     const held = svg("rect", { x: LABEL_W, y: y + 4, width: scale(q.held), height: BAR_H - 8, class: "held" });
     held.appendChild(svg("title", {}, tf("rp.bar_title", { ...q, quota: quotaLabel(q) })));
@@ -286,8 +300,10 @@ export async function reports(main) {
   const heading = el("h2", t("rp.title"));
   const period = el("p", "", "rp-period");
   period.id = "rp-period";
-  const updatePeriod = () =>
-    (period.textContent = ctx.view === "pairings" ? tf("rp.period", ctx) : tf("rp.term_period", ctx));
+  const updatePeriod = () => {
+    heading.textContent = t(ctx.view === "pairings" ? "rp.title" : "rp.title_quotas");
+    period.textContent = ctx.view === "pairings" ? tf("rp.period", ctx) : tf("rp.term_period", ctx);
+  };
   const load = ctx.load;
   ctx.load = async () => {
     updatePeriod();
