@@ -137,6 +137,12 @@ async def test_a_technician_adds_edits_tests_and_deletes_subscriptions(
     await expect(status).to_contain_text("失败，自")
     await expect(status).to_contain_text("sign not match")
 
+    # The dashboard says so too, with the way to this page.
+    await page.click("nav button[data-page='dashboard']")
+    await expect(page.locator("#notify-failing")).to_contain_text("1 个通道发送失败")
+    await page.click("#notify-failing button")
+    await page.wait_for_selector("body[data-ready='1'] #notify")
+
     # Delete the mailbox (confirmed).
     page.once("dialog", lambda d: d.accept())
     await mail.locator(".nt-delete").click()

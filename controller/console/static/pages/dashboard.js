@@ -160,6 +160,19 @@ function bandwidthSection(doc) {
   return [el("h2", t("dash.bandwidth")), rows.length ? tbl : el("p", t("dash.no_schools"))];
 }
 
+/** A line when alert channels fail (nobody would be told), with a way to the page. */
+function notifySection(doc) {
+  const failing = doc.notify?.failing ?? 0;
+  if (!failing) return [];
+  const line = el("p", `${tf("nt.n_failing", { n: failing })} `, "error");
+  line.id = "notify-failing";
+  const open = el("button", t("nav.notify"), "link");
+  open.type = "button";
+  open.addEventListener("click", () => document.querySelector("nav [data-page='notify']")?.click());
+  line.appendChild(open);
+  return [line];
+}
+
 /** Render the dashboard into `main`. */
 export async function dashboard(main) {
   const token = loading();
@@ -184,6 +197,7 @@ export async function dashboard(main) {
   page.id = "dashboard";
   page.append(
     refresh,
+    ...notifySection(doc),
     ...alertsSection(doc, rerender),
     ...lessonSection("dash.live", doc.live, "dash.none_live", "live-lessons", main),
     ...lessonSection("dash.next", doc.next, "dash.none_next", "next-lessons"),
