@@ -17,6 +17,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from controller.alerts import record_heartbeat_alerts
 from controller.auth.scope import Scope
 from controller.db.models import NotifyOutbox
+from controller.notify.api import TEST_TEXT
+from controller.notify.channels import Message, RateLimited
 from controller.notify.dispatcher import NotifyDispatcher
 from controller.notify.store import channel_status
 
@@ -96,3 +98,24 @@ async def test_a_robot_that_says_it_is_full_is_waited_for_not_failed(
     with db() as s:
         doc = channel_status(s, Scope())["channels"][0]
     assert not doc["failing"] and doc["pending"] == 0
+
+
+async def test_a_test_message_counts_against_the_same_minute(
+    db: sessionmaker[Session], robot: RobotReceiver
+) -> None:
+    """The console's test message goes through the dispatcher's count: with the robot's
+    minute used up it is refused saying when to try again, and not sent."""
+    clock = Clock()
+    robot.clock = lambda: clock.now.timestamp()
+    config = {"webhook": robot.dingtalk_url, "secret": robot.secret}
+    subscribe(db, "dingtalk", config, min_severity="info")
+    notifier = NotifyDispatcher(db, clock=clock)
+    _lose_cameras(db)
+    assert await notifier.run_once() == 20
+    message = Message("test", TEST_TEXT, TEST_TEXT)
+    with pytest.raises(RateLimited, match=r"try again in 61 s") as refused:
+        await notifier.sender.send_now("dingtalk", config, message)
+    assert refused.value.retry_after_s == 61 and len(robot.messages) == 20
+    clock.now = T0 + timedelta(seconds=61)
+    await notifier.sender.send_now("dingtalk", config, message)
+    assert robot.messages[-1].text == TEST_TEXT and robot.refused == []
