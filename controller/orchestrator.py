@@ -3,14 +3,25 @@
 scheduled → preparing (agents join, media flows) → live (recording) → ending (agents stop
 recording and leave) → recorded (reports in) → uploaded (every recording in storage).
 An agent that appears late, or comes back after a drop, is joined into a live lesson.
+
+It does not poll. Each pass computes when the next transition is due (a lesson to
+prepare, to go live, to end; a grace or a report timeout to expire) and sleeps until
+then, or until something wakes it: a lesson changed in this process (``LessonWatch``), an
+agent registered, a command answered, a recording stored. An idle pass every ``idle_s``
+picks up lessons another process changed. The passes' queries run on a worker thread;
+commands and relay closes run on the event loop. Schedules are pushed to the agents whose
+lessons changed (and to each agent as it registers), with a full sweep every
+``SCHEDULE_SWEEP_S`` for the sliding two-week horizon.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -22,6 +33,7 @@ from controller.db.models import Classroom, Lesson, LessonReceiver, Recording
 from controller.db.session import as_utc, utcnow
 from controller.floor.store import floor_state, room_labels
 from controller.hub import AgentHub
+from controller.lesson_watch import EVERY, LessonWatch
 from controller.lessons import log_event, transition
 from controller.presence import Presence
 from controller.relay.room import LessonRelay
@@ -42,7 +54,11 @@ log = logging.getLogger(__name__)
 
 COMMAND_TIMEOUT_S = 20.0
 SCHEDULE_HORIZON_S = 14 * 24 * 3600.0  # agents keep two weeks of lessons
-SCHEDULE_PUSH_INTERVAL_S = 2.0
+SCHEDULE_SWEEP_S = 600.0  # every online agent's schedule compared, whatever changed
+IDLE_S = 5.0  # the longest sleep: lessons changed by another process are seen this late
+MIN_SLEEP_S = 0.02
+STOP_WAIT_S = 10.0  # how long stop() waits for a pass under way
+RETRY_S = 1.0  # a failed command's lesson is looked at again this soon
 REPORT_TIMEOUT_S = 20.0
 
 
@@ -71,34 +87,56 @@ class Orchestrator:
         presence: Presence,
         prepare_s: float = 5.0,
         leave_grace_s: float = 1.0,
-        tick_s: float = 0.2,
+        idle_s: float = IDLE_S,
     ) -> None:
         self._sessions = sessions
         self._hub = hub
         self._presence = presence
         self.prepare_s = prepare_s
         self.leave_grace_s = leave_grace_s
-        self._tick_s = tick_s
+        self._idle_s = idle_s
+        # Written by the pass's worker thread and read on the loop: each access is one
+        # dict or set operation (atomic under the GIL), and loops iterate over copies.
         self.runs: dict[str, LessonRun] = {}
         self._task: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()
         self._pushed: dict[str, str] = {}
-        self._last_push = 0.0
+        self._dirty: set[str] = set()  # classrooms whose schedule may have changed
+        self._next_sweep = 0.0
+        self._wake = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._watch: LessonWatch | None = None
+        self._stopping = False
         self.tick_errors = 0
+        self.ticks = 0
 
     async def start(self) -> None:
-        """Start ticking."""
-        self._task = asyncio.create_task(self._loop(), name="orchestrator")
+        """Start the passes, and watch this process's lesson changes."""
+        self._loop = asyncio.get_running_loop()
+        self._watch = LessonWatch(self._sessions, self._lessons_changed)
+        self._task = asyncio.create_task(self._run(), name="orchestrator")
 
     async def stop(self) -> None:
-        """Stop ticking and close every relay."""
+        """Stop the passes and close every relay."""
+        if self._watch is not None:
+            self._watch.close()
+            self._watch = None
         if self._task is not None:
-            self._task.cancel()
+            # A pass under way finishes first: its thread cannot be cancelled, and must
+            # not go on commanding agents and writing after the controller stopped.
+            self._stopping = True
+            self._wake.set()
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), STOP_WAIT_S)
+            except TimeoutError:
+                log.warning("orchestrator pass still running after %.0f s; cancelled", STOP_WAIT_S)
+                self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
         for task in list(self._background):
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
-        for run in self.runs.values():
+        for run in list(self.runs.values()):
             await run.relay.close()
         self.runs.clear()
 
@@ -107,24 +145,64 @@ class Orchestrator:
         run = self.runs.get(lesson_id)
         return run.relay if run else None
 
-    async def _loop(self) -> None:
-        while True:
+    def wake(self) -> None:
+        """Run a pass now (from the event loop's thread or any other)."""
+        loop = self._loop
+        if loop is None:
+            return
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # a worker thread
+            with contextlib.suppress(RuntimeError):  # the loop closed: stopping
+                loop.call_soon_threadsafe(self._wake.set)
+        else:
+            self._wake.set()
+
+    def _lessons_changed(self, classroom_ids: frozenset[str]) -> None:
+        """A commit in this process changed lessons of these classrooms (any thread)."""
+        loop = self._loop
+        if loop is None:
+            return
+        with contextlib.suppress(RuntimeError):  # the loop closed: stopping
+            loop.call_soon_threadsafe(self._mark_dirty, classroom_ids)
+
+    def _mark_dirty(self, classroom_ids: Iterable[str]) -> None:
+        self._dirty.update(classroom_ids)
+        self._wake.set()
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            self._wake.clear()  # before the pass: a wake during it runs the next at once
+            delay = self._idle_s
             try:
-                await self.tick()
+                delay = await self.tick()
+                if self._stopping:
+                    return
             except asyncio.CancelledError:
                 raise
             except Exception:
                 self.tick_errors += 1
-                log.exception("orchestrator tick failed; carrying on")
-            await asyncio.sleep(self._tick_s)
+                log.exception("orchestrator pass failed; carrying on")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=delay)
 
-    async def tick(self) -> None:
-        """Advance every lesson that is due, and keep agents' schedules current."""
-        if time.monotonic() - self._last_push >= SCHEDULE_PUSH_INTERVAL_S:
-            self._last_push = time.monotonic()
-            await self.push_schedules()
+    async def tick(self) -> float:
+        """Advance every lesson that is due, and push the schedules that changed;
+        answers how long to sleep until the next transition is due."""
+        self._loop = asyncio.get_running_loop()
+        self.ticks += 1
+        await self.push_schedules()
+        closes: list[LessonRelay] = []
+        delay = await asyncio.to_thread(self._pass, closes)
+        for relay in closes:
+            await relay.close()
+        return delay
+
+    def _pass(self, closes: list[LessonRelay]) -> float:
+        """One pass over the due lessons (a worker thread); answers the next due time."""
         now = utcnow()
         horizon = now + timedelta(seconds=self.prepare_s)
+        due = [self._idle_s]
         with self._sessions() as db:
             lessons = db.scalars(
                 select(Lesson).where(
@@ -133,9 +211,35 @@ class Orchestrator:
                 )
             ).all()
             for lesson in lessons:
-                await self._advance(db, lesson)
+                after = self._advance(db, lesson, closes)
+                if after is not None:
+                    due.append(after)
+            upcoming = db.scalar(
+                select(Lesson.start_at)
+                .where(Lesson.state == "scheduled", Lesson.start_at > horizon)
+                .order_by(Lesson.start_at)
+                .limit(1)
+            )
+        if upcoming is not None:
+            due.append((as_utc(upcoming) - horizon).total_seconds())
+        return max(MIN_SLEEP_S, min(due))
 
-    async def _advance(self, db: Session, lesson: Lesson) -> None:
+    def _due_in(self, lesson: Lesson, run: LessonRun) -> float | None:
+        """Seconds until this lesson's next transition is due; None: only an event
+        (a report, an upload) moves it."""
+        now = utcnow()
+        if lesson.state == "preparing":
+            return (as_utc(lesson.start_at) - now).total_seconds()
+        if lesson.state == "live":
+            return (as_utc(lesson.end_at) - now).total_seconds()
+        if lesson.state == "ending" and run.ended_at is not None:
+            waited = time.monotonic() - run.ended_at
+            if not run.receivers_left:
+                return self.leave_grace_s - waited
+            return REPORT_TIMEOUT_S - waited
+        return None
+
+    def _advance(self, db: Session, lesson: Lesson, closes: list[LessonRelay]) -> float | None:
         now = utcnow()
         start, end = as_utc(lesson.start_at), as_utc(lesson.end_at)
         if lesson.state == "scheduled":
@@ -153,7 +257,7 @@ class Orchestrator:
                         "controller was not running at lesson time; agents that "
                         "recorded it from their cached schedule will upload it",
                     )
-                return
+                return None
             transition(db, lesson, "preparing", "agents join and media starts")
             self.runs[lesson.id] = LessonRun(lesson.id, LessonRelay(lesson.id))
             self._check_ready(db, lesson)
@@ -202,9 +306,10 @@ class Orchestrator:
                     else f"no report from {', '.join(missing)}",
                 )
                 log_event(db, lesson.id, f"relay: {run.relay.stats()}")
-                await run.relay.close()
+                closes.append(run.relay)
         if lesson.state == "recorded":
             self._check_uploaded(db, lesson, run)
+        return self._due_in(lesson, run)
 
     def _check_uploaded(self, db: Session, lesson: Lesson, run: LessonRun) -> None:
         stored = set(
@@ -222,11 +327,14 @@ class Orchestrator:
 
         A lesson the controller missed (it was down at lesson time) was marked failed;
         agents record from their cached schedule regardless, so their upload revives it.
+        Called on the worker thread that stored it; wakes the orchestrator, since a
+        recorded lesson waits for exactly this.
         """
         with self._sessions() as db:
             lesson = db.get(Lesson, lesson_id)
             if lesson is not None and lesson.state == "failed":
                 transition(db, lesson, "recorded", "agents recorded it from their cached schedule")
+        self.wake()
 
     def _check_ready(self, db: Session, lesson: Lesson) -> None:
         """Each classroom's readiness as its agent reports it; not ready raises an alert
@@ -327,8 +435,16 @@ class Orchestrator:
         return out
 
     async def push_schedules(self) -> None:
-        """Send each online agent its upcoming lessons when they changed."""
-        online = list(self._presence.online)
+        """Send its upcoming lessons to each online agent whose lessons changed (every
+        online agent at a sweep); an agent is sent only a schedule that differs."""
+        if time.monotonic() >= self._next_sweep or EVERY in self._dirty:
+            self._next_sweep = time.monotonic() + SCHEDULE_SWEEP_S
+            online = list(self._presence.online)
+        else:
+            online = [cid for cid in self._presence.online if cid in self._dirty]
+        self._dirty.clear()  # an agent offline now is marked again as it registers
+        if not online:
+            return
 
         def work() -> dict[str, list[JoinLesson]]:
             # The queries run in a worker thread: with hundreds of agents online they must
@@ -346,16 +462,18 @@ class Orchestrator:
                 )
             except ConnectionError as err:
                 log.info("schedule for %s not sent yet: %s", cid, err)
+                self._dirty.add(cid)  # at the next pass
                 continue
             self._pushed[cid] = digest.hexdigest()
 
     def agent_registered(self, classroom_id: str) -> None:
         """An agent (re)registered: it must (re)join any lesson under way."""
         self._pushed.pop(classroom_id, None)
-        for run in self.runs.values():
+        for run in list(self.runs.values()):
             run.joined.discard(classroom_id)
             run.joining.discard(classroom_id)
             run.recording.discard(classroom_id)
+        self._mark_dirty((classroom_id,))
 
     def _join_message(self, db: Session, lesson: Lesson, cid: str) -> JoinLesson | None:
         rooms = {
@@ -412,6 +530,14 @@ class Orchestrator:
         )
 
     def _command(self, lesson_id: str, classroom_id: str, body: Body) -> None:
+        """Send a command and log its answer; from the loop or the pass's thread."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # the pass's worker thread: hand it to the loop, in order
+            assert self._loop is not None
+            with contextlib.suppress(RuntimeError):  # the loop closed: stopping
+                self._loop.call_soon_threadsafe(self._command, lesson_id, classroom_id, body)
+            return
         task = asyncio.create_task(self._send_command(lesson_id, classroom_id, body))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
@@ -431,6 +557,10 @@ class Orchestrator:
                 run.joined.add(classroom_id)
         if run is not None and isinstance(body, StartRecording) and not ok:
             run.recording.discard(classroom_id)
+        if ok:
+            self._wake.set()  # a joined room may now be told to record
+        else:  # tried again by a pass a second from now, not in a tight loop
+            asyncio.get_running_loop().call_later(RETRY_S, self._wake.set)
         detail = f"{classroom_id}: {body.TYPE} " + ("ok" if ok else f"failed: {error}")
         (log.info if ok else log.warning)("lesson %s: %s", lesson_id, detail)
 

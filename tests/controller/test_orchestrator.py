@@ -192,3 +192,137 @@ async def test_not_ready_raises_an_alert_when_preparing(db: sessionmaker[Session
         details = [e["detail"] for e in lesson_document(s, row)["events"]]  # type: ignore[index]
     [alert] = [d for d in details if d.startswith("ALERT not ready")]
     assert "recv: agent offline" in alert and "lead: disk short" in alert
+
+
+async def _state(db: sessionmaker[Session], lesson_id: str) -> str:
+    def read() -> str:
+        with db() as s:
+            row = s.get(Lesson, lesson_id)
+            assert row is not None
+            return row.state
+
+    return await asyncio.to_thread(read)
+
+
+async def _until(db: sessionmaker[Session], lesson_id: str, state: str, within: float) -> float:
+    """Seconds until the lesson reaches ``state`` (fails after ``within``)."""
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    while await _state(db, lesson_id) != state:
+        assert loop.time() - began < within, f"not {state} within {within} s"
+        await asyncio.sleep(0.02)
+    return loop.time() - began
+
+
+async def test_the_orchestrator_sleeps_until_the_next_transition_and_keeps_time(
+    db: sessionmaker[Session],
+) -> None:
+    """No polling: a lesson 2 s away is prepared, started and ended on time, with a
+    handful of passes, not one every 0.2 s."""
+    hub, presence = FakeHub(), Presence(heartbeat_interval=1.0)
+    presence.registered("lead", None)
+    presence.registered("recv", None)
+    orch = Orchestrator(db, hub, presence, prepare_s=1.0, leave_grace_s=0.0, idle_s=30.0)  # type: ignore[arg-type]
+    now = utcnow()
+    with db() as s:
+        lesson = schedule_lesson(
+            s, "lead", ["recv"], now + timedelta(seconds=2.0), now + timedelta(seconds=3.5)
+        )
+    await orch.start()
+    try:
+        await _until(db, lesson.id, "preparing", 3.0)
+        late = (utcnow() - (now + timedelta(seconds=1.0))).total_seconds()
+        assert late < 0.3, f"prepared {late:.2f} s late"
+        await _until(db, lesson.id, "live", 3.0)
+        late = (utcnow() - (now + timedelta(seconds=2.0))).total_seconds()
+        assert late < 0.3, f"live {late:.2f} s late"
+        await _until(db, lesson.id, "ending", 3.0)
+        late = (utcnow() - (now + timedelta(seconds=3.5))).total_seconds()
+        assert late < 0.3, f"ended {late:.2f} s late"
+        assert "cmd.record.start" in hub.types("recv")
+        # 3.5 s of polling at 0.2 s was 18 passes; each transition and answer is one now.
+        assert orch.ticks <= 14, orch.ticks
+        await asyncio.sleep(0.5)  # the answers to "stop recording" and "leave" come in
+        quiet = orch.ticks
+        await asyncio.sleep(1.0)  # then it waits for the reports: no event, no pass
+        assert orch.ticks == quiet
+    finally:
+        await orch.stop()
+
+
+async def test_a_lesson_added_in_this_process_wakes_it_and_reaches_the_agents(
+    db: sessionmaker[Session],
+) -> None:
+    """A lesson scheduled (from any thread) wakes the sleeping orchestrator; its rooms,
+    and only they, are sent their new schedule, without a push every 2 s."""
+    hub, presence = FakeHub(), Presence(heartbeat_interval=1.0)
+    orch = Orchestrator(db, hub, presence, prepare_s=5.0, idle_s=30.0)  # type: ignore[arg-type]
+    with db() as s:
+        s.add(Classroom(id="other", name="other", school="", inventory=[], health={}))
+        s.commit()
+    for cid in ("lead", "recv", "other"):
+        presence.registered(cid, None)
+    await orch.start()
+    try:
+        await asyncio.sleep(0.3)
+        assert sorted(c for c, _ in hub.pushed) == ["lead", "other", "recv"]  # the first sweep
+        hub.pushed.clear()
+        await asyncio.sleep(2.5)
+        assert hub.pushed == [], "schedules pushed with nothing changed"
+
+        def add() -> str:  # as a route does, on a worker thread
+            with db() as s:
+                start = utcnow() + timedelta(days=3)
+                return schedule_lesson(s, "lead", ["recv"], start, start + timedelta(minutes=40)).id
+
+        lesson_id = await asyncio.to_thread(add)
+        await asyncio.sleep(0.5)
+        assert sorted(c for c, _ in hub.pushed) == ["lead", "recv"]
+        for _, update in hub.pushed:
+            assert [j.lesson_id for j in update.lessons] == [lesson_id]  # type: ignore[attr-defined]
+
+        def start_now() -> None:  # the scheduler moves it to now: prepared at once
+            with db() as s:
+                row = s.get(Lesson, lesson_id)
+                assert row is not None
+                row.start_at = utcnow() + timedelta(seconds=1)
+                row.end_at = utcnow() + timedelta(minutes=40)
+                s.commit()
+
+        await asyncio.to_thread(start_now)
+        assert await _until(db, lesson_id, "preparing", 1.0) < 0.5
+    finally:
+        await orch.stop()
+
+
+async def test_the_passes_query_off_the_event_loop(db: sessionmaker[Session]) -> None:
+    """Every statement of a pass and of the schedule pushes runs on a worker thread."""
+    import threading
+
+    from sqlalchemy import event
+
+    hub, presence = FakeHub(), Presence(heartbeat_interval=1.0)
+    presence.registered("lead", None)
+    presence.registered("recv", None)
+    orch = Orchestrator(db, hub, presence, prepare_s=5.0, leave_grace_s=0.0)  # type: ignore[arg-type]
+    now = utcnow()
+    with db() as s:
+        schedule_lesson(
+            s, "lead", ["recv"], now - timedelta(seconds=1), now + timedelta(seconds=60)
+        )
+    engine = db.kw["bind"]
+    threads: list[int] = []
+
+    def seen(*_args: object) -> None:
+        threads.append(threading.get_ident())
+
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        for _ in range(3):
+            await orch.tick()
+            await _settle()
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    # Command answers are logged in a worker thread too.
+    assert threads and threading.get_ident() not in threads
+    assert "cmd.record.start" in hub.types("recv")
