@@ -216,4 +216,6 @@ def test_every_operation_survives_generated_data(
     elapsed = time.monotonic() - started
     assert count > 20, f"only {count} operations in the document"
     assert not failures, f"{len(failures)} operations failed:\n\n" + "\n\n".join(failures)
-    assert elapsed < 120, f"fuzzing took {elapsed:.0f}s"
+    # How long it took is printed, not asserted: a timed unit test fails on a busy machine
+    # and proves nothing about speed (pytest-timeout still ends a hung run).
+    print(f"fuzzed {count} operations in {elapsed:.0f} s")
