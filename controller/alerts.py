@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from controller.db.models import AlertState, Classroom, Lesson, LessonReceiver, UploadSession
 from controller.db.session import as_utc
 from controller.errors import InvalidRequest, NotFound
-from controller.lessons import ACTIVE_STATES
+from controller.lesson_states import ACTIVE_STATES
 
 # Thresholds over which a heartbeat's numbers become alerts.
 DISK_PCT_MAX = 90.0

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from controller.db.models import Classroom, Lesson
 from controller.db.session import as_utc, utcnow
-from controller.lessons import ACTIVE_STATES
+from controller.lesson_states import ACTIVE_STATES
 from controller.timetable.loading import candidate_of, rooms_and_uplinks
 from controller.timetable.planner import Planner
 

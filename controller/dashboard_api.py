@@ -19,7 +19,7 @@ from controller.auth.middleware import principal_of, scope_of
 from controller.auth.roles import allowed
 from controller.db.models import Classroom, Lesson
 from controller.db.session import as_utc, utcnow
-from controller.lessons import ACTIVE_STATES
+from controller.lesson_states import ACTIVE_STATES
 from controller.notify.store import channel_status
 
 ACK_ROUTE = "/api/v1/alerts/{alert}/ack"

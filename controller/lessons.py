@@ -4,30 +4,17 @@ from __future__ import annotations
 
 import pathlib
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from controller.db.models import Lesson, LessonEvent
 from controller.db.session import as_utc, utcnow
-from controller.errors import InvalidRequest, NotFound, RulesRefused
+from controller.errors import InvalidRequest, NotFound, RulesRefused, WrongState
+from controller.lesson_states import LESSON_STATES, allowed
 from controller.registry import get_classroom
-
-if TYPE_CHECKING:
-    from controller.timetable.planner import Placement
-
-ACTIVE_STATES = ("scheduled", "preparing", "live", "ending")
-LESSON_STATES = (
-    "scheduled",
-    "preparing",
-    "live",
-    "ending",
-    "recorded",
-    "uploaded",
-    "failed",
-    "cancelled",
-)
+from controller.timetable.loading import insert_lessons, planner_for
+from controller.timetable.planner import Candidate, Placement
 
 
 def schedule_lesson(
@@ -60,9 +47,6 @@ def schedule_placed(
 ) -> tuple[Lesson, Placement]:
     """As ``schedule_lesson``, also answering the ladder rung the lesson was placed on
     (and why, when below the top); a lowered placement is kept in the lesson's events."""
-    from controller.timetable.loading import insert_lessons, planner_for
-    from controller.timetable.planner import Candidate
-
     if start.tzinfo is None or end.tzinfo is None:
         raise InvalidRequest("start and end must carry a time zone (e.g. 2026-03-02T08:00+08:00)")
     if end <= start:
@@ -97,9 +81,15 @@ def get_lesson(db: Session, lesson_id: str) -> Lesson:
 
 
 def transition(db: Session, lesson: Lesson, to_state: str, detail: str = "") -> None:
-    """Move a lesson to a new state and log the transition."""
+    """Move a lesson to a new state the state machine allows, and log the transition;
+    ``WrongState`` for a move it does not allow."""
     if to_state not in LESSON_STATES:
         raise InvalidRequest(f"unknown lesson state {to_state!r}")
+    if not allowed(lesson.state, to_state):
+        raise WrongState(
+            f"lesson {lesson.id} is {lesson.state}: it cannot become {to_state} "
+            f"({detail or 'no reason given'}); see controller/lesson_states.py"
+        )
     db.add(
         LessonEvent(
             lesson_id=lesson.id,

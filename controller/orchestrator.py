@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from controller.alerts import raise_offline
 from controller.db.models import Classroom, Lesson, LessonReceiver, Recording
 from controller.db.session import as_utc, utcnow
+from controller.errors import ControllerError
 from controller.floor.store import floor_state, room_labels
 from controller.hub import AgentHub
 from controller.lesson_watch import EVERY, LessonWatch
@@ -211,7 +212,13 @@ class Orchestrator:
                 )
             ).all()
             for lesson in lessons:
-                after = self._advance(db, lesson, closes)
+                try:
+                    after = self._advance(db, lesson, closes)
+                except ControllerError as err:  # one lesson's fault must not stall the rest
+                    db.rollback()
+                    self.tick_errors += 1
+                    log.error("lesson %s not advanced: %s", lesson.id, err)
+                    continue
                 if after is not None:
                     due.append(after)
             upcoming = db.scalar(

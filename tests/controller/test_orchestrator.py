@@ -326,3 +326,34 @@ async def test_the_passes_query_off_the_event_loop(db: sessionmaker[Session]) ->
     # Command answers are logged in a worker thread too.
     assert threads and threading.get_ident() not in threads
     assert "cmd.record.start" in hub.types("recv")
+
+
+async def test_a_lesson_that_cannot_advance_does_not_stall_the_others(
+    db: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import controller.orchestrator as orchestrator_module
+    from controller.errors import WrongState
+    from controller.lessons import transition
+
+    hub, presence = FakeHub(), Presence(heartbeat_interval=1.0)
+    orch = Orchestrator(db, hub, presence, prepare_s=5.0)  # type: ignore[arg-type]
+    now = utcnow()
+    with db() as s:
+        first, second = now + timedelta(seconds=1), now + timedelta(hours=2)
+        stuck = schedule_lesson(s, "lead", ["recv"], first, first + timedelta(hours=1))
+        fine = schedule_lesson(s, "lead", ["recv"], second, second + timedelta(hours=1))
+        row = s.get(Lesson, fine.id)
+        assert row is not None
+        row.start_at = now + timedelta(seconds=2)  # both due in this pass
+        s.commit()
+
+    def refusing(db_: Session, lesson: Lesson, to_state: str, detail: str = "") -> None:
+        if lesson.id == stuck.id:
+            raise WrongState(f"lesson {lesson.id} refused for the test")
+        transition(db_, lesson, to_state, detail)
+
+    monkeypatch.setattr(orchestrator_module, "transition", refusing)
+    await orch.tick()
+    assert orch.tick_errors == 1
+    assert await _state(db, stuck.id) == "scheduled"
+    assert await _state(db, fine.id) == "preparing"
