@@ -16,6 +16,7 @@ from controller.db.session import database_url, make_engine, migrate, sessions
 from controller.http_api import HttpApi
 from controller.hub import AgentHub
 from controller.keys import KeyBook, ServerKeys
+from controller.metrics.control_plane import ControlPlaneCollector
 from controller.notify.dispatcher import NotifyDispatcher
 from controller.orchestrator import Orchestrator
 from controller.presence import Presence
@@ -206,6 +207,11 @@ class ControllerDaemon:
         )
         self.presence._on_offline = messages.offline
         self.messages = messages
+        # This process's heartbeat batches and offline declarations, beside the database's
+        # figures in /api/v1/metrics.
+        self.http.metrics.registry.register(
+            ControlPlaneCollector(messages.heartbeats, self.presence)
+        )
         await messages.heartbeats.start()
         await self.hub.start()
         await self.orchestrator.start()

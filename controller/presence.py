@@ -36,6 +36,7 @@ class Presence:
         self._agents: dict[str, AgentPresence] = {}
         self._lapsed: dict[str, AgentPresence] = {}  # declared offline, may be only late
         self._on_offline = on_offline
+        self.declared_offline = 0  # agents declared offline by sweep(), over this process
         self.revived = 0
 
     @property
@@ -82,6 +83,7 @@ class Presence:
         dead = [c for c, a in self._agents.items() if now - a.last_seen > self.time_to_dead]
         for cid in dead:
             self._lapsed[cid] = self._agents.pop(cid)
+            self.declared_offline += 1
             log.warning("agent %s silent for %.1f s: offline", cid, self.time_to_dead)
             if self._on_offline is not None:
                 self._on_offline(cid)
