@@ -27,8 +27,9 @@ from zmq.auth.asyncio import AsyncioAuthenticator
 from controller.keys import AnyKey, KeyBook, ServerKeys
 from protocols import envelope
 from protocols.envelope import MAX_ENROL_MESSAGE_BYTES, MAX_MESSAGE_BYTES, Envelope
-from protocols.errors import ProtocolError
+from protocols.errors import NotForPeer, ProtocolError
 from protocols.messages import Body, EnrolRequest, EnrolResult, ErrorReply
+from protocols.version import PROTOCOL_MINOR
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,7 @@ class HubCounters:
     spoofed: int = 0
     foreign_replies: int = 0
     unroutable: int = 0
+    held_back: int = 0  # messages an agent's older release has no type for: not sent
     errors_by_kind: dict[str, int] = field(default_factory=dict)
 
 
@@ -76,6 +78,7 @@ class AgentHub:
         self._tasks: list[asyncio.Task[None]] = []
         self._handlers: set[asyncio.Task[None]] = set()
         self._routes: dict[str, bytes] = {}  # classroom → the route its key last spoke on
+        self._minor: dict[str, int] = {}  # classroom → its agent's protocol minor, as it sent
         self._route_owner: dict[bytes, str] = {}  # and back
         self._pending: dict[str, tuple[str, asyncio.Future[Envelope]]] = {}
         self.counters = HubCounters()
@@ -143,7 +146,8 @@ class AgentHub:
             raise ConnectionError(f"agent {classroom_id!r} has not connected to this controller")
         env = envelope.make(body, SENDER, correlation_id)
         try:
-            await self._control.send_multipart([route, envelope.encode(env)], flags=zmq.NOBLOCK)
+            data = self._encode_for(classroom_id, env)
+            await self._control.send_multipart([route, data], flags=zmq.NOBLOCK)
         except zmq.ZMQError as err:
             self.counters.unroutable += 1
             raise ConnectionError(f"agent {classroom_id!r} is unreachable: {err}") from err
@@ -158,9 +162,10 @@ class AgentHub:
         route = self._routes.get(classroom_id)
         if route is None or self._control is None:
             raise ConnectionError(f"agent {classroom_id!r} has not connected to this controller")
+        data = self._encode_for(classroom_id, env)
         self._pending[env.id] = (classroom_id, future)
         try:
-            await self._control.send_multipart([route, envelope.encode(env)], flags=zmq.NOBLOCK)
+            await self._control.send_multipart([route, data], flags=zmq.NOBLOCK)
             self.counters.sent += 1
             return await asyncio.wait_for(future, timeout)
         except zmq.ZMQError as err:
@@ -205,7 +210,8 @@ class AgentHub:
         except ProtocolError as err:
             self._count_error(type(err).__name__)
             log.warning("bad message from %s: %s", classroom_id, err)
-            await self._reply_error(route.bytes, "malformed", str(err), None)
+            minor = envelope.peek_minor(payload.bytes)
+            await self._reply_error(route.bytes, "malformed", str(err), None, minor)
             return
         if not self._route_is_theirs(route.bytes, classroom_id):
             refusal = "the controller assigns routing ids; do not set one"
@@ -221,6 +227,7 @@ class AgentHub:
             )
             return
         self._bind(classroom_id, route.bytes)
+        self._minor[classroom_id] = env.m
         pending = self._pending.get(env.correlation_id or "")
         if pending is not None:
             asked, future = pending
@@ -270,6 +277,16 @@ class AgentHub:
         self._routes[classroom_id] = route
         self._route_owner[route] = classroom_id
 
+    def _encode_for(self, classroom_id: str, env: Envelope) -> bytes:
+        """The envelope as the classroom's agent reads it: an agent of an older release
+        (one minor back) gets its own shape; ``ConnectionError`` for a message its release
+        does not have (a floor change to a release-0.5 agent, say)."""
+        try:
+            return envelope.encode(env, self._minor.get(classroom_id, PROTOCOL_MINOR))
+        except NotForPeer as err:
+            self.counters.held_back += 1
+            raise ConnectionError(f"agent {classroom_id!r}: {err}") from err
+
     async def _enrol_loop(self) -> None:
         assert self._enrol is not None
         while True:
@@ -290,20 +307,28 @@ class AgentHub:
                 log.exception("enrolment handler failed; carrying on")
                 continue
             reply = envelope.make(result, SENDER, env.id if env else None)
+            minor = env.m if env else envelope.peek_minor(frames[-1])
             try:
                 await self._enrol.send_multipart(
-                    [frames[0], envelope.encode(reply)], flags=zmq.NOBLOCK
+                    [frames[0], envelope.encode(reply, minor)], flags=zmq.NOBLOCK
                 )
             except zmq.ZMQError:
                 log.warning("enrolling agent went away before its answer")
 
     async def _reply_error(
-        self, route: bytes, code: str, message: str, correlation_id: str | None
+        self,
+        route: bytes,
+        code: str,
+        message: str,
+        correlation_id: str | None,
+        minor: int = PROTOCOL_MINOR,
     ) -> None:
         assert self._control is not None
         env = envelope.make(ErrorReply(code=code, message=message), SENDER, correlation_id)
         with contextlib.suppress(zmq.ZMQError):
-            await self._control.send_multipart([route, envelope.encode(env)], flags=zmq.NOBLOCK)
+            await self._control.send_multipart(
+                [route, envelope.encode(env, minor)], flags=zmq.NOBLOCK
+            )
 
     def _count_error(self, kind: str) -> None:
         self.counters.decode_errors += 1

@@ -21,7 +21,7 @@ from edge_agent.clock import ClockEstimator
 from edge_agent.identity import Identity
 from protocols import envelope
 from protocols.envelope import MAX_MESSAGE_BYTES, Envelope
-from protocols.errors import ProtocolError
+from protocols.errors import NotForPeer, ProtocolError
 from protocols.messages import (
     AgentAction,
     Body,
@@ -40,6 +40,7 @@ from protocols.messages import (
     StopRecording,
     UploadTokenUpdate,
 )
+from protocols.version import PROTOCOL_MINOR
 
 # FloorState is a command too: the controller sends it as a request and awaits the ack.
 COMMANDS = (
@@ -99,6 +100,7 @@ class ControlLink:
         self._last_ack = 0.0
         self._seq = 0
         self.registered = asyncio.Event()
+        self.peer_minor = PROTOCOL_MINOR  # until the controller's first message says
         self.register_ack: RegisterAck | None = None
         self.clock = ClockEstimator()
         self.counters = LinkCounters()
@@ -172,7 +174,10 @@ class ControlLink:
             return False
         env = envelope.make(body, self.sender, correlation_id)
         try:
-            await self._sock.send(envelope.encode(env), flags=zmq.NOBLOCK)
+            await self._sock.send(envelope.encode(env, self.peer_minor), flags=zmq.NOBLOCK)
+        except NotForPeer as err:
+            log.info("not sent: %s", err)
+            return False
         except zmq.Again:
             self.counters.dropped_while_offline += 1
             return False
@@ -188,7 +193,9 @@ class ControlLink:
         self._pending[env.id] = future
         try:
             try:
-                await self._sock.send(envelope.encode(env), flags=zmq.NOBLOCK)
+                await self._sock.send(envelope.encode(env, self.peer_minor), flags=zmq.NOBLOCK)
+            except NotForPeer as err:
+                raise ConnectionError(str(err)) from err
             except zmq.Again as err:
                 raise ConnectionError("controller is not connected") from err
             self.counters.sent += 1
@@ -265,6 +272,12 @@ class ControlLink:
                 log.exception("handling %s failed; carrying on", env.type)
 
     async def _dispatch(self, env: Envelope) -> None:
+        if env.m != self.peer_minor:
+            # What the controller sends says its minor. A release-0.5 controller refuses
+            # this build's first registration (its envelope has "m") with an error that
+            # has none: the registration is retried in 0.5's shape (protocols.compat).
+            log.info("controller speaks protocol minor %d (this agent %d)", env.m, PROTOCOL_MINOR)
+            self.peer_minor = env.m
         pending = self._pending.get(env.correlation_id or "")
         if pending is not None and not pending.done():
             pending.set_result(env)

@@ -10,9 +10,15 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from protocols.errors import MalformedMessage, UnknownMessageType, UnsupportedVersion
+from protocols.compat import down
+from protocols.errors import (
+    MalformedMessage,
+    NotForPeer,
+    UnknownMessageType,
+    UnsupportedVersion,
+)
 from protocols.messages import BODY_TYPES, Body
-from protocols.version import PROTOCOL_VERSION, SUPPORTED_VERSIONS
+from protocols.version import OLDEST_MINOR, PROTOCOL_MINOR, PROTOCOL_VERSION, SUPPORTED_VERSIONS
 
 # The largest control-plane message either side accepts. Every socket sets it as
 # ZMQ_MAXMSGSIZE, so a bigger one makes ZeroMQ hang up on the sender before it is held in
@@ -26,9 +32,11 @@ B = TypeVar("B", bound=Body)
 class Envelope(BaseModel):
     """Protocol version, type, id, correlation id, sender and timestamp around a body."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Unknown envelope fields are ignored: a newer peer may add some.
+    model_config = ConfigDict(extra="ignore", frozen=True)
 
     v: int
+    m: int = OLDEST_MINOR  # the sender's minor version (release 0.5 sent none)
     type: str
     id: str = Field(min_length=1, max_length=64)
     correlation_id: str | None = Field(default=None, max_length=64)
@@ -48,6 +56,7 @@ def make(body: Body, sender: str, correlation_id: str | None = None) -> Envelope
     """Wrap ``body`` in a fresh envelope."""
     return Envelope(
         v=PROTOCOL_VERSION,
+        m=PROTOCOL_MINOR,
         type=body.TYPE,
         id=uuid.uuid4().hex,
         correlation_id=correlation_id,
@@ -57,10 +66,12 @@ def make(body: Body, sender: str, correlation_id: str | None = None) -> Envelope
     )
 
 
-def encode(envelope: Envelope) -> bytes:
-    """Serialise an envelope to its wire bytes."""
-    doc = {
+def encode(envelope: Envelope, peer_minor: int = PROTOCOL_MINOR) -> bytes:
+    """Serialise an envelope to its wire bytes, as a ``peer_minor`` peer reads them;
+    ``NotForPeer`` if that peer has no such message."""
+    doc: dict[str, Any] = {
         "v": envelope.v,
+        "m": envelope.m,
         "type": envelope.type,
         "id": envelope.id,
         "correlation_id": envelope.correlation_id,
@@ -68,7 +79,26 @@ def encode(envelope: Envelope) -> bytes:
         "ts": envelope.ts,
         "body": envelope.body.model_dump(mode="json"),
     }
+    if peer_minor < PROTOCOL_MINOR:
+        adapted = down(doc, peer_minor)
+        if adapted is None:
+            raise NotForPeer(
+                f"{envelope.type!r} does not exist in protocol minor {peer_minor} "
+                "(the peer runs an older release); not sent"
+            )
+        doc = adapted
     return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def peek_minor(data: bytes) -> int:
+    """The sender's minor from raw bytes that may not decode (for answering in a shape it
+    reads); the oldest minor when it says none or cannot be read."""
+    try:
+        doc = json.loads(data) if len(data) <= MAX_MESSAGE_BYTES else None
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return OLDEST_MINOR
+    minor = doc.get("m") if isinstance(doc, dict) else None
+    return minor if isinstance(minor, int) and not isinstance(minor, bool) else OLDEST_MINOR
 
 
 def decode(data: bytes) -> Envelope:

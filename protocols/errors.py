@@ -5,7 +5,8 @@ Hierarchy::
     ProtocolError (ValueError)
     ├── MalformedMessage     bytes that are not a valid envelope or body
     ├── UnknownMessageType   a well-formed envelope whose type this build does not know
-    └── UnsupportedVersion   an envelope from a protocol version this build cannot read
+    ├── UnsupportedVersion   an envelope from a protocol version this build cannot read
+    └── NotForPeer           a message type an older peer does not have (not sent)
 """
 
 
@@ -23,3 +24,7 @@ class UnknownMessageType(ProtocolError):
 
 class UnsupportedVersion(ProtocolError):
     """The envelope carries a protocol version this build cannot read."""
+
+
+class NotForPeer(ProtocolError):
+    """A message the peer's older protocol minor has no type for: it is not sent."""

@@ -1,7 +1,9 @@
 """Typed message bodies exchanged between agents and the controller.
 
 Every body is a pydantic model with a ``TYPE`` name; the envelope carries that name on the
-wire. Unknown fields are rejected so that a typo on either side fails loudly.
+wire. Fields a body does not know are kept, not refused, so that a peer one minor
+version newer keeps working (``protocols.compat``); the golden messages in
+``tests/protocols/golden`` pin every field each side sends.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from protocols.tls import MAX_TRUST_PEM_CHARS
 class Body(BaseModel):
     """Base of every message body."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # "allow": a newer peer's optional fields are kept (and sent on), never refused.
+    model_config = ConfigDict(extra="allow", frozen=True)
     TYPE: ClassVar[str] = ""
 
 

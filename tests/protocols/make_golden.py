@@ -37,6 +37,7 @@ from protocols.messages import (
     UploadTokenUpdate,
 )
 from protocols.network_profile import NetworkProfile, Rung
+from protocols.version import PROTOCOL_MINOR
 
 KEY = "rq:rhf/+b5ZbDuV(A0Yt3y@>cwz@nX1K6t(N]<x}"
 # A county CA a controller made (controller/tls/ca.py), pinned by agents at enrolment.
@@ -204,6 +205,7 @@ def golden_envelopes() -> list[Envelope]:
     return [
         Envelope(
             v=1,
+            m=PROTOCOL_MINOR,
             type=b.TYPE,
             id=f"{i:032x}",
             correlation_id=None if i % 2 else "c" * 32,

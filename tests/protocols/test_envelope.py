@@ -51,12 +51,6 @@ BAD = [
         "lesson_id: Field required",
     ),
     (
-        b'{"v":1,"type":"cmd.leave","id":"a","sender":"s","ts":1,'
-        b'"body":{"lesson_id":"x","extra":1}}',
-        MalformedMessage,
-        "extra",
-    ),
-    (
         b'{"v":1,"type":"agent.heartbeat","id":"a","sender":"s","ts":1,"body":{"seq":-1,'
         b'"cpu_pct":1,"mem_pct":1,"disk_free_bytes":1,"disk_pct":1}}',
         MalformedMessage,

@@ -1,0 +1,327 @@
+"""Typed message bodies exchanged between agents and the controller.
+
+Every body is a pydantic model with a ``TYPE`` name; the envelope carries that name on the
+wire. Unknown fields are rejected so that a typo on either side fails loudly.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
+
+
+class Body(BaseModel):
+    """Base of every message body."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    TYPE: ClassVar[str] = ""
+
+
+# --- enrolment and registration -------------------------------------------------------
+
+
+class EnrolRequest(Body):
+    """An agent presents its one-time token and its new public key."""
+
+    TYPE: ClassVar[str] = "enrol.request"
+    token: str = Field(min_length=8, max_length=200)
+    public_key: str = Field(min_length=40, max_length=40)
+    hostname: str = Field(max_length=255)
+    agent_version: str = Field(max_length=64)
+
+
+class EnrolResult(Body):
+    """The controller accepts or refuses an enrolment."""
+
+    TYPE: ClassVar[str] = "enrol.result"
+    accepted: bool
+    classroom_id: str = ""
+    reason: str = ""
+
+
+class DeviceInfo(Body):
+    """One device in the agent's inventory."""
+
+    name: str
+    kind: Literal["camera", "panel", "microphone", "display"]
+    driver: str
+    role: str = ""
+    width: int = 0
+    height: int = 0
+    fps: int = 0
+    bitrate: int = 0
+
+
+class Register(Body):
+    """An agent announces itself after (re)connecting."""
+
+    TYPE: ClassVar[str] = "agent.register"
+    classroom_id: str
+    agent_version: str
+    profile_name: str
+    profile_digest: str = Field(pattern=r"^[0-9a-f]{64}$")
+    inventory: list[DeviceInfo]
+    active_lesson_id: str | None = None
+
+
+class RegisterAck(Body):
+    """The controller's answer to ``Register``: timing, upload credentials and the
+    classroom's network profile."""
+
+    TYPE: ClassVar[str] = "agent.register.ack"
+    heartbeat_interval_s: float = Field(gt=0, le=60)
+    upload_url: str
+    upload_token: str
+    server_time: float
+    # The classroom's effective NetworkProfile as JSON (protocols.network_profile), or
+    # None when neither it nor its school has one.
+    network_profile: dict[str, Any] | None = None
+
+    @model_serializer(mode="wrap")
+    def _omit_absent_profile(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Left off the wire when None, so an agent built before the field existed (its
+        # models forbid unknown fields) still reads the acks of unprofiled classrooms.
+        doc: dict[str, Any] = handler(self)
+        if doc.get("network_profile") is None:
+            doc.pop("network_profile", None)
+        return doc
+
+
+class DeviceState(Body):
+    """The live state of one device."""
+
+    state: Literal["ok", "starting", "lost", "failed", "idle"]
+    detail: str = ""
+    # Microphones: the level meter's reading, dBFS.
+    level_dbfs: float | None = None
+
+
+class TrackStats(Body):
+    """Media counters for one track, sent or received."""
+
+    track: str
+    direction: Literal["send", "recv"]
+    frames: int = 0
+    bytes: int = 0
+    fps: float = 0.0
+    bitrate_bps: float = 0.0
+    # From RTCP: packets lost on the way (percent over the last few seconds) and, for a
+    # sent track, the round trip to the relay. None until measured.
+    loss_pct: float | None = None
+    rtt_ms: float | None = None
+
+
+class Heartbeat(Body):
+    """Periodic health report from an agent."""
+
+    TYPE: ClassVar[str] = "agent.heartbeat"
+    seq: int = Field(ge=0)
+    cpu_pct: float
+    mem_pct: float
+    disk_free_bytes: int
+    disk_pct: float
+    temperature_c: float | None = None
+    devices: dict[str, DeviceState] = {}
+    media: list[TrackStats] = []
+    lesson_id: str | None = None
+    clock_offset_ms: float | None = None  # controller minus agent, NTP-style
+    rtt_ms: float | None = None
+    # Conditions a technician should act on, by code (e.g. "disk_low") → what and what to do.
+    alerts: dict[str, str] = {}
+    # Why the classroom is not ready for a lesson (devices, disk, clock…); empty: ready.
+    readiness: dict[str, str] = {}
+    uploads_pending: int = 0
+    uploads_pending_bytes: int = 0
+    # Network counters of the whole box since boot.
+    net_bytes_sent: int | None = None
+    net_bytes_recv: int | None = None
+    # The room microphone's level, dBFS (the loudest microphone when there are several).
+    audio_level_dbfs: float | None = None
+
+
+class HeartbeatAck(Body):
+    """The controller's answer to a heartbeat; carries its clock for offset estimates."""
+
+    TYPE: ClassVar[str] = "agent.heartbeat.ack"
+    seq: int
+    server_time: float  # t3: when the controller sent this answer
+    received_at: float | None = None  # t2: when the controller received the heartbeat
+
+
+# --- commands -------------------------------------------------------------------------
+
+
+class Subscription(Body):
+    """One remote track an agent should receive in a lesson."""
+
+    source_classroom: str
+    track: str
+    kind: Literal["video", "audio"]
+    width: int = 0
+    height: int = 0
+    fps: int = 0
+
+
+class JoinLesson(Body):
+    """Join a lesson: publish these local tracks, receive these remote ones."""
+
+    TYPE: ClassVar[str] = "cmd.join"
+    lesson_id: str
+    role: Literal["lead", "receiver"]
+    publish: list[str]
+    subscribe: list[Subscription]
+    start_at: float
+    end_at: float
+    # The ladder rung the controller placed the lesson on (None: no network profile);
+    # the agent keeps its video encoders at or below it.
+    rung: str | None = None
+
+
+class LeaveLesson(Body):
+    """Leave a lesson and close its media."""
+
+    TYPE: ClassVar[str] = "cmd.leave"
+    lesson_id: str
+    reason: str = ""
+
+
+class StartRecording(Body):
+    """Start recording every local and received track of a lesson."""
+
+    TYPE: ClassVar[str] = "cmd.record.start"
+    lesson_id: str
+
+
+class StopRecording(Body):
+    """Finish the lesson's recording and upload it."""
+
+    TYPE: ClassVar[str] = "cmd.record.stop"
+    lesson_id: str
+    upload: bool = True
+
+
+class CommandAck(Body):
+    """The agent's answer to a command; ``correlation_id`` names the command."""
+
+    TYPE: ClassVar[str] = "cmd.ack"
+    command: str
+    ok: bool
+    error: str = ""
+
+
+class AgentAction(Body):
+    """A technician's remote action on the classroom PC, from the console."""
+
+    TYPE: ClassVar[str] = "cmd.action"
+    action: Literal["doctor", "logs", "ptz", "restart"]
+    lines: int = Field(default=200, ge=1, le=5000)  # logs
+    camera: str = ""  # ptz: the camera device
+    preset: str = ""  # ptz: the preset name in the camera's profile
+
+
+class ActionResult(Body):
+    """What a remote action did; ``correlation_id`` names the action."""
+
+    TYPE: ClassVar[str] = "agent.action.result"
+    action: str
+    ok: bool
+    output: str = ""  # what a technician reads (doctor's list, the log lines, …)
+    data: dict[str, Any] = {}
+
+
+class ScheduleUpdate(Body):
+    """The classroom's lessons for the next days, kept by the agent for offline work."""
+
+    TYPE: ClassVar[str] = "schedule.update"
+    lessons: list[JoinLesson]
+    horizon_s: float
+
+
+# --- WebRTC signalling ----------------------------------------------------------------
+
+
+class TrackMid(Body):
+    """Which SDP media section carries which track."""
+
+    mid: str
+    track: str
+    kind: Literal["video", "audio"]
+    direction: Literal["send", "recv"]
+    source_classroom: str
+
+
+class SdpOffer(Body):
+    """An agent's offer for its lesson peer connection."""
+
+    TYPE: ClassVar[str] = "rtc.offer"
+    lesson_id: str
+    sdp: str
+    tracks: list[TrackMid]
+
+
+class SdpAnswer(Body):
+    """The controller relay's answer."""
+
+    TYPE: ClassVar[str] = "rtc.answer"
+    lesson_id: str
+    sdp: str
+
+
+# --- reports --------------------------------------------------------------------------
+
+
+class TrackReport(Body):
+    """End-of-lesson figures for one track."""
+
+    track: str
+    kind: Literal["video", "audio"]
+    direction: Literal["send", "recv"]
+    source_classroom: str
+    frames: int
+    first_counter: int | None = None
+    last_counter: int | None = None
+    latency_p50_ms: float | None = None
+    latency_p95_ms: float | None = None
+    # Inclusive [first, last] runs of burned-in frame counters seen (video only).
+    counter_ranges: list[tuple[int, int]] = []
+
+
+class LessonReport(Body):
+    """What an agent sent and received during a lesson."""
+
+    TYPE: ClassVar[str] = "lesson.report"
+    lesson_id: str
+    tracks: list[TrackReport]
+
+
+class ErrorReply(Body):
+    """Sent back when a message could not be handled."""
+
+    TYPE: ClassVar[str] = "error"
+    code: str
+    message: str
+
+
+ALL_BODIES: tuple[type[Body], ...] = (
+    EnrolRequest,
+    EnrolResult,
+    Register,
+    RegisterAck,
+    Heartbeat,
+    HeartbeatAck,
+    JoinLesson,
+    LeaveLesson,
+    StartRecording,
+    StopRecording,
+    CommandAck,
+    AgentAction,
+    ActionResult,
+    ScheduleUpdate,
+    SdpOffer,
+    SdpAnswer,
+    LessonReport,
+    ErrorReply,
+)
+
+BODY_TYPES: dict[str, type[Body]] = {cls.TYPE: cls for cls in ALL_BODIES}
