@@ -236,6 +236,48 @@ def start_py_spy(pid: int, out: pathlib.Path, seconds: float) -> subprocess.Pope
     )
 
 
+def profile_summary(path: pathlib.Path, top: int = 12) -> dict[str, Any]:
+    """What ``py-spy record --format raw`` saw: the share of samples on the event loop
+    (the main thread) and on worker threads, the functions of ours that held the most
+    samples (inclusive) and the frames that were on top most often (self)."""
+    threads: dict[str, int] = {}
+    inclusive: dict[str, int] = {}
+    own: dict[str, int] = {}
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        n = int(count)
+        frames = stack.split(";")
+        where = (
+            "event loop"
+            if any(f.startswith("run_forever") or "(controller/cli" in f for f in frames)
+            else "worker threads"
+        )
+        threads[where] = threads.get(where, 0) + n
+        total += n
+        leaf = frames[-1]
+        own[leaf] = own.get(leaf, 0) + n
+        for name in {
+            f.split(" (")[0] + " (" + f.split(" (")[1].split(":")[0] + ")"
+            for f in frames[1:]
+            if "(controller/" in f and "(controller/cli" not in f
+        }:
+            inclusive[name] = inclusive.get(name, 0) + n
+
+    def shares(counts: dict[str, int]) -> dict[str, float]:
+        ranked = sorted(counts.items(), key=lambda kv: -kv[1])[:top]
+        return {k: round(100 * v / max(total, 1), 1) for k, v in ranked}
+
+    return {
+        "samples": total,
+        "threads_pct": shares(threads),
+        "ours_inclusive_pct": shares(inclusive),
+        "self_pct": shares(own),
+    }
+
+
 def run(settings: Settings, root: pathlib.Path | None = None) -> dict[str, Any]:
     """Enrol the fleet, start the controller and the simulators, measure; the figures."""
     n, hb = settings.agents, settings.heartbeat_s
@@ -277,8 +319,9 @@ def run(settings: Settings, root: pathlib.Path | None = None) -> dict[str, Any]:
         sim1 = [s.get("cpu_s", 0.0) for s in statuses]
         after = scrape(rig)
         m1 = time.monotonic()
-        if spy is not None:
+        if spy is not None and settings.py_spy is not None:
             spy.wait(timeout=60)
+            doc["profile"] = profile_summary(settings.py_spy)
         fleet.check_alive()
         listed = {r["id"]: r["online"] for r in rig.get("/classrooms")}
         window = t1 - t0
@@ -306,10 +349,20 @@ def run(settings: Settings, root: pathlib.Path | None = None) -> dict[str, Any]:
                 / (m1 - m0),
                 2,
             ),
+            heartbeat_rows_per_s=round(
+                (
+                    after.get("classbridge_heartbeat_rows_written_total", 0.0)
+                    - before.get("classbridge_heartbeat_rows_written_total", 0.0)
+                )
+                / (m1 - m0),
+                1,
+            ),
+            heartbeat_backlog=int(after.get("classbridge_heartbeat_backlog", 0)),
             heartbeat_write_errors=int(after.get("classbridge_heartbeat_write_errors_total", 0)),
             heartbeats_per_s=round((beats1 - beats0) / window, 1),
             heartbeat_acks_per_s=round((acks1 - acks0) / window, 1),
             not_registered=int(sum(s.get("not_registered", 0) for s in statuses)),
+            register_timeouts=int(sum(s.get("register_timeouts", 0) for s in statuses)),
             sim_cpu_pct=round(sum(sim_pct), 1),
             sim_cpu_pct_max_process=round(max(sim_pct), 1),
             sim_beat_late_max_s=round(max(s.get("beat_late_max_s", 0.0) for s in statuses), 2),

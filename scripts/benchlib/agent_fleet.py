@@ -105,7 +105,8 @@ class FleetStats:
     agents: int = 0
     registered: int = 0  # agents registered now
     registrations: int = 0
-    register_timeouts: int = 0
+    register_timeouts: int = 0  # sent, and not answered within REGISTER_TIMEOUT_S
+    register_unsent: int = 0  # the socket was not connected yet
     heartbeats: int = 0
     heartbeat_acks: int = 0
     not_registered: int = 0  # heartbeats the controller answered "register first"
@@ -242,9 +243,12 @@ class SimAgent:
             try:
                 await self._sock.send(envelope.encode(env), flags=zmq.NOBLOCK)
                 reply = await asyncio.wait_for(future, REGISTER_TIMEOUT_S)
-            except (zmq.Again, TimeoutError):
+            except zmq.Again:  # not connected yet (IMMEDIATE): try again, as the link does
+                self._stats.register_unsent += 1
+                await asyncio.sleep(0.5)
+                continue
+            except TimeoutError:
                 self._stats.register_timeouts += 1
-                await asyncio.sleep(1.0)
                 continue
             finally:
                 self._pending.pop(env.id, None)
