@@ -131,6 +131,12 @@ class Feed:
         """How many subscribers receive this feed."""
         return len(self._subscribers)
 
+    @property
+    def dropped(self) -> int:
+        """Frames the relay dropped on the way to its subscribers (behind, or waiting for
+        a keyframe after a gap), over the subscribers it has now."""
+        return sum(t.dropped for t in list(self._subscribers))
+
     def publish(self, data: bytes, pts: int) -> None:
         """Fan one encoded frame out to every subscriber."""
         if self._pending_keyframe_request:

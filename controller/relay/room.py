@@ -289,13 +289,15 @@ class LessonRelay:
         self._feeds.clear()
 
     def stats(self) -> dict[str, dict[str, int]]:
-        """Per-feed counters, keyed ``classroom/track``."""
+        """Per-feed counters, keyed ``classroom/track`` (safe from another thread: it
+        reads a copy of the feeds)."""
         return {
             f"{f.source_classroom}/{f.track}": {
                 "frames_in": f.frames_in,
                 "bytes_in": f.bytes_in,
                 "subscribers": f.subscribers,
                 "keyframe_requests": f.keyframe_requests,
+                "dropped": f.dropped,
             }
-            for f in self._feeds.values()
+            for f in list(self._feeds.values())
         }

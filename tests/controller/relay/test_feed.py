@@ -33,6 +33,22 @@ async def test_stalled_subscriber_is_resynchronised_not_buffered_forever() -> No
         feed.publish(DELTA, i * 3000)
     assert track._queue.qsize() < QUEUE_LIMIT
     assert track.dropped >= QUEUE_LIMIT - 1
+    assert feed.dropped == track.dropped  # the lesson's relay stats say so at its end
+
+
+async def test_the_lessons_relay_stats_count_what_it_dropped() -> None:
+    from controller.relay.room import LessonRelay
+
+    relay = LessonRelay("l1")
+    feed = relay.feed("lead", "teacher", "video")
+    feed.attach_publisher(lambda: True)
+    feed.subscribe()
+    feed.publish(KEY, 0)
+    for i in range(1, QUEUE_LIMIT + 5):
+        feed.publish(DELTA, i * 3000)
+    stats = relay.stats()["lead/teacher"]
+    assert stats["frames_in"] == QUEUE_LIMIT + 5  # the keyframe, then the rest
+    assert stats["dropped"] >= QUEUE_LIMIT - 1
 
 
 async def test_keyframe_requests_are_rate_limited_then_sent() -> None:
