@@ -40,6 +40,7 @@ from controller.network_api import NetworkApi
 from controller.notify.api import OPENAPI_PATHS as NOTIFY_PATHS
 from controller.notify.api import NotifyApi
 from controller.notify.sender import Sender
+from controller.openapi import OPENAPI_KEY, assemble
 from controller.patrol import OPENAPI_PATHS as PATROL_PATHS
 from controller.patrol import PatrolApi, Relays
 from controller.recordings import catalogue_document
@@ -144,21 +145,24 @@ class HttpApi:
         self.app.add_routes(DashboardApi(sessions, presence_online).routes())
         self.app.add_routes(NetworkApi(sessions, presence_online).routes())
         self.app.add_routes(PatrolApi(sessions, relays, presence_online).routes())
-        OPENAPI["paths"].update(PATROL_PATHS)
         self.app.add_routes(FloorApi(sessions, floors).routes())
-        OPENAPI["paths"].update(FLOOR_PATHS)
         self.app.add_routes(NotifyApi(sessions, notify_poke, notify_sender).routes())
-        OPENAPI["paths"].update(NOTIFY_PATHS)
         self.app.add_routes(RecordingsApi(sessions).routes())
-        OPENAPI["paths"].update(RECORDINGS_PATHS)
         self.app.add_routes(ClassroomsApi(sessions, presence_online).routes())
-        OPENAPI["paths"].update(CLASSROOMS_PATHS)
-        OPENAPI["paths"].update(UPLOAD_PATHS)
         self.app.add_routes(AgentActions(hub).routes())
-        OPENAPI["paths"].update(ACTION_PATHS)
         self.app.add_routes(AuthApi(sessions, security).routes())
         self.app.add_routes(self.metrics.routes())
-        OPENAPI["paths"].update(METRICS_PATHS)
+        self.app[OPENAPI_KEY] = assemble(
+            OPENAPI,
+            PATROL_PATHS,
+            FLOOR_PATHS,
+            NOTIFY_PATHS,
+            RECORDINGS_PATHS,
+            CLASSROOMS_PATHS,
+            UPLOAD_PATHS,
+            ACTION_PATHS,
+            METRICS_PATHS,
+        )
         self.app.add_routes(console_routes())
         self.app.on_response_prepare.append(console_headers)
         self.app.on_response_prepare.append(add_hsts)

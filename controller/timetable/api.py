@@ -28,6 +28,7 @@ from controller.db.session import as_utc
 from controller.errors import InvalidRequest, RulesRefused
 from controller.lessons import lesson_document, schedule_placed
 from controller.network_api import OPENAPI_PATHS as NETWORK_PATHS
+from controller.openapi import OPENAPI_KEY
 from controller.overrides import ACTIONS, override
 from controller.timetable.check_api import LESSON_PROPERTIES
 from controller.timetable.check_api import OPENAPI_PATHS as CHECK_PATHS
@@ -96,8 +97,9 @@ class TimetableApi:
         return await run_db(self._sessions, work)
 
     async def openapi(self, request: web.Request) -> web.Response:
-        """The OpenAPI 3.1 description of the JSON API."""
-        return web.json_response(OPENAPI)
+        """The OpenAPI 3.1 description of the JSON API (the app's whole document, as
+        controller.http_api assembled it; this module's alone if it runs by itself)."""
+        return web.json_response(request.app.get(OPENAPI_KEY, OPENAPI))
 
     async def timetable(self, request: web.Request) -> web.StreamResponse:
         """Lessons from ``from`` to ``to`` (dates) or overlapping ``start``..``end`` (times),

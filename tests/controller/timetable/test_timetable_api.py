@@ -64,6 +64,12 @@ async def test_rules_import_ical_overrides_and_report(
         async with http.get(f"{api}/openapi.json") as r:
             doc = await r.json()
             assert doc["openapi"].startswith("3.1") and "/api/v1/timetable" in doc["paths"]
+            # Every feature's paths are in the app's document, and assembling it changed
+            # no module's dictionary (controller.openapi).
+            from controller.timetable.api import OPENAPI
+
+            assert "/api/v1/notify/subscriptions" in doc["paths"]
+            assert "/api/v1/notify/subscriptions" not in OPENAPI["paths"]
         async with http.post(f"{api}/lessons", json=_lesson(T)) as r:
             assert r.status == 201, await r.text()
             first = (await r.json())["id"]
