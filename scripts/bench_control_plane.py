@@ -70,6 +70,7 @@ class Settings:
     agents_per_process: int = 2500
     settle_s: float | None = None  # None: two heartbeat intervals
     py_spy: pathlib.Path | None = None  # record the controller over the window (raw stacks)
+    enrol: str = "bulk"  # "wire": each agent enrols its key on the enrolment socket
 
 
 class Fleet:
@@ -282,10 +283,17 @@ def run(settings: Settings, root: pathlib.Path | None = None) -> dict[str, Any]:
     """Enrol the fleet, start the controller and the simulators, measure; the figures."""
     n, hb = settings.agents, settings.heartbeat_s
     rig = LessonRig(root=root, heartbeat_s=hb, prepare_s=300.0)
-    doc: dict[str, Any] = {"agents": n, "heartbeat_s": hb, "duration_s": settings.duration_s}
+    doc: dict[str, Any] = {
+        "agents": n,
+        "heartbeat_s": hb,
+        "duration_s": settings.duration_s,
+        "enrol": settings.enrol,
+    }
     try:
         t = time.monotonic()
-        server_public, identities, rig.api_token = enrol_fleet(rig.controller_state, n)
+        server_public, identities, rig.api_token = enrol_fleet(
+            rig.controller_state, n, wire=settings.enrol == "wire"
+        )
         doc["enrol_s"] = round(time.monotonic() - t, 1)
         rig.start_controller()
         proc = psutil.Process(rig.procs["controller"].pid)
@@ -363,6 +371,7 @@ def run(settings: Settings, root: pathlib.Path | None = None) -> dict[str, Any]:
             heartbeat_acks_per_s=round((acks1 - acks0) / window, 1),
             not_registered=int(sum(s.get("not_registered", 0) for s in statuses)),
             register_timeouts=int(sum(s.get("register_timeouts", 0) for s in statuses)),
+            enrolled_over_wire=int(sum(s.get("enrolled", 0) for s in statuses)),
             sim_cpu_pct=round(sum(sim_pct), 1),
             sim_cpu_pct_max_process=round(max(sim_pct), 1),
             sim_beat_late_max_s=round(max(s.get("beat_late_max_s", 0.0) for s in statuses), 2),
@@ -389,6 +398,13 @@ def main() -> None:
     parser.add_argument("--ramp-per-s", type=float, default=Settings.ramp_per_s)
     parser.add_argument("--agents-per-process", type=int, default=Settings.agents_per_process)
     parser.add_argument("--py-spy", type=pathlib.Path, help="write the controller's raw stacks")
+    parser.add_argument(
+        "--enrol",
+        choices=("bulk", "wire"),
+        default="bulk",
+        help="bulk: keys enrolled through the controller's registry before it starts; "
+        "wire: each agent enrols on the enrolment socket",
+    )
     parser.add_argument("--keep", type=pathlib.Path, help="state and logs here (kept)")
     args = parser.parse_args()
     settings = Settings(
@@ -399,6 +415,7 @@ def main() -> None:
         ramp_per_s=args.ramp_per_s,
         agents_per_process=args.agents_per_process,
         py_spy=args.py_spy,
+        enrol=args.enrol,
     )
     doc = run(settings, args.keep)
     for key, value in doc.items():

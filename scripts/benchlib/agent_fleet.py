@@ -44,9 +44,10 @@ if str(REPO) not in sys.path:
 
 from edge_agent.clock import ClockEstimator  # noqa: E402
 from edge_agent.health_report import device_states, inventory  # noqa: E402
+from edge_agent.identity import enrol_endpoint  # noqa: E402
 from edge_agent.profile import LoadedProfile, load_profile  # noqa: E402
 from protocols import envelope  # noqa: E402
-from protocols.envelope import MAX_MESSAGE_BYTES, Envelope  # noqa: E402
+from protocols.envelope import MAX_ENROL_MESSAGE_BYTES, MAX_MESSAGE_BYTES, Envelope  # noqa: E402
 from protocols.errors import ProtocolError  # noqa: E402
 from protocols.messages import (  # noqa: E402
     ActionResult,
@@ -54,6 +55,8 @@ from protocols.messages import (  # noqa: E402
     Body,
     CommandAck,
     DeviceState,
+    EnrolRequest,
+    EnrolResult,
     Heartbeat,
     Register,
     RegisterAck,
@@ -62,6 +65,7 @@ from protocols.messages import (  # noqa: E402
 
 SYNTHETIC = REPO / "hardware_profiles" / "synthetic.toml"
 REGISTER_TIMEOUT_S = 30.0  # a registration storm queues on the controller's database
+ENROL_TIMEOUT_S = 60.0  # enrolments are answered one at a time
 HEARTBEAT_ACK = "agent.heartbeat.ack"
 STATUS_EVERY_S = 1.0
 NOT_MEASURED = "clock offset to the controller not measured yet"  # the daemon's readiness
@@ -74,6 +78,9 @@ class SimIdentity:
     classroom_id: str
     public_key: str
     secret_key: str
+    # A one-time enrolment token: the agent enrols its key over the wire first, as
+    # 'classroom-agent enroll' does. Empty: the key was enrolled before the run.
+    token: str = ""
 
 
 @dataclass(frozen=True)
@@ -107,6 +114,8 @@ class FleetStats:
     registrations: int = 0
     register_timeouts: int = 0  # sent, and not answered within REGISTER_TIMEOUT_S
     register_unsent: int = 0  # the socket was not connected yet
+    enrolled: int = 0  # keys enrolled over the wire by this process's agents
+    enrol_refused: int = 0
     heartbeats: int = 0
     heartbeat_acks: int = 0
     not_registered: int = 0  # heartbeats the controller answered "register first"
@@ -261,9 +270,43 @@ class SimAgent:
             self._stats.errors += 1
             await asyncio.sleep(1.0)
 
+    async def _enrol(self) -> bool:
+        """Present the token and the public key on the enrolment socket, as
+        ``edge_agent.enrol`` does; whether the controller accepted the key."""
+        sock = self._ctx.socket(zmq.DEALER)
+        sock.linger = 0
+        sock.setsockopt(zmq.MAXMSGSIZE, MAX_ENROL_MESSAGE_BYTES)
+        sock.curve_serverkey = self._spec.controller_public_key.encode()
+        sock.curve_publickey = self.identity.public_key.encode()
+        sock.curve_secretkey = self.identity.secret_key.encode()
+        try:
+            sock.connect(enrol_endpoint(self._spec.controller))
+            request = EnrolRequest(
+                token=self.identity.token,
+                public_key=self.identity.public_key,
+                hostname=f"bench-sim-{os.getpid()}",
+                agent_version="bench-sim",
+            )
+            cid = self.identity.classroom_id
+            await sock.send(envelope.encode(envelope.make(request, "enrolling:" + cid)))
+            if not await sock.poll(ENROL_TIMEOUT_S * 1000):
+                raise TimeoutError("no answer to the enrolment")
+            result = envelope.decode(await sock.recv()).expect(EnrolResult)
+        except (ProtocolError, TimeoutError):
+            result = EnrolResult(accepted=False)
+        finally:
+            sock.close(linger=0)
+        if result.accepted and result.classroom_id == self.identity.classroom_id:
+            self._stats.enrolled += 1
+            return True
+        self._stats.enrol_refused += 1
+        return False
+
     async def _beat_loop(self) -> None:
         loop = asyncio.get_running_loop()
         await asyncio.sleep(self._start_delay_s)
+        if self.identity.token and not await self._enrol():
+            return  # not enrolled: never registered, which the bench reports
         assert self._sock is not None
         self._sock.connect(self._spec.controller)
         while True:

@@ -7,7 +7,8 @@ by ``registry.enrol`` with the public key, before the controller starts: the row
 ones the wire would write, and the controller's ``KeyBook`` loads them at start. Ten
 thousand enrolments over the wire would take minutes of a benchmark whose subject is the
 steady state, not the once-in-a-lifetime enrolment. Keys, not names, are what the
-controller checks: the agents' DEALERs prove them in the CURVE handshake.
+controller checks: the agents' DEALERs prove them in the CURVE handshake. ``wire=True``
+(``--enrol wire``) leaves the enrolment to the agents, over the socket.
 """
 
 from __future__ import annotations
@@ -30,10 +31,12 @@ def classroom_ids(n: int) -> list[str]:
 
 
 def enrol_fleet(
-    state_dir: pathlib.Path, n: int, admin: str = "bench"
+    state_dir: pathlib.Path, n: int, admin: str = "bench", wire: bool = False
 ) -> tuple[str, list[SimIdentity], str]:
     """Make ``n`` enrolled classrooms in the controller's state directory (before it
-    starts); returns its public key, the identities and an admin API token."""
+    starts); returns its public key, the identities and an admin API token. With
+    ``wire`` the classrooms get only their tokens: each simulated agent enrols its key
+    over the enrolment socket, as ``classroom-agent enroll`` does."""
     keys = ServerKeys.load_or_create(state_dir)  # the controller loads the same pair
     url = database_url(state_dir)
     migrate(url)
@@ -50,6 +53,9 @@ def enrol_fleet(
             public, secret = zmq.curve_keypair()
             school = f"Bench school {int(cid[4:]) // 20:03d}"
             token = add_classroom(db, cid, f"Room {cid[4:]}", school, keys.public)
+            if wire:
+                identities.append(SimIdentity(cid, public.decode(), secret.decode(), token))
+                continue
             enrolled, _ = enrol(db, token, public.decode())
             assert enrolled == cid
             identities.append(SimIdentity(cid, public.decode(), secret.decode()))

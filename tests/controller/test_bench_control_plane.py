@@ -1,6 +1,7 @@
 """scripts/bench-control-plane on a small fleet: the simulated agents are really online.
 
-Twenty simulated agents (CURVE DEALERs with enrolled keys) register with a real controller
+Twenty simulated agents (CURVE DEALERs with enrolled keys: in bulk through the
+controller's registry, or each over the enrolment socket) register with a real controller
 process, beat every second and answer remote actions sent through the console's route. The
 controller's own records must show it: every classroom registered by the simulator's
 agent version, its heartbeats written to the database, none declared offline, and each
@@ -21,13 +22,15 @@ from controller.db.session import database_url, make_engine, sessions
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(90)]
 
 
+@pytest.mark.parametrize("enrol", ["bulk", "wire"])
 def test_a_small_fleet_registers_beats_and_answers_through_the_real_path(
-    tmp_path: pathlib.Path,
+    tmp_path: pathlib.Path, enrol: str
 ) -> None:
     settings = Settings(
-        agents=20, heartbeat_s=1.0, duration_s=4.0, commands_per_s=4.0, settle_s=1.5
+        agents=20, heartbeat_s=1.0, duration_s=4.0, commands_per_s=4.0, settle_s=1.5, enrol=enrol
     )
     doc = run(settings, tmp_path)
+    assert doc["enrolled_over_wire"] == (20 if enrol == "wire" else 0), doc
     assert doc["commands"] >= 12 and doc["command_failures"] == 0, doc
     assert doc["command_rtt_p99_ms"] is not None
     assert doc["offline_false"] == 0 and doc["not_registered"] == 0, doc
