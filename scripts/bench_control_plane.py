@@ -288,6 +288,7 @@ def run(settings: Settings, root: pathlib.Path | None = None) -> dict[str, Any]:
         "heartbeat_s": hb,
         "duration_s": settings.duration_s,
         "enrol": settings.enrol,
+        "loadavg_start": [round(x, 2) for x in os.getloadavg()],
     }
     try:
         t = time.monotonic()
