@@ -47,6 +47,7 @@ from controller.timetable.quota_reports import (
 from controller.timetable.reports import check_label, report_csv, report_html, term_report
 from controller.timetable.setup import bell_periods, term_calendar
 from controller.timetable.week import lessons_query
+from controller.timetable.xlsx_import import XLSX_TYPE
 
 MAX_ROWS = 5000
 QUOTA_ENTRIES = 2000  # schools, teachers, subjects or pairings in one quota report
@@ -142,7 +143,8 @@ class TimetableApi:
         return await self._run(work)
 
     async def import_csv(self, request: web.Request) -> web.StreamResponse:
-        """Check a CSV (body) for ``term``; ``mode`` dry-run (default), commit or good-rows.
+        """Check a CSV or .xlsx workbook (body) for ``term``; ``mode`` dry-run (default),
+        commit or good-rows.
         A row naming a classroom outside the caller's school refuses the whole file (403)."""
         data = await request.read()
         scope = scope_of(request)
@@ -500,7 +502,12 @@ OPENAPI: dict[str, Any] = {
                     _q("term", {"type": "string"}, True),
                     _q("mode", {"type": "string", "enum": ["dry-run", "commit", "good-rows"]}),
                 ],
-                "requestBody": {"content": {"text/csv": {"schema": {"type": "string"}}}},
+                "requestBody": {
+                    "content": {
+                        "text/csv": {"schema": {"type": "string"}},
+                        XLSX_TYPE: {"schema": {"type": "string", "format": "binary"}},
+                    }
+                },
                 "responses": {
                     "200": {"description": "clean"},
                     "422": {"description": "problems by row"},

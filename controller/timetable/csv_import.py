@@ -1,5 +1,5 @@
-"""Importing a term's timetable from CSV: every problem reported by row before anything
-is written.
+"""Importing a term's timetable from CSV or an Excel workbook (.xlsx, its first sheet:
+``xlsx_import``): every problem reported by row before anything is written.
 
 Columns (header row required), in English or in Chinese::
 
@@ -28,6 +28,7 @@ from controller.errors import OutOfScope
 from controller.timetable.calendar import SchoolCalendar, parse_hhmm
 from controller.timetable.kinds import canonical_kind
 from controller.timetable.planner import Candidate, Placement, Planner
+from controller.timetable.xlsx_import import WorkbookError, is_xlsx, xlsx_as_csv
 
 COLUMNS = (
     "date",
@@ -197,6 +198,14 @@ def parse_timetable_csv(
     rows of the same file); nothing is written here. ``in_scope`` refuses the rows whose
     classrooms the importing account may not schedule (problem code OUT_OF_SCOPE)."""
     result = ImportResult()
+    if is_xlsx(data) and len(data) <= MAX_BYTES:
+        # An Excel workbook: its first sheet, read as this CSV would be (its caps then
+        # apply to the rows, not to the archive's bytes).
+        try:
+            data = xlsx_as_csv(data, MAX_ROWS)
+        except WorkbookError as err:
+            result.problems.append(RowProblem(1, "workbook", str(err)))
+            return result
     too_much = limit_problem(data)
     if too_much is not None:
         result.problems.append(too_much)

@@ -75,6 +75,9 @@ function select(id, options, value) {
 }
 
 /** POST a text body (the CSV) with the session's CSRF token. */
+const XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
+
+/** POST a body (text, or a File's bytes as they are) with its content type. */
 async function postText(path, text, type) {
   const session = await call("GET", "/api/v1/session");
   const res = await fetch(path, {
@@ -336,7 +339,7 @@ function importSection(ctx) {
   section.id = "tt-import";
   const term = input("tt-term");
   const file = input("tt-file", "file");
-  file.accept = ".csv,text/csv";
+  file.accept = `.csv,text/csv,.xlsx,${XLSX_TYPE}`;
   const preview = el("button", t("tt.preview"));
   preview.type = "button";
   preview.id = "tt-preview";
@@ -347,9 +350,12 @@ function importSection(ctx) {
       out.replaceChildren(el("p", t("tt.need_term_file"), "error"));
       return null;
     }
-    const text = await file.files[0].text();
+    // The file's own bytes: the server detects GBK and reads workbooks (a browser's
+    // text() would decode a GBK file as UTF-8 and spoil every Chinese name).
+    const upload = file.files[0];
+    const type = upload.name.toLowerCase().endsWith(".xlsx") ? XLSX_TYPE : "text/csv";
     const path = `/api/v1/timetable/import?term=${encodeURIComponent(term.value.trim())}&mode=${mode}`;
-    return postText(path, text, "text/csv");
+    return postText(path, upload, type);
   };
   preview.addEventListener("click", async () => {
     const res = await run("dry-run");
