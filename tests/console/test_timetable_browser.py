@@ -4,6 +4,7 @@ controls."""
 
 from __future__ import annotations
 
+import pathlib
 from datetime import datetime, timedelta
 
 import pytest
@@ -113,3 +114,48 @@ async def test_inspector_sees_the_week_read_only(page: Page, console: Console) -
     await expect(details.locator("#tt-cancel-lesson")).to_have_count(0)
     await expect(details.locator("#tt-save")).to_have_count(0)
     await expect(page.locator("#tt-commit")).to_have_count(0)
+
+
+async def test_scheduler_previews_a_gbk_csv_and_a_workbook_as_excel_saved_them(
+    page: Page, console: Console, tmp_path: pathlib.Path
+) -> None:
+    """The import preview reads the file's own bytes: a GBK "CSV" from Excel on a Chinese
+    PC and an .xlsx workbook both preview clean, with their Chinese intact."""
+    import io
+
+    from openpyxl import Workbook
+    from timetable_fixtures import SETUP
+
+    from controller.timetable.setup import apply_setup
+
+    with console.db() as s:
+        apply_setup(s, SETUP)
+    header = ["日期", "开始", "结束", "类型", "主讲教室", "接收教室", "教师", "学科", "课题"]
+    row = ["2026-03-04", "14:00", "14:40", "同步课堂", "city-101", "village-201", "t-wang"]
+    gbk = tmp_path / "课表.csv"
+    gbk.write_bytes(
+        (",".join(header) + "\r\n" + ",".join([*row, "音乐", "《春晓》"]) + "\r\n").encode("gbk")
+    )
+    book = Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.append(header)
+    sheet.append(["2026-03-05", "14:00", "14:40", *row[3:], "美术", "水彩"])
+    xlsx = tmp_path / "课表.xlsx"
+    buffer = io.BytesIO()
+    book.save(buffer)
+    xlsx.write_bytes(buffer.getvalue())
+
+    await page.fill("#username", "scheduler")
+    await page.fill("#password", PASSWORD)
+    await page.click("#sign-in-button")
+    await page.wait_for_selector("body[data-ready='1'] #dashboard")
+    await page.click("#nav [data-page='timetable']")
+    await page.wait_for_selector("body[data-ready='1'] #tt-import")
+    await page.fill("#tt-term", "spring")
+    result = page.locator("#tt-import-result")
+    for upload in (gbk, xlsx):
+        await page.set_input_files("#tt-file", str(upload))
+        async with page.expect_response(lambda r: "/api/v1/timetable/import" in r.url):
+            await page.click("#tt-preview")
+        await expect(result).to_contain_text("共 1 行，1 行可导入，0 个问题")
