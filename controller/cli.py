@@ -14,10 +14,21 @@ from sqlalchemy import select
 
 from controller.auth import audit
 from controller.auth.audit import KEEP_DAYS_FLOOR
-from controller.cli_common import DEFAULT_STATE, JsonOut, StateDir, fail, open_db
+from controller.cli_common import (
+    DEFAULT_STATE,
+    Database,
+    JsonOut,
+    StateDir,
+    chosen_database,
+    fail,
+    open_db,
+)
 from controller.daemon import ControllerConfig, ControllerDaemon
+from controller.db.errors import DatabaseError
 from controller.db.models import Classroom, Lesson
-from controller.db.session import as_utc, database_url, migrate
+from controller.db.reach import DEFAULT_WAIT_S, wait_for_database
+from controller.db.session import as_utc, migrate
+from controller.db.urls import hide_password
 from controller.errors import ControllerError
 from controller.keys import ServerKeys
 from controller.lessons import get_lesson, lesson_document, schedule_placed
@@ -48,6 +59,15 @@ app.add_typer(tls_app, name="tls")
 @app.command()
 def serve(
     state_dir: StateDir = pathlib.Path(DEFAULT_STATE),
+    database: Database = None,
+    database_wait: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            help="Seconds to keep retrying an unreachable database at start-up (backoff "
+            "0.5 s doubling to 10 s) before giving up.",
+        ),
+    ] = DEFAULT_WAIT_S,
     bind: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Control port (enrolment uses port+1).")] = 7700,
     http_port: Annotated[int, typer.Option(help="HTTPS port: API, console, uploads.")] = 7780,
@@ -124,6 +144,8 @@ def serve(
     try:
         config = ControllerConfig(
             state_dir=state_dir,
+            database_url=chosen_database(state_dir, database),
+            database_wait_s=database_wait,
             bind_host=bind,
             control_port=port,
             http_port=http_port,
@@ -152,7 +174,7 @@ def serve(
         fail(str(err))
     try:
         asyncio.run(ControllerDaemon(config).run())
-    except TlsSetupError as err:
+    except (TlsSetupError, DatabaseError) as err:
         fail(str(err))
 
 
@@ -186,12 +208,18 @@ def _retention_policy(items: list[str]) -> RetentionPolicy:
 
 
 @app.command("migrate")
-def migrate_cmd(state_dir: StateDir = pathlib.Path(DEFAULT_STATE)) -> None:
+def migrate_cmd(
+    state_dir: StateDir = pathlib.Path(DEFAULT_STATE), database: Database = None
+) -> None:
     """Create or upgrade the database schema."""
-    url = database_url(state_dir)
+    url = chosen_database(state_dir, database)
     private_dir(state_dir)
+    try:
+        wait_for_database(url, wait_s=0)
+    except DatabaseError as err:
+        fail(str(err))
     migrate(url)
-    typer.echo(f"database at {url} is up to date")
+    typer.echo(f"database at {hide_password(url)} is up to date")
 
 
 @classroom_app.command("add")
@@ -203,6 +231,7 @@ def classroom_add(
         str, typer.Option(help="How long the token works, e.g. 24h (at most 7d).")
     ] = "24h",
     state_dir: StateDir = pathlib.Path(DEFAULT_STATE),
+    database: Database = None,
     json_out: JsonOut = False,
 ) -> None:
     """Add a classroom (or re-issue its token) and print its one-time enrolment token.
@@ -210,7 +239,7 @@ def classroom_add(
     Enrolling with it replaces the classroom's agent key, if it had one: that raises an
     alert and an audit row."""
     ttl = _security_policy(enrol_token_ttl=valid).enrol_token_ttl
-    factory = open_db(state_dir)
+    factory = open_db(state_dir, database)
     keys = ServerKeys.load_or_create(state_dir)
     with factory() as db:
         try:
@@ -227,12 +256,13 @@ def classroom_add(
 def classroom_revoke_upload_token(
     classroom_id: Annotated[str, typer.Argument(help="e.g. city-3-101")],
     state_dir: StateDir = pathlib.Path(DEFAULT_STATE),
+    database: Database = None,
 ) -> None:
     """Make the classroom's upload tokens stop working now.
 
     A running controller gives the classroom's connected agent a fresh token within a
     minute, over its authenticated control channel; a copied token stays useless."""
-    with open_db(state_dir)() as db:
+    with open_db(state_dir, database)() as db:
         try:
             get_classroom(db, classroom_id)
         except ControllerError as err:
@@ -249,10 +279,12 @@ def classroom_revoke_upload_token(
 
 @classroom_app.command("list")
 def classroom_list(
-    state_dir: StateDir = pathlib.Path(DEFAULT_STATE), json_out: JsonOut = False
+    state_dir: StateDir = pathlib.Path(DEFAULT_STATE),
+    database: Database = None,
+    json_out: JsonOut = False,
 ) -> None:
     """List classrooms."""
-    factory = open_db(state_dir)
+    factory = open_db(state_dir, database)
     with factory() as db:
         rooms = db.scalars(select(Classroom).order_by(Classroom.id)).all()
         rows = [
@@ -290,6 +322,7 @@ def lesson_add(
     duration: Annotated[str | None, typer.Option(help="e.g. 45m.")] = None,
     title: Annotated[str, typer.Option()] = "",
     state_dir: StateDir = pathlib.Path(DEFAULT_STATE),
+    database: Database = None,
     json_out: JsonOut = False,
 ) -> None:
     """Schedule a one-off lesson (a 1+1 synchronous lesson unless --kind says otherwise)."""
@@ -301,7 +334,7 @@ def lesson_add(
         end_at: datetime = parse_time(end) if end else start_at + parse_duration(duration or "")
     except ValueError as err:
         fail(str(err))
-    factory = open_db(state_dir)
+    factory = open_db(state_dir, database)
     with factory() as db:
         try:
             lesson, placement = schedule_placed(
@@ -323,10 +356,13 @@ def lesson_add(
 
 @lesson_app.command("show")
 def lesson_show(
-    lesson_id: str, state_dir: StateDir = pathlib.Path(DEFAULT_STATE), json_out: JsonOut = False
+    lesson_id: str,
+    state_dir: StateDir = pathlib.Path(DEFAULT_STATE),
+    database: Database = None,
+    json_out: JsonOut = False,
 ) -> None:
     """Show a lesson: state, events, reports and recordings."""
-    factory = open_db(state_dir)
+    factory = open_db(state_dir, database)
     with factory() as db:
         try:
             doc = lesson_document(db, get_lesson(db, lesson_id), state_dir / "storage")
@@ -352,10 +388,12 @@ def lesson_show(
 
 @lesson_app.command("list")
 def lesson_list(
-    state_dir: StateDir = pathlib.Path(DEFAULT_STATE), json_out: JsonOut = False
+    state_dir: StateDir = pathlib.Path(DEFAULT_STATE),
+    database: Database = None,
+    json_out: JsonOut = False,
 ) -> None:
     """List lessons, newest first."""
-    factory = open_db(state_dir)
+    factory = open_db(state_dir, database)
     with factory() as db:
         rows = [
             {
@@ -383,9 +421,10 @@ def lesson_override(
     lead: Annotated[str, typer.Option(help="For swap_lead: the new lead classroom.")] = "",
     actor: Annotated[str, typer.Option(help="Who (kept in the lesson's events).")] = "cli",
     state_dir: StateDir = pathlib.Path(DEFAULT_STATE),
+    database: Database = None,
 ) -> None:
     """Change a lesson by hand: end early, extend, swap the lead, broadcast only, cancel."""
-    factory = open_db(state_dir)
+    factory = open_db(state_dir, database)
     with factory() as db:
         try:
             lesson = override(db, lesson_id, action, actor, minutes, lead)
@@ -401,10 +440,11 @@ def lesson_override(
 def lesson_recordings(
     lesson_id: Annotated[str, typer.Argument(help="Lesson id.")],
     state_dir: StateDir = pathlib.Path(DEFAULT_STATE),
+    database: Database = None,
     json_out: JsonOut = False,
 ) -> None:
     """The lesson's recording catalogue: coverage, gaps and files per classroom."""
-    factory = open_db(state_dir)
+    factory = open_db(state_dir, database)
     with factory() as db:
         try:
             doc = catalogue_document(db, lesson_id)
@@ -440,9 +480,10 @@ def lesson_delete_recordings(
         str | None, typer.Option(envvar="CLASSBRIDGE_S3_ENDPOINT", help="As for serve.")
     ] = None,
     state_dir: StateDir = pathlib.Path(DEFAULT_STATE),
+    database: Database = None,
 ) -> None:
     """Delete a lesson's recordings from storage, with an audit record for each object."""
-    factory = open_db(state_dir)
+    factory = open_db(state_dir, database)
     backend: StorageBackend = (
         S3Storage(S3Location.parse(storage, s3_endpoint))
         if storage

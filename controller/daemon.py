@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 from controller.agents import AgentMessages
 from controller.auth import audit
 from controller.auth.audit_syslog import AuditSyslog, SyslogTarget
+from controller.db.reach import DEFAULT_WAIT_S, wait_for_database
 from controller.db.session import database_url, make_engine, migrate, sessions
+from controller.db.urls import normalise
 from controller.http_api import HttpApi
 from controller.hub import AgentHub
 from controller.keys import KeyBook, ServerKeys
@@ -48,7 +50,10 @@ class ControllerConfig:
     heartbeat_s: float = 2.0
     prepare_s: float = 300.0  # agents join and report readiness 5 minutes ahead
     media_addresses: tuple[str, ...] = ("127.0.0.1",)
+    # None: SQLite in state_dir; else postgresql+psycopg://USER:PASSWORD@HOST:PORT/DB.
     database_url: str | None = None
+    # How long start-up waits for an unreachable database (retrying with backoff).
+    database_wait_s: float = DEFAULT_WAIT_S
     # "" keeps recordings in state_dir/storage; "s3://bucket/prefix" uses an S3 store
     # (credentials from the usual AWS_* environment variables).
     storage_url: str = ""
@@ -82,6 +87,10 @@ class ControllerConfig:
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("give --tls-cert and --tls-key together, or neither")
         parse_networks(self.trusted_proxies)  # raises ValueError naming a bad one
+        if self.database_url is not None:
+            normalise(self.database_url)  # raises ValueError, the password hidden
+        if self.database_wait_s < 0:
+            raise ValueError(f"database_wait_s {self.database_wait_s}: give 0 or more seconds")
 
     @property
     def public_host(self) -> str:
@@ -125,6 +134,7 @@ class ControllerDaemon:
             self._audit_syslog = AuditSyslog(SyslogTarget.parse(cfg.audit_syslog))
             self._audit_syslog.start()
         url = cfg.database_url or database_url(cfg.state_dir)
+        await asyncio.to_thread(wait_for_database, url, cfg.database_wait_s)
         await asyncio.to_thread(migrate, url)
         factory = sessions(make_engine(url))
         keys = ServerKeys.load_or_create(cfg.state_dir)

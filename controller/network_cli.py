@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from controller.bandwidth import bandwidth_document, bandwidth_view
-from controller.cli_common import DEFAULT_STATE, JsonOut, StateDir, fail, open_db
+from controller.cli_common import DEFAULT_STATE, Database, JsonOut, StateDir, fail, open_db
 from controller.db.session import utcnow
 from controller.errors import ControllerError
 from controller.network_profiles import (
@@ -37,13 +37,14 @@ def _ladder(profile: NetworkProfile) -> str:
 def add_cmd(
     file: Annotated[pathlib.Path, typer.Argument(help="Profile as TOML (or .json).")],
     state_dir: StateDir = pathlib.Path(DEFAULT_STATE),
+    database: Database = None,
 ) -> None:
     """Add a profile, or replace the one of the same name. Exit 2 if it is not valid."""
     try:
         text = file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
         fail(f"{file}: {err}")
-    with open_db(state_dir)() as db:
+    with open_db(state_dir, database)() as db:
         try:
             profile = parse_profile_text(text, str(file))
             created = put_profile(db, profile, str(file))
@@ -54,9 +55,13 @@ def add_cmd(
 
 
 @network_app.command("list")
-def list_cmd(state_dir: StateDir = pathlib.Path(DEFAULT_STATE), json_out: JsonOut = False) -> None:
+def list_cmd(
+    state_dir: StateDir = pathlib.Path(DEFAULT_STATE),
+    database: Database = None,
+    json_out: JsonOut = False,
+) -> None:
     """Every profile, with the schools and classrooms it is assigned to."""
-    with open_db(state_dir)() as db:
+    with open_db(state_dir, database)() as db:
         try:
             stored = list_profiles(db)
         except ControllerError as err:
@@ -80,10 +85,11 @@ def list_cmd(state_dir: StateDir = pathlib.Path(DEFAULT_STATE), json_out: JsonOu
 def show_cmd(
     name: Annotated[str, typer.Argument(help="Profile name.")],
     state_dir: StateDir = pathlib.Path(DEFAULT_STATE),
+    database: Database = None,
     json_out: JsonOut = False,
 ) -> None:
     """One profile in full."""
-    with open_db(state_dir)() as db:
+    with open_db(state_dir, database)() as db:
         try:
             profile = get_profile(db, name)
         except ControllerError as err:
@@ -106,11 +112,15 @@ def show_cmd(
 
 
 def _assign(
-    name: str | None, school: str | None, classroom: str | None, state: pathlib.Path
+    name: str | None,
+    school: str | None,
+    classroom: str | None,
+    state: pathlib.Path,
+    database: str | None,
 ) -> None:
     if (school is None) == (classroom is None):
         fail("give exactly one of --school or --classroom")
-    with open_db(state)() as db:
+    with open_db(state, database)() as db:
         try:
             done = assign_profile(db, name, school, classroom)
         except ControllerError as err:
@@ -126,9 +136,10 @@ def assign_cmd(
         str | None, typer.Option(help="Classroom id (overrides its school's).")
     ] = None,
     state_dir: StateDir = pathlib.Path(DEFAULT_STATE),
+    database: Database = None,
 ) -> None:
     """Assign a profile to a school or a classroom; agents get it when they next register."""
-    _assign(name, school, classroom, state_dir)
+    _assign(name, school, classroom, state_dir, database)
 
 
 @network_app.command("unassign")
@@ -136,17 +147,20 @@ def unassign_cmd(
     school: Annotated[str | None, typer.Option(help="School id.")] = None,
     classroom: Annotated[str | None, typer.Option(help="Classroom id.")] = None,
     state_dir: StateDir = pathlib.Path(DEFAULT_STATE),
+    database: Database = None,
 ) -> None:
     """Remove a school's or a classroom's own profile (a classroom falls back to its school's)."""
-    _assign(None, school, classroom, state_dir)
+    _assign(None, school, classroom, state_dir, database)
 
 
 def bandwidth_cmd(
-    state_dir: StateDir = pathlib.Path(DEFAULT_STATE), json_out: JsonOut = False
+    state_dir: StateDir = pathlib.Path(DEFAULT_STATE),
+    database: Database = None,
+    json_out: JsonOut = False,
 ) -> None:
     """Per school: uplink, planned kbps of the lessons under way, measured kbps sent."""
     now = utcnow()
-    with open_db(state_dir)() as db:
+    with open_db(state_dir, database)() as db:
         try:
             view = bandwidth_view(db, None, now)
         except ControllerError as err:

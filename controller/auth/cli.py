@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from controller.auth import accounts, audit, scope
 from controller.auth.roles import ROLES
-from controller.cli_common import DEFAULT_STATE, JsonOut, StateDir, fail, open_db
+from controller.cli_common import DEFAULT_STATE, Database, JsonOut, StateDir, fail, open_db
 from controller.db.models import ConsoleUser
 from controller.errors import ControllerError
 from controller.security import SecurityPolicy
@@ -57,10 +57,11 @@ def user_add(
         typer.Option("--no-password", help="An account for API tokens only; cannot sign in."),
     ] = False,
     state_dir: StateDir = pathlib.Path(DEFAULT_STATE),
+    database: Database = None,
 ) -> None:
     """Add a user (asks for the password unless --password-stdin or --no-password)."""
     password = None if no_password else _read_password(password_stdin)
-    with open_db(state_dir)() as db:
+    with open_db(state_dir, database)() as db:
         try:
             user = accounts.add_user(db, username, role, password, display_name)
             if school is not None:
@@ -72,9 +73,13 @@ def user_add(
 
 
 @user_app.command("list")
-def user_list(state_dir: StateDir = pathlib.Path(DEFAULT_STATE), json_out: JsonOut = False) -> None:
+def user_list(
+    state_dir: StateDir = pathlib.Path(DEFAULT_STATE),
+    database: Database = None,
+    json_out: JsonOut = False,
+) -> None:
     """List users with their role and lock state."""
-    with open_db(state_dir)() as db:
+    with open_db(state_dir, database)() as db:
         rows = [
             accounts.user_document(u)
             for u in db.scalars(select(ConsoleUser).order_by(ConsoleUser.username)).all()
@@ -101,11 +106,12 @@ def user_school(
         bool, typer.Option("--county", help="See every school of the county instead.")
     ] = False,
     state_dir: StateDir = pathlib.Path(DEFAULT_STATE),
+    database: Database = None,
 ) -> None:
     """Limit a user to one school's classrooms, lessons, recordings and patrol (or --county)."""
     if (school is not None) == county:
         fail("give either a SCHOOL or --county")
-    with open_db(state_dir)() as db:
+    with open_db(state_dir, database)() as db:
         try:
             scope.set_school(db, username, school)
         except ControllerError as err:
@@ -120,10 +126,11 @@ def user_passwd(
         bool, typer.Option("--password-stdin", help="Read the password from standard input.")
     ] = False,
     state_dir: StateDir = pathlib.Path(DEFAULT_STATE),
+    database: Database = None,
 ) -> None:
     """Set a user's password (this also unlocks the user and signs out every session)."""
     password = _read_password(password_stdin)
-    with open_db(state_dir)() as db:
+    with open_db(state_dir, database)() as db:
         try:
             ended = accounts.set_password(db, username, password)
         except ControllerError as err:
@@ -133,9 +140,11 @@ def user_passwd(
 
 
 @user_app.command("unlock")
-def user_unlock(username: str, state_dir: StateDir = pathlib.Path(DEFAULT_STATE)) -> None:
+def user_unlock(
+    username: str, state_dir: StateDir = pathlib.Path(DEFAULT_STATE), database: Database = None
+) -> None:
     """Clear a user's failed sign-ins, so no address has to wait before trying again."""
-    with open_db(state_dir)() as db:
+    with open_db(state_dir, database)() as db:
         try:
             accounts.unlock(db, username)
         except ControllerError as err:
@@ -143,8 +152,10 @@ def user_unlock(username: str, state_dir: StateDir = pathlib.Path(DEFAULT_STATE)
     typer.echo(f"{username} unlocked")
 
 
-def _set_disabled(username: str, disabled: bool, state_dir: pathlib.Path) -> None:
-    with open_db(state_dir)() as db:
+def _set_disabled(
+    username: str, disabled: bool, state_dir: pathlib.Path, database: str | None
+) -> None:
+    with open_db(state_dir, database)() as db:
         try:
             accounts.set_disabled(db, username, disabled)
         except ControllerError as err:
@@ -154,16 +165,20 @@ def _set_disabled(username: str, disabled: bool, state_dir: pathlib.Path) -> Non
 
 
 @user_app.command("disable")
-def user_disable(username: str, state_dir: StateDir = pathlib.Path(DEFAULT_STATE)) -> None:
+def user_disable(
+    username: str, state_dir: StateDir = pathlib.Path(DEFAULT_STATE), database: Database = None
+) -> None:
     """Disable a user: their sessions end now; sign-in and their API tokens are refused."""
-    _set_disabled(username, True, state_dir)
+    _set_disabled(username, True, state_dir, database)
     typer.echo(f"{username} disabled; their sessions have ended")
 
 
 @user_app.command("enable")
-def user_enable(username: str, state_dir: StateDir = pathlib.Path(DEFAULT_STATE)) -> None:
+def user_enable(
+    username: str, state_dir: StateDir = pathlib.Path(DEFAULT_STATE), database: Database = None
+) -> None:
     """Enable a disabled user again."""
-    _set_disabled(username, False, state_dir)
+    _set_disabled(username, False, state_dir, database)
     typer.echo(f"{username} enabled")
 
 
@@ -175,6 +190,7 @@ def token_create(
         str, typer.Option(help="How long it works, e.g. 90d (the default) or 12h; at most 730d.")
     ] = "",
     state_dir: StateDir = pathlib.Path(DEFAULT_STATE),
+    database: Database = None,
 ) -> None:
     """Print a new API token (shown once; only its hash is kept)."""
     try:
@@ -183,7 +199,7 @@ def token_create(
         ).api_token_lifetime
     except ValueError as err:
         fail(f"--valid: {err}")
-    with open_db(state_dir)() as db:
+    with open_db(state_dir, database)() as db:
         try:
             token = accounts.create_api_token(db, username, label, lifetime)
         except ControllerError as err:
@@ -195,10 +211,11 @@ def token_create(
 def token_list(
     username: Annotated[str | None, typer.Argument(help="Only this user's tokens.")] = None,
     state_dir: StateDir = pathlib.Path(DEFAULT_STATE),
+    database: Database = None,
     json_out: JsonOut = False,
 ) -> None:
     """List API tokens: id, user, state (active, expired, revoked), expiry and label."""
-    with open_db(state_dir)() as db:
+    with open_db(state_dir, database)() as db:
         rows = accounts.list_api_tokens(db, username)
     if json_out:
         typer.echo(json.dumps(rows))
@@ -214,9 +231,10 @@ def token_list(
 def token_revoke(
     token_id: Annotated[str, typer.Argument(help="The id `token list` shows.")],
     state_dir: StateDir = pathlib.Path(DEFAULT_STATE),
+    database: Database = None,
 ) -> None:
     """Revoke an API token: it stops working at once."""
-    with open_db(state_dir)() as db:
+    with open_db(state_dir, database)() as db:
         try:
             doc = accounts.revoke_api_token(db, token_id)
         except ControllerError as err:

@@ -8,14 +8,22 @@ from typing import Annotated
 import typer
 
 from controller.backup.archive import BackupError, backup, restore
-from controller.cli_common import DEFAULT_STATE, StateDir, fail
+from controller.cli_common import DEFAULT_STATE, Database, StateDir, fail
+from controller.db.urls import hide_password, is_postgresql
 
 
 def backup_cmd(
     archive: Annotated[pathlib.Path, typer.Argument(help="Archive to write (mode 0600).")],
     state_dir: StateDir = pathlib.Path(DEFAULT_STATE),
+    database: Database = None,
 ) -> None:
     """Back up the database (consistent while the controller runs), keys and settings."""
+    if database and is_postgresql(database):
+        # The archive holds the SQLite file; a PostgreSQL server has its own tools.
+        fail(
+            f"the database is PostgreSQL ({hide_password(database)}): back it up with "
+            "pg_dump; this command backs up a SQLite database with the keys and settings"
+        )
     try:
         summary = backup(state_dir, archive)
     except BackupError as err:

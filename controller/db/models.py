@@ -6,6 +6,7 @@ from datetime import date, datetime
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Date,
     DateTime,
@@ -196,7 +197,7 @@ class StoredSegment(Base):
     name: Mapped[str] = mapped_column(String(200))
     path: Mapped[str] = mapped_column(Text)
     sha256: Mapped[str] = mapped_column(String(64))
-    bytes: Mapped[int] = mapped_column(Integer)
+    bytes: Mapped[int] = mapped_column(BigInteger)
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
@@ -243,7 +244,7 @@ class UploadSession(Base):
     classroom_id: Mapped[str] = mapped_column(ForeignKey("classroom.id"))
     rel: Mapped[str] = mapped_column(String(300))  # "<track>/<segment>" or "manifest.json"
     key: Mapped[str] = mapped_column(Text)
-    size: Mapped[int] = mapped_column(Integer)
+    size: Mapped[int] = mapped_column(BigInteger)
     sha256: Mapped[str] = mapped_column(String(64))
     backend_id: Mapped[str] = mapped_column(Text)
     part_size: Mapped[int] = mapped_column(Integer)
@@ -275,7 +276,8 @@ class Deletion(Base):
     lesson_id: Mapped[str] = mapped_column(String(32), index=True)
     classroom_id: Mapped[str] = mapped_column(String(64))
     key: Mapped[str] = mapped_column(Text)
-    bytes: Mapped[int] = mapped_column(Integer)
+    # Byte counts are BIGINT: PostgreSQL's INTEGER stops at 2 GiB, a lesson's file may not.
+    bytes: Mapped[int] = mapped_column(BigInteger)
     sha256: Mapped[str] = mapped_column(String(64), default="")
     reason: Mapped[str] = mapped_column(Text)
     actor: Mapped[str] = mapped_column(String(64))

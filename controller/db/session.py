@@ -1,18 +1,30 @@
-"""Opening the controller database and bringing its schema up to date with Alembic."""
+"""Opening the controller database and bringing its schema up to date with Alembic.
+
+SQLite (one file in the state directory) is the default; PostgreSQL is named with a
+``postgresql+psycopg://`` URL (``--database``).
+"""
 
 from __future__ import annotations
 
+import logging
 import pathlib
 from datetime import UTC, datetime
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, pool, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from controller.db.reach import CONNECT_TIMEOUT_S
+from controller.db.urls import hide_password, is_postgresql, normalise
 from protocols.private_files import sqlite_private
 
 MIGRATIONS = pathlib.Path(__file__).resolve().parent.parent / "migrations"
+# The PostgreSQL advisory lock (one 64-bit key per database) held while migrating, so
+# that controllers started together migrate one after the other: b"cbmigrat".
+MIGRATION_LOCK = 0x63626D6967726174
+
+log = logging.getLogger(__name__)
 
 
 def utcnow() -> datetime:
@@ -21,8 +33,9 @@ def utcnow() -> datetime:
 
 
 def as_utc(value: datetime) -> datetime:
-    """SQLite hands back naive datetimes; treat them as the UTC they were stored as."""
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    """A stored time as aware UTC: SQLite hands back naive datetimes (the UTC they were
+    stored as), PostgreSQL aware ones."""
+    return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def database_url(state_dir: pathlib.Path) -> str:
@@ -34,8 +47,16 @@ def make_engine(url: str) -> Engine:
     """An engine; SQLite gets WAL and a busy timeout so CLI and daemon can share it.
 
     A SQLite file is made 0600 before it is opened (its WAL files follow its mode).
+    PostgreSQL sessions run in UTC, and a pooled connection is checked before use, so the
+    controller recovers by itself when the server restarts.
     """
     sqlite_private(url)
+    if is_postgresql(url):
+        return create_engine(
+            normalise(url),
+            pool_pre_ping=True,
+            connect_args={"connect_timeout": CONNECT_TIMEOUT_S, "options": "-c TimeZone=UTC"},
+        )
     engine = create_engine(url, future=True)
     if url.startswith("sqlite"):
 
@@ -51,12 +72,42 @@ def make_engine(url: str) -> Engine:
 
 
 def migrate(url: str) -> None:
-    """Apply every Alembic migration up to head."""
+    """Apply every Alembic migration up to head; on PostgreSQL under an advisory lock."""
     sqlite_private(url)
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
-    cfg.set_main_option("sqlalchemy.url", url)
-    command.upgrade(cfg, "head")
+    if not is_postgresql(url):
+        cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+        command.upgrade(cfg, "head")
+        return
+    engine = create_engine(
+        normalise(url),
+        poolclass=pool.NullPool,
+        connect_args={"connect_timeout": CONNECT_TIMEOUT_S, "options": "-c TimeZone=UTC"},
+    )
+    try:
+        with engine.connect() as conn:
+            _lock(conn, url)
+            try:
+                # env.py migrates on this connection, the one holding the lock.
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, "head")
+            finally:
+                conn.rollback()  # a failed migration leaves its transaction open
+                conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK})
+                conn.commit()
+    finally:
+        engine.dispose()
+
+
+def _lock(conn: Connection, url: str) -> None:
+    """Take the migration lock, saying so when another controller holds it."""
+    got = conn.scalar(text("SELECT pg_try_advisory_lock(:key)"), {"key": MIGRATION_LOCK})
+    if not got:
+        log.info("waiting for another controller migrating %s", hide_password(url))
+        conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK})
+    # A session-level lock outlives this transaction; Alembic then opens its own.
+    conn.commit()
 
 
 def sessions(engine: Engine) -> sessionmaker[Session]:

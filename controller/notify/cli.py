@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from controller.auth.scope import Scope
-from controller.cli_common import DEFAULT_STATE, StateDir, fail, open_db
+from controller.cli_common import DEFAULT_STATE, Database, StateDir, fail, open_db
 from controller.errors import NotFound
 from controller.notify.channels import DeliveryError, Message, default_channels
 from controller.notify.store import channel_status, get_subscription
@@ -23,9 +23,10 @@ notify_app = typer.Typer(help="Alert notifications (告警通知).", no_args_is_
 def status_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON document.")] = False,
     state_dir: StateDir = pathlib.Path(DEFAULT_STATE),
+    database: Database = None,
 ) -> None:
     """One line per channel: failing or not, since when, its last error."""
-    with open_db(state_dir)() as db:
+    with open_db(state_dir, database)() as db:
         doc = channel_status(db, Scope())
     if as_json:
         typer.echo(json.dumps(doc, ensure_ascii=False))
@@ -44,9 +45,10 @@ def status_cmd(
 def test_cmd(
     subscription: Annotated[int, typer.Argument(help="Subscription id (see 'notify status').")],
     state_dir: StateDir = pathlib.Path(DEFAULT_STATE),
+    database: Database = None,
 ) -> None:
     """Send a test message through a subscription's channel now."""
-    with open_db(state_dir)() as db:
+    with open_db(state_dir, database)() as db:
         try:
             sub = get_subscription(db, Scope(), str(subscription))
         except NotFound as err:

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from controller.cli_common import DEFAULT_STATE, StateDir, fail, open_db
+from controller.cli_common import DEFAULT_STATE, Database, StateDir, fail, open_db
 from controller.errors import ControllerError
 from controller.personal_data.records import Subject, erase, export
 from controller.storage.backend import StorageBackend
@@ -39,10 +39,11 @@ def export_cmd(
         pathlib.Path | None, typer.Option("--out", help="Write here (0600), not stdout.")
     ] = None,
     state_dir: StateDir = pathlib.Path(DEFAULT_STATE),
+    database: Database = None,
 ) -> None:
     """Their lessons and the list of recordings that hold them, as JSON."""
     who = _subject(teacher, classroom)
-    with open_db(state_dir)() as db:
+    with open_db(state_dir, database)() as db:
         try:
             doc = export(db, who)
         except ControllerError as err:
@@ -68,6 +69,7 @@ def erase_cmd(
         str | None, typer.Option(envvar="CLASSBRIDGE_S3_ENDPOINT", help="As for serve.")
     ] = None,
     state_dir: StateDir = pathlib.Path(DEFAULT_STATE),
+    database: Database = None,
 ) -> None:
     """Delete their recordings from storage and the catalogue, with an audit record."""
     who = _subject(teacher, classroom)
@@ -76,7 +78,7 @@ def erase_cmd(
         if storage
         else LocalStorage(state_dir / "storage")
     )
-    with open_db(state_dir)() as db:
+    with open_db(state_dir, database)() as db:
         try:
             done = erase(db, backend, who, actor, reason)
         except ControllerError as err:

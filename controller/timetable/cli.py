@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from sqlalchemy import select
 
-from controller.cli_common import DEFAULT_STATE, StateDir, fail, open_db
+from controller.cli_common import DEFAULT_STATE, Database, StateDir, fail, open_db
 from controller.db.models import Teacher
 from controller.errors import ControllerError
 from controller.timetable.csv_import import parse_timetable_csv
@@ -39,13 +39,14 @@ def setup_cmd(
         typer.Argument(help="TOML: schools, bells, teachers, terms, pairings, series."),
     ],
     state_dir: StateDir = pathlib.Path(DEFAULT_STATE),
+    database: Database = None,
 ) -> None:
     """Load schools, bell schedules, teachers, terms, pairings and lesson series."""
     try:
         text = file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
         fail(f"{file}: {err}")
-    with open_db(state_dir)() as db:
+    with open_db(state_dir, database)() as db:
         try:
             counts = apply_setup(db, text, str(file))
         except ControllerError as err:
@@ -58,9 +59,10 @@ def expand_cmd(
     term: Annotated[str, typer.Argument(help="Term id.")],
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Check only; write nothing.")] = False,
     state_dir: StateDir = pathlib.Path(DEFAULT_STATE),
+    database: Database = None,
 ) -> None:
     """Turn a term's lesson series into lessons; every problem is listed with its reason."""
-    with open_db(state_dir)() as db:
+    with open_db(state_dir, database)() as db:
         try:
             result = expand_term(db, term, write=not dry_run)
         except ControllerError as err:
@@ -86,6 +88,7 @@ def import_cmd(
         bool, typer.Option("--good-rows", help="Write the rows that passed, skip the rest.")
     ] = False,
     state_dir: StateDir = pathlib.Path(DEFAULT_STATE),
+    database: Database = None,
     json_out: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Check a term's timetable CSV row by row (a dry run unless --commit or --good-rows).
@@ -95,7 +98,7 @@ def import_cmd(
         data = file.read_bytes()
     except OSError as err:
         fail(f"{file}: {err}")
-    with open_db(state_dir)() as db:
+    with open_db(state_dir, database)() as db:
         try:
             cal = term_calendar(db, term)
         except ControllerError as err:
@@ -157,9 +160,10 @@ def ical_cmd(
         pathlib.Path | None, typer.Option("-o", help="File (default stdout).")
     ] = None,
     state_dir: StateDir = pathlib.Path(DEFAULT_STATE),
+    database: Database = None,
 ) -> None:
     """Export lessons as iCalendar (RFC 5545) for calendar programs."""
-    with open_db(state_dir)() as db:
+    with open_db(state_dir, database)() as db:
         try:
             lessons = lessons_for(db, classroom, teacher, school)
         except ControllerError as err:
@@ -179,13 +183,14 @@ def report_cmd(
     fmt: Annotated[str, typer.Option("--format", help="text, csv or html.")] = "text",
     output: Annotated[pathlib.Path | None, typer.Option("-o")] = None,
     state_dir: StateDir = pathlib.Path(DEFAULT_STATE),
+    database: Database = None,
 ) -> None:
     """Every pairing's lessons scheduled, held and recorded against its quotas."""
     try:
         first, last = date.fromisoformat(start), date.fromisoformat(end)
     except ValueError as err:
         fail(f"{err}; write dates as 2026-03-02")
-    with open_db(state_dir)() as db:
+    with open_db(state_dir, database)() as db:
         reports = term_report(db, first, last)
     if fmt == "csv":
         text = report_csv(reports)
@@ -215,13 +220,14 @@ def quotas_cmd(
     fmt: Annotated[str, typer.Option("--format", help="text, csv or json.")] = "text",
     output: Annotated[pathlib.Path | None, typer.Option("-o")] = None,
     state_dir: StateDir = pathlib.Path(DEFAULT_STATE),
+    database: Database = None,
 ) -> None:
     """A term's quotas (考核指标) by school (ranked), teacher, subject or pairing."""
     if by not in VIEWS:
         fail(f"--by {by!r}: use one of {', '.join(VIEWS)}")
     if fmt not in ("text", "csv", "json"):
         fail(f"--format {fmt!r}: use text, csv or json")
-    with open_db(state_dir)() as db:
+    with open_db(state_dir, database)() as db:
         try:
             entries = build_view(evaluate_term(db, term), by)
         except ControllerError as err:
