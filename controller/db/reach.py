@@ -25,10 +25,18 @@ DEFAULT_WAIT_S = 60.0
 FIRST_DELAY_S = 0.5
 MAX_DELAY_S = 10.0
 CONNECT_TIMEOUT_S = 5
-# SQLSTATE classes and codes PostgreSQL answers with that retrying cannot cure:
-# 28: invalid authorisation (wrong password, no such role, pg_hba refuses);
-# 3D000: no such database.
+# Answers that retrying cannot cure: invalid authorisation (SQLSTATE class 28: wrong
+# password, no such role, pg_hba.conf refuses) and no such database (3D000). libpq gives
+# no SQLSTATE for a refused connection, only the server's message, hence the phrases; a
+# server answering in another language is retried until the wait is over.
 _REFUSED_PREFIXES = ("28", "3D000")
+_REFUSED_PHRASES = (
+    "password authentication failed",
+    "authentication failed",
+    "no pg_hba.conf entry",
+    "does not exist",  # role or database
+    "permission denied for database",
+)
 
 
 def wait_for_database(
@@ -94,7 +102,10 @@ def _probe(url: str) -> None:
 
 def _refused(err: DBAPIError) -> bool:
     state = getattr(err.orig, "sqlstate", None)
-    return isinstance(state, str) and state.startswith(_REFUSED_PREFIXES)
+    if isinstance(state, str):
+        return state.startswith(_REFUSED_PREFIXES)
+    message = str(err.orig)
+    return "FATAL:" in message and any(phrase in message for phrase in _REFUSED_PHRASES)
 
 
 def _reason(err: DBAPIError, secret: str | None) -> str:

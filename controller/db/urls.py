@@ -15,7 +15,7 @@ def parse(url: str) -> URL:
     is neither SQLite nor PostgreSQL, or does not parse (the message hides a password)."""
     try:
         parsed = make_url(url)
-    except ArgumentError as err:
+    except (ArgumentError, ValueError) as err:
         raise ValueError(
             f"--database: {hide_password(url)!r} is not a database URL; write "
             "postgresql+psycopg://USER:PASSWORD@HOST:PORT/DATABASE or sqlite:///PATH"
@@ -48,7 +48,7 @@ def hide_password(url: str) -> str:
     """``url`` fit for a log or an error message: the password shown as ``***``."""
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
+    except (ArgumentError, ValueError):
         # Not a URL we can parse: hide whatever lies between "scheme://user:" and "@".
         scheme, sep, rest = url.partition("://")
         if not sep or "@" not in rest:

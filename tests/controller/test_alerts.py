@@ -47,8 +47,8 @@ def test_health_numbers_become_alerts_over_their_thresholds() -> None:
     assert alerts_from_health({"disk_pct": 10.0, "disk_free_bytes": 50 * 1024**3}, True) == {}
 
 
-def test_alert_rows_follow_heartbeats(tmp_path: pathlib.Path) -> None:
-    url = f"sqlite:///{tmp_path / 'a.sqlite3'}"
+def test_alert_rows_follow_heartbeats(tmp_path: pathlib.Path, db_url: str) -> None:
+    url = db_url
     migrate(url)
     db = sessions(make_engine(url))
     lost = {"devices": {"cam": {"state": "lost"}}}

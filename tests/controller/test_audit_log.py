@@ -16,12 +16,12 @@ from controller.auth import audit
 from controller.auth.audit_syslog import AuditSyslog, Rfc5424Formatter, SyslogTarget
 from controller.daemon import ControllerConfig
 from controller.db.models import AuditEntry
-from controller.db.session import database_url, make_engine, migrate, sessions, utcnow
+from controller.db.session import make_engine, migrate, sessions, utcnow
 
 
 @pytest.fixture
-def db(tmp_path: pathlib.Path) -> sessionmaker[Session]:
-    url = database_url(tmp_path)
+def db(db_url: str) -> sessionmaker[Session]:
+    url = db_url
     migrate(url)
     return sessions(make_engine(url))
 

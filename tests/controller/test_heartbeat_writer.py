@@ -24,8 +24,8 @@ def _beat(seq: int) -> Heartbeat:
 
 
 @pytest.fixture
-def db(tmp_path: pathlib.Path) -> tuple[sessionmaker[Session], list[int]]:
-    url = f"sqlite:///{tmp_path / 'hb.sqlite3'}"
+def db(tmp_path: pathlib.Path, db_url: str) -> tuple[sessionmaker[Session], list[int]]:
+    url = db_url
     migrate(url)
     engine = make_engine(url)
     commits: list[int] = []

@@ -21,8 +21,8 @@ ORDINARY = ["scheduled", "preparing", "live", "ending", "recorded", "uploaded"]
 
 
 @pytest.fixture
-def db(tmp_path: pathlib.Path) -> sessionmaker[Session]:
-    url = f"sqlite:///{tmp_path / 'ls.sqlite3'}"
+def db(tmp_path: pathlib.Path, db_url: str) -> sessionmaker[Session]:
+    url = db_url
     migrate(url)
     factory = sessions(make_engine(url))
     with factory() as s:

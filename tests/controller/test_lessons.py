@@ -18,9 +18,9 @@ T0 = datetime(2026, 3, 2, 0, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def db(tmp_path: pathlib.Path) -> sessionmaker[Session]:
-    """A migrated SQLite database with three classrooms."""
-    url = f"sqlite:///{tmp_path / 'c.sqlite3'}"
+def db(tmp_path: pathlib.Path, db_url: str) -> sessionmaker[Session]:
+    """A migrated database (SQLite, then PostgreSQL) with three classrooms."""
+    url = db_url
     migrate(url)
     factory = sessions(make_engine(url))
     keys = ServerKeys.load_or_create(tmp_path)

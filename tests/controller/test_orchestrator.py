@@ -52,8 +52,8 @@ class FakeHub:
 
 
 @pytest.fixture
-def db(tmp_path: pathlib.Path) -> sessionmaker[Session]:
-    url = f"sqlite:///{tmp_path / 'o.sqlite3'}"
+def db(tmp_path: pathlib.Path, db_url: str) -> sessionmaker[Session]:
+    url = db_url
     migrate(url)
     factory = sessions(make_engine(url))
     keys = ServerKeys.load_or_create(tmp_path)

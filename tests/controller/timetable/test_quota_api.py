@@ -30,8 +30,9 @@ BOM = b"\xef\xbb\xbf"
 @pytest.fixture
 async def served(
     tmp_path: pathlib.Path,
+    db_url: str,
 ) -> AsyncIterator[tuple[str, sessionmaker[Session]]]:
-    url = f"sqlite:///{tmp_path / 'c.sqlite3'}"
+    url = db_url
     migrate(url)
     db: sessionmaker[Session] = sessions(make_engine(url))
     keys = ServerKeys.load_or_create(tmp_path)
@@ -123,9 +124,14 @@ async def test_no_credential_is_401_and_a_teacher_is_403(
         assert r.status == 403
 
 
-def test_the_cli_writes_a_csv_excel_opens_and_ranks_schools(tmp_path: pathlib.Path) -> None:
+def test_the_cli_writes_a_csv_excel_opens_and_ranks_schools(
+    tmp_path: pathlib.Path, db_url: str
+) -> None:
     runner = CliRunner()
-    env = {"CLASSBRIDGE_CONTROLLER_STATE": str(tmp_path / "cli")}
+    env = {
+        "CLASSBRIDGE_CONTROLLER_STATE": str(tmp_path / "cli"),
+        "CLASSBRIDGE_DATABASE_URL": db_url,
+    }
     setup = tmp_path / "s.toml"
     setup.write_text(SETUP, encoding="utf-8")
     assert runner.invoke(app, ["timetable", "setup", str(setup)], env=env).exit_code == 0

@@ -27,8 +27,8 @@ from controller.timetable.setup import apply_setup
 
 
 @pytest.fixture
-def db(tmp_path: pathlib.Path) -> sessionmaker[Session]:
-    url = f"sqlite:///{tmp_path / 'c.sqlite3'}"
+def db(tmp_path: pathlib.Path, db_url: str) -> sessionmaker[Session]:
+    url = db_url
     migrate(url)
     factory = sessions(make_engine(url))
     keys = ServerKeys.load_or_create(tmp_path)

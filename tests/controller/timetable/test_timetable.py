@@ -29,8 +29,8 @@ from controller.timetable.setup import apply_setup, bell_periods, expand_term, t
 
 
 @pytest.fixture
-def db(tmp_path: pathlib.Path) -> sessionmaker[Session]:
-    url = f"sqlite:///{tmp_path / 'c.sqlite3'}"
+def db(tmp_path: pathlib.Path, db_url: str) -> sessionmaker[Session]:
+    url = db_url
     migrate(url)
     factory = sessions(make_engine(url))
     keys = ServerKeys.load_or_create(tmp_path)

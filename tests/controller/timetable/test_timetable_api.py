@@ -26,8 +26,10 @@ T = datetime(2026, 3, 4, 1, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-async def api_auth(tmp_path: pathlib.Path) -> AsyncIterator[tuple[str, dict[str, str]]]:
-    url = f"sqlite:///{tmp_path / 'c.sqlite3'}"
+async def api_auth(
+    tmp_path: pathlib.Path, db_url: str
+) -> AsyncIterator[tuple[str, dict[str, str]]]:
+    url = db_url
     migrate(url)
     db: sessionmaker[Session] = sessions(make_engine(url))
     keys = ServerKeys.load_or_create(tmp_path)

@@ -3,7 +3,6 @@ a 10,000-lesson term loads fast, filters by classroom, school, teacher and pairi
 
 from __future__ import annotations
 
-import pathlib
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -21,10 +20,9 @@ ROOMS = [f"room-{n}" for n in range(40)]
 
 
 @pytest.fixture(scope="module")
-def db(tmp_path_factory: pytest.TempPathFactory) -> sessionmaker[Session]:
+def db(module_db_url: str) -> sessionmaker[Session]:
     """A term of 10,000 lessons over 20 weeks, between 40 classrooms of 4 schools."""
-    path: pathlib.Path = tmp_path_factory.mktemp("week") / "c.sqlite3"
-    url = f"sqlite:///{path}"
+    url = module_db_url
     migrate(url)
     made = sessions(make_engine(url))
     with made() as s:
