@@ -41,6 +41,8 @@ def bin_dir() -> pathlib.Path:
     ``CLASSBRIDGE_PG_BIN``."""
     chosen = os.environ.get("CLASSBRIDGE_PG_BIN")
     if chosen:
+        if not (pathlib.Path(chosen) / "pg_ctl").is_file():
+            raise PostgresMissing(f"CLASSBRIDGE_PG_BIN={chosen} holds no initdb and pg_ctl")
         candidates = [pathlib.Path(chosen)]
     else:
         found = pathlib.Path("/usr/lib/postgresql").glob("*/bin")
