@@ -46,6 +46,8 @@ from controller.patrol import PatrolApi, Relays
 from controller.recordings import catalogue_document
 from controller.recordings_api import OPENAPI_PATHS as RECORDINGS_PATHS
 from controller.recordings_api import RecordingsApi
+from controller.review.api import OPENAPI_PATHS as REVIEW_PATHS
+from controller.review.api import ReviewApi
 from controller.security import SecurityPolicy
 from controller.storage.backend import ChecksumMismatch, StorageError, object_key
 from controller.storage.errors import StitchError
@@ -146,6 +148,7 @@ class HttpApi:
         self.app.add_routes(NetworkApi(sessions, presence_online).routes())
         self.app.add_routes(PatrolApi(sessions, relays, presence_online).routes())
         self.app.add_routes(FloorApi(sessions, floors).routes())
+        self.app.add_routes(ReviewApi(sessions).routes())
         self.app.add_routes(NotifyApi(sessions, notify_poke, notify_sender).routes())
         self.app.add_routes(RecordingsApi(sessions).routes())
         self.app.add_routes(ClassroomsApi(sessions, presence_online).routes())
@@ -156,6 +159,7 @@ class HttpApi:
             OPENAPI,
             PATROL_PATHS,
             FLOOR_PATHS,
+            REVIEW_PATHS,
             NOTIFY_PATHS,
             RECORDINGS_PATHS,
             CLASSROOMS_PATHS,

@@ -19,6 +19,7 @@ ADMIN_ONLY = frozenset({ADMIN})
 AUDIT_READERS = frozenset({ADMIN, INSPECTOR})
 ALERT_HANDLERS = frozenset({ADMIN, SCHEDULER, TECHNICIAN})
 TECHNICIANS = frozenset({ADMIN, TECHNICIAN})
+REVIEWERS = frozenset({ADMIN, INSPECTOR})
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -71,6 +72,11 @@ PERMISSIONS: dict[tuple[str, str], frozenset[str]] = {
     # Floor control (课堂互动): call on one receiving room of a live lesson. A teacher may
     # only in the lessons they teach (OWN_LESSONS_ONLY, checked by the handler).
     ("PUT", "/api/v1/lessons/{lesson}/floor"): FLOOR_GIVERS,
+    # Lesson review (评课): inspectors pin notes to moments of a lesson and score it
+    # against the county's rubric, which only an administrator changes.
+    ("POST", "/api/v1/lessons/{lesson}/notes"): REVIEWERS,
+    ("PUT", "/api/v1/lessons/{lesson}/score"): REVIEWERS,
+    ("PUT", "/api/v1/review/rubric"): ADMIN_ONLY,
     # Prometheus's scrape (every classroom's figures): the people who run the fleet.
     ("GET", "/api/v1/metrics"): TECHNICIANS,
 }
@@ -123,7 +129,8 @@ WHAT_ROLE_MAY_DO: dict[str, str] = {
     "alerts, set who is notified of them, and run remote actions on classroom PCs "
     "(doctor, logs, PTZ presets, restart); "
     "it cannot change the timetable",
-    INSPECTOR: "read everything, including the audit log, and change nothing",
+    INSPECTOR: "read everything, including the audit log, and review lessons (pin notes "
+    "to moments of a lesson and score it against the rubric); it changes nothing else",
     TEACHER: "read the dashboard, classrooms and lessons, and call on a receiving room "
     "(give the floor) in the live lessons they teach",
 }

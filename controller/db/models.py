@@ -522,3 +522,44 @@ class NotifyOutbox(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str] = mapped_column(Text, default="")
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class LessonNote(Base):
+    """An inspector's note (评课) pinned to a moment of a lesson, live or recorded."""
+
+    __tablename__ = "lesson_note"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    lesson_id: Mapped[str] = mapped_column(ForeignKey("lesson.id"), index=True)
+    author: Mapped[str] = mapped_column(String(64))
+    at_s: Mapped[float] = mapped_column(Float)  # seconds from the lesson's start
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class LessonScore(Base):
+    """One reviewer's score of a lesson against the county's rubric (one per reviewer)."""
+
+    __tablename__ = "lesson_score"
+    __table_args__ = (UniqueConstraint("lesson_id", "author"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    lesson_id: Mapped[str] = mapped_column(ForeignKey("lesson.id"), index=True)
+    author: Mapped[str] = mapped_column(String(64))
+    rubric: Mapped[dict[str, object]] = mapped_column(JSON)  # the rubric as scored against
+    scores: Mapped[dict[str, int]] = mapped_column(JSON)  # criterion id → points
+    total: Mapped[int] = mapped_column(Integer)
+    out_of: Mapped[int] = mapped_column(Integer)
+    comment: Mapped[str] = mapped_column(Text, default="")
+    scored_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ReviewRubric(Base):
+    """The county's rubric for scoring lessons (one row, id 1); none: the default."""
+
+    __tablename__ = "review_rubric"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    criteria: Mapped[list[dict[str, object]]] = mapped_column(JSON)
+    updated_by: Mapped[str] = mapped_column(String(64), default="")
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -112,7 +112,7 @@ async def test_role_matrix_follows_the_permissions_table(console: Console, role:
                     assert f"role '{role}' may not {method}" in error and "may read" in error
 
 
-async def test_inspector_changes_nothing_and_technician_cannot_edit_the_timetable(
+async def test_inspector_changes_only_reviews_and_technician_cannot_edit_the_timetable(
     console: Console,
 ) -> None:
     # Watching a live lesson (patrol) is a read made with POST/DELETE: every role may.
@@ -121,10 +121,16 @@ async def test_inspector_changes_nothing_and_technician_cannot_edit_the_timetabl
     ]
     for method, pattern in READ_ACTIONS:
         assert allowed("inspector", method, pattern), (method, pattern)
+    # Reviewing a lesson (评课: notes and a score) is the inspector's one change.
+    reviews = {
+        ("POST", "/api/v1/lessons/{lesson}/notes"),
+        ("PUT", "/api/v1/lessons/{lesson}/score"),
+    }
     for method, pattern in writes:
         if pattern in ("/api/v1/session", "/api/v1/session/password"):
             continue  # signing out and changing your own password: every role may
-        assert not allowed("inspector", method, pattern), (method, pattern)
+        expected = (method, pattern) in reviews
+        assert allowed("inspector", method, pattern) is expected, (method, pattern)
     for method, pattern in writes:
         if pattern.startswith(("/api/v1/lessons", "/api/v1/timetable")):
             assert not allowed("technician", method, pattern)
