@@ -5,6 +5,7 @@ import { call } from "../api.js";
 import { t } from "../i18n.js";
 import { current, el, errorText, loading, ready, table, tf, useStyles } from "./dom.js";
 import { coverageBar } from "./coverage_bar.js";
+import { REVIEW_ROLES, reviewPanel } from "./review.js";
 
 const PUBLISH_ROLES = new Set(["admin", "scheduler"]);
 const PAGE_SIZE = 20;
@@ -231,7 +232,9 @@ function playerSection(ctx) {
   barHolder.id = "rec-bar-holder";
   const legend = el("p", "", "rec-legend");
   legend.id = "rec-legend";
-  section.append(title, video, barHolder, legend);
+  const reviewHolder = el("div");
+  reviewHolder.id = "rev-holder";
+  section.append(title, video, barHolder, legend, reviewHolder);
 
   ctx.play = async (row) => {
     section.hidden = false;
@@ -256,6 +259,7 @@ function playerSection(ctx) {
       const pct = cover.ratio === null ? "—" : `${Math.round(cover.ratio * 1000) / 10}%`;
       legend.textContent = tf("rec.legend", { pct, gaps: cover.gaps.length });
     }
+    reviewHolder.replaceChildren(await reviewPanel(row.lesson, video, ctx.canReview, ctx.me));
     section.dataset.ready = "1";
     section.scrollIntoView({ block: "nearest" });
   };
@@ -290,6 +294,8 @@ export async function recordings(main) {
   results.id = "rec-results-holder";
   const ctx = {
     canPublish: PUBLISH_ROLES.has(session.body?.role),
+    canReview: REVIEW_ROLES.has(session.body?.role),
+    me: session.body?.user,
     classrooms: rooms.body,
     kinds,
     query: new URLSearchParams(),
