@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import pathlib
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -93,6 +94,11 @@ async def test_inspector_watches_a_live_lesson_and_the_browser_decodes_it(
             assert await page.locator("#patrol-main").evaluate("v => v.videoWidth") > 0
             # The receiving room's camera is beside the lead.
             assert await page.locator("#patrol-view .side video").count() >= 1
+            # Reviewing while watching (评课): a note is pinned to the lesson's clock now.
+            await page.wait_for_selector("#patrol-view #rev-panel[data-ready='1']")
+            await page.fill("#rev-text", "板书清楚")
+            await page.click("#rev-add")
+            await page.locator("#rev-notes li", has_text="板书清楚").wait_for()
         finally:
             await browser.close()
     # The viewers (thumbnail and big view) are on the relay; watching was audited.
@@ -100,3 +106,8 @@ async def test_inspector_watches_a_live_lesson_and_the_browser_decodes_it(
     assert doc["viewers"] >= 1
     audit = rig.get("/audit?limit=50")
     assert any(r["action"] == "watch" and r["username"] == "inspector" for r in audit), audit
+    review = rig.get(f"/lessons/{lesson_id}/review")
+    [note] = review["notes"]
+    started = datetime.fromisoformat(review["start_at"])
+    assert note["author"] == "inspector" and note["text"] == "板书清楚"
+    assert 0 <= note["at_s"] <= (datetime.now(UTC) - started).total_seconds() + 1, note

@@ -3,6 +3,7 @@
 // agents' QoS; a click opens the big view: the lead with sound, the receiving rooms beside.
 import { call } from "../api.js";
 import { getLang } from "../i18n.js";
+import { REVIEW_ROLES, reviewPanel } from "./review.js";
 
 const WORDS = {
   zh: {
@@ -242,6 +243,17 @@ async function openView(lessonId) {
   const stage = el("div", undefined, "stage");
   stage.append(figure(main, `${names(lesson, [lesson.lead])} · ${cam.track}`, true), side);
   section.append(stage, inbound);
+  // Review (评课) while watching: a note is pinned to the lesson's clock now.
+  const session = await call("GET", "/api/v1/session");
+  const live = {
+    get currentTime() {
+      return Math.max(0, (Date.now() - Date.parse(lesson.start_at)) / 1000);
+    },
+    set currentTime(_) {}, // a live lesson cannot be seeked
+  };
+  const role = session.body?.role;
+  const panel = await reviewPanel(lessonId, live, REVIEW_ROLES.has(role), session.body?.user);
+  if (section.dataset.lesson === lessonId && section.isConnected) section.append(panel);
 }
 
 function render(grid, lessons) {
