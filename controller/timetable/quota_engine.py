@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from controller.auth.scope import COUNTY, Scope
 from controller.db.models import (
     Classroom,
+    LessonScore,
     Pairing,
     PublishedRecording,
     Recording,
@@ -65,6 +66,7 @@ class LessonFact:
     held: bool
     recorded: bool
     published: bool
+    review: float | None = None  # the mean of inspectors' scores, as a share of the points
 
 
 @dataclass(frozen=True)
@@ -175,6 +177,15 @@ def load_facts(db: Session, term: Term, first: date, last: date) -> TermQuotas:
         if (lid, cid, track) in stitched  # a published recording that is gone is not one
     }
     recorded = {(lid, cid) for lid, cid, _ in stitched}
+    # Inspectors' scores (评课): each lesson's mean share of the rubric's points.
+    scored: dict[str, list[float]] = defaultdict(list)
+    for lid, total, out_of in db.execute(
+        select(LessonScore.lesson_id, LessonScore.total, LessonScore.out_of).where(
+            LessonScore.lesson_id.in_(in_range)
+        )
+    ):
+        if out_of:
+            scored[lid].append(total / out_of)
     facts = []
     for lid, kind, subject, start_at, lead, pairing_id, teacher, _ in rows:
         day = as_utc(start_at).astimezone(tz).date()
@@ -207,6 +218,7 @@ def load_facts(db: Session, term: Term, first: date, last: date) -> TermQuotas:
                 held=share is not None and share >= HELD_SHARE,
                 recorded=(lid, lead) in recorded,
                 published=lid in published,
+                review=sum(scored[lid]) / len(scored[lid]) if lid in scored else None,
             )
         )
     teachers = list(db.scalars(select(Teacher)))

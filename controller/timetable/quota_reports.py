@@ -31,6 +31,12 @@ class ReportEntry:
     counts: dict[str, dict[str, int]] = field(default_factory=dict)  # kind → figure → n
     results: list[QuotaResult] = field(default_factory=list)
     rank: int | None = None
+    reviews: list[float] = field(default_factory=list)  # reviewed lessons' mean scores
+
+    @property
+    def review_mean_pct(self) -> float | None:
+        """The mean inspectors' score of its reviewed lessons, in % of the rubric."""
+        return round(100 * sum(self.reviews) / len(self.reviews), 1) if self.reviews else None
 
     @property
     def met(self) -> int:
@@ -52,6 +58,8 @@ class ReportEntry:
             "quotas": len(self.results),
             "counts": self.counts,
             "results": [result_json(r) for r in self.results],
+            "reviewed": len(self.reviews),
+            "review_mean_pct": self.review_mean_pct,
         }
 
 
@@ -113,6 +121,8 @@ def build_view(tq: TermQuotas, by: str) -> list[ReportEntry]:
             c["scheduled"] += 1
             c["held"] += f.held
             c["recorded"] += f.recorded
+            if f.review is not None:
+                entry(key).reviews.append(f.review)
     for r in tq.results:
         for key in _result_keys(tq, r, by):
             if key:
@@ -182,6 +192,11 @@ def view_csv(entries: list[ReportEntry], by: str) -> str:
     for e in entries:
         for kind, c in sorted(e.counts.items()):
             w.writerow([e.key, e.name, kind, c["scheduled"], c["held"], c["recorded"]])
+    w.writerow([])
+    w.writerow([HEADERS[by], "名称 name", "评课节数 reviewed", "评课均分% review mean %"])
+    for e in entries:
+        if e.reviews:
+            w.writerow([e.key, e.name, len(e.reviews), e.review_mean_pct])
     return buf.getvalue()
 
 

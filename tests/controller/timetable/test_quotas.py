@@ -322,3 +322,36 @@ def test_the_commented_sample_declares_exactly_the_defaults(db: sessionmaker[Ses
         term = s.get(Term, "2026-spring")
         assert term is not None
         assert stored_quotas(term.quotas) == list(DEFAULT_QUOTAS)
+
+
+def test_inspectors_scores_feed_the_teacher_and_school_reports(db: sessionmaker[Session]) -> None:
+    """评课 scores reach the reports: each reviewed lesson's mean, averaged per entry."""
+    from datetime import UTC, datetime
+
+    from controller.db.models import LessonScore
+
+    with db() as s:
+        first = lesson(s, date(2026, 3, 4))
+        second = lesson(s, date(2026, 3, 5))
+        lesson(s, date(2026, 3, 6))  # not reviewed: not in the mean
+        for lid, author, total in ((first, "i1", 80), (first, "i2", 60), (second, "i1", 90)):
+            s.add(
+                LessonScore(
+                    lesson_id=lid,
+                    author=author,
+                    rubric={},
+                    scores={},
+                    total=total,
+                    out_of=100,
+                    comment="",
+                    scored_at=datetime.now(UTC),
+                )
+            )
+        s.commit()
+        tq = evaluate_term(s, "spring")
+    [wang] = [e for e in build_view(tq, "teacher") if e.key == "t-wang"]
+    assert (len(wang.reviews), wang.review_mean_pct) == (2, 80.0)  # (70 + 90) / 2
+    assert wang.to_json()["review_mean_pct"] == 80.0
+    [city] = [e for e in build_view(tq, "school") if e.key == "city"]
+    assert city.review_mean_pct == 80.0
+    assert "评课均分% review mean %" in view_csv(build_view(tq, "teacher"), "teacher")
