@@ -42,9 +42,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("lesson_id", "author"),
     )
-    op.create_index(
-        op.f("ix_lesson_score_lesson_id"), "lesson_score", ["lesson_id"], unique=False
-    )
+    op.create_index(op.f("ix_lesson_score_lesson_id"), "lesson_score", ["lesson_id"], unique=False)
     op.create_table(
         "review_rubric",
         sa.Column("id", sa.Integer(), nullable=False),
