@@ -55,6 +55,10 @@ async def test_an_inspector_notes_a_moment_and_scores_the_lesson(
     await expect(note).to_have_count(1)
     await expect(note).to_contain_text("0:03")
     await expect(note).to_contain_text("学生上台板书")
+    # And on the recording's timeline: a tick at 3.2 s of the 6 s lesson.
+    tick = page.locator("#rec-bar rect.note")
+    await expect(tick).to_have_count(1)
+    assert 3.0 <= float(await tick.get_attribute("data-at") or 0) <= 3.4
     for criterion, points in (("goals", 18), ("delivery", 27), ("interaction", 25), ("media", 20)):
         await page.fill(f"#rev-score-{criterion}", str(points))
     await page.fill("#rev-comment", "优秀")

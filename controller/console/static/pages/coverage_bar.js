@@ -78,3 +78,19 @@ export function coverageBar(video, total, gaps, describe) {
   });
   return svg;
 }
+
+/** Mark review notes (评课) on a bar made by coverageBar: a thin tick at each note's moment,
+ * its text on hover. Marks drawn before are replaced. */
+export function markNotes(svg, notes) {
+  for (const old of svg.querySelectorAll("rect.note")) old.remove();
+  const span = Number(svg.dataset.scheduled) || 0.001;
+  for (const n of notes) {
+    const at = (Math.min(Math.max(n.at_s, 0), span) / span) * WIDTH;
+    const mark = node("rect", { x: Math.max(at - 2, 0), y: 0, width: 4, height: HEIGHT, class: "note" });
+    mark.dataset.at = String(n.at_s);
+    const title = node("title");
+    title.textContent = `${n.author}: ${n.text}`;
+    mark.appendChild(title);
+    svg.appendChild(mark);
+  }
+}

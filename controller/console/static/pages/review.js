@@ -3,6 +3,7 @@
 // moment and a score against the county's rubric.
 import { call } from "../api.js";
 import { getLang, t } from "../i18n.js";
+import { markNotes } from "./coverage_bar.js";
 import { el, errorText, tf } from "./dom.js";
 
 export const REVIEW_ROLES = new Set(["admin", "inspector"]);
@@ -30,6 +31,8 @@ export async function reviewPanel(lesson, video, canReview, me) {
       return;
     }
     const doc = res.body;
+    const bar = document.getElementById("rec-bar");
+    if (bar) markNotes(bar, doc.notes); // the recording's timeline, when beside one
     const notes = el("ol");
     notes.id = "rev-notes";
     for (const note of doc.notes) {
