@@ -7,6 +7,7 @@ import re
 from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
 from sqlalchemy import select
@@ -185,6 +186,21 @@ class TimetableApi:
                     "placements": [
                         {"row": row, **(placed.document() or {})}
                         for row, placed in result.placements
+                    ],
+                    # What the good rows make (the preview), in the term's local time.
+                    "lessons": [
+                        {
+                            "row": row,
+                            "kind": c.kind,
+                            "start": c.start.astimezone(ZoneInfo(cal.timezone)).isoformat(),
+                            "end": c.end.astimezone(ZoneInfo(cal.timezone)).isoformat(),
+                            "lead": c.lead,
+                            "receivers": list(c.receivers),
+                            "teacher": c.teacher,
+                            "subject": c.subject,
+                            "title": c.title,
+                        }
+                        for row, c in result.good
                     ],
                     "written": write,
                     "created": created,

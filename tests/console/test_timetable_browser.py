@@ -159,3 +159,9 @@ async def test_scheduler_previews_a_gbk_csv_and_a_workbook_as_excel_saved_them(
         async with page.expect_response(lambda r: "/api/v1/timetable/import" in r.url):
             await page.click("#tt-preview")
         await expect(result).to_contain_text("共 1 行，1 行可导入，0 个问题")
+        # The preview shows what will be created, Chinese intact.
+        made = page.locator("#tt-preview-lessons tbody tr")
+        await expect(made).to_have_count(1)
+        await expect(made).to_contain_text("14:00–14:40")
+        await expect(made).to_contain_text("city-101 → village-201")
+        await expect(made).to_contain_text("《春晓》" if upload == gbk else "水彩")

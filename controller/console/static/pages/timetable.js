@@ -372,6 +372,26 @@ function importSection(ctx) {
     ];
     if (rows.length) parts.push(table(["tt.row", "tt.code", "dash.message"], rows, "tt-preview-table"));
     if (rungs.length) parts.push(table(["tt.row", "tt.rung", "dash.message"], rungs, "tt-placements"));
+    // What the good rows will create: the preview a scheduler checks before writing.
+    const hm = (iso) => iso.slice(11, 16);
+    const made = (doc.lessons ?? []).map((l) => [
+      String(l.row),
+      `${l.start.slice(0, 10)} ${hm(l.start)}–${hm(l.end)}`,
+      l.kind,
+      `${l.lead} → ${l.receivers.join("、")}`,
+      l.teacher ?? "",
+      l.subject,
+      l.title,
+    ]);
+    if (made.length) {
+      parts.push(
+        table(
+          ["tt.row", "tt.when", "tt.kind", "tt.rooms", "tt.teacher", "tt.subject", "tt.title"],
+          made,
+          "tt-preview-lessons",
+        ),
+      );
+    }
     if (ctx.canEdit && doc.good > 0) {
       const clean = doc.problems.length === 0;
       const commit = el("button", t(clean ? "tt.commit" : "tt.commit_good"));
