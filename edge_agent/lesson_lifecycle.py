@@ -20,6 +20,7 @@ from edge_agent.director.programme import Programme
 from edge_agent.disk import lesson_need
 from edge_agent.lesson_hooks import LessonHooks, SessionHook, no_listener
 from edge_agent.manual_record import Answer, Request
+from edge_agent.media.priority import collect_between_lessons
 from edge_agent.recording.lesson_recorder import LessonRecorder
 from edge_agent.session import Decoded, LessonSession
 from protocols.lesson_ids import manual_start
@@ -37,6 +38,9 @@ HANDOVER_S = 60.0
 # first second (the catalogue counts coverage from the scheduled start).
 PREROLL_S = 0.3
 MANUAL_ROOM_S = 2700  # disk room a manual recording asks for, like a scheduled lesson
+# After a lesson ends, the full garbage collection waits this long (the frames that still
+# hold the session have returned by then) and runs only if no lesson is live.
+COLLECT_AFTER_S = 2.0
 
 
 def _tell(hook: SessionHook, session: LessonSession) -> None:
@@ -64,8 +68,11 @@ class LessonLifecycle:
         on_decoded: Decoded | None = None,
         on_session_started: SessionHook = no_listener,
         on_session_ended: SessionHook = no_listener,
+        collect_after_s: float = COLLECT_AFTER_S,
     ) -> None:
         self._hooks = hooks
+        self._collect_after_s = collect_after_s
+        self._collect: asyncio.TimerHandle | None = None
         self._on_decoded = on_decoded
         self._on_session_started = on_session_started
         self._on_session_ended = on_session_ended
@@ -118,6 +125,9 @@ class LessonLifecycle:
         if session is not None:
             await self._finish_recording(session.lesson_id)
             await self._leave(session.lesson_id)
+        if self._collect is not None:
+            self._collect.cancel()
+            self._collect = None
 
     # Recording by hand (the technician's ``classroom-agent record``) --------------------
 
@@ -420,8 +430,23 @@ class LessonLifecycle:
         self._finished.add(session.lesson_id)
         _tell(self._on_session_ended, session)
         self._hooks.stop_sources(keep_sources)
+        if self._session is None:
+            self._collect_soon()
         if manual_start(session.lesson_id) is None:  # the timetable knows no manual one
             await self._hooks.send(report)
+
+    def _collect_soon(self) -> None:
+        """Free what the lesson left in reference cycles before the next one (see
+        :mod:`edge_agent.media.priority`: the agent's collector rarely gets there)."""
+        if self._collect is not None:
+            self._collect.cancel()
+        loop = asyncio.get_running_loop()
+        self._collect = loop.call_later(self._collect_after_s, self._collect_if_idle)
+
+    def _collect_if_idle(self) -> None:
+        self._collect = None
+        if self._session is None:  # a lesson that began meanwhile: its end collects
+            collect_between_lessons()
 
     def _session_for(self, lesson_id: str) -> LessonSession:
         session = self._session

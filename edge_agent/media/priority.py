@@ -8,6 +8,12 @@ never fatal. The agent also shortens Python's switch interval a little, so a sou
 waiting for the interpreter lock gets it sooner; and after start-up it freezes what it
 has made so far out of the garbage collector's reach, so the collector's pauses (which
 stop every thread) stay short: 50–90 ms gen-2 pauses were measured before.
+
+With collections that rare, a finished lesson's objects (peer connection, sources and
+their x264 encoders with their threads, recorder) sit in reference cycles until a gen-2
+pass that may be hours away: bench-soak saw the lead agent gain about 10 threads and
+90 MB a lesson. So the lesson lifecycle runs one full collection after each lesson, once
+no lesson is live (:func:`collect_between_lessons`).
 """
 
 from __future__ import annotations
@@ -62,6 +68,19 @@ def settle_garbage_collector() -> PauseWatch:
     watch = PauseWatch()
     gc.callbacks.append(watch)
     return watch
+
+
+def collect_between_lessons() -> int:
+    """One full collection while no lesson is live (its pause stops every thread, and
+    between lessons nobody hears or sees it); returns how many objects it freed."""
+    started = time.perf_counter()
+    freed = gc.collect()
+    log.info(
+        "between lessons: the garbage collector freed %d objects in %.0f ms",
+        freed,
+        (time.perf_counter() - started) * 1000.0,
+    )
+    return freed
 
 
 class PauseWatch:
