@@ -23,6 +23,22 @@ class InvalidRequestField(InvalidRequest):
         self.field = name
 
 
+def assistants_field(body: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    """``body["assistants"]``: each receiving room's assistant teacher (辅导教师), as
+    ``{"village-201": "t-zhao"}``; empty when left out or null."""
+    value = body.get("assistants")
+    if value is None:
+        return ()
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) and k and v and len(k) <= 64 and len(v) <= 64
+        for k, v in value.items()
+    ):
+        raise InvalidRequestField(
+            "assistants", value, 'an object of receiving room → teacher, {"village-201": "t-zhao"}'
+        )
+    return tuple(sorted(value.items()))
+
+
 def number_field(body: Mapping[str, Any], name: str, default: float) -> float:
     """``body[name]`` as a finite number (JSON number or numeric string); ``default`` when
     it is left out or null."""

@@ -44,6 +44,7 @@ def schedule_placed(
     kind: str = "synchronous",
     teacher: str | None = None,
     subject: str = "",
+    assistants: tuple[tuple[str, str], ...] = (),
 ) -> tuple[Lesson, Placement]:
     """As ``schedule_lesson``, also answering the ladder rung the lesson was placed on
     (and why, when below the top); a lowered placement is kept in the lesson's events."""
@@ -56,7 +57,16 @@ def schedule_placed(
     for cid in [lead, *receivers]:
         get_classroom(db, cid)  # NotFound names the missing one
     candidate = Candidate(
-        "this lesson", kind, lead, tuple(receivers), start, end, teacher, subject, title
+        "this lesson",
+        kind,
+        lead,
+        tuple(receivers),
+        start,
+        end,
+        teacher,
+        subject,
+        title,
+        assistants=assistants,
     )
     placement = planner_for(db, (start, end)).place(candidate)
     if placement.problems:
@@ -130,6 +140,11 @@ def lesson_document(
         "title": lesson.title,
         "lead": lesson.lead_classroom_id,
         "receivers": [r.classroom_id for r in lesson.receivers],
+        "assistants": {
+            r.classroom_id: r.assistant_teacher_id
+            for r in lesson.receivers
+            if r.assistant_teacher_id
+        },
         "start_at": as_utc(lesson.start_at).isoformat(),
         "end_at": as_utc(lesson.end_at).isoformat(),
         "state": lesson.state,

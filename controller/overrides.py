@@ -36,6 +36,11 @@ def _candidate(lesson: Lesson, **change: object) -> Candidate:
         "end": as_utc(lesson.end_at),
         "teacher": lesson.teacher_id,
         "subject": lesson.subject,
+        "assistants": tuple(
+            (r.classroom_id, r.assistant_teacher_id)
+            for r in lesson.receivers
+            if r.assistant_teacher_id
+        ),
     }
     fields.update(change)
     return Candidate(**fields)  # type: ignore[arg-type]

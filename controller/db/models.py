@@ -151,6 +151,8 @@ class LessonReceiver(Base):
     classroom_id: Mapped[str] = mapped_column(
         ForeignKey("classroom.id"), primary_key=True, index=True
     )
+    # The room's assistant teacher (辅导教师): booked and counted like the lead teacher.
+    assistant_teacher_id: Mapped[str | None] = mapped_column(String(64), index=True)
     lesson: Mapped[Lesson] = relationship(back_populates="receivers")
 
 

@@ -18,6 +18,7 @@ from controller.auth.api import OPENAPI_PATHS as AUTH_PATHS
 from controller.auth.api import SECURITY, SECURITY_SCHEMES
 from controller.auth.middleware import scope_of
 from controller.body_fields import (
+    assistants_field,
     number_field,
     optional_string_field,
     string_field,
@@ -241,6 +242,7 @@ class TimetableApi:
                 canonical_kind(string_field(body, "kind", "synchronous")),
                 optional_string_field(body, "teacher"),
                 string_field(body, "subject"),
+                assistants_field(body),
             )
             try:
                 lesson, placement = schedule_placed(db, lead, *fields)

@@ -16,7 +16,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from controller.api_common import OUT_OF_SCOPE_RESPONSE, error, json_content, run_db
 from controller.auth.middleware import principal_of, scope_of
 from controller.auth.scope import COUNTY, Scope
-from controller.body_fields import optional_string_field, string_field, string_list_field
+from controller.body_fields import (
+    assistants_field,
+    optional_string_field,
+    string_field,
+    string_list_field,
+)
 from controller.db.session import as_utc
 from controller.errors import InvalidRequest
 from controller.lessons import get_lesson, lesson_document, log_event
@@ -90,6 +95,7 @@ def check_candidate(db: Session, body: object, scope: Scope = COUNTY) -> dict[st
         optional_string_field(body, "teacher"),
         string_field(body, "subject"),
         string_field(body, "title"),
+        assistants=assistants_field(body),
     )
     return placement_document(planner_for(db, (start, end), skip=skip).place(candidate))
 
@@ -213,6 +219,11 @@ LESSON_PROPERTIES: dict[str, Any] = {
     "teacher": {"type": "string"},
     "subject": {"type": "string"},
     "title": {"type": "string"},
+    "assistants": {
+        "type": "object",
+        "description": "each receiving room's assistant teacher (辅导教师): room → teacher",
+        "additionalProperties": {"type": "string", "minLength": 1, "maxLength": 64},
+    },
 }
 
 OPENAPI_PATHS: dict[str, Any] = {

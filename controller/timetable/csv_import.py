@@ -41,6 +41,7 @@ COLUMNS = (
     "teacher",
     "subject",
     "title",
+    "assistants",
 )
 REQUIRED = ("date", "kind", "lead")
 # Chinese headers, as county offices write them, to the columns above.
@@ -63,6 +64,8 @@ HEADER_ALIASES = {
     "教师": "teacher",
     "主讲教师": "teacher",
     "授课教师": "teacher",
+    "辅导教师": "assistants",
+    "助教": "assistants",
     "学科": "subject",
     "科目": "subject",
     "课题": "title",
@@ -249,6 +252,24 @@ def parse_timetable_csv(
     return result
 
 
+def parse_assistants(text: str, receivers: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """The ``assistants`` cell: ``t-zhao`` for a lesson with one receiving room, else
+    ``village-201:t-zhao;village-202:t-qian`` (Chinese ：；、 too); ``ValueError`` says how."""
+    items = [i.strip() for i in RECEIVER_SEPARATORS.split(text) if i.strip()]
+    out = []
+    for item in items:
+        room, sep, teacher = item.replace("：", ":").partition(":")
+        if not sep:
+            if len(receivers) != 1 or len(items) != 1:
+                raise ValueError(
+                    f"{item!r}: with several receiving rooms, name the room of each "
+                    "assistant teacher, e.g. village-201:t-zhao;village-202:t-qian"
+                )
+            room, teacher = receivers[0], item
+        out.append((room.strip(), teacher.strip()))
+    return tuple(out)
+
+
 def _column(name: str) -> str:
     cleaned = name.strip()
     return HEADER_ALIASES.get(cleaned, cleaned.lower())
@@ -326,6 +347,13 @@ def _row(
     teacher = row.get("teacher") or None
     if teacher is not None and teacher not in teachers:
         return bad("teacher", f"unknown teacher {teacher!r}; add teachers before the timetable")
+    try:
+        assistants = parse_assistants(row.get("assistants", ""), receivers)
+    except ValueError as err:
+        return bad("assistants", str(err))
+    for _, who in assistants:
+        if who not in teachers:
+            return bad("assistants", f"unknown teacher {who!r}; add teachers before the timetable")
     candidate = Candidate(
         ref=f"row {number}",
         kind=canonical_kind(row["kind"]),
@@ -336,6 +364,7 @@ def _row(
         teacher=teacher,
         subject=row.get("subject", ""),
         title=row.get("title", ""),
+        assistants=assistants,
     )
     placement = planner.place(candidate)
     if placement.problems:

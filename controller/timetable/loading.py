@@ -104,6 +104,11 @@ def candidate_of(lesson: Lesson) -> Candidate:
         teacher=lesson.teacher_id,
         subject=lesson.subject,
         rung=lesson.rung,
+        assistants=tuple(
+            (r.classroom_id, r.assistant_teacher_id)
+            for r in lesson.receivers
+            if r.assistant_teacher_id
+        ),
     )
 
 
@@ -161,7 +166,11 @@ def insert_lessons(
                 **extra,
             }
         )
-        receivers += [{"lesson_id": lesson_id, "classroom_id": r} for r in cand.receivers]
+        assisting = dict(cand.assistants)
+        receivers += [
+            {"lesson_id": lesson_id, "classroom_id": r, "assistant_teacher_id": assisting.get(r)}
+            for r in cand.receivers
+        ]
         events.append(
             {
                 "lesson_id": lesson_id,

@@ -79,6 +79,8 @@ class Candidate:
     subject: str = ""
     title: str = ""
     rung: str | None = None  # the ladder rung it is placed on (set by ``Planner.place``)
+    # Receiving rooms' assistant teachers (辅导教师): (room, teacher) pairs.
+    assistants: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -171,6 +173,7 @@ class Planner:
                         f"({_when(clash.start)}–{_when(clash.end)[11:]})",
                     )
                 )
+        problems += self._assistants(c, start, end)
         problems += self._capability(c)
         ladder = self._ladder(c)
         if ladder is None:
@@ -400,6 +403,43 @@ class Planner:
                     return b
         return None
 
+    def _assistants(self, c: Candidate, start: float, end: float) -> list[Problem]:
+        """Each receiving room's assistant teacher: a room of the lesson, not the lead
+        teacher, one room each, and free (booked like the lead teacher)."""
+        problems = []
+        seen: set[str] = set()
+        for room, teacher in c.assistants:
+            if room not in c.receivers:
+                problems.append(
+                    Problem(
+                        "invalid",
+                        f"assistant teacher {teacher!r} is set for {room!r}, which is not a "
+                        "receiving room of this lesson",
+                    )
+                )
+                continue
+            if teacher == c.teacher or teacher in seen:
+                problems.append(
+                    Problem(
+                        "teacher_conflict",
+                        f"teacher {teacher!r} cannot assist in {room!r}: they already "
+                        f"{'lead' if teacher == c.teacher else 'assist in another room of'} "
+                        "this lesson",
+                    )
+                )
+                continue
+            seen.add(teacher)
+            clash = self._clash(self._teachers, teacher, start, end)
+            if clash is not None:
+                problems.append(
+                    Problem(
+                        "teacher_conflict",
+                        f"assistant teacher {teacher!r} (in {room!r}) is already booked by "
+                        f"{clash.ref} ({_when(clash.start)}–{_when(clash.end)[11:]})",
+                    )
+                )
+        return problems
+
     # -- booking -----------------------------------------------------------------------
 
     def add(self, c: Candidate) -> None:
@@ -408,8 +448,9 @@ class Planner:
         for day in _days(start, end):
             for room in (c.lead, *c.receivers):
                 self._rooms[(room, day)].append(_Booking(start, end, c.ref))
-            if c.teacher:
-                self._teachers[(c.teacher, day)].append(_Booking(start, end, c.ref))
+            for teacher in (c.teacher, *(t for _, t in c.assistants)):
+                if teacher:
+                    self._teachers[(teacher, day)].append(_Booking(start, end, c.ref))
             if c.kind in self.rules and all(r in self.rooms for r in (c.lead, *c.receivers)):
                 for school, kbps in self._usage(c).items():
                     self._schools[(school, day)].append(_Booking(start, end, c.ref, kbps))

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from controller.auth.scope import COUNTY, Scope
 from controller.db.models import (
     Classroom,
+    LessonReceiver,
     LessonScore,
     Pairing,
     PublishedRecording,
@@ -67,6 +68,12 @@ class LessonFact:
     recorded: bool
     published: bool
     review: float | None = None  # the mean of inspectors' scores, as a share of the points
+    assistants: tuple[str, ...] = ()  # receiving rooms' assistant teachers (辅导教师)
+
+    @property
+    def teachers(self) -> tuple[str, ...]:
+        """Everyone who taught it: the lead teacher, then the rooms' assistants."""
+        return tuple(dict.fromkeys(t for t in (self.teacher, *self.assistants) if t))
 
 
 @dataclass(frozen=True)
@@ -186,6 +193,15 @@ def load_facts(db: Session, term: Term, first: date, last: date) -> TermQuotas:
     ):
         if out_of:
             scored[lid].append(total / out_of)
+    assisting: dict[str, list[str]] = defaultdict(list)
+    for lid, who in db.execute(
+        select(LessonReceiver.lesson_id, LessonReceiver.assistant_teacher_id).where(
+            LessonReceiver.lesson_id.in_(in_range),
+            LessonReceiver.assistant_teacher_id.is_not(None),
+        )
+    ):
+        if who:
+            assisting[lid].append(who)
     facts = []
     for lid, kind, subject, start_at, lead, pairing_id, teacher, _ in rows:
         day = as_utc(start_at).astimezone(tz).date()
@@ -219,6 +235,7 @@ def load_facts(db: Session, term: Term, first: date, last: date) -> TermQuotas:
                 recorded=(lid, lead) in recorded,
                 published=lid in published,
                 review=sum(scored[lid]) / len(scored[lid]) if lid in scored else None,
+                assistants=tuple(sorted(assisting.get(lid, ()))),
             )
         )
     teachers = list(db.scalars(select(Teacher)))
@@ -243,7 +260,7 @@ def _instances(f: LessonFact, scope: str) -> Iterable[str]:
     if scope == "classroom":
         return f.classrooms
     if scope == "teacher":
-        return (f.teacher,) if f.teacher else ()
+        return f.teachers
     return (f.subject,)
 
 
@@ -277,7 +294,7 @@ class QuotaEngine:
         elif q.scope == "classroom":
             found = set(tq.classroom_school)
         elif q.scope == "teacher":
-            found = set(tq.teacher_names) | {f.teacher for f in tq.lessons if f.teacher}
+            found = set(tq.teacher_names) | {t for f in tq.lessons for t in f.teachers}
         else:
             found = {f.subject for f in tq.lessons if q.kind in (ANY, f.kind)}
         return {x for x in found if self._applies(q, x)}

@@ -85,7 +85,7 @@ def _keys(f: LessonFact, by: str) -> tuple[str, ...]:
     if by == "school":
         return tuple(f.schools)
     if by == "teacher":
-        return (f.teacher,) if f.teacher else ()
+        return f.teachers  # the lead teacher and the rooms' assistant teachers
     if by == "subject":
         return (f.subject,)
     return tuple(f.pairings)

@@ -23,7 +23,7 @@ def _assert_schema_is_the_models(url: str) -> None:
             diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
             assert diff == [], diff
             assert "alembic_version" in inspect(conn).get_table_names()
-            assert conn.scalar(text("SELECT version_num FROM alembic_version")) == "0015"
+            assert conn.scalar(text("SELECT version_num FROM alembic_version")) == "0016"
     finally:
         engine.dispose()
 
