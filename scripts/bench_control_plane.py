@@ -13,7 +13,8 @@ agent's answer comes back through the controller.
 Figures (``--json``: the last line is one JSON object):
 - ``agents``, ``heartbeat_s``, ``duration_s``, ``database``;
 - ``controller_cpu_pct``: the controller process's mean CPU over the window, % of a core
-  (``controller_cpu_peak_pct``: its busiest 5 s);
+  (``controller_cpu_peak_pct``: its busiest 5 s; ``controller_cpu_wait_pct``: how long
+  its threads waited, runnable, for a CPU the machine's other work held, % of the window);
 - ``command_rtt_p50_ms`` / ``command_rtt_p99_ms``: the action's HTTP round trip, agent's
   answer included; ``command_failures``: actions not answered with 200;
 - ``offline_false``: agents the controller declared offline (its
@@ -185,6 +186,18 @@ async def drive_commands(
     return rtts, failures, peaks
 
 
+def runnable_wait_s(pid: int) -> float:
+    """Seconds the process's threads have waited for a CPU while runnable (schedstat): on
+    a machine busy with other work, the part of a figure that is not the controller's."""
+    total = 0
+    for stat in pathlib.Path(f"/proc/{pid}/task").glob("*/schedstat"):
+        try:
+            total += int(stat.read_text().split()[1])
+        except (OSError, ValueError, IndexError):
+            continue  # a worker thread that ended
+    return total / 1e9
+
+
 def percentile(values: list[float], q: float) -> float | None:
     """The ``q`` quantile (0..1) by the nearest rank; None for no values."""
     if not values:
@@ -309,6 +322,7 @@ def run(settings: Settings, root: pathlib.Path | None = None) -> dict[str, Any]:
         sim0 = [s.get("cpu_s", 0.0) for s in fleet.statuses()]
         beats0, acks0 = fleet.total("heartbeats"), fleet.total("heartbeat_acks")
         cpu0 = sum(proc.cpu_times()[:2])
+        wait0 = runnable_wait_s(proc.pid)
         psutil.cpu_percent()  # the machine's, from now
         t0 = time.monotonic()
         spy = (
@@ -321,6 +335,7 @@ def run(settings: Settings, root: pathlib.Path | None = None) -> dict[str, Any]:
             drive_commands(rig, ids, settings.commands_per_s, settings.duration_s, proc)
         )
         cpu1 = sum(proc.cpu_times()[:2])
+        wait1 = runnable_wait_s(proc.pid)
         t1 = time.monotonic()
         machine = psutil.cpu_percent()
         beats1, acks1 = fleet.total("heartbeats"), fleet.total("heartbeat_acks")
@@ -341,6 +356,7 @@ def run(settings: Settings, root: pathlib.Path | None = None) -> dict[str, Any]:
             database="sqlite",
             controller_cpu_pct=round((cpu1 - cpu0) / window * 100, 1),
             controller_cpu_peak_pct=round(max(peaks), 1) if peaks else None,
+            controller_cpu_wait_pct=round((wait1 - wait0) / window * 100, 1),
             command_rtt_p50_ms=percentile(rtts, 0.50),
             command_rtt_p99_ms=percentile(rtts, 0.99),
             commands=len(rtts) + sum(failures.values()),
