@@ -10,10 +10,11 @@ import time
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, inspect, text
 
 from controller.db.models import Base
-from controller.db.session import MIGRATION_LOCK, make_engine, migrate
+from controller.db.session import MIGRATION_LOCK, MIGRATIONS, make_engine, migrate
 
 
 def _assert_schema_is_the_models(url: str) -> None:
@@ -23,7 +24,8 @@ def _assert_schema_is_the_models(url: str) -> None:
             diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
             assert diff == [], diff
             assert "alembic_version" in inspect(conn).get_table_names()
-            assert conn.scalar(text("SELECT version_num FROM alembic_version")) == "0016"
+            head = ScriptDirectory(str(MIGRATIONS)).get_current_head()
+            assert conn.scalar(text("SELECT version_num FROM alembic_version")) == head
     finally:
         engine.dispose()
 
