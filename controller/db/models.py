@@ -387,6 +387,8 @@ class LessonSeries(Base):
     weekday: Mapped[int] = mapped_column(Integer)
     period: Mapped[int] = mapped_column(Integer)
     exceptions: Mapped[list[str]] = mapped_column(JSON, default=list)  # ISO dates skipped
+    # Receiving room → its assistant teacher (辅导教师); None: none named.
+    assistants: Mapped[dict[str, str] | None] = mapped_column(JSON)
 
 
 class ConsoleUser(Base):

@@ -200,11 +200,26 @@ def apply_setup(db: Session, text: str, source: str = "set-up") -> dict[str, int
                 weekday=_weekday(_need(e, "weekday", where), where),
                 period=int(_need(e, "period", where)),
                 exceptions=[_date(x, where).isoformat() for x in e.get("exceptions", [])],
+                assistants=_assistants(e.get("assistants"), where) or None,
             )
         )
         counts["series"] += 1
     db.commit()
     return counts
+
+
+def _assistants(value: object, where: str) -> dict[str, str]:
+    """A series' ``assistants = {"village-201" = "t-zhao"}``: receiving room → teacher."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) and v for k, v in value.items()
+    ):
+        raise InvalidRequest(
+            f"{where}: assistants must map receiving rooms to teachers, e.g. assistants = "
+            f'{{"village-201" = "t-zhao"}}; got {value!r}'
+        )
+    return dict(value)
 
 
 def term_calendar(db: Session, term_id: str) -> SchoolCalendar:
@@ -287,6 +302,7 @@ def expand_term(db: Session, term_id: str, write: bool = True) -> ExpansionResul
                 teacher=s.teacher_id,
                 subject=s.subject,
                 title=s.title,
+                assistants=tuple(sorted((s.assistants or {}).items())),
             )
             if (s.id, cand.start) in done:
                 continue

@@ -1,4 +1,4 @@
-"""a receiving room's assistant teacher (辅导教师) in each lesson
+"""a receiving room's assistant teacher (辅导教师) in each lesson and lesson series
 
 Revision ID: 0016
 Revises: 0015
@@ -19,9 +19,13 @@ def upgrade() -> None:
         batch.create_index(
             batch.f("ix_lesson_receiver_assistant_teacher_id"), ["assistant_teacher_id"]
         )
+    with op.batch_alter_table("lesson_series") as batch:
+        batch.add_column(sa.Column("assistants", sa.JSON(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("lesson_series") as batch:
+        batch.drop_column("assistants")
     with op.batch_alter_table("lesson_receiver") as batch:
         batch.drop_index(batch.f("ix_lesson_receiver_assistant_teacher_id"))
         batch.drop_column("assistant_teacher_id")

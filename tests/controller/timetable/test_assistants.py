@@ -168,3 +168,29 @@ def test_the_teacher_report_counts_assistants(db: sessionmaker[Session]) -> None
     assert by_teacher["t-zhao"].counts["synchronous"]["scheduled"] == 1
     assert by_teacher["t-wang"].counts["synchronous"]["scheduled"] >= 1
     assert date(2026, 3, 4) in {f.day for f in tq.lessons if "t-zhao" in f.teachers}
+
+
+def test_a_series_names_its_rooms_assistants(db: sessionmaker[Session]) -> None:
+    from controller.errors import InvalidRequest
+    from controller.timetable.setup import expand_term
+
+    series = """
+[[series]]
+id = "zhao-music"
+term = "spring"
+kind = "synchronous"
+lead = "city-102"
+receivers = ["village-202"]
+teacher = "t-li"
+subject = "art"
+weekday = "thursday"
+period = 1
+assistants = { "village-202" = "t-qian" }
+"""
+    with db() as s:
+        apply_setup(s, series)
+        expand_term(s, "spring")
+        rows = s.query(LessonReceiver).filter_by(classroom_id="village-202").all()
+        assert rows and {r.assistant_teacher_id for r in rows} == {"t-qian"}
+        with pytest.raises(InvalidRequest, match="assistants must map receiving rooms"):
+            apply_setup(s, series.replace('{ "village-202" = "t-qian" }', '["t-qian"]'))
