@@ -19,6 +19,7 @@ from controller.http_api import HttpApi
 from controller.hub import AgentHub
 from controller.keys import KeyBook, ServerKeys
 from controller.metrics.control_plane import ControlPlaneCollector
+from controller.metrics.relay import RelayCollector
 from controller.notify.dispatcher import NotifyDispatcher
 from controller.orchestrator import Orchestrator
 from controller.presence import Presence
@@ -222,6 +223,7 @@ class ControllerDaemon:
         self.http.metrics.registry.register(
             ControlPlaneCollector(messages.heartbeats, self.presence)
         )
+        self.http.metrics.registry.register(RelayCollector(self.orchestrator.relay_stats))
         await messages.heartbeats.start()
         await self.hub.start()
         await self.orchestrator.start()

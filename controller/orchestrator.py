@@ -141,6 +141,10 @@ class Orchestrator:
             await run.relay.close()
         self.runs.clear()
 
+    def relay_stats(self) -> dict[str, dict[str, dict[str, int]]]:
+        """Each lesson under way here: its relay's per-feed counters."""
+        return {lid: run.relay.stats() for lid, run in list(self.runs.items())}
+
     def relay_for(self, lesson_id: str) -> LessonRelay | None:
         """The relay of a lesson that is under way in this instance."""
         run = self.runs.get(lesson_id)
