@@ -36,6 +36,7 @@ import os
 import pathlib
 import random
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -67,7 +68,7 @@ class Settings:
     heartbeat_s: float = 5.0
     duration_s: float = 120.0
     commands_per_s: float = 3.0
-    ramp_per_s: float = 200.0
+    ramp_per_s: float = 50.0
     agents_per_process: int = 2500
     settle_s: float | None = None  # None: two heartbeat intervals
     py_spy: pathlib.Path | None = None  # record the controller over the window (raw stacks)
@@ -388,6 +389,7 @@ def run(settings: Settings, root: pathlib.Path | None = None) -> dict[str, Any]:
             heartbeat_acks_per_s=round((acks1 - acks0) / window, 1),
             not_registered=int(sum(s.get("not_registered", 0) for s in statuses)),
             register_timeouts=int(sum(s.get("register_timeouts", 0) for s in statuses)),
+            late_replies=int(sum(s.get("late_replies", 0) for s in statuses)),
             enrolled_over_wire=int(sum(s.get("enrolled", 0) for s in statuses)),
             sim_cpu_pct=round(sum(sim_pct), 1),
             sim_cpu_pct_max_process=round(max(sim_pct), 1),
@@ -424,6 +426,8 @@ def main() -> None:
     )
     parser.add_argument("--keep", type=pathlib.Path, help="state and logs here (kept)")
     args = parser.parse_args()
+    # SIGTERM ends the run through its clean-up (the controller and the simulators).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     settings = Settings(
         agents=args.agents,
         heartbeat_s=args.heartbeat_s,

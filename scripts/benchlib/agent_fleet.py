@@ -45,6 +45,7 @@ if str(REPO) not in sys.path:
 from edge_agent.clock import ClockEstimator  # noqa: E402
 from edge_agent.health_report import device_states, inventory  # noqa: E402
 from edge_agent.identity import enrol_endpoint  # noqa: E402
+from edge_agent.link import COMMANDS  # noqa: E402
 from edge_agent.profile import LoadedProfile, load_profile  # noqa: E402
 from protocols import envelope  # noqa: E402
 from protocols.envelope import MAX_ENROL_MESSAGE_BYTES, MAX_MESSAGE_BYTES, Envelope  # noqa: E402
@@ -64,7 +65,7 @@ from protocols.messages import (  # noqa: E402
 )
 
 SYNTHETIC = REPO / "hardware_profiles" / "synthetic.toml"
-REGISTER_TIMEOUT_S = 30.0  # a registration storm queues on the controller's database
+REGISTER_TIMEOUT_S = 60.0  # a registration storm queues on the controller's database
 ENROL_TIMEOUT_S = 60.0  # enrolments are answered one at a time
 HEARTBEAT_ACK = "agent.heartbeat.ack"
 STATUS_EVERY_S = 1.0
@@ -122,6 +123,7 @@ class FleetStats:
     commands: int = 0
     actions: int = 0
     errors: int = 0  # ErrorReply other than not-registered, undecodable messages
+    late_replies: int = 0  # answers to requests that had timed out
     send_dropped: int = 0
     beat_late_max_s: float = 0.0  # worst lateness of a heartbeat against its schedule
     cpu_s: float = 0.0  # this process's CPU time, user + system
@@ -364,7 +366,10 @@ class SimAgent:
             else:
                 self._stats.errors += 1
             return
-        await self._command(env)
+        if isinstance(body, COMMANDS):
+            await self._command(env)
+        else:  # a reply after its request timed out (a RegisterAck): dropped, as the link does
+            self._stats.late_replies += 1
 
     async def _command(self, env: Envelope) -> None:
         """Answer a command as the agent's link and daemon do."""
