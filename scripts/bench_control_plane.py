@@ -126,7 +126,8 @@ def scrape(rig: LessonRig) -> dict[str, float]:
     import urllib.request
 
     request = urllib.request.Request(f"{rig.api}/metrics", headers=rig.auth_headers)
-    with urllib.request.urlopen(request, timeout=60, context=rig.ssl_context()) as resp:
+    # Slow on a big fleet: the scrape reads every classroom's last heartbeat.
+    with urllib.request.urlopen(request, timeout=600, context=rig.ssl_context()) as resp:
         text = resp.read().decode()
     return {
         s.name: s.value
@@ -318,8 +319,10 @@ def run(settings: Settings, root: pathlib.Path | None = None) -> dict[str, Any]:
         doc["ramp_s"] = round(wait_registered(rig, fleet, n, n / settings.ramp_per_s + 180), 1)
         time.sleep(settings.settle_s if settings.settle_s is not None else 2 * hb)
 
+        s0 = time.monotonic()
         before = scrape(rig)
         m0 = time.monotonic()
+        doc["metrics_scrape_s"] = round(m0 - s0, 1)
         sim0 = [s.get("cpu_s", 0.0) for s in fleet.statuses()]
         beats0, acks0 = fleet.total("heartbeats"), fleet.total("heartbeat_acks")
         cpu0 = sum(proc.cpu_times()[:2])
