@@ -126,6 +126,9 @@ def lesson_result(doc: dict[str, Any]) -> dict[str, Any]:
         "state": doc["state"],
         "delivery_min": min(ratios.values()) if ratios else 0.0,
         "tracks_delivered": len(ratios),
+        "delivery": ratios,
+        # Delivery needs both ends' reports: a classroom missing here has none stored.
+        "reports_from": sorted(doc["reports"]),
         "recordings": len(doc["recordings"]),
     }
 
@@ -278,6 +281,7 @@ def _print_row(row: dict[str, Any], result: dict[str, Any]) -> None:
     ]
     print(
         f"lesson {row['lesson']:2d} {result['state']:<9} delivered {result['delivery_min']:.3f} "
+        f"reports {len(result['reports_from'])} "
         f"rec {result['recordings']:2d} | {' | '.join(cells)} | load {row['loadavg'][0]:.2f}"
         + ("" if row["in_break"] else "  (sampled after the next lesson began)"),
         flush=True,
