@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -73,6 +74,7 @@ class AgentMessages:
             sessions, self.health_history, self._mark_offline, presence.is_online
         )
         self.floor_refused = 0  # FloorRequests refused (not the lead, not live, …)
+        self._report_lock = threading.Lock()
 
     async def enrol(self, request: EnrolRequest) -> EnrolResult:
         """Consume a one-time token and admit the agent's key."""
@@ -247,8 +249,12 @@ class AgentMessages:
         return state
 
     def _report(self, classroom_id: str, body: LessonReport) -> None:
-        with self._sessions() as db:
-            lesson = db.get(Lesson, body.lesson_id)
+        # The lead's and the receivers' reports arrive together at a lesson's end, each on
+        # a worker thread: the read-modify-write of ``lesson.reports`` is serialised (a
+        # lock here; a row lock on PostgreSQL for several controllers), or one report
+        # overwrites the other and the lesson waits out its report timeout without it.
+        with self._report_lock, self._sessions() as db:
+            lesson = db.get(Lesson, body.lesson_id, with_for_update=True)
             if lesson is None or classroom_id not in lesson.classroom_ids:
                 log.warning(
                     "report from %s for foreign lesson %s dropped", classroom_id, body.lesson_id
