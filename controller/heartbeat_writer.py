@@ -10,6 +10,11 @@ overtaken by an older heartbeat of the same classroom.
 A failing classroom (a row the database refuses) is rolled back alone, counted and
 logged; the others of the batch are written. A failed commit leaves the batch pending
 for the next second unless newer news replaced it.
+
+Known: on SQLite (the pysqlite driver) no transaction is begun before the first
+classroom's savepoint, so each savepoint commits on its own: a batch is then one
+transaction per classroom, written once a second. The fix is SQLAlchemy's pysqlite
+recipe (begin explicitly), which changes SQLite's locking against the other writers.
 """
 
 from __future__ import annotations
