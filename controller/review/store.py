@@ -16,8 +16,9 @@ from controller.review.rubric import DEFAULT, Criterion, parse_criteria
 MAX_NOTE_CHARS = 2000
 MAX_COMMENT_CHARS = 4000
 MAX_NOTES_PER_LESSON = 500
-# A lesson can be reviewed once it has begun: live, or afterwards on its recording.
-REVIEWABLE = ("preparing", "live", "ending", "recorded", "uploaded")
+# A lesson can be reviewed once it has begun: live, or afterwards on its recording (also
+# "failed": the controller missed it, but the agents recorded it from their schedule).
+REVIEWABLE = ("preparing", "live", "ending", "recorded", "uploaded", "failed")
 AFTER_END_S = 300.0  # a note may point a little past the bell (the recording runs on)
 
 

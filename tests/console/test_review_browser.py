@@ -11,7 +11,7 @@ from console.harness import PASSWORD, Console, require_browser
 from console.recording_seed import seed_lesson, seed_recording
 
 from controller.daemon import ControllerConfig
-from controller.db.models import LessonNote, LessonScore
+from controller.db.models import Lesson, LessonNote, LessonScore
 
 pytestmark = pytest.mark.e2e
 
@@ -39,6 +39,11 @@ async def test_an_inspector_notes_a_moment_and_scores_the_lesson(
         console.db, "city-101", ["village-201"], T0, T0 + timedelta(seconds=6), subject="math"
     )
     seed_recording(console.db, controller_config.storage_dir, lesson, "city-101")
+    with console.db() as s:  # recorded (the orchestrator sees another engine's rows late)
+        row = s.get(Lesson, lesson)
+        assert row is not None
+        row.state = "uploaded"
+        s.commit()
     await _open_recording(page, "inspector", lesson)
     await page.wait_for_function(
         "() => { const v = document.querySelector('#rec-video');"
@@ -52,6 +57,7 @@ async def test_an_inspector_notes_a_moment_and_scores_the_lesson(
     await page.fill("#rev-text", "学生上台板书，两端互动好")
     await page.click("#rev-add")
     note = page.locator("#rev-notes li")
+    await expect(page.locator("#rev-message")).to_have_text("")
     await expect(note).to_have_count(1)
     await expect(note).to_contain_text("0:03")
     await expect(note).to_contain_text("学生上台板书")
