@@ -43,28 +43,20 @@ RUBRIC = "/api/v1/review/rubric"
 MAX_BODY_BYTES = 16 * 1024
 
 
-async def _body(request: web.Request) -> dict[str, Any]:
-    """The JSON object body, or ``InvalidRequest``/``_TooLarge``."""
+async def _body(request: web.Request) -> dict[str, Any] | web.Response:
+    """The JSON object body, or the refusal to send back (413 over the cap, 400 else)."""
     if (request.content_length or 0) > MAX_BODY_BYTES:
-        raise _TooLarge
+        return error(413, f"body larger than {MAX_BODY_BYTES} bytes")
     raw = await request.content.read(MAX_BODY_BYTES + 1)
     if len(raw) > MAX_BODY_BYTES:
-        raise _TooLarge
+        return error(413, f"body larger than {MAX_BODY_BYTES} bytes")
     try:
         body = json.loads(raw)
     except ValueError as err:
-        raise InvalidRequest(f"body is not JSON ({err})") from None
+        return error(400, f"body is not JSON ({err})")
     if not isinstance(body, dict):
-        raise InvalidRequest("body must be a JSON object")
+        return error(400, "body must be a JSON object")
     return body
-
-
-class _TooLarge(Exception):
-    pass
-
-
-def _too_large() -> web.Response:
-    return error(413, f"body larger than {MAX_BODY_BYTES} bytes")
 
 
 def _visible(db: Session, scope: Scope, lesson_id: str) -> Lesson:
@@ -101,12 +93,9 @@ class ReviewApi:
 
     async def note(self, request: web.Request) -> web.StreamResponse:
         """Pin a note to a moment of the lesson."""
-        try:
-            body = await _body(request)
-        except _TooLarge:
-            return _too_large()
-        except InvalidRequest as err:
-            return error(400, str(err))
+        body = await _body(request)
+        if isinstance(body, web.Response):
+            return body
         lesson_id, scope = request.match_info["lesson"], scope_of(request)
         author = principal_of(request).username
 
@@ -133,12 +122,9 @@ class ReviewApi:
 
     async def score(self, request: web.Request) -> web.StreamResponse:
         """Score the lesson against the rubric (the caller's score, replaced if given)."""
-        try:
-            body = await _body(request)
-        except _TooLarge:
-            return _too_large()
-        except InvalidRequest as err:
-            return error(400, str(err))
+        body = await _body(request)
+        if isinstance(body, web.Response):
+            return body
         lesson_id, scope = request.match_info["lesson"], scope_of(request)
         author = principal_of(request).username
 
@@ -178,12 +164,9 @@ class ReviewApi:
 
     async def put_rubric(self, request: web.Request) -> web.StreamResponse:
         """Replace the rubric: ``{"criteria": [{id, label_zh, label_en, points}, ...]}``."""
-        try:
-            body = await _body(request)
-        except _TooLarge:
-            return _too_large()
-        except InvalidRequest as err:
-            return error(400, str(err))
+        body = await _body(request)
+        if isinstance(body, web.Response):
+            return body
         by = principal_of(request).username
 
         def work(db: Session) -> web.StreamResponse:
