@@ -28,7 +28,14 @@ from edge_agent.room.errors import PulseStreamError
 
 # libpulse runs each simple-API stream from a thread of its own, named so.
 PULSE_THREAD = "threaded-ml"
-_OPENING = threading.Lock()  # one stream opens at a time, so its new thread is known
+# libpulse keeps process-wide state that its connections touch unguarded while they are
+# set up and torn down: two threads opening streams at once crashed a process (SIGSEGV in
+# ``pa_simple_new``/``pa_simple_read``). Every simple-API stream in this process is
+# therefore opened and closed under this one lock; reads and writes are not. pulsectl's
+# introspection connections stay outside it: their connect can wait seconds for a busy
+# server, and holding the lock that long would stall the playout thread's reopen. The
+# lock also lets ``_new_threads`` see exactly one new thread.
+CONNECTING = threading.RLock()
 
 
 def pulse_threads() -> set[int]:
@@ -45,7 +52,7 @@ def pulse_threads() -> set[int]:
 @contextlib.contextmanager
 def _new_threads(found: set[int]) -> Iterator[None]:
     """Fill ``found`` with the libpulse threads started inside the block (a stream's)."""
-    with _OPENING:
+    with CONNECTING:
         before = pulse_threads()
         try:
             yield
@@ -83,6 +90,12 @@ def _introspect(server: str | None) -> pulsectl.Pulse:
             "for this user? ('pactl info' shows it)"
         ) from err
     return pulse
+
+
+def _close_stream(stream: pasimple.PaSimple) -> None:
+    """Close a simple-API stream under the process-wide lock (see ``CONNECTING``)."""
+    with CONNECTING:
+        stream.close()
 
 
 def list_sinks(server: str | None = None) -> list[Endpoint]:
@@ -191,7 +204,7 @@ class Playback:
         stream, self._stream = self._stream, None
         self._drop_watch()
         if stream is not None:
-            stream.close()
+            _close_stream(stream)
 
 
 class Recording:
@@ -241,4 +254,4 @@ class Recording:
         """Drop the stream."""
         stream, self._stream = self._stream, None
         if stream is not None:
-            stream.close()
+            _close_stream(stream)

@@ -28,6 +28,8 @@ import numpy as np
 import numpy.typing as npt
 import pasimple
 
+from edge_agent.room.pulse import CONNECTING
+
 RATE = 48000
 
 
@@ -206,7 +208,15 @@ class Player:
     """Plays samples into a sink from a thread, 10 ms per blocking write (pasimple)."""
 
     def __init__(self, server: str, sink: str, pcm: npt.NDArray[np.int16]) -> None:
-        self._stream = pasimple.PaSimple(
+        with CONNECTING:  # libpulse set-up is not thread-safe
+            self._stream = self._open(server, sink)
+        self._pcm = pcm
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    @staticmethod
+    def _open(server: str, sink: str) -> pasimple.PaSimple:
+        return pasimple.PaSimple(
             pasimple.PA_STREAM_PLAYBACK,
             pasimple.PA_SAMPLE_S16LE,
             1,
@@ -217,9 +227,6 @@ class Player:
             tlength=RATE // 25 * 2,
             minreq=RATE // 100 * 2,
         )
-        self._pcm = pcm
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
     def start(self) -> None:
         """Start playing."""
@@ -238,7 +245,8 @@ class Player:
         """Stop playing and close the stream."""
         self._stop.set()
         self._thread.join(10)
-        self._stream.close()
+        with CONNECTING:
+            self._stream.close()
 
 
 def tone(freq: float, seconds: float, dbfs: float) -> npt.NDArray[np.int16]:

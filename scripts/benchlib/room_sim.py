@@ -22,6 +22,7 @@ import numpy.typing as npt
 import pasimple
 
 from benchlib.room_audio import RATE, Voice
+from edge_agent.room.pulse import CONNECTING  # libpulse set-up is not thread-safe
 
 BLOCK = 480  # 10 ms
 
@@ -61,6 +62,11 @@ class Heard:
 
 def _record(server: str, source: str, name: str) -> pasimple.PaSimple:
     """A 48 kHz mono recording stream from ``source``, read in 10 ms blocks."""
+    with CONNECTING:
+        return _open_record(server, source, name)
+
+
+def _open_record(server: str, source: str, name: str) -> pasimple.PaSimple:
     return pasimple.PaSimple(
         pasimple.PA_STREAM_RECORD,
         pasimple.PA_SAMPLE_S16LE,
@@ -123,22 +129,35 @@ class RoomSimulator(_Worker):
     def _run(self) -> None:
         try:
             rec = _record(self.server, f"{self.room}_spk.monitor", f"{self.room} air")
-            play = pasimple.PaSimple(
-                pasimple.PA_STREAM_PLAYBACK,
-                pasimple.PA_SAMPLE_S16LE,
-                1,
-                RATE,
-                app_name="room-sim",
-                stream_name=f"{self.room} mouth",
-                server_name=self.server,
-                device_name=f"{self.room}_mic",
-                tlength=BLOCK * 2 * 3,
-                prebuf=BLOCK * 2,
-                minreq=BLOCK * 2,
-            )
         except pasimple.PaSimpleError as err:
             self.error = f"room {self.room}: cannot open PulseAudio streams: {err}"
             return
+        try:
+            with CONNECTING:
+                play = self._open_play()
+        except pasimple.PaSimpleError as err:
+            self.error = f"room {self.room}: cannot open PulseAudio streams: {err}"
+            with CONNECTING:
+                rec.close()
+            return
+        self._loop(rec, play)
+
+    def _open_play(self) -> pasimple.PaSimple:
+        return pasimple.PaSimple(
+            pasimple.PA_STREAM_PLAYBACK,
+            pasimple.PA_SAMPLE_S16LE,
+            1,
+            RATE,
+            app_name="room-sim",
+            stream_name=f"{self.room} mouth",
+            server_name=self.server,
+            device_name=f"{self.room}_mic",
+            tlength=BLOCK * 2 * 3,
+            prebuf=BLOCK * 2,
+            minreq=BLOCK * 2,
+        )
+
+    def _loop(self, rec: pasimple.PaSimple, play: pasimple.PaSimple) -> None:
         delay: collections.deque[npt.NDArray[np.float32]] = collections.deque()
         buffered: list[float] = []
         keep: int | None = None
@@ -177,8 +196,9 @@ class RoomSimulator(_Worker):
         except pasimple.PaSimpleError as err:
             self.error = f"room {self.room}: PulseAudio stream failed: {err}"
         finally:
-            rec.close()
-            play.close()
+            with CONNECTING:
+                rec.close()
+                play.close()
 
 
 class MonitorRecorder(_Worker):
@@ -204,4 +224,5 @@ class MonitorRecorder(_Worker):
         except pasimple.PaSimpleError as err:
             self.error = f"recording {self.source} failed: {err}"
         finally:
-            rec.close()
+            with CONNECTING:
+                rec.close()
