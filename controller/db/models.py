@@ -14,6 +14,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -566,4 +567,77 @@ class ReviewRubric(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     criteria: Mapped[list[dict[str, object]]] = mapped_column(JSON)
     updated_by: Mapped[str] = mapped_column(String(64), default="")
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class AgentRelease(Base):
+    """An agent release (controller.releases): its wheel and the detached Ed25519
+    signature made with the release key, which is kept off the controller."""
+
+    __tablename__ = "agent_release"
+
+    version: Mapped[str] = mapped_column(String(64), primary_key=True)
+    filename: Mapped[str] = mapped_column(String(255))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    wheel: Mapped[bytes] = mapped_column(LargeBinary)
+    signature: Mapped[str] = mapped_column(String(128))  # base64 of the 64-byte signature
+    key_id: Mapped[str] = mapped_column(String(64))  # which release public key verifies it
+    notes: Mapped[str] = mapped_column(Text, default="")
+    added_by: Mapped[str] = mapped_column(String(64), default="")
+    added_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ReleaseRing(Base):
+    """The update ring (pilot, early, general) of a school or of one classroom; a
+    classroom's own ring overrides its school's; neither: general."""
+
+    __tablename__ = "release_ring"
+
+    scope: Mapped[str] = mapped_column(String(16), primary_key=True)  # school | classroom
+    scope_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    ring: Mapped[str] = mapped_column(String(16))
+    set_by: Mapped[str] = mapped_column(String(64), default="")
+    set_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ReleaseRollout(Base):
+    """A rollout of one release, ring by ring, inside a daily maintenance window."""
+
+    __tablename__ = "release_rollout"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    version: Mapped[str] = mapped_column(ForeignKey("agent_release.version"))
+    state: Mapped[str] = mapped_column(String(16), index=True)  # running|paused|done|cancelled
+    ring: Mapped[str] = mapped_column(String(16))  # the ring being updated
+    # Local "HH:MM" bounds in ``timezone``; the window may wrap midnight.
+    window_start: Mapped[str] = mapped_column(String(5))
+    window_end: Mapped[str] = mapped_column(String(5))
+    timezone: Mapped[str] = mapped_column(String(64), default="Asia/Shanghai")
+    # An agent offered the release must report healthy on it within this many seconds.
+    health_deadline_s: Mapped[int] = mapped_column(Integer, default=600)
+    paused_reason: Mapped[str] = mapped_column(Text, default="")
+    started_by: Mapped[str] = mapped_column(String(64), default="")
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ReleaseTarget(Base):
+    """One classroom's progress in a rollout."""
+
+    __tablename__ = "release_target"
+
+    rollout_id: Mapped[int] = mapped_column(
+        ForeignKey("release_rollout.id", ondelete="CASCADE"), primary_key=True
+    )
+    classroom_id: Mapped[str] = mapped_column(
+        ForeignKey("classroom.id", ondelete="CASCADE"), primary_key=True
+    )
+    ring: Mapped[str] = mapped_column(String(16))
+    # pending | offered | healthy | rolled_back | failed
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    from_version: Mapped[str] = mapped_column(String(64), default="")
+    detail: Mapped[str] = mapped_column(Text, default="")
+    offered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
