@@ -11,10 +11,9 @@ A failing classroom (a row the database refuses) is rolled back alone, counted a
 logged; the others of the batch are written. A failed commit leaves the batch pending
 for the next second unless newer news replaced it.
 
-Known: on SQLite (the pysqlite driver) no transaction is begun before the first
-classroom's savepoint, so each savepoint commits on its own: a batch is then one
-transaction per classroom, written once a second. The fix is SQLAlchemy's pysqlite
-recipe (begin explicitly), which changes SQLite's locking against the other writers.
+On SQLite the batches go through an engine of their own (``batch_engine``) that begins
+each transaction explicitly: through pysqlite's default handling, the first classroom's
+savepoint would itself begin the transaction, and each savepoint would commit alone.
 """
 
 from __future__ import annotations
@@ -25,11 +24,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from controller.alerts import record_heartbeat_alerts
 from controller.db.models import Classroom
-from controller.db.session import utcnow
+from controller.db.session import batch_engine, utcnow
 from controller.health_history import HealthSampler
 from protocols.messages import Heartbeat
 
@@ -64,6 +64,12 @@ class HeartbeatWriter:
         flush_every_s: float = FLUSH_EVERY_S,
     ) -> None:
         self._sessions = sessions
+        self._own_engine: Engine | None = None
+        bound = sessions.kw.get("bind") if sessions is not None else None
+        if isinstance(bound, Engine):
+            self._own_engine = batch_engine(bound)
+            if self._own_engine is not None:
+                self._sessions = sessionmaker(self._own_engine, expire_on_commit=False)
         self._history = history
         self._on_offline = on_offline
         self._is_online = is_online
@@ -99,6 +105,8 @@ class HeartbeatWriter:
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
         await self.flush()
+        if self._own_engine is not None:
+            self._own_engine.dispose()
 
     async def _run(self) -> None:
         while True:

@@ -110,6 +110,32 @@ def _lock(conn: Connection, url: str) -> None:
     conn.commit()
 
 
+def batch_engine(engine: Engine) -> Engine | None:
+    """A second engine on the same SQLite file whose transactions really are one each.
+
+    pysqlite begins a transaction only before its first INSERT/UPDATE/DELETE; a SAVEPOINT
+    issued first starts one that its RELEASE commits, so a batch of savepoints is as many
+    transactions. Here the driver's own transaction handling is off and every transaction
+    is begun explicitly with ``BEGIN IMMEDIATE``: the batch takes SQLite's write lock at
+    its start (waiting up to the busy timeout like any writer) and commits once. Only the
+    batch writers use it, so the rest of the controller keeps pysqlite's locking.
+    None on PostgreSQL, whose savepoints already sit inside one transaction.
+    """
+    if engine.dialect.name != "sqlite":
+        return None
+    batch = make_engine(engine.url.render_as_string(hide_password=False))
+
+    @event.listens_for(batch, "connect")
+    def _autocommit_driver(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+        dbapi_conn.isolation_level = None  # SQLAlchemy says BEGIN itself, below
+
+    @event.listens_for(batch, "begin")
+    def _begin(conn):  # type: ignore[no-untyped-def]
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return batch
+
+
 def sessions(engine: Engine) -> sessionmaker[Session]:
     """A session factory that keeps loaded objects usable after commit."""
     return sessionmaker(engine, expire_on_commit=False)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import pathlib
+import threading
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import Engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from controller.db.models import Classroom
@@ -24,18 +26,24 @@ def _beat(seq: int) -> Heartbeat:
 
 
 @pytest.fixture
-def db(tmp_path: pathlib.Path, db_url: str) -> tuple[sessionmaker[Session], list[int]]:
+def db(tmp_path: pathlib.Path, db_url: str) -> Iterator[tuple[sessionmaker[Session], list[int]]]:
     url = db_url
     migrate(url)
     engine = make_engine(url)
     commits: list[int] = []
-    event.listen(engine, "commit", lambda _conn: commits.append(1))
+
+    def count(_conn: object) -> None:
+        commits.append(1)
+
+    # Every engine's commits: on SQLite the writer opens an engine of its own.
+    event.listen(Engine, "commit", count)
     factory = sessions(engine)
     with factory() as s:
         s.add_all(Classroom(id=c, name=c, school="S", inventory=[], health={}) for c in ROOMS)
         s.commit()
     commits.clear()
-    return factory, commits
+    yield factory, commits
+    event.remove(Engine, "commit", count)
 
 
 def _no_offline(_db: Session, _cid: str, _at: datetime) -> None:
@@ -144,3 +152,47 @@ async def test_a_failed_commit_keeps_the_batch_for_the_next_pass(
     with factory() as s:
         assert s.get(Classroom, "room-05").health["seq"] == 1  # type: ignore[union-attr]
         assert s.get(Classroom, "room-06").health["seq"] == 2  # type: ignore[union-attr]
+
+
+class _HeldSampler(HealthSampler):
+    """Holds the batch inside its last classroom until the test has looked."""
+
+    def __init__(self, last: str) -> None:
+        super().__init__()
+        self.last = last
+        self.inside = threading.Event()
+        self.go_on = threading.Event()
+
+    def record(
+        self, db: Session, classroom_id: str, health: Mapping[str, object], now: datetime
+    ) -> bool:
+        if classroom_id == self.last:
+            self.inside.set()
+            self.go_on.wait(10)
+        return super().record(db, classroom_id, health, now)
+
+
+async def test_a_batch_is_one_transaction_no_room_is_seen_before_the_last_is_written(
+    db: tuple[sessionmaker[Session], list[int]],
+) -> None:
+    """Another reader sees none of a batch until all of it commits (on SQLite the
+    savepoints used to commit one by one, each room visible as soon as it was written)."""
+    factory, _ = db
+    sampler = _HeldSampler(last=ROOMS[-1])
+    writer = HeartbeatWriter(factory, sampler, _no_offline)
+    for cid in ROOMS:
+        writer.beat(cid, _beat(9))
+    flushing = asyncio.create_task(writer.flush())
+    try:
+        assert await asyncio.to_thread(sampler.inside.wait, 10)
+
+        def seen() -> set[str]:
+            with factory() as s:
+                return {r.id for r in s.query(Classroom).all() if r.health.get("seq") == 9}
+
+        assert await asyncio.to_thread(seen) == set()
+    finally:
+        sampler.go_on.set()
+        await flushing
+    assert await asyncio.to_thread(seen) == set(ROOMS)
+    await writer.stop()
