@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.orm import Session, sessionmaker
 
 from controller.alerts import lesson_soon, raise_alert, raise_offline
+from controller.analytics.store import store_talk
 from controller.auth import audit
 from controller.db.models import Classroom, Lesson
 from controller.db.session import utcnow
@@ -263,6 +264,8 @@ class AgentMessages:
             reports = dict(lesson.reports or {})
             reports[classroom_id] = [t.model_dump(mode="json") for t in body.tracks]
             lesson.reports = reports
+            if body.talk is not None:  # who talked, second by second (S-T analysis)
+                store_talk(db, lesson, classroom_id, body.talk)
             db.commit()
         return None
 

@@ -17,6 +17,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from controller import upload_tokens
 from controller.agent_actions import OPENAPI_PATHS as ACTION_PATHS
 from controller.agent_actions import AgentActions, Requester
+from controller.analytics.api import OPENAPI_PATHS as ANALYTICS_PATHS
+from controller.analytics.api import AnalyticsApi
 from controller.api_common import error, run_db
 from controller.auth.api import AuthApi
 from controller.auth.middleware import AuthGate, scope_of
@@ -149,6 +151,7 @@ class HttpApi:
         self.app.add_routes(PatrolApi(sessions, relays, presence_online).routes())
         self.app.add_routes(FloorApi(sessions, floors).routes())
         self.app.add_routes(ReviewApi(sessions).routes())
+        self.app.add_routes(AnalyticsApi(sessions).routes())
         self.app.add_routes(NotifyApi(sessions, notify_poke, notify_sender).routes())
         self.app.add_routes(RecordingsApi(sessions).routes())
         self.app.add_routes(ClassroomsApi(sessions, presence_online).routes())
@@ -160,6 +163,7 @@ class HttpApi:
             PATROL_PATHS,
             FLOOR_PATHS,
             REVIEW_PATHS,
+            ANALYTICS_PATHS,
             NOTIFY_PATHS,
             RECORDINGS_PATHS,
             CLASSROOMS_PATHS,

@@ -15,6 +15,7 @@ import av
 import numpy as np
 
 from edge_agent import __version__, manual_record, remote_actions
+from edge_agent.analytics.talk import TalkDesk, analysed_microphone, director_observer
 from edge_agent.checks import check_device
 from edge_agent.clock import ControllerClock
 from edge_agent.director.programme import ProgrammeDesk
@@ -144,6 +145,8 @@ class AgentDaemon:
         self._rates = RateMeter()
         # The director's programme and its live push, per lesson (movie mode, push_url).
         self.programme_desk = ProgrammeDesk(profile.profile)
+        # Who talks, second by second (S-T analysis): only the codes leave the school.
+        self.talk = TalkDesk(self.clock.now)
         self.lessons = LessonLifecycle(
             LessonHooks(
                 classroom_id=identity.classroom_id,
@@ -165,9 +168,10 @@ class AgentDaemon:
                 check_disk=self._check_disk,
                 alerts=self.alerts,
                 schedule=self.schedule,
+                talk_timeline=self.talk.lesson_ended,
             ),
             on_decoded=self._on_decoded,
-            on_session_started=lambda s: self.room.lesson_started(s.join, self.sources),
+            on_session_started=self._session_started,
             on_session_ended=lambda s: self.room.lesson_ended(s.lesson_id),
         )
 
@@ -448,13 +452,24 @@ class AgentDaemon:
                 self.echo.far(chunk.to_ndarray().reshape(-1).astype(np.int16))
         self.room.on_decoded(sub, frame)
 
+    def _session_started(self, session: LessonSession) -> None:
+        self.room.lesson_started(session.join, self.sources)
+        join = session.join
+        self.talk.lesson_started(
+            join.lesson_id,
+            join.role == "lead",
+            analysed_microphone(self.profile.profile, join.publish),
+            director_observer(self.programme_desk, join.lesson_id),
+        )
+
     def _audio_filter(self, device: Device) -> AudioFilter | None:
-        """The echo canceller for a microphone that asks for one (shared by the room)."""
+        """The echo canceller for a microphone that asks for one (shared by the room),
+        then the talk analytics, which hear what is left."""
         if not device.echo_cancel:
-            return None
+            return self.talk.filter_for(device.name, None)
         if self.echo is None:  # the profile changed under a running agent; never otherwise
             self.echo = EchoCanceller()
-        return self.echo.near
+        return self.talk.filter_for(device.name, self.echo.near)
 
     def _ensure_sources(self, names: list[str]) -> None:
         loop = asyncio.get_running_loop()

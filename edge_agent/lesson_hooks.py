@@ -18,7 +18,7 @@ from edge_agent.recording.segments import SegmentInfo
 from edge_agent.schedule_cache import ScheduleCache
 from edge_agent.session import LessonSession, Requester
 from edge_agent.sources import MediaSource
-from protocols.messages import Body
+from protocols.messages import Body, TalkTimeline
 
 # Called with a session once it is the current one, or once it is closed.
 SessionHook = Callable[[LessonSession], None]
@@ -54,3 +54,5 @@ class LessonHooks:
     check_disk: Callable[[int], None]  # make room for this many bytes, or alert
     alerts: dict[str, str]
     schedule: ScheduleCache
+    # The lesson's talk timeline for its report (S-T analysis), taken once as it ends.
+    talk_timeline: Callable[[str], TalkTimeline | None] = lambda lesson_id: None

@@ -422,7 +422,11 @@ class LessonLifecycle:
     async def _end_session(self, session: LessonSession, keep_sources: set[str] | None) -> None:
         """Finish the recording, report and close a session (the current one or not)."""
         await self._finish_session_recording(session)
-        report = LessonReport(lesson_id=session.lesson_id, tracks=session.report())
+        report = LessonReport(
+            lesson_id=session.lesson_id,
+            tracks=session.report(),
+            talk=self._hooks.talk_timeline(session.lesson_id),
+        )
         await session.close()
         await self._hooks.programme_desk.stop(session.lesson_id)
         if self._session is session:

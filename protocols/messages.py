@@ -12,6 +12,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
+from protocols.talk import CODES_PATTERN, MAX_TALK_SECONDS
 from protocols.tls import MAX_TRUST_PEM_CHARS
 
 
@@ -376,12 +377,29 @@ class TrackReport(Body):
     counter_ranges: list[tuple[int, int]] = []
 
 
+class TalkTimeline(Body):
+    """Who talked in one classroom, a code per second from ``start`` (the controller's
+    clock, a whole second); the codes are explained in :mod:`protocols.talk`."""
+
+    start: float = Field(ge=0)
+    codes: str = Field(max_length=MAX_TALK_SECONDS, pattern=CODES_PATTERN)
+
+
 class LessonReport(Body):
-    """What an agent sent and received during a lesson."""
+    """What an agent sent and received during a lesson, and who talked (S-T analysis)."""
 
     TYPE: ClassVar[str] = "lesson.report"
     lesson_id: str
     tracks: list[TrackReport]
+    # Added in minor 6: a release-0.5 controller never sees it (protocols.compat drops it).
+    talk: TalkTimeline | None = None
+
+    @model_serializer(mode="wrap")
+    def _omit_no_talk(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        doc: dict[str, Any] = handler(self)
+        if doc.get("talk") is None:
+            doc.pop("talk", None)
+        return doc
 
 
 class ErrorReply(Body):

@@ -39,6 +39,8 @@ NOT_PERSONAL_READS: dict[str, str] = {
     "/api/v1/lessons/{lesson}/floor": "which room has the floor",
     "/api/v1/lessons/{lesson}/review": "inspectors' notes and scores of a lesson (text)",
     "/api/v1/review/rubric": "the county's scoring rubric",
+    "/api/v1/lessons/{lesson}/analytics": "who talked when (S-T analysis): a code per second, "
+    "no sound",
     "/api/v1/deletions": "storage keys and sizes of deleted recordings",
     "/api/v1/timetable": "the timetable",
     "/api/v1/timetable.ics": "the timetable as iCalendar",

@@ -570,6 +570,39 @@ class ReviewRubric(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class LessonTalk(Base):
+    """One classroom's talk timeline of a lesson (S-T analysis): a code per second from
+    ``start`` (``protocols.talk``), as its agent reported it. No sound is kept: none came."""
+
+    __tablename__ = "lesson_talk"
+
+    lesson_id: Mapped[str] = mapped_column(ForeignKey("lesson.id"), primary_key=True)
+    classroom_id: Mapped[str] = mapped_column(ForeignKey("classroom.id"), primary_key=True)
+    start: Mapped[float] = mapped_column(Float)  # epoch seconds of the first code
+    codes: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class LessonAnalysis(Base):
+    """A lesson's S-T figures (controller.analytics), made again as each room's timeline
+    arrives; the reports read these, never the timelines."""
+
+    __tablename__ = "lesson_analysis"
+
+    lesson_id: Mapped[str] = mapped_column(ForeignKey("lesson.id"), primary_key=True)
+    interval_s: Mapped[int] = mapped_column(Integer)
+    samples: Mapped[str] = mapped_column(Text)  # one T or S per interval
+    rt: Mapped[float | None] = mapped_column(Float)
+    ch: Mapped[float | None] = mapped_column(Float)
+    # practice (练习型) | lecture (讲授型) | dialogue (对话型) | mixed (混合型); None: unheard
+    teaching_type: Mapped[str | None] = mapped_column(String(16), index=True)
+    teacher_talk_s: Mapped[int] = mapped_column(Integer)
+    student_talk_s: Mapped[int] = mapped_column(Integer)
+    # Per receiving room: {"classroom", "turns", "talk_s"}.
+    rooms: Mapped[list[dict[str, object]]] = mapped_column(JSON)
+    computed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class AgentRelease(Base):
     """An agent release (controller.releases): its wheel and the detached Ed25519
     signature made with the release key, which is kept off the controller."""
