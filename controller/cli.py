@@ -134,6 +134,14 @@ def serve(
     tls_name: TlsName = None,
     trusted_proxy: TrustedProxy = None,
     proxy_port: ProxyPort = 7781,
+    release_tick: Annotated[
+        float,
+        typer.Option(
+            envvar="CLASSBRIDGE_RELEASE_TICK_S",
+            min=0.1,
+            help="How often the agent rollout takes its next step, s.",
+        ),
+    ] = 30.0,
     verbose: Annotated[bool, typer.Option("-v")] = False,
 ) -> None:
     """Run the controller (HTTPS on --http-port)."""
@@ -169,6 +177,7 @@ def serve(
             tls_names=tuple(tls_name or []),
             trusted_proxies=tuple(trusted_proxy or []),
             proxy_port=proxy_port,
+            release_tick_s=release_tick,
         )
     except ValueError as err:
         fail(str(err))
@@ -503,12 +512,14 @@ from controller.backup.cli import register_backup_commands  # noqa: E402
 from controller.network_cli import bandwidth_cmd, network_app  # noqa: E402
 from controller.notify.cli import notify_app  # noqa: E402
 from controller.personal_data.cli import data_app  # noqa: E402
+from controller.releases.cli import release_app  # noqa: E402
 from controller.timetable.cli import timetable_app  # noqa: E402 - after the shared helpers
 
 app.add_typer(timetable_app, name="timetable")
 app.add_typer(network_app, name="network-profile")
 app.add_typer(data_app, name="data")
 app.add_typer(notify_app, name="notify")
+app.add_typer(release_app, name="release")
 app.command("bandwidth")(bandwidth_cmd)
 register_auth_commands(app)
 register_backup_commands(app)

@@ -24,6 +24,7 @@ from controller.notify.dispatcher import NotifyDispatcher
 from controller.orchestrator import Orchestrator
 from controller.presence import Presence
 from controller.registry import enrolled_keys
+from controller.releases.roller import Roller
 from controller.retention import RetentionPolicy, run_retention
 from controller.security import SecurityPolicy
 from controller.storage.backend import StorageBackend
@@ -76,6 +77,8 @@ class ControllerConfig:
     # A TLS-terminating proxy's addresses (CIDR); with any, plain HTTP on proxy_port.
     trusted_proxies: tuple[str, ...] = ()
     proxy_port: int = 7781
+    # How often the open agent rollout takes its next step (controller.releases).
+    release_tick_s: float = 30.0
 
     def __post_init__(self) -> None:
         if self.audit_syslog:
@@ -120,6 +123,7 @@ class ControllerDaemon:
         self.messages: AgentMessages | None = None
         self.token_rotator: UploadTokenRotator | None = None
         self.notifier: NotifyDispatcher | None = None
+        self.roller: Roller | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self._retainer: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -237,6 +241,8 @@ class ControllerDaemon:
         )
         await self.token_rotator.start()
         await notifier.start()
+        self.roller = Roller(factory, lambda: presence.online, cfg.release_tick_s)
+        await self.roller.start()
         self._sweeper = asyncio.create_task(self._sweep(), name="presence-sweep")
         self._retainer = asyncio.create_task(self._retain(), name="retention")
         log.info(
@@ -302,6 +308,8 @@ class ControllerDaemon:
             await self.token_rotator.stop()
         if self.notifier is not None:
             await self.notifier.stop()
+        if self.roller is not None:
+            await self.roller.stop()
         if self.orchestrator is not None:
             await self.orchestrator.stop()
         if self.hub is not None:

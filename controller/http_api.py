@@ -48,6 +48,8 @@ from controller.patrol import PatrolApi, Relays
 from controller.recordings import catalogue_document
 from controller.recordings_api import OPENAPI_PATHS as RECORDINGS_PATHS
 from controller.recordings_api import RecordingsApi
+from controller.releases.api import OPENAPI_PATHS as RELEASE_PATHS
+from controller.releases.api import ReleasesApi
 from controller.review.api import OPENAPI_PATHS as REVIEW_PATHS
 from controller.review.api import ReviewApi
 from controller.security import SecurityPolicy
@@ -156,6 +158,7 @@ class HttpApi:
         self.app.add_routes(RecordingsApi(sessions).routes())
         self.app.add_routes(ClassroomsApi(sessions, presence_online).routes())
         self.app.add_routes(AgentActions(hub).routes())
+        self.app.add_routes(ReleasesApi(sessions, presence_online).routes())
         self.app.add_routes(AuthApi(sessions, security).routes())
         self.app.add_routes(self.metrics.routes())
         self.app[OPENAPI_KEY] = assemble(
@@ -170,6 +173,7 @@ class HttpApi:
             UPLOAD_PATHS,
             ACTION_PATHS,
             METRICS_PATHS,
+            RELEASE_PATHS,
         )
         self.app.add_routes(console_routes())
         self.app.on_response_prepare.append(console_headers)

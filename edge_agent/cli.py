@@ -22,6 +22,8 @@ from edge_agent.profile import load_profile
 from edge_agent.remote_actions import RESTART_EXIT_CODE
 from edge_agent.status import collect as collect_status
 from edge_agent.status import render as render_status
+from edge_agent.updates.settings import DEFAULT_RELEASE_KEY, DEFAULT_RELEASES, UpdateSettings
+from edge_agent.updates.updater import POLL_S
 from edge_agent.uploads.journal import UploadJournal
 from edge_agent.uploads.throttle import UploadLimits
 from protocols.network_profile import NetworkProfileError, load_network_profile_toml
@@ -107,6 +109,27 @@ def run(
             help="Network profile TOML, used until the controller assigns one.",
         ),
     ] = None,
+    releases_dir: Annotated[
+        pathlib.Path,
+        typer.Option(
+            envvar="CLASSBRIDGE_RELEASES_DIR",
+            help="Where agent releases are installed (staged updates).",
+        ),
+    ] = DEFAULT_RELEASES,
+    release_key: Annotated[
+        pathlib.Path,
+        typer.Option(
+            envvar="CLASSBRIDGE_RELEASE_KEY",
+            help="The release public key (PEM) that agent updates must be signed with.",
+        ),
+    ] = DEFAULT_RELEASE_KEY,
+    update_poll_s: Annotated[
+        float,
+        typer.Option(
+            envvar="CLASSBRIDGE_UPDATE_POLL_S",
+            help="How often to ask the controller for an update, seconds.",
+        ),
+    ] = POLL_S,
     verbose: Annotated[bool, typer.Option("-v")] = False,
 ) -> None:
     """Run the agent daemon (what systemd starts)."""
@@ -141,6 +164,7 @@ def run(
         upload_limits=UploadLimits(upload_live_kbps, upload_idle_kbps),
         disk_reserve_bytes=disk_reserve_mb * 1024 * 1024,
         network_profile=network,
+        updates=UpdateSettings(releases_dir, release_key, update_poll_s),
     )
     asyncio.run(daemon.run())
     if daemon.restart_requested:  # from the console: systemd's Restart=on-failure

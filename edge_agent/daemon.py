@@ -40,6 +40,8 @@ from edge_agent.session import LessonSession
 from edge_agent.sources import MediaSource, build_runner
 from edge_agent.systemd_notify import notify
 from edge_agent.telemetry import snapshot
+from edge_agent.updates.settings import LESSON_GUARD_S, UpdateSettings
+from edge_agent.updates.updater import Updater
 from edge_agent.uploads.credentials import CredentialStore, UploadCredentials
 from edge_agent.uploads.journal import UploadJournal
 from edge_agent.uploads.throttle import UploadLimits
@@ -86,8 +88,11 @@ class AgentDaemon:
         upload_limits: UploadLimits | None = None,
         disk_reserve_bytes: int = DEFAULT_RESERVE_BYTES,
         network_profile: NetworkProfile | None = None,
+        updates: UpdateSettings | None = None,
     ) -> None:
         self.state_dir = state_dir
+        self._updates = updates or UpdateSettings()
+        self.updater: Updater | None = None
         self.network = NetworkPolicy(network_profile)
         self._seen_ack: object = None
         # Set by the console's "restart": the CLI then exits with RESTART_EXIT_CODE.
@@ -280,6 +285,7 @@ class AgentDaemon:
         await self.room.start()
         await self._probe_devices()
         self._probe_task = asyncio.create_task(self._keep_probing(), name="probe")
+        await self._start_updater()
         try:
             await asyncio.wait_for(self.link.registered.wait(), READY_LINK_WAIT_S)
             link = "controller link up"
@@ -325,6 +331,8 @@ class AgentDaemon:
             if task is not None:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
+        if self.updater is not None:
+            await self.updater.stop()
         await self.lessons.close()
         self._stop_sources()
         await self.room.stop()
@@ -399,8 +407,7 @@ class AgentDaemon:
                 result = ActionResult(
                     action="restart", ok=True, output="the agent restarts now (systemd starts it)"
                 )
-                self.restart_requested = True
-                asyncio.get_running_loop().call_later(0.5, self._stopping.set)
+                self._restart_soon()
             else:
                 result = await remote_actions.run(
                     action,
@@ -414,6 +421,55 @@ class AgentDaemon:
                 action=action.action, ok=False, output=f"{type(err).__name__}: {err}"
             )
         await self.link.send(result, correlation_id=correlation_id)
+
+    def _restart_soon(self) -> None:
+        """Stop, then exit with RESTART_EXIT_CODE: systemd starts the agent again."""
+        self.restart_requested = True
+        asyncio.get_running_loop().call_later(0.5, self._stopping.set)
+
+    async def _start_updater(self) -> None:
+        """Staged updates (edge_agent.updates): settle the last one, poll for the next."""
+        self.updater = Updater(
+            self._updates.releases,
+            self.state_dir,
+            self.classroom_id,
+            __version__,
+            self._updates.public_key(),
+            self._upload_credentials,
+            (
+                pinned_client_context(self.identity.controller_ca_pem)
+                if self.identity.controller_ca_pem
+                else None
+            ),
+            self._update_busy,
+            self._update_health,
+            self._restart_soon,
+            self._updates.poll_s,
+        )
+        await self.updater.start()
+
+    def _update_busy(self) -> str:
+        """Why the agent may not update now: a lesson under way or starting soon."""
+        if self.session is not None:
+            return f"lesson {self.session.lesson_id} under way"
+        now = self.clock.now()
+        for lesson in self.schedule.lessons:
+            if lesson.start_at - LESSON_GUARD_S <= now < lesson.end_at:
+                return f"lesson {lesson.lesson_id} at {lesson.start_at:.0f}"
+        return ""
+
+    def _update_health(self) -> dict[str, bool]:
+        """A new release is healthy when registered, its devices probed and working, and
+        its clock measured against the controller's."""
+        devices = self.profile.profile.devices
+        return {
+            "registered": self.link.registered.is_set(),
+            "devices": bool(devices)
+            and all(
+                d.name in self.sources or self.probed.get(d.name, (False, ""))[0] for d in devices
+            ),
+            "clock": self.link.clock.offset_s is not None,
+        }
 
     async def _keep_schedule(self) -> None:
         """Act on record requests and move lessons along by the clock, tick by tick."""

@@ -79,6 +79,10 @@ PERMISSIONS: dict[tuple[str, str], frozenset[str]] = {
     ("PUT", "/api/v1/review/rubric"): ADMIN_ONLY,
     # Prometheus's scrape (every classroom's figures): the people who run the fleet.
     ("GET", "/api/v1/metrics"): TECHNICIANS,
+    # Staged agent updates: rings and rollouts change what runs in every classroom.
+    ("PUT", "/api/v1/releases/rings"): ADMIN_ONLY,
+    ("POST", "/api/v1/releases/rollouts"): ADMIN_ONLY,
+    ("POST", "/api/v1/releases/rollouts/{rollout}/{action}"): ADMIN_ONLY,
 }
 
 # The reads a teacher may make (every other role may make any GET not in PERMISSIONS): the
@@ -117,6 +121,10 @@ PUBLIC: frozenset[tuple[str, str]] = frozenset(
         ("POST", "/api/v1/uploads/{upload}/urls"),
         ("PUT", "/api/v1/uploads/{upload}/parts/{n}"),
         ("POST", "/api/v1/uploads/{upload}/complete"),
+        # Agents' updates: the same credential (controller.releases.api).
+        ("GET", "/api/v1/agent/update"),
+        ("GET", "/api/v1/agent/releases/{version}/wheel"),
+        ("POST", "/api/v1/agent/update/report"),
     }
 )
 

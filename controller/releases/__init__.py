@@ -1,0 +1,1 @@
+"""Staged agent updates: signed releases, rings, rollouts (controller side)."""
