@@ -134,6 +134,13 @@ def serve(
     tls_name: TlsName = None,
     trusted_proxy: TrustedProxy = None,
     proxy_port: ProxyPort = 7781,
+    agent_endpoint: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Several controllers: every controller's control socket, tcp://HOST:PORT, "
+            "in the order agents try them (repeatable); enrolment gives agents this list.",
+        ),
+    ] = None,
     release_tick: Annotated[
         float,
         typer.Option(
@@ -178,6 +185,7 @@ def serve(
             trusted_proxies=tuple(trusted_proxy or []),
             proxy_port=proxy_port,
             release_tick_s=release_tick,
+            agent_endpoints=tuple(agent_endpoint or []),
         )
     except ValueError as err:
         fail(str(err))

@@ -12,19 +12,21 @@ from dataclasses import dataclass, field
 from controller.agents import AgentMessages
 from controller.auth import audit
 from controller.auth.audit_syslog import AuditSyslog, SyslogTarget
+from controller.cluster.metrics import ClusterCollector
+from controller.cluster.node import ClusterNode, node_name
 from controller.db.reach import DEFAULT_WAIT_S, wait_for_database
 from controller.db.session import database_url, make_engine, migrate, sessions
-from controller.db.urls import normalise
+from controller.db.urls import is_postgresql, normalise
 from controller.http_api import HttpApi
 from controller.hub import AgentHub
 from controller.keys import KeyBook, ServerKeys
 from controller.metrics.control_plane import ControlPlaneCollector
 from controller.metrics.relay import RelayCollector
 from controller.notify.dispatcher import NotifyDispatcher
-from controller.orchestrator import Orchestrator
+from controller.orchestrator import AgentLink, OnlineView, Orchestrator
 from controller.presence import Presence
-from controller.registry import enrolled_keys
 from controller.releases.roller import Roller
+from controller.registry import enrolled_keys
 from controller.retention import RetentionPolicy, run_retention
 from controller.security import SecurityPolicy
 from controller.storage.backend import StorageBackend
@@ -79,6 +81,9 @@ class ControllerConfig:
     proxy_port: int = 7781
     # How often the open agent rollout takes its next step (controller.releases).
     release_tick_s: float = 30.0
+    # Several controllers: every controller's control socket (tcp://HOST:PORT), in the
+    # order agents try them; given to agents at enrolment. Empty: this controller only.
+    agent_endpoints: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.audit_syslog:
@@ -93,6 +98,12 @@ class ControllerConfig:
         parse_networks(self.trusted_proxies)  # raises ValueError naming a bad one
         if self.database_url is not None:
             normalise(self.database_url)  # raises ValueError, the password hidden
+        for endpoint in self.agent_endpoints:
+            host, _, port = endpoint.rpartition(":")
+            if not host.startswith("tcp://") or not port.isdigit():
+                raise ValueError(
+                    f"--agent-endpoint {endpoint!r}: write tcp://HOST:PORT (a control socket)"
+                )
         if self.database_wait_s < 0:
             raise ValueError(f"database_wait_s {self.database_wait_s}: give 0 or more seconds")
 
@@ -129,6 +140,10 @@ class ControllerDaemon:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._audit_syslog: AuditSyslog | None = None
         self.certificate: ServerCertificate | None = None
+        # Several controllers on PostgreSQL: leadership, routing, cluster-wide presence.
+        self.cluster: ClusterNode | None = None
+        self._link: AgentLink | None = None  # the hub, or the cluster's routing hub
+        self._online: OnlineView | None = None  # presence, or the cluster's
 
     async def start(self) -> None:
         """Migrate the database and start every component."""
@@ -168,15 +183,15 @@ class ControllerDaemon:
         self.uploads = UploadService(factory, self.storage, self._recording_stored)
         self._sessions = factory
         self.notifier = notifier = NotifyDispatcher(
-            factory, online=lambda: self.presence.online if self.presence else []
+            factory, online=lambda: self._online.online if self._online else []
         )
         self.http = HttpApi(
             factory,
             self.uploads,
             keys,
-            lambda: self.presence.online if self.presence else [],
+            lambda: self._online.online if self._online else [],
             lambda: self.orchestrator,
-            lambda: self.hub,
+            lambda: self._link,
             lambda: self.orchestrator,
             security=cfg.security,
             tls_policy=TlsPolicy(parse_networks(cfg.trusted_proxies)),
@@ -209,7 +224,13 @@ class ControllerDaemon:
             on_message,
             on_enrol,
         )
-        self.orchestrator = Orchestrator(factory, self.hub, self.presence, prepare_s=cfg.prepare_s)
+        self._link, self._online = self.hub, self.presence
+        if is_postgresql(url):
+            self.cluster = ClusterNode(
+                url, node_name(cfg.control_port), factory, self.hub, self.presence
+            )
+            self._link, self._online = self.cluster.hub, self.cluster.online
+        self.orchestrator = Orchestrator(factory, self._link, self._online, prepare_s=cfg.prepare_s)
         messages = AgentMessages(
             factory,
             keys,
@@ -221,6 +242,15 @@ class ControllerDaemon:
             tls_trust_pem=certificate.trust_pem,
         )
         self.presence._on_offline = messages.offline
+        if self.cluster is not None:
+            cluster = self.cluster
+
+            def offline(classroom_id: str) -> None:
+                messages.offline(classroom_id)
+                cluster.agent_offline(classroom_id)
+
+            self.presence._on_offline = offline
+            self.http.metrics.registry.register(ClusterCollector(cluster))
         self.messages = messages
         # This process's heartbeat batches and offline declarations, beside the database's
         # figures in /api/v1/metrics.
@@ -230,7 +260,11 @@ class ControllerDaemon:
         self.http.metrics.registry.register(RelayCollector(self.orchestrator.relay_stats))
         await messages.heartbeats.start()
         await self.hub.start()
-        await self.orchestrator.start()
+        if self.cluster is not None:
+            # The orchestrator runs while this controller holds the leader's lock.
+            await self.cluster.start(self.orchestrator)
+        else:
+            await self.orchestrator.start()
         presence = self.presence
         self.token_rotator = UploadTokenRotator(
             factory,
@@ -310,6 +344,8 @@ class ControllerDaemon:
             await self.notifier.stop()
         if self.roller is not None:
             await self.roller.stop()
+        if self.cluster is not None:
+            await self.cluster.stop()
         if self.orchestrator is not None:
             await self.orchestrator.stop()
         if self.hub is not None:

@@ -24,6 +24,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -33,12 +34,11 @@ from controller.db.models import Classroom, Lesson, LessonReceiver, Recording
 from controller.db.session import as_utc, utcnow
 from controller.errors import ControllerError
 from controller.floor.store import floor_state, room_labels
-from controller.hub import AgentHub
 from controller.lesson_watch import EVERY, LessonWatch
 from controller.lessons import log_event, transition
-from controller.presence import Presence
 from controller.relay.room import LessonRelay
 from controller.timetable.loading import LEAD_ROLES, RECEIVER_ROLES
+from protocols.envelope import Envelope
 from protocols.messages import (
     Body,
     CommandAck,
@@ -63,6 +63,43 @@ RETRY_S = 1.0  # a failed command's lesson is looked at again this soon
 REPORT_TIMEOUT_S = 20.0
 
 
+class AgentLink(Protocol):
+    """How commands reach the agents (``controller.hub.AgentHub``, or on several
+    controllers ``controller.cluster.node.ClusterHub``)."""
+
+    async def send(self, classroom_id: str, body: Body, correlation_id: str | None = None) -> str:
+        """Send one-way."""
+        ...
+
+    async def request(self, classroom_id: str, body: Body, timeout: float) -> Envelope:
+        """Send and await the reply."""
+        ...
+
+
+class OnlineView(Protocol):
+    """Which agents are online (``controller.presence.Presence``, or on several
+    controllers ``controller.cluster.online.ClusterOnline``)."""
+
+    def is_online(self, classroom_id: str) -> bool:
+        """Whether the classroom's agent is online."""
+        ...
+
+    @property
+    def online(self) -> list[str]:
+        """Every online classroom."""
+        ...
+
+
+class Elsewhere(Protocol):
+    """The other controllers, as the orchestrator tells them what happened here."""
+
+    def agent_registered(self, classroom_id: str) -> None:
+        """An agent registered with this controller."""
+
+    def floor_changed(self, state: FloorState) -> None:
+        """A lesson's floor changed here, and the lesson runs on another controller."""
+
+
 @dataclass
 class LessonRun:
     """In-memory progress of one lesson in this controller instance."""
@@ -84,8 +121,8 @@ class Orchestrator:
     def __init__(
         self,
         sessions: sessionmaker[Session],
-        hub: AgentHub,
-        presence: Presence,
+        hub: AgentLink,
+        presence: OnlineView,
         prepare_s: float = 5.0,
         leave_grace_s: float = 1.0,
         idle_s: float = IDLE_S,
@@ -110,10 +147,22 @@ class Orchestrator:
         self._stopping = False
         self.tick_errors = 0
         self.ticks = 0
+        # Several controllers: where registrations and floor changes are told so that the
+        # leader hears of them (controller.cluster); None on one controller.
+        self.elsewhere: Elsewhere | None = None
+
+    @property
+    def running(self) -> bool:
+        """Whether the passes run here (on several controllers: this one leads)."""
+        return self._task is not None
 
     async def start(self) -> None:
-        """Start the passes, and watch this process's lesson changes."""
+        """Start the passes, and watch this process's lesson changes; again after
+        ``stop()`` too (a controller that leads again)."""
         self._loop = asyncio.get_running_loop()
+        self._stopping = False
+        self._pushed.clear()
+        self._next_sweep = 0.0
         self._watch = LessonWatch(self._sessions, self._lessons_changed)
         self._task = asyncio.create_task(self._run(), name="orchestrator")
 
@@ -170,6 +219,10 @@ class Orchestrator:
             return
         with contextlib.suppress(RuntimeError):  # the loop closed: stopping
             loop.call_soon_threadsafe(self._mark_dirty, classroom_ids)
+
+    def lessons_changed(self, classroom_ids: Iterable[str]) -> None:
+        """Another controller changed lessons of these classrooms (the event loop)."""
+        self._mark_dirty(classroom_ids)
 
     def _mark_dirty(self, classroom_ids: Iterable[str]) -> None:
         self._dirty.update(classroom_ids)
@@ -404,6 +457,9 @@ class Orchestrator:
         misses it gets the floor in its next join. Agents apply only a higher ``seq``.
         """
         run = self.runs.get(state.lesson_id)
+        if run is None and not self.running and self.elsewhere is not None:
+            self.elsewhere.floor_changed(state)  # the leader knows who has joined
+            return
         if run is None:
             log.info("floor of lesson %s changed; no agent has joined it here", state.lesson_id)
             return
@@ -477,8 +533,11 @@ class Orchestrator:
                 continue
             self._pushed[cid] = digest.hexdigest()
 
-    def agent_registered(self, classroom_id: str) -> None:
-        """An agent (re)registered: it must (re)join any lesson under way."""
+    def agent_registered(self, classroom_id: str, here: bool = True) -> None:
+        """An agent (re)registered (with this controller, or ``here=False`` with another):
+        it must (re)join any lesson under way."""
+        if here and self.elsewhere is not None:
+            self.elsewhere.agent_registered(classroom_id)
         self._pushed.pop(classroom_id, None)
         for run in list(self.runs.values()):
             run.joined.discard(classroom_id)

@@ -1,0 +1,169 @@
+"""This controller as one of several on a PostgreSQL database: it leads or not, holds
+some agents, and reaches the others' agents through the router.
+
+On SQLite the daemon does not build one: the single controller runs its orchestrator
+itself and talks to its own hub, as it always did.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from controller.cluster.leader import Leadership
+from controller.cluster.online import ClusterOnline
+from controller.cluster.routing import Router
+from controller.hub import AgentHub
+from controller.lesson_watch import LessonWatch
+from controller.orchestrator import Orchestrator
+from controller.presence import Presence
+from protocols.envelope import Envelope
+from protocols.messages import Body, FloorState
+
+log = logging.getLogger(__name__)
+
+
+def node_name(control_port: int) -> str:
+    """This controller's name among the others: host, control port and process id."""
+    return f"{socket.gethostname()}:{control_port}/{os.getpid()}"
+
+
+class ClusterHub:
+    """The hub as the orchestrator, the API and the token rotator use it: an agent held
+    here directly, any other through the controller that holds it."""
+
+    def __init__(self, hub: AgentHub, router: Router) -> None:
+        self._hub = hub
+        self._router = router
+
+    def is_routable(self, classroom_id: str) -> bool:
+        """Whether the agent is held here; others may still be reached through routing."""
+        return self._hub.is_routable(classroom_id)
+
+    async def send(self, classroom_id: str, body: Body, correlation_id: str | None = None) -> str:
+        """Send one-way, here or through the holding controller."""
+        if self._hub.is_routable(classroom_id):
+            try:
+                return await self._hub.send(classroom_id, body, correlation_id)
+            except ConnectionError as err:  # a stale route: the agent moved on
+                log.info("agent %s not reachable here (%s); routing", classroom_id, err)
+        return await self._router.send(classroom_id, body, correlation_id)
+
+    async def request(self, classroom_id: str, body: Body, timeout: float) -> Envelope:
+        """Send and await the agent's reply, here or through the holding controller."""
+        if self._hub.is_routable(classroom_id):
+            try:
+                return await self._hub.request(classroom_id, body, timeout)
+            except ConnectionError as err:
+                log.info("agent %s not reachable here (%s); routing", classroom_id, err)
+        return await self._router.request(classroom_id, body, timeout)
+
+
+class ClusterNode:
+    """Leadership, routing and cluster-wide presence for one controller."""
+
+    def __init__(
+        self,
+        url: str,
+        node: str,
+        sessions: sessionmaker[Session],
+        hub: AgentHub,
+        presence: Presence,
+    ) -> None:
+        self.node = node
+        self._sessions = sessions
+        self.router = Router(url, node, hub, self._leader_event)
+        self.hub = ClusterHub(hub, self.router)
+        self.online = ClusterOnline(presence, sessions)
+        self.leadership = Leadership(url, node, self._gained, self._lost)
+        self._orchestrator: Orchestrator | None = None
+        self._watch: LessonWatch | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self, orchestrator: Orchestrator) -> None:
+        """Route, watch presence, and contend for leadership (which starts
+        ``orchestrator`` while this controller leads)."""
+        self._loop = asyncio.get_running_loop()
+        self._orchestrator = orchestrator
+        orchestrator.elsewhere = self
+        await self.router.start()
+        await self.online.start()
+        # Lessons changed here must wake the leader when that is another controller.
+        self._watch = LessonWatch(self._sessions, self._lessons_changed)
+        await self.leadership.start()
+
+    async def stop(self) -> None:
+        """Stop leading (the orchestrator stops), routing and watching."""
+        await self.leadership.stop()
+        if self._watch is not None:
+            self._watch.close()
+            self._watch = None
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.online.stop()
+        await self.router.stop()
+
+    async def _gained(self) -> None:
+        assert self._orchestrator is not None
+        self.router.lead(True)
+        await self._orchestrator.start()
+
+    async def _lost(self) -> None:
+        assert self._orchestrator is not None
+        self.router.lead(False)
+        await self._orchestrator.stop()
+
+    # -- what happens here, told to the leader (controller.orchestrator.Elsewhere) ------
+
+    def agent_registered(self, classroom_id: str) -> None:
+        """Hold the agent's channel; tell the leader, if that is another controller."""
+        self.router.hold(classroom_id)
+        if not self.leadership.is_leader:
+            self._tell({"k": "registered", "cid": classroom_id})
+
+    def agent_offline(self, classroom_id: str) -> None:
+        """Presence here declared the agent offline: commands for it no longer come here."""
+        self.router.release(classroom_id)
+
+    def floor_changed(self, state: FloorState) -> None:
+        """A floor changed here; the leader sends it to the rooms that joined."""
+        self._tell({"k": "floor", "state": state.model_dump(mode="json")})
+
+    def _lessons_changed(self, classroom_ids: frozenset[str]) -> None:
+        """A commit here changed lessons (any thread)."""
+        if self.leadership.is_leader or self._loop is None:
+            return  # the orchestrator's own watch has it
+        event = {"k": "lessons", "cids": sorted(classroom_ids)}
+        with contextlib.suppress(RuntimeError):  # the loop closed: stopping
+            self._loop.call_soon_threadsafe(self._tell, event)
+
+    def _tell(self, event: dict[str, Any]) -> None:
+        task = asyncio.create_task(self.router.tell_leader(event))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- what the leader hears ----------------------------------------------------------
+
+    def _leader_event(self, event: dict[str, Any]) -> None:
+        orchestrator = self._orchestrator
+        if orchestrator is None or not orchestrator.running:
+            return
+        kind = event.get("k")
+        if kind == "registered":
+            cid = str(event["cid"])
+            self.online.heard(cid)
+            orchestrator.agent_registered(cid, here=False)
+        elif kind == "lessons":
+            orchestrator.lessons_changed(frozenset(str(c) for c in event.get("cids", [])))
+        elif kind == "floor":
+            orchestrator.floor_changed(FloorState.model_validate(event["state"]))
+        else:
+            log.warning("leader: unknown event %r from another controller; dropped", kind)
