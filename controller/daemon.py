@@ -262,7 +262,7 @@ class ControllerDaemon:
         await self.hub.start()
         if self.cluster is not None:
             # The orchestrator runs while this controller holds the leader's lock.
-            await self.cluster.start(self.orchestrator)
+            await self.cluster.start(self.orchestrator, key_book)
         else:
             await self.orchestrator.start()
         presence = self.presence

@@ -16,10 +16,12 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from controller.cluster.key_sync import KeySync
 from controller.cluster.leader import Leadership
 from controller.cluster.online import ClusterOnline
 from controller.cluster.routing import Router
 from controller.hub import AgentHub
+from controller.keys import KeyBook
 from controller.lesson_watch import LessonWatch
 from controller.orchestrator import Orchestrator
 from controller.presence import Presence
@@ -86,11 +88,14 @@ class ClusterNode:
         self._watch: LessonWatch | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._keys: KeySync | None = None
 
-    async def start(self, orchestrator: Orchestrator) -> None:
-        """Route, watch presence, and contend for leadership (which starts
-        ``orchestrator`` while this controller leads)."""
+    async def start(self, orchestrator: Orchestrator, key_book: KeyBook) -> None:
+        """Route, watch presence and enrolled keys, and contend for leadership (which
+        starts ``orchestrator`` while this controller leads)."""
         self._loop = asyncio.get_running_loop()
+        self._keys = KeySync(self._sessions, key_book)
+        await self._keys.start()
         self._orchestrator = orchestrator
         orchestrator.elsewhere = self
         await self.router.start()
@@ -110,6 +115,8 @@ class ClusterNode:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.online.stop()
         await self.router.stop()
+        if self._keys is not None:
+            await self._keys.stop()
 
     async def _gained(self) -> None:
         assert self._orchestrator is not None
