@@ -37,6 +37,8 @@ from controller.floor.api import OPENAPI_PATHS as FLOOR_PATHS
 from controller.floor.api import FloorApi, FloorSpreader
 from controller.keys import ServerKeys
 from controller.lessons import get_lesson, lesson_document
+from controller.live_push.api import OPENAPI_PATHS as LIVE_PUSH_PATHS
+from controller.live_push.api import LivePushApi
 from controller.metrics.api import METRICS_PATHS, MetricsApi
 from controller.network_api import NetworkApi
 from controller.notify.api import OPENAPI_PATHS as NOTIFY_PATHS
@@ -152,6 +154,7 @@ class HttpApi:
         self.app.add_routes(NetworkApi(sessions, presence_online).routes())
         self.app.add_routes(PatrolApi(sessions, relays, presence_online).routes())
         self.app.add_routes(FloorApi(sessions, floors).routes())
+        self.app.add_routes(LivePushApi(sessions).routes())
         self.app.add_routes(ReviewApi(sessions).routes())
         self.app.add_routes(AnalyticsApi(sessions).routes())
         self.app.add_routes(NotifyApi(sessions, notify_poke, notify_sender).routes())
@@ -165,6 +168,7 @@ class HttpApi:
             OPENAPI,
             PATROL_PATHS,
             FLOOR_PATHS,
+            LIVE_PUSH_PATHS,
             REVIEW_PATHS,
             ANALYTICS_PATHS,
             NOTIFY_PATHS,

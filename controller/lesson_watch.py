@@ -42,6 +42,13 @@ def _touched(obj: object) -> set[str] | None:
     return None
 
 
+def touched(session: Session, classroom_ids: set[str]) -> None:
+    """Say that this transaction changes the lessons of ``classroom_ids`` in a way the
+    hooks cannot see (a row that belongs to a lesson but is not one: its live push
+    targets); the watch tells its callback at commit as for any lesson change."""
+    session.info.setdefault(_KEY, set()).update(classroom_ids)
+
+
 class LessonWatch:
     """Hooks a sessionmaker; calls ``on_change`` after each commit that changed a lesson."""
 

@@ -36,6 +36,7 @@ from controller.errors import ControllerError
 from controller.floor.store import floor_state, room_labels
 from controller.lesson_watch import EVERY, LessonWatch
 from controller.lessons import log_event, transition
+from controller.live_push.store import push_targets
 from controller.relay.room import LessonRelay
 from controller.timetable.loading import LEAD_ROLES, RECEIVER_ROLES
 from protocols.envelope import Envelope
@@ -111,8 +112,9 @@ class LessonRun:
     recording: set[str] = field(default_factory=set)
     ended_at: float | None = None
     receivers_left: bool = False
-    # What the joined agents were last told (times, one-way), to re-join them on a change.
-    terms: tuple[float, bool] | None = None
+    # What the joined agents were last told (times, one-way, live push targets), to re-join
+    # them on a change.
+    terms: tuple[float, bool, tuple[tuple[str, str], ...]] | None = None
 
 
 class Orchestrator:
@@ -436,16 +438,20 @@ class Orchestrator:
             log_event(db, lesson.id, "ready: every classroom reports ready")
 
     def _rejoin_on_change(self, db: Session, lesson: Lesson, run: LessonRun) -> None:
-        """A scheduler extended, ended early or switched the lesson to broadcast only:
-        tell the joined agents the new terms."""
-        terms = (as_utc(lesson.end_at).timestamp(), lesson.one_way)
+        """A scheduler extended, ended early, switched the lesson to broadcast only or
+        changed its live push targets: tell the joined agents the new terms."""
+        pushes = tuple((t.name, t.url) for t in push_targets(db, lesson.id))
+        terms = (as_utc(lesson.end_at).timestamp(), lesson.one_way, pushes)
         if run.terms is None:
             run.terms = terms
             return
         if terms == run.terms:
             return
+        only_pushes = terms[:2] == run.terms[:2]  # the receivers' terms are the same
         run.terms = terms
         for cid in sorted(run.joined):
+            if only_pushes and cid != lesson.lead_classroom_id:
+                continue
             join = self._join_message(db, lesson, cid)
             if join is not None:
                 self._command(lesson.id, cid, join)
@@ -597,6 +603,8 @@ class Orchestrator:
             rung=lesson.rung,
             rooms=room_labels(db, lesson.classroom_ids),
             floor=floor_state(db, lesson.id) if lesson.state in ("preparing", "live") else None,
+            # The stream keys go to the lead only: it alone pushes the programme.
+            push_targets=push_targets(db, lesson.id) if cid == lead else [],
         )
 
     def _command(self, lesson_id: str, classroom_id: str, body: Body) -> None:

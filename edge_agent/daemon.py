@@ -232,6 +232,7 @@ class AgentDaemon:
             uploads_pending=int(pending.get("files", 0)),
             uploads_pending_bytes=int(pending.get("bytes", 0)),
             audio_level_dbfs=round(max(levels), 1) if levels else None,
+            pushes=self.programme_desk.statuses(),
             **snapshot(self.state_dir),  # type: ignore[arg-type]
         )
 

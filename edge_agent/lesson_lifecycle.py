@@ -276,9 +276,15 @@ class LessonLifecycle:
                     f"lesson asks this classroom to publish {name!r}, which its "
                     f"profile {profile.name!r} does not have"
                 ) from None
+        reconnect = True
         if current is None:
             current = self._begin(join)
         elif current.join != join:
+            # New times or live push targets only: media that is up carries on as it is.
+            reconnect = not current.connected.is_set() or (join.publish, join.subscribe) != (
+                current.join.publish,
+                current.join.subscribe,
+            )
             current = await self._retune(current, join)
         # A repeated join (controller restarted, relay lost) renegotiates the media while
         # sources and recording carry on. The wrong network: recorded here, not streamed.
@@ -286,7 +292,8 @@ class LessonLifecycle:
         if join.start_at <= now < join.end_at and not current.recorder.recording:
             self._start_recording(join.lesson_id)
         self._hooks.check_placement()
-        await current.connect()
+        if reconnect:
+            await current.connect()
 
     def _begin(self, join: JoinLesson, check_disk: bool = True) -> LessonSession:
         """Sources, recorder and session for a lesson (media to the relay comes later)."""
@@ -311,7 +318,8 @@ class LessonLifecycle:
         the same recorder carries on; the media is rebuilt for the new publish set."""
         log.info("lesson %s: new terms from the controller", join.lesson_id)
         if join.publish == session.join.publish and join.subscribe == session.join.subscribe:
-            session.join = join  # only the times changed
+            session.join = join  # only the times (or the live push targets) changed
+            self._programme_for(join)  # pushes added or removed start or stop
             return session
         recording = session.recorder.recording
         await session.close()
@@ -360,7 +368,10 @@ class LessonLifecycle:
         publishing = {n: s for n in join.publish if (s := self._hooks.sources.get(n)) is not None}
         try:
             programme = self._hooks.programme_desk.for_lesson(
-                join.lesson_id, publishing, is_live=lambda: self._session is not None
+                join.lesson_id,
+                publishing,
+                is_live=lambda: self._session is not None,
+                targets=join.push_targets,
             )
         except ValueError as err:
             log.warning("lesson %s: no programme: %s", join.lesson_id, err)

@@ -8,7 +8,7 @@ version newer keeps working (``protocols.compat``); the golden messages in
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
@@ -37,6 +37,10 @@ class EnrolRequest(Body):
     agent_version: str = Field(max_length=64)
 
 
+MAX_CONTROLLERS = 16
+ControlEndpoint = Annotated[str, Field(max_length=300, pattern=r"^tcp://[^\s/]+:[0-9]{1,5}$")]
+
+
 class EnrolResult(Body):
     """The controller accepts or refuses an enrolment."""
 
@@ -47,12 +51,16 @@ class EnrolResult(Body):
     # The certificate the agent pins for the controller's HTTPS (PEM: the county CA, or
     # the operator's anchor). Empty on refusals; left off the wire then.
     tls_ca_pem: str = Field(default="", max_length=MAX_TRUST_PEM_CHARS)
+    # Several controllers: every controller's control socket, in the order the agent tries
+    # them. Empty: only the one it enrolled with; left off the wire then.
+    controllers: list[ControlEndpoint] = Field(default_factory=list, max_length=MAX_CONTROLLERS)
 
     @model_serializer(mode="wrap")
     def _omit_empty_pin(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
         doc: dict[str, Any] = handler(self)
-        if not doc.get("tls_ca_pem"):
-            doc.pop("tls_ca_pem", None)
+        for name in ("tls_ca_pem", "controllers"):
+            if not doc.get(name):
+                doc.pop(name, None)
         return doc
 
 
@@ -141,6 +149,27 @@ class TrackStats(Body):
     rtt_ms: float | None = None
 
 
+class PushTarget(Body):
+    """One live platform a lesson is pushed to (protocols.live_push): a name people know
+    it by, and the push address the platform gave (``rtmp://host/app/stream-key``)."""
+
+    name: str = Field(min_length=1, max_length=40)
+    url: str = Field(max_length=1024, pattern=r"^rtmps?://[^\s/]+/\S+$")
+
+
+class PushStatus(Body):
+    """How one live push of the lesson under way is doing, as the lead's agent sees it."""
+
+    lesson_id: str = Field(max_length=64)
+    name: str = Field(max_length=40)
+    where: str = Field(max_length=1100)  # the address with its stream key redacted
+    state: Literal["idle", "connecting", "live", "retrying", "stopped"]
+    live_since: float | None = None  # wall clock
+    bytes: int = Field(default=0, ge=0)
+    reconnects: int = Field(default=0, ge=0)
+    last_error: str = Field(default="", max_length=500)
+
+
 class Heartbeat(Body):
     """Periodic health report from an agent."""
 
@@ -167,6 +196,17 @@ class Heartbeat(Body):
     net_bytes_recv: int | None = None
     # The room microphone's level, dBFS (the loudest microphone when there are several).
     audio_level_dbfs: float | None = None
+    # The lesson's live pushes (protocols.live_push.PushStatus), at the lead.
+    pushes: list[PushStatus] = Field(default_factory=list, max_length=8)
+
+    @model_serializer(mode="wrap")
+    def _omit_no_pushes(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Left off the wire when no push runs: most heartbeats, and their bytes stay as
+        # they were before pushes were reported.
+        doc: dict[str, Any] = handler(self)
+        if not doc.get("pushes"):
+            doc.pop("pushes", None)
+        return doc
 
 
 class HeartbeatAck(Body):
@@ -255,6 +295,8 @@ class JoinLesson(Body):
     rooms: list[RoomLabel] = Field(default_factory=list, max_length=64)
     # The floor when the agent joins (a rejoin mid-lesson keeps who was called on).
     floor: FloorState | None = None
+    # The lead only: live platforms to push the programme to (protocols.live_push).
+    push_targets: list[PushTarget] = Field(default_factory=list, max_length=4)
 
     @model_serializer(mode="wrap")
     def _omit_absent_room_fields(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
@@ -265,6 +307,8 @@ class JoinLesson(Body):
             doc.pop("rooms", None)
         if doc.get("floor") is None:
             doc.pop("floor", None)
+        if not doc.get("push_targets"):
+            doc.pop("push_targets", None)
         return doc
 
 

@@ -72,6 +72,9 @@ PERMISSIONS: dict[tuple[str, str], frozenset[str]] = {
     # Floor control (课堂互动): call on one receiving room of a live lesson. A teacher may
     # only in the lessons they teach (OWN_LESSONS_ONLY, checked by the handler).
     ("PUT", "/api/v1/lessons/{lesson}/floor"): FLOOR_GIVERS,
+    # A lesson's live push targets (直播推流): DingTalk or WeChat live rooms, set by the
+    # people who make the timetable (the addresses hold the platforms' stream keys).
+    ("PUT", "/api/v1/lessons/{lesson}/push"): SCHEDULING,
     # Lesson review (评课): inspectors pin notes to moments of a lesson and score it
     # against the county's rubric, which only an administrator changes.
     ("POST", "/api/v1/lessons/{lesson}/notes"): REVIEWERS,

@@ -157,6 +157,21 @@ class LessonReceiver(Base):
     lesson: Mapped[Lesson] = relationship(back_populates="receivers")
 
 
+class LessonPushTargets(Base):
+    """Where a lesson's programme is pushed live (直播推流): the scheduler's list of
+    ``{"name", "url"}`` (``controller.live_push``). The addresses hold the platforms'
+    stream keys: only the lead's agent is sent them; every view shows them redacted."""
+
+    __tablename__ = "lesson_push_targets"
+
+    lesson_id: Mapped[str] = mapped_column(
+        ForeignKey("lesson.id", ondelete="CASCADE"), primary_key=True
+    )
+    targets: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
+    changed_by: Mapped[str] = mapped_column(String(120), default="")
+    changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class LessonFloor(Base):
     """Who has the floor (课堂互动) in a lesson: the receiving classroom called on, the
     muted ones, and ``seq``, raised by one on every change (``controller.floor.store``)."""

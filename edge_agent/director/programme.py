@@ -29,8 +29,12 @@ from edge_agent.media.rtmp_push import RtmpPush
 from edge_agent.media.source_runner import SourceRunner
 from edge_agent.profile import DirectorSettings, HardwareProfile
 from edge_agent.sources import MediaSource
+from protocols.messages import PushStatus, PushTarget
 
 log = logging.getLogger(__name__)
+
+# The name of the profile's own ``push_url`` among a lesson's pushes.
+PROFILE_TARGET = "classroom default"
 
 # Device roles as the director knows them (the panel's content is the "panel" shot).
 DIRECTOR_ROLE = {"teacher": "teacher", "student": "student", "board": "board", "content": "panel"}
@@ -181,28 +185,69 @@ class Programme:
 
 
 class ProgrammeDesk:
-    """The programmes (and RTMP pushes) of the lessons under way, by lesson id."""
+    """The programmes (and live pushes) of the lessons under way, by lesson id.
+
+    A lesson's pushes go to the targets the controller sent in its join (the scheduler's
+    per-lesson live platforms); a lesson that names none pushes to the profile's
+    ``push_url``, the classroom's standing address, if it has one.
+    """
 
     def __init__(self, profile: HardwareProfile) -> None:
         self.profile = profile
         self.programmes: dict[str, Programme] = {}
-        self.pushes: dict[str, RtmpPush] = {}
+        # lesson id → (target name, address) → its push
+        self.pushes: dict[str, dict[tuple[str, str], RtmpPush]] = {}
+        self._publishing: dict[str, dict[str, MediaSource]] = {}
+        self._stopping: set[asyncio.Task[None]] = set()  # pushes a new target list dropped
+
+    def _targets(self, targets: list[PushTarget]) -> list[tuple[str, str]]:
+        if targets:
+            return [(t.name, t.url) for t in targets]
+        url = self.profile.director.push_url
+        return [(PROFILE_TARGET, url)] if url else []
 
     def start(
-        self, lesson_id: str, publishing: dict[str, MediaSource], is_live: Callable[[], bool]
+        self,
+        lesson_id: str,
+        publishing: dict[str, MediaSource],
+        is_live: Callable[[], bool],
+        targets: list[PushTarget] | None = None,
     ) -> Programme | None:
-        """The lesson's programme, if the profile asks for one (ValueError: it cannot)."""
+        """The lesson's programme, if the profile or the lesson's push targets ask for one
+        (ValueError: it cannot)."""
         settings = self.profile.director
-        if not settings.programme:
+        wanted = self._targets(targets or [])
+        if settings.mode == "resource" and not wanted:
             return None
         loop = asyncio.get_running_loop()
         programme = Programme(self.profile, settings, publishing, loop, is_live=is_live)
         programme.start()
         self.programmes[lesson_id] = programme
-        if settings.push_url:
-            mic = next((s for s in publishing.values() if s.kind == "audio"), None)
+        self._publishing[lesson_id] = publishing
+        self._reconcile(lesson_id, wanted)
+        return programme
+
+    def _reconcile(self, lesson_id: str, wanted: list[tuple[str, str]]) -> None:
+        """Start the pushes newly wanted, stop those no longer wanted."""
+        programme = self.programmes.get(lesson_id)
+        if programme is None:
+            return
+        loop = asyncio.get_running_loop()
+        running = self.pushes.setdefault(lesson_id, {})
+        for key in [k for k in running if k not in wanted]:
+            push = running.pop(key)
+            log.info("lesson %s: live push %s to %s stopped", lesson_id, key[0], push.where)
+            stopping = loop.create_task(push.stop(), name=f"push-stop-{lesson_id}")
+            self._stopping.add(stopping)
+            stopping.add_done_callback(self._stopping.discard)
+        publishing = self._publishing.get(lesson_id, {})
+        mic = next((s for s in publishing.values() if s.kind == "audio"), None)
+        settings = self.profile.director
+        for key in wanted:
+            if key in running:
+                continue
             push = RtmpPush(
-                settings.push_url,
+                key[1],
                 programme.runner.bus,
                 mic.bus if mic is not None else None,
                 width=settings.width,
@@ -210,24 +255,52 @@ class ProgrammeDesk:
                 fps=settings.fps,
                 request_keyframe=programme.runner.request_keyframe,
             )
-            self.pushes[lesson_id] = push
+            running[key] = push
+            log.info("lesson %s: live push %s to %s", lesson_id, key[0], push.where)
             task = loop.create_task(push.start(), name=f"push-{lesson_id}")
             task.add_done_callback(lambda t: t.cancelled() or t.exception())
-        return programme
+
+    def statuses(self) -> list[PushStatus]:
+        """Every push of the lessons under way, for the heartbeat."""
+        out: list[PushStatus] = []
+        for lesson_id, running in self.pushes.items():
+            for (name, _url), push in running.items():
+                st = push.status()
+                out.append(
+                    PushStatus(
+                        lesson_id=lesson_id,
+                        name=name,
+                        where=push.where,
+                        state=push.state,  # type: ignore[arg-type]
+                        live_since=st["live_since"],
+                        bytes=int(st["bytes"]),
+                        reconnects=push.reconnects,
+                        last_error=push.last_error[:500],
+                    )
+                )
+        return out
 
     def for_lesson(
-        self, lesson_id: str, publishing: dict[str, MediaSource], is_live: Callable[[], bool]
+        self,
+        lesson_id: str,
+        publishing: dict[str, MediaSource],
+        is_live: Callable[[], bool],
+        targets: list[PushTarget] | None = None,
     ) -> Programme | None:
         """The lesson's running programme, else :meth:`start` (new terms mid-lesson keep
-        the programme, its recording and its push going)."""
+        the programme, its recording and the pushes that are still wanted going; a push
+        target added or removed mid-lesson starts or stops just that push)."""
         running = self.programmes.get(lesson_id)
-        return running if running is not None else self.start(lesson_id, publishing, is_live)
+        if running is None:
+            return self.start(lesson_id, publishing, is_live, targets)
+        self._reconcile(lesson_id, self._targets(targets or []))
+        return running
 
     async def stop(self, lesson_id: str) -> None:
-        """Stop the lesson's push, then its programme."""
-        push = self.pushes.pop(lesson_id, None)
-        if push is not None:
+        """Stop the lesson's pushes, then its programme."""
+        for push in self.pushes.pop(lesson_id, {}).values():
             await push.stop()
+        self._publishing.pop(lesson_id, None)
         programme = self.programmes.pop(lesson_id, None)
         if programme is not None:
             programme.stop()

@@ -50,6 +50,7 @@ from edge_agent.media.rtmp_child import (
     RECORD,
     scrub,
 )
+from protocols.live_push import redact
 from protocols.media.encoded_frame import EncodedFrame
 
 log = logging.getLogger(__name__)
@@ -58,19 +59,6 @@ log = logging.getLogger(__name__)
 BACKOFF_FIRST_S = 0.5
 BACKOFF_CAP_S = 5.0
 _CHILD_MODULE = "edge_agent.media.rtmp_child"
-
-
-def redact(url: str) -> str:
-    """The URL without its stream key and query (push keys are secrets; never log them).
-
-    ``rtmp://host:1935/live/abc?auth_key=…`` becomes ``rtmp://host:1935/live/***``.
-    """
-    parts = urllib.parse.urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    app = parts.path.strip("/").split("/")[0] if parts.path.strip("/") else ""
-    return f"{parts.scheme}://{host}/{app}/***" if app else f"{parts.scheme}://{host}/***"
 
 
 class RtmpPush:

@@ -10,6 +10,8 @@ from datetime import datetime, timedelta
 import pytest
 from console.harness import PASSWORD, Console, require_browser
 
+from controller.live_push.store import push_targets
+
 pytestmark = pytest.mark.e2e
 
 require_browser()
@@ -165,3 +167,49 @@ async def test_scheduler_previews_a_gbk_csv_and_a_workbook_as_excel_saved_them(
         await expect(made).to_contain_text("14:00–14:40")
         await expect(made).to_contain_text("city-101 → village-201")
         await expect(made).to_contain_text("《春晓》" if upload == gbk else "水彩")
+
+
+async def test_scheduler_sets_a_lessons_live_push_and_the_key_is_never_shown(
+    page: Page, console: Console
+) -> None:
+    tuesday = _next_tuesday()
+    lesson_id = await _seed_lesson(console, tuesday.replace(hour=11))
+    await _open_timetable_next_week(page, "scheduler")
+    await page.locator(f"[data-lesson='{lesson_id}']").first.click()
+    details = page.locator("#tt-dialog[data-mode='details']")
+    panel = details.locator("#push-panel")
+    await expect(panel).to_contain_text("本课没有推流目标")
+    await panel.locator("#push-add").click()
+    await panel.locator(".push-name").fill("钉钉直播")
+    await panel.locator(".push-url").fill("http://wrong.example/live/KEY-77")
+    await panel.locator("#push-save").click()
+    await expect(panel.locator("#push-error")).to_contain_text("targets[0].url")
+    await panel.locator(".push-url").fill("rtmp://push.example/live/KEY-77")
+    await panel.locator("#push-save").click()
+    await expect(panel.locator("#push-error")).to_have_text("已保存")
+    row = panel.locator("#push-targets tbody tr")
+    await expect(row).to_have_count(1)
+    await expect(row).to_contain_text("rtmp://push.example/live/***")
+    await expect(row.locator("[data-state='unknown']")).to_be_visible()
+    assert "KEY-77" not in await details.inner_html()
+
+    # Add a second platform and save without typing the first key again: it is kept.
+    await panel.locator("#push-add").click()
+    await panel.locator(".push-name").nth(1).fill("微信直播")
+    await panel.locator(".push-url").nth(1).fill("rtmp://wx.example/app/KEY-88")
+    await panel.locator("#push-save").click()
+    await expect(panel.locator("#push-targets tbody tr")).to_have_count(2)
+    async with (
+        console.session(headers=console.bearer("admin")) as http,
+        http.get(f"{console.base}/api/v1/lessons/{lesson_id}/push") as r,
+    ):
+        doc = await r.json()
+    assert [t["where"] for t in doc["targets"]] == [
+        "rtmp://push.example/live/***",
+        "rtmp://wx.example/app/***",
+    ]
+    with console.db() as s:
+        assert [t.url for t in push_targets(s, lesson_id)] == [
+            "rtmp://push.example/live/KEY-77",
+            "rtmp://wx.example/app/KEY-88",
+        ]

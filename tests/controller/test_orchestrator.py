@@ -14,11 +14,12 @@ from controller.db.models import Classroom, Lesson, Recording
 from controller.db.session import make_engine, migrate, sessions, utcnow
 from controller.keys import ServerKeys
 from controller.lessons import schedule_lesson
+from controller.live_push.store import set_push_targets
 from controller.orchestrator import Orchestrator
 from controller.presence import Presence
 from controller.registry import add_classroom
 from protocols import envelope
-from protocols.messages import Body, CommandAck
+from protocols.messages import Body, CommandAck, JoinLesson, PushTarget
 
 INVENTORY = {
     "lead": [
@@ -357,3 +358,59 @@ async def test_a_lesson_that_cannot_advance_does_not_stall_the_others(
     assert orch.tick_errors == 1
     assert await _state(db, stuck.id) == "scheduled"
     assert await _state(db, fine.id) == "preparing"
+
+
+# A lesson's live push targets reach its lead only, in its join and its schedule, and a
+# change while the lesson is live is sent to the lead at once as new terms.
+DINGTALK = PushTarget(name="钉钉直播", url="rtmp://push.example/live/KEY-1")
+WECHAT = PushTarget(name="微信直播", url="rtmp://wx.example/app/KEY-2")
+
+
+def _joins(hub: FakeHub, cid: str) -> list[JoinLesson]:
+    return [b for c, b in hub.sent if c == cid and isinstance(b, JoinLesson)]
+
+
+async def test_targets_go_to_the_lead_and_a_live_change_rejoins_it(
+    db: sessionmaker[Session],
+) -> None:
+    hub, presence = FakeHub(), Presence(heartbeat_interval=1.0)
+    orch = Orchestrator(db, hub, presence, prepare_s=5.0, leave_grace_s=0.0)  # type: ignore[arg-type]
+    now = utcnow()
+    with db() as s:
+        lesson = schedule_lesson(
+            s, "lead", ["recv"], now + timedelta(seconds=2), now + timedelta(seconds=60)
+        )
+        set_push_targets(s, lesson, [DINGTALK], "scheduler")
+    presence.registered("lead", None)
+    presence.registered("recv", None)
+    await orch.tick()
+    await _settle()
+    schedules = {c: b for c, b in hub.pushed}
+    assert [j.push_targets for j in schedules["lead"].lessons] == [[DINGTALK]]  # type: ignore[attr-defined]
+    assert [j.push_targets for j in schedules["recv"].lessons] == [[]]  # type: ignore[attr-defined]
+    assert [j.push_targets for j in _joins(hub, "lead")] == [[DINGTALK]]
+    assert [j.push_targets for j in _joins(hub, "recv")] == [[]]
+
+    with db() as s:  # the lesson starts
+        row = s.get(Lesson, lesson.id)
+        assert row is not None
+        row.start_at = utcnow() - timedelta(seconds=1)
+        s.commit()
+    for _ in range(2):
+        await orch.tick()
+        await _settle()
+    sent_before = len(hub.sent)
+    await orch.tick()  # nothing changed: nobody is told anything
+    await _settle()
+    assert len(hub.sent) == sent_before
+
+    with db() as s:  # mid-lesson, the scheduler adds WeChat and drops DingTalk
+        row = s.get(Lesson, lesson.id)
+        assert row is not None and row.state == "live"
+        set_push_targets(s, row, [WECHAT], "scheduler")
+    await orch.tick()
+    await _settle()
+    assert _joins(hub, "lead")[-1].push_targets == [WECHAT]
+    assert len(_joins(hub, "recv")) == 1  # a receiver's terms did not change
+    await orch.stop()
+    await asyncio.sleep(0)

@@ -90,7 +90,11 @@ class FakeDesk(ProgrammeDesk):
         self.started = 0
 
     def start(  # type: ignore[override]
-        self, lesson_id: str, publishing: dict[str, MediaSource], is_live: Callable[[], bool]
+        self,
+        lesson_id: str,
+        publishing: dict[str, MediaSource],
+        is_live: Callable[[], bool],
+        targets: object = None,
     ) -> FakeProgramme:
         self.started += 1
         programme = FakeProgramme()

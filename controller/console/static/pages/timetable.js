@@ -5,6 +5,7 @@
 import { call } from "../api.js";
 import { getLang, t } from "../i18n.js";
 import { current, el, errorText, loading, ready, table, tf, useStyles } from "./dom.js";
+import { pushSection } from "./live_push.js";
 
 const FULLCALENDAR = "/console/vendor/fullcalendar/index.global.min.js";
 const EDIT_ROLES = new Set(["admin", "scheduler"]);
@@ -271,6 +272,12 @@ function lessonDialog(ctx, mode, data) {
       buttons.append(cancel, " ");
     }
     if (data.rung) result.appendChild(el("p", `${t("tt.rung")}: ${data.rung}`));
+    if (ctx.role !== "teacher") {
+      const push = pushSection(data.id, ctx.canEdit);
+      form.insertBefore(push, buttons);
+      // Each push's state as the lead reports it, while the dialog is open.
+      const timer = setInterval(() => (push.isConnected ? push.refresh() : clearInterval(timer)), 3000);
+    }
     buttons.append(close);
   }
   document.body.appendChild(dlg);
@@ -442,6 +449,7 @@ export async function timetable(main) {
   const ctx = {
     user: session.body?.user ?? "",
     canEdit: EDIT_ROLES.has(session.body?.role),
+    role: session.body?.role,
     classrooms: rooms.body,
     kinds,
     scope: { kind: "all", value: "" },
