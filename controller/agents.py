@@ -61,6 +61,7 @@ class AgentMessages:
         upload_url: str,
         upload_token_grace: timedelta = timedelta(hours=1),
         tls_trust_pem: str = "",
+        agent_endpoints: tuple[str, ...] = (),
     ) -> None:
         self._sessions = sessions
         self._keys = keys
@@ -70,6 +71,7 @@ class AgentMessages:
         self.upload_url = upload_url
         self.upload_token_grace = upload_token_grace
         self._tls_trust_pem = tls_trust_pem
+        self._agent_endpoints = list(agent_endpoints)  # several controllers: all of them
         self.health_history = HealthSampler()
         self.heartbeats = HeartbeatWriter(
             sessions, self.health_history, self._mark_offline, presence.is_online
@@ -95,7 +97,13 @@ class AgentMessages:
         self._key_book.add(request.public_key, classroom_id)
         log.info("classroom %s enrolled (host %s)", classroom_id, request.hostname)
         # The agent pins this for the HTTPS API, as it pinned the CURVE key in its token.
-        return EnrolResult(accepted=True, classroom_id=classroom_id, tls_ca_pem=self._tls_trust_pem)
+        # With several controllers, the agent learns them all and fails over between them.
+        return EnrolResult(
+            accepted=True,
+            classroom_id=classroom_id,
+            tls_ca_pem=self._tls_trust_pem,
+            controllers=self._agent_endpoints,
+        )
 
     @staticmethod
     def _key_replaced(db: Session, classroom_id: str, old: str, request: EnrolRequest) -> None:

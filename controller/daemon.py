@@ -240,6 +240,7 @@ class ControllerDaemon:
             upload_url,
             upload_token_grace=cfg.security.upload_token_grace,
             tls_trust_pem=certificate.trust_pem,
+            agent_endpoints=cfg.agent_endpoints,
         )
         self.presence._on_offline = messages.offline
         if self.cluster is not None:

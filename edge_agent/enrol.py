@@ -88,6 +88,7 @@ async def enrol(
         public_key=public.decode(),
         secret_key=secret.decode(),
         controller_ca_pem=result.tls_ca_pem,
+        controllers=list(result.controllers),
     )
     identity.save(state_dir)
     # The controller revoked the old enrolment's upload tokens; forget ours.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import pathlib
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 from edge_agent.errors import NotEnrolled
 from protocols.private_files import private_dir, write_private
@@ -24,6 +24,14 @@ class Identity:
     # The controller's HTTPS trust anchor (PEM), received at enrolment over the CURVE
     # socket pinned by controller_public_key. Empty for agents enrolled before HTTPS.
     controller_ca_pem: str = ""
+    # Several controllers: every controller's control socket, in the order to try them
+    # (from enrolment). Empty: only ``controller``.
+    controllers: list[str] = field(default_factory=list)
+
+    @property
+    def endpoints(self) -> list[str]:
+        """The control sockets to dial, in order; the link moves on when one goes away."""
+        return list(self.controllers) or [self.controller]
 
     def save(self, state_dir: pathlib.Path) -> pathlib.Path:
         """Write atomically with mode 0600 (it holds the secret key)."""

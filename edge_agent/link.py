@@ -3,11 +3,16 @@
 ZeroMQ reconnects the socket by itself. On top of that the link re-registers whenever the
 controller comes back (it answers a heartbeat with ``not-registered``, or acks resume after
 a silence), and declares the controller lost after three unanswered heartbeats.
+
+With several controllers (the list enrolment gave), a lost controller, or one that does not
+answer ``REGISTER_TRIES`` registrations in a row, makes the link dial the next one in the
+list, going round it in order: any controller serves any agent.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -55,6 +60,8 @@ COMMANDS = (
 )
 
 log = logging.getLogger(__name__)
+
+REGISTER_TRIES = 3  # unanswered registrations before the link dials the next controller
 
 CommandHandler = Callable[[Envelope], Awaitable[Body | None]]
 
@@ -107,6 +114,15 @@ class ControlLink:
         # Called after every registration, the first and each one after the controller
         # was away: what waited for the controller (uploads) can go at once.
         self.on_registered: Callable[[], None] | None = None
+        self._endpoints = identity.endpoints
+        self._at = 0  # which of them the socket dials
+        self._register_failures = 0
+        self.failovers = 0
+
+    @property
+    def endpoint(self) -> str:
+        """The controller this link dials now."""
+        return self._endpoints[self._at]
 
     @property
     def sender(self) -> str:
@@ -141,7 +157,7 @@ class ControlLink:
         monitor = sock.get_monitor_socket(
             zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_SUCCEEDED
         )
-        sock.connect(self._identity.controller)
+        sock.connect(self.endpoint)
         self._sock = sock
         self._monitor = monitor
         self._tasks = [
@@ -210,15 +226,19 @@ class ControlLink:
         try:
             reply = await self.request(self._make_register(), timeout=self.heartbeat_interval)
         except (ConnectionError, TimeoutError) as err:
-            log.info("registration not answered yet (%s); will retry", err)
+            log.info("registration with %s not answered yet (%s); will retry", self.endpoint, err)
+            self._register_failures += 1
+            if self._register_failures >= REGISTER_TRIES:
+                self._next_controller("it did not answer registration")
             return
+        self._register_failures = 0
         ack = reply.expect(RegisterAck)
         self.register_ack = ack
         self.heartbeat_interval = ack.heartbeat_interval_s
         self._last_ack = time.monotonic()
         self.counters.registrations += 1
         self.registered.set()
-        log.info("registered with controller %s", self._identity.controller)
+        log.info("registered with controller %s", self.endpoint)
         if self.on_registered is not None:
             try:
                 self.on_registered()
@@ -250,7 +270,21 @@ class ControlLink:
                     3 * self.heartbeat_interval,
                 )
                 self.registered.clear()
+                self._next_controller("it went silent")
             was_online = self.online
+
+    def _next_controller(self, why: str) -> None:
+        """Dial the next controller in the list (none to move to with one)."""
+        self._register_failures = 0
+        if len(self._endpoints) < 2 or self._sock is None:
+            return
+        old = self.endpoint
+        self._at = (self._at + 1) % len(self._endpoints)
+        with contextlib.suppress(zmq.ZMQError):  # never connected there
+            self._sock.disconnect(old)
+        self._sock.connect(self.endpoint)
+        self.failovers += 1
+        log.warning("controller %s lost (%s); dialling %s", old, why, self.endpoint)
 
     async def _recv_loop(self) -> None:
         assert self._sock is not None
@@ -316,7 +350,7 @@ class ControlLink:
                         "there, or its enrolment was replaced); get a new token with "
                         "'classroom-controller classroom add %s' and run 'classroom-agent "
                         "enroll' again",
-                        self._identity.controller,
+                        self.endpoint,
                         self._identity.classroom_id,
                         self._identity.classroom_id,
                     )

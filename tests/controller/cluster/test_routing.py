@@ -6,58 +6,18 @@ from __future__ import annotations
 import asyncio
 import pathlib
 import time
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import pytest
-from benchlib.cluster_rig import ClusterRig, Member
+from benchlib.cluster_rig import ClusterRig
 
-from edge_agent.enrol import enrol
-from edge_agent.identity import Identity
-from edge_agent.link import ControlLink
-from protocols import envelope
 from protocols.messages import (
-    ActionResult,
     AgentAction,
-    Body,
-    CommandAck,
-    DeviceInfo,
-    Heartbeat,
     JoinLesson,
-    Register,
 )
 
 pytestmark = pytest.mark.timeout(180)
-
-BIG_OUTPUT = "x" * 20_000  # well past NOTIFY's 8000 bytes: the reply travels in parts
-
-
-class _Agent:
-    """A real control link that answers actions and acknowledges every command."""
-
-    def __init__(self, identity: Identity) -> None:
-        self.commands: list[envelope.Envelope] = []
-        self.link = ControlLink(identity, self._register, self._beat, self._on_command, 1.0)
-        self._identity = identity
-
-    def _register(self) -> Register:
-        camera = DeviceInfo(name="cam", kind="camera", driver="synthetic", role="teacher")
-        mic = DeviceInfo(name="mic", kind="microphone", driver="synthetic", role="room")
-        return Register(
-            classroom_id=self._identity.classroom_id,
-            agent_version="test",
-            profile_name="synthetic",
-            profile_digest="0" * 64,
-            inventory=[camera, mic],
-        )
-
-    @staticmethod
-    def _beat(seq: int) -> Heartbeat:
-        return Heartbeat(seq=seq, cpu_pct=1, mem_pct=1, disk_free_bytes=1, disk_pct=1)
-
-    async def _on_command(self, env: envelope.Envelope) -> Body:
-        self.commands.append(env)
-        if isinstance(env.body, AgentAction):
-            return ActionResult(action=env.body.action, ok=True, output=BIG_OUTPUT)
-        return CommandAck(command=env.type, ok=True)
 
 
 async def _wait(what: str, predicate, timeout: float) -> None:  # type: ignore[no-untyped-def]
@@ -68,23 +28,14 @@ async def _wait(what: str, predicate, timeout: float) -> None:  # type: ignore[n
         await asyncio.sleep(0.1)
 
 
-async def _agent_on(rig: ClusterRig, member: Member, room: str, state: pathlib.Path) -> _Agent:
-    token = await asyncio.to_thread(rig.add_classroom, room)
-    identity = await enrol(member.endpoint, token, state)
-    agent = _Agent(identity)
-    await agent.link.start()
-    await asyncio.wait_for(agent.link.registered.wait(), 30)
-    return agent
-
-
 async def test_commands_reach_an_agent_held_by_the_other_controller(
-    cluster: ClusterRig, tmp_path: pathlib.Path
+    cluster: ClusterRig, agent_on: Callable[..., Awaitable[Any]], tmp_path: pathlib.Path
 ) -> None:
     rig = cluster
     leader = await asyncio.to_thread(rig.leader)
     other = next(m for m in rig.members if m is not leader)
     # The agent registers with the controller that does not lead.
-    agent = await _agent_on(rig, other, "routed-room", tmp_path / "agent")
+    agent = await agent_on(rig, other, "routed-room", tmp_path / "agent")
     try:
         # A console action at the leader, whose hub does not hold the agent; the agent's
         # 20 kB answer comes back in parts.
@@ -92,7 +43,7 @@ async def test_commands_reach_an_agent_held_by_the_other_controller(
             rig.member_post, leader, "/classrooms/routed-room/actions", {"action": "doctor"}, 60
         )
         assert status == 200, doc
-        assert doc["output"] == BIG_OUTPUT
+        assert doc["output"] == agent.action_output
         assert any(isinstance(c.body, AgentAction) for c in agent.commands)
 
         # The leader's orchestrator joins it into a lesson: a join, routed.
