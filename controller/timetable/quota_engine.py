@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from controller.analytics.report import StFigures, load_figures
 from controller.auth.scope import COUNTY, Scope
 from controller.db.models import (
     Classroom,
@@ -69,6 +70,7 @@ class LessonFact:
     published: bool
     review: float | None = None  # the mean of inspectors' scores, as a share of the points
     assistants: tuple[str, ...] = ()  # receiving rooms' assistant teachers (辅导教师)
+    st: StFigures | None = None  # the S-T analysis (课堂分析), when the agents sent timelines
 
     @property
     def teachers(self) -> tuple[str, ...]:
@@ -193,6 +195,7 @@ def load_facts(db: Session, term: Term, first: date, last: date) -> TermQuotas:
     ):
         if out_of:
             scored[lid].append(total / out_of)
+    analysed = load_figures(db, in_range)
     assisting: dict[str, list[str]] = defaultdict(list)
     for lid, who in db.execute(
         select(LessonReceiver.lesson_id, LessonReceiver.assistant_teacher_id).where(
@@ -236,6 +239,7 @@ def load_facts(db: Session, term: Term, first: date, last: date) -> TermQuotas:
                 published=lid in published,
                 review=sum(scored[lid]) / len(scored[lid]) if lid in scored else None,
                 assistants=tuple(sorted(assisting.get(lid, ()))),
+                st=analysed.get(lid),
             )
         )
     teachers = list(db.scalars(select(Teacher)))

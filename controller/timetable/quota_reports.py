@@ -13,6 +13,8 @@ import io
 from dataclasses import dataclass, field
 from typing import Any
 
+from controller.analytics import report as st_report
+from controller.analytics.report import StSummary
 from controller.timetable.quota_engine import LessonFact, QuotaResult, TermQuotas
 
 VIEWS = ("school", "teacher", "subject", "pairing")
@@ -32,6 +34,7 @@ class ReportEntry:
     results: list[QuotaResult] = field(default_factory=list)
     rank: int | None = None
     reviews: list[float] = field(default_factory=list)  # reviewed lessons' mean scores
+    st: StSummary = field(default_factory=StSummary)  # S-T analysis of its lessons
 
     @property
     def review_mean_pct(self) -> float | None:
@@ -60,6 +63,7 @@ class ReportEntry:
             "results": [result_json(r) for r in self.results],
             "reviewed": len(self.reviews),
             "review_mean_pct": self.review_mean_pct,
+            "st": self.st.document(),
         }
 
 
@@ -123,6 +127,8 @@ def build_view(tq: TermQuotas, by: str) -> list[ReportEntry]:
             c["recorded"] += f.recorded
             if f.review is not None:
                 entry(key).reviews.append(f.review)
+            if f.st is not None:
+                entry(key).st.add(f.st)
     for r in tq.results:
         for key in _result_keys(tq, r, by):
             if key:
@@ -197,6 +203,11 @@ def view_csv(entries: list[ReportEntry], by: str) -> str:
     for e in entries:
         if e.reviews:
             w.writerow([e.key, e.name, len(e.reviews), e.review_mean_pct])
+    w.writerow([])
+    w.writerow([HEADERS[by], "名称 name", *st_report.CSV_HEADER])
+    for e in entries:
+        if e.st.lessons:
+            w.writerow([e.key, e.name, *st_report.csv_cells(e.st)])
     return buf.getvalue()
 
 
