@@ -52,7 +52,8 @@ def key_matches(secret: str, lesson_id: str, key: str) -> bool:
 
 def signature(secret: str, lesson_id: str, expires: int) -> str:
     """nginx ``secure_link_md5 "$expires$lesson <secret>"``: base64url MD5, no padding."""
-    digest = hashlib.md5(f"{expires}{lesson_id} {secret}".encode()).digest()  # MD5: what nginx secure_link_md5 checks
+    # MD5 because it is what nginx secure_link_md5 checks.
+    digest = hashlib.md5(f"{expires}{lesson_id} {secret}".encode()).digest()
     return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
 

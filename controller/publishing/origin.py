@@ -110,9 +110,7 @@ class OriginConfig:
     @property
     def lan_base(self) -> str:
         """Where intranet viewers open links."""
-        return (self.intranet_base or self.public_base or f"http://{self.http_listen}").rstrip(
-            "/"
-        )
+        return (self.intranet_base or self.public_base or f"http://{self.http_listen}").rstrip("/")
 
     @property
     def hls_dir(self) -> pathlib.Path:
