@@ -69,6 +69,7 @@ class TalkTracker:
         self._codes: list[str] = []
         self._second = -1  # the second being heard, from start
         self._speech = self._frames = 0
+        self._seen: Observation | None = None  # the director, as the second began
         self.cpu_s = 0.0  # thread CPU spent hearing (the analytics' cost)
 
     def hear(self, pcm: Pcm) -> None:
@@ -77,7 +78,7 @@ class TalkTracker:
         now = self._now()
         with self._lock:
             if self._start is None:
-                self._start = float(math.floor(now - pcm.size / RATE))
+                self._start = float(math.floor(now))
             second = int(now - self._start)
             if second > self._second:
                 self._close_until(second)
@@ -87,7 +88,8 @@ class TalkTracker:
         self.cpu_s += time.thread_time() - began
 
     def _close_until(self, second: int) -> None:
-        """Code the second being heard, and any with no sound up to ``second``."""
+        """Code the second being heard, and any with no sound up to ``second``; then open
+        ``second`` with what the director sees as it begins."""
         if self._second >= 0:
             self._codes.append(self._code())
         missing = second - self._second - 1 if self._second >= 0 else 0
@@ -95,11 +97,12 @@ class TalkTracker:
         del self._codes[MAX_TALK_SECONDS:]
         self._second = second
         self._speech = self._frames = 0
+        self._seen = self._observe()
 
     def _code(self) -> str:
         if self._frames == 0:
             return UNHEARD
-        seen = self._observe()
+        seen = self._seen
         if self._speech >= self._share * self._frames:
             if self.lead and not (seen is not None and seen.student_standing):
                 return TEACHER
