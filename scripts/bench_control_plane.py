@@ -1,14 +1,16 @@
-"""The control plane under a fleet: one controller, thousands of simulated agents.
+"""The control plane under a fleet: one or two controllers, thousands of simulated agents.
 
 One real controller (``classroom-controller serve``, its own process, SQLite in its state
-directory) and a light fleet of simulated agents (``benchlib.agent_fleet``, several
-processes of asyncio agents, one CURVE DEALER each) on the real protocol: keys enrolled
-through the controller's enrolment code (``benchlib.fleet_enrolment``), a ``Register``,
-a ``Heartbeat`` every ``--heartbeat-s``, and answers to commands. Once every agent is
-registered and beating, the controller's CPU is measured over ``--duration-s`` while
-commands go to random agents the way a technician sends one: ``POST
-/api/v1/classrooms/{id}/actions`` (pull the logs) with an admin token, timed until the
-agent's answer comes back through the controller.
+directory), or with ``--controllers 2`` two of them on one PostgreSQL (``--database URL``,
+else a private server started with Debian's ``pg_ctl``, as the tests do), the fleet's
+processes split between them; and a light fleet of simulated agents
+(``benchlib.agent_fleet``, several processes of asyncio agents, one CURVE DEALER each) on
+the real protocol: keys enrolled through the controller's enrolment code
+(``benchlib.fleet_enrolment``), a ``Register``, a ``Heartbeat`` every ``--heartbeat-s``,
+and answers to commands. Once every agent is registered and beating, the controller's CPU
+is measured over ``--duration-s`` while commands go to random agents the way a technician
+sends one: ``POST /api/v1/classrooms/{id}/actions`` (pull the logs) with an admin token,
+timed until the agent's answer comes back through the controller.
 
 Figures (``--json``: the last line is one JSON object):
 - ``agents``, ``heartbeat_s``, ``duration_s``, ``database``;
@@ -22,7 +24,12 @@ Figures (``--json``: the last line is one JSON object):
   beating, plus fleet agents it does not list online at the end;
 - ``heartbeat_batches_per_s``: the controller's ``classbridge_heartbeat_batches_total``
   over the window (at most 1 is the target);
-- ``failover_s``: null, several controllers on PostgreSQL are not built yet;
+- ``failover_s`` (two controllers): the leader is killed (SIGKILL) after the window, just
+  (0.2 s) before a lesson falls due; the seconds from when it was due (or the kill, if
+  later) until the other controller made it live (its ``live`` event);
+- with two controllers, ``controller_cpu_pct`` is the busier one's and
+  ``controller_cpu_pct_each`` lists both; commands all go to the first controller's API,
+  so those for the other's agents are routed (LISTEN/NOTIFY);
 - ``sim_*``: the fleet's own CPU and lateness, to show it was not the bottleneck.
 """
 
@@ -41,21 +48,25 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import aiohttp
 import psutil
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(REPO / "scripts"), str(REPO)]
+sys.path[:0] = [str(REPO / "scripts"), str(REPO), str(REPO / "tests")]
 
 from benchlib.agent_fleet import FleetSpec  # noqa: E402
+from benchlib.cluster_rig import ClusterRig  # noqa: E402
 from benchlib.fleet_enrolment import enrol_fleet  # noqa: E402
 from benchlib.rig import LessonRig, RigError  # noqa: E402
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 
 FLEET = REPO / "scripts" / "benchlib" / "agent_fleet.py"
-FAILOVER_NOTE = "several controllers on PostgreSQL are not built yet: no failover to time"
+FAILOVER_NOTE = "one controller: no failover to time (run with --controllers 2)"
+FAILOVER_LEAD_IN_S = 4.0  # the failover lesson is scheduled this long before it is due
+FAILOVER_KILL_AHEAD_S = 0.2  # and the leader killed this long before it is due
 ACTION = {"action": "logs", "lines": 3}
 ACTION_TIMEOUT_S = 30.0
 
@@ -73,6 +84,8 @@ class Settings:
     settle_s: float | None = None  # None: two heartbeat intervals
     py_spy: pathlib.Path | None = None  # record the controller over the window (raw stacks)
     enrol: str = "bulk"  # "wire": each agent enrols its key on the enrolment socket
+    controllers: int = 1  # 2: two controllers on PostgreSQL, and the failover timed
+    database: str | None = None  # PostgreSQL URL for two; None: a private server
 
 
 class Fleet:
@@ -83,12 +96,13 @@ class Fleet:
         self._settings = settings
         self.status_files: list[pathlib.Path] = []
 
-    def start(self, server_public: str, identities: list[Any]) -> None:
-        """One process per ``agents_per_process`` agents."""
-        per = self._settings.agents_per_process
+    def start(self, server_public: str, identities: list[Any], endpoints: list[str]) -> None:
+        """One process per ``agents_per_process`` agents (at least one per controller),
+        each dialling one of ``endpoints`` in turn."""
+        per = min(self._settings.agents_per_process, math.ceil(len(identities) / len(endpoints)))
         for k in range(math.ceil(len(identities) / per)):
             spec = FleetSpec(
-                controller=f"tcp://127.0.0.1:{self._rig.port}",
+                controller=endpoints[k % len(endpoints)],
                 controller_public_key=server_public,
                 agents=identities[k * per : (k + 1) * per],
                 first_index=k * per,
@@ -122,19 +136,48 @@ class Fleet:
 
 
 def scrape(rig: LessonRig) -> dict[str, float]:
-    """The controller's unlabelled Prometheus samples, by name."""
+    """The controller's unlabelled Prometheus samples, by name (with several controllers,
+    each sample summed over them)."""
     import urllib.request
 
-    request = urllib.request.Request(f"{rig.api}/metrics", headers=rig.auth_headers)
-    # Slow on a big fleet: the scrape reads every classroom's last heartbeat.
-    with urllib.request.urlopen(request, timeout=600, context=rig.ssl_context()) as resp:
-        text = resp.read().decode()
-    return {
-        s.name: s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-        if not s.labels
-    }
+    if isinstance(rig, ClusterRig):
+        texts = []
+        for member in rig.members:
+            if member.name in rig.procs:
+                text = rig.member_get(member, "/metrics", timeout=600)
+                if not isinstance(text, str):
+                    raise RigError(f"{member.name} did not answer /metrics")
+                texts.append(text)
+    else:
+        request = urllib.request.Request(f"{rig.api}/metrics", headers=rig.auth_headers)
+        # Slow on a big fleet: the scrape reads every classroom's last heartbeat.
+        with urllib.request.urlopen(request, timeout=600, context=rig.ssl_context()) as resp:
+            texts = [resp.read().decode()]
+    out: dict[str, float] = {}
+    for text in texts:
+        for family in text_string_to_metric_families(text):
+            for s in family.samples:
+                if not s.labels:
+                    out[s.name] = out.get(s.name, 0.0) + s.value
+    return out
+
+
+def measure_failover(rig: ClusterRig) -> float:
+    """Kill the leader; seconds from when a lesson was due (or the kill, if later) until
+    another controller made it live."""
+    for room in ("failover-lead", "failover-far"):
+        rig.add_classroom(room)
+    leader = rig.leader()
+    lesson = rig.schedule("failover-lead", ["failover-far"], FAILOVER_LEAD_IN_S, 60)
+    due = datetime.fromisoformat(lesson["start_at"]).timestamp()
+    # Killed just before the lesson falls due: the time measured is the takeover's.
+    time.sleep(max(0.0, due - FAILOVER_KILL_AHEAD_S - time.time()))
+    killed_at = time.time()
+    rig.kill_member(leader)
+    rig.wait_lesson(lesson["id"], ("live",), 60)
+    events = rig.get(f"/lessons/{lesson['id']}")["events"]
+    live_at = max(datetime.fromisoformat(e["at"]).timestamp() for e in events if e["to"] == "live")
+    return round(live_at - max(due, killed_at), 2)
 
 
 async def drive_commands(
@@ -297,7 +340,20 @@ def profile_summary(path: pathlib.Path, top: int = 12) -> dict[str, Any]:
 def run(settings: Settings, root: pathlib.Path | None = None) -> dict[str, Any]:
     """Enrol the fleet, start the controller and the simulators, measure; the figures."""
     n, hb = settings.agents, settings.heartbeat_s
-    rig = LessonRig(root=root, heartbeat_s=hb, prepare_s=300.0)
+    pg: Any = None
+    database = settings.database
+    rig: LessonRig
+    if settings.controllers > 1:
+        if database is None:
+            from pg_server import start_server
+
+            pg = start_server()
+            database = pg.url(pg.create_database())
+        rig = ClusterRig(
+            database, count=settings.controllers, root=root, heartbeat_s=hb, prepare_s=300.0
+        )
+    else:
+        rig = LessonRig(root=root, heartbeat_s=hb, prepare_s=300.0)
     doc: dict[str, Any] = {
         "agents": n,
         "heartbeat_s": hb,
@@ -308,13 +364,22 @@ def run(settings: Settings, root: pathlib.Path | None = None) -> dict[str, Any]:
     try:
         t = time.monotonic()
         server_public, identities, rig.api_token = enrol_fleet(
-            rig.controller_state, n, wire=settings.enrol == "wire"
+            rig.controller_state,
+            n,
+            wire=settings.enrol == "wire",
+            database=database if isinstance(rig, ClusterRig) else None,
         )
         doc["enrol_s"] = round(time.monotonic() - t, 1)
         rig.start_controller()
-        proc = psutil.Process(rig.procs["controller"].pid)
+        if isinstance(rig, ClusterRig):
+            procs = [psutil.Process(rig.procs[m.name].pid) for m in rig.members]
+            endpoints = rig.endpoints()
+        else:
+            procs = [psutil.Process(rig.procs["controller"].pid)]
+            endpoints = [f"tcp://127.0.0.1:{rig.port}"]
+        proc = procs[0]
         fleet = Fleet(rig, settings)
-        fleet.start(server_public, identities)
+        fleet.start(server_public, identities, endpoints)
         doc["sim_processes"] = len(fleet.status_files)
         doc["ramp_s"] = round(wait_registered(rig, fleet, n, n / settings.ramp_per_s + 180), 1)
         time.sleep(settings.settle_s if settings.settle_s is not None else 2 * hb)
@@ -325,8 +390,8 @@ def run(settings: Settings, root: pathlib.Path | None = None) -> dict[str, Any]:
         doc["metrics_scrape_s"] = round(m0 - s0, 1)
         sim0 = [s.get("cpu_s", 0.0) for s in fleet.statuses()]
         beats0, acks0 = fleet.total("heartbeats"), fleet.total("heartbeat_acks")
-        cpu0 = sum(proc.cpu_times()[:2])
-        wait0 = runnable_wait_s(proc.pid)
+        cpu0 = [sum(p.cpu_times()[:2]) for p in procs]
+        wait0 = sum(runnable_wait_s(p.pid) for p in procs)
         psutil.cpu_percent()  # the machine's, from now
         t0 = time.monotonic()
         spy = (
@@ -338,8 +403,8 @@ def run(settings: Settings, root: pathlib.Path | None = None) -> dict[str, Any]:
         rtts, failures, peaks = asyncio.run(
             drive_commands(rig, ids, settings.commands_per_s, settings.duration_s, proc)
         )
-        cpu1 = sum(proc.cpu_times()[:2])
-        wait1 = runnable_wait_s(proc.pid)
+        cpu1 = [sum(p.cpu_times()[:2]) for p in procs]
+        wait1 = sum(runnable_wait_s(p.pid) for p in procs)
         t1 = time.monotonic()
         machine = psutil.cpu_percent()
         beats1, acks1 = fleet.total("heartbeats"), fleet.total("heartbeat_acks")
@@ -356,9 +421,12 @@ def run(settings: Settings, root: pathlib.Path | None = None) -> dict[str, Any]:
         not_online = sum(1 for cid in ids if not listed.get(cid))
         declared = after.get("classbridge_agents_declared_offline_total", 0.0)
         sim_pct = [(b - a) / window * 100 for a, b in zip(sim0, sim1, strict=True)]
+        cpu_each = [round((b - a) / window * 100, 1) for a, b in zip(cpu0, cpu1, strict=True)]
         doc.update(
-            database="sqlite",
-            controller_cpu_pct=round((cpu1 - cpu0) / window * 100, 1),
+            database="postgresql" if isinstance(rig, ClusterRig) else "sqlite",
+            controllers=len(procs),
+            controller_cpu_pct=max(cpu_each),
+            controller_cpu_pct_each=cpu_each,
             controller_cpu_peak_pct=round(max(peaks), 1) if peaks else None,
             controller_cpu_wait_pct=round((wait1 - wait0) / window * 100, 1),
             command_rtt_p50_ms=percentile(rtts, 0.50),
@@ -404,8 +472,16 @@ def run(settings: Settings, root: pathlib.Path | None = None) -> dict[str, Any]:
             failover_note=FAILOVER_NOTE,
             logs=str(rig.logs),
         )
+        if isinstance(rig, ClusterRig):
+            doc["failover_s"] = measure_failover(rig)
+            doc["failover_note"] = (
+                "leader killed (SIGKILL) 0.2 s before a lesson was due; from then until "
+                "the other controller made it live"
+            )
     finally:
         rig.stop()
+        if pg is not None:
+            pg.stop()
     return doc
 
 
@@ -428,6 +504,17 @@ def main() -> None:
         "wire: each agent enrols on the enrolment socket",
     )
     parser.add_argument("--keep", type=pathlib.Path, help="state and logs here (kept)")
+    parser.add_argument(
+        "--controllers",
+        type=int,
+        choices=(1, 2),
+        default=1,
+        help="2: two controllers on PostgreSQL, and the leader's failover timed",
+    )
+    parser.add_argument(
+        "--database",
+        help="PostgreSQL URL for --controllers 2 (default: a private server via pg_ctl)",
+    )
     args = parser.parse_args()
     # SIGTERM ends the run through its clean-up (the controller and the simulators).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -440,6 +527,8 @@ def main() -> None:
         agents_per_process=args.agents_per_process,
         py_spy=args.py_spy,
         enrol=args.enrol,
+        controllers=args.controllers,
+        database=args.database,
     )
     doc = run(settings, args.keep)
     for key, value in doc.items():

@@ -13,7 +13,8 @@ of its node name); the leader also LISTENs on ``cb_leader``, where the others te
 registrations, lesson changes and floor changes. A command goes to the agent's channel,
 so only the controller holding the agent hears it; it delivers the command over its hub
 and NOTIFYs the answer to the asker's reply channel. A notification that nobody hears is
-dropped by PostgreSQL: the asker then times out, naming the classroom.
+dropped by PostgreSQL: the asker then times out, naming the classroom. A one-way message
+(a schedule) is not answered, as a hub's send is not.
 
 PostgreSQL refuses a NOTIFY payload over 8000 bytes. A larger message (a join with many
 rooms, say) is cut into parts sent in one transaction, which PostgreSQL delivers together
@@ -51,7 +52,6 @@ NOTIFY_MAX_BYTES = 7900  # PostgreSQL's limit is 8000 bytes
 PART_CHARS = 3500  # a part's text, escaped again inside its JSON, stays under the limit
 MAX_ROUTED_CHARS = 1024 * 1024
 PARTS_TTL_S = 30.0
-SEND_TIMEOUT_S = 5.0  # how long a routed one-way message waits for its delivery report
 LISTEN_POLL_S = 0.2  # the listener applies new LISTEN/UNLISTENs at least this often
 RECONNECT_S = 1.0
 
@@ -151,16 +151,32 @@ class Router:
 
     async def request(self, classroom_id: str, body: Body, timeout: float) -> Envelope:
         """Send ``body`` to the agent through the controller that holds it; its reply."""
-        answer = await self._ask(classroom_id, body, None, timeout, want_reply=True)
+        answer = await self._ask(classroom_id, body, timeout)
         try:
             return envelope.decode(str(answer["env"]).encode())
         except (ProtocolError, KeyError) as err:
             raise ConnectionError(f"agent {classroom_id!r}: a routed reply was bad: {err}") from err
 
     async def send(self, classroom_id: str, body: Body, correlation_id: str | None = None) -> str:
-        """Send one-way; returns once the holding controller has passed it on."""
+        """Send one-way, as a hub's send is: returns once the database took it, without
+        waiting for the holding controller (a schedule push to an agent whose controller
+        just died must not hold up the orchestrator's pass)."""
         env = envelope.make(body, "controller", correlation_id)
-        await self._ask(classroom_id, body, correlation_id, SEND_TIMEOUT_S, want_reply=False)
+        doc = {
+            "k": "req",
+            "id": env.id,
+            "to": self._reply_channel,
+            "cid": classroom_id,
+            "reply": False,
+            "env": envelope.encode(env).decode(),
+        }
+        try:
+            await self._publish(agent_channel(classroom_id), doc)
+        except (psycopg.Error, OSError) as err:
+            raise ConnectionError(
+                f"agent {classroom_id!r}: cannot route through the database: {err}"
+            ) from err
+        self.counters.routed += 1
         return env.id
 
     async def tell_leader(self, event: dict[str, Any]) -> None:
@@ -171,22 +187,15 @@ class Router:
         except (psycopg.Error, OSError, RouteTooLarge) as err:
             log.warning("could not tell the leader %s: %s", event.get("k"), err)
 
-    async def _ask(
-        self,
-        classroom_id: str,
-        body: Body,
-        correlation_id: str | None,
-        timeout: float,
-        want_reply: bool,
-    ) -> dict[str, Any]:
+    async def _ask(self, classroom_id: str, body: Body, timeout: float) -> dict[str, Any]:
         rid = uuid.uuid4().hex
-        env = envelope.make(body, "controller", correlation_id)
+        env = envelope.make(body, "controller")
         doc = {
             "k": "req",
             "id": rid,
             "to": self._reply_channel,
             "cid": classroom_id,
-            "reply": want_reply,
+            "reply": True,
             "timeout": timeout,
             "env": envelope.encode(env).decode(),
         }
@@ -365,11 +374,15 @@ class Router:
                 answer.update(ok=True, env=envelope.encode(reply).decode())
             else:
                 await self._hub.send(cid, env.body, env.correlation_id)
-                answer.update(ok=True)
+                self.counters.delivered += 1
+                return  # one-way: nobody waits for an answer
             self.counters.delivered += 1
         except TimeoutError:
             answer.update(error=f"agent {cid!r} did not answer on {self.node}", timeout=True)
         except ConnectionError as err:
+            if not doc.get("reply"):
+                log.info("router: one-way message for %s not delivered: %s", cid, err)
+                return
             answer.update(error=f"{err} (on {self.node})")
         except (ProtocolError, KeyError, ValueError) as err:
             self._bad(f"request {rid}: {err}")

@@ -31,21 +31,27 @@ def classroom_ids(n: int) -> list[str]:
 
 
 def enrol_fleet(
-    state_dir: pathlib.Path, n: int, admin: str = "bench", wire: bool = False
+    state_dir: pathlib.Path,
+    n: int,
+    admin: str = "bench",
+    wire: bool = False,
+    database: str | None = None,
 ) -> tuple[str, list[SimIdentity], str]:
     """Make ``n`` enrolled classrooms in the controller's state directory (before it
     starts); returns its public key, the identities and an admin API token. With
     ``wire`` the classrooms get only their tokens: each simulated agent enrols its key
-    over the enrolment socket, as ``classroom-agent enroll`` does."""
+    over the enrolment socket, as ``classroom-agent enroll`` does. ``database``: a
+    PostgreSQL URL instead of the state directory's SQLite file."""
     keys = ServerKeys.load_or_create(state_dir)  # the controller loads the same pair
-    url = database_url(state_dir)
+    url = database or database_url(state_dir)
     migrate(url)
     engine = make_engine(url)
 
-    # Only this set-up's connection: a crash mid-set-up costs a re-run, not data.
-    @event.listens_for(engine, "connect")
-    def _fast(dbapi_conn, _record):  # type: ignore[no-untyped-def]
-        dbapi_conn.execute("PRAGMA synchronous=OFF")
+    if database is None:
+        # Only this set-up's connection: a crash mid-set-up costs a re-run, not data.
+        @event.listens_for(engine, "connect")
+        def _fast(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+            dbapi_conn.execute("PRAGMA synchronous=OFF")
 
     identities = []
     with sessions(engine)() as db:
