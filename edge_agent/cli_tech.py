@@ -6,12 +6,15 @@ failed (the output says what to do), 2 bad input (unknown device, unreadable pro
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import json
 import os
 import pathlib
 import shutil
 import subprocess
 import time
+from collections.abc import Iterator
 from typing import Annotated
 
 import av
@@ -19,6 +22,7 @@ import cv2
 import typer
 
 from edge_agent import checks
+from edge_agent.devices.synthetic import SyntheticCamera
 from edge_agent.errors import AgentError
 from edge_agent.media.level import dbfs
 from edge_agent.profile import Device, HardwareProfile, load_profile
@@ -88,6 +92,27 @@ def _modes(node: str) -> list[object]:
         return []
 
 
+@contextlib.contextmanager
+def _video_frames(device: Device) -> Iterator[Iterator[av.VideoFrame]]:
+    """The device's decoded frames; a synthetic one's made here, as the agent makes them."""
+    if device.driver == "synthetic":
+        yield _synthetic_frames(device)
+        return
+    spec = capture_spec(device)
+    with av.open(spec.url, format=spec.format, options=dict(spec.options), timeout=(5, 5)) as c:
+        yield c.decode(video=0)
+
+
+def _synthetic_frames(device: Device) -> Iterator[av.VideoFrame]:
+    """A synthetic device's frames at its own rate, for ever."""
+    camera = SyntheticCamera(device.width, device.height, device.fps, device.name)
+    started = time.monotonic()
+    for counter in itertools.count():
+        due = started + counter / device.fps
+        time.sleep(max(0.0, due - time.monotonic()))
+        yield camera.frame(counter, int(time.time() * 1000))
+
+
 @test_app.command("camera")
 def test_camera(
     name: Annotated[str, typer.Argument(help="Device name in the profile.")] = "",
@@ -100,12 +125,12 @@ def test_camera(
 ) -> None:
     """Open a camera or panel capture, save a still, report measured fps and resolution."""
     device = _device(profile, name, ("camera", "panel"))
-    spec = capture_spec(device)
+    url = "(test pattern)" if device.driver == "synthetic" else capture_spec(device).url
     frames, last = 0, None
     try:
-        with av.open(spec.url, format=spec.format, options=dict(spec.options), timeout=(5, 5)) as c:
+        with _video_frames(device) as decoded:
             started = time.monotonic()
-            for frame in c.decode(video=0):
+            for frame in decoded:
                 frames += 1
                 last = frame
                 if not json_out and frames % 10 == 0:
@@ -119,7 +144,7 @@ def test_camera(
             {"ok": False, "device": device.name, "error": str(reason)},
             False,
             json_out,
-            f"FAIL {device.name}: cannot open {spec.url} ({reason}); check power, cable, address",
+            f"FAIL {device.name}: cannot open {url} ({reason}); check power, cable, address",
         )
         return
     if last is None:
