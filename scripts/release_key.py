@@ -1,13 +1,13 @@
 """Make the agent release key and sign agent wheels, on the release machine (never on the
 controller: it and the agents hold only the public key).
 
-    scripts/release-key keygen DIR              # DIR/release-key.pem (private, 0600) and
-                                                # DIR/release-key.pub.pem
-    scripts/release-key sign WHEEL --key FILE   # writes WHEEL.sig (base64, detached)
-    scripts/release-key verify WHEEL --public-key FILE [--signature FILE]
+    scripts/release-key new --out DIR           # DIR/release.key (private, 0600) and
+                                                # DIR/release.pub (public)
+    scripts/release-key sign --key FILE WHEEL   # writes WHEEL.sig (base64, detached)
+    scripts/release-key verify --public-key FILE WHEEL [--signature FILE]
 
 The public key goes to the controller (``classroom-controller release trust-key``) and to
-every agent (/etc/classbridge/release-key.pub.pem, as install-agent puts it).
+every agent (/etc/classbridge/release.pub, as install-agent puts it).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from protocols.releases import (
 
 def keygen(folder: pathlib.Path) -> int:
     """Write a new key pair; refuse to overwrite one."""
-    private, public = folder / "release-key.pem", folder / "release-key.pub.pem"
+    private, public = folder / "release.key", folder / "release.pub"
     if private.exists():
         print(f"error: {private} exists; a release key is made once", file=sys.stderr)
         return 2
@@ -68,8 +68,13 @@ def sign_wheel(wheel: pathlib.Path, key_file: pathlib.Path) -> int:
     if not isinstance(key, Ed25519PrivateKey):
         print(f"error: {key_file} is not an Ed25519 private key", file=sys.stderr)
         return 2
+    try:
+        data = wheel.read_bytes()
+    except OSError as err:
+        print(f"error: cannot read the wheel to sign: {err}", file=sys.stderr)
+        return 2
     out = wheel.with_name(wheel.name + ".sig")
-    out.write_text(sign(key, wheel.name, wheel.read_bytes()) + "\n")
+    out.write_text(sign(key, wheel.name, data) + "\n")
     print(f"signed {wheel.name} with release key {key_id(key.public_key())}: {out}")
     return 0
 
@@ -91,8 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     """Parse the command line and run one command."""
     parser = argparse.ArgumentParser(prog="release-key", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    k = sub.add_parser("keygen", help="make a new release key pair in DIR")
-    k.add_argument("dir", type=pathlib.Path)
+    k = sub.add_parser("new", help="make a new release key pair")
+    k.add_argument("--out", type=pathlib.Path, required=True, help="the folder to write it to")
     s = sub.add_parser("sign", help="sign a classbridge wheel (writes WHEEL.sig)")
     s.add_argument("wheel", type=pathlib.Path)
     s.add_argument("--key", type=pathlib.Path, required=True, help="the private key (PEM)")
@@ -101,8 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     v.add_argument("--public-key", type=pathlib.Path, required=True)
     v.add_argument("--signature", type=pathlib.Path)
     args = parser.parse_args(argv)
-    if args.command == "keygen":
-        return keygen(args.dir)
+    if args.command == "new":
+        return keygen(args.out)
     if args.command == "sign":
         return sign_wheel(args.wheel, args.key)
     return verify_wheel(args.wheel, args.public_key, args.signature)

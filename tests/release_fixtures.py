@@ -23,8 +23,8 @@ ENTRY_POINTS = (
 
 def make_key(folder: pathlib.Path) -> tuple[pathlib.Path, pathlib.Path]:
     """A new release key pair: (private, public) PEM files."""
-    assert release_key.main(["keygen", str(folder)]) == 0
-    return folder / "release-key.pem", folder / "release-key.pub.pem"
+    assert release_key.main(["new", "--out", str(folder)]) == 0
+    return folder / "release.key", folder / "release.pub"
 
 
 def _record_hash(data: bytes) -> str:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import pathlib
-import shutil
 from typing import Annotated
 
 import typer
 
 from controller.cli_common import DEFAULT_STATE, Database, JsonOut, StateDir, fail, open_db
+from controller.db.models import Classroom
 from controller.errors import InvalidRequest, NotFound
 from controller.releases import store
 from controller.releases.api import DEFAULT_HEALTH_DEADLINE_S, DEFAULT_WINDOW
@@ -26,17 +26,27 @@ RolloutId = Annotated[
 
 @release_app.command("trust-key")
 def trust_key_cmd(
-    public_key: Annotated[pathlib.Path, typer.Argument(help="The release public key (PEM).")],
+    public_key: Annotated[
+        str,
+        typer.Argument(
+            help="The release public key: a PEM file, or its PEM text after '--' "
+            '(trust-key -- "$(cat release.pub)").'
+        ),
+    ],
     state_dir: StateDir = pathlib.Path(DEFAULT_STATE),
 ) -> None:
     """Accept releases signed with this public key (its private half stays off here)."""
     try:
-        key = load_public_key(public_key.read_bytes(), str(public_key))
+        if public_key.lstrip().startswith("-----BEGIN"):
+            pem, where = public_key.encode(), "the key given"
+        else:
+            pem, where = pathlib.Path(public_key).read_bytes(), public_key
+        key = load_public_key(pem, where)
     except (OSError, ReleaseSignatureError) as err:
         fail(str(err))
     folder = state_dir / store.KEYS_DIR
     folder.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(public_key, folder / f"{key_id(key)}.pem")
+    (folder / f"{key_id(key)}.pem").write_bytes(pem)
     typer.echo(f"release key {key_id(key)} trusted")
 
 
@@ -68,19 +78,22 @@ def add_cmd(
 
 @release_app.command("ring")
 def ring_cmd(
-    scope: Annotated[str, typer.Argument(help="school or classroom")],
-    scope_id: Annotated[str, typer.Argument(help="The school's name or the classroom's id.")],
+    name: Annotated[str, typer.Argument(help="A classroom's id, or a school's name.")],
     ring: Annotated[str, typer.Argument(help="pilot, early or general ('' removes it)")],
+    school: Annotated[
+        bool, typer.Option("--school", help="NAME is a school even if a classroom has that id.")
+    ] = False,
     state_dir: StateDir = pathlib.Path(DEFAULT_STATE),
     database: Database = None,
 ) -> None:
-    """Put a school or one classroom in an update ring."""
+    """Put one classroom, or every classroom of a school, in an update ring."""
     with open_db(state_dir, database)() as db:
+        scope = "school" if school or db.get(Classroom, name) is None else "classroom"
         try:
-            store.set_ring(db, scope, scope_id, ring, "cli")
+            store.set_ring(db, scope, name, ring, "cli")
         except (InvalidRequest, NotFound) as err:
             fail(str(err))
-    typer.echo(f"{scope} {scope_id}: ring {ring or '(none: general)'}")
+    typer.echo(f"{scope} {name}: ring {ring or '(none: general)'}")
 
 
 @release_app.command("rollout")

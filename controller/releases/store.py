@@ -45,6 +45,10 @@ log = logging.getLogger(__name__)
 
 OPEN_STATES = ("running", "paused")
 KEYS_DIR = "release-keys"  # in the controller's state directory: *.pem public keys
+# An offered agent downloads, installs and restarts before its own health deadline
+# starts; the controller waits that long more before it counts the agent as silent (the
+# agent's own rollback report, sent at its deadline, then arrives first).
+INSTALL_GRACE_S = 300
 
 
 def trusted_keys(state_dir: pathlib.Path) -> list[Ed25519PublicKey]:
@@ -294,14 +298,18 @@ def tick(db: Session, online: list[str], now: datetime | None = None) -> dict[st
         busy_map(db, ring_ids, now),
         set(online),
         now,
-        timedelta(seconds=row.health_deadline_s),
+        timedelta(seconds=row.health_deadline_s + INSTALL_GRACE_S),
     )
     by_id = {t.classroom_id: t for t in rows}
     for c in step.offer:
         by_id[c].state, by_id[c].offered_at, by_id[c].updated_at = "offered", now, now
     for c in step.timed_out:
         by_id[c].state, by_id[c].updated_at = "failed", now
-        by_id[c].detail = f"no healthy report within {row.health_deadline_s} s of the offer"
+        by_id[
+            c
+        ].detail = (
+            f"no healthy report within {row.health_deadline_s + INSTALL_GRACE_S} s of the offer"
+        )
     if step.pause_reason:
         row.state, row.paused_reason = "paused", step.pause_reason
         log.warning("rollout %d of %s paused: %s", row.id, row.version, step.pause_reason)

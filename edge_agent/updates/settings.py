@@ -15,7 +15,7 @@ from protocols.releases import ReleaseSignatureError, load_public_key
 log = logging.getLogger(__name__)
 
 DEFAULT_RELEASES = pathlib.Path("/opt/classbridge/releases")
-DEFAULT_RELEASE_KEY = pathlib.Path("/etc/classbridge/release-key.pub.pem")
+DEFAULT_RELEASE_KEY = pathlib.Path("/etc/classbridge/release.pub")
 LESSON_GUARD_S = 15 * 60.0  # no update within this long before a lesson
 
 

@@ -233,7 +233,7 @@ class Updater:
             async with http.get(url, ssl=self._tls or True) as resp:
                 if resp.status != 200:
                     raise UpdateError(f"wheel download refused ({resp.status})")
-                wheel = await resp.content.read(MAX_WHEEL_BYTES + 1)
+                wheel = await _read_bounded(resp, offer.size)
             venv = await asyncio.to_thread(install, self._releases, offer, wheel, self._key)
         except UpdateError as err:
             log.error("release %s not installed: %s", offer.version, err)
@@ -280,3 +280,16 @@ class Updater:
                 "detail": detail,
             }
         )
+
+
+async def _read_bounded(resp: aiohttp.ClientResponse, size: int) -> bytes:
+    """The whole body, refused once it runs past the offered size."""
+    limit = min(size, MAX_WHEEL_BYTES)
+    chunks: list[bytes] = []
+    total = 0
+    async for chunk in resp.content.iter_chunked(1 << 16):
+        total += len(chunk)
+        if total > limit:
+            raise UpdateError(f"the wheel runs past the offered {size} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)

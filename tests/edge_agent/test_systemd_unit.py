@@ -26,7 +26,7 @@ def _service() -> configparser.SectionProxy:
 @needs(shutil.which("systemd-analyze") is not None, "no systemd-analyze (apt-get install systemd)")
 def test_unit_verifies(tmp_path: pathlib.Path) -> None:
     # verify needs ExecStart's binary to exist: point it at a stand-in in a temp prefix
-    binary = tmp_path / ".venv" / "bin" / "classroom-agent"
+    binary = tmp_path / "releases" / "current" / "bin" / "classroom-agent"
     binary.parent.mkdir(parents=True)
     binary.write_text("#!/bin/sh\n")
     binary.chmod(0o755)

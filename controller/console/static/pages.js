@@ -69,5 +69,6 @@ export const PAGES = {
   recordings: (main) => import("./pages/recordings.js").then((m) => m.recordings(main)),
   reports: (main) => import("./pages/reports.js").then((m) => m.reports(main)),
   notify: (main) => import("./pages/notify.js").then((m) => m.notify(main)),
+  releases: (main) => import("./pages/releases.js").then((m) => m.releases(main)),
   audit,
 };
