@@ -22,11 +22,15 @@ import sys
 import time
 
 import pytest
+from release_fixtures import build_wheel
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 GUIDE = ROOT / "docs" / "operations.md"
 BIN = pathlib.Path(sys.executable).parent
-FENCE = re.compile(r"^```bash( norun| service)?\n(.*?)^```", re.M | re.S)
+FENCE = re.compile(r"^```bash( norun| service| build)?\n(.*?)^```", re.M | re.S)
+# The release the guide builds (``bash build``): the test makes that wheel of this
+# checkout with the builder the update tests use, offline, where the guide runs pip.
+RELEASE = "0.7.0"
 # What the test runs for a ``bash service`` block (systemd starting the agent): the same
 # program, in the background, then it waits until the agent's own check-up passes.
 AGENT_SERVICE = (
@@ -76,6 +80,9 @@ def _script(tmp: pathlib.Path, port: int) -> str:
         if kind == "service":
             lines += [f"echo {shlex.quote('$ ' + c)}" for c in commands]
             lines.append(AGENT_SERVICE)
+            continue
+        if kind == "build":  # made before the script runs (see RELEASE)
+            lines += [f"echo {shlex.quote('$ ' + c)}" for c in commands]
             continue
         for command in commands:
             local = _localise(command, tmp, port)
@@ -130,6 +137,8 @@ def test_every_command_of_the_guide_runs(tmp_path: pathlib.Path) -> None:
     port, http_port = _free_port(), _free_port()
     for d in ("work", "tmp", "srv", "var/lib/classbridge", "etc"):
         (tmp_path / d).mkdir(parents=True, exist_ok=True)
+    assert f"classbridge-{RELEASE}-py3-none-any.whl" in GUIDE.read_text(encoding="utf-8")
+    build_wheel(tmp_path / "work" / "dist", RELEASE)
     env = {
         **os.environ,
         "PATH": f"{BIN}:{os.environ.get('PATH', '')}",
@@ -179,6 +188,7 @@ def test_every_command_of_the_guide_runs(tmp_path: pathlib.Path) -> None:
         assert "city-1-101" in said  # the classroom list shows the new room
         assert (tmp_path / "srv/backup/controller-nightly.tar.gz").exists()
         assert (tmp_path / "var/lib/classbridge/controller-restored").is_dir()
+        assert f"{RELEASE}" in said and "paused" in said  # the rollout, held
     finally:
         os.killpg(controller.pid, signal.SIGTERM)
         controller.wait(20)
