@@ -172,6 +172,28 @@ class LessonPushTargets(Base):
     changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class EmergencySwitch(Base):
+    """The emergency switch (线下线上瞬时切换): every lesson of a school (``school``), or of
+    the county (None), from ``starts_at`` until ``until`` (None: until switched back) is
+    held online only: broadcast one way and published for students at home
+    (``controller.emergency``). ``lessons`` lists what the switch changed, so switching
+    back restores exactly those."""
+
+    __tablename__ = "emergency_switch"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    school: Mapped[str | None] = mapped_column(String(120), index=True)
+    starts_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    reason: Mapped[str] = mapped_column(String(500), default="")
+    set_by: Mapped[str] = mapped_column(String(120))
+    set_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ended_by: Mapped[str | None] = mapped_column(String(120))
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # [{"lesson": id, "one_way_before": bool, "published_before": bool}]
+    lessons: Mapped[list[dict[str, object]]] = mapped_column(JSON, default=list)
+
+
 class LessonFloor(Base):
     """Who has the floor (课堂互动) in a lesson: the receiving classroom called on, the
     muted ones, and ``seq``, raised by one on every change (``controller.floor.store``)."""
