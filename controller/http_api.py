@@ -32,6 +32,8 @@ from controller.console.routes import console_routes
 from controller.dashboard_api import DashboardApi
 from controller.db.models import Classroom, Deletion, Lesson, Recording
 from controller.db.session import as_utc
+from controller.emergency.api import OPENAPI_PATHS as EMERGENCY_PATHS
+from controller.emergency.api import EmergencyApi
 from controller.errors import InvalidRequest, NotFound, NotYours
 from controller.floor.api import OPENAPI_PATHS as FLOOR_PATHS
 from controller.floor.api import FloorApi, FloorSpreader
@@ -155,6 +157,7 @@ class HttpApi:
         self.app.add_routes(PatrolApi(sessions, relays, presence_online).routes())
         self.app.add_routes(FloorApi(sessions, floors).routes())
         self.app.add_routes(LivePushApi(sessions).routes())
+        self.app.add_routes(EmergencyApi(sessions).routes())
         self.app.add_routes(ReviewApi(sessions).routes())
         self.app.add_routes(AnalyticsApi(sessions).routes())
         self.app.add_routes(NotifyApi(sessions, notify_poke, notify_sender).routes())
@@ -169,6 +172,7 @@ class HttpApi:
             PATROL_PATHS,
             FLOOR_PATHS,
             LIVE_PUSH_PATHS,
+            EMERGENCY_PATHS,
             REVIEW_PATHS,
             ANALYTICS_PATHS,
             NOTIFY_PATHS,

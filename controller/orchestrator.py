@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from controller.alerts import raise_offline
 from controller.db.models import Classroom, Lesson, LessonReceiver, Recording
 from controller.db.session import as_utc, utcnow
+from controller.emergency.store import PublisherFactory, apply_to_lesson
 from controller.errors import ControllerError
 from controller.floor.store import floor_state, room_labels
 from controller.lesson_watch import EVERY, LessonWatch
@@ -152,6 +153,8 @@ class Orchestrator:
         # Several controllers: where registrations and floor changes are told so that the
         # leader hears of them (controller.cluster); None on one controller.
         self.elsewhere: Elsewhere | None = None
+        # Publishing for the emergency switch (controller.emergency); None: no HLS origin.
+        self.publisher: PublisherFactory = lambda: None
 
     @property
     def running(self) -> bool:
@@ -325,6 +328,8 @@ class Orchestrator:
                     )
                 return None
             transition(db, lesson, "preparing", "agents join and media starts")
+            # Added while an emergency switch holds its school: online only, like the rest.
+            apply_to_lesson(db, lesson, self.publisher())
             self.runs[lesson.id] = LessonRun(lesson.id, LessonRelay(lesson.id))
             self._check_ready(db, lesson)
         run = self.runs.get(lesson.id)

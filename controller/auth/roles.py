@@ -75,6 +75,10 @@ PERMISSIONS: dict[tuple[str, str], frozenset[str]] = {
     # A lesson's live push targets (直播推流): DingTalk or WeChat live rooms, set by the
     # people who make the timetable (the addresses hold the platforms' stream keys).
     ("PUT", "/api/v1/lessons/{lesson}/push"): SCHEDULING,
+    # The emergency switch (线下线上瞬时切换): a school's or the county's lessons online
+    # only, and back; a school account only for its own school (the handler checks).
+    ("POST", "/api/v1/emergency"): SCHEDULING,
+    ("POST", "/api/v1/emergency/{switch}/end"): SCHEDULING,
     # Lesson review (评课): inspectors pin notes to moments of a lesson and score it
     # against the county's rubric, which only an administrator changes.
     ("POST", "/api/v1/lessons/{lesson}/notes"): REVIEWERS,

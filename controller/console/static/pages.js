@@ -70,5 +70,6 @@ export const PAGES = {
   reports: (main) => import("./pages/reports.js").then((m) => m.reports(main)),
   notify: (main) => import("./pages/notify.js").then((m) => m.notify(main)),
   releases: (main) => import("./pages/releases.js").then((m) => m.releases(main)),
+  emergency: (main) => import("./pages/emergency.js").then((m) => m.emergency(main)),
   audit,
 };
