@@ -46,6 +46,7 @@ from edge_agent.uploads.credentials import CredentialStore, UploadCredentials
 from edge_agent.uploads.journal import UploadJournal
 from edge_agent.uploads.throttle import UploadLimits
 from edge_agent.uploads.worker import Uploader
+from edge_agent.workers import start_worker_pool
 from protocols.envelope import Envelope
 from protocols.media import aiortc_seam
 from protocols.messages import (
@@ -265,6 +266,7 @@ class AgentDaemon:
         """Run until SIGTERM/SIGINT."""
         favour_sound_threads()
         loop = asyncio.get_running_loop()
+        start_worker_pool(loop)  # every worker thread now: the count stays flat after
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stopping.set)
         await self.start()
