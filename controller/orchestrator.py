@@ -254,11 +254,14 @@ class Orchestrator:
         answers how long to sleep until the next transition is due."""
         self._loop = asyncio.get_running_loop()
         self.ticks += 1
-        await self.push_schedules()
+        # Lessons first: a controller that has just taken over as leader pushes every
+        # online agent's schedule in its first pass, which takes seconds for a province's
+        # agents, and a lesson falling due meanwhile must not wait for it.
         closes: list[LessonRelay] = []
         delay = await asyncio.to_thread(self._pass, closes)
         for relay in closes:
             await relay.close()
+        await self.push_schedules()
         return delay
 
     def _pass(self, closes: list[LessonRelay]) -> float:
