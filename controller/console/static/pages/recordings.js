@@ -6,6 +6,7 @@ import { t } from "../i18n.js";
 import { current, el, errorText, loading, ready, table, tf, useStyles } from "./dom.js";
 import { coverageBar } from "./coverage_bar.js";
 import { REVIEW_ROLES, reviewPanel } from "./review.js";
+import { stPanel } from "./st_chart.js";
 
 const PUBLISH_ROLES = new Set(["admin", "scheduler"]);
 const PAGE_SIZE = 20;
@@ -234,7 +235,9 @@ function playerSection(ctx) {
   legend.id = "rec-legend";
   const reviewHolder = el("div");
   reviewHolder.id = "rev-holder";
-  section.append(title, video, barHolder, legend, reviewHolder);
+  const analyticsHolder = el("div");
+  analyticsHolder.id = "st-holder";
+  section.append(title, video, barHolder, legend, reviewHolder, analyticsHolder);
 
   ctx.play = async (row) => {
     section.hidden = false;
@@ -259,7 +262,12 @@ function playerSection(ctx) {
       const pct = cover.ratio === null ? "—" : `${Math.round(cover.ratio * 1000) / 10}%`;
       legend.textContent = tf("rec.legend", { pct, gaps: cover.gaps.length });
     }
-    reviewHolder.replaceChildren(await reviewPanel(row.lesson, video, ctx.canReview, ctx.me));
+    const [review, analytics] = await Promise.all([
+      reviewPanel(row.lesson, video, ctx.canReview, ctx.me),
+      stPanel(row.lesson),
+    ]);
+    reviewHolder.replaceChildren(review);
+    analyticsHolder.replaceChildren(analytics);
     section.dataset.ready = "1";
     section.scrollIntoView({ block: "nearest" });
   };
