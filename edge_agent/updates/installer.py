@@ -124,6 +124,7 @@ def install(
             "install",
             "--no-deps",
             "--no-index",
+            "--no-cache-dir",  # the agent's home is not writable under its unit
             "--disable-pip-version-check",
             "-q",
             str(wheel_path),

@@ -71,6 +71,7 @@ class Updater:
         self._restart = restart
         self._poll_s = poll_s
         self._task: asyncio.Task[None] | None = None
+        self._restarting = False  # switched (or rolled back): nothing more until restarted
         self.failures = 0
         self.last_error = ""
 
@@ -90,7 +91,7 @@ class Updater:
         except Exception as err:
             self._failed(f"settling the last update failed: {err}")
             log.exception("settling the last update failed; carrying on")
-        while True:
+        while not self._restarting:
             try:
                 await self._send_outcome()
                 await self._poll()
@@ -139,6 +140,7 @@ class Updater:
         boot_guard.roll_back(self._releases, self._state_dir, reason)
         # Best effort now; the previous release sends it again if this does not arrive.
         await self._send_outcome(keep=True, checks=checks)
+        self._restarting = True
         self._restart()
 
     def _refresh_guard(self) -> None:
@@ -268,6 +270,7 @@ class Updater:
         )
         boot_guard.switch(self._releases, venv)
         log.info("switched to release %s; restarting", offer.version)
+        self._restarting = True
         self._restart()
 
     def _state(self, state: str, offer: UpdateOffer, detail: str = "") -> UpdateReport:
