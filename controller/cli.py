@@ -33,6 +33,8 @@ from controller.errors import ControllerError
 from controller.keys import ServerKeys
 from controller.lessons import get_lesson, lesson_document, schedule_placed
 from controller.overrides import override
+from controller.publishing.origin import PRIVATE_NETWORKS
+from controller.publishing.service import PublishingOptions
 from controller.recordings import catalogue_document
 from controller.registry import add_classroom, get_classroom
 from controller.retention import DEFAULT_DAYS, RetentionPolicy, delete_lesson_recordings
@@ -149,6 +151,26 @@ def serve(
             help="How often the agent rollout takes its next step, s.",
         ),
     ] = 30.0,
+    hls_origin: Annotated[
+        str,
+        typer.Option(
+            help="Publish open lessons as HLS (controller.publishing): the HOST:PORT the "
+            "origin's nginx serves viewers on. Empty: no publishing.",
+        ),
+    ] = "",
+    hls_rtmp: Annotated[
+        str, typer.Option(help="HOST:PORT the origin takes the lead's RTMP push on.")
+    ] = "127.0.0.1:1935",
+    hls_push_url: Annotated[
+        str, typer.Option(help="rtmp://HOST:PORT lead agents reach the origin at.")
+    ] = "",
+    hls_public_url: Annotated[
+        str, typer.Option(help="The viewers' base URL (a CDN or proxy in front of the origin).")
+    ] = "",
+    hls_intranet_network: Annotated[
+        list[str] | None,
+        typer.Option(help="A network (CIDR) intranet links admit (repeatable; default private)."),
+    ] = None,
     verbose: Annotated[bool, typer.Option("-v")] = False,
 ) -> None:
     """Run the controller (HTTPS on --http-port)."""
@@ -186,6 +208,15 @@ def serve(
             proxy_port=proxy_port,
             release_tick_s=release_tick,
             agent_endpoints=tuple(agent_endpoint or []),
+            publishing=PublishingOptions(
+                http_listen=hls_origin,
+                rtmp_listen=hls_rtmp,
+                push_base=hls_push_url,
+                public_base=hls_public_url,
+                intranet_networks=tuple(hls_intranet_network or PRIVATE_NETWORKS),
+            )
+            if hls_origin
+            else None,
         )
     except ValueError as err:
         fail(str(err))

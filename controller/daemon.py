@@ -17,6 +17,7 @@ from controller.cluster.node import ClusterNode, node_name
 from controller.db.reach import DEFAULT_WAIT_S, wait_for_database
 from controller.db.session import database_url, make_engine, migrate, sessions
 from controller.db.urls import is_postgresql, normalise
+from controller.emergency.publishing import emergency_publisher
 from controller.http_api import HttpApi
 from controller.hub import AgentHub
 from controller.keys import KeyBook, ServerKeys
@@ -25,8 +26,9 @@ from controller.metrics.relay import RelayCollector
 from controller.notify.dispatcher import NotifyDispatcher
 from controller.orchestrator import AgentLink, OnlineView, Orchestrator
 from controller.presence import Presence
-from controller.releases.roller import Roller
+from controller.publishing.service import PublishingOptions, PublishingService, origin_config
 from controller.registry import enrolled_keys
+from controller.releases.roller import Roller
 from controller.retention import RetentionPolicy, run_retention
 from controller.security import SecurityPolicy
 from controller.storage.backend import StorageBackend
@@ -84,6 +86,8 @@ class ControllerConfig:
     # Several controllers: every controller's control socket (tcp://HOST:PORT), in the
     # order agents try them; given to agents at enrolment. Empty: this controller only.
     agent_endpoints: tuple[str, ...] = ()
+    # The HLS origin for open lessons (controller.publishing); None: no publishing.
+    publishing: PublishingOptions | None = None
 
     def __post_init__(self) -> None:
         if self.audit_syslog:
@@ -135,6 +139,7 @@ class ControllerDaemon:
         self.token_rotator: UploadTokenRotator | None = None
         self.notifier: NotifyDispatcher | None = None
         self.roller: Roller | None = None
+        self.publishing: PublishingService | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self._retainer: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -185,6 +190,9 @@ class ControllerDaemon:
         self.notifier = notifier = NotifyDispatcher(
             factory, online=lambda: self._online.online if self._online else []
         )
+        origin = (
+            origin_config(cfg.publishing, cfg.state_dir) if cfg.publishing is not None else None
+        )
         self.http = HttpApi(
             factory,
             self.uploads,
@@ -197,6 +205,7 @@ class ControllerDaemon:
             tls_policy=TlsPolicy(parse_networks(cfg.trusted_proxies)),
             notify_poke=notifier.poke,
             notify_sender=notifier.sender,
+            publishing=origin,
         )
         await self.http.start(
             cfg.bind_host,
@@ -231,6 +240,7 @@ class ControllerDaemon:
             )
             self._link, self._online = self.cluster.hub, self.cluster.online
         self.orchestrator = Orchestrator(factory, self._link, self._online, prepare_s=cfg.prepare_s)
+        self.orchestrator.publisher = emergency_publisher(origin)
         messages = AgentMessages(
             factory,
             keys,
@@ -278,6 +288,9 @@ class ControllerDaemon:
         await notifier.start()
         self.roller = Roller(factory, lambda: presence.online, cfg.release_tick_s)
         await self.roller.start()
+        if origin is not None:
+            self.publishing = PublishingService(origin, factory)
+            await self.publishing.start()
         self._sweeper = asyncio.create_task(self._sweep(), name="presence-sweep")
         self._retainer = asyncio.create_task(self._retain(), name="retention")
         log.info(
@@ -345,6 +358,8 @@ class ControllerDaemon:
             await self.notifier.stop()
         if self.roller is not None:
             await self.roller.stop()
+        if self.publishing is not None:
+            await self.publishing.stop()
         if self.cluster is not None:
             await self.cluster.stop()
         if self.orchestrator is not None:

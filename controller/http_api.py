@@ -34,6 +34,7 @@ from controller.db.models import Classroom, Deletion, Lesson, Recording
 from controller.db.session import as_utc
 from controller.emergency.api import OPENAPI_PATHS as EMERGENCY_PATHS
 from controller.emergency.api import EmergencyApi
+from controller.emergency.publishing import emergency_publisher
 from controller.errors import InvalidRequest, NotFound, NotYours
 from controller.floor.api import OPENAPI_PATHS as FLOOR_PATHS
 from controller.floor.api import FloorApi, FloorSpreader
@@ -49,6 +50,9 @@ from controller.notify.sender import Sender
 from controller.openapi import OPENAPI_KEY, assemble
 from controller.patrol import OPENAPI_PATHS as PATROL_PATHS
 from controller.patrol import PatrolApi, Relays
+from controller.publishing.api import OPENAPI_PATHS as PUBLISHING_PATHS
+from controller.publishing.api import PublishingApi
+from controller.publishing.origin import OriginConfig
 from controller.recordings import catalogue_document
 from controller.recordings_api import OPENAPI_PATHS as RECORDINGS_PATHS
 from controller.recordings_api import RecordingsApi
@@ -113,6 +117,7 @@ class HttpApi:
         tls_policy: TlsPolicy | None = None,
         notify_poke: Callable[[], None] = lambda: None,
         notify_sender: Sender | None = None,
+        publishing: OriginConfig | None = None,
     ) -> None:
         security = security or SecurityPolicy()
         self._sessions = sessions
@@ -157,7 +162,8 @@ class HttpApi:
         self.app.add_routes(PatrolApi(sessions, relays, presence_online).routes())
         self.app.add_routes(FloorApi(sessions, floors).routes())
         self.app.add_routes(LivePushApi(sessions).routes())
-        self.app.add_routes(EmergencyApi(sessions).routes())
+        self.app.add_routes(EmergencyApi(sessions, emergency_publisher(publishing)).routes())
+        self.app.add_routes(PublishingApi(sessions, publishing).routes())
         self.app.add_routes(ReviewApi(sessions).routes())
         self.app.add_routes(AnalyticsApi(sessions).routes())
         self.app.add_routes(NotifyApi(sessions, notify_poke, notify_sender).routes())
@@ -173,6 +179,7 @@ class HttpApi:
             FLOOR_PATHS,
             LIVE_PUSH_PATHS,
             EMERGENCY_PATHS,
+            PUBLISHING_PATHS,
             REVIEW_PATHS,
             ANALYTICS_PATHS,
             NOTIFY_PATHS,

@@ -79,6 +79,9 @@ PERMISSIONS: dict[tuple[str, str], frozenset[str]] = {
     # only, and back; a school account only for its own school (the handler checks).
     ("POST", "/api/v1/emergency"): SCHEDULING,
     ("POST", "/api/v1/emergency/{switch}/end"): SCHEDULING,
+    # Publishing a lesson as HLS for many viewers (公开课) and signing its watch links.
+    ("POST", "/api/v1/lessons/{lesson}/publish"): SCHEDULING,
+    ("DELETE", "/api/v1/lessons/{lesson}/publish"): SCHEDULING,
     # Lesson review (评课): inspectors pin notes to moments of a lesson and score it
     # against the county's rubric, which only an administrator changes.
     ("POST", "/api/v1/lessons/{lesson}/notes"): REVIEWERS,
