@@ -119,7 +119,7 @@ async def _until(check: Callable[[], Any], timeout: float, what: str) -> Any:
 
 def _first_code(segment: bytes) -> tuple[int, int] | None:
     """The burned-in (counter, capture ms) of a fragment's first readable frame."""
-    with av.open(io.BytesIO(segment), format="mpegts") as container:
+    with av.open(io.BytesIO(segment), mode="r", format="mpegts") as container:
         stream = container.streams.video[0]
         assert stream.codec_context.name == "h264"
         for frame in container.decode(stream):
