@@ -241,3 +241,33 @@ async def test_a_published_lesson_plays_under_its_signed_link_and_nowhere_else(
     await again.start()
     await asyncio.sleep(2.5)
     assert again.state == "retrying" and again.packets == 0, again.status()
+
+
+@pytest.mark.timeout(60)
+async def test_a_scheduler_publishes_from_the_lessons_details(page: Any, console: Console) -> None:
+    import console.test_timetable_browser as timetable
+    from playwright.async_api import expect
+
+    lesson = await timetable._seed_lesson(console, timetable._next_tuesday().replace(hour=10))
+    await timetable._open_timetable_next_week(page, "scheduler")
+    await page.locator(f"[data-lesson='{lesson}']").first.click()
+    details = page.locator("#tt-dialog[data-mode='details']")
+    panel = details.locator("#publish-panel")
+    await expect(panel.locator("#publish-state")).to_have_attribute("data-published", "0")
+    await panel.locator("#publish-hours").fill("0")
+    await panel.locator("#publish-go").click()
+    await expect(panel.locator("#publish-error")).to_contain_text("valid_hours 0")
+    await panel.locator("#publish-hours").fill("2")
+    await panel.locator("#publish-go").click()
+    await expect(panel.locator("#publish-state")).to_have_attribute("data-published", "1")
+    public = await panel.locator("#publish-public").get_attribute("href")
+    assert public is not None and public.startswith(f"{ORIGIN}/s/"), public
+    await expect(panel.locator("#publish-intranet")).to_have_text(f"{ORIGIN}/lan/{lesson}/")
+    # The origin's target shows among the lesson's pushes, its key hidden.
+    await expect(details.locator("#push-targets")).to_contain_text(TARGET_NAME)
+    await expect(details.locator("#push-targets")).to_contain_text("/publish/***")
+    assert (await _get(public))[0] == 200  # the watch page, before the lesson is live
+    await panel.locator("#publish-stop").click()
+    await expect(panel.locator("#publish-state")).to_have_attribute("data-published", "0")
+    with console.db() as s:
+        assert push_targets(s, lesson) == []

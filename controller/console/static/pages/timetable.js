@@ -6,6 +6,7 @@ import { call } from "../api.js";
 import { getLang, t } from "../i18n.js";
 import { current, el, errorText, loading, ready, table, tf, useStyles } from "./dom.js";
 import { pushSection } from "./live_push.js";
+import { publishSection } from "./publishing.js";
 
 const FULLCALENDAR = "/console/vendor/fullcalendar/index.global.min.js";
 const EDIT_ROLES = new Set(["admin", "scheduler"]);
@@ -277,6 +278,7 @@ function lessonDialog(ctx, mode, data) {
       form.insertBefore(push, buttons);
       // Each push's state as the lead reports it, while the dialog is open.
       const timer = setInterval(() => (push.isConnected ? push.refresh() : clearInterval(timer)), 3000);
+      form.insertBefore(publishSection(data.id, ctx.canEdit, () => push.refresh()), buttons);
     }
     buttons.append(close);
   }
