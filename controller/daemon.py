@@ -17,6 +17,7 @@ from controller.cluster.node import ClusterNode, node_name
 from controller.db.reach import DEFAULT_WAIT_S, wait_for_database
 from controller.db.session import database_url, make_engine, migrate, sessions
 from controller.db.urls import is_postgresql, normalise
+from controller.emergency.publishing import emergency_publisher
 from controller.http_api import HttpApi
 from controller.hub import AgentHub
 from controller.keys import KeyBook, ServerKeys
@@ -239,6 +240,7 @@ class ControllerDaemon:
             )
             self._link, self._online = self.cluster.hub, self.cluster.online
         self.orchestrator = Orchestrator(factory, self._link, self._online, prepare_s=cfg.prepare_s)
+        self.orchestrator.publisher = emergency_publisher(origin)
         messages = AgentMessages(
             factory,
             keys,

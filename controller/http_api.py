@@ -34,6 +34,7 @@ from controller.db.models import Classroom, Deletion, Lesson, Recording
 from controller.db.session import as_utc
 from controller.emergency.api import OPENAPI_PATHS as EMERGENCY_PATHS
 from controller.emergency.api import EmergencyApi
+from controller.emergency.publishing import emergency_publisher
 from controller.errors import InvalidRequest, NotFound, NotYours
 from controller.floor.api import OPENAPI_PATHS as FLOOR_PATHS
 from controller.floor.api import FloorApi, FloorSpreader
@@ -161,7 +162,7 @@ class HttpApi:
         self.app.add_routes(PatrolApi(sessions, relays, presence_online).routes())
         self.app.add_routes(FloorApi(sessions, floors).routes())
         self.app.add_routes(LivePushApi(sessions).routes())
-        self.app.add_routes(EmergencyApi(sessions).routes())
+        self.app.add_routes(EmergencyApi(sessions, emergency_publisher(publishing)).routes())
         self.app.add_routes(PublishingApi(sessions, publishing).routes())
         self.app.add_routes(ReviewApi(sessions).routes())
         self.app.add_routes(AnalyticsApi(sessions).routes())

@@ -46,6 +46,9 @@ class Publisher(Protocol):
     def is_published(self, db: Session, lesson_id: str) -> bool:
         """Whether the lesson is published now."""
 
+    def links(self, lesson: Lesson, until: datetime | None) -> dict[str, str]:
+        """Watch links for students at home: ``public_url`` (signed) and ``intranet_url``."""
+
 
 def _school_exists(db: Session, school: str) -> bool:
     return db.scalar(select(Classroom.id).where(Classroom.school == school).limit(1)) is not None
@@ -98,6 +101,7 @@ def _hold(
         try:
             publisher.publish(db, lesson, by)
             entry["published"] = True
+            entry.update(publisher.links(lesson, switch.until))
         except (InvalidRequest, WrongState) as err:
             entry["problem"] = f"not published: {err}"
     log_event(
