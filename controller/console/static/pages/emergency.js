@@ -27,6 +27,8 @@ const WORDS = {
     ended: "已切回",
     back: "切回线下",
     problems: "未能公开发布的课程",
+    links: "学生在家观看的链接（发给家长）",
+    lesson: "课程",
   },
   en: {
     title: "Emergency switch: offline to online",
@@ -49,6 +51,8 @@ const WORDS = {
     ended: "switched back",
     back: "Switch back",
     problems: "Lessons not published",
+    links: "Links for students at home (send them to the parents)",
+    lesson: "Lesson",
   },
 };
 const w = (key) => WORDS[getLang()][key] ?? key;
@@ -118,6 +122,23 @@ function switches(docs, message, refresh) {
     }
     const problems = s.lessons.filter((l) => l.problem).length;
     const count = `${s.lessons.length}${problems ? ` (${w("problems")}: ${problems})` : ""}`;
+    const shared = s.lessons.filter((l) => l.public_url);
+    if (s.active && shared.length) {
+      const links = el("details", undefined, "emergency-links");
+      links.appendChild(el("summary", w("links")));
+      const list = el("ul");
+      for (const l of shared) {
+        const item = el("li", `${w("lesson")} ${l.lesson}: `);
+        const a = el("a", l.public_url);
+        a.href = l.public_url;
+        a.target = "_blank";
+        a.rel = "noopener";
+        item.appendChild(a);
+        list.appendChild(item);
+      }
+      links.appendChild(list);
+      cell.append(links);
+    }
     return [s.school ?? w("county"), when(s.starts_at), s.until ? when(s.until) : w("until_back"), s.set_by, count, cell];
   });
   const tbl = table(["scope", "since", "until", "by", "lessons", "state"].map(w), rows, "emergency-switches");
