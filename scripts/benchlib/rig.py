@@ -60,6 +60,7 @@ class LessonRig:
         self.env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.api_token = ""  # an admin API token, made on the first start_controller
+        self.controller_args: list[str] = []  # more ``serve`` options (e.g. --hls-origin)
 
     @property
     def base(self) -> str:
@@ -137,6 +138,7 @@ class LessonRig:
             "--prepare",
             str(self.prepare_s),
             *(["--storage", self.storage_url] if self.storage_url else []),
+            *self.controller_args,
             *VERBOSE,
         )
         self.wait("the controller API", lambda: self.get("/../../healthz"), 30)
