@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 from benchlib.cluster_rig import ClusterRig
 
-pytestmark = pytest.mark.timeout(180)
+# Two controller processes and their timing: alone, in phase 2.
+pytestmark = [pytest.mark.solo, pytest.mark.timeout(240)]
 
 
 async def test_agent_registers_with_the_next_controller_when_its_own_is_killed(

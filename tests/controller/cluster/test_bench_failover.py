@@ -8,7 +8,7 @@ import pathlib
 import pytest
 from bench_control_plane import Settings, run
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
+pytestmark = [pytest.mark.e2e, pytest.mark.solo, pytest.mark.timeout(240)]
 
 
 def test_two_controllers_serve_the_fleet_and_the_failover_is_timed(

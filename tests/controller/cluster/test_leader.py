@@ -5,7 +5,11 @@ from __future__ import annotations
 import time
 from datetime import datetime
 
+import pytest
 from benchlib.cluster_rig import ClusterRig
+
+# Two controller processes and their timing: alone, in phase 2.
+pytestmark = [pytest.mark.solo, pytest.mark.timeout(240)]
 
 
 def _transitions(rig: ClusterRig, lesson_id: str, to: str) -> list[datetime]:

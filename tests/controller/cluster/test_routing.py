@@ -17,7 +17,8 @@ from protocols.messages import (
     JoinLesson,
 )
 
-pytestmark = pytest.mark.timeout(180)
+# Two controller processes and their timing: alone, in phase 2.
+pytestmark = [pytest.mark.solo, pytest.mark.timeout(240)]
 
 
 async def _wait(what: str, predicate, timeout: float) -> None:  # type: ignore[no-untyped-def]
