@@ -5,8 +5,9 @@ bitrate, its frame code burned in) and microphone are pushed over RTMP by the ag
 own push (``RtmpPush``: the H.264 as encoded, Opus→AAC) to the controller's HLS origin
 (``controller.publishing``: Debian's nginx with the RTMP module, its ``on_publish`` gate,
 the signed link a scheduler hands out). Then ``--viewers`` light viewers in
-``--processes`` worker processes each poll the signed playlist every half second and
-fetch every new fragment, as a player does.
+``--processes`` worker processes each poll the signed playlist every second and fetch
+every new fragment, as a player does (one keep-alive connection each, a lean client:
+``benchlib.lean_http``).
 
 Figures (``--json``: the last line is one JSON object):
 - ``hls_viewers``: viewers that fetched every fragment listed while they watched, each
@@ -35,12 +36,14 @@ import statistics
 import sys
 import tempfile
 import time
+import urllib.parse
 from typing import Any
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO / "scripts"), str(REPO / "tests"), str(REPO)]
 
 import aiohttp  # noqa: E402
+from benchlib.lean_http import LeanClient  # noqa: E402
 
 from controller.publishing import links  # noqa: E402
 from controller.publishing.gate import PublishGate  # noqa: E402
@@ -68,19 +71,22 @@ def parse_playlist(text: str) -> list[tuple[int, float]]:
 async def _viewer(url: str, until: float, delay: float) -> dict[str, Any]:
     """One player: poll the playlist, fetch each new fragment, judge each in time."""
     await asyncio.sleep(delay)
+    parts = urllib.parse.urlsplit(url)
+    http = LeanClient(parts.hostname or "127.0.0.1", parts.port or 80)
+    base = parts.path
     seen: dict[int, float] = {}  # fragment → when this viewer first saw it listed
     done: dict[int, float] = {}  # fragment → when this viewer had all of it
     fetched, late, missed, errors, got_bytes = 0, 0, 0, 0, 0
     worst_ms = 0.0
     last = -1
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=2)) as http:
+    try:
         while time.time() < until:
             polled = time.time()
             try:
-                async with http.get(url + "index.m3u8") as r:
-                    listed = parse_playlist(await r.text()) if r.status == 200 else []
-                    errors += r.status != 200
-            except aiohttp.ClientError:
+                status, body, _ = await http.get(base + "index.m3u8", keep=True)
+                listed = parse_playlist(body.decode()) if status == 200 else []
+                errors += status != 200
+            except (OSError, ConnectionError):
                 errors += 1
                 listed = []
             for n, duration in listed:
@@ -93,11 +99,10 @@ async def _viewer(url: str, until: float, delay: float) -> dict[str, Any]:
                     missed += n - last - 1  # gone from the playlist before it was fetched
                 seen.setdefault(n, polled)
                 try:
-                    async with http.get(f"{url}{n}.ts") as r:
-                        body = await r.read()
-                        ok = r.status == 200
-                except aiohttp.ClientError:
-                    ok, body = False, b""
+                    status, _, size = await http.get(f"{base}{n}.ts")
+                    ok = status == 200
+                except (OSError, ConnectionError):
+                    ok, size = False, 0
                 took = time.time() - seen[n]
                 if not ok:
                     errors += 1
@@ -105,11 +110,13 @@ async def _viewer(url: str, until: float, delay: float) -> dict[str, Any]:
                 else:
                     fetched += 1
                     done[n] = time.time()
-                    got_bytes += len(body)
+                    got_bytes += size
                     worst_ms = max(worst_ms, took * 1000)
                     late += took > duration
                 last = n
             await asyncio.sleep(max(0.0, POLL_S - (time.time() - polled)))
+    finally:
+        http.close()
     return {
         "fetched": fetched,
         "late": late,
