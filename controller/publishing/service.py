@@ -3,7 +3,8 @@
 ``PublishingOptions`` is what the operator sets (``--hls-origin`` and friends);
 :class:`PublishingService` turns it into an :class:`OriginConfig` under the controller's
 state directory, keeps the origin's secret in ``state_dir/hls-origin.key`` (made on first
-start, owner-only), starts the ``on_publish`` gate and then nginx, and stops both.
+start, owner-only), starts the ``on_publish`` gate and then nginx, restarts nginx when it
+exits, and stops both.
 """
 
 from __future__ import annotations
@@ -71,6 +72,43 @@ def origin_config(options: PublishingOptions, state_dir: pathlib.Path) -> Origin
     return options.config(state_dir / "hls-origin", load_or_create_secret(state_dir))
 
 
+class OriginKeeper:
+    """Restarts nginx when it exits (logged and counted): the viewers' links keep working
+    and the lead's push, which retries by itself, comes back within seconds."""
+
+    def __init__(self, origin: HlsOrigin, gate_port: int, every_s: float = 2.0) -> None:
+        self._origin = origin
+        self._gate_port = gate_port
+        self._every_s = every_s
+        self._task: asyncio.Task[None] | None = None
+        self.restarts = 0
+        self.failures = 0
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._every_s)
+            if self._origin.running:
+                continue
+            log.warning("HLS origin: nginx is gone; restarting it (%s)", self._origin.log()[-300:])
+            try:
+                await asyncio.to_thread(self._origin.start, self._gate_port)
+                self.restarts += 1
+            except (RuntimeError, OSError):
+                self.failures += 1
+                log.exception("HLS origin: nginx did not restart; trying again")
+
+    def start(self) -> None:
+        """Start watching."""
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="hls-origin")
+
+    async def stop(self) -> None:
+        """Stop watching (before stopping nginx)."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+
 class PublishingService:
     """The gate and nginx; ``start()`` then ``stop()`` (also after a failed start)."""
 
@@ -79,6 +117,7 @@ class PublishingService:
         self._sessions = sessions
         self.gate = PublishGate(config.secret, self._published)
         self.origin = HlsOrigin(config)
+        self.keeper: OriginKeeper | None = None
 
     def _published(self, lesson_id: str) -> bool:
         with self._sessions() as db:
@@ -88,6 +127,8 @@ class PublishingService:
         """Start the gate, then nginx (its configuration names the gate's port)."""
         await self.gate.start()
         await asyncio.to_thread(self.origin.start, self.gate.port)
+        self.keeper = OriginKeeper(self.origin, self.gate.port)
+        self.keeper.start()
         log.info(
             "HLS origin up: RTMP %s, viewers %s (nginx pid %s)",
             self.config.push_url,
@@ -97,5 +138,7 @@ class PublishingService:
 
     async def stop(self) -> None:
         """Stop nginx, then the gate."""
+        if self.keeper is not None:
+            await self.keeper.stop()
         await asyncio.to_thread(self.origin.stop)
         await self.gate.stop()

@@ -3,8 +3,11 @@ the gate refuses what is not a lesson's key, and bad settings are named at start
 
 from __future__ import annotations
 
+import asyncio
+import os
 import pathlib
 import secrets
+import signal
 
 import aiohttp
 import pytest
@@ -13,7 +16,7 @@ from helpers import needs
 from controller.publishing import links
 from controller.publishing.gate import PublishGate
 from controller.publishing.origin import HlsOrigin, OriginConfig, render, why_unavailable
-from controller.publishing.service import PublishingOptions, load_or_create_secret
+from controller.publishing.service import OriginKeeper, PublishingOptions, load_or_create_secret
 from tests.peers.nginx_rtmp import free_port
 
 SECRET = secrets.token_hex(16)
@@ -96,3 +99,35 @@ async def test_intranet_links_admit_only_their_networks(tmp_path: pathlib.Path) 
     finally:
         origin.stop()
         await gate.stop()
+
+
+@needs(why_unavailable() is None, why_unavailable() or "")
+async def test_nginx_is_restarted_when_it_dies(tmp_path: pathlib.Path) -> None:
+    port = free_port()
+    config = OriginConfig(
+        directory=tmp_path / "origin",
+        secret=SECRET,
+        rtmp_listen=f"127.0.0.1:{free_port()}",
+        http_listen=f"127.0.0.1:{port}",
+    )
+    origin = HlsOrigin(config)
+    origin.start(1)
+    keeper = OriginKeeper(origin, 1, every_s=0.1)
+    keeper.start()
+    try:
+        first = origin.pid
+        assert first is not None
+        os.kill(first, signal.SIGKILL)
+        for _ in range(100):
+            if keeper.restarts:
+                break
+            await asyncio.sleep(0.05)
+        assert keeper.restarts == 1 and origin.pid != first
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"http://127.0.0.1:{port}/healthz") as r,
+        ):
+            assert r.status == 200
+    finally:
+        await keeper.stop()
+        origin.stop()
