@@ -104,4 +104,3 @@ def csv_cells(summary: StSummary) -> list[Any]:
         round(summary.teacher_talk_s / 60, 1),
         round(summary.student_talk_s / 60, 1),
     ]
-
