@@ -131,14 +131,16 @@ class ClusterRig(LessonRig):
             return None
         return json.loads(body) if body.lstrip().startswith(("{", "[")) else body
 
-    def member_post(self, member: Member, path: str, doc: dict[str, Any], timeout: float) -> Any:
-        """POST JSON to one member; (status, body)."""
+    def member_post(
+        self, member: Member, path: str, doc: dict[str, Any], timeout: float, method: str = "POST"
+    ) -> Any:
+        """POST (or ``method``) JSON to one member; (status, body)."""
         url = f"https://127.0.0.1:{member.http_port}/api/v1{path}"
         request = urllib.request.Request(
             url,
             data=json.dumps(doc).encode(),
             headers={**self.auth_headers, "Content-Type": "application/json"},
-            method="POST",
+            method=method,
         )
         try:
             with urllib.request.urlopen(request, timeout=timeout, context=self._context()) as r:

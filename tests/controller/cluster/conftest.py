@@ -62,12 +62,13 @@ class _Agent:
     def _register(self) -> Register:
         camera = DeviceInfo(name="cam", kind="camera", driver="synthetic", role="teacher")
         mic = DeviceInfo(name="mic", kind="microphone", driver="synthetic", role="room")
+        students = DeviceInfo(name="students", kind="camera", driver="synthetic", role="student")
         return Register(
             classroom_id=self._identity.classroom_id,
             agent_version="test",
             profile_name="synthetic",
             profile_digest="0" * 64,
-            inventory=[camera, mic],
+            inventory=[camera, students, mic],
         )
 
     @staticmethod

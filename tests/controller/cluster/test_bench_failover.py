@@ -22,6 +22,7 @@ def test_two_controllers_serve_the_fleet_and_the_failover_is_timed(
         settle_s=1.5,
         controllers=2,
         database=pg_url,
+        failover_lead_in_s=10.0,
     )
     doc = run(settings, tmp_path)
     assert doc["database"] == "postgresql" and doc["controllers"] == 2, doc
