@@ -151,7 +151,7 @@ class ReleasesApi:
     async def act(self, request: web.Request) -> web.StreamResponse:
         """Pause, resume or cancel a rollout."""
         action, raw = request.match_info["action"], request.match_info["rollout"]
-        if not raw.isdigit():
+        if not raw.isdigit() or len(raw) > 9:  # beyond any id the database holds
             return error(404, f"no rollout {raw!r}")
         by = principal_of(request).username
 

@@ -227,3 +227,6 @@ async def test_bodies_are_capped_and_checked(api: str, db: sessionmaker[Session]
     code, doc = await _call("POST", f"{api}/releases/rollouts", admin, {"version": "9.9"})
     assert code == 404 and "no release '9.9'" in doc["error"]
     assert (await _call("POST", f"{api}/releases/rollouts/abc/pause", admin))[0] == 404
+    # An id past any integer the database holds (the fuzzer's find): 404, not 500.
+    huge = f"{api}/releases/rollouts/12134128909795624960/resume"
+    assert (await _call("POST", huge, admin))[0] == 404
