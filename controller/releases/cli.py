@@ -24,13 +24,13 @@ RolloutId = Annotated[
 ]
 
 
-@release_app.command("trust-key")
+# PEM text starts with dashes: taken as the argument, not as an unknown option.
+@release_app.command("trust-key", context_settings={"ignore_unknown_options": True})
 def trust_key_cmd(
     public_key: Annotated[
         str,
         typer.Argument(
-            help="The release public key: a PEM file, or its PEM text after '--' "
-            '(trust-key -- "$(cat release.pub)").'
+            help='The release public key: a PEM file, or its PEM text ("$(cat release.pub)").'
         ),
     ],
     state_dir: StateDir = pathlib.Path(DEFAULT_STATE),

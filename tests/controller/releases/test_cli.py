@@ -37,8 +37,8 @@ def test_release_commands(tmp_path: pathlib.Path) -> None:
 
     code, out = run("add", str(wheel))
     assert code == 2 and "no release public key" in out and "trust-key" in out
-    # PEM text, as "$(cat FILE)" gives it (after "--": it starts with dashes).
-    assert run("trust-key", "--", stranger.read_text())[0] == 0
+    # PEM text, as "$(cat FILE)" gives it (it starts with dashes: not an option).
+    assert run("trust-key", stranger.read_text())[0] == 0
     code, out = run("add", str(wheel))
     assert code == 2 and "does not verify with release key" in out
     code, out = run("trust-key", str(tmp_path / "missing.pub"))
