@@ -286,7 +286,12 @@ class ControllerDaemon:
         )
         await self.token_rotator.start()
         await notifier.start()
-        self.roller = Roller(factory, lambda: presence.online, cfg.release_tick_s)
+        self.roller = Roller(
+            factory,
+            lambda: presence.online,
+            cfg.release_tick_s,
+            leads=lambda: self.orchestrator is not None and self.orchestrator.running,
+        )
         await self.roller.start()
         if origin is not None:
             self.publishing = PublishingService(origin, factory)

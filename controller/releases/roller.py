@@ -1,4 +1,8 @@
-"""The controller's rollout loop: every tick, the open rollout takes its next step."""
+"""The controller's rollout loop: every tick, the open rollout takes its next step.
+
+With several controllers on one PostgreSQL only the orchestrator's leader steps it (the
+others would offer the same classrooms the same release at once, and each would judge
+the ring's health on its own); on one controller that is always this one."""
 
 from __future__ import annotations
 
@@ -23,10 +27,13 @@ class Roller:
         sessions: sessionmaker[Session],
         online: Callable[[], list[str]],
         tick_s: float = TICK_S,
+        leads: Callable[[], bool] = lambda: True,
     ) -> None:
         self._sessions = sessions
         self._online = online
         self._tick_s = tick_s
+        self._leads = leads
+        self.steps = 0
         self._task: asyncio.Task[None] | None = None
         self.failures = 0
 
@@ -41,8 +48,11 @@ class Roller:
             await asyncio.gather(self._task, return_exceptions=True)
 
     def _step(self) -> None:
+        if not self._leads():
+            return
         with self._sessions() as db:
             store.tick(db, self._online())
+        self.steps += 1
 
     async def _run(self) -> None:
         while True:
