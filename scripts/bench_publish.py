@@ -32,6 +32,7 @@ import os
 import pathlib
 import re
 import secrets
+import shutil
 import statistics
 import sys
 import tempfile
@@ -263,6 +264,7 @@ async def bench(viewers: int, seconds: float, processes: int) -> dict[str, Any]:
         mic.stop()
         await asyncio.to_thread(origin.stop)
         await gate.stop()
+        shutil.rmtree(work, ignore_errors=True)
     # In time: all of a fragment at the viewer before the next one is due, i.e. within the
     # fragment's duration of the origin listing it (the viewer's polling delay counts).
     for v in results:
