@@ -56,6 +56,13 @@ NOT_PERSONAL_READS: dict[str, str] = {
     "/api/v1/notify/subscriptions": "alert recipients: staff channels, secrets masked",
     "/api/v1/notify/subscriptions/{subscription}": "one alert recipient, secrets masked",
     "/api/v1/notify/status": "each alert channel's health and the messages waiting",
+    "/api/v1/lessons/{lesson}/push": "a lesson's live push targets (keys redacted) and states",
+    "/api/v1/lessons/{lesson}/publish": "whether a lesson is published, and its intranet "
+    "link (signing a public link is a POST, audited)",
+    "/api/v1/emergency": "emergency switches: schools, times, lessons held, watch links",
+    "/api/v1/releases": "agent releases, update rings and rollouts",
+    "/api/v1/agent/update": "an agent's update offer (the agent's own credential)",
+    "/api/v1/agent/releases/{version}/wheel": "an agent release's wheel (software)",
 }
 
 
