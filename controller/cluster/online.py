@@ -19,9 +19,14 @@ from controller.presence import Presence
 log = logging.getLogger(__name__)
 
 REFRESH_S = 1.0
-# A heartbeat reaches the database up to a batch (1 s) after it arrived: a classroom is
-# online elsewhere while its row was written within the time-to-dead and this slack.
+# A heartbeat reaches the database a batch (1 s) after it arrived, or later when that
+# controller's writer falls behind (bench-control-plane at load average 11: 915 rooms
+# waiting, and the other controller's 500 agents looked offline here). A classroom is
+# online elsewhere while its row was written within the time-to-dead and this slack, in
+# heartbeat intervals (at least WRITE_SLACK_S). The price: a dead controller's agents look
+# online that much longer, until they register with another.
 WRITE_SLACK_S = 2.0
+WRITE_SLACK_BEATS = 2.0
 
 
 class ClusterOnline:
@@ -66,7 +71,8 @@ class ClusterOnline:
 
     async def refresh(self) -> None:
         """Read which classrooms were heard from lately (a worker thread)."""
-        window = timedelta(seconds=self._local.time_to_dead + WRITE_SLACK_S)
+        slack = max(WRITE_SLACK_S, WRITE_SLACK_BEATS * self._local.heartbeat_interval)
+        window = timedelta(seconds=self._local.time_to_dead + slack)
 
         def work() -> frozenset[str]:
             with self._sessions() as db:
