@@ -188,7 +188,9 @@ class ControllerDaemon:
         self.uploads = UploadService(factory, self.storage, self._recording_stored)
         self._sessions = factory
         self.notifier = notifier = NotifyDispatcher(
-            factory, online=lambda: self._online.online if self._online else []
+            factory,
+            online=lambda: self._online.online if self._online else [],
+            leads=self._leads,
         )
         origin = (
             origin_config(cfg.publishing, cfg.state_dir) if cfg.publishing is not None else None
@@ -290,7 +292,7 @@ class ControllerDaemon:
             factory,
             lambda: presence.online,
             cfg.release_tick_s,
-            leads=lambda: self.orchestrator is not None and self.orchestrator.running,
+            leads=self._leads,
         )
         await self.roller.start()
         if origin is not None:
@@ -322,9 +324,17 @@ class ControllerDaemon:
             # Called from a worker thread: hand over to the event loop.
             self._loop.call_soon_threadsafe(orchestrator.on_manifest_stored, lesson_id)
 
+    def _leads(self) -> bool:
+        """Whether this controller does the county-wide chores (orchestration, rollouts,
+        alerts, retention): always on one controller, the leader among several."""
+        return self.orchestrator is not None and self.orchestrator.running
+
     async def _retain(self) -> None:
-        """Apply the retention policy once an hour (and at start)."""
+        """Apply the retention policy once an hour (and at start), on the leader only."""
         while True:
+            if not self._leads():
+                await asyncio.sleep(60)
+                continue
             try:
                 await asyncio.to_thread(
                     run_retention, self._sessions, self.storage, self.config.retention

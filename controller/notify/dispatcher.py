@@ -45,8 +45,12 @@ class NotifyDispatcher:
         interval_s: float = INTERVAL_S,
         online: Callable[[], Iterable[str]] | None = None,
         limit: RobotRateLimit | None = None,
+        leads: Callable[[], bool] = lambda: True,
     ) -> None:
         self._sessions = sessions
+        # Several controllers: only the orchestrator's leader plans and sends (each would
+        # send the same outbox, and a follower's presence sees only its own agents).
+        self._leads = leads
         self.sender = Sender(channels, clock, limit)
         self._clock = clock
         self._interval_s = interval_s
@@ -80,7 +84,8 @@ class NotifyDispatcher:
     async def _run(self) -> None:
         while True:
             try:
-                await self.run_once()
+                if self._leads():
+                    await self.run_once()
             except Exception:  # the next pass tries again; a dead dispatcher tells nobody
                 log.exception("notification pass failed; trying again")
             with contextlib.suppress(TimeoutError):
