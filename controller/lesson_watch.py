@@ -14,6 +14,7 @@ whose rows are not known names ``EVERY`` classroom.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from itertools import chain
 from typing import Any
@@ -24,6 +25,9 @@ from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
 from controller.db.models import Lesson, LessonReceiver
 
 _KEY = "classbridge.lessons_changed"
+# Every open watch: ``touched`` tells each of them (each keeps its own key in a session's
+# info, so two watches on one sessionmaker both hear a change).
+_WATCHES: weakref.WeakSet[LessonWatch] = weakref.WeakSet()
 EVERY = "*"  # a change whose classrooms are not known: every classroom's schedule
 
 OnChange = Callable[[frozenset[str]], None]
@@ -46,7 +50,8 @@ def touched(session: Session, classroom_ids: set[str]) -> None:
     """Say that this transaction changes the lessons of ``classroom_ids`` in a way the
     hooks cannot see (a row that belongs to a lesson but is not one: its live push
     targets); the watch tells its callback at commit as for any lesson change."""
-    session.info.setdefault(_KEY, set()).update(classroom_ids)
+    for watch in list(_WATCHES):
+        session.info.setdefault(watch.key, set()).update(classroom_ids)
 
 
 class LessonWatch:
@@ -55,6 +60,9 @@ class LessonWatch:
     def __init__(self, sessions: sessionmaker[Session], on_change: OnChange) -> None:
         self._sessions = sessions
         self._on_change = on_change
+        # Where this watch gathers a session's changes until it commits.
+        self.key = f"{_KEY}.{id(self)}"
+        _WATCHES.add(self)
         self._hooks: list[tuple[str, Callable[..., None]]] = [
             ("before_flush", self._flushing),
             ("do_orm_execute", self._executing),
@@ -66,14 +74,16 @@ class LessonWatch:
 
     def close(self) -> None:
         """Unhook."""
+        _WATCHES.discard(self)
         for name, hook in self._hooks:
-            event.remove(self._sessions, name, hook)
+            if event.contains(self._sessions, name, hook):  # closing twice is harmless
+                event.remove(self._sessions, name, hook)
 
     def _flushing(self, session: Session, _context: Any, _instances: Any) -> None:
         for obj in chain(session.new, session.dirty, session.deleted):
             ids = _touched(obj)
             if ids is not None:
-                session.info.setdefault(_KEY, set()).update(ids)
+                session.info.setdefault(self.key, set()).update(ids)
 
     def _executing(self, state: ORMExecuteState) -> None:
         if not (state.is_insert or state.is_update or state.is_delete):
@@ -89,14 +99,16 @@ class LessonWatch:
             for key in ("lead_classroom_id", "classroom_id")
             if row.get(key)
         }
-        state.session.info.setdefault(_KEY, set()).update(ids or {EVERY})
+        state.session.info.setdefault(self.key, set()).update(ids or {EVERY})
 
     def _committed(self, session: Session) -> None:
-        ids = session.info.pop(_KEY, None)
+        ids = session.info.pop(self.key, None)
         if ids is not None:
             self._on_change(frozenset(ids))
 
-    @staticmethod
-    def _rolled_back(session: Session, previous: Any) -> None:
+    # An instance's method, not a static one: two watches on one sessionmaker (the
+    # orchestrator's and the cluster node's) must be two listeners, or the second close
+    # finds the shared one already removed.
+    def _rolled_back(self, session: Session, previous: Any) -> None:
         if not getattr(previous, "nested", False):  # a savepoint's rollback keeps the rest
-            session.info.pop(_KEY, None)
+            session.info.pop(self.key, None)
