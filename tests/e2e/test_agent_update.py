@@ -255,10 +255,15 @@ def test_upgrade_and_back_while_another_classroom_records_then_rollbacks(
 
     # The other classrooms recorded their whole lesson meanwhile.
     rig.wait_lesson(lesson["id"], ("recorded", "uploaded"), 120)
+    # Both rooms' recordings: each uploads on its own, and the first can be catalogued
+    # while the other is still on its way (a clean-clone run read the catalogue then).
     rig.wait(
-        "the recording catalogued",
-        lambda: rig.catalogue(lesson["id"])["classrooms"],
-        60,
+        "both rooms' recordings catalogued",
+        lambda: (
+            {r["classroom"] for r in rig.catalogue(lesson["id"])["classrooms"]}
+            == {RECORDING, RECEIVING}
+        ),
+        90,
     )
     # What the test is about: the updates beside the lesson cost it no recording. A frame
     # or two short here and there is the busy test machine (three agents, pip installs and
