@@ -38,6 +38,15 @@ async def run_db(
         return error(400, str(err))
 
 
+async def read_capped(request: web.Request, limit: int) -> bytes | None:
+    """The request's body, or None when it is larger than ``limit`` bytes (declared or
+    sent): the caller answers 413 in its own words."""
+    if (request.content_length or 0) > limit:
+        return None
+    raw = await request.content.read(limit + 1)
+    return None if len(raw) > limit else raw
+
+
 def json_content(schema: dict[str, Any]) -> dict[str, Any]:
     """An OpenAPI ``content`` entry for a JSON body with ``schema``."""
     return {"content": {"application/json": {"schema": schema}}}

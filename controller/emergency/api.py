@@ -15,7 +15,7 @@ from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from controller.api_common import error, json_content, run_db
+from controller.api_common import error, json_content, read_capped, run_db
 from controller.auth.middleware import principal_of, scope_of
 from controller.db.models import EmergencySwitch
 from controller.db.session import utcnow
@@ -109,7 +109,7 @@ class EmergencyApi:
 
     async def switch(self, request: web.Request) -> web.StreamResponse:
         """Hold a school's (or the county's) lessons online only."""
-        raw = await _body(request)
+        raw = await read_capped(request, MAX_BODY_BYTES)
         if raw is None:
             return _too_large()
         principal, scope = principal_of(request), scope_of(request)
@@ -162,13 +162,6 @@ class EmergencyApi:
             return web.json_response(switch_document(switch))
 
         return await run_db(self._sessions, work)
-
-
-async def _body(request: web.Request) -> bytes | None:
-    if (request.content_length or 0) > MAX_BODY_BYTES:
-        return None
-    raw = await request.content.read(MAX_BODY_BYTES + 1)
-    return None if len(raw) > MAX_BODY_BYTES else raw
 
 
 def _too_large() -> web.Response:

@@ -14,7 +14,7 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy.orm import Session, sessionmaker
 
-from controller.api_common import error, json_content, run_db
+from controller.api_common import error, json_content, read_capped, run_db
 from controller.auth.middleware import principal_of
 from controller.errors import WrongState
 from controller.lessons import get_lesson
@@ -51,10 +51,8 @@ class LivePushApi:
 
     async def change(self, request: web.Request) -> web.StreamResponse:
         """Replace the targets: ``{"targets": [{"name": ..., "url": "rtmp://..."}]}``."""
-        if (request.content_length or 0) > MAX_BODY_BYTES:
-            return _too_large()
-        raw = await request.content.read(MAX_BODY_BYTES + 1)
-        if len(raw) > MAX_BODY_BYTES:
+        raw = await read_capped(request, MAX_BODY_BYTES)
+        if raw is None:
             return _too_large()
         lesson_id = request.match_info["lesson"]
         principal = principal_of(request)
