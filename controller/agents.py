@@ -162,6 +162,10 @@ class AgentMessages:
         network_profile, upload_token = stored
         self._presence.registered(classroom_id, body.active_lesson_id)
         self._orchestrator.agent_registered(classroom_id)
+        elsewhere = self._orchestrator.elsewhere
+        if elsewhere is not None:
+            # Acknowledged once a command routed from another controller reaches it.
+            await elsewhere.agent_routable(classroom_id)
         log.info("agent %s registered (profile %s)", classroom_id, body.profile_name)
         return RegisterAck(
             heartbeat_interval_s=self._presence.heartbeat_interval,

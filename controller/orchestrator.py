@@ -98,6 +98,9 @@ class Elsewhere(Protocol):
     def agent_registered(self, classroom_id: str) -> None:
         """An agent registered with this controller."""
 
+    async def agent_routable(self, classroom_id: str) -> None:
+        """Return once commands from the other controllers reach that agent here."""
+
     def floor_changed(self, state: FloorState) -> None:
         """A lesson's floor changed here, and the lesson runs on another controller."""
 

@@ -136,6 +136,10 @@ class ClusterNode:
         if not self.leadership.is_leader:
             self._tell({"k": "registered", "cid": classroom_id})
 
+    async def agent_routable(self, classroom_id: str) -> None:
+        """Return once commands routed from other controllers reach the agent here."""
+        await self.router.held(classroom_id)
+
     def agent_offline(self, classroom_id: str) -> None:
         """Presence here declared the agent offline: commands for it no longer come here."""
         self.router.release(classroom_id)

@@ -110,6 +110,8 @@ class Router:
         self._listener: asyncio.Task[None] | None = None
         self._deliveries: set[asyncio.Task[None]] = set()
         self.listening = asyncio.Event()  # set once the listener's first LISTENs are in
+        self._applied: set[str] = set()  # the channels the listening connection LISTENs on
+        self._applied_changed = asyncio.Condition()
         self.counters = RouterCounters()
 
     async def start(self) -> None:
@@ -135,6 +137,32 @@ class Router:
     def hold(self, classroom_id: str) -> None:
         """The agent registered here: commands for it come here."""
         self._wanted.add(agent_channel(classroom_id))
+
+    async def held(self, classroom_id: str, timeout: float = 2.0) -> bool:
+        """Wait until commands for ``classroom_id`` reach this controller (the listening
+        connection LISTENs on its channel); whether that happened within ``timeout``.
+
+        A notification sent before the LISTEN is lost, so an agent's registration is
+        acknowledged only after this: a console action or a join routed the moment the
+        agent is online must reach it."""
+        channel = agent_channel(classroom_id)
+        try:
+            async with self._applied_changed:
+                await asyncio.wait_for(
+                    self._applied_changed.wait_for(
+                        lambda: channel in self._applied or channel not in self._wanted
+                    ),
+                    timeout,
+                )
+        except TimeoutError:
+            log.warning(
+                "router: not yet listening for %s after %.0f s (database slow or "
+                "unreachable); commands from other controllers may miss it until it is",
+                classroom_id,
+                timeout,
+            )
+            return False
+        return channel in self._applied and channel in self._wanted
 
     def release(self, classroom_id: str) -> None:
         """The agent left this controller."""
@@ -285,17 +313,23 @@ class Router:
                 log.warning("router: database unreachable (%s); trying again", err)
                 await asyncio.sleep(RECONNECT_S)
                 continue
-            applied: set[str] = set()
+            applied = self._applied
+            applied.clear()
             try:
                 async with conn:
                     while True:
+                        changed = False
                         for channel in applied - self._wanted:
                             await conn.execute(f"UNLISTEN {channel}")
                             applied.discard(channel)
                         for channel in self._wanted - applied:
                             await conn.execute(f"LISTEN {channel}")
                             applied.add(channel)
+                            changed = True
                         self.listening.set()
+                        if changed:
+                            async with self._applied_changed:
+                                self._applied_changed.notify_all()
                         async for note in conn.notifies(timeout=LISTEN_POLL_S):
                             self._heard(note.channel, note.payload)
                         self._expire_parts()
@@ -304,6 +338,7 @@ class Router:
             except (psycopg.Error, OSError) as err:
                 # Notifications sent meanwhile are lost: their askers time out.
                 self.listening.clear()
+                self._applied.clear()
                 self.counters.reconnects += 1
                 log.warning("router: lost the listening connection (%s); reconnecting", err)
                 await asyncio.sleep(RECONNECT_S)
