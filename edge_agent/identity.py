@@ -30,8 +30,16 @@ class Identity:
 
     @property
     def endpoints(self) -> list[str]:
-        """The control sockets to dial, in order; the link moves on when one goes away."""
-        return list(self.controllers) or [self.controller]
+        """The control sockets to dial, in order; the link moves on when one goes away.
+
+        The controller this agent enrolled with comes first: it is the one sure to know
+        the agent's key (another admits it once its key book has caught up, seconds
+        later), and a restarted agent goes back to it."""
+        listed = list(self.controllers) or [self.controller]
+        if self.controller in listed:
+            at = listed.index(self.controller)
+            listed = listed[at:] + listed[:at]
+        return listed
 
     def save(self, state_dir: pathlib.Path) -> pathlib.Path:
         """Write atomically with mode 0600 (it holds the secret key)."""

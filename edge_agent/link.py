@@ -344,7 +344,19 @@ class ControlLink:
         while True:
             event = parse_monitor_message(await self._monitor.recv_multipart())
             if event["event"] == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
-                if not self.auth_refused:
+                if not self.auth_refused and len(self._endpoints) > 1:
+                    # Several controllers: one learns a key enrolled at another within
+                    # seconds, and the link moves on meanwhile.
+                    log.warning(
+                        "controller %s refused this agent's key (not yet known there, or "
+                        "classroom %s's enrolment was replaced); trying the others. If "
+                        "every controller refuses it, run 'classroom-agent enroll' again "
+                        "with a token from 'classroom-controller classroom add %s'",
+                        self.endpoint,
+                        self._identity.classroom_id,
+                        self._identity.classroom_id,
+                    )
+                elif not self.auth_refused:
                     log.error(
                         "controller %s refused this agent's key (classroom %s is not enrolled "
                         "there, or its enrolment was replaced); get a new token with "
