@@ -232,6 +232,14 @@ class UploadService:
                 lesson_id, rel, key = row.lesson_id, row.rel, row.key
                 if rel == MANIFEST:
                     self._accept(key, lesson_id, classroom_id)
+                else:
+                    # Controllers before this one recorded the segment in a second commit,
+                    # and one killed between the two left an upload "stored" with no
+                    # segment: the lesson's manifest was then refused for ever.
+                    track, name = rel.split("/")
+                    record_segment(
+                        db, lesson_id, classroom_id, track, name, key, row.sha256, row.size
+                    )
                 return {"stored": key, "bytes": row.size, "sha256": row.sha256, "verified": True}
             count = self._part_count(row.size, row.part_size)
             if sorted(p.n for p in done.parts) != list(range(1, count + 1)):
@@ -253,13 +261,16 @@ class UploadService:
                     "The object was dropped; upload it again"
                 )
             row.state, row.completed_at = "stored", utcnow()
-            db.commit()
             lesson_id, rel, key = row.lesson_id, row.rel, row.key
             if rel != MANIFEST:
+                # The upload's state and its segment in one commit (record_segment's): a
+                # controller killed here leaves both or neither.
                 track, name = rel.split("/")
                 record_segment(
                     db, lesson_id, classroom_id, track, name, key, stored.sha256, stored.size
                 )
+            else:
+                db.commit()
         self.completed += 1
         if rel == MANIFEST:
             self._accept(key, lesson_id, classroom_id)

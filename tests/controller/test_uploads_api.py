@@ -15,10 +15,11 @@ import pytest
 from aiohttp import web
 from benchlib.s3_server import s3_server
 from helpers import bearer_headers, loopback_client_tls, loopback_server_tls, loopback_session
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from controller import upload_tokens
-from controller.db.models import Recording
+from controller.db.models import Recording, StoredSegment, UploadSession
 from controller.db.session import make_engine, migrate, sessions
 from controller.http_api import HttpApi
 from controller.keys import ServerKeys
@@ -256,6 +257,38 @@ async def test_interrupted_upload_resumes_where_it_stopped(
     assert journal.summary()["verified"] == {"files": 1, "bytes": size}
     stored = tmp_path / "storage" / "lessons" / lesson_id / "a" / "teacher" / "teacher-00001.mp4"
     assert hashlib.sha256(stored.read_bytes()).hexdigest() == sha
+    journal.close()
+
+
+async def test_a_retried_complete_records_a_segment_a_killed_controller_did_not(
+    local_api: Started, tmp_path: pathlib.Path, db: sessionmaker[Session]
+) -> None:
+    """A controller killed after storing an upload but before recording its segment (two
+    commits, before this was one): the agent's retried complete records it, so the
+    lesson's manifest is not refused for ever with 'storage lacks 1 segment(s)'."""
+    base, keys, lesson_id, uploads = local_api
+    src = tmp_path / "agent" / "teacher-00001.mp4"
+    size = 3 * PART - 7
+    sha = await _make_file(src, size)
+    journal = UploadJournal(tmp_path / "agent" / "uploads.sqlite3")
+    journal.enqueue(lesson_id, "teacher/teacher-00001.mp4", src, size, sha)
+    creds = (base, keys["a"])
+    uploader = Uploader(journal, "a", lambda: creds, controller_tls=loopback_client_tls())
+    async with loopback_session() as http:
+        api = UploadApi(http, base, "a", creds[1], loopback_client_tls())
+        await uploader.upload(api, journal.pending()[0])
+        with db() as s:
+            upload_id = s.scalars(select(UploadSession.id)).one()
+            s.execute(delete(StoredSegment))  # what the killed controller never wrote
+            s.commit()
+        # The agent never heard the answer: it completes the same upload again.
+        result = await api.complete(upload_id, list(journal.parts(1).values()))
+    assert result["sha256"] == sha
+    with db() as s:
+        rows = s.scalars(select(StoredSegment)).all()
+        assert [(r.track, r.name, r.sha256, r.bytes) for r in rows] == [
+            ("teacher", "teacher-00001.mp4", sha, size)
+        ]
     journal.close()
 
 
