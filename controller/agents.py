@@ -220,6 +220,17 @@ class AgentMessages:
         return HeartbeatAck(seq=body.seq, received_at=received_at, server_time=utcnow().timestamp())
 
     async def _offer(self, classroom_id: str, body: SdpOffer) -> Body:
+        elsewhere = self._orchestrator.elsewhere
+        if self._orchestrator.relay_for(body.lesson_id) is None and elsewhere is not None:
+            # Several controllers: the leader relays every lesson; it answers the offer,
+            # and the agent's media flows to it directly.
+            routed = await elsewhere.offer_to_leader(classroom_id, body)
+            if routed is not None:
+                return routed
+        return await self.answer_offer(classroom_id, body)
+
+    async def answer_offer(self, classroom_id: str, body: SdpOffer) -> Body:
+        """Answer a media offer from this controller's own relay, or say why not."""
         relay = self._orchestrator.relay_for(body.lesson_id)
         if relay is None:
             return ErrorReply(

@@ -263,6 +263,7 @@ class ControllerDaemon:
                 cluster.agent_offline(classroom_id)
 
             self.presence._on_offline = offline
+            cluster.answer_offer = messages.answer_offer
             self.http.metrics.registry.register(ClusterCollector(cluster))
         self.messages = messages
         # This process's heartbeat batches and offline declarations, beside the database's

@@ -48,6 +48,7 @@ from protocols.messages import (
     JoinLesson,
     LeaveLesson,
     ScheduleUpdate,
+    SdpOffer,
     StartRecording,
     StopRecording,
     Subscription,
@@ -100,6 +101,10 @@ class Elsewhere(Protocol):
 
     async def agent_routable(self, classroom_id: str) -> None:
         """Return once commands from the other controllers reach that agent here."""
+
+    async def offer_to_leader(self, classroom_id: str, offer: SdpOffer) -> Body | None:
+        """Pass an agent's media offer to the leader that relays its lesson (None: this
+        controller leads)."""
 
     def floor_changed(self, state: FloorState) -> None:
         """A lesson's floor changed here, and the lesson runs on another controller."""

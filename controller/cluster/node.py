@@ -12,6 +12,7 @@ import contextlib
 import logging
 import os
 import socket
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -19,16 +20,22 @@ from sqlalchemy.orm import Session, sessionmaker
 from controller.cluster.key_sync import KeySync
 from controller.cluster.leader import Leadership
 from controller.cluster.online import ClusterOnline
-from controller.cluster.routing import Router
+from controller.cluster.routing import LeaderRefused, Router
 from controller.hub import AgentHub
 from controller.keys import KeyBook
 from controller.lesson_watch import LessonWatch
 from controller.orchestrator import Orchestrator
 from controller.presence import Presence
+from protocols import envelope
 from protocols.envelope import Envelope
-from protocols.messages import Body, FloorState
+from protocols.errors import ProtocolError
+from protocols.messages import Body, ErrorReply, FloorState, SdpOffer
 
 log = logging.getLogger(__name__)
+
+OFFER_ROUTE_TIMEOUT_S = 20.0  # the relay's answer gathers ICE candidates: seconds at most
+
+OfferAnswer = Callable[[str, SdpOffer], Awaitable[Body]]
 
 
 def node_name(control_port: int) -> str:
@@ -89,6 +96,10 @@ class ClusterNode:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._keys: KeySync | None = None
+        # The agents' media offers this controller answers while it leads (the relay is
+        # the leader's): set by the daemon to the agent service's own answer.
+        self.answer_offer: OfferAnswer | None = None
+        self.router.serve_leader = self._serve_leader
 
     async def start(self, orchestrator: Orchestrator, key_book: KeyBook) -> None:
         """Route, watch presence and enrolled keys, and contend for leadership (which
@@ -139,6 +150,40 @@ class ClusterNode:
     async def agent_routable(self, classroom_id: str) -> None:
         """Return once commands routed from other controllers reach the agent here."""
         await self.router.held(classroom_id)
+
+    async def offer_to_leader(self, classroom_id: str, offer: SdpOffer) -> Body | None:
+        """An agent held here offers media for a lesson the leader relays: the leader's
+        answer (or its refusal, as an ``ErrorReply``); None when this controller leads."""
+        if self.leadership.is_leader:
+            return None
+        payload = {"cid": classroom_id, "env": envelope.encode(envelope.make(offer, "c")).decode()}
+        try:
+            answer = await self.router.ask_leader("offer", payload, OFFER_ROUTE_TIMEOUT_S)
+            return envelope.decode(str(answer["env"]).encode()).body
+        except LeaderRefused as err:
+            return ErrorReply(code="no-lesson", message=f"the leading controller: {err}")
+        except (ConnectionError, TimeoutError, KeyError, ProtocolError) as err:
+            log.warning("media offer of %s not passed to the leader: %s", classroom_id, err)
+            return ErrorReply(
+                code="leader-unreachable",
+                message=f"the leading controller did not answer this offer ({err}); "
+                "the agent offers again",
+            )
+
+    async def _serve_leader(self, what: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """Another controller's request of this one as leader."""
+        if not self.leadership.is_leader:
+            raise LeaderRefused(f"{self.node} does not lead now")
+        if what != "offer":
+            raise LeaderRefused(f"{self.node} does not answer {what!r}")
+        if self.answer_offer is None:
+            raise LeaderRefused(f"{self.node} has no relay to answer media offers")
+        cid = str(payload["cid"])
+        body = envelope.decode(str(payload["env"]).encode()).body
+        if not isinstance(body, SdpOffer):
+            raise ValueError(f"an offer request carried {type(body).__name__}")
+        reply = await self.answer_offer(cid, body)
+        return {"env": envelope.encode(envelope.make(reply, "controller")).decode()}
 
     def agent_offline(self, classroom_id: str) -> None:
         """Presence here declared the agent offline: commands for it no longer come here."""

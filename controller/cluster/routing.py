@@ -16,6 +16,11 @@ and NOTIFYs the answer to the asker's reply channel. A notification that nobody 
 dropped by PostgreSQL: the asker then times out, naming the classroom. A one-way message
 (a schedule) is not answered, as a hub's send is not.
 
+A controller also asks the leader itself (``ask_leader``): the leader's orchestrator runs
+each lesson's relay, so an agent held by another controller sends its media offer there,
+and the answer (with the leader's ICE candidates) comes back to it. The request goes on
+``cb_leader`` and its answer to the asker's reply channel, as a command's does.
+
 PostgreSQL refuses a NOTIFY payload over 8000 bytes. A larger message (a join with many
 rooms, say) is cut into parts sent in one transaction, which PostgreSQL delivers together
 and in order, and put together again by message id; past ``MAX_ROUTED_CHARS`` it is
@@ -32,7 +37,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,6 +61,13 @@ LISTEN_POLL_S = 0.2  # the listener applies new LISTEN/UNLISTENs at least this o
 RECONNECT_S = 1.0
 
 LeaderEvent = Callable[[dict[str, Any]], None]
+# The leader's answer to another controller's request: its kind and payload in, a JSON
+# object out (raise ``LeaderRefused`` to answer with an error).
+LeaderServe = Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+class LeaderRefused(ConnectionError):
+    """The leader could not do what another controller asked (the message says why)."""
 
 
 class RouteTooLarge(ConnectionError):
@@ -113,6 +125,7 @@ class Router:
         self._applied: set[str] = set()  # the channels the listening connection LISTENs on
         self._applied_changed = asyncio.Condition()
         self.counters = RouterCounters()
+        self.serve_leader: LeaderServe | None = None  # set by the node: the leader's answers
 
     async def start(self) -> None:
         """Start listening (the reply channel, and whatever ``hold`` asked for)."""
@@ -215,6 +228,45 @@ class Router:
         except (psycopg.Error, OSError, RouteTooLarge) as err:
             log.warning("could not tell the leader %s: %s", event.get("k"), err)
 
+    async def ask_leader(
+        self, kind: str, payload: dict[str, Any], timeout: float
+    ) -> dict[str, Any]:
+        """Ask the leading controller (``kind``: what its ``serve_leader`` answers); its
+        answer, or ``ConnectionError`` / ``TimeoutError`` saying why not."""
+        rid = uuid.uuid4().hex
+        doc = {"k": "lreq", "id": rid, "to": self._reply_channel, "what": kind, "p": payload}
+        answer = await self._await_answer(
+            rid, LEADER_CHANNEL, doc, timeout, f"the leading controller ({kind})"
+        )
+        if not answer.get("ok"):
+            raise LeaderRefused(str(answer.get("error", "refused")))
+        result = answer.get("r")
+        if not isinstance(result, dict):
+            raise ConnectionError(f"the leading controller's answer to {kind} was not an object")
+        return result
+
+    async def _await_answer(
+        self, rid: str, channel: str, doc: dict[str, Any], timeout: float, who: str
+    ) -> dict[str, Any]:
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._pending[rid] = future
+        try:
+            try:
+                await self._publish(channel, doc)
+            except (psycopg.Error, OSError) as err:
+                raise ConnectionError(f"{who}: cannot route through the database: {err}") from err
+            self.counters.routed += 1
+            try:
+                # The other side waits ``timeout``; give its answer time to travel.
+                return await asyncio.wait_for(future, timeout + 2.0)
+            except TimeoutError:
+                self.counters.timeouts += 1
+                raise TimeoutError(
+                    f"{who}: no controller answered within {timeout + 2.0:.0f} s (is it online?)"
+                ) from None
+        finally:
+            self._pending.pop(rid, None)
+
     async def _ask(self, classroom_id: str, body: Body, timeout: float) -> dict[str, Any]:
         rid = uuid.uuid4().hex
         env = envelope.make(body, "controller")
@@ -227,27 +279,9 @@ class Router:
             "timeout": timeout,
             "env": envelope.encode(env).decode(),
         }
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._pending[rid] = future
-        try:
-            try:
-                await self._publish(agent_channel(classroom_id), doc)
-            except (psycopg.Error, OSError) as err:
-                raise ConnectionError(
-                    f"agent {classroom_id!r}: cannot route through the database: {err}"
-                ) from err
-            self.counters.routed += 1
-            try:
-                # The holder waits ``timeout`` for the agent; give its answer time to travel.
-                answer = await asyncio.wait_for(future, timeout + 2.0)
-            except TimeoutError:
-                self.counters.timeouts += 1
-                raise TimeoutError(
-                    f"agent {classroom_id!r}: no controller holding it answered within "
-                    f"{timeout + 2.0:.0f} s (is it online?)"
-                ) from None
-        finally:
-            self._pending.pop(rid, None)
+        answer = await self._await_answer(
+            rid, agent_channel(classroom_id), doc, timeout, f"agent {classroom_id!r}"
+        )
         if not answer.get("ok"):
             error = str(answer.get("error", "refused"))
             if answer.get("timeout"):
@@ -359,7 +393,11 @@ class Router:
             self._bad(f"{channel}: {err}")
             return
         kind = doc.get("k")
-        if channel == LEADER_CHANNEL:
+        if channel == LEADER_CHANNEL and kind == "lreq":
+            task = asyncio.create_task(self._serve(doc))
+            self._deliveries.add(task)
+            task.add_done_callback(self._deliveries.discard)
+        elif channel == LEADER_CHANNEL:
             try:
                 self._on_leader_event(doc)
             except Exception:
@@ -396,6 +434,30 @@ class Router:
     def _bad(self, what: str) -> None:
         self.counters.bad_payloads += 1
         log.warning("router: a notification that does not decode, dropped: %s", what)
+
+    async def _serve(self, doc: dict[str, Any]) -> None:
+        """Another controller's request of the leader: answer it on its reply channel."""
+        rid, to, what = str(doc.get("id")), str(doc.get("to")), str(doc.get("what"))
+        answer: dict[str, Any] = {"k": "rep", "id": rid, "ok": False}
+        payload = doc.get("p")
+        if self.serve_leader is None:
+            answer.update(error=f"{self.node} does not answer the leader's requests")
+        elif not isinstance(payload, dict):
+            self._bad(f"leader request {rid}: its payload is not an object")
+            answer.update(error="the request's payload is not an object")
+        else:
+            try:
+                answer.update(ok=True, r=await self.serve_leader(what, payload))
+                self.counters.delivered += 1
+            except LeaderRefused as err:
+                answer.update(error=str(err))
+            except (ProtocolError, KeyError, ValueError, TypeError) as err:
+                self._bad(f"leader request {rid} ({what}): {err}")
+                answer.update(error=f"the request did not decode on {self.node}: {err}")
+        try:
+            await self._publish(to, answer)
+        except (psycopg.Error, OSError, RouteTooLarge) as err:
+            log.warning("router: could not answer the leader request %s (%s): %s", rid, what, err)
 
     async def _deliver(self, doc: dict[str, Any]) -> None:
         """A command for an agent held here: pass it on, and answer the asker."""

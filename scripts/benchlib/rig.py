@@ -150,15 +150,20 @@ class LessonRig:
         ).stdout.strip()
 
     def enrol_and_start_agent(
-        self, classroom_id: str, token: str, profile: pathlib.Path = SYNTHETIC
+        self,
+        classroom_id: str,
+        token: str,
+        profile: pathlib.Path = SYNTHETIC,
+        controller: str | None = None,
     ) -> None:
-        """Enrol an agent with the token and start its daemon."""
+        """Enrol an agent with the token (at ``controller``, by default the rig's) and
+        start its daemon."""
         state = self.root / classroom_id
         self.cli(
             "classroom-agent",
             "enroll",
             "--controller",
-            f"tcp://127.0.0.1:{self.port}",
+            controller or f"tcp://127.0.0.1:{self.port}",
             "--token",
             token,
             "--state-dir",

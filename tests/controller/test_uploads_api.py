@@ -266,7 +266,7 @@ async def test_a_retried_complete_records_a_segment_a_killed_controller_did_not(
     """A controller killed after storing an upload but before recording its segment (two
     commits, before this was one): the agent's retried complete records it, so the
     lesson's manifest is not refused for ever with 'storage lacks 1 segment(s)'."""
-    base, keys, lesson_id, uploads = local_api
+    base, keys, lesson_id, _ = local_api
     src = tmp_path / "agent" / "teacher-00001.mp4"
     size = 3 * PART - 7
     sha = await _make_file(src, size)
