@@ -29,6 +29,7 @@ from controller.presence import Presence
 from controller.publishing.service import PublishingOptions, PublishingService, origin_config
 from controller.registry import enrolled_keys
 from controller.releases.roller import Roller
+from controller.report_archive.scheduler import ReportScheduler
 from controller.retention import RetentionPolicy, run_retention
 from controller.security import SecurityPolicy
 from controller.storage.backend import StorageBackend
@@ -140,6 +141,7 @@ class ControllerDaemon:
         self.notifier: NotifyDispatcher | None = None
         self.roller: Roller | None = None
         self.publishing: PublishingService | None = None
+        self.reports: ReportScheduler | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self._retainer: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -296,6 +298,9 @@ class ControllerDaemon:
             leads=self._leads,
         )
         await self.roller.start()
+        # Monthly and term reports, written on the leader only.
+        self.reports = ReportScheduler(factory, self.storage, self._leads)
+        await self.reports.start()
         if origin is not None:
             self.publishing = PublishingService(origin, factory)
             await self.publishing.start()
@@ -327,7 +332,7 @@ class ControllerDaemon:
 
     def _leads(self) -> bool:
         """Whether this controller does the county-wide chores (orchestration, rollouts,
-        alerts, retention): always on one controller, the leader among several."""
+        alerts, retention, reports): always on one controller, the leader among several."""
         return self.orchestrator is not None and self.orchestrator.running
 
     async def _retain(self) -> None:
@@ -374,6 +379,8 @@ class ControllerDaemon:
             await self.notifier.stop()
         if self.roller is not None:
             await self.roller.stop()
+        if self.reports is not None:
+            await self.reports.stop()
         if self.publishing is not None:
             await self.publishing.stop()
         if self.cluster is not None:

@@ -58,6 +58,8 @@ from controller.recordings_api import OPENAPI_PATHS as RECORDINGS_PATHS
 from controller.recordings_api import RecordingsApi
 from controller.releases.api import OPENAPI_PATHS as RELEASE_PATHS
 from controller.releases.api import ReleasesApi
+from controller.report_archive.api import OPENAPI_PATHS as REPORT_ARCHIVE_PATHS
+from controller.report_archive.api import ReportArchiveApi
 from controller.review.api import OPENAPI_PATHS as REVIEW_PATHS
 from controller.review.api import ReviewApi
 from controller.security import SecurityPolicy
@@ -67,6 +69,8 @@ from controller.storage.local import LocalStorage
 from controller.timetable.api import OPENAPI, TimetableApi
 from controller.timetable.check_api import LessonCheckApi
 from controller.timetable.csv_import import MAX_BYTES as CSV_MAX_BYTES
+from controller.timetable.quotas_api import OPENAPI_PATHS as TERM_QUOTAS_PATHS
+from controller.timetable.quotas_api import TermQuotasApi
 from controller.tls.policy import TlsPolicy, add_hsts
 from controller.uploads import UploadRequest, UploadService, parse_complete, parse_targets
 from controller.uploads_openapi import OPENAPI_PATHS as UPLOAD_PATHS
@@ -157,6 +161,8 @@ class HttpApi:
         )
         self.app.add_routes(LessonCheckApi(sessions).routes())
         self.app.add_routes(TimetableApi(sessions).routes())
+        self.app.add_routes(TermQuotasApi(sessions).routes())
+        self.app.add_routes(ReportArchiveApi(sessions, uploads.storage).routes())
         self.app.add_routes(DashboardApi(sessions, presence_online).routes())
         self.app.add_routes(NetworkApi(sessions, presence_online).routes())
         self.app.add_routes(PatrolApi(sessions, relays, presence_online).routes())
@@ -189,6 +195,8 @@ class HttpApi:
             ACTION_PATHS,
             METRICS_PATHS,
             RELEASE_PATHS,
+            TERM_QUOTAS_PATHS,
+            REPORT_ARCHIVE_PATHS,
         )
         self.app.add_routes(console_routes())
         self.app.on_response_prepare.append(console_headers)

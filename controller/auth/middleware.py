@@ -46,6 +46,8 @@ CLASSROOM_PARAMS = ("classroom",)
 ALERT_PARAMS = ("alert",)
 CLASSROOM_ID_ROUTES = "/api/v1/classrooms/{id}"  # and what lies under it
 
+# What a handler adds to its change's audit row (e.g. which quotas a term now declares).
+CHANGE_DETAIL = web.RequestKey("change_detail", dict)
 PRINCIPAL = web.RequestKey("principal", Principal)
 SCOPE = web.RequestKey("scope", Scope)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -174,7 +176,7 @@ class AuthGate:
                 username=principal.username,
                 role=principal.role,
                 target=request.path_qs,
-                detail={"status": status, "via": principal.via},
+                detail={"status": status, "via": principal.via, **request.get(CHANGE_DETAIL, {})},
                 remote=request.remote or "",
             )
 

@@ -46,6 +46,10 @@ NOT_PERSONAL_READS: dict[str, str] = {
     "/api/v1/timetable.ics": "the timetable as iCalendar",
     "/api/v1/reports/pairings": "lesson counts per pairing",
     "/api/v1/reports/quotas": "quota figures per school, teacher, subject or pairing",
+    "/api/v1/terms/{term}/quotas": "a term's declared quotas",
+    "/api/v1/reports/archive": "the stored monthly and term reports' names",
+    "/api/v1/reports/archive/{term}/{period}/{file}": "a stored report: lesson counts and "
+    "quota figures per school, teacher, subject or pairing",
     "/api/v1/dashboard": "lesson times, classroom states, alerts",
     "/api/v1/network-profiles": "network settings",
     "/api/v1/network-profiles/{name}": "network settings",

@@ -37,6 +37,9 @@ PERMISSIONS: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/v1/lessons/{lesson}/override"): SCHEDULING,
     ("PUT", "/api/v1/network-profiles/{name}"): SCHEDULING,
     ("POST", "/api/v1/network-profiles/{name}/assign"): SCHEDULING,
+    # A term's quotas (考核指标) and writing a monthly or term report now.
+    ("PUT", "/api/v1/terms/{term}/quotas"): SCHEDULING,
+    ("POST", "/api/v1/reports/archive"): SCHEDULING,
     # The audit log.
     ("GET", "/api/v1/audit"): AUDIT_READERS,
     # User management.
@@ -141,7 +144,8 @@ PUBLIC: frozenset[tuple[str, str]] = frozenset(
 WHAT_ROLE_MAY_DO: dict[str, str] = {
     ADMIN: "read everything and change everything, including users",
     SCHEDULER: "read everything except the audit log and users, and change the timetable, "
-    "lessons, imports and network profiles, publish recordings, acknowledge or silence "
+    "lessons, imports, network profiles and term quotas, write reports, publish recordings, "
+    "acknowledge or silence "
     "alerts, and set who is notified of them",
     TECHNICIAN: "read everything except the audit log and users, acknowledge or silence "
     "alerts, set who is notified of them, and run remote actions on classroom PCs "

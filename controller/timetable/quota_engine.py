@@ -371,9 +371,13 @@ class QuotaEngine:
         return out
 
 
-def evaluate_term(db: Session, term_id: str, scope: Scope = COUNTY) -> TermQuotas:
+def evaluate_term(
+    db: Session, term_id: str, scope: Scope = COUNTY, until: date | None = None
+) -> TermQuotas:
     """Every quota of the term for every scope instance and period; with a school scope,
-    the instances that concern that school (its pairings whole, as the pairing report)."""
+    the instances that concern that school (its pairings whole, as the pairing report);
+    with ``until``, counting only the lessons up to that day (a monthly report's figures
+    to date)."""
     term = db.get(Term, term_id)
     if term is None:
         raise NotFound(f"term {term_id!r} does not exist; load it with 'timetable setup'")
@@ -383,6 +387,8 @@ def evaluate_term(db: Session, term_id: str, scope: Scope = COUNTY) -> TermQuota
         year = school_year(first)
         first, last = min(first, year.first), max(last, year.last)
     tq = load_facts(db, term, first, last)
+    if until is not None:
+        tq.lessons = [f for f in tq.lessons if f.day <= until]
     began: dict[str, date] = {}
     for p in db.scalars(select(Pairing)):
         for s in (p.supporting_school_id, *p.supported_school_ids):

@@ -27,6 +27,7 @@ the county plans' figures (a commented copy: ``quotas.sample.toml``)::
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -46,6 +47,20 @@ COUNTS = ("held", "recorded", "published")
 MEASURES = ("lessons", "subjects")
 APPLIES = ("all", "paired", "newly_paired")
 ANY = "any"
+
+
+class QuotaInvalid(InvalidRequest):
+    """A quota the rules refuse; ``field`` is the field the message names (None: the whole
+    entry), so the console can show the error beside it."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        named = _FIELD.search(message)
+        self.field = named.group(1) if named else None
+        self.index: int | None = None  # the quota's place in its list, from 1
+
+
+_FIELD = re.compile(r"field '(\w+)'")
 
 
 @dataclass(frozen=True)
@@ -210,7 +225,7 @@ _KNOWN = {f.name for f in fields(Quota)}
 def _kind(value: object, where: str, key: str) -> str:
     kind = canonical_kind(str(value))
     if kind != ANY and kind not in KINDS:
-        raise InvalidRequest(
+        raise QuotaInvalid(
             f"{where}: field '{key}' = {value!r} is not a lesson kind; "
             f"write one of {', '.join(KINDS)} (or their Chinese names), or 'any'"
         )
@@ -220,7 +235,7 @@ def _kind(value: object, where: str, key: str) -> str:
 def _text(entry: dict[str, Any], key: str, where: str) -> str:
     value = entry.get(key)
     if not isinstance(value, str) or not value.strip():
-        raise InvalidRequest(f"{where}: field '{key}' is required (a non-empty string)")
+        raise QuotaInvalid(f"{where}: field '{key}' is required (a non-empty string)")
     return value.strip()
 
 
@@ -228,12 +243,12 @@ def parse_quota(entry: object, where: str) -> Quota:
     """One ``[[term.quota]]`` table as a Quota; InvalidRequest names ``where`` (file, term,
     quota), the field, and what to write instead."""
     if not isinstance(entry, dict):
-        raise InvalidRequest(f"{where}: a quota is a table ([[term.quota]]), not {entry!r}")
+        raise QuotaInvalid(f"{where}: a quota is a table ([[term.quota]]), not {entry!r}")
     qid = _text(entry, "id", where)
     where = f"{where} ('{qid}')"
     unknown = sorted(set(entry) - _KNOWN)
     if unknown:
-        raise InvalidRequest(
+        raise QuotaInvalid(
             f"{where}: unknown field '{unknown[0]}'; the fields are {', '.join(sorted(_KNOWN))}"
         )
     values: dict[str, Any] = {"id": qid}
@@ -245,17 +260,17 @@ def parse_quota(entry: object, where: str) -> Quota:
         if key in entry or key in values:
             raw = values.get(key, entry.get(key))
             if raw not in choices:
-                raise InvalidRequest(
+                raise QuotaInvalid(
                     f"{where}: field '{key}' = {raw!r}; write one of {', '.join(choices)}"
                 )
             values[key] = raw
     for key in ("min", "each"):
         if key not in entry and key == "min":
-            raise InvalidRequest(f"{where}: field 'min' is required (a whole number ≥ 1)")
+            raise QuotaInvalid(f"{where}: field 'min' is required (a whole number ≥ 1)")
         if key in entry:
             n = entry[key]
             if isinstance(n, bool) or not isinstance(n, int) or n < (1 if key == "min" else 0):
-                raise InvalidRequest(
+                raise QuotaInvalid(
                     f"{where}: field '{key}' = {n!r}; write a whole number ≥ "
                     f"{1 if key == 'min' else 0}"
                 )
@@ -263,9 +278,7 @@ def parse_quota(entry: object, where: str) -> Quota:
     for key in ("per_subject", "cross_school"):
         if key in entry:
             if not isinstance(entry[key], bool):
-                raise InvalidRequest(
-                    f"{where}: field '{key}' = {entry[key]!r}; write true or false"
-                )
+                raise QuotaInvalid(f"{where}: field '{key}' = {entry[key]!r}; write true or false")
             values[key] = entry[key]
     for key in ("subjects_of", "only_if_form"):
         if key in entry:
@@ -279,22 +292,22 @@ def parse_quota(entry: object, where: str) -> Quota:
 
 def _cross_check(q: Quota, where: str) -> None:
     if q.measure == "subjects" and q.each < 1:
-        raise InvalidRequest(
+        raise QuotaInvalid(
             f"{where}: field 'each' is required with measure = \"subjects\" (the lessons a "
             "subject needs to count, e.g. 15)"
         )
     if q.measure == "subjects" and q.per_subject:
-        raise InvalidRequest(
+        raise QuotaInvalid(
             f"{where}: field 'per_subject' cannot be true with measure = \"subjects\"; choose one"
         )
     if q.scope == "subject" and q.per_subject:
-        raise InvalidRequest(
+        raise QuotaInvalid(
             f"{where}: field 'per_subject' is already implied by scope = \"subject\"; remove it"
         )
     if q.subjects_of and not q.per_subject:
-        raise InvalidRequest(f"{where}: field 'subjects_of' needs per_subject = true")
+        raise QuotaInvalid(f"{where}: field 'subjects_of' needs per_subject = true")
     if q.applies_to != "all" and q.scope not in ("school", "pairing"):
-        raise InvalidRequest(
+        raise QuotaInvalid(
             f"{where}: field 'applies_to' = {q.applies_to!r} needs scope school or pairing"
         )
 
@@ -302,21 +315,26 @@ def _cross_check(q: Quota, where: str) -> None:
 def parse_quotas(entries: object, where: str) -> list[Quota]:
     """A term's ``quota`` array; ids must be unique."""
     if not isinstance(entries, list):
-        raise InvalidRequest(f"{where}: 'quota' must be an array of tables ([[term.quota]])")
+        raise QuotaInvalid(f"{where}: 'quota' must be an array of tables ([[term.quota]])")
     out: list[Quota] = []
     for i, entry in enumerate(entries, 1):
-        q = parse_quota(entry, f"{where} quota #{i}")
-        if any(x.id == q.id for x in out):
-            raise InvalidRequest(
-                f"{where} quota #{i} ('{q.id}'): field 'id' repeats an earlier quota; "
-                "give each quota its own id"
-            )
+        try:
+            q = parse_quota(entry, f"{where} quota #{i}")
+            if any(x.id == q.id for x in out):
+                raise QuotaInvalid(
+                    f"{where} quota #{i} ('{q.id}'): field 'id' repeats an earlier quota; "
+                    "give each quota its own id"
+                )
+        except QuotaInvalid as err:
+            err.index = i
+            raise
         out.append(q)
     return out
 
 
 def stored_quotas(stored: list[dict[str, Any]] | None) -> list[Quota]:
-    """The quotas a term holds (``Term.quotas``); the defaults when it declared none."""
-    if not stored:
+    """The quotas a term holds (``Term.quotas``): None (declared none) is the defaults; an
+    empty list is a term that checks no quota (set so through the API)."""
+    if stored is None:
         return list(DEFAULT_QUOTAS)
     return [Quota(**{k: v for k, v in d.items() if k in _KNOWN}) for d in stored]

@@ -1,0 +1,106 @@
+"""The report scheduler: on the leader only (one controller writes a county's reports),
+it looks every ``tick_s`` for the months and terms whose reports are due (``periods.due``)
+and writes them, one at a time, logging and counting a failure and carrying on."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from controller.db.models import Term
+from controller.report_archive.build import build_report
+from controller.report_archive.periods import ReportPeriod, due
+from controller.report_archive.store import Archived, list_archive, write_report
+from controller.storage.backend import StorageBackend
+
+log = logging.getLogger(__name__)
+
+
+def utc_now() -> datetime:
+    """The time now (UTC), the scheduler's clock unless one is given."""
+    return datetime.now(UTC)
+
+
+def generate(
+    sessions: sessionmaker[Session],
+    storage: StorageBackend,
+    p: ReportPeriod,
+    now: datetime,
+) -> Archived:
+    """Compute and store one report (blocking: a worker thread's job)."""
+    with sessions() as db:
+        content = build_report(db, p, now)
+    return write_report(storage, content)
+
+
+class ReportScheduler:
+    """Writes due reports while ``leads()``; ``run_due`` is one pass (what a tick does)."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        storage: StorageBackend,
+        leads: Callable[[], bool],
+        tick_s: float = 600.0,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self._sessions = sessions
+        self._storage = storage
+        self._leads = leads
+        self._tick_s = tick_s
+        self._clock = clock
+        self._task: asyncio.Task[None] | None = None
+        self.written = 0
+        self.failures = 0
+
+    def due_now(self) -> list[ReportPeriod]:
+        """The reports due at the clock's time that storage does not hold complete."""
+        archived = {(a.term, a.period) for a in list_archive(self._storage) if a.complete}
+        with self._sessions() as db:
+            terms = list(db.scalars(select(Term)))
+            return due(terms, self._clock(), archived)
+
+    def run_due(self) -> list[Archived]:
+        """Write every due report (blocking); a failed one is logged, counted and left due
+        for the next pass, and the others still run."""
+        done = []
+        for p in self.due_now():
+            try:
+                done.append(generate(self._sessions, self._storage, p, self._clock()))
+                self.written += 1
+                log.info("report %s %s written", p.term, p.period)
+            except Exception:
+                self.failures += 1
+                log.exception("report %s %s failed; trying again next pass", p.term, p.period)
+        return done
+
+    async def tick(self) -> list[Archived]:
+        """One pass of the loop: the due reports written, if this controller leads."""
+        if not self._leads():
+            return []
+        return await asyncio.to_thread(self.run_due)
+
+    async def start(self) -> None:
+        """Start the loop."""
+        self._task = asyncio.create_task(self._loop(), name="report-archive")
+
+    async def stop(self) -> None:
+        """Stop the loop (a report being written finishes in its thread)."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await self.tick()
+            except Exception:  # listing storage or reading the terms failed
+                self.failures += 1
+                log.exception("report archive pass failed; trying again next tick")
+            await asyncio.sleep(self._tick_s)
