@@ -1,26 +1,48 @@
 """A lesson whose rooms are held by different controllers: the leader relays it, and the
 agent held by the other controller gets its media answer from the leader through the
-router. Two real controller processes on PostgreSQL and two real synthetic agents."""
+router. When the leader is killed mid-lesson, the other takes the lesson over and the
+media flows again through its relay. Two real controller processes on PostgreSQL and two
+real synthetic agents."""
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+import time
+from datetime import UTC, datetime
 
 import pytest
-from benchlib.cluster_rig import ClusterRig
+from benchlib.cluster_rig import ClusterRig, Member
 
 # Two controllers and two full agents: alone, in phase 2.
 pytestmark = [pytest.mark.solo, pytest.mark.timeout(240)]
 LEAD, RECEIVER = "city-1-101", "village-1-201"
 
 
-def _media(rig: ClusterRig) -> dict[str, dict[tuple[str, str], dict[str, Any]]]:
-    rooms = rig.get("/classrooms")
-    return {
-        r["id"]: {(m["track"], m["direction"]): m for m in (r["health"] or {}).get("media", [])}
-        for r in rooms
-    }
+def _flowing(rig: ClusterRig, member: Member, beat_after: datetime | None = None) -> bool:
+    """The lead's camera sent, and each room receiving the other's camera, at over 15 fps,
+    in heartbeats written after ``beat_after`` (a figure is the last second's)."""
+    rooms = {r["id"]: r for r in rig.member_get(member, "/classrooms")}
+    for cid, track, direction in (
+        (LEAD, "teacher", "send"),
+        (LEAD, f"{RECEIVER}-student", "recv"),
+        (RECEIVER, f"{LEAD}-teacher", "recv"),
+    ):
+        room = rooms.get(cid) or {}
+        seen = room.get("last_seen_at")
+        if beat_after is not None and (not seen or datetime.fromisoformat(seen) <= beat_after):
+            return False
+        media = (room.get("health") or {}).get("media", [])
+        fps = next(
+            (
+                m.get("fps") or 0
+                for m in media
+                if (m["track"], m["direction"]) == (track, direction)
+            ),
+            0,
+        )
+        if fps <= 15:
+            return False
+    return True
 
 
 async def test_media_flows_both_ways_when_the_lead_is_held_by_the_follower(
@@ -35,18 +57,28 @@ async def test_media_flows_both_ways_when_the_lead_is_held_by_the_follower(
         token = await asyncio.to_thread(rig.add_classroom, cid)
         await asyncio.to_thread(rig.enrol_and_start_agent, cid, token, controller=member.endpoint)
     await asyncio.to_thread(rig.wait_online, [LEAD, RECEIVER], 60)
-    lesson = await asyncio.to_thread(rig.schedule, LEAD, [RECEIVER], 4.0, 30.0)
+    lesson = await asyncio.to_thread(rig.schedule, LEAD, [RECEIVER], 4.0, 90.0)
     await asyncio.to_thread(rig.wait_lesson, lesson["id"], ("live",), 60)
 
-    def flowing() -> bool:
-        media = _media(rig)
-        lead, receiver = media.get(LEAD, {}), media.get(RECEIVER, {})
-        return (
-            (lead.get(("teacher", "send")) or {}).get("fps", 0) > 15
-            and (lead.get((f"{RECEIVER}-student", "recv")) or {}).get("fps", 0) > 15
-            and (receiver.get((f"{LEAD}-teacher", "recv")) or {}).get("fps", 0) > 15
-        )
-
-    await asyncio.to_thread(rig.wait, "media both ways through the leader's relay", flowing, 25)
+    await asyncio.to_thread(
+        rig.wait, "media both ways through the leader's relay", lambda: _flowing(rig, leader), 25
+    )
     metrics = await asyncio.to_thread(rig.member_get, follower, "/metrics")
     assert "classbridge_routed_commands_total" in metrics
+
+    # The leader dies mid-lesson: the follower leads, the receiving room moves to it, and
+    # both rooms' media flows through the new leader's relay.
+    await asyncio.to_thread(rig.kill_member, leader)
+    killed, killed_at = time.monotonic(), datetime.now(UTC)
+    settle = killed_at.timestamp() + 2.0  # a heartbeat's last second after the relay died
+    await asyncio.to_thread(
+        rig.wait,
+        "media both ways again through the new leader's relay",
+        lambda: _flowing(rig, follower, datetime.fromtimestamp(settle, UTC)),
+        30,
+    )
+    took = time.monotonic() - killed
+    print(f"media again {took:.1f} s after the leader was killed")
+    assert took < 20, f"media flowed again only {took:.1f} s after the leader was killed"
+    doc = await asyncio.to_thread(rig.member_get, follower, f"/lessons/{lesson['id']}")
+    assert doc["state"] == "live", doc["events"][-5:]
