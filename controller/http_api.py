@@ -40,6 +40,8 @@ from controller.floor.api import OPENAPI_PATHS as FLOOR_PATHS
 from controller.floor.api import FloorApi, FloorSpreader
 from controller.keys import ServerKeys
 from controller.lessons import get_lesson, lesson_document
+from controller.library.api import LibraryApi
+from controller.library.openapi import OPENAPI_PATHS as LIBRARY_PATHS
 from controller.live_push.api import OPENAPI_PATHS as LIVE_PUSH_PATHS
 from controller.live_push.api import LivePushApi
 from controller.metrics.api import METRICS_PATHS, MetricsApi
@@ -174,6 +176,7 @@ class HttpApi:
         self.app.add_routes(AnalyticsApi(sessions).routes())
         self.app.add_routes(NotifyApi(sessions, notify_poke, notify_sender).routes())
         self.app.add_routes(RecordingsApi(sessions).routes())
+        self.app.add_routes(LibraryApi(sessions, uploads.storage).routes())
         self.app.add_routes(ClassroomsApi(sessions, presence_online).routes())
         self.app.add_routes(AgentActions(hub).routes())
         self.app.add_routes(ReleasesApi(sessions, presence_online).routes())
@@ -190,6 +193,7 @@ class HttpApi:
             ANALYTICS_PATHS,
             NOTIFY_PATHS,
             RECORDINGS_PATHS,
+            LIBRARY_PATHS,
             CLASSROOMS_PATHS,
             UPLOAD_PATHS,
             ACTION_PATHS,

@@ -42,7 +42,8 @@ class RecordingsApi:
         return await self._run(lambda db: search(db, query, school))
 
     async def publish(self, request: web.Request) -> web.StreamResponse:
-        """Publish one track's recording to the resource library (admin, scheduler)."""
+        """Ask to publish one track's recording to the resource library with the lesson's
+        metadata (admin, scheduler); a reviewer approves it (``controller.library``)."""
         m = request.match_info
         principal = request.get(PRINCIPAL)
         actor = principal.username if principal is not None else ""
@@ -136,11 +137,14 @@ OPENAPI_PATHS: dict[str, Any] = {
     },
     "/api/v1/recordings/{lesson}/{classroom}/{track}/publish": {
         "post": {
-            "summary": "Publish a recording to the resource library (admin, scheduler)",
-            "description": "Idempotent; audited. The track is the file stem, without .mp4.",
+            "summary": "Ask to publish a recording to the resource library (admin, scheduler)",
+            "description": "The lesson's title, subject and teacher and the classroom's "
+            "school become the item's metadata; POST /api/v1/library/items takes them "
+            "given. The item is pending until reviewed. Idempotent; audited. The track is "
+            "the file stem, without .mp4.",
             "parameters": [_p("lesson"), _p("classroom"), _p("track")],
             "responses": {
-                "200": {"description": "published"},
+                "200": {"description": "the library item, pending or already approved"},
                 "403": {"description": "role may not publish", **json_content(_ERROR)},
                 "404": {"description": "no such recording", **json_content(_ERROR)},
             },

@@ -22,8 +22,8 @@ from controller.db.models import (
     Recording,
     RecordingManifest,
 )
-from controller.db.session import as_utc, utcnow
-from controller.errors import InvalidRequest, NotFound
+from controller.db.session import as_utc
+from controller.errors import InvalidRequest
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
@@ -197,34 +197,22 @@ def search(db: Session, q: RecordingQuery, only_school: str | None = None) -> di
 def publish(
     db: Session, lesson_id: str, classroom_id: str, track: str, actor: str
 ) -> dict[str, Any]:
-    """Mark a stitched recording published to the resource library (idempotent: a second
-    publish keeps the first time and publisher)."""
-    rec = db.scalar(
-        select(Recording).where(
-            Recording.lesson_id == lesson_id,
-            Recording.classroom_id == classroom_id,
-            Recording.track == track,
-        )
+    """Ask to publish a stitched recording to the resource library, with the lesson's own
+    metadata: a pending item until a reviewer approves it (``controller.library``).
+    Asking again returns the item already pending or approved."""
+    from controller.library.metadata import ItemMetadata
+    from controller.library.store import (
+        APPROVED,
+        find_recording,
+        item_document,
+        lesson_defaults,
+        request_publish,
     )
-    if rec is None:
-        raise NotFound(f"no recording of track {track!r} of {classroom_id} in lesson {lesson_id}")
-    row = db.get(PublishedRecording, (lesson_id, classroom_id, track))
-    if row is None:
-        row = PublishedRecording(
-            lesson_id=lesson_id,
-            classroom_id=classroom_id,
-            track=track,
-            published_by=actor,
-            published_at=utcnow(),
-        )
-        db.add(row)
-        db.commit()
+
+    rec = find_recording(db, lesson_id, classroom_id, track)
+    item, _new = request_publish(db, rec, ItemMetadata.parse({}, lesson_defaults(db, rec)), actor)
     return {
-        "lesson": lesson_id,
-        "classroom": classroom_id,
-        "track": track,
-        "published": True,
-        "published_by": row.published_by,
-        "published_at": as_utc(row.published_at).isoformat(),
+        **item_document(item),
+        "published": item.status == APPROVED,
         "url": playback_url(lesson_id, classroom_id, track),
     }

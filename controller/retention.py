@@ -9,8 +9,10 @@ begun more than a day ago and never finished are aborted on every run as well.
 
 A track published to the resource library (资源库) outlives its lesson's retention: its
 stitched file, its catalogue row and its classroom's manifest are kept for as long as it
-stays published. Everything else of the lesson (segments, unpublished tracks, the other
-classrooms' pictures of the children) still goes when the policy says.
+stays published, or is waiting for review; so does a clip cut from it (stored under the
+lesson). Everything else of the lesson (segments, unpublished tracks, rejected or
+unpublished clips, the other classrooms' pictures of the children) still goes when the
+policy says (``controller.library.store.kept_keys``).
 """
 
 from __future__ import annotations
@@ -25,13 +27,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from controller.db.models import (
     Deletion,
     Lesson,
-    PublishedRecording,
     Recording,
     RecordingManifest,
     StoredSegment,
     UploadSession,
 )
 from controller.db.session import as_utc, utcnow
+from controller.library.store import forget_cleared, kept_keys, lessons_with_clips
 from controller.storage.backend import StorageBackend, StorageError
 
 log = logging.getLogger(__name__)
@@ -150,18 +152,8 @@ def delete_lesson_recordings(
 
 
 def _published_keys(db: Session, lesson_id: str) -> frozenset[str]:
-    """The storage keys of a lesson's recordings published to the resource library."""
-    rows = db.execute(
-        select(Recording.path)
-        .join(
-            PublishedRecording,
-            (PublishedRecording.lesson_id == Recording.lesson_id)
-            & (PublishedRecording.classroom_id == Recording.classroom_id)
-            & (PublishedRecording.track == Recording.track),
-        )
-        .where(Recording.lesson_id == lesson_id)
-    ).scalars()
-    return frozenset(rows)
+    """The storage keys of a lesson's recordings and clips the resource library keeps."""
+    return kept_keys(db, lesson_id)
 
 
 def _anything_but(
@@ -233,6 +225,7 @@ def run_retention(
             select(Recording.lesson_id),
             select(RecordingManifest.lesson_id),
             select(UploadSession.lesson_id).where(UploadSession.state != "failed"),
+            lessons_with_clips(),
         )
         lessons = db.scalars(select(Lesson).where(Lesson.id.in_(with_objects))).all()
         for lesson in lessons:
@@ -250,6 +243,7 @@ def run_retention(
                 "retention-policy",
                 keep=keep,
             )
+            forget_cleared(db, lesson.id, keep)
             log.info(
                 "retention deleted lesson %s recordings (%d bytes)%s",
                 lesson.id,

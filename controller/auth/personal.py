@@ -19,6 +19,12 @@ PERSONAL_READS: dict[str, str] = {
     "/api/v1/recordings": "list_recordings",
     "/api/v1/lessons/{lesson}/recordings": "read_catalogue",
     "/api/v1/lessons/{lesson}": "read_lesson",
+    # The resource library: its items name lessons, teachers and schools, and their media
+    # and packages are the recordings themselves.
+    "/api/v1/library/items": "list_library",
+    "/api/v1/library/items/{item}": "read_library_item",
+    "/api/v1/library/items/{item}/media": "play_library_item",
+    "/api/v1/library/items/{item}/package": "export_library_package",
     # Patrol: the live lessons and their feeds.
     "/api/v1/live": "list_live",
 }

@@ -20,6 +20,7 @@ AUDIT_READERS = frozenset({ADMIN, INSPECTOR})
 ALERT_HANDLERS = frozenset({ADMIN, SCHEDULER, TECHNICIAN})
 TECHNICIANS = frozenset({ADMIN, TECHNICIAN})
 REVIEWERS = frozenset({ADMIN, INSPECTOR})
+LIBRARY_KEEPERS = frozenset({ADMIN, SCHEDULER, INSPECTOR})
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -70,6 +71,17 @@ PERMISSIONS: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/v1/recordings"): STAFF,
     ("GET", "/api/v1/recordings/{lesson}/{classroom}/{file}"): STAFF,
     ("POST", "/api/v1/recordings/{lesson}/{classroom}/{track}/publish"): SCHEDULING,
+    # The resource library (资源库, controller.library): schedulers ask to publish and cut
+    # clips, an inspector or admin other than the requester approves or rejects, and any
+    # of them may unpublish. Reads are staff's, like recordings.
+    ("GET", "/api/v1/library/items"): STAFF,
+    ("GET", "/api/v1/library/items/{item}"): STAFF,
+    ("GET", "/api/v1/library/items/{item}/media"): STAFF,
+    ("GET", "/api/v1/library/items/{item}/package"): STAFF,
+    ("POST", "/api/v1/library/items"): SCHEDULING,
+    ("POST", "/api/v1/library/clips"): SCHEDULING,
+    ("POST", "/api/v1/library/items/{item}/review"): REVIEWERS,
+    ("POST", "/api/v1/library/items/{item}/unpublish"): LIBRARY_KEEPERS,
     # Technicians' remote actions on a classroom PC: doctor, logs, PTZ preset, restart.
     ("POST", "/api/v1/classrooms/{classroom}/actions"): TECHNICIANS,
     # Floor control (课堂互动): call on one receiving room of a live lesson. A teacher may
@@ -151,8 +163,9 @@ WHAT_ROLE_MAY_DO: dict[str, str] = {
     "alerts, set who is notified of them, and run remote actions on classroom PCs "
     "(doctor, logs, PTZ presets, restart); "
     "it cannot change the timetable",
-    INSPECTOR: "read everything, including the audit log, and review lessons (pin notes "
-    "to moments of a lesson and score it against the rubric); it changes nothing else",
+    INSPECTOR: "read everything, including the audit log, review lessons (pin notes "
+    "to moments of a lesson and score it against the rubric), and approve, reject or "
+    "unpublish resource library items; it changes nothing else",
     TEACHER: "read the dashboard, classrooms and lessons, and call on a receiving room "
     "(give the floor) in the live lessons they teach",
 }

@@ -274,6 +274,46 @@ class PublishedRecording(Base):
     published_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class LibraryItem(Base):
+    """One item of the resource library (资源库): a lesson's track, or a clip cut from one
+    (微课), with its catalogue metadata and where it stands in review.
+
+    ``status`` is pending (asked for, awaiting a reviewer), approved (listed and
+    exportable), rejected or unpublished; a pending or approved item's media outlives its
+    lesson's retention (``controller.library.store``)."""
+
+    __tablename__ = "library_item"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(16))  # recording | clip
+    lesson_id: Mapped[str] = mapped_column(ForeignKey("lesson.id"), index=True)
+    classroom_id: Mapped[str] = mapped_column(ForeignKey("classroom.id"))
+    track: Mapped[str] = mapped_column(String(64))
+    # A clip's own file and its cut of the source track; None for a whole recording.
+    path: Mapped[str | None] = mapped_column(Text)
+    clip_start_s: Mapped[float | None] = mapped_column(Float)
+    clip_end_s: Mapped[float | None] = mapped_column(Float)
+    duration_s: Mapped[float | None] = mapped_column(Float)
+    codec: Mapped[str | None] = mapped_column(String(16))
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    bytes: Mapped[int | None] = mapped_column(BigInteger)
+    title: Mapped[str] = mapped_column(String(200))
+    subject: Mapped[str] = mapped_column(String(64))
+    grade: Mapped[str] = mapped_column(String(32), default="")
+    chapter: Mapped[str] = mapped_column(String(200), default="")
+    teacher: Mapped[str] = mapped_column(String(64), default="")
+    school: Mapped[str] = mapped_column(String(200), default="", index=True)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    requested_by: Mapped[str] = mapped_column(String(64))
+    requested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    reviewed_by: Mapped[str | None] = mapped_column(String(64))
+    reviewed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    review_reason: Mapped[str] = mapped_column(String(500), default="")
+    unpublished_by: Mapped[str | None] = mapped_column(String(64))
+    unpublished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    unpublish_reason: Mapped[str] = mapped_column(String(500), default="")
+
+
 class UploadSession(Base):
     """A multipart upload an agent has open or finished, so it can resume after restarts."""
 

@@ -1,5 +1,5 @@
-"""The recording search (filters, pages, validation) and publishing to the resource
-library (admin and scheduler only, audited)."""
+"""The recording search (filters, pages, validation) and asking to publish to the
+resource library (admin and scheduler only, audited; listed as published once approved)."""
 
 from __future__ import annotations
 
@@ -136,12 +136,22 @@ async def test_publish_is_for_schedulers_and_audited(
         async with http.post(console.base + path) as r:
             doc = await r.json()
             assert r.status == 200, doc
-            assert doc["published"] and doc["published_by"] == "scheduler"
+            # A request to the resource library: pending until a reviewer approves it.
+            assert doc["status"] == "pending" and doc["requested_by"] == "scheduler"
+            assert not doc["published"] and doc["metadata"]["subject"] == "math"
         async with http.post(console.base + path) as r:  # idempotent
-            assert r.status == 200 and (await r.json())["published_at"] == doc["published_at"]
+            assert r.status == 200 and (await r.json())["id"] == doc["id"]
         missing = f"/api/v1/recordings/{seeded['math']}/city-101/nope/publish"
         async with http.post(console.base + missing) as r:
             assert r.status == 404 and "no recording" in (await r.json())["error"]
+    assert not [x for x in (await _search(console))["recordings"] if x["published"]]
+    async with (
+        console.session(headers=console.bearer("inspector")) as http,
+        http.post(
+            f"{console.base}/api/v1/library/items/{doc['id']}/review", json={"decision": "approve"}
+        ) as r,
+    ):
+        assert r.status == 200, await r.text()
     published = [x for x in (await _search(console))["recordings"] if x["published"]]
     assert [x["lesson"] for x in published] == [seeded["math"]]
     with console.db() as s:

@@ -1,7 +1,8 @@
 """The recordings and reports pages in a real headless Chromium: an inspector finds a
 recording, plays it (the session cookie authenticates the media requests), seeks with the
-coverage bar, and may not publish; a scheduler publishes it to the resource library. The
-term report charts each pairing against its quotas, links its CSV and prints."""
+coverage bar, and may not publish; a scheduler asks to publish it to the resource library
+(pending review). The term report charts each pairing against its quotas, links its CSV
+and prints."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from console.harness import PASSWORD, Console, require_browser
 from console.recording_seed import GAP_DETAIL, seed_lesson, seed_recording
+from sqlalchemy import select
 
 from controller.daemon import ControllerConfig
-from controller.db.models import Pairing, PublishedRecording
+from controller.db.models import LibraryItem, Pairing, PublishedRecording
 
 pytestmark = pytest.mark.e2e
 
@@ -113,10 +115,14 @@ async def test_inspector_finds_plays_and_seeks_a_scheduler_publishes(
     await _open_recordings(page)
     row = page.locator(f"#rec-results tr[data-lesson='{lesson}']")
     await row.locator(".rec-publish").click()
+    # The form carries the lesson's metadata; the request waits for a reviewer.
+    assert await row.locator(".lib-publish-form input[name='title']").input_value() == "Fractions"
+    await row.locator(".lib-publish-form .lib-send").click()
     await row.locator(".rec-published:not(:has(button))").wait_for()
     with console.db() as s:
-        published = s.get(PublishedRecording, (lesson, "city-101", "teacher"))
-        assert published is not None and published.published_by == "scheduler"
+        [asked] = s.scalars(select(LibraryItem).where(LibraryItem.lesson_id == lesson)).all()
+        assert asked.status == "pending" and asked.requested_by == "scheduler"
+        assert s.get(PublishedRecording, (lesson, "city-101", "teacher")) is None
 
 
 async def test_reports_page_charts_quotas_links_csv_and_prints(

@@ -67,6 +67,7 @@ export const PAGES = {
   patrol: (main) => import("./pages/patrol.js").then((m) => m.patrol(main)),
   classrooms: (main) => import("./pages/classrooms.js").then((m) => m.classrooms(main)),
   recordings: (main) => import("./pages/recordings.js").then((m) => m.recordings(main)),
+  library: (main) => import("./pages/library.js").then((m) => m.library(main)),
   reports: (main) => import("./pages/reports.js").then((m) => m.reports(main)),
   notify: (main) => import("./pages/notify.js").then((m) => m.notify(main)),
   releases: (main) => import("./pages/releases.js").then((m) => m.releases(main)),

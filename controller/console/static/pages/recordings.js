@@ -1,10 +1,12 @@
 // Recordings: search the catalogue (GET /api/v1/recordings), play a track in the browser
 // with its coverage under the player (gaps marked, their reason on hover; a click seeks),
-// download it, and — admin or scheduler — publish it to the resource library.
+// download it, and — admin or scheduler — ask to publish it to the resource library, or
+// cut a clip (微课) from it; a reviewer approves either on the library page.
 import { call } from "../api.js";
 import { t } from "../i18n.js";
 import { current, el, errorText, loading, ready, table, tf, useStyles } from "./dom.js";
 import { coverageBar } from "./coverage_bar.js";
+import { libraryForm } from "./library_forms.js";
 import { REVIEW_ROLES, reviewPanel } from "./review.js";
 import { stPanel } from "./st_chart.js";
 
@@ -119,23 +121,22 @@ function publishCell(ctx, row) {
     box.textContent = t("rec.not_published");
     return box;
   }
-  const btn = el("button", t("rec.publish"));
-  btn.type = "button";
-  btn.className = "rec-publish";
-  btn.addEventListener("click", async () => {
-    btn.disabled = true;
-    const path = `/api/v1/recordings/${row.lesson}/${row.classroom}/${row.track}/publish`;
-    const res = await call("POST", path);
-    if (res.ok) {
-      row.published = true;
-      row.published_at = res.body.published_at;
-      box.replaceWith(publishCell(ctx, row));
-    } else {
-      btn.disabled = false;
-      ctx.message.textContent = errorText(res);
-    }
-  });
-  box.appendChild(btn);
+  // Publishing asks a reviewer (资源库审核): the form sends the item's metadata.
+  const open = (cls, label, clip) => {
+    const btn = el("button", t(label));
+    btn.type = "button";
+    btn.className = cls;
+    btn.addEventListener("click", () => {
+      box.querySelector("form")?.remove();
+      box.appendChild(
+        libraryForm(row, clip, (item) => {
+          if (!clip) box.replaceWith(el("span", t(`lib.s.${item.status}`), "rec-published"));
+        }),
+      );
+    });
+    return btn;
+  };
+  box.append(open("rec-publish", "rec.publish", false), " ", open("rec-clip", "lib.clip", true));
   return box;
 }
 
