@@ -55,7 +55,7 @@ def lesson(console: Console, controller_config: ControllerConfig) -> str:
         title="Fractions",
     )
     seed_recording(console.db, controller_config.storage_dir, lid, "city-101")
-    return lid
+    return str(lid)
 
 
 async def _call(
@@ -254,7 +254,7 @@ def _probe(path: Any) -> tuple[str, float]:
 async def test_a_clip_is_a_keyframe_remux_reviewed_and_exported(
     console: Console, lesson: str, storage: pathlib.Path
 ) -> None:
-    body = {
+    body: dict[str, Any] = {
         "lesson": lesson,
         "classroom": "city-101",
         "track": "teacher",
@@ -303,7 +303,7 @@ async def test_a_clip_is_a_keyframe_remux_reviewed_and_exported(
 
 async def test_clips_that_are_not_clips_are_refused(console: Console, lesson: str) -> None:
     base = {"lesson": lesson, "classroom": "city-101", "track": "teacher"}
-    cases = [
+    cases: list[tuple[dict[str, Any], str]] = [
         ({"start_s": 0, "end_s": 301}, "at most 300 s"),
         ({"start_s": 10, "end_s": 12}, "past the end of the recording"),
         ({"start_s": 1, "end_s": 30}, "'end_s' (30 s) is past the end"),
