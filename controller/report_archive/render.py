@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from controller.report_archive.periods import TERM
 from controller.timetable.kinds import KIND_ALIASES
+from controller.timetable.quota_engine import QuotaResult
 from controller.timetable.quota_reports import HEADERS, RANKING_NOTE, VIEWS, ReportEntry
 
 if TYPE_CHECKING:
@@ -132,6 +133,50 @@ def _view(by: str, entries: list[ReportEntry]) -> str:
     return f"<section><h2>{title}</h2>{note}{chart}{tbl}{more}</section>"
 
 
+def _figures(content: ReportContent) -> str:
+    """Every quota figure once (the views share them), those not met first."""
+    seen: dict[tuple[str, str, str, str], QuotaResult] = {}
+    for entries in content.views.values():
+        for e in entries:
+            for r in e.results:
+                seen.setdefault((r.quota.id, r.instance, r.subject, r.period.label), r)
+    figures = sorted(seen.values(), key=lambda r: (r.met, r.quota.id, r.instance, r.period.label))
+    if not figures:
+        return ""
+    short = sum(not r.met for r in figures)
+    rows: list[list[object]] = [
+        [
+            r.quota.label,
+            r.instance,
+            r.subject,
+            r.period.label,
+            r.held,
+            r.required,
+            "是 yes" if r.met else "否 no",
+        ]
+        for r in figures[:HTML_ROWS]
+    ]
+    headers = [
+        "指标 quota",
+        "对象 instance",
+        "学科 subject",
+        "期间 period",
+        "已开 held",
+        "要求 required",
+        "达标 met",
+    ]
+    more = (
+        f'<p class="note">仅列出前 {HTML_ROWS} 项，完整内容见 CSV (the first {HTML_ROWS} '
+        f"of {len(figures)}; the CSVs hold every one)</p>"
+        if len(figures) > HTML_ROWS
+        else ""
+    )
+    return (
+        f"<section><h2>指标完成情况 quota figures</h2><p>未达标 not met: {short} / "
+        f"{len(figures)}</p>{_table(headers, rows)}{more}</section>"
+    )
+
+
 def report_html(content: ReportContent) -> str:
     """The whole report as one HTML document."""
     p = content.period
@@ -145,7 +190,8 @@ def report_html(content: ReportContent) -> str:
             "progress to the month's end); 周、月指标为本月所含各期 (week and month figures: "
             "those overlapping the month)</p>"
         )
-    title = f"{kind} · {content.name} ({p.term})"
+    named = content.name if content.name == p.term else f"{content.name} ({p.term})"
+    title = f"{kind} · {named}"
     kinds = [[_kind(k), scheduled, held] for k, (scheduled, held) in content.kinds.items()]
     kind_chart = bar_chart(
         "按课型已开/已排 held of scheduled by kind",
@@ -163,6 +209,7 @@ def report_html(content: ReportContent) -> str:
         if kinds
         else '<p class="note">本期没有课程 (no lessons in the period)</p>',
         "</section>",
+        _figures(content),
         *(_view(by, content.views[by]) for by in VIEWS),
     ]
     return (

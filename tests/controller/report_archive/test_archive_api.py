@@ -87,6 +87,8 @@ async def test_write_list_and_download_a_month_and_the_term(
         assert html.count("<svg") >= 2 and "按课型 by kind" in html
         assert '同步课堂 synchronous</td><td class="n">2</td><td class="n">1</td>' in html
         assert "按学校 by school" in html and "按教师 by teacher" in html
+        assert "指标完成情况 quota figures" in html
+        assert "<td>跨校同步课堂 (cross-school synchronous lessons)</td><td>city</td>" in html
         async with http.get(files["school.csv"]) as r:
             raw = await r.read()
             assert r.status == 200 and r.headers["Content-Type"].startswith("text/csv")

@@ -6,6 +6,8 @@
 import { call } from "../api.js";
 import { getLang, t } from "../i18n.js";
 import { el, errorText, loading, ready, table, tf, useStyles } from "./dom.js";
+import { quotaEditor } from "./quota_editor.js";
+import { reportArchive } from "./report_archive.js";
 
 const SVG = "http://www.w3.org/2000/svg";
 const BAR_H = 22;
@@ -238,7 +240,6 @@ function toolbar(ctx) {
   const termLabel = label("rp.term", term);
   const showFields = () => {
     for (const d of dates) d.hidden = ctx.view !== "pairings";
-    termLabel.hidden = ctx.view === "pairings";
   };
   const take = () => {
     ctx.view = view.value;
@@ -309,7 +310,25 @@ export async function reports(main) {
     updatePeriod();
     await load();
   };
-  page.append(heading, period, toolbar(ctx), out);
+  // The term's quotas and the archived reports, each opened by its button.
+  const extra = el("div");
+  extra.id = "rp-extra";
+  const openQuotas = el("button", t("qe.open"));
+  openQuotas.type = "button";
+  openQuotas.id = "rp-quotas-edit";
+  openQuotas.addEventListener("click", async () => {
+    const term = document.getElementById("rp-term").value.trim();
+    extra.replaceChildren(term ? await quotaEditor(term) : el("p", t("rp.term_needed"), "error"));
+  });
+  const openArchive = el("button", t("ra.open"));
+  openArchive.type = "button";
+  openArchive.id = "rp-archive";
+  openArchive.addEventListener("click", async () => {
+    extra.replaceChildren(await reportArchive(document.getElementById("rp-term").value.trim()));
+  });
+  const more = el("div", undefined, "rp-toolbar no-print");
+  more.append(openQuotas, openArchive);
+  page.append(heading, period, toolbar(ctx), more, extra, out);
   main.replaceChildren(page);
   await ctx.load();
 }
