@@ -39,7 +39,7 @@ def generate(
 
 
 class ReportScheduler:
-    """Writes due reports while ``leads()``; ``run_due`` is one pass (what a tick does)."""
+    """Writes due reports while ``leads()``; ``tick`` is one pass of its loop."""
 
     def __init__(
         self,
@@ -65,25 +65,30 @@ class ReportScheduler:
             terms = list(db.scalars(select(Term)))
             return due(terms, self._clock(), archived)
 
-    def run_due(self) -> list[Archived]:
-        """Write every due report (blocking); a failed one is logged, counted and left due
-        for the next pass, and the others still run."""
-        done = []
-        for p in self.due_now():
-            try:
-                done.append(generate(self._sessions, self._storage, p, self._clock()))
-                self.written += 1
-                log.info("report %s %s written", p.term, p.period)
-            except Exception:
-                self.failures += 1
-                log.exception("report %s %s failed; trying again next pass", p.term, p.period)
+    def _write(self, p: ReportPeriod) -> Archived | None:
+        """Write one report; a failure is logged and counted, and the report stays due."""
+        try:
+            done = generate(self._sessions, self._storage, p, self._clock())
+        except Exception:
+            self.failures += 1
+            log.exception("report %s %s failed; trying again next pass", p.term, p.period)
+            return None
+        self.written += 1
+        log.info("report %s %s written", p.term, p.period)
         return done
 
     async def tick(self) -> list[Archived]:
-        """One pass of the loop: the due reports written, if this controller leads."""
+        """One pass of the loop, if this controller leads: each due report in its own
+        worker-thread job, so stopping waits for one report at most."""
         if not self._leads():
             return []
-        return await asyncio.to_thread(self.run_due)
+        done = []
+        for p in await asyncio.to_thread(self.due_now):
+            if not self._leads():  # leadership went to another controller meanwhile
+                break
+            if (a := await asyncio.to_thread(self._write, p)) is not None:
+                done.append(a)
+        return done
 
     async def start(self) -> None:
         """Start the loop."""

@@ -12,10 +12,12 @@ from datetime import date
 import pytest
 from helpers import bearer_headers, loopback_server_tls, loopback_session
 from quota_seed import lesson
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from timetable_fixtures import ROOMS, SETUP
 
 from controller.auth.scope import set_school
+from controller.db.models import AuditEntry
 from controller.db.session import make_engine, migrate, sessions
 from controller.http_api import HttpApi
 from controller.keys import ServerKeys
@@ -100,6 +102,14 @@ async def test_write_list_and_download_a_month_and_the_term(
         assert "t-li,t-li,research,1,1,0" in text
         async with http.get(files["subject.csv"]) as r:
             assert "音乐" in (await r.read()).decode("utf-8-sig")
+    with db() as s:
+        rows = s.scalars(
+            select(AuditEntry).where(AuditEntry.action == "POST /api/v1/reports/archive")
+        ).all()
+    assert [(r.username, r.detail["period"]) for r in rows] == [
+        ("test-scheduler", "2026-03"),
+        ("test-scheduler", "term"),
+    ]
 
 
 async def test_the_refusals(served: tuple[str, sessionmaker[Session]]) -> None:
