@@ -266,6 +266,7 @@ class ControllerDaemon:
 
             self.presence._on_offline = offline
             cluster.answer_offer = messages.answer_offer
+            self.http.health_detail = lambda: cluster.leadership.status().as_dict()
             self.http.metrics.registry.register(ClusterCollector(cluster))
         self.messages = messages
         # This process's heartbeat batches and offline declarations, beside the database's

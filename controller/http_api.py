@@ -134,6 +134,9 @@ class HttpApi:
         self.body_limits = BodyLimits(BODY_LIMITS)
         self.tls_policy = tls_policy or TlsPolicy()
         self.metrics = MetricsApi(sessions, presence_online)
+        # Several controllers: leadership and the database's state for /healthz (set by
+        # the daemon; None on SQLite).
+        self.health_detail: Callable[[], dict[str, object]] | None = None
         self.app = web.Application(
             client_max_size=self.body_limits.default,
             # The TLS rule before anything reads or audits a request, but after the body
@@ -226,8 +229,17 @@ class HttpApi:
             await self._runner.cleanup()
 
     async def healthz(self, request: web.Request) -> web.Response:
-        """Liveness probe."""
-        return web.json_response({"ok": True})
+        """Liveness probe: 200 while the process serves. ``degraded`` is true while a
+        controller on PostgreSQL cannot reach its database (``leadership`` says since
+        when, and whether it leads): it still answers, so a load balancer keeps it."""
+        if self.health_detail is None:
+            return web.json_response({"ok": True, "degraded": False})
+        detail = self.health_detail()
+        # Unauthenticated: whether it leads and since when it is degraded, but no host
+        # or node names (those are in the authenticated /api/v1/metrics).
+        shown = {k: detail.get(k) for k in ("leader", "leader_since", "degraded_since")}
+        degraded = detail.get("degraded_since") is not None
+        return web.json_response({"ok": True, "degraded": degraded, "leadership": shown})
 
     async def classrooms(self, request: web.Request) -> web.StreamResponse:
         """Every classroom with its enrolment, online state, agent version, hardware and

@@ -118,6 +118,26 @@ class PgServer:
                 if attempt == 4 or "already in use" not in self.server_log():
                     raise
 
+    def pause(self) -> None:
+        """Stop the server at once (every connection drops), keeping its data."""
+        self._run("pg_ctl", "stop", "-D", str(self.data), "-m", "immediate", "-w")
+
+    def resume(self) -> None:
+        """Start the paused server again on the same port."""
+        self._run(
+            "pg_ctl",
+            "start",
+            "-w",
+            "-t",
+            "60",
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.log),
+            "-o",
+            f"-p {self.port} -c listen_addresses=127.0.0.1 {FAST}",
+        )
+
     def stop(self) -> None:
         """Stop the server at once and delete its directory."""
         with contextlib.suppress(subprocess.CalledProcessError, FileNotFoundError):

@@ -56,6 +56,10 @@ class LeaderStatus:
     leader_since: float | None  # wall-clock time this controller became leader
     takeovers: int  # how often this controller became leader
     losses: int  # how often it stopped being leader while running
+    # Leading without the database (unreachable since this wall-clock time): lessons under
+    # way keep their relays; nothing new starts or ends until it is back. None: healthy.
+    degraded_since: float | None = None
+    degraded_times: int = 0  # how often the leader lost the database and carried on
 
     def as_dict(self) -> dict[str, object]:
         """JSON for the health route."""
@@ -67,6 +71,7 @@ class LeaderStatus:
             "leader_since": self.leader_since,
             "takeovers": self.takeovers,
             "losses": self.losses,
+            "degraded_since": self.degraded_since,
         }
 
 
@@ -93,6 +98,8 @@ class Leadership:
         self._holder: str | None = None
         self._takeovers = 0
         self._losses = 0
+        self._degraded_since: float | None = None
+        self._degraded_times = 0
 
     @property
     def is_leader(self) -> bool:
@@ -109,7 +116,14 @@ class Leadership:
             leader_since=self._since,
             takeovers=self._takeovers,
             losses=self._losses,
+            degraded_since=self._degraded_since,
+            degraded_times=self._degraded_times,
         )
+
+    @property
+    def degraded(self) -> bool:
+        """Whether this controller leads without its database (see ``_contend``)."""
+        return self._degraded_since is not None
 
     async def start(self) -> None:
         """SQLite: lead at once. PostgreSQL: contend for the lock in the background."""
@@ -129,31 +143,85 @@ class Leadership:
         await asyncio.to_thread(self._close)
 
     async def _contend(self) -> None:
+        """Hold the lock, or try for it, every ``retry_s``.
+
+        The database lost while leading (its connection fails, not the lock taken away):
+        the leader carries on *degraded*. Its orchestrator and the relays of the lessons
+        under way keep running, so their media flows and agents keep recording; passes
+        that need the database fail, are counted and are tried again. Each try reconnects
+        and asks for the lock again: granted, the leader recovers by itself; held by
+        another controller (it took over meanwhile), this one stops orchestrating.
+        """
         assert self._url is not None
         while True:
             try:
-                if self._leader:
+                if self._leader and self._degraded_since is not None:
+                    got, holder = await asyncio.to_thread(self._try_lock)
+                    if got:
+                        self._recovered()
+                    elif holder != self.node:  # our own old session may linger a while
+                        self._holder = holder
+                        self._degraded_since = None
+                        await self._lose(
+                            f"the database is back and {holder or 'another controller'} leads"
+                        )
+                elif self._leader:
                     await asyncio.to_thread(self._still_held)
                 else:
                     got, holder = await asyncio.to_thread(self._try_lock)
                     self._holder = holder
+                    if self._degraded_since is not None:
+                        self._recovered()
                     if got:
                         await self._gain()
             except asyncio.CancelledError:
                 raise
             except (psycopg.Error, OSError, LostLock) as err:
-                if self._leader:
+                if _unreachable(err) and (self._leader or self._degraded_since is None):
+                    self._degrade(err)
+                elif self._leader:
                     await self._lose(f"{type(err).__name__}: {err}")
                 else:
-                    log.warning(
-                        "leadership: database %s unreachable (%s); trying again",
-                        hide_password(self._url),
-                        err,
-                    )
+                    log.debug("leadership: database still unreachable (%s)", err)
                 await asyncio.to_thread(self._close)
             except Exception:
                 log.exception("leadership: a try failed; carrying on")
             await asyncio.sleep(self._retry_s)
+
+    def _degrade(self, err: BaseException) -> None:
+        if self._degraded_since is not None:
+            return
+        self._degraded_since = time.time()
+        self._degraded_times += 1
+        if not self._leader:
+            log.error(
+                "leadership: database %s unreachable (%s); node %s is DEGRADED (its API "
+                "and agents' registrations fail) and tries again every %.0f s",
+                hide_password(self._url or ""),
+                err,
+                self.node,
+                self._retry_s,
+            )
+        else:
+            log.error(
+                "leadership: database %s unreachable (%s); node %s carries on DEGRADED: "
+                "lessons under way keep their media and recordings, nothing starts or ends "
+                "until the database is back; trying again every %.0f s",
+                hide_password(self._url or ""),
+                err,
+                self.node,
+                self._retry_s,
+            )
+
+    def _recovered(self) -> None:
+        assert self._degraded_since is not None
+        log.warning(
+            "leadership: database back after %.0f s; node %s is no longer degraded%s",
+            time.time() - self._degraded_since,
+            self.node,
+            " and leads again" if self._leader else "",
+        )
+        self._degraded_since = None
 
     async def _gain(self) -> None:
         self._leader = True
@@ -171,6 +239,7 @@ class Leadership:
 
     async def _lose(self, why: str) -> None:
         self._leader = False
+        self._degraded_since = None
         self._since = None
         self._losses += 1
         log.error("leadership: node %s stops orchestrating: %s", self.node, why)
@@ -206,7 +275,7 @@ class Leadership:
 
     def _still_held(self) -> None:
         if self._conn is None or self._conn.closed:
-            raise LostLock("the connection holding the lock is closed")
+            raise LockConnectionLost("the connection holding the lock is closed")
         if self._conn.execute(_HELD_HERE, _key_halves()).fetchone() is None:
             raise LostLock("this session no longer holds the orchestrator lock")
 
@@ -219,6 +288,18 @@ class Leadership:
 
 class LostLock(RuntimeError):
     """The leader's session no longer holds the orchestrator lock."""
+
+
+class LockConnectionLost(LostLock):
+    """The connection that held the lock is gone (the database unreachable)."""
+
+
+def _unreachable(err: BaseException) -> bool:
+    """Whether ``err`` means the database could not be reached, not that another
+    controller took the lock."""
+    return isinstance(
+        err, psycopg.OperationalError | psycopg.InterfaceError | OSError | LockConnectionLost
+    )
 
 
 def _key_halves() -> dict[str, int]:

@@ -36,6 +36,17 @@ class ClusterCollector(Collector):
         )
         info.add_metric([status.node, status.leader_node or ""], 1)
         yield info
+        yield GaugeMetricFamily(
+            f"{PREFIX}_degraded",
+            "1 while this controller cannot reach its database (a leader keeps the lessons "
+            "under way; nothing starts or ends until it is back)",
+            value=1 if status.degraded_since is not None else 0,
+        )
+        yield CounterMetricFamily(
+            f"{PREFIX}_database_lost",
+            "Times this controller lost its database and carried on degraded",
+            value=status.degraded_times,
+        )
         yield CounterMetricFamily(
             f"{PREFIX}_orchestrator_takeovers",
             "Times this controller became the orchestrator leader",
