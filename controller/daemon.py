@@ -267,6 +267,8 @@ class ControllerDaemon:
             self.presence._on_offline = offline
             cluster.answer_offer = messages.answer_offer
             self.http.health_detail = lambda: cluster.leadership.status().as_dict()
+            cluster.patrol = self.http.patrol  # the leader's side of patrol
+            self.http.patrol.leader = cluster  # a follower asks the leader
             self.http.metrics.registry.register(ClusterCollector(cluster))
         self.messages = messages
         # This process's heartbeat batches and offline declarations, beside the database's

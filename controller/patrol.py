@@ -9,6 +9,13 @@ only lessons and feeds of their school's classrooms. Who watched which feeds is 
 the audit log: ``watch`` when the viewer opens, ``watch_end`` with its duration when it
 closes (hung up, or its connection lost). Only the viewer's own session, or an admin, may
 hang it up.
+
+Several controllers: only the leader relays lessons. A controller that does not lead asks
+the leader (``PatrolLeader``, through the database's LISTEN/NOTIFY) for the live list and
+for each viewer's answer, after checking the caller's scope and auditing here; the
+viewer's media then flows between the browser and the leader's relay, which holds the
+viewer and writes its ``watch_end``. A hang-up reaching any controller goes to the leader,
+which checks that it comes from the viewer's own session or an admin.
 """
 
 from __future__ import annotations
@@ -50,6 +57,25 @@ class Relays(Protocol):
 
     def relay_for(self, lesson_id: str) -> LessonRelay | None:
         """The relay of a lesson under way in this instance."""
+
+
+class PatrolLeader(Protocol):
+    """The leading controller, as a controller that does not lead reaches it."""
+
+    def leads_here(self) -> bool:
+        """Whether this controller leads (and so relays) now."""
+
+    async def ask(self, what: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """The leader's answer; ``LeaderRefused`` (a ConnectionError) with its reason,
+        other ``ConnectionError``s and ``TimeoutError`` when it cannot be reached."""
+
+
+class NotRelayed(ConnectionError):
+    """No such lesson relayed, or no such viewer (a 404)."""
+
+
+class LeaderSaid(ConnectionError):
+    """The relay refused the request (a bad offer: 400; another's viewer: 403)."""
 
 
 def _age_s(at: datetime | None) -> float | None:
@@ -225,6 +251,7 @@ class PatrolApi:
         self._relays = relays
         self._online = online
         self._watching: dict[str, Watching] = {}
+        self.leader: PatrolLeader | None = None  # several controllers: set by the daemon
 
     def routes(self) -> list[web.RouteDef]:
         """The routes to add to the controller's application."""
@@ -234,16 +261,39 @@ class PatrolApi:
             web.delete("/api/v1/lessons/{lesson}/watch/{viewer}", self.unwatch),
         ]
 
+    def _elsewhere(self) -> PatrolLeader | None:
+        """The leader to ask, when another controller relays the lessons."""
+        leader = self.leader
+        return leader if leader is not None and not leader.leads_here() else None
+
     async def live(self, request: web.Request) -> web.Response:
         """The live lessons with feeds and QoS."""
         relays, online = self._relays(), set(self._online())
         scope = scope_of(request)
+        leader = self._elsewhere()
+        remote: list[dict[str, Any]] | None = None
+        if leader is not None:
+            try:
+                remote = list((await leader.ask("patrol.live", {}))["lessons"])
+            except (ConnectionError, TimeoutError, KeyError, TypeError) as err:
+                return error(503, f"the leading controller, which relays the lessons: {err}")
 
         def job() -> list[dict[str, Any]]:
             with self._sessions() as db:
-                return scoped_live(db, scope, live_document(db, relays, online))
+                lessons = remote if remote is not None else live_document(db, relays, online)
+                return scoped_live(db, scope, lessons)
 
         return web.json_response(await asyncio.to_thread(job))
+
+    async def serve_live(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """The leader's live list for another controller (which applies the scope)."""
+        relays, online = self._relays(), set(self._online())
+
+        def job() -> list[dict[str, Any]]:
+            with self._sessions() as db:
+                return live_document(db, relays, online)
+
+        return {"lessons": await asyncio.to_thread(job)}
 
     def _relay(self, lesson_id: str) -> LessonRelay | None:
         relays = self._relays()
@@ -253,7 +303,8 @@ class PatrolApi:
         """Answer a browser's receive-only offer for some of a live lesson's feeds."""
         lesson_id = request.match_info["lesson"]
         relay = self._relay(lesson_id)
-        if relay is None:
+        leader = self._elsewhere()
+        if relay is None and leader is None:
             return error(
                 404,
                 f"lesson {lesson_id} is not being relayed by this controller now; "
@@ -284,14 +335,21 @@ class PatrolApi:
             [f"{f.classroom}/{f.track}" for f in feeds],
         )
 
-        async def closed() -> None:
-            await self._ended(watching)
-
-        try:
-            answer = await relay.answer_viewer(viewer, sdp, feeds, on_close=closed)
-        except SignallingError as err:
-            return error(400, f"watch {lesson_id}: {err}")
-        self._watching[viewer] = watching
+        if relay is None:
+            assert leader is not None
+            try:
+                answer = await self._watch_at_leader(leader, watching, sdp, feeds)
+            except NotRelayed as err:
+                return error(404, f"watch {lesson_id}: {err}")
+            except LeaderSaid as err:
+                return error(400, f"watch {lesson_id}: {err}")
+            except (ConnectionError, TimeoutError, KeyError, TypeError) as err:
+                return error(503, f"watch {lesson_id}: the leading controller: {err}")
+        else:
+            try:
+                answer = await self._open(relay, watching, sdp, feeds)
+            except SignallingError as err:
+                return error(400, f"watch {lesson_id}: {err}")
         await asyncio.to_thread(
             self._audit,
             watching,
@@ -301,24 +359,123 @@ class PatrolApi:
         )
         return web.json_response({"sdp": answer, "type": "answer", "viewer": viewer}, status=201)
 
+    async def _open(
+        self, relay: LessonRelay, watching: Watching, sdp: str, feeds: list[FeedRef]
+    ) -> str:
+        """Open the viewer on this controller's relay; its SDP answer."""
+
+        async def closed() -> None:
+            await self._ended(watching)
+
+        answer = await relay.answer_viewer(watching.viewer, sdp, feeds, on_close=closed)
+        self._watching[watching.viewer] = watching
+        return answer
+
+    async def _watch_at_leader(
+        self, leader: PatrolLeader, w: Watching, sdp: str, feeds: list[FeedRef]
+    ) -> str:
+        payload = {
+            "lesson": w.lesson,
+            "viewer": w.viewer,
+            "holder": w.holder,
+            "username": w.principal.username,
+            "display_name": w.principal.display_name,
+            "role": w.principal.role,
+            "via": w.principal.via,
+            "remote": w.remote,
+            "sdp": sdp,
+            "feeds": [[f.classroom, f.track, f.kind] for f in feeds],
+        }
+        return str((await leader.ask("patrol.watch", payload))["sdp"])
+
+    async def serve_watch(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """Another controller's viewer (scope checked and audited there): open it here."""
+        lesson = str(payload["lesson"])
+        relay = self._relay(lesson)
+        if relay is None:
+            raise NotRelayed(f"lesson {lesson} is not being relayed now")
+        principal = Principal(
+            username=str(payload["username"]),
+            display_name=str(payload.get("display_name", "")),
+            role=str(payload["role"]),
+            via=str(payload["via"]),
+        )
+        feeds = [FeedRef(str(c), str(t), str(k)) for c, t, k in payload["feeds"]]
+        watching = Watching(
+            lesson,
+            str(payload["viewer"]),
+            str(payload["holder"]),
+            principal,
+            str(payload.get("remote", "")),
+            [f"{f.classroom}/{f.track}" for f in feeds],
+        )
+        try:
+            return {"sdp": await self._open(relay, watching, str(payload["sdp"]), feeds)}
+        except SignallingError as err:
+            raise LeaderSaid(str(err)) from err
+
     async def unwatch(self, request: web.Request) -> web.Response:
         """Hang up one viewer: the session that opened it may, and an admin may."""
         lesson_id, viewer = request.match_info["lesson"], request.match_info["viewer"]
+        principal = principal_of(request)
+        leader = self._elsewhere()
+        if leader is not None and viewer not in self._watching:
+            payload = {
+                "lesson": lesson_id,
+                "viewer": viewer,
+                "holder": viewer_key(principal),
+                "username": principal.username,
+                "admin": principal.role == ADMIN,
+            }
+            try:
+                await leader.ask("patrol.unwatch", payload)
+            except NotRelayed as err:
+                return error(404, str(err))
+            except LeaderSaid as err:
+                return error(403, str(err))
+            except (ConnectionError, TimeoutError) as err:
+                return error(503, f"unwatch {viewer}: the leading controller: {err}")
+            return web.json_response({"closed": viewer})
+        try:
+            await self._close(
+                lesson_id,
+                viewer,
+                viewer_key(principal),
+                principal.username,
+                principal.role == ADMIN,
+            )
+        except NotRelayed as err:
+            return error(404, str(err))
+        except LeaderSaid as err:
+            return error(403, str(err))
+        return web.json_response({"closed": viewer})
+
+    async def serve_unwatch(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """Another controller's hang-up: the same checks as here."""
+        await self._close(
+            str(payload["lesson"]),
+            str(payload["viewer"]),
+            str(payload["holder"]),
+            str(payload["username"]),
+            bool(payload.get("admin")),
+        )
+        return {"closed": str(payload["viewer"])}
+
+    async def _close(
+        self, lesson_id: str, viewer: str, holder: str, username: str, admin: bool
+    ) -> None:
         relay = self._relay(lesson_id)
         watching = self._watching.get(viewer)
         if relay is None or watching is None or watching.lesson != lesson_id:
-            return error(404, f"no viewer {viewer} in lesson {lesson_id} (already closed?)")
-        principal = principal_of(request)
-        if viewer_key(principal) != watching.holder and principal.role != ADMIN:
-            return error(
-                403,
+            raise NotRelayed(f"no viewer {viewer} in lesson {lesson_id} (already closed?)")
+        if holder != watching.holder and not admin:
+            raise LeaderSaid(
                 f"viewer {viewer} belongs to another session ({watching.principal.username}); "
-                "only that session or an admin may close it",
+                "only that session or an admin may close it"
             )
-        watching.ended_by = principal.username
+        watching.ended_by = username
         if not await relay.close_viewer(viewer):
-            return error(404, f"no viewer {viewer} in lesson {lesson_id} (already closed?)")
-        return web.json_response({"closed": viewer})
+            raise NotRelayed(f"no viewer {viewer} in lesson {lesson_id} (already closed?)")
 
     def _visible(self, scope: Scope, classrooms: list[str]) -> list[str]:
         with self._sessions() as db:

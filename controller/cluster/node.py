@@ -25,6 +25,7 @@ from controller.hub import AgentHub
 from controller.keys import KeyBook
 from controller.lesson_watch import LessonWatch
 from controller.orchestrator import Orchestrator
+from controller.patrol import LeaderSaid, NotRelayed, PatrolApi
 from controller.presence import Presence
 from protocols import envelope
 from protocols.envelope import Envelope
@@ -34,6 +35,7 @@ from protocols.messages import Body, ErrorReply, FloorState, SdpOffer
 log = logging.getLogger(__name__)
 
 OFFER_ROUTE_TIMEOUT_S = 20.0  # the relay's answer gathers ICE candidates: seconds at most
+PATROL_ROUTE_TIMEOUT_S = 15.0  # a console viewer's answer, or the live list
 
 OfferAnswer = Callable[[str, SdpOffer], Awaitable[Body]]
 
@@ -100,6 +102,7 @@ class ClusterNode:
         # the leader's): set by the daemon to the agent service's own answer.
         self.answer_offer: OfferAnswer | None = None
         self.router.serve_leader = self._serve_leader
+        self.patrol: PatrolApi | None = None  # set by the daemon: patrol's leader side
 
     async def start(self, orchestrator: Orchestrator, key_book: KeyBook) -> None:
         """Route, watch presence and enrolled keys, and contend for leadership (which
@@ -174,6 +177,8 @@ class ClusterNode:
         """Another controller's request of this one as leader."""
         if not self.leadership.is_leader:
             raise LeaderRefused(f"{self.node} does not lead now")
+        if what.startswith("patrol."):
+            return await self._serve_patrol(what, payload)
         if what != "offer":
             raise LeaderRefused(f"{self.node} does not answer {what!r}")
         if self.answer_offer is None:
@@ -184,6 +189,39 @@ class ClusterNode:
             raise ValueError(f"an offer request carried {type(body).__name__}")
         reply = await self.answer_offer(cid, body)
         return {"env": envelope.encode(envelope.make(reply, "controller")).decode()}
+
+    async def _serve_patrol(self, what: str, payload: dict[str, Any]) -> dict[str, Any]:
+        patrol = self.patrol
+        if patrol is None:
+            raise LeaderRefused(f"{self.node} serves no patrol")
+        serve = {
+            "patrol.live": patrol.serve_live,
+            "patrol.watch": patrol.serve_watch,
+            "patrol.unwatch": patrol.serve_unwatch,
+        }.get(what)
+        if serve is None:
+            raise LeaderRefused(f"{self.node} does not answer {what!r}")
+        try:
+            return await serve(payload)
+        except NotRelayed as err:
+            raise LeaderRefused(str(err), "not-found") from err
+        except LeaderSaid as err:
+            raise LeaderRefused(str(err), "refused") from err
+
+    # -- the leader, as patrol on this controller reaches it (controller.patrol) --------
+
+    def leads_here(self) -> bool:
+        """Whether this controller leads, and so relays, now."""
+        return self.leadership.is_leader
+
+    async def ask(self, what: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """Ask the leader for patrol (``NotRelayed`` / ``LeaderSaid`` as it answered)."""
+        try:
+            return await self.router.ask_leader(what, payload, PATROL_ROUTE_TIMEOUT_S)
+        except LeaderRefused as err:
+            if err.code == "not-found":
+                raise NotRelayed(str(err)) from None
+            raise LeaderSaid(str(err)) from None
 
     def agent_offline(self, classroom_id: str) -> None:
         """Presence here declared the agent offline: commands for it no longer come here."""

@@ -67,7 +67,12 @@ LeaderServe = Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]]
 
 
 class LeaderRefused(ConnectionError):
-    """The leader could not do what another controller asked (the message says why)."""
+    """The leader could not do what another controller asked (the message says why;
+    ``code`` is a short word the asker may act on: "refused", "not-found")."""
+
+    def __init__(self, message: str, code: str = "refused") -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class RouteTooLarge(ConnectionError):
@@ -239,7 +244,9 @@ class Router:
             rid, LEADER_CHANNEL, doc, timeout, f"the leading controller ({kind})"
         )
         if not answer.get("ok"):
-            raise LeaderRefused(str(answer.get("error", "refused")))
+            raise LeaderRefused(
+                str(answer.get("error", "refused")), str(answer.get("code", "refused"))
+            )
         result = answer.get("r")
         if not isinstance(result, dict):
             raise ConnectionError(f"the leading controller's answer to {kind} was not an object")
@@ -450,7 +457,7 @@ class Router:
                 answer.update(ok=True, r=await self.serve_leader(what, payload))
                 self.counters.delivered += 1
             except LeaderRefused as err:
-                answer.update(error=str(err))
+                answer.update(error=str(err), code=err.code)
             except (ProtocolError, KeyError, ValueError, TypeError) as err:
                 self._bad(f"leader request {rid} ({what}): {err}")
                 answer.update(error=f"the request did not decode on {self.node}: {err}")

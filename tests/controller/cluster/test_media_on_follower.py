@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
+from aiortc import RTCPeerConnection, RTCSessionDescription
 from benchlib.cluster_rig import ClusterRig, Member
 
 # Two controllers and two full agents: alone, in phase 2.
@@ -65,6 +67,7 @@ async def test_media_flows_both_ways_when_the_lead_is_held_by_the_follower(
     )
     metrics = await asyncio.to_thread(rig.member_get, follower, "/metrics")
     assert "classbridge_routed_commands_total" in metrics
+    await _patrol_through(rig, follower, lesson["id"])
 
     # The leader dies mid-lesson: the follower leads, the receiving room moves to it, and
     # both rooms' media flows through the new leader's relay.
@@ -82,3 +85,47 @@ async def test_media_flows_both_ways_when_the_lead_is_held_by_the_follower(
     assert took < 20, f"media flowed again only {took:.1f} s after the leader was killed"
     doc = await asyncio.to_thread(rig.member_get, follower, f"/lessons/{lesson['id']}")
     assert doc["state"] == "live", doc["events"][-5:]
+
+
+async def _patrol_through(rig: ClusterRig, member: Member, lesson_id: str) -> None:
+    """An inspector's console on a controller that does not relay: the live list, a
+    viewer whose frames arrive from the leader's relay, and its hang-up, all through it."""
+    live = await asyncio.to_thread(rig.member_get, member, "/live")
+    [doc] = [x for x in live if x["id"] == lesson_id]
+    assert {(f["classroom"], f["track"]) for f in doc["feeds"]} >= {(LEAD, "teacher")}
+    pc = RTCPeerConnection()
+    got: asyncio.Queue[Any] = asyncio.Queue()
+    pc.on("track", got.put_nowait)
+    pc.addTransceiver("video", direction="recvonly")
+    try:
+        await pc.setLocalDescription(await pc.createOffer())
+        body = {
+            "sdp": pc.localDescription.sdp,
+            "feeds": [{"classroom": LEAD, "track": "teacher", "kind": "video"}],
+        }
+        status, answer = await asyncio.to_thread(
+            rig.member_post, member, f"/lessons/{lesson_id}/watch", body, 30
+        )
+        assert status == 201, answer
+        await pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], "answer"))
+        track = await asyncio.wait_for(got.get(), 15)
+        frame = await asyncio.wait_for(track.recv(), 15)
+        assert frame.width > 0
+        viewer = answer["viewer"]
+        # Someone else's viewer: refused by the leader, which holds it.
+        status, refused = await asyncio.to_thread(
+            rig.member_post, member, f"/lessons/{lesson_id}/watch/v-nobody", {}, 30, "DELETE"
+        )
+        assert status == 404, refused
+        status, closed = await asyncio.to_thread(
+            rig.member_post, member, f"/lessons/{lesson_id}/watch/{viewer}", {}, 30, "DELETE"
+        )
+        assert status == 200, closed
+    finally:
+        await pc.close()
+
+    def ended() -> bool:
+        rows = rig.member_get(member, "/audit?action=watch_end") or []
+        return any(r["detail"].get("viewer") == viewer for r in rows)
+
+    await asyncio.to_thread(rig.wait, "the viewer's watch_end in the audit log", ended, 15)
