@@ -79,15 +79,19 @@ def local_today(term: Term, now: datetime) -> date:
     return now.astimezone(ZoneInfo(term.timezone)).date()
 
 
-def due(terms: Iterable[Term], now: datetime, archived: set[tuple[str, str]]) -> list[ReportPeriod]:
-    """The reports whose period is over (with the grace) and not in ``archived`` (pairs of
-    term and period), of terms that ended at most BACKFILL_DAYS ago; oldest first."""
+def is_final(term: Term, p: ReportPeriod, generated_at: datetime) -> bool:
+    """Whether a report written at ``generated_at`` is its period's last word: written once
+    it was due (one written on demand while the month ran is written again when due)."""
+    return p.last + timedelta(days=GRACE_DAYS) < local_today(term, generated_at)
+
+
+def due(terms: Iterable[Term], now: datetime) -> list[ReportPeriod]:
+    """The reports whose period is over (with the grace), of terms that ended at most
+    BACKFILL_DAYS ago; oldest first. The scheduler leaves out those already kept."""
     out = []
     for term in terms:
         today = local_today(term, now)
         if term.end_date < today - timedelta(days=BACKFILL_DAYS):
             continue
-        for p in periods_of(term):
-            if p.last + timedelta(days=GRACE_DAYS) < today and (p.term, p.period) not in archived:
-                out.append(p)
+        out += [p for p in periods_of(term) if p.last + timedelta(days=GRACE_DAYS) < today]
     return sorted(out, key=lambda p: (p.last, p.kind == TERM, p.term))

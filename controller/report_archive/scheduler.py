@@ -14,8 +14,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from controller.db.models import Term
 from controller.report_archive.build import build_report
-from controller.report_archive.periods import ReportPeriod, due
-from controller.report_archive.store import Archived, list_archive, write_report
+from controller.report_archive.periods import ReportPeriod, due, is_final
+from controller.report_archive.store import Archived, generated_at, list_archive, write_report
 from controller.storage.backend import StorageBackend
 
 log = logging.getLogger(__name__)
@@ -55,15 +55,29 @@ class ReportScheduler:
         self._tick_s = tick_s
         self._clock = clock
         self._task: asyncio.Task[None] | None = None
+        self._final: set[tuple[str, str]] = set()  # reports known written once due
         self.written = 0
         self.failures = 0
 
     def due_now(self) -> list[ReportPeriod]:
-        """The reports due at the clock's time that storage does not hold complete."""
-        archived = {(a.term, a.period) for a in list_archive(self._storage) if a.complete}
+        """The reports due at the clock's time that storage does not hold complete, or
+        holds as written before they were due (on demand while the month ran)."""
         with self._sessions() as db:
-            terms = list(db.scalars(select(Term)))
-            return due(terms, self._clock(), archived)
+            terms = {t.id: t for t in db.scalars(select(Term))}
+        over = due(terms.values(), self._clock())
+        if not over:
+            return []
+        held = {(a.term, a.period) for a in list_archive(self._storage) if a.complete}
+        out = []
+        for p in over:
+            key = (p.term, p.period)
+            if key in held and key not in self._final:
+                at = generated_at(self._storage, p.term, p.period)
+                if at is not None and is_final(terms[p.term], p, at):
+                    self._final.add(key)  # read once: a final report stays final
+            if key not in held or key not in self._final:
+                out.append(p)
+        return out
 
     def _write(self, p: ReportPeriod) -> Archived | None:
         """Write one report; a failure is logged and counted, and the report stays due."""

@@ -9,11 +9,12 @@ import json
 import pathlib
 import tempfile
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
 from controller.report_archive.build import FILE_NAMES, ReportContent
-from controller.storage.backend import SAFE_PART, StorageBackend, object_key
+from controller.storage.backend import SAFE_PART, StorageBackend, StorageError, object_key
 
 PREFIX = "reports"
 ARCHIVE_ROUTE = "/api/v1/reports/archive"
@@ -114,3 +115,13 @@ def write_report(storage: StorageBackend, content: ReportContent) -> Archived:
             obj = storage.store_file(src, report_key(p.term, p.period, name))
             stored[name] = {"bytes": obj.size, "sha256": obj.sha256}
     return Archived(p.term, p.period, sorted(stored))
+
+
+def generated_at(storage: StorageBackend, term_id: str, period: str) -> datetime | None:
+    """When a stored report was written (its manifest's word); None if that cannot be read."""
+    with tempfile.TemporaryDirectory(prefix="classbridge-report-") as tmp:
+        try:
+            path = storage.fetch(report_key(term_id, period, MANIFEST), pathlib.Path(tmp) / "m")
+            return datetime.fromisoformat(json.loads(path.read_bytes())["generated_at"])
+        except (StorageError, OSError, ValueError, KeyError, TypeError):
+            return None

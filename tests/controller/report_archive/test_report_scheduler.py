@@ -1,7 +1,8 @@
 """The report scheduler decides what is due by an injected clock: each month of the term a
 day after it ends (in the term's time zone), the term after its last day; what storage
-holds complete is not written again; a follower writes nothing; a failed report is
-counted and stays due while the others are written."""
+holds complete, written once due, is not written again (one written on demand before is);
+a follower writes nothing; a failed report is counted and stays due while the others are
+written."""
 
 from __future__ import annotations
 
@@ -12,10 +13,12 @@ from quota_seed import lesson
 from sqlalchemy.orm import Session, sessionmaker
 from timetable_fixtures import ROOMS, SETUP
 
+from controller.db.models import Term
 from controller.db.session import make_engine, migrate, sessions
 from controller.keys import ServerKeys
 from controller.registry import add_classroom
-from controller.report_archive.scheduler import ReportScheduler
+from controller.report_archive.periods import period_of
+from controller.report_archive.scheduler import ReportScheduler, generate
 from controller.report_archive.store import MANIFEST, list_archive, report_key
 from controller.storage.local import LocalStorage
 from controller.timetable.setup import apply_setup
@@ -55,6 +58,13 @@ async def test_what_is_due_by_the_clock_and_written_once(
     clock = Clock(datetime(2026, 3, 20, tzinfo=UTC))
     reports = ReportScheduler(db, storage, lambda: True, clock=clock)
     assert _due(reports) == []  # mid-term: nothing has ended
+    # Written on demand while the month runs: kept, but written again once it is due.
+    with db() as s:
+        term = s.get(Term, "spring")
+        assert term is not None
+        march = period_of(term, "2026-03")
+    assert generate(db, storage, march, clock()).complete
+    assert _due(reports) == []
     clock.now = datetime(2026, 3, 30, 15, 0, tzinfo=UTC)  # 23:00 on the 30th in Beijing
     assert _due(reports) == []  # the term ended on the 29th: a day's grace
     clock.now = datetime(2026, 3, 30, 16, 30, tzinfo=UTC)  # 00:30 on the 31st in Beijing
