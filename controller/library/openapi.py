@@ -112,6 +112,7 @@ OPENAPI_PATHS: dict[str, Any] = {
                 "200": {"description": "already pending or approved", **json_content(_ITEM)},
                 "400": _err("a field is missing, too long or of the wrong type"),
                 "404": _err("no such recording (or out of the caller's school)"),
+                "413": _err("body over 16 KiB"),
             },
         },
     },
@@ -129,7 +130,9 @@ OPENAPI_PATHS: dict[str, Any] = {
                 "201": {"description": "the clip, pending review", **json_content(_ITEM)},
                 "400": _err("over 300 s, start past the end, end before start, bad field"),
                 "404": _err("no such recording"),
+                "413": _err("body over 16 KiB"),
                 "422": _err("the recording could not be cut"),
+                "503": _err("storage failed; retry later"),
             },
         }
     },
@@ -158,7 +161,9 @@ OPENAPI_PATHS: dict[str, Any] = {
                 "200": {"description": "decided", **json_content(_ITEM)},
                 "400": _err("bad decision, or a rejection without a reason"),
                 "403": _err("the requester may not review their own request"),
+                "404": _err("no such item (or not visible to the caller)"),
                 "409": _err("the item is not pending"),
+                "413": _err("body over 16 KiB"),
             },
         }
     },
@@ -170,7 +175,9 @@ OPENAPI_PATHS: dict[str, Any] = {
             "responses": {
                 "200": {"description": "unpublished", **json_content(_ITEM)},
                 "400": _err("no reason given"),
+                "404": _err("no such item (or not visible to the caller)"),
                 "409": _err("already rejected or unpublished"),
+                "413": _err("body over 16 KiB"),
             },
         }
     },
@@ -195,6 +202,7 @@ OPENAPI_PATHS: dict[str, Any] = {
                 "200": {"description": "the package", "content": {"application/zip": {}}},
                 "404": _err("no such item"),
                 "409": _err("the item is not approved"),
+                "503": _err("the item's file could not be read; retry later"),
             },
         }
     },

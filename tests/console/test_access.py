@@ -121,10 +121,13 @@ async def test_inspector_changes_only_reviews_and_technician_cannot_edit_the_tim
     ]
     for method, pattern in READ_ACTIONS:
         assert allowed("inspector", method, pattern), (method, pattern)
-    # Reviewing a lesson (评课: notes and a score) is the inspector's one change.
+    # Reviewing a lesson (评课: notes and a score) and the resource library's items
+    # (approve, reject, unpublish) are the inspector's only changes.
     reviews = {
         ("POST", "/api/v1/lessons/{lesson}/notes"),
         ("PUT", "/api/v1/lessons/{lesson}/score"),
+        ("POST", "/api/v1/library/items/{item}/review"),
+        ("POST", "/api/v1/library/items/{item}/unpublish"),
     }
     for method, pattern in writes:
         if pattern in ("/api/v1/session", "/api/v1/session/password"):
