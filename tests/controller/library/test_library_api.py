@@ -298,6 +298,11 @@ async def test_a_clip_is_a_keyframe_remux_reviewed_and_exported(
     assert meta["lesson"]["id"] == lesson and meta["review"]["approved_by"] == "inspector"
     assert meta["media"]["sha256"] == row.sha256 and meta["media"]["codec"] == "h264"
     assert meta["clip"]["source_start_s"] == clip["clip"]["start_s"]
+    documented = (pathlib.Path(__file__).parents[3] / "docs" / "resource_package.md").read_text()
+    for key, value in meta.items():
+        names = [f"{key}.{k}" for k in value] if isinstance(value, dict) else [key]
+        for name in names:
+            assert f"`{name}`" in documented or f"`{name}`," in documented, name
     assert await _audited(console, "export_library_package") == ["technician"]
 
 
