@@ -143,6 +143,8 @@ def delete_lesson_recordings(
         if model is RecordingManifest and kept_rooms:
             stmt = stmt.where(RecordingManifest.classroom_id.not_in(kept_rooms))
         db.execute(stmt)
+    # Library items whose file just went (a kept one's file is in ``keep``).
+    forget_cleared(db, lesson.id, keep, classroom_id)
     # Finished uploads of what was cleared: nothing left to revisit.
     for u in uploads:
         if u.state == "stored":
@@ -243,7 +245,6 @@ def run_retention(
                 "retention-policy",
                 keep=keep,
             )
-            forget_cleared(db, lesson.id, keep)
             log.info(
                 "retention deleted lesson %s recordings (%d bytes)%s",
                 lesson.id,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from controller.auth.scope import Scope
@@ -330,14 +330,19 @@ def lessons_with_clips() -> Any:
     )
 
 
-def forget_cleared(db: Session, lesson_id: str, kept: frozenset[str]) -> None:
-    """After retention cleared a lesson: its rejected and unpublished items lose their
-    media, so their rows go (the deletions are audited in ``Deletion``)."""
-    db.execute(
-        delete(LibraryItem).where(
-            LibraryItem.lesson_id == lesson_id,
-            LibraryItem.status.not_in(KEPT),
-            or_(LibraryItem.path.is_(None), LibraryItem.path.not_in(kept or {""})),
-        )
-    )
-    db.commit()
+def forget_cleared(
+    db: Session, lesson_id: str, kept: frozenset[str], classroom_id: str | None = None
+) -> None:
+    """After a lesson's recordings (of one classroom, if given) were deleted except the
+    keys in ``kept``: drop the library items whose file went with them. Retention keeps
+    every pending or approved item's file, so only rejected and unpublished items go
+    then; a deletion by a person (``classroom-controller delete-recordings``, an erasure)
+    takes every item of what it deleted. The files' deletions are audited in ``Deletion``."""
+    where = [LibraryItem.lesson_id == lesson_id]
+    if classroom_id is not None:
+        where.append(LibraryItem.classroom_id == classroom_id)
+    for item in db.scalars(select(LibraryItem).where(*where)).all():
+        found = media_key(db, item)
+        if item.status in KEPT and found is not None and found[0] in kept:
+            continue
+        db.delete(item)

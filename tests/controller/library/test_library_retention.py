@@ -11,14 +11,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from controller.auth.scope import Scope
-from controller.db.models import Deletion, LibraryItem, PublishedRecording, Recording
+from controller.db.models import Deletion, Lesson, LibraryItem, PublishedRecording, Recording
 from controller.db.session import make_engine, migrate, sessions
 from controller.keys import ServerKeys
 from controller.lessons import schedule_lesson
 from controller.library import store
 from controller.library.metadata import ItemMetadata
 from controller.registry import add_classroom
-from controller.retention import RetentionPolicy, run_retention
+from controller.retention import RetentionPolicy, delete_lesson_recordings, run_retention
 from controller.storage.local import LocalStorage
 
 T0 = datetime(2026, 1, 5, tzinfo=UTC)
@@ -144,3 +144,22 @@ def test_a_rejected_clip_goes_but_an_approved_recording_stays(tmp_path: pathlib.
         store.review(s, store.get_item(s, Scope(), str(rejected)), False, "no", "inspector")
     assert lid2 not in run_retention(db, storage, POLICY, now=T0 + timedelta(days=60))
     assert (storage.root / clip2).exists()
+
+
+def test_a_deletion_by_a_person_takes_the_library_items_with_their_files(
+    tmp_path: pathlib.Path,
+) -> None:
+    """An erasure or ``delete-recordings`` overrides the library: the approved items whose
+    files it deleted are gone too, not left pointing at nothing."""
+    db, storage = _county(tmp_path)
+    lid, rec_key, clip_key = _lesson_with_recording(db, storage, T0)
+    whole, clip = _ask(db, lid, clip_key)
+    with db() as s:
+        for item_id in (whole, clip):
+            store.review(s, store.get_item(s, Scope(), str(item_id)), True, "", "inspector")
+        lesson = s.get(Lesson, lid)
+        assert lesson is not None
+        delete_lesson_recordings(s, storage, lesson, "erasure of t-wang: asked", "admin")
+    assert not (storage.root / rec_key).exists() and not (storage.root / clip_key).exists()
+    with db() as s:
+        assert s.scalars(select(LibraryItem)).all() == []
