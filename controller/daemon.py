@@ -29,6 +29,7 @@ from controller.presence import Presence
 from controller.publishing.service import PublishingOptions, PublishingService, origin_config
 from controller.registry import enrolled_keys
 from controller.releases.roller import Roller
+from controller.report_archive.metrics import ReportArchiveCollector
 from controller.report_archive.scheduler import ReportScheduler
 from controller.retention import RetentionPolicy, run_retention
 from controller.security import SecurityPolicy
@@ -303,6 +304,7 @@ class ControllerDaemon:
         await self.roller.start()
         # Monthly and term reports, written on the leader only.
         self.reports = ReportScheduler(factory, self.storage, self._leads)
+        self.http.metrics.registry.register(ReportArchiveCollector(self.reports))
         await self.reports.start()
         if origin is not None:
             self.publishing = PublishingService(origin, factory)

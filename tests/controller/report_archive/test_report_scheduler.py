@@ -9,6 +9,7 @@ from __future__ import annotations
 import pathlib
 from datetime import UTC, date, datetime
 
+from prometheus_client import CollectorRegistry, generate_latest
 from quota_seed import lesson
 from sqlalchemy.orm import Session, sessionmaker
 from timetable_fixtures import ROOMS, SETUP
@@ -17,6 +18,7 @@ from controller.db.models import Term
 from controller.db.session import make_engine, migrate, sessions
 from controller.keys import ServerKeys
 from controller.registry import add_classroom
+from controller.report_archive.metrics import ReportArchiveCollector
 from controller.report_archive.periods import period_of
 from controller.report_archive.scheduler import ReportScheduler, generate
 from controller.report_archive.store import MANIFEST, list_archive, report_key
@@ -103,6 +105,11 @@ async def test_a_follower_writes_nothing_and_a_failure_is_counted(
     done = await reports.tick()
     assert [(a.period, a.complete) for a in done] == [("term", True)]
     assert (reports.written, reports.failures) == (1, 1)
+    registry = CollectorRegistry()
+    registry.register(ReportArchiveCollector(reports))
+    exposed = generate_latest(registry).decode()
+    assert "classbridge_reports_written_total 1.0" in exposed
+    assert "classbridge_report_failures_total 1.0" in exposed
     assert _due(reports) == [("spring", "2026-03")]
     blocker.unlink()
     assert [a.period for a in await reports.tick()] == ["2026-03"]
