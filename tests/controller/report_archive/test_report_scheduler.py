@@ -9,6 +9,7 @@ from __future__ import annotations
 import pathlib
 from datetime import UTC, date, datetime
 
+import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from quota_seed import lesson
 from sqlalchemy.orm import Session, sessionmaker
@@ -21,7 +22,13 @@ from controller.registry import add_classroom
 from controller.report_archive.metrics import ReportArchiveCollector
 from controller.report_archive.periods import period_of
 from controller.report_archive.scheduler import ReportScheduler, generate
-from controller.report_archive.store import MANIFEST, list_archive, report_key
+from controller.report_archive.store import (
+    MANIFEST,
+    list_archive,
+    report_key,
+    term_folder,
+    term_of_folder,
+)
 from controller.storage.local import LocalStorage
 from controller.timetable.setup import apply_setup
 
@@ -113,3 +120,12 @@ async def test_a_follower_writes_nothing_and_a_failure_is_counted(
     assert _due(reports) == [("spring", "2026-03")]
     blocker.unlink()
     assert [a.period for a in await reports.tick()] == ["2026-03"]
+
+
+def test_a_term_id_storage_cannot_name_is_kept_in_hex() -> None:
+    assert term_folder("2026-spring") == "2026-spring"
+    folder = term_folder("2026春季")
+    assert folder.startswith("x-") and term_of_folder(folder) == "2026春季"
+    assert term_of_folder(term_folder("x-1")) == "x-1"  # a plain id that looks like hex
+    with pytest.raises(ValueError, match="too long"):
+        term_folder("学" * 30)
