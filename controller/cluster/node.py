@@ -34,7 +34,7 @@ from protocols.messages import Body, ErrorReply, FloorState, SdpOffer
 
 log = logging.getLogger(__name__)
 
-OFFER_ROUTE_TIMEOUT_S = 20.0  # the relay's answer gathers ICE candidates: seconds at most
+OFFER_ROUTE_TIMEOUT_S = 12.0  # under the agent's own 15 s wait for its answer (edge_agent.session)
 PATROL_ROUTE_TIMEOUT_S = 15.0  # a console viewer's answer, or the live list
 
 OfferAnswer = Callable[[str, SdpOffer], Awaitable[Body]]
