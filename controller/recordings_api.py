@@ -93,6 +93,10 @@ _ROW = {
         "url": {"type": "string", "description": "playback and download (byte ranges)"},
         "published": {"type": "boolean"},
         "published_at": {"type": ["string", "null"], "format": "date-time"},
+        "library_pending": {
+            "type": "boolean",
+            "description": "asked for the resource library, awaiting review",
+        },
     },
 }
 

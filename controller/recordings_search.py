@@ -1,7 +1,8 @@
 """Searching the recording catalogue: by school, teacher, subject, lesson kind and dates.
 
 One row per stitched track file, newest lesson first, with its coverage and gaps from
-the classroom's manifest and whether it is published to the resource library. The
+the classroom's manifest and whether it is published to the resource library (or waiting
+for review there). The
 filters use indexed columns (classroom.school, lesson.teacher_id/subject/kind/start_at,
 recording.lesson_id/classroom_id), and a page is one query plus one count.
 """
@@ -18,6 +19,7 @@ from sqlalchemy.orm import Session
 from controller.db.models import (
     Classroom,
     Lesson,
+    LibraryItem,
     PublishedRecording,
     Recording,
     RecordingManifest,
@@ -166,6 +168,7 @@ def search(db: Session, q: RecordingQuery, only_school: str | None = None) -> di
         .order_by(Lesson.start_at.desc(), Recording.classroom_id, Recording.track)
     )
     rows = db.execute(stmt.limit(q.limit).offset(q.offset)).all()
+    asked = _library_requests(db, {r[0].lesson_id for r in rows})
     out = []
     for rec, lesson, room_name, school, cover, published_at in rows:
         pct, gaps = track_coverage(cover, rec.track)
@@ -189,9 +192,24 @@ def search(db: Session, q: RecordingQuery, only_school: str | None = None) -> di
                 "url": playback_url(lesson.id, rec.classroom_id, rec.track),
                 "published": published_at is not None,
                 "published_at": as_utc(published_at).isoformat() if published_at else None,
+                "library_pending": (rec.lesson_id, rec.classroom_id, rec.track) in asked,
             }
         )
     return {"total": total, "limit": q.limit, "offset": q.offset, "recordings": out}
+
+
+def _library_requests(db: Session, lessons: set[str]) -> set[tuple[str, str, str]]:
+    """(lesson, classroom, track) of those lessons' recordings awaiting library review."""
+    if not lessons:
+        return set()
+    rows = db.execute(
+        select(LibraryItem.lesson_id, LibraryItem.classroom_id, LibraryItem.track).where(
+            LibraryItem.lesson_id.in_(lessons),
+            LibraryItem.kind == "recording",
+            LibraryItem.status == "pending",
+        )
+    ).all()
+    return {(a, b, c) for a, b, c in rows}
 
 
 def publish(

@@ -144,6 +144,8 @@ async def test_publish_is_for_schedulers_and_audited(
         missing = f"/api/v1/recordings/{seeded['math']}/city-101/nope/publish"
         async with http.post(console.base + missing) as r:
             assert r.status == 404 and "no recording" in (await r.json())["error"]
+    [row] = [x for x in (await _search(console))["recordings"] if x["library_pending"]]
+    assert row["lesson"] == seeded["math"] and row["track"] == "teacher"
     assert not [x for x in (await _search(console))["recordings"] if x["published"]]
     async with (
         console.session(headers=console.bearer("inspector")) as http,

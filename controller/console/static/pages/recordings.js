@@ -117,8 +117,9 @@ function publishCell(ctx, row) {
     box.title = row.published_at ? new Date(row.published_at).toLocaleString() : "";
     return box;
   }
+  if (row.library_pending) box.textContent = t("lib.s.pending");
   if (!ctx.canPublish) {
-    box.textContent = t("rec.not_published");
+    if (!row.library_pending) box.textContent = t("rec.not_published");
     return box;
   }
   // Publishing asks a reviewer (资源库审核): the form sends the item's metadata.
@@ -136,7 +137,8 @@ function publishCell(ctx, row) {
     });
     return btn;
   };
-  box.append(open("rec-publish", "rec.publish", false), " ", open("rec-clip", "lib.clip", true));
+  if (!row.library_pending) box.append(open("rec-publish", "rec.publish", false), " ");
+  box.append(open("rec-clip", "lib.clip", true));
   return box;
 }
 
