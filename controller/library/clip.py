@@ -9,13 +9,9 @@ the same span (the video's key frames decide where). Timestamps are moved so the
 
 from __future__ import annotations
 
-import json
 import os
 import pathlib
-import shutil
-import subprocess
-import sys
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
@@ -23,13 +19,9 @@ import av
 
 from controller.errors import InvalidRequest
 from controller.storage.errors import StitchError
-from controller.storage.sandbox import CODE_ROOT, SandboxLimits, _kill_group, _unshare_works
+from controller.storage.sandbox import SandboxLimits, run_child
 
 MAX_CLIP_S = 300.0  # a micro-lesson is at most five minutes
-CHILD = (
-    "import sys; sys.path.insert(0, sys.argv[1]); "
-    "from controller.library.clip_child import main; sys.exit(main())"
-)
 
 
 class ClipError(StitchError):
@@ -161,55 +153,22 @@ def cut_sandboxed(
 ) -> ClipResult:
     """``cut()`` in a sandboxed child process (the recording's bytes came from a
     classroom PC); raises ClipError on any failure."""
-    limits = limits or SandboxLimits(timeout_s=120.0, cpu_s=120)
-    job = {
-        "source": str(source),
-        "out": str(out),
-        "start_s": start_s,
-        "end_s": end_s,
-        "limits": {k: v for k, v in asdict(limits).items() if k not in ("timeout_s", "no_network")},
-    }
-    argv = [sys.executable, "-I", "-c", CHILD, str(CODE_ROOT)]
-    if limits.no_network and _unshare_works():
-        argv = [shutil.which("unshare") or "unshare", "--net", "--", *argv]
-    proc = subprocess.Popen(
-        argv,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env={},
-        close_fds=True,
-        start_new_session=True,
-        cwd="/",
-    )
+    job = {"source": str(source), "out": str(out), "start_s": start_s, "end_s": end_s}
     try:
-        stdout, stderr = proc.communicate(json.dumps(job).encode(), timeout=limits.timeout_s)
-    except subprocess.TimeoutExpired:
-        _kill_group(proc)
-        out.with_name(out.name + ".part").unlink(missing_ok=True)
-        raise ClipError(f"{out.name}: cutting took over {limits.timeout_s:g} s; killed") from None
-    except BaseException:
-        _kill_group(proc)
-        raise
-    _kill_group(proc)
-    try:
-        answer = json.loads(stdout.decode().strip().splitlines()[-1])
-    except (ValueError, IndexError):
-        answer = {}
-    if "ok" in answer:
-        ok = answer["ok"]
-        return ClipResult(
-            pathlib.Path(ok["path"]),
-            ok["start_s"],
-            ok["end_s"],
-            ok["duration_s"],
-            ok["codec"],
-            ok["frames"],
+        ok = run_child(
+            "controller.library.clip_child",
+            job,
+            out,
+            f"cutting {source.name}",
+            limits or SandboxLimits(cpu_s=120, timeout_s=120.0),
         )
-    out.with_name(out.name + ".part").unlink(missing_ok=True)
-    if "error" in answer:
-        raise ClipError(str(answer["error"]))
-    tail = stderr.decode(errors="replace").strip().splitlines()[-3:]
-    raise ClipError(
-        f"{out.name}: the cutting process exited with {proc.returncode}: {' | '.join(tail)}"
+    except StitchError as err:
+        raise ClipError(str(err)) from err
+    return ClipResult(
+        pathlib.Path(ok["path"]),
+        ok["start_s"],
+        ok["end_s"],
+        ok["duration_s"],
+        ok["codec"],
+        ok["frames"],
     )

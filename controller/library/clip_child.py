@@ -7,21 +7,15 @@ from __future__ import annotations
 
 import json
 import pathlib
-import resource
 import sys
 
-from controller.storage.stitch_child import _limit
+from controller.storage.stitch_child import apply_limits
 
 
 def main() -> int:
     """Run one job; exit 0 with ``{"ok": ...}`` or 1 with ``{"error": ...}``."""
     job = json.loads(sys.stdin.read())
-    limits = job["limits"]
-    _limit(resource.RLIMIT_CORE, 0)
-    _limit(resource.RLIMIT_AS, int(limits["address_space"]))
-    _limit(resource.RLIMIT_CPU, int(limits["cpu_s"]))
-    _limit(resource.RLIMIT_FSIZE, int(limits["file_size"]))
-    _limit(resource.RLIMIT_NOFILE, int(limits["open_files"]))
+    apply_limits(job["limits"])
     from controller.library.clip import ClipError, cut
 
     try:

@@ -1,4 +1,5 @@
-"""Stitching agent-supplied segments in a sandboxed child process.
+"""Stitching agent-supplied segments (or cutting a clip from a recording,
+``controller.library.clip``) in a sandboxed child process.
 
 Segments come from classroom PCs, so FFmpeg's demuxers parse untrusted bytes. They do it
 in a child Python process, not in the controller:
@@ -27,6 +28,7 @@ import signal
 import subprocess
 import sys
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from controller.storage.errors import StitchError
 from controller.storage.stitch import StitchResult
@@ -35,10 +37,6 @@ log = logging.getLogger(__name__)
 
 # The directory holding the ``controller`` package, for a child that reads no PYTHONPATH.
 CODE_ROOT = pathlib.Path(__file__).resolve().parents[2]
-CHILD = (
-    "import sys; sys.path.insert(0, sys.argv[1]); "
-    "from controller.storage.stitch_child import main; sys.exit(main())"
-)
 
 
 @dataclass(frozen=True)
@@ -75,17 +73,38 @@ def stitch_sandboxed(
     limits: SandboxLimits | None = None,
 ) -> StitchResult:
     """``stitch()`` in a sandboxed child process; raises StitchError on any failure."""
-    limits = limits or SandboxLimits()
+    names = ", ".join(p.name for p in segments[:5]) + (" …" if len(segments) > 5 else "")
+    ok = run_child(
+        "controller.storage.stitch_child",
+        {"segments": [str(p) for p in segments], "out": str(out), "starts": starts},
+        out,
+        f"stitching {names}",
+        limits or SandboxLimits(),
+    )
+    return StitchResult(
+        pathlib.Path(ok["path"]),
+        ok["duration_s"],
+        ok["frames"],
+        ok["codec"],
+        tuple(str(x) for x in ok.get("skipped", ())),
+    )
+
+
+def run_child(
+    module: str, job: dict[str, Any], out: pathlib.Path, doing: str, limits: SandboxLimits
+) -> dict[str, Any]:
+    """Run ``module``'s ``main()`` in a sandboxed child on ``job`` (it writes ``out``);
+    the ``ok`` object it answers, or StitchError naming ``doing`` and why."""
     job = {
-        "segments": [str(p) for p in segments],
-        "out": str(out),
-        "starts": starts,
+        **job,
         "limits": {k: v for k, v in asdict(limits).items() if k not in ("timeout_s", "no_network")},
     }
-    argv = [sys.executable, "-I", "-c", CHILD, str(CODE_ROOT)]
+    code = (
+        f"import sys; sys.path.insert(0, sys.argv[1]); from {module} import main; sys.exit(main())"
+    )
+    argv = [sys.executable, "-I", "-c", code, str(CODE_ROOT)]
     if limits.no_network and _unshare_works():
         argv = [shutil.which("unshare") or "unshare", "--net", "--", *argv]
-    names = ", ".join(p.name for p in segments[:5]) + (" …" if len(segments) > 5 else "")
     proc = subprocess.Popen(
         argv,
         stdin=subprocess.PIPE,
@@ -102,7 +121,7 @@ def stitch_sandboxed(
         _kill_group(proc)
         out.with_name(out.name + ".part").unlink(missing_ok=True)
         raise StitchError(
-            f"{out}: stitching {names} took over {limits.timeout_s:g} s; the process was killed"
+            f"{out}: {doing} took over {limits.timeout_s:g} s; the process was killed"
         ) from None
     except BaseException:
         _kill_group(proc)
@@ -113,14 +132,8 @@ def stitch_sandboxed(
     except (ValueError, IndexError):
         answer = {}
     if "ok" in answer:
-        ok = answer["ok"]
-        return StitchResult(
-            pathlib.Path(ok["path"]),
-            ok["duration_s"],
-            ok["frames"],
-            ok["codec"],
-            tuple(str(x) for x in ok.get("skipped", ())),
-        )
+        ok: dict[str, Any] = answer["ok"]
+        return ok
     out.with_name(out.name + ".part").unlink(missing_ok=True)
     if "error" in answer:
         raise StitchError(str(answer["error"]))
@@ -130,7 +143,7 @@ def stitch_sandboxed(
         else f"exited with {proc.returncode}"
     )
     tail = stderr.decode(errors="replace").strip().splitlines()[-3:]
-    raise StitchError(f"{out}: stitching {names}: the process {how}: {' | '.join(tail)}")
+    raise StitchError(f"{out}: {doing}: the process {how}: {' | '.join(tail)}")
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:

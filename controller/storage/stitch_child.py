@@ -19,15 +19,19 @@ def _limit(which: int, value: int) -> None:
     resource.setrlimit(which, (cap, cap))
 
 
-def main() -> int:
-    """Run one job; exit 0 with ``{"ok": ...}`` or 1 with ``{"error": ...}`` on stdout."""
-    job = json.loads(sys.stdin.read())
-    limits = job["limits"]
+def apply_limits(limits: dict[str, int]) -> None:
+    """Lower this process's limits to a job's (``SandboxLimits``), and no core dumps."""
     _limit(resource.RLIMIT_CORE, 0)
     _limit(resource.RLIMIT_AS, int(limits["address_space"]))
     _limit(resource.RLIMIT_CPU, int(limits["cpu_s"]))
     _limit(resource.RLIMIT_FSIZE, int(limits["file_size"]))
     _limit(resource.RLIMIT_NOFILE, int(limits["open_files"]))
+
+
+def main() -> int:
+    """Run one job; exit 0 with ``{"ok": ...}`` or 1 with ``{"error": ...}`` on stdout."""
+    job = json.loads(sys.stdin.read())
+    apply_limits(job["limits"])
     from controller.storage.errors import StitchError
     from controller.storage.stitch import stitch
 
