@@ -14,6 +14,7 @@ from controller.analytics.store import store_talk
 from controller.auth import audit
 from controller.db.models import Classroom, Lesson
 from controller.db.session import utcnow
+from controller.delivery.store import record_report as record_playback
 from controller.errors import ControllerError, EnrolmentRefused, NotFound, NotLead
 from controller.floor.requests import keys_change
 from controller.health_history import HealthSampler
@@ -290,6 +291,8 @@ class AgentMessages:
             if body.talk is not None:  # who talked, second by second (S-T analysis)
                 store_talk(db, lesson, classroom_id, body.talk)
             db.commit()
+            if body.playback is not None:  # a delivery lesson on demand: how it played
+                record_playback(db, lesson.id, body.playback)
         return None
 
     def offline(self, classroom_id: str) -> None:

@@ -32,6 +32,8 @@ from controller.console.routes import console_routes
 from controller.dashboard_api import DashboardApi
 from controller.db.models import Classroom, Deletion, Lesson, Recording
 from controller.db.session import as_utc
+from controller.delivery.api import OPENAPI_PATHS as DELIVERY_PATHS
+from controller.delivery.api import DeliveryApi
 from controller.emergency.api import OPENAPI_PATHS as EMERGENCY_PATHS
 from controller.emergency.api import EmergencyApi
 from controller.emergency.publishing import emergency_publisher
@@ -181,6 +183,7 @@ class HttpApi:
         self.app.add_routes(NotifyApi(sessions, notify_poke, notify_sender).routes())
         self.app.add_routes(RecordingsApi(sessions).routes())
         self.app.add_routes(LibraryApi(sessions, uploads.storage).routes())
+        self.app.add_routes(DeliveryApi(sessions, uploads.storage).routes())
         self.app.add_routes(ClassroomsApi(sessions, presence_online).routes())
         self.app.add_routes(AgentActions(hub).routes())
         self.app.add_routes(ReleasesApi(sessions, presence_online).routes())
@@ -198,6 +201,7 @@ class HttpApi:
             NOTIFY_PATHS,
             RECORDINGS_PATHS,
             LIBRARY_PATHS,
+            DELIVERY_PATHS,
             CLASSROOMS_PATHS,
             UPLOAD_PATHS,
             ACTION_PATHS,

@@ -30,8 +30,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from controller.alerts import raise_offline
-from controller.db.models import Classroom, Lesson, LessonReceiver, Recording
+from controller.db.models import Classroom, Lesson, LessonPlayback, LessonReceiver, Recording
 from controller.db.session import as_utc, utcnow
+from controller.delivery import store as delivery
 from controller.emergency.store import PublisherFactory, apply_to_lesson
 from controller.errors import ControllerError
 from controller.floor.store import floor_state, room_labels
@@ -353,14 +354,16 @@ class Orchestrator:
             self._join_missing(db, lesson, run)
         if lesson.state == "preparing" and now >= start:
             transition(db, lesson, "live", "recording starts")
+        plays = delivery.playback_of(db, lesson.id) is not None  # nothing is recorded
         if lesson.state == "live":
             for cid in run.joined - run.recording:
                 run.recording.add(cid)
-                self._command(lesson.id, cid, StartRecording(lesson_id=lesson.id))
+                if not plays:
+                    self._command(lesson.id, cid, StartRecording(lesson_id=lesson.id))
             if now >= end:
                 transition(db, lesson, "ending", "recording stops, agents leave")
                 run.ended_at = time.monotonic()
-                for cid in sorted(run.joined):
+                for cid in sorted(run.joined) if not plays else ():
                     self._command(lesson.id, cid, StopRecording(lesson_id=lesson.id))
                 self._command(
                     lesson.id,
@@ -394,6 +397,20 @@ class Orchestrator:
         return self._due_in(lesson, run)
 
     def _check_uploaded(self, db: Session, lesson: Lesson, run: LessonRun) -> None:
+        playback = delivery.playback_of(db, lesson.id)
+        if playback is not None:
+            # A played lesson records nothing: its report is all there is to wait for.
+            share = delivery.share_played(playback)
+            transition(
+                db,
+                lesson,
+                "uploaded",
+                "nothing to upload: it played "
+                + ("nothing reported" if share is None else f"{share:.0%} of the item")
+                + (f" ({playback.error})" if playback.error else ""),
+            )
+            self.runs.pop(lesson.id, None)
+            return
         stored = set(
             db.scalars(select(Recording.classroom_id).where(Recording.lesson_id == lesson.id)).all()
         )
@@ -568,6 +585,32 @@ class Orchestrator:
         self._mark_dirty((classroom_id,))
 
     def _join_message(self, db: Session, lesson: Lesson, cid: str) -> JoinLesson | None:
+        playback = delivery.playback_of(db, lesson.id)
+        if playback is not None:
+            return self._playback_join(db, lesson, playback)
+        return self._live_join(db, lesson, cid)
+
+    def _playback_join(
+        self, db: Session, lesson: Lesson, playback: LessonPlayback
+    ) -> JoinLesson | None:
+        """A delivery lesson on demand: the room plays a library item, publishing nothing."""
+        parts = delivery.join_parts(db, playback)
+        if parts is None:
+            log_event(db, lesson.id, "ALERT the library item it plays is no longer stored")
+            return None
+        source, subscribe, rooms = parts
+        return JoinLesson(
+            lesson_id=lesson.id,
+            role="receiver",
+            publish=[],
+            subscribe=subscribe,
+            start_at=as_utc(lesson.start_at).timestamp(),
+            end_at=as_utc(lesson.end_at).timestamp(),
+            rooms=rooms,
+            playback=source,
+        )
+
+    def _live_join(self, db: Session, lesson: Lesson, cid: str) -> JoinLesson | None:
         rooms = {
             c.id: c
             for c in db.scalars(

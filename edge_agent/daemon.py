@@ -18,6 +18,7 @@ from edge_agent import __version__, manual_record, remote_actions
 from edge_agent.analytics.talk import TalkDesk, analysed_microphone, director_observer
 from edge_agent.checks import check_device
 from edge_agent.clock import ControllerClock
+from edge_agent.delivery.lessons import PlaybackLessons
 from edge_agent.director.programme import ProgrammeDesk
 from edge_agent.disk import DEFAULT_RESERVE_BYTES, DiskPolicy
 from edge_agent.health_report import device_states, inventory, media_stats, readiness, update_alerts
@@ -181,6 +182,22 @@ class AgentDaemon:
             on_session_ended=lambda s: self.room.lesson_ended(s.lesson_id),
         )
 
+        # Delivery lessons on demand: the room plays a library recording (edge_agent.delivery).
+        self.playbacks = PlaybackLessons(
+            state_dir,
+            identity.classroom_id,
+            self.clock.now,
+            self._upload_credentials,
+            (
+                pinned_client_context(identity.controller_ca_pem)
+                if identity.controller_ca_pem
+                else None
+            ),
+            self.room,
+            self.sources,
+            self.link.send,
+        )
+
     @property
     def session(self) -> LessonSession | None:
         """The session of the lesson under way, if any."""
@@ -337,6 +354,7 @@ class AgentDaemon:
         if self.updater is not None:
             await self.updater.stop()
         await self.lessons.close()
+        await self.playbacks.close()
         self._stop_sources()
         await self.room.stop()
         await self.uploader.stop()
@@ -383,6 +401,14 @@ class AgentDaemon:
                 # this is acknowledged (after a grace for uploads under way).
                 await asyncio.to_thread(self.upload_credentials.update_token, body.upload_token)
                 log.info("upload token rotated by the controller")
+            elif isinstance(body, JoinLesson) and body.playback is not None:
+                await self.playbacks.join(body)
+            elif isinstance(body, LeaveLesson) and self.playbacks.has(body.lesson_id):
+                await self.playbacks.leave(body.lesson_id)
+            elif isinstance(body, StartRecording | StopRecording) and self.playbacks.has(
+                body.lesson_id
+            ):
+                pass  # a played lesson records nothing
             elif isinstance(body, JoinLesson):
                 await self.lessons.join(body)
             elif isinstance(body, StartRecording):

@@ -186,6 +186,7 @@ class LessonLifecycle:
         for candidate in (self._next, self._hooks.schedule.current(now)):
             if (
                 candidate is not None
+                and candidate.playback is None  # played by edge_agent.delivery, not recorded
                 and candidate.start_at <= now < candidate.end_at
                 and candidate.lesson_id not in self._finished
                 and (self._session is None or candidate.lesson_id != self._session.lesson_id)

@@ -278,6 +278,30 @@ class FloorRequest(Body):
     muted: list[str] = Field(default_factory=list, max_length=64)
 
 
+class PlaybackSource(Body):
+    """A recording from the resource library that a room plays in class (专递课堂 on
+    demand): the agent fetches it over HTTPS from ``route`` with its upload token, checks
+    it against ``sha256`` when given, and plays it on its screens and speakers as the
+    join's subscriptions (the recorded room's teacher camera and sound)."""
+
+    item_id: int
+    title: str = Field(default="", max_length=200)
+    route: str = Field(max_length=200)  # a path on the controller's upload URL
+    sha256: str = Field(default="", max_length=64)
+    duration_s: float = 0.0
+
+
+class PlaybackReport(Body):
+    """How a played recording went: seconds played of its duration, and why it stopped
+    early (empty when it played to its end or the lesson's)."""
+
+    item_id: int
+    played_s: float
+    duration_s: float
+    started_at: float | None = None  # the controller's clock, when the first frame played
+    error: str = Field(default="", max_length=500)
+
+
 class JoinLesson(Body):
     """Join a lesson: publish these local tracks, receive these remote ones."""
 
@@ -297,6 +321,8 @@ class JoinLesson(Body):
     floor: FloorState | None = None
     # The lead only: live platforms to push the programme to (protocols.live_push).
     push_targets: list[PushTarget] = Field(default_factory=list, max_length=4)
+    # A recording to play instead of live media (专递课堂 on demand); nothing is published.
+    playback: PlaybackSource | None = None
 
     @model_serializer(mode="wrap")
     def _omit_absent_room_fields(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
@@ -309,6 +335,8 @@ class JoinLesson(Body):
             doc.pop("floor", None)
         if not doc.get("push_targets"):
             doc.pop("push_targets", None)
+        if doc.get("playback") is None:
+            doc.pop("playback", None)
         return doc
 
 
@@ -437,12 +465,16 @@ class LessonReport(Body):
     tracks: list[TrackReport]
     # Added in minor 6: a release-0.5 controller never sees it (protocols.compat drops it).
     talk: TalkTimeline | None = None
+    # A lesson that played a library recording: how that went.
+    playback: PlaybackReport | None = None
 
     @model_serializer(mode="wrap")
     def _omit_no_talk(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
         doc: dict[str, Any] = handler(self)
         if doc.get("talk") is None:
             doc.pop("talk", None)
+        if doc.get("playback") is None:
+            doc.pop("playback", None)
         return doc
 
 

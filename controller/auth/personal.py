@@ -43,6 +43,11 @@ NOT_PERSONAL_READS: dict[str, str] = {
     "/api/v1/classrooms/{id}/health": "an agent's CPU, memory, network figures",
     "/api/v1/lessons": "the lesson list: times and classrooms",
     "/api/v1/lessons/{lesson}/floor": "which room has the floor",
+    "/api/v1/lessons/{lesson}/playback": "which library item a lesson plays, and for how long",
+    # The item's file does show children, but only the playing room's agent may fetch it
+    # (its upload token, no console user): the route writes 'playback_fetch' itself.
+    "/api/v1/agent/playback/{lesson}": "an agent's fetch of the item it plays, audited by "
+    "the route as playback_fetch",
     "/api/v1/lessons/{lesson}/review": "inspectors' notes and scores of a lesson (text)",
     "/api/v1/review/rubric": "the county's scoring rubric",
     "/api/v1/lessons/{lesson}/analytics": "who talked when (S-T analysis): a code per second, "

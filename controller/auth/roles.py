@@ -82,6 +82,8 @@ PERMISSIONS: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/v1/library/clips"): SCHEDULING,
     ("POST", "/api/v1/library/items/{item}/review"): REVIEWERS,
     ("POST", "/api/v1/library/items/{item}/unpublish"): LIBRARY_KEEPERS,
+    # Delivery lessons on demand (专递课堂 by video, controller.delivery): scheduling.
+    ("POST", "/api/v1/library/items/{item}/deliveries"): SCHEDULING,
     # Technicians' remote actions on a classroom PC: doctor, logs, PTZ preset, restart.
     ("POST", "/api/v1/classrooms/{classroom}/actions"): TECHNICIANS,
     # Floor control (课堂互动): call on one receiving room of a live lesson. A teacher may
@@ -150,6 +152,8 @@ PUBLIC: frozenset[tuple[str, str]] = frozenset(
         ("GET", "/api/v1/agent/update"),
         ("GET", "/api/v1/agent/releases/{version}/wheel"),
         ("POST", "/api/v1/agent/update/report"),
+        # The playing room's agent fetches a delivery lesson's item (controller.delivery).
+        ("GET", "/api/v1/agent/playback/{lesson}"),
     }
 )
 

@@ -194,6 +194,27 @@ class EmergencySwitch(Base):
     lessons: Mapped[list[dict[str, object]]] = mapped_column(JSON, default=list)
 
 
+class LessonPlayback(Base):
+    """A delivery lesson on demand (专递课堂 by video): its room plays a library item in
+    class instead of receiving a live lead (``controller.delivery``), and reports how much
+    it played; the lesson counts as held by that."""
+
+    __tablename__ = "lesson_playback"
+
+    lesson_id: Mapped[str] = mapped_column(ForeignKey("lesson.id"), primary_key=True)
+    # None once the item itself is deleted (retention, erasure): what was played stays.
+    item_id: Mapped[int | None] = mapped_column(
+        ForeignKey("library_item.id", ondelete="SET NULL"), index=True
+    )
+    assigned_by: Mapped[str] = mapped_column(String(64))
+    assigned_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    played_s: Mapped[float | None] = mapped_column(Float)
+    duration_s: Mapped[float | None] = mapped_column(Float)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    reported_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    error: Mapped[str] = mapped_column(String(500), default="")
+
+
 class LessonFloor(Base):
     """Who has the floor (课堂互动) in a lesson: the receiving classroom called on, the
     muted ones, and ``seq``, raised by one on every change (``controller.floor.store``)."""

@@ -34,6 +34,8 @@ from controller.db.models import (
     Term,
 )
 from controller.db.session import as_utc
+from controller.delivery.store import HELD_SHARE as PLAYED_HELD
+from controller.delivery.store import played_shares
 from controller.errors import NotFound
 from controller.timetable.quotas import ANY, Quota, stored_quotas
 from controller.timetable.reports import HELD_SHARE, lesson_rows, lessons_near, media_share
@@ -196,6 +198,8 @@ def load_facts(db: Session, term: Term, first: date, last: date) -> TermQuotas:
         if out_of:
             scored[lid].append(total / out_of)
     analysed = load_figures(db, in_range)
+    # Delivery lessons on demand: held when the room played the item (controller.delivery).
+    played = played_shares(db, in_range)
     assisting: dict[str, list[str]] = defaultdict(list)
     for lid, who in db.execute(
         select(LessonReceiver.lesson_id, LessonReceiver.assistant_teacher_id).where(
@@ -211,7 +215,12 @@ def load_facts(db: Session, term: Term, first: date, last: date) -> TermQuotas:
         if not first <= day <= last:
             continue
         got = receivers.get(lid, [])
-        share = media_share(lead, got, coverage.get(lid, {}))
+        if lid in played:
+            # Played at least delivery's own share: held, on the reports' scale.
+            part = played[lid]
+            share = None if part is None else part / PLAYED_HELD * HELD_SHARE
+        else:
+            share = media_share(lead, got, coverage.get(lid, {}))
         lead_school = rooms.get(lead, "")
         receiver_schools = {rooms.get(r, "") for r in got}
         schools = frozenset(s for s in (lead_school, *receiver_schools) if s)
