@@ -9,8 +9,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from console.harness import PASSWORD, Console, require_browser
 from console.recording_seed import seed_lesson, seed_recording
+from sqlalchemy import select
 
 from controller.daemon import ControllerConfig
+from controller.db.models import Lesson
 
 pytestmark = pytest.mark.e2e
 
@@ -74,3 +76,18 @@ async def test_a_scheduler_cuts_a_clip_an_inspector_approves_and_exports_it(
         href,
     )
     assert got == [200, "application/zip"]
+
+    # A scheduler sets the village room to play it in class (专递课堂 on demand).
+    await page.click("#sign-out")
+    await page.wait_for_selector("#sign-in:not([hidden])")
+    await _sign_in(page, "scheduler")
+    await page.click("nav button[data-page='library']")
+    approved = page.locator("body[data-ready='1'] #lib-items tr[data-status='approved']")
+    form = approved.locator(".lib-delivery")
+    await form.locator(".lib-delivery-room").fill("village-201")
+    await form.locator(".lib-delivery-start").fill("2099-09-01T08:00")
+    await form.locator(".lib-delivery-go").click()
+    await page.wait_for_selector("#library p.error:has-text('village-201')")
+    with console.db() as s:
+        played = s.scalars(select(Lesson).where(Lesson.kind == "delivery")).all()
+    assert [x.lead_classroom_id for x in played] == ["village-201"]

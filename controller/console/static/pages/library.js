@@ -1,13 +1,15 @@
 // The resource library (资源库): browse approved items (every staff role), play them and
 // download their packages; the review queue (pending, rejected, unpublished) for admins,
 // schedulers and inspectors; approve or reject (admin, inspector — not one's own
-// request); unpublish with a reason. Items are asked for on the recordings page.
+// request); unpublish with a reason; a scheduler sets a room to play an approved item
+// in class (专递课堂 on demand). Items are asked for on the recordings page.
 import { call } from "../api.js";
 import { t } from "../i18n.js";
 import { current, el, errorText, loading, ready, table, tf, useStyles } from "./dom.js";
 
 const QUEUE_ROLES = new Set(["admin", "scheduler", "inspector"]);
 const REVIEW_ROLES = new Set(["admin", "inspector"]);
+const SCHEDULE_ROLES = new Set(["admin", "scheduler"]);
 const STATUSES = ["approved", "pending", "rejected", "unpublished", "all"];
 
 function button(text, cls, onClick) {
@@ -62,7 +64,34 @@ function actions(ctx, item) {
     );
   }
   if (box.querySelector("button")) box.append(" ", reason);
+  if (item.status === "approved" && ctx.canSchedule) box.append(" ", deliveryForm(ctx, item));
   return box;
+}
+
+// 专递课堂 on demand: a room plays this item in class at a time (controller.delivery).
+function deliveryForm(ctx, item) {
+  const form = el("span", undefined, "lib-delivery");
+  const room = el("input", undefined, "lib-delivery-room");
+  room.placeholder = t("lib.delivery.room");
+  room.maxLength = 64;
+  const at = el("input", undefined, "lib-delivery-start");
+  at.type = "datetime-local";
+  const go = button(t("lib.delivery.go"), "lib-delivery-go", async () => {
+    if (!room.value || !at.value) {
+      ctx.message.textContent = t("lib.delivery.need");
+      return;
+    }
+    const start = new Date(at.value).toISOString();
+    const res = await call("POST", `/api/v1/library/items/${item.id}/deliveries`, {
+      classroom: room.value.trim(),
+      start,
+    });
+    ctx.message.textContent = res.ok
+      ? tf("lib.delivery.done", { lesson: res.body.lesson.id, room: res.body.lesson.classroom })
+      : errorText(res);
+  });
+  form.append(room, " ", at, " ", go);
+  return form;
 }
 
 function itemsTable(ctx, items) {
@@ -102,6 +131,7 @@ export async function library(main) {
     me: session.body?.user,
     canQueue: QUEUE_ROLES.has(role),
     canReview: REVIEW_ROLES.has(role),
+    canSchedule: SCHEDULE_ROLES.has(role),
     message: el("p", "", "error"),
     status: "approved",
   };
