@@ -271,6 +271,8 @@ async def test_http_put_list_assign_and_bad_profiles(
 
 
 class _Orchestrator:
+    elsewhere = None  # one controller: no others to route through
+
     def agent_registered(self, classroom_id: str) -> None:
         pass
 
