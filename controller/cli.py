@@ -548,6 +548,7 @@ def lesson_delete_recordings(
 
 from controller.auth.cli import register_auth_commands  # noqa: E402
 from controller.backup.cli import register_backup_commands  # noqa: E402
+from controller.media_plane.cli import media_plane_app  # noqa: E402
 from controller.network_cli import bandwidth_cmd, network_app  # noqa: E402
 from controller.notify.cli import notify_app  # noqa: E402
 from controller.personal_data.cli import data_app  # noqa: E402
@@ -559,6 +560,7 @@ app.add_typer(network_app, name="network-profile")
 app.add_typer(data_app, name="data")
 app.add_typer(notify_app, name="notify")
 app.add_typer(release_app, name="release")
+app.add_typer(media_plane_app, name="media-plane")
 app.command("bandwidth")(bandwidth_cmd)
 register_auth_commands(app)
 register_backup_commands(app)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
 import pathlib
 import random
 import shutil
+import signal
 import subprocess
 import tempfile
 from typing import Any
@@ -25,28 +27,51 @@ class JanusError(RuntimeError):
     """Janus refused a request or did not start."""
 
 
+_SERIAL = itertools.count()
+
+
+def _addresses_in_use() -> str:
+    """This host's IPv4 addresses, as ``ip -o -4 addr`` prints them."""
+    return subprocess.run(["ip", "-o", "-4", "addr"], capture_output=True, text=True).stdout
+
+
 class JanusServer:
     """A private Janus with only the VideoRoom plugin and the HTTP transport.
 
     libnice never gathers loopback candidates, so Janus runs in a network namespace the
     bench makes itself, joined to this host by a veth pair: ``host_address`` on our side,
-    ``address`` on Janus's side. No traffic leaves the machine.
+    ``address`` on Janus's side. No traffic leaves the machine. Several may run at once
+    (each has its own namespace and /30). With ``admin_secret`` the admin API listens too,
+    at ``admin_url``, and asks for that secret.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, admin_secret: str | None = None) -> None:
         self.dir = pathlib.Path(tempfile.mkdtemp(prefix="classbridge-janus-"))
         self.port = free_port_pair()
+        self.admin_port = self.port + 1
+        self.admin_secret = admin_secret
         self.proc: subprocess.Popen[bytes] | None = None
-        net = random.randint(1, 250)
-        self.netns = f"cbjanus{os.getpid()}"
-        self._veth = f"cbj{os.getpid() % 100000}"
-        self.host_address = f"10.77.{net}.1"
-        self.address = f"10.77.{net}.2"
+        serial = next(_SERIAL)
+        self.netns = f"cbjanus{os.getpid()}-{serial}"
+        # Interface names are at most 15 characters; the peer adds an "n".
+        self._veth = f"cbj{random.getrandbits(32):08x}"
+        used = _addresses_in_use()
+        for _ in range(100):
+            a, b = random.randint(1, 250), random.randint(0, 63)
+            if f"10.77.{a}.{4 * b + 1}/" not in used:
+                break
+        self.host_address = f"10.77.{a}.{4 * b + 1}"
+        self.address = f"10.77.{a}.{4 * b + 2}"
 
     @property
     def url(self) -> str:
         """The Janus HTTP API endpoint."""
         return f"http://{self.address}:{self.port}/janus"
+
+    @property
+    def admin_url(self) -> str:
+        """The Janus admin API endpoint (listening only with an ``admin_secret``)."""
+        return f"http://{self.address}:{self.admin_port}/admin"
 
     def _make_netns(self) -> None:
         inner = self._veth + "n"
@@ -95,6 +120,15 @@ class JanusServer:
         if shutil.which("janus") is None:
             raise JanusError("janus is not installed; run scripts/bootstrap janus")
         d = self.dir
+        admin_general = ""
+        admin_http = "admin_http = false"
+        if self.admin_secret is not None:
+            admin_general = f'    admin_secret = "{self.admin_secret}"\n'
+            admin_http = (
+                f"admin_http = true\n    admin_port = {self.admin_port}\n"
+                f'    admin_ip = "{self.address}"\n    admin_base_path = "/admin"\n'
+                "    admin_https = false"
+            )
         for sub in ("cfg", "plugins", "transports", "events", "loggers"):
             (d / sub).mkdir()
         (d / "plugins" / "libjanus_videoroom.so").symlink_to(PLUGINS / "libjanus_videoroom.so")
@@ -106,7 +140,7 @@ class JanusServer:
     events_folder = "{d}/events"
     loggers_folder = "{d}/loggers"
     debug_level = 3
-}}
+{admin_general}}}
 media: {{
     ipv6 = false
 }}
@@ -124,7 +158,7 @@ nat: {{
     https = false
 }}
 admin: {{
-    admin_http = false
+    {admin_http}
 }}
 """)
         (d / "cfg" / "janus.plugin.videoroom.jcfg").write_text("general: {\n}\n")
@@ -151,6 +185,13 @@ admin: {{
         tail = (d / "janus.log").read_text(errors="replace")[-2000:]
         await self.stop()
         raise JanusError(f"janus did not start:\n{tail}")
+
+    def kill(self) -> None:
+        """Kill janus at once, as a crash would (its namespace stays until ``stop``)."""
+        if self.proc is not None and self.proc.poll() is None:
+            # ``ip netns exec`` execs janus, so this pid is janus itself.
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
 
     async def stop(self) -> None:
         """Stop janus and remove its directory."""
@@ -259,6 +300,21 @@ class JanusVideoRoom:
                 "h264_profile": "42e01f",
             },
         )
+
+    async def join(self, room: int, display: str, pin: str | None = None) -> int:
+        """Join as a publisher with no media yet (giving the room's PIN); the feed id."""
+        handle = await self._attach()
+        body: dict[str, Any] = {
+            "request": "join",
+            "ptype": "publisher",
+            "room": room,
+            "display": display,
+        }
+        if pin is not None:
+            body["pin"] = pin
+        joined = await self._message(handle, body)
+        feed: int = joined["plugindata"]["data"]["id"]
+        return feed
 
     async def publish(self, room: int, pc: RTCPeerConnection, display: str) -> int:
         """Join as a publisher with ``pc``'s tracks; returns the feed id."""

@@ -1,0 +1,35 @@
+"""The media plane (issue 13): which media server carries lessons' audio and video.
+
+Today every lesson's media passes through the controller's own relay, in the process that
+also serves the API and the agents; one controller carries about eight lessons. The way
+out is an existing SFU, Janus's VideoRoom, with the controller orchestrating rooms instead
+of relaying packets. This package is that orchestration, built and tested on its own
+before lessons use it.
+
+What it does now:
+
+- ``config``: ``[media_plane] backend`` is ``builtin`` or ``janus``; each
+  ``[janus.NAME]`` gives an instance's API and admin API addresses, its admin secret and
+  its capacity in lessons. The file is checked once, typed and bounded, and every error
+  names the file and the setting (``sample.toml`` is the commented example).
+- ``startup``: each instance's API answers ``info`` with the VideoRoom plugin loaded, and
+  its admin API accepts the secret; a wrong secret or address is reported naming the
+  instance and the setting to fix (``classroom-controller media-plane check``).
+- ``watcher``: every few seconds, a VideoRoom ``list`` through each instance's admin API
+  (rooms and participants); a dead or silent instance is declared down after
+  ``down_after_failures`` failed polls, so within a bound the configuration states.
+- ``placement``: the least-loaded healthy instance with room for one more lesson, or the
+  built-in relay where ``fallback_to_builtin`` allows; the decision carries its reason.
+- ``rooms``: a lesson's VideoRoom with a random per-lesson secret (to manage it) and PIN
+  (to join it), neither ever logged; destroyed at the lesson's end, idempotently; when an
+  instance goes down its lessons get new rooms elsewhere (``plane.MediaPlane``).
+
+Rooms are managed through the admin API's ``message_plugin``: no Janus session has to be
+kept alive by the controller, and only a holder of the admin secret can create rooms.
+
+What it does not do yet: no lesson is placed through it (the orchestrator still uses the
+built-in relay), agents do not publish or subscribe through Janus, nobody is told of a
+re-placement, patrol does not watch through Janus, the built-in relay has not moved to a
+process of its own, and where agents signal (to Janus directly or through the controller)
+is decided in the next slice.
+"""
