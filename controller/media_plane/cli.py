@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from controller.cli_common import fail
-from controller.media_plane.config import load_config
+from controller.media_plane.config import exposed_secrets, load_config
 from controller.media_plane.exceptions import ConfigError
 from controller.media_plane.startup import check_all
 
@@ -30,6 +30,9 @@ def check_cmd(
         cfg = load_config(config)
     except ConfigError as err:
         fail(str(err))
+    warning = exposed_secrets(config, cfg)
+    if warning:
+        typer.echo(f"warning: {warning}", err=True)
     checks = asyncio.run(check_all(cfg))
     down = [c for c in checks if not c.ok]
     if as_json:

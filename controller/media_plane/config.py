@@ -95,6 +95,22 @@ def load_config(path: pathlib.Path) -> MediaPlaneConfig:
     return parse_config(doc, where)
 
 
+def exposed_secrets(path: pathlib.Path, config: MediaPlaneConfig) -> str | None:
+    """A warning when ``path`` holds admin secrets and other users may read it."""
+    if not config.instances:
+        return None
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return None
+    if mode & 0o077 == 0:
+        return None
+    return (
+        f"{path} holds Janus admin secrets and other users may read it "
+        f"(mode {mode & 0o777:o}): chmod 600 {path}"
+    )
+
+
 def parse_config(doc: Mapping[str, Any], where: str = "media plane config") -> MediaPlaneConfig:
     """Check a parsed TOML document; ``ConfigError`` names the setting that is wrong."""
     _no_unknown(doc, TOP_KEYS, "", where)

@@ -41,6 +41,8 @@ async def test_check_prints_each_instance_and_fails_when_one_is_down(
     assert "backend: janus" in both.output
     assert "county-a             ok    Janus 1.1.2, 0 room(s)" in both.output
     assert "county-b             ok    Janus 1.1.2" in both.output
+    assert f"warning: {good} holds Janus admin secrets and other users may read it" in (both.output)
+    good.chmod(0o600)
 
     b.kill()
     down = await asyncio.to_thread(
@@ -52,9 +54,11 @@ async def test_check_prints_each_instance_and_fails_when_one_is_down(
         down.output
     )
     assert "error: 1 of 2 Janus instance(s) down" in down.output
+    assert "warning" not in down.output
 
     wrong = tmp_path / "wrong.toml"
     wrong.write_text(table("county-a", a.url, a.admin_url, "a-wrong-secret"))
+    wrong.chmod(0o600)
     refused = await asyncio.to_thread(
         runner.invoke, app, ["media-plane", "check", "--config", str(wrong), "--json"]
     )
