@@ -4,6 +4,7 @@ placed instance, destroy it at the lesson's end, and re-place a lesson whose ins
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 from collections import Counter
@@ -60,6 +61,7 @@ class RoomManager:
         self._placements: dict[str, RoomPlacement] = {}
         self._reserved: Counter[str] = Counter()
         self._orphans: list[RoomPlacement] = []
+        self._pending: dict[str, asyncio.Future[RoomPlacement]] = {}
         # Rooms destroyed by us that the watcher may still list until its next poll.
         self._gone: dict[str, set[int]] = {name: set() for name in self.clients}
         # Held only while deciding, never across a request: one decision at a time, so
@@ -95,7 +97,13 @@ class RoomManager:
         existing = self._placements.get(lesson_id)
         if existing is not None:
             return existing
-        return await self._place(lesson_id, {})
+        pending = self._pending.get(lesson_id)
+        if pending is None:
+            # One creation per lesson, however many callers ask at once.
+            pending = asyncio.ensure_future(self._place(lesson_id, {}))
+            self._pending[lesson_id] = pending
+            pending.add_done_callback(lambda _: self._pending.pop(lesson_id, None))
+        return await asyncio.shield(pending)
 
     async def exists(self, lesson_id: str) -> bool:
         """Whether the lesson's room exists on its instance now."""
@@ -111,6 +119,11 @@ class RoomManager:
         An instance that does not answer keeps the room as an orphan, destroyed by
         ``sweep_orphans`` once it answers again.
         """
+        pending = self._pending.get(lesson_id)
+        if pending is not None:
+            # A room being created now would otherwise outlive the lesson.
+            with contextlib.suppress(MediaPlaneError):
+                await asyncio.shield(pending)
         p = self._placements.pop(lesson_id, None)
         if p is not None and p.instance is not None:
             await self._destroy_or_keep(p)

@@ -226,3 +226,26 @@ async def test_moving_a_lesson_off_a_live_instance_destroys_its_old_room(
             await plane.rooms.replace("lesson-9")
     finally:
         await plane.stop()
+
+
+async def test_asking_at_once_makes_one_room_and_a_close_waits_for_it(
+    start_janus: StartJanus,
+) -> None:
+    janus = await start_janus()
+    plane = MediaPlane(plane_config({"county-a": instance(janus)}))
+    await plane.start()
+    try:
+        first, second = await asyncio.gather(
+            plane.rooms.open("lesson-1"), plane.rooms.open("lesson-1")
+        )
+        assert first == second
+        opened, _ = await asyncio.gather(
+            plane.rooms.open("lesson-2"), plane.rooms.close("lesson-2")
+        )
+        assert plane.rooms.placement("lesson-2") is None
+        await plane.watcher.poll_once()
+        assert plane.watcher.state("county-a").room_ids == {first.room}
+        assert opened.room != first.room
+    finally:
+        await plane.rooms.close("lesson-1")
+        await plane.stop()
