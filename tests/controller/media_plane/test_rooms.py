@@ -146,6 +146,13 @@ async def test_a_killed_instance_is_down_in_time_and_its_lesson_moves(
         assert "county-a down (janus instance 'county-a': admin_url" in after.reason
         assert plane.rooms.placement("lesson-1") == after
         assert await plane.rooms.exists("lesson-1")
+        # The new placement is what agents will be told: its PIN admits them there.
+        agent = JanusVideoRoom(after.api_url)
+        await agent.start()
+        try:
+            assert await agent.join(after.room or 0, "lead classroom", pin=after.pin)
+        finally:
+            await agent.stop()
         # New lessons go to the live instance too.
         assert (await plane.rooms.open("lesson-2")).instance == "county-b"
     finally:
