@@ -18,6 +18,7 @@ from edge_agent.enrol import enrol_blocking
 from edge_agent.errors import AgentError
 from edge_agent.identity import Identity
 from edge_agent.manual_record import Action, send_request, wait_answer
+from edge_agent.media.priority import limit_arenas
 from edge_agent.profile import load_profile
 from edge_agent.remote_actions import RESTART_EXIT_CODE
 from edge_agent.status import collect as collect_status
@@ -137,6 +138,8 @@ def run(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s agent %(levelname)s %(name)s: %(message)s",
     )
+    # Before any thread exists: fewer malloc arenas keep a weeks-long daemon's memory flat.
+    limit_arenas()
     # Segments, the upload journal and the schedule cache are the agent user's alone. Only
     # the daemon does this: a technician's command run as root must leave files the
     # daemon can read.

@@ -20,6 +20,12 @@ than returning it to the system: bench-soak's agents still grew about 80 % over 
 day though Python's own memory did not grow. After the collection the agent therefore
 asks glibc to give its free pages back (``malloc_trim``), between lessons only, since the
 call walks every arena under its lock. Elsewhere than glibc it is skipped.
+
+Trimming alone did not hold a school day flat: glibc gives each thread that allocates at
+once its own arena (up to eight per core), and the decoder, encoder and sound threads
+leave free but fragmented pages spread over a dozen of them, which ``malloc_trim`` returns
+only in part. The daemon therefore caps the arenas at two before it starts any thread
+(:func:`limit_arenas`), unless ``MALLOC_ARENA_MAX`` says otherwise.
 """
 
 from __future__ import annotations
@@ -115,6 +121,24 @@ def _glibc() -> ctypes.CDLL | None:
 
 
 _LIBC = _glibc()
+
+
+M_ARENA_MAX = -8  # glibc's mallopt parameter number, from malloc.h
+ARENA_MAX = 2
+
+
+def limit_arenas(arenas: int = ARENA_MAX) -> bool:
+    """Cap glibc's malloc arenas (``mallopt(M_ARENA_MAX)``); call before threads start.
+    True when set; False when ``MALLOC_ARENA_MAX`` already decides, or this is not glibc."""
+    if _LIBC is None or "MALLOC_ARENA_MAX" in os.environ:
+        return False
+    try:
+        mallopt = _LIBC.mallopt
+    except AttributeError:
+        return False
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    mallopt.restype = ctypes.c_int
+    return bool(mallopt(M_ARENA_MAX, arenas))
 
 
 def trim_heap() -> bool:

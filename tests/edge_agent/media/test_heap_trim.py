@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -32,3 +33,49 @@ def test_trimming_gives_freed_heap_back() -> None:
     assert got["released"] is True
     # What the freed blocks held (about 145 MB) leaves the process.
     assert got["freed"] - got["trimmed"] > 100e6, got
+
+
+# Eight threads that each allocate at the same time: glibc gives each its own arena unless
+# capped. malloc_stats() writes one "Arena N:" block per arena to standard error.
+_ARENAS = textwrap.dedent(
+    """
+    import ctypes, sys, threading
+    from edge_agent.media.priority import limit_arenas
+    print(limit_arenas() if sys.argv[1] == "capped" else "uncapped", flush=True)
+    start = threading.Barrier(8)
+    def work():
+        start.wait()
+        blocks = [bytes(4000) for _ in range(2000)]
+        start_done.wait()
+        del blocks
+    start_done = threading.Barrier(8)
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    ctypes.CDLL(None).malloc_stats()
+    """
+)
+
+
+def _arenas(mode: str) -> tuple[str, int]:
+    env = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
+    out = subprocess.run(
+        [sys.executable, "-c", _ARENAS, mode],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+        env=env,
+    )
+    return out.stdout.strip(), out.stderr.count("Arena ")
+
+
+def test_the_daemon_caps_mallocs_arenas() -> None:
+    said, capped = _arenas("capped")
+    assert said == "True"
+    assert capped <= 2, f"{capped} arenas with the cap of 2"
+    # Without the cap the same threads spread over more arenas: the test can fail.
+    _, uncapped = _arenas("uncapped")
+    assert uncapped > 2, f"only {uncapped} arenas without the cap"
