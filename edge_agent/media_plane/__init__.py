@@ -1,0 +1,32 @@
+"""The agent's side of the Janus media plane (issue 13): publish and subscribe in a
+lesson's VideoRoom, with the same encoded frames and the same aiortc seam as the built-in
+relay path in ``edge_agent.session``.
+
+- ``janus_session``: one Janus session over the HTTP API (create, long-poll for events,
+  keepalives, destroy), a timeout on every call, and loss declared promptly;
+- ``videoroom``: a plugin handle; the VideoRoom's refusals become ``JanusDenied`` naming
+  the instance and what to do (``exceptions`` holds the hierarchy);
+- ``publisher``: a classroom's pre-encoded H.264 and Opus tracks, never re-encoded, on one
+  handle with one m-line per track; keyframe requests reach the source's encoder;
+- ``subscriber``: one remote classroom's tracks, tapped for the recorder and decoded for
+  the room's outputs, exactly as the session receives from the relay;
+- ``feeds``: who publishes what, found by classroom (display) and track (description);
+- ``lesson``: one classroom's whole lesson through Janus, from a ``JoinLesson`` and a
+  ``JanusPlacement``.
+
+Signalling goes from the agent to Janus directly, not through the controller:
+
+- renegotiation (a classroom re-joining, a new subscription) is one HTTP round trip to
+  the instance, not two hops through the controller's event loop, which is the very loop
+  the Janus backend exists to unload;
+- the controller leaves the media path entirely: a controller restart or fail-over does
+  not stop media, and its CPU per lesson stays at orchestration;
+- secrets stay where they belong: the room's secret (create, destroy, kick) stays on the
+  controller, and the agent is given only the instance URL, the room and its PIN, which
+  admit it to that one room and nothing else. The cost is that agents must reach the
+  instance's API; on a county network that is the same reach they need for its media.
+
+Not yet done (the next slice): the daemon does not use this (``JoinLesson`` does not carry
+a placement yet), so lessons still go through the built-in relay; re-joining another
+instance after ``JanusLost`` is the caller's job; patrol does not watch through Janus.
+"""

@@ -1,0 +1,65 @@
+"""A real Janus (benchlib's JanusServer, in a network namespace) with a lesson's room made
+by the controller's own media plane, and synthetic classrooms that encode once.
+
+Without /usr/bin/janus the live tests are skipped, saying why, unless CI is set: CI runs
+scripts/test, which installs janus, so there a missing janus fails instead.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+
+import pytest
+from agent_janus_fixtures import Lesson
+from benchlib.janus import JanusServer
+from media_plane_fixtures import SECRET, instance, plane_config
+
+from controller.media_plane.plane import MediaPlane
+from edge_agent.media.source_runner import SourceRunner
+from edge_agent.media_plane.feeds import JanusPlacement
+
+JANUS = pathlib.Path("/usr/bin/janus")
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+@pytest.fixture
+async def start_lesson() -> AsyncIterator[Callable[[], Awaitable[Lesson]]]:
+    """Start a real Janus and open a lesson's room on it through the controller's plane."""
+    if not JANUS.exists():
+        why = f"{JANUS} is missing: install it with scripts/bootstrap janus"
+        if _in_ci():
+            pytest.fail(why)
+        pytest.skip(why)
+    servers: list[JanusServer] = []
+    planes: list[MediaPlane] = []
+
+    async def start() -> Lesson:
+        server = JanusServer(admin_secret=SECRET)
+        servers.append(server)
+        await server.start()
+        plane = MediaPlane(plane_config({"county-a": instance(server)}))
+        planes.append(plane)
+        await plane.start()
+        placed = await plane.rooms.open(f"lesson-{len(servers)}")
+        assert placed.api_url is not None and placed.room is not None
+        return Lesson(server, JanusPlacement(placed.api_url, placed.room, placed.pin))
+
+    yield start
+    for plane in planes:
+        await plane.stop()
+    for server in servers:
+        await server.stop()
+
+
+@pytest.fixture
+def runners() -> Iterator[list[SourceRunner]]:
+    """Sources a test starts; all stopped after it."""
+    started: list[SourceRunner] = []
+    yield started
+    for runner in started:
+        runner.stop()
