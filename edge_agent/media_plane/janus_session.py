@@ -28,7 +28,10 @@ from edge_agent.media_plane.exceptions import (
 log = logging.getLogger(__name__)
 
 REQUEST_TIMEOUT_S = 5.0  # every request and every awaited plugin answer
-KEEPALIVE_S = 15.0  # Janus drops a session after 60 s of silence by default
+# Janus drops a session after 60 s of silence; we send one far more often, because it is
+# also how a frozen instance (alive, answering nothing) is noticed: within 10 s, in time
+# for a lesson to be re-joined elsewhere.
+KEEPALIVE_S = 5.0
 POLL_WAIT_S = 30.0  # Janus holds a long-poll at most 30 s; we wait a little longer
 SESSION_NOT_FOUND = 458  # JANUS_ERROR_SESSION_NOT_FOUND
 HANDLE_NOT_FOUND = 459  # JANUS_ERROR_HANDLE_NOT_FOUND

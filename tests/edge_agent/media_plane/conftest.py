@@ -28,7 +28,7 @@ def _in_ci() -> bool:
 
 
 @pytest.fixture
-async def start_lesson() -> AsyncIterator[Callable[[], Awaitable[Lesson]]]:
+async def start_lesson() -> AsyncIterator[Callable[..., Awaitable[Lesson]]]:
     """Start a real Janus and open a lesson's room on it through the controller's plane."""
     if not JANUS.exists():
         why = f"{JANUS} is missing: install it with scripts/bootstrap janus"
@@ -38,7 +38,7 @@ async def start_lesson() -> AsyncIterator[Callable[[], Awaitable[Lesson]]]:
     servers: list[JanusServer] = []
     planes: list[MediaPlane] = []
 
-    async def start() -> Lesson:
+    async def start(bitrate: int = 0) -> Lesson:
         server = JanusServer(admin_secret=SECRET)
         servers.append(server)
         await server.start()
@@ -47,6 +47,16 @@ async def start_lesson() -> AsyncIterator[Callable[[], Awaitable[Lesson]]]:
         await plane.start()
         placed = await plane.rooms.open(f"lesson-{len(servers)}")
         assert placed.api_url is not None and placed.room is not None
+        if bitrate:
+            # A cap on publishers' video, which Janus announces to them by REMB.
+            await plane.clients["county-a"].videoroom(
+                {
+                    "request": "edit",
+                    "room": placed.room,
+                    "secret": placed.secret,
+                    "new_bitrate": bitrate,
+                }
+            )
         return Lesson(server, JanusPlacement(placed.api_url, placed.room, placed.pin))
 
     yield start

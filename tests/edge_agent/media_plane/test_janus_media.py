@@ -5,8 +5,10 @@ the publishing encoder, a wrong PIN, and a killed instance."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import av
@@ -30,7 +32,7 @@ from protocols.messages import JoinLesson, Subscription
 
 pytestmark = [pytest.mark.janus, pytest.mark.timeout(60)]
 
-StartLesson = Callable[[], "asyncio.Future[Lesson]"]
+StartLesson = Callable[..., Awaitable[Lesson]]
 
 
 @dataclass
@@ -331,6 +333,61 @@ async def test_a_killed_janus_is_reported_promptly(
         await lead.stop()
         await session.stop()
         assert time.monotonic() - stop_started < 3, "stopping against a dead Janus hung"
+
+
+async def test_the_rooms_bitrate_cap_reaches_the_rate_adapters_callback(
+    start_lesson: StartLesson, runners: list[SourceRunner]
+) -> None:
+    lesson = await start_lesson(bitrate=400_000)
+    sources = _start(runners, camera("teacher"), microphone("mic"))
+    estimates: list[tuple[str, int]] = []
+    session = JanusSession(lesson.placement.api_url)
+    await session.start()
+    lead = JanusPublisher(
+        session,
+        lesson.placement,
+        "lead-1",
+        dict(sources),
+        ["teacher", "mic"],
+        on_estimate=lambda track, bps: estimates.append((track, bps)),
+    )
+    try:
+        await lead.start()
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        # Janus ramps its REMB up to the room's cap over its first seconds.
+        while (estimates[-1][1] if estimates else 0) < 400_000:
+            assert loop.time() - began < 8, f"REMB seen so far: {estimates}"
+            await asyncio.sleep(0.05)
+        assert {track for track, _ in estimates} == {"teacher"}
+        assert max(bps for _, bps in estimates) == 400_000
+    finally:
+        await lead.stop()
+        await session.stop()
+
+
+async def test_a_frozen_janus_is_reported_by_the_keepalive(
+    start_lesson: StartLesson, runners: list[SourceRunner]
+) -> None:
+    lesson = await start_lesson()
+    session = JanusSession(lesson.placement.api_url, keepalive_s=0.5, timeout_s=1.0)
+    await session.start()
+    listener = JanusPublisher(session, lesson.placement, "lead-1", {}, [])
+    try:
+        await listener.start()
+        frozen_at = time.monotonic()
+        os.kill(lesson.janus.pid, signal.SIGSTOP)  # alive, but answers nothing
+        try:
+            await asyncio.wait_for(session.lost.wait(), 5)
+            noticed = time.monotonic() - frozen_at
+        finally:
+            os.kill(lesson.janus.pid, signal.SIGCONT)
+        assert noticed < 2.5, f"a frozen instance noticed after {noticed:.2f} s"
+        assert session.lost_error is not None and "no answer within 1 s" in str(session.lost_error)
+        print(f"janus frozen: loss noticed after {noticed * 1000:.0f} ms")
+    finally:
+        await listener.stop()
+        await session.stop()
 
 
 async def test_an_unreachable_instance_is_reported_at_once() -> None:
