@@ -19,6 +19,7 @@ from edge_agent.media_plane.publisher import EstimateSink, JanusPublisher
 from edge_agent.media_plane.subscriber import JanusSubscriber, TapFactory
 from edge_agent.sources import MediaSource
 from protocols.messages import JoinLesson, Subscription
+from protocols.network_profile import NetworkProfile
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,7 @@ class JanusLessonMedia:
         on_subscribed: Subscribed | None = None,
         on_lost: Callable[[JanusLost], None] | None = None,
         on_estimate: EstimateSink | None = None,
+        network: NetworkProfile | None = None,
     ) -> None:
         self.classroom_id = classroom_id
         self.join = join
@@ -56,7 +58,9 @@ class JanusLessonMedia:
             sources,
             join.publish,
             on_estimate=on_estimate,
+            network=network,
         )
+        self.network = network
         self.subscribers: dict[str, JanusSubscriber] = {}
         self._wanted: dict[str, list[Subscription]] = {}
         for sub in join.subscribe:
@@ -102,7 +106,7 @@ class JanusLessonMedia:
                 if feed is None or current is not None:
                     continue
                 subscriber = JanusSubscriber(
-                    self.session, self.placement, feed, subs, tap=self._tap
+                    self.session, self.placement, feed, subs, tap=self._tap, network=self.network
                 )
                 try:
                     await subscriber.start()

@@ -18,9 +18,12 @@ from edge_agent.media_plane.exceptions import JanusMediaError, JanusProtocolErro
 from edge_agent.media_plane.feeds import FeedDirectory, JanusPlacement
 from edge_agent.media_plane.janus_session import Event, JanusSession
 from edge_agent.media_plane.videoroom import VideoRoomHandle
+from edge_agent.network.dscp import mark_peer_connection
 from edge_agent.sources import MediaSource
 from protocols.media import aiortc_seam
+from protocols.media.dscp_seam import DscpMarking
 from protocols.media.rtc_config import peer_configuration
+from protocols.network_profile import NetworkProfile
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +54,7 @@ class JanusPublisher:
         publish: list[str],
         *,
         on_estimate: EstimateSink | None = None,
+        network: NetworkProfile | None = None,
     ) -> None:
         self.session = session
         self.placement = placement
@@ -65,6 +69,9 @@ class JanusPublisher:
         self.senders: dict[str, RTCRtpSender] = {}
         self.feed_id: int | None = None
         self.hangup_reason: str | None = None
+        # DSCP marks for the media socket (the network profile), as the session sets them.
+        self.network = network
+        self.marking: DscpMarking | None = None
 
     async def start(self) -> None:
         """Join the room with its PIN, then publish every track in one offer."""
@@ -114,6 +121,7 @@ class JanusPublisher:
             )
 
         await pc.setLocalDescription(await pc.createOffer())
+        self.marking = mark_media(pc, self.network, self.classroom_id)
         descriptions = [
             {"mid": t.mid or "", "description": n}  # type: ignore[attr-defined]
             for t, n in mids
@@ -153,6 +161,8 @@ class JanusPublisher:
         if self.pc is not None:
             pc, self.pc = self.pc, None
             await pc.close()
+        if self.marking is not None:
+            self.marking.close()
         for track in self.sent.values():
             track.stop()
 
@@ -162,3 +172,16 @@ def _estimate_for(sink: EstimateSink, name: str) -> Callable[[int], None]:
         sink(name, bps)
 
     return estimate
+
+
+def mark_media(
+    pc: RTCPeerConnection, network: NetworkProfile | None, what: str
+) -> DscpMarking | None:
+    """DSCP-mark a peer connection's media socket (after ``setLocalDescription``)."""
+    if network is None:
+        return None
+    try:
+        return mark_peer_connection(pc, network)
+    except aiortc_seam.SeamBroken as err:
+        log.error("janus media of %s not DSCP-marked: %s", what, err)
+        return None

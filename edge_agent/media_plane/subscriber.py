@@ -22,10 +22,13 @@ from aiortc.mediastreams import MediaStreamTrack
 from edge_agent.media_plane.exceptions import JanusMediaError, JanusProtocolError
 from edge_agent.media_plane.feeds import Feed, JanusPlacement
 from edge_agent.media_plane.janus_session import Event, JanusSession
+from edge_agent.media_plane.publisher import mark_media
 from edge_agent.media_plane.videoroom import VideoRoomHandle
 from protocols.media import aiortc_seam
+from protocols.media.dscp_seam import DscpMarking
 from protocols.media.rtc_config import peer_configuration
 from protocols.messages import Subscription
+from protocols.network_profile import NetworkProfile
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +61,7 @@ class JanusSubscriber:
         wanted: list[Subscription],
         *,
         tap: TapFactory | None = None,
+        network: NetworkProfile | None = None,
     ) -> None:
         self.session = session
         self.placement = placement
@@ -68,6 +72,8 @@ class JanusSubscriber:
         self.pc: RTCPeerConnection | None = None
         self.received: dict[str, RemoteTrack] = {}
         self.hangup_reason: str | None = None
+        self.network = network
+        self.marking: DscpMarking | None = None
 
     async def start(self) -> None:
         """Join as a subscriber with the room's PIN, answer Janus's offer and start."""
@@ -128,6 +134,7 @@ class JanusSubscriber:
             remote = RemoteTrack(wanted, transceiver.mid or "", receiver, receiver.track)
             self.received[remote.key] = remote
         await pc.setLocalDescription(await pc.createAnswer())
+        self.marking = mark_media(pc, self.network, f"the subscription to {self.feed.classroom}")
         await self.handle.request(
             {"request": "start"}, {"type": "answer", "sdp": pc.localDescription.sdp}
         )
@@ -161,3 +168,5 @@ class JanusSubscriber:
         if self.pc is not None:
             pc, self.pc = self.pc, None
             await pc.close()
+        if self.marking is not None:
+            self.marking.close()

@@ -29,8 +29,19 @@ from edge_agent.media_plane.subscriber import JanusSubscriber, RemoteTrack
 from protocols.media.encoded_frame import EncodedFrame
 from protocols.media.h264 import is_keyframe
 from protocols.messages import JoinLesson, Subscription
+from protocols.network_profile import load_network_profile_toml
 
 pytestmark = [pytest.mark.janus, pytest.mark.timeout(60)]
+
+NETWORK = load_network_profile_toml(
+    """
+name = "janus-test"
+subnet = "10.77.0.0/16"
+classroom_cap_kbps = 3000
+ladder = [{ name = "360p", width = 640, height = 360, kbps = 600 }]
+""",
+    "test",
+)
 
 StartLesson = Callable[..., Awaitable[Lesson]]
 
@@ -335,7 +346,7 @@ async def test_a_killed_janus_is_reported_promptly(
         assert time.monotonic() - stop_started < 3, "stopping against a dead Janus hung"
 
 
-async def test_the_rooms_bitrate_cap_reaches_the_rate_adapters_callback(
+async def test_the_rooms_bitrate_cap_reaches_the_rate_adapter_and_media_is_dscp_marked(
     start_lesson: StartLesson, runners: list[SourceRunner]
 ) -> None:
     lesson = await start_lesson(bitrate=400_000)
@@ -350,6 +361,7 @@ async def test_the_rooms_bitrate_cap_reaches_the_rate_adapters_callback(
         dict(sources),
         ["teacher", "mic"],
         on_estimate=lambda track, bps: estimates.append((track, bps)),
+        network=NETWORK,
     )
     try:
         await lead.start()
@@ -361,6 +373,11 @@ async def test_the_rooms_bitrate_cap_reaches_the_rate_adapters_callback(
             await asyncio.sleep(0.05)
         assert {track for track, _ in estimates} == {"teacher"}
         assert max(bps for _, bps in estimates) == 400_000
+        # The bundled ICE sockets (one per host address) carry the profile's marks.
+        assert lead.marking is not None and lead.marking.sockets, lead.marking
+        sent_before = lead.marking.stats.marked
+        await asyncio.sleep(0.5)
+        assert lead.marking.stats.marked > sent_before + 10  # audio EF, per datagram
     finally:
         await lead.stop()
         await session.stop()
