@@ -176,6 +176,8 @@ class JanusSession:
                 ) from err
         finally:
             self._waiting.pop(transaction, None)
+            if waiter.done() and not waiter.cancelled():
+                waiter.exception()  # mark a loss set on it as seen: raised already
 
     def _raise_core_error(self, request: str, data: Event) -> None:
         if data.get("janus") != "error":

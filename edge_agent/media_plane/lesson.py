@@ -85,6 +85,7 @@ class JanusLessonMedia:
         self._follow_task = asyncio.create_task(
             self._follow(), name=f"janus-follow-{self.join.lesson_id}"
         )
+        self._follow_task.add_done_callback(_log_failure)
 
     def all_subscribed(self) -> bool:
         """Whether every remote classroom the lesson lists is subscribed to."""
@@ -147,3 +148,9 @@ class JanusLessonMedia:
         self.subscribers.clear()
         await self.publisher.stop()
         await self.session.stop()
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    # A subscription loop that dies must say so: the room would silently see nobody.
+    if not task.cancelled() and task.exception() is not None:
+        log.error("%s failed", task.get_name(), exc_info=task.exception())
