@@ -23,7 +23,8 @@ Figures (``--json``: the last line is one JSON object):
 - ``howl``: whether the level at either room's speakers keeps growing;
 - ``playout_cpu_pct``: the room threads' CPU (playout and mixing, the speakers' PulseAudio
   stream and their watcher, layout and drawing, local decoding) in the busier agent, % of
-  one core; the microphone's capture is not the room's and is left out.
+  one core; the microphone's capture is not the room's and is left out;
+- ``agent_cpu_pct_by_room``: each agent's whole process (all its threads), % of one core.
 """
 
 from __future__ import annotations
@@ -129,6 +130,7 @@ def figures(
         "speaker_levels_dbfs": {LEAD: levels_lead, RECEIVER: levels_recv},
         "playout_cpu_pct": max((v for v in cpu.values() if v is not None), default=None),
         "playout_cpu_pct_by_room": cpu,
+        "agent_cpu_pct_by_room": {cid: agent_cpu_pct(before[cid], after[cid]) for cid in ROOMS},
         "playout_cpu_pct_by_thread": {
             cid: rr.cpu_by_thread(before[cid], after[cid]) for cid in ROOMS
         },
@@ -141,6 +143,17 @@ def figures(
 
 
 ROOMS = (LEAD, RECEIVER)
+
+
+def agent_cpu_pct(before: dict[str, Any], after: dict[str, Any]) -> float | None:
+    """The whole agent process's CPU (every thread, from /proc) between two ``room.json``
+    readings, % of one core: a saving in the room threads must not reappear elsewhere."""
+    try:
+        wall = after["at"] - before["at"]
+        used = after["cpu_s"]["process"] - before["cpu_s"]["process"]
+    except (KeyError, TypeError):
+        return None
+    return round(100.0 * used / wall, 1) if wall > 0 else None
 
 
 TARGETS = {

@@ -15,6 +15,17 @@ if TYPE_CHECKING:
     from edge_agent.room.screens import RoomScreens
 
 POLL_S = 0.05  # keyboard events and slate deadlines are looked at this often when idle
+# The desktop lost or resized what a window showed (another window over it, a display
+# turned on): the window is drawn again in full.
+REDRAW_EVENTS = frozenset(
+    (
+        pygame.WINDOWEXPOSED,
+        pygame.WINDOWSHOWN,
+        pygame.WINDOWRESTORED,
+        pygame.WINDOWSIZECHANGED,
+        pygame.WINDOWMAXIMIZED,
+    )
+)
 
 
 class RenderLoop:
@@ -35,9 +46,9 @@ class RenderLoop:
         # SDL reads DISPLAY when its video system starts; x11 only, never another screen.
         os.environ["DISPLAY"] = display
         os.environ["SDL_VIDEODRIVER"] = "x11"
-        os.environ.setdefault("SDL_RENDER_DRIVER", "software")
-        # Without this SDL backs each window with an OpenGL texture, which on a PC without a
-        # GPU driver is Mesa's llvmpipe: 4-5 ms of CPU per present instead of 0.3 ms (XShm).
+        # The windows are drawn on their own framebuffers (framebuffer.py). Without this SDL
+        # backs each with an OpenGL texture, which on a PC without a GPU driver is Mesa's
+        # llvmpipe: 4-5 ms of CPU per update instead of 0.3 ms (XShm).
         os.environ.setdefault("SDL_FRAMEBUFFER_ACCELERATION", "0")
         try:
             pygame.display.init()
@@ -72,6 +83,9 @@ class RenderLoop:
         for event in pygame.event.get():
             if event.type == pygame.KEYDOWN:
                 self.screens._key(pygame.key.name(event.key))
+            elif event.type in REDRAW_EVENTS:  # only what changes is drawn: draw it all
+                for window in self.windows:
+                    window.exposed()
 
     def _tick(self, now: float) -> float:
         """Redraw the displays that are due and have changes; how long to wait next."""
