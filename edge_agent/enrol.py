@@ -22,7 +22,7 @@ from protocols.tls import pinned_client_context
 
 
 def _token_parts(token: str) -> tuple[str, str]:
-    # Same format as controller.registry.parse_token, read here without importing the
+    # Same format as controller.agents.registry.parse_token, read here without importing the
     # controller package onto classroom PCs.
     import base64
 

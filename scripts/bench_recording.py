@@ -36,17 +36,17 @@ from boto3.s3.transfer import TransferConfig
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from benchlib.s3_server import s3_server
 
-from controller import upload_tokens
+from controller.agents.keys import ServerKeys
+from controller.agents.registry import add_classroom
+from controller.app.http_api import HttpApi
 from controller.db.session import make_engine, migrate, sessions
-from controller.http_api import HttpApi
-from controller.keys import ServerKeys
-from controller.lessons import schedule_lesson
-from controller.registry import add_classroom
+from controller.lessons.scheduling import schedule_lesson
+from controller.recordings import upload_tokens
+from controller.recordings.uploads import UploadService
 from controller.storage.s3 import S3Location, S3Storage
 from controller.storage.stitch import stitch
 from controller.tls.ca import ensure_server_certificate
 from controller.tls.server import server_context
-from controller.uploads import UploadService
 from edge_agent.media.encoders import AudioEncoder, VideoEncoder
 from edge_agent.recording.segments import SegmentWriter
 from edge_agent.uploads.journal import UploadJournal

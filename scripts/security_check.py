@@ -42,8 +42,8 @@ sys.path.insert(0, str(REPO))
 from benchlib.rig import LessonRig  # noqa: E402
 from securitylib.systemd_exposure import exposure_figures  # noqa: E402
 
+from controller.app.http_api import HttpApi  # noqa: E402
 from controller.auth.audit_check import unaudited_routes  # noqa: E402
-from controller.http_api import HttpApi  # noqa: E402
 from controller.tls.probe import probe_tls  # noqa: E402
 from protocols.envelope import MAX_ENROL_MESSAGE_BYTES, MAX_MESSAGE_BYTES  # noqa: E402
 
@@ -58,10 +58,10 @@ TARGETS = {
 
 def write_routes() -> list[tuple[str, str]]:
     """Every (method, path pattern) of the controller's HTTP API other than GET/HEAD."""
+    from controller.agents.keys import ServerKeys
     from controller.db.session import database_url, make_engine, migrate, sessions
-    from controller.keys import ServerKeys
+    from controller.recordings.uploads import UploadService
     from controller.storage.local import LocalStorage
-    from controller.uploads import UploadService
 
     with tempfile.TemporaryDirectory() as tmp:
         root = pathlib.Path(tmp)

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 import pytest
 from helpers import free_port_pair
 
-from controller.daemon import ControllerConfig, ControllerDaemon
+from controller.app.daemon import ControllerConfig, ControllerDaemon
 
 
 @pytest.fixture

@@ -17,11 +17,11 @@ import pytest
 from benchlib.ports import free_port_pair
 from sqlalchemy.orm import Session, sessionmaker
 
+from controller.agents.keys import ServerKeys
+from controller.agents.registry import add_classroom
+from controller.app.daemon import ControllerDaemon
 from controller.auth.accounts import add_user, create_api_token
-from controller.daemon import ControllerDaemon
 from controller.db.session import database_url, make_engine, migrate, sessions
-from controller.keys import ServerKeys
-from controller.registry import add_classroom
 from controller.tls.ca import ServerCertificate, ensure_server_certificate
 from controller.tls.server import server_context
 from protocols.tls import pinned_client_context

@@ -17,7 +17,7 @@ PACKAGES = ("edge_agent", "protocols", "controller")
 ENTRY_POINTS = (
     "[console_scripts]\n"
     "classroom-agent = edge_agent.cli:main\n"
-    "classroom-controller = controller.cli:main\n"
+    "classroom-controller = controller.app.cli:main\n"
 )
 
 

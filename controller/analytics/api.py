@@ -20,10 +20,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from controller.analytics.st import DEFAULT_INTERVAL_S, MAX_INTERVAL_S, MIN_INTERVAL_S
 from controller.analytics.store import analysis_document
-from controller.api_common import json_content, run_db
 from controller.auth.middleware import scope_of
-from controller.errors import InvalidRequest
-from controller.lessons import get_lesson
+from controller.common.api_common import json_content, run_db
+from controller.common.errors import InvalidRequest
+from controller.lessons.scheduling import get_lesson
 
 ANALYTICS = "/api/v1/lessons/{lesson}/analytics"
 

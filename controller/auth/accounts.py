@@ -14,9 +14,9 @@ from sqlalchemy.orm import Session
 
 from controller.auth import passwords, throttle
 from controller.auth.roles import check_role
+from controller.common.errors import InvalidRequest, NotFound
 from controller.db.models import ApiToken, ConsoleUser, WebSession
 from controller.db.session import as_utc, utcnow
-from controller.errors import InvalidRequest, NotFound
 
 TOKEN_PREFIX = "cbt_"
 TOKEN_ID_LENGTH = 12  # the leading hex digits of a token's hash that name it in lists

@@ -14,9 +14,9 @@ from controller.auth import accounts, audit
 from controller.auth.middleware import CSRF_HEADER, principal_of, scope_of
 from controller.auth.roles import ROLES
 from controller.auth.web_sessions import COOKIE, close_session, open_session
+from controller.common.errors import InvalidRequest, NotFound
+from controller.common.security import SecurityPolicy
 from controller.db.models import ConsoleUser
-from controller.errors import InvalidRequest, NotFound
-from controller.security import SecurityPolicy
 
 
 def _error(status: int, message: str) -> web.Response:

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from controller.auth.personal import PERSONAL_READS
-from controller.errors import ControllerError
+from controller.common.errors import ControllerError
 
 PROBE_PARAM = "audit_probe"
 # Path parameters filled when the catalogue has no recording to take them from: the

@@ -13,11 +13,11 @@ from sqlalchemy import select
 
 from controller.auth import accounts, audit, scope
 from controller.auth.roles import ROLES
-from controller.cli_common import DEFAULT_STATE, Database, JsonOut, StateDir, fail, open_db
+from controller.common.cli_common import DEFAULT_STATE, Database, JsonOut, StateDir, fail, open_db
+from controller.common.errors import ControllerError
+from controller.common.security import SecurityPolicy
+from controller.common.timeparse import parse_duration
 from controller.db.models import ConsoleUser
-from controller.errors import ControllerError
-from controller.security import SecurityPolicy
-from controller.timeparse import parse_duration
 
 user_app = typer.Typer(help="Console users: sign-in, roles, throttling.", no_args_is_help=True)
 token_app = typer.Typer(

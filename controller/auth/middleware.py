@@ -22,8 +22,8 @@ from controller.auth.roles import SAFE_METHODS, allowed, is_public, refusal
 from controller.auth.scope import COUNTY, Scope
 from controller.auth.viewing import VIEW_DETAIL, ViewingLedger
 from controller.auth.web_sessions import COOKIE, Principal, find_session
+from controller.common.security import SecurityPolicy
 from controller.db.models import ConsoleUser
-from controller.security import SecurityPolicy
 
 log = logging.getLogger(__name__)
 

@@ -20,8 +20,8 @@ from sqlalchemy import ColumnElement, Select, or_, select
 from sqlalchemy.orm import Session
 
 from controller.auth.roles import ADMIN
+from controller.common.errors import InvalidRequest, NotFound, OutOfScope
 from controller.db.models import AlertState, Classroom, Lesson, LessonReceiver
-from controller.errors import InvalidRequest, NotFound, OutOfScope
 
 COUNTY_ONLY_ROLES = frozenset({ADMIN})
 _Row = TypeVar("_Row", bound=Any)

@@ -11,9 +11,9 @@ from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from controller.auth.accounts import DISABLED, sha256_hex
+from controller.common.security import SecurityPolicy
 from controller.db.models import ConsoleUser, WebSession
 from controller.db.session import as_utc, utcnow
-from controller.security import SecurityPolicy
 
 COOKIE = "classbridge_session"
 TOUCH_EVERY = timedelta(minutes=1)

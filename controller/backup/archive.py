@@ -27,7 +27,7 @@ import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from controller.errors import ControllerError
+from controller.common.errors import ControllerError
 from protocols.private_files import open_private, private_dir, private_file
 
 DATABASE = "controller.sqlite3"

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from controller.backup.archive import BackupError, backup, restore
-from controller.cli_common import DEFAULT_STATE, Database, StateDir, fail
+from controller.common.cli_common import DEFAULT_STATE, Database, StateDir, fail
 from controller.db.urls import hide_password, is_postgresql
 
 

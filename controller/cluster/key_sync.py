@@ -15,9 +15,9 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from controller.agents.keys import KeyBook
+from controller.agents.registry import enrolled_keys
 from controller.db.models import Classroom
-from controller.keys import KeyBook
-from controller.registry import enrolled_keys
 
 log = logging.getLogger(__name__)
 

@@ -17,16 +17,16 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from controller.agents.hub import AgentHub
+from controller.agents.keys import KeyBook
+from controller.agents.presence import Presence
 from controller.cluster.key_sync import KeySync
 from controller.cluster.leader import Leadership
 from controller.cluster.online import ClusterOnline
 from controller.cluster.routing import LeaderRefused, Router
-from controller.hub import AgentHub
-from controller.keys import KeyBook
-from controller.lesson_watch import LessonWatch
-from controller.orchestrator import Orchestrator
-from controller.patrol import LeaderSaid, NotRelayed, PatrolApi
-from controller.presence import Presence
+from controller.lessons.orchestrator import Orchestrator
+from controller.lessons.patrol import LeaderSaid, NotRelayed, PatrolApi
+from controller.lessons.watch import LessonWatch
 from protocols import envelope
 from protocols.envelope import Envelope
 from protocols.errors import ProtocolError
@@ -142,7 +142,7 @@ class ClusterNode:
         self.router.lead(False)
         await self._orchestrator.stop()
 
-    # -- what happens here, told to the leader (controller.orchestrator.Elsewhere) ------
+    # -- what happens here, told to the leader (controller.lessons.orchestrator.Elsewhere) ------
 
     def agent_registered(self, classroom_id: str) -> None:
         """Hold the agent's channel; tell the leader, if that is another controller."""
@@ -208,7 +208,7 @@ class ClusterNode:
         except LeaderSaid as err:
             raise LeaderRefused(str(err), "refused") from err
 
-    # -- the leader, as patrol on this controller reaches it (controller.patrol) --------
+    # -- the leader, as patrol on this controller reaches it (controller.lessons.patrol) --------
 
     def leads_here(self) -> bool:
         """Whether this controller leads, and so relays, now."""

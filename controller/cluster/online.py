@@ -12,9 +12,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from controller.agents.presence import Presence
 from controller.db.models import Classroom
 from controller.db.session import utcnow
-from controller.presence import Presence
 
 log = logging.getLogger(__name__)
 

@@ -43,8 +43,8 @@ from typing import Any
 
 import psycopg
 
+from controller.agents.hub import AgentHub
 from controller.cluster.conninfo import connect_kwargs, libpq_conninfo
-from controller.hub import AgentHub
 from protocols import envelope
 from protocols.envelope import Envelope
 from protocols.errors import ProtocolError

@@ -1,11 +1,17 @@
-"""Routes that serve the console's static files (no build step: plain HTML, CSS, ES
-modules)."""
+"""The console's routes: its static files (no build step: plain HTML, CSS, ES modules) and
+its dashboard's data, with that data's OpenAPI fragment."""
 
 from __future__ import annotations
 
 import pathlib
+from collections.abc import Callable
+from typing import Any
 
 from aiohttp import web
+from sqlalchemy.orm import Session, sessionmaker
+
+from controller.console.dashboard_api import OPENAPI_PATHS as DASHBOARD_PATHS
+from controller.console.dashboard_api import DashboardApi
 
 STATIC = pathlib.Path(__file__).resolve().parent / "static"
 HEADERS = {
@@ -32,3 +38,20 @@ async def add_headers(request: web.Request, response: web.StreamResponse) -> Non
 def console_routes() -> list[web.RouteDef | web.StaticDef]:
     """``/`` and the static files under ``/console/``."""
     return [web.get("/", index), web.static("/console/", STATIC)]
+
+
+def add_routes(
+    app: web.Application,
+    sessions: sessionmaker[Session],
+    presence_online: Callable[[], list[str]],
+) -> dict[str, Any]:
+    """Add the console's dashboard data routes to ``app`` (its pages come last, from
+    ``add_pages``); their OpenAPI paths."""
+    app.add_routes(DashboardApi(sessions, presence_online).routes())
+    return dict(DASHBOARD_PATHS)
+
+
+def add_pages(app: web.Application) -> None:
+    """Serve the console's pages, with their security headers on every response."""
+    app.add_routes(console_routes())
+    app.on_response_prepare.append(add_headers)

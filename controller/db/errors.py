@@ -12,7 +12,7 @@ Every message names the database by its URL with the password hidden.
 
 from __future__ import annotations
 
-from controller.errors import ControllerError
+from controller.common.errors import ControllerError
 
 
 class DatabaseError(ControllerError):

@@ -84,13 +84,13 @@ class AlertState(Base):
     acknowledged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     silenced_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # A sustained kind (loss, round trip) seen but not yet long enough: the row waits
-    # inactive from this time (controller.alerts.SUSTAINED).
+    # inactive from this time (controller.agents.alerts.SUSTAINED).
     pending_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class ClassroomHealthSample(Base):
     """A classroom's health from one heartbeat, kept at most once a minute for a week
-    (controller.health_history) so the console can chart the last hours."""
+    (controller.agents.health_history) so the console can chart the last hours."""
 
     __tablename__ = "classroom_health_sample"
     __table_args__ = (Index("ix_classroom_health_sample_classroom_at", "classroom_id", "at"),)

@@ -24,16 +24,16 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy.orm import Session, sessionmaker
 
-from controller import upload_tokens
-from controller.api_common import error, json_content, read_capped, run_db
 from controller.auth import audit
 from controller.auth.middleware import principal_of, scope_of
+from controller.common.api_common import error, json_content, read_capped, run_db
+from controller.common.errors import InvalidRequest, NotFound, RulesRefused, WrongState
+from controller.common.timeparse import parse_time
 from controller.db.models import Lesson, LibraryItem
 from controller.delivery import store
-from controller.errors import InvalidRequest, NotFound, RulesRefused, WrongState
 from controller.library import store as library
+from controller.recordings import upload_tokens
 from controller.storage.backend import StorageBackend
-from controller.timeparse import parse_time
 
 ASSIGN = "/api/v1/library/items/{item}/deliveries"
 STATUS = "/api/v1/lessons/{lesson}/playback"

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from controller.common.errors import InvalidRequest, NotFound, RulesRefused, WrongState
 from controller.db.models import (
     Classroom,
     Lesson,
@@ -26,8 +27,7 @@ from controller.db.models import (
     Recording,
 )
 from controller.db.session import as_utc, utcnow
-from controller.errors import InvalidRequest, NotFound, RulesRefused, WrongState
-from controller.lesson_states import ACTIVE_STATES
+from controller.lessons.states import ACTIVE_STATES
 from controller.library import store as library
 from controller.timetable.loading import insert_lessons
 from controller.timetable.planner import Candidate

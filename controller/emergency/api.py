@@ -15,8 +15,10 @@ from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from controller.api_common import error, json_content, read_capped, run_db
 from controller.auth.middleware import principal_of, scope_of
+from controller.common.api_common import error, json_content, read_capped, run_db
+from controller.common.errors import InvalidRequest, OutOfScope, WrongState
+from controller.common.timeparse import parse_time
 from controller.db.models import EmergencySwitch
 from controller.db.session import utcnow
 from controller.emergency.store import (
@@ -25,8 +27,6 @@ from controller.emergency.store import (
     switch_off,
     switch_on,
 )
-from controller.errors import InvalidRequest, OutOfScope, WrongState
-from controller.timeparse import parse_time
 
 ROUTE = "/api/v1/emergency"
 END_ROUTE = "/api/v1/emergency/{switch}/end"

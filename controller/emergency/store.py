@@ -25,10 +25,10 @@ from typing import Any, Protocol
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from controller.common.errors import InvalidRequest, NotFound, WrongState
 from controller.db.models import Classroom, EmergencySwitch, Lesson, LessonReceiver
 from controller.db.session import as_utc, utcnow
-from controller.errors import InvalidRequest, NotFound, WrongState
-from controller.lessons import log_event
+from controller.lessons.scheduling import log_event
 
 # Lessons a switch holds: those not over yet.
 OPEN_STATES = ("scheduled", "preparing", "live")

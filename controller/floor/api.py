@@ -13,15 +13,15 @@ from typing import Any, Protocol
 from aiohttp import web
 from sqlalchemy.orm import Session, sessionmaker
 
-from controller.api_common import error, json_content, run_db
 from controller.auth.middleware import principal_of
 from controller.auth.roles import OWN_LESSONS_ONLY, allowed
 from controller.auth.web_sessions import Principal
-from controller.body_fields import InvalidRequestField
+from controller.common.api_common import error, json_content, run_db
+from controller.common.body_fields import InvalidRequestField
+from controller.common.errors import InvalidRequest, NotInLesson, WrongState
 from controller.db.models import Lesson
-from controller.errors import InvalidRequest, NotInLesson, WrongState
 from controller.floor.store import floor_state, receiving_rooms, room_labels, set_floor
-from controller.lessons import get_lesson
+from controller.lessons.scheduling import get_lesson
 from protocols.messages import FloorState
 
 ROUTE = "/api/v1/lessons/{lesson}/floor"
@@ -29,7 +29,8 @@ MAX_BODY_BYTES = 8 * 1024  # 64 classroom ids fit many times over
 
 
 class FloorSpreader(Protocol):
-    """What the API needs from the orchestrator (``controller.orchestrator.Orchestrator``)."""
+    """What the API needs from the orchestrator
+    (``controller.lessons.orchestrator.Orchestrator``)."""
 
     def floor_changed(self, state: FloorState) -> None:
         """Send the new floor to every joined classroom of its lesson."""

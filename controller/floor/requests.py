@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from controller.errors import NotLead
+from controller.common.errors import NotLead
 from controller.floor.store import set_floor
-from controller.lessons import get_lesson
+from controller.lessons.scheduling import get_lesson
 from protocols.messages import FloorRequest, FloorState
 
 

@@ -7,10 +7,10 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from controller.common.errors import NotInLesson, WrongState
 from controller.db.models import Classroom, Lesson, LessonEvent, LessonFloor, School
 from controller.db.session import utcnow
-from controller.errors import NotInLesson, WrongState
-from controller.lessons import get_lesson
+from controller.lessons.scheduling import get_lesson
 from protocols.messages import FloorState, RoomLabel
 
 FLOOR_STATES = ("preparing", "live")

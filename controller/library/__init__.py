@@ -13,5 +13,5 @@ Who does what (``controller.auth.roles``):
 
 A school account does all of this only for its own school's classrooms. Pending and
 approved items are kept past their lesson's retention; rejected and unpublished ones follow
-it (``controller.retention``).
+it (``controller.recordings.retention``).
 """

@@ -31,13 +31,13 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy.orm import Session, sessionmaker
 
-from controller.api_common import error, read_capped, run_db
 from controller.auth.middleware import principal_of, scope_of
 from controller.auth.roles import ADMIN, INSPECTOR, SCHEDULER
 from controller.auth.viewing import VIEW_DETAIL
-from controller.body_fields import InvalidRequestField, number_field
+from controller.common.api_common import error, read_capped, run_db
+from controller.common.body_fields import InvalidRequestField, number_field
+from controller.common.errors import InvalidRequest, NotFound, WrongState
 from controller.db.session import utcnow
-from controller.errors import InvalidRequest, NotFound, WrongState
 from controller.library import store
 from controller.library.clip import ClipError, check_span, cut_sandboxed
 from controller.library.metadata import FIELDS, ItemMetadata

@@ -17,7 +17,7 @@ from typing import Any
 
 import av
 
-from controller.errors import InvalidRequest
+from controller.common.errors import InvalidRequest
 from controller.storage.errors import StitchError
 from controller.storage.sandbox import SandboxLimits, run_child
 

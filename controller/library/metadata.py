@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from controller.body_fields import InvalidRequestField
+from controller.common.body_fields import InvalidRequestField
 
 # Field → (longest accepted, required). Caps follow the columns of ``LibraryItem``.
 FIELDS: dict[str, tuple[int, bool]] = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from controller.api_common import json_content
+from controller.common.api_common import json_content
 from controller.library.clip import MAX_CLIP_S
 from controller.library.metadata import FIELDS
 from controller.library.store import STATUSES

@@ -15,9 +15,9 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from controller.auth.scope import Scope
+from controller.common.errors import ControllerError, InvalidRequest, NotFound, WrongState
 from controller.db.models import Classroom, Lesson, LibraryItem, PublishedRecording, Recording
 from controller.db.session import as_utc, utcnow
-from controller.errors import ControllerError, InvalidRequest, NotFound, WrongState
 from controller.library.metadata import ItemMetadata
 
 PENDING, APPROVED, REJECTED, UNPUBLISHED = "pending", "approved", "rejected", "unpublished"

@@ -14,10 +14,10 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy.orm import Session, sessionmaker
 
-from controller.api_common import error, json_content, read_capped, run_db
 from controller.auth.middleware import principal_of
-from controller.errors import WrongState
-from controller.lessons import get_lesson
+from controller.common.api_common import error, json_content, read_capped, run_db
+from controller.common.errors import WrongState
+from controller.lessons.scheduling import get_lesson
 from controller.live_push.store import (
     parse_targets,
     push_document,

@@ -17,11 +17,11 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
+from controller.common.errors import InvalidRequest, WrongState
 from controller.db.models import Classroom, Lesson, LessonPushTargets
 from controller.db.session import utcnow
-from controller.errors import InvalidRequest, WrongState
-from controller.lesson_watch import touched
-from controller.lessons import log_event
+from controller.lessons.scheduling import log_event
+from controller.lessons.watch import touched
 from protocols.live_push import MAX_TARGETS, redact
 from protocols.messages import PushTarget
 

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from controller.cli_common import fail
+from controller.common.cli_common import fail
 from controller.media_plane.config import exposed_secrets, load_config
 from controller.media_plane.exceptions import ConfigError
 from controller.media_plane.startup import check_all

@@ -13,7 +13,7 @@ Hierarchy::
 
 from __future__ import annotations
 
-from controller.errors import ControllerError
+from controller.common.errors import ControllerError
 
 
 class MediaPlaneError(ControllerError):

@@ -17,10 +17,10 @@ from prometheus_client.registry import Collector
 from sqlalchemy import ColumnElement, func, select, true
 from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
 
-from controller.alerts import active_alerts
+from controller.agents.alerts import active_alerts
 from controller.db.models import Classroom, Lesson, Recording, StoredSegment, UploadSession
 from controller.db.session import utcnow
-from controller.lesson_states import LESSON_STATES
+from controller.lessons.states import LESSON_STATES
 
 PREFIX = "classbridge"
 # Per-track figures an agent reports in its heartbeat, as (metric, heartbeat field, help).

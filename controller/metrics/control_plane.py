@@ -19,7 +19,7 @@ from controller.metrics.collector import PREFIX
 
 
 class WriterCounts(Protocol):
-    """What ``controller.heartbeat_writer.HeartbeatWriter`` counts."""
+    """What ``controller.agents.heartbeat_writer.HeartbeatWriter`` counts."""
 
     batches: int
     written: int
@@ -32,7 +32,7 @@ class WriterCounts(Protocol):
 
 
 class PresenceCounts(Protocol):
-    """What ``controller.presence.Presence`` counts."""
+    """What ``controller.agents.presence.Presence`` counts."""
 
     declared_offline: int
     revived: int

@@ -13,10 +13,10 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy.orm import Session, sessionmaker
 
-from controller.api_common import OUT_OF_SCOPE_RESPONSE, error, json_content, run_db
 from controller.auth.middleware import principal_of, scope_of
+from controller.common.api_common import OUT_OF_SCOPE_RESPONSE, error, json_content, run_db
+from controller.common.errors import InvalidRequest, NotFound
 from controller.db.session import utcnow
-from controller.errors import InvalidRequest, NotFound
 from controller.notify.channels import DeliveryError, Message, RateLimited
 from controller.notify.config import CHANNELS, SubscriptionSpec, subscription_document
 from controller.notify.sender import Sender

@@ -11,8 +11,8 @@ from typing import Annotated
 import typer
 
 from controller.auth.scope import Scope
-from controller.cli_common import DEFAULT_STATE, Database, StateDir, fail, open_db
-from controller.errors import NotFound
+from controller.common.cli_common import DEFAULT_STATE, Database, StateDir, fail, open_db
+from controller.common.errors import NotFound
 from controller.notify.channels import DeliveryError, Message, default_channels
 from controller.notify.store import channel_status, get_subscription
 

@@ -11,11 +11,11 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from controller.alerts import SEVERITIES
-from controller.body_fields import InvalidRequestField
+from controller.agents.alerts import SEVERITIES
+from controller.common.body_fields import InvalidRequestField
+from controller.common.errors import InvalidRequest
 from controller.db.models import NotifySubscription
 from controller.db.session import as_utc
-from controller.errors import InvalidRequest
 
 CHANNELS = ("dingtalk", "wecom", "email")
 FIELDS = frozenset(

@@ -13,7 +13,7 @@ from typing import TypeVar
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from controller.alerts import raise_offline_before_lessons
+from controller.agents.alerts import raise_offline_before_lessons
 from controller.db.session import utcnow
 from controller.notify import outbox
 from controller.notify.channels import Channel, DeliveryError, RateLimited

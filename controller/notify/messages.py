@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from zoneinfo import ZoneInfo
 
-from controller.alerts import severity
+from controller.agents.alerts import severity
 from controller.db.models import AlertState, Classroom
 from controller.db.session import as_utc
 from controller.notify.channels import Message

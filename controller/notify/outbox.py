@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from controller.alerts import CRITICAL, severity, severity_rank
+from controller.agents.alerts import CRITICAL, severity, severity_rank
 from controller.db.models import AlertState, Classroom, NotifyOutbox, NotifySubscription
 from controller.db.session import as_utc
 from controller.notify.channels import Message

@@ -9,8 +9,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from controller.auth.scope import Scope
+from controller.common.errors import NotFound, OutOfScope
 from controller.db.models import NotifySubscription
-from controller.errors import NotFound, OutOfScope
 from controller.notify.config import SubscriptionSpec, patched, subscription_document
 from controller.notify.outbox import pending_counts, retry_now
 

@@ -9,8 +9,8 @@ from typing import Annotated
 
 import typer
 
-from controller.cli_common import DEFAULT_STATE, Database, StateDir, fail, open_db
-from controller.errors import ControllerError
+from controller.common.cli_common import DEFAULT_STATE, Database, StateDir, fail, open_db
+from controller.common.errors import ControllerError
 from controller.personal_data.records import Subject, erase, export
 from controller.storage.backend import StorageBackend
 from controller.storage.local import LocalStorage

@@ -15,6 +15,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from controller.auth import audit
+from controller.common.errors import InvalidRequest, NotFound
 from controller.db.models import (
     Lesson,
     LessonReceiver,
@@ -23,8 +24,7 @@ from controller.db.models import (
     Teacher,
 )
 from controller.db.session import as_utc, utcnow
-from controller.errors import InvalidRequest, NotFound
-from controller.retention import delete_lesson_recordings
+from controller.recordings.retention import delete_lesson_recordings
 from controller.storage.backend import StorageBackend
 
 

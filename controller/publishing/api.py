@@ -18,10 +18,10 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy.orm import Session, sessionmaker
 
-from controller.api_common import error, json_content, run_db
 from controller.auth.middleware import principal_of
-from controller.errors import InvalidRequest, WrongState
-from controller.lessons import get_lesson
+from controller.common.api_common import error, json_content, run_db
+from controller.common.errors import InvalidRequest, WrongState
+from controller.lessons.scheduling import get_lesson
 from controller.publishing.links import intranet_path, public_path
 from controller.publishing.origin import OriginConfig
 from controller.publishing.store import publication, publish, unpublish

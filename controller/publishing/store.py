@@ -14,8 +14,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from controller.common.errors import InvalidRequest
 from controller.db.models import Lesson
-from controller.errors import InvalidRequest
 from controller.live_push.store import CHANGEABLE, push_document, push_targets, set_push_targets
 from controller.publishing.links import check_lesson_id, stream_key
 from controller.publishing.origin import OriginConfig

@@ -28,11 +28,11 @@ from aiohttp import web
 from pydantic import ValidationError
 from sqlalchemy.orm import Session, sessionmaker
 
-from controller import upload_tokens
-from controller.api_common import error, json_content, run_db
 from controller.auth.middleware import principal_of
-from controller.body_fields import InvalidRequestField
-from controller.errors import InvalidRequest
+from controller.common.api_common import error, json_content, run_db
+from controller.common.body_fields import InvalidRequestField
+from controller.common.errors import InvalidRequest
+from controller.recordings import upload_tokens
 from controller.releases import store
 from controller.releases.planner import Window
 from protocols.releases import OFFER_ROUTE, REPORT_ROUTE, WHEEL_ROUTE, UpdateReport

@@ -8,9 +8,9 @@ from typing import Annotated
 
 import typer
 
-from controller.cli_common import DEFAULT_STATE, Database, JsonOut, StateDir, fail, open_db
+from controller.common.cli_common import DEFAULT_STATE, Database, JsonOut, StateDir, fail, open_db
+from controller.common.errors import InvalidRequest, NotFound
 from controller.db.models import Classroom
-from controller.errors import InvalidRequest, NotFound
 from controller.releases import store
 from controller.releases.api import DEFAULT_HEALTH_DEADLINE_S, DEFAULT_WINDOW
 from controller.releases.planner import Window

@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from controller.common.errors import InvalidRequest, NotFound
 from controller.db.models import (
     AgentRelease,
     Classroom,
@@ -25,8 +26,7 @@ from controller.db.models import (
     ReleaseTarget,
 )
 from controller.db.session import as_utc, utcnow
-from controller.errors import InvalidRequest, NotFound
-from controller.lesson_states import ACTIVE_STATES
+from controller.lessons.states import ACTIVE_STATES
 from controller.releases.planner import Busy, Target, Window, may_offer, plan, ring_of
 from protocols.releases import (
     MAX_WHEEL_BYTES,

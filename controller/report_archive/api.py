@@ -20,10 +20,10 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy.orm import Session, sessionmaker
 
-from controller.api_common import error, json_content, read_capped, run_db
 from controller.auth.middleware import CHANGE_DETAIL, scope_of
+from controller.common.api_common import error, json_content, read_capped, run_db
+from controller.common.errors import InvalidRequest, NotFound
 from controller.db.models import Term
-from controller.errors import InvalidRequest, NotFound
 from controller.report_archive.build import CSV_NAMES, FILE_NAMES, HTML_NAME
 from controller.report_archive.periods import period_of
 from controller.report_archive.scheduler import generate, utc_now

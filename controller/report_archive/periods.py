@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from controller.common.errors import InvalidRequest
 from controller.db.models import Term
-from controller.errors import InvalidRequest
 
 TERM = "term"
 GRACE_DAYS = 1

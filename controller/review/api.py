@@ -18,13 +18,13 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy.orm import Session, sessionmaker
 
-from controller.api_common import error, json_content, run_db
 from controller.auth.middleware import principal_of, scope_of
 from controller.auth.scope import Scope
-from controller.body_fields import InvalidRequestField
+from controller.common.api_common import error, json_content, run_db
+from controller.common.body_fields import InvalidRequestField
+from controller.common.errors import InvalidRequest, WrongState
 from controller.db.models import Lesson
-from controller.errors import InvalidRequest, WrongState
-from controller.lessons import get_lesson
+from controller.lessons.scheduling import get_lesson
 from controller.review.rubric import MAX_CRITERIA
 from controller.review.store import (
     MAX_COMMENT_CHARS,

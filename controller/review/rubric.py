@@ -10,8 +10,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from controller.body_fields import InvalidRequestField
-from controller.errors import InvalidRequest
+from controller.common.body_fields import InvalidRequestField
+from controller.common.errors import InvalidRequest
 
 MAX_CRITERIA = 20
 MAX_POINTS = 100

@@ -7,10 +7,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from controller.body_fields import InvalidRequestField
+from controller.common.body_fields import InvalidRequestField
+from controller.common.errors import InvalidRequest, WrongState
 from controller.db.models import Lesson, LessonNote, LessonScore, ReviewRubric
 from controller.db.session import as_utc, utcnow
-from controller.errors import InvalidRequest, WrongState
 from controller.review.rubric import DEFAULT, Criterion, parse_criteria
 
 MAX_NOTE_CHARS = 2000

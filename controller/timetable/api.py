@@ -13,25 +13,22 @@ from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from controller.api_common import OUT_OF_SCOPE_RESPONSE, error, json_content, run_db
-from controller.auth.api import OPENAPI_PATHS as AUTH_PATHS
 from controller.auth.api import SECURITY, SECURITY_SCHEMES
 from controller.auth.middleware import scope_of
-from controller.body_fields import (
+from controller.common.api_common import OUT_OF_SCOPE_RESPONSE, error, json_content, run_db
+from controller.common.body_fields import (
     assistants_field,
     number_field,
     optional_string_field,
     string_field,
     string_list_field,
 )
-from controller.dashboard_api import OPENAPI_PATHS as DASHBOARD_PATHS
+from controller.common.errors import InvalidRequest, RulesRefused
+from controller.common.openapi import OPENAPI_KEY
 from controller.db.models import Lesson, Teacher
 from controller.db.session import as_utc
-from controller.errors import InvalidRequest, RulesRefused
-from controller.lessons import lesson_document, schedule_placed
-from controller.network_api import OPENAPI_PATHS as NETWORK_PATHS
-from controller.openapi import OPENAPI_KEY
-from controller.overrides import ACTIONS, override
+from controller.lessons.overrides import ACTIONS, override
+from controller.lessons.scheduling import lesson_document, schedule_placed
 from controller.timetable.check_api import LESSON_PROPERTIES
 from controller.timetable.check_api import OPENAPI_PATHS as CHECK_PATHS
 from controller.timetable.csv_import import OUT_OF_SCOPE, parse_timetable_csv
@@ -101,7 +98,7 @@ class TimetableApi:
 
     async def openapi(self, request: web.Request) -> web.Response:
         """The OpenAPI 3.1 description of the JSON API (the app's whole document, as
-        controller.http_api assembled it; this module's alone if it runs by itself)."""
+        controller.app.http_api assembled it; this module's alone if it runs by itself)."""
         return web.json_response(request.app.get(OPENAPI_KEY, OPENAPI))
 
     async def timetable(self, request: web.Request) -> web.StreamResponse:
@@ -655,9 +652,6 @@ OPENAPI: dict[str, Any] = {
                 "responses": {"200": {"description": "deletions"}},
             }
         },
-        **NETWORK_PATHS,
         **CHECK_PATHS,
-        **DASHBOARD_PATHS,
-        **AUTH_PATHS,
     },
 }

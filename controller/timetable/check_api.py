@@ -13,19 +13,19 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy.orm import Session, sessionmaker
 
-from controller.api_common import OUT_OF_SCOPE_RESPONSE, error, json_content, run_db
+from controller.agents.registry import get_classroom
 from controller.auth.middleware import principal_of, scope_of
 from controller.auth.scope import COUNTY, Scope
-from controller.body_fields import (
+from controller.common.api_common import OUT_OF_SCOPE_RESPONSE, error, json_content, run_db
+from controller.common.body_fields import (
     assistants_field,
     optional_string_field,
     string_field,
     string_list_field,
 )
+from controller.common.errors import InvalidRequest
 from controller.db.session import as_utc
-from controller.errors import InvalidRequest
-from controller.lessons import get_lesson, lesson_document, log_event
-from controller.registry import get_classroom
+from controller.lessons.scheduling import get_lesson, lesson_document, log_event
 from controller.timetable.kinds import KINDS, canonical_kind
 from controller.timetable.loading import candidate_of, planner_for
 from controller.timetable.planner import Candidate, Placement

@@ -10,9 +10,9 @@ from typing import Annotated
 import typer
 from sqlalchemy import select
 
-from controller.cli_common import DEFAULT_STATE, Database, StateDir, fail, open_db
+from controller.common.cli_common import DEFAULT_STATE, Database, StateDir, fail, open_db
+from controller.common.errors import ControllerError
 from controller.db.models import Teacher
-from controller.errors import ControllerError
 from controller.timetable.csv_import import parse_timetable_csv
 from controller.timetable.ical import lessons_for, to_ical
 from controller.timetable.loading import insert_lessons, planner_for

@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
-from controller.errors import OutOfScope
+from controller.common.errors import OutOfScope
 from controller.timetable.calendar import SchoolCalendar, parse_hhmm
 from controller.timetable.kinds import canonical_kind
 from controller.timetable.planner import Candidate, Placement, Planner

@@ -9,9 +9,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from controller.auth.scope import COUNTY, Scope
+from controller.common.errors import InvalidRequest
 from controller.db.models import Classroom, Lesson, LessonReceiver
 from controller.db.session import as_utc
-from controller.errors import InvalidRequest
 from controller.timetable.kinds import DEFAULT_RULES
 
 

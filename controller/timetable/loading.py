@@ -11,8 +11,8 @@ from sqlalchemy.orm import Session
 
 from controller.db.models import Classroom, Lesson, LessonEvent, LessonReceiver, School
 from controller.db.session import as_utc, utcnow
-from controller.lesson_states import ACTIVE_STATES
-from controller.network_profiles import resolve, stored_profiles
+from controller.lessons.states import ACTIVE_STATES
+from controller.network.profiles import resolve, stored_profiles
 from controller.timetable.kinds import DEFAULT_RULES, KindRule
 from controller.timetable.planner import (
     LEAD_KBPS_ESTIMATE,

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from controller.analytics.report import StFigures, load_figures
 from controller.auth.scope import COUNTY, Scope
+from controller.common.errors import NotFound
 from controller.db.models import (
     Classroom,
     LessonReceiver,
@@ -36,7 +37,6 @@ from controller.db.models import (
 from controller.db.session import as_utc
 from controller.delivery.store import HELD_SHARE as PLAYED_HELD
 from controller.delivery.store import played_shares
-from controller.errors import NotFound
 from controller.timetable.quotas import ANY, Quota, stored_quotas
 from controller.timetable.reports import HELD_SHARE, lesson_rows, lessons_near, media_share
 from controller.timetable.setup import term_calendar

@@ -31,7 +31,7 @@ import re
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from controller.errors import InvalidRequest
+from controller.common.errors import InvalidRequest
 from controller.timetable.kinds import KINDS, canonical_kind
 
 PERIODS = ("week", "month", "semester", "year")

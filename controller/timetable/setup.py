@@ -61,6 +61,7 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from controller.common.errors import InvalidRequest, NotFound
 from controller.db.models import (
     BellPeriod,
     Lesson,
@@ -72,7 +73,6 @@ from controller.db.models import (
     TermDay,
 )
 from controller.db.session import as_utc
-from controller.errors import InvalidRequest, NotFound
 from controller.timetable.calendar import SchoolCalendar, parse_hhmm
 from controller.timetable.loading import insert_lessons, planner_for
 from controller.timetable.planner import Candidate, Planner

@@ -9,8 +9,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
+from controller.common.errors import InvalidRequest
 from controller.db.models import Classroom, Lesson, LessonReceiver
-from controller.errors import InvalidRequest
 
 
 def _utc(day: date) -> datetime:

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from controller.cli_common import DEFAULT_STATE, JsonOut, StateDir, fail
+from controller.common.cli_common import DEFAULT_STATE, JsonOut, StateDir, fail
 from controller.tls.ca import controller_names
 from controller.tls.errors import TlsSetupError
 from controller.tls.probe import probe_tls, state_trust_pem

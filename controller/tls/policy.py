@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from controller.api_common import error
+from controller.common.api_common import error
 
 HSTS = "max-age=31536000"  # one year; no includeSubDomains: the county's other hosts are theirs
 FORWARDED_HTTPS = web.RequestKey("classbridge.forwarded_https", bool)

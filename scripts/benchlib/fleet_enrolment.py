@@ -1,7 +1,7 @@
 """Enrol a simulated fleet in bulk, through the controller's own enrolment code.
 
 The wire enrolment (an agent's ``EnrolRequest`` on the enrolment socket) ends in
-``controller.registry.enrol`` and ``KeyBook.add``. Here each classroom gets a one-time
+``controller.agents.registry.enrol`` and ``KeyBook.add``. Here each classroom gets a one-time
 token from ``registry.add_classroom`` and a fresh CURVE key pair, and the token is consumed
 by ``registry.enrol`` with the public key, before the controller starts: the rows are the
 ones the wire would write, and the controller's ``KeyBook`` loads them at start. Ten
@@ -19,10 +19,10 @@ import zmq
 from sqlalchemy import event
 
 from benchlib.agent_fleet import SimIdentity
+from controller.agents.keys import ServerKeys
+from controller.agents.registry import add_classroom, enrol
 from controller.auth.accounts import add_user, create_api_token
 from controller.db.session import database_url, make_engine, migrate, sessions
-from controller.keys import ServerKeys
-from controller.registry import add_classroom, enrol
 
 
 def classroom_ids(n: int) -> list[str]:

@@ -8,12 +8,12 @@ from typing import Any
 import pytest
 from console.harness import CHROMIUM, PASSWORD, Console
 
+from controller.agents.keys import ServerKeys
+from controller.agents.registry import add_classroom
+from controller.app.daemon import ControllerConfig, ControllerDaemon
 from controller.auth.accounts import add_user, create_api_token
 from controller.auth.roles import ROLES
-from controller.daemon import ControllerConfig, ControllerDaemon
 from controller.db.session import database_url, make_engine, migrate, sessions
-from controller.keys import ServerKeys
-from controller.registry import add_classroom
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from console.harness import Console
 
 from controller.db.models import Classroom, School
-from controller.lessons import schedule_lesson
+from controller.lessons.scheduling import schedule_lesson
 
 RECEIVERS = ["village-201", "village-202"]
 _hours = itertools.count(1)

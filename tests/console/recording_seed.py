@@ -17,8 +17,8 @@ import numpy as np
 from sqlalchemy.orm import Session, sessionmaker
 
 from controller.db.models import Lesson
-from controller.lessons import schedule_lesson
-from controller.recordings import accept_manifest, record_segment
+from controller.lessons.scheduling import schedule_lesson
+from controller.recordings.intake import accept_manifest, record_segment
 from controller.storage.backend import object_key
 from controller.storage.local import LocalStorage, sha256_file
 from protocols.manifest import GapEntry, Manifest, SegmentEntry, TrackEntry

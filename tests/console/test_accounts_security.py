@@ -12,13 +12,13 @@ from console.harness import PASSWORD, Console
 from sqlalchemy import select, update
 from typer.testing import CliRunner
 
+from controller.app.cli import app
+from controller.app.daemon import ControllerConfig
 from controller.auth import passwords
 from controller.auth.accounts import create_api_token, get_user
-from controller.cli import app
-from controller.cli_common import open_db
-from controller.daemon import ControllerConfig
+from controller.common.cli_common import open_db
+from controller.common.security import SecurityPolicy
 from controller.db.models import ApiToken, ConsoleUser, WebSession
-from controller.security import SecurityPolicy
 
 NEW_PASSWORD = "Another-Good-pw7"
 

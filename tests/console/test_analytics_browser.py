@@ -11,7 +11,7 @@ from console.harness import PASSWORD, Console, require_browser
 from console.recording_seed import seed_lesson, seed_recording
 
 from controller.analytics.store import store_talk
-from controller.daemon import ControllerConfig
+from controller.app.daemon import ControllerConfig
 from controller.db.models import Lesson
 from controller.db.session import as_utc
 from protocols.messages import TalkTimeline

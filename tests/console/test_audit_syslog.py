@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 from console.harness import Console
 
-from controller.daemon import ControllerConfig
+from controller.app.daemon import ControllerConfig
 
 
 @pytest.fixture

@@ -9,9 +9,9 @@ from datetime import timedelta
 import pytest
 from console.harness import PASSWORD, Console, require_browser
 
+from controller.agents.health_history import HealthSampler
 from controller.db.models import Classroom
 from controller.db.session import utcnow
-from controller.health_history import HealthSampler
 
 pytestmark = pytest.mark.e2e
 

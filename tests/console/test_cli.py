@@ -7,11 +7,11 @@ import pathlib
 
 from typer.testing import CliRunner
 
+from controller.agents.registry import add_classroom
+from controller.app.cli import app
 from controller.auth.accounts import sha256_hex
-from controller.cli import app
-from controller.cli_common import open_db
+from controller.common.cli_common import open_db
 from controller.db.models import ApiToken, ConsoleUser
-from controller.registry import add_classroom
 
 
 def test_user_lifecycle_and_token(tmp_path: pathlib.Path) -> None:

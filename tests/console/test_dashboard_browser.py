@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from console.harness import PASSWORD, Console, require_browser
 
-from controller.alerts import record_heartbeat_alerts
+from controller.agents.alerts import record_heartbeat_alerts
 from controller.db.models import AlertState, Classroom
 from controller.db.session import utcnow
 

@@ -10,7 +10,7 @@ import pytest
 from console.harness import PASSWORD, Console, require_browser
 
 from controller.db.models import Lesson
-from controller.lessons import schedule_lesson
+from controller.lessons.scheduling import schedule_lesson
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(90)]
 

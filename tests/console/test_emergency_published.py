@@ -13,8 +13,8 @@ import pytest
 from console.harness import Console
 from helpers import needs
 
-from controller.daemon import ControllerConfig
-from controller.lessons import schedule_lesson
+from controller.app.daemon import ControllerConfig
+from controller.lessons.scheduling import schedule_lesson
 from controller.live_push.store import push_targets
 from controller.publishing.origin import why_unavailable
 from controller.publishing.service import PublishingOptions

@@ -15,7 +15,7 @@ from controller.auth.accounts import add_user, create_api_token
 from controller.auth.scope import set_school
 from controller.db.models import AuditEntry, Classroom, Lesson, LessonEvent
 from controller.emergency.store import apply_to_lesson
-from controller.lessons import schedule_lesson
+from controller.lessons.scheduling import schedule_lesson
 
 
 def _lesson(console: Console, lead: str, receivers: list[str], hours: float, **kw: Any) -> str:

@@ -17,16 +17,16 @@ from console.recording_seed import seed_lesson
 from helpers import loopback_server_tls, loopback_tls
 from sqlalchemy import select, update
 
+from controller.agents.keys import ServerKeys
+from controller.agents.registry import add_classroom
+from controller.app.http_api import HttpApi
 from controller.auth.accounts import add_user, create_api_token
 from controller.auth.scope import set_school
 from controller.db.models import AuditEntry, Lesson
 from controller.db.session import database_url, make_engine, migrate, sessions
-from controller.http_api import HttpApi
-from controller.keys import ServerKeys
-from controller.registry import add_classroom
+from controller.recordings.uploads import UploadService
 from controller.relay.room import LessonRelay
 from controller.storage.local import LocalStorage
-from controller.uploads import UploadService
 
 pytestmark = pytest.mark.timeout(60)
 

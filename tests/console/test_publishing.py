@@ -26,7 +26,7 @@ from console.harness import Console, require_browser
 from helpers import needs
 from sqlalchemy import select
 
-from controller.daemon import ControllerConfig
+from controller.app.daemon import ControllerConfig
 from controller.db.models import AuditEntry
 from controller.live_push.store import push_targets
 from controller.publishing import links

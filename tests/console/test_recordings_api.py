@@ -12,10 +12,10 @@ from console.harness import Console
 from console.recording_seed import seed_lesson, seed_recording
 from sqlalchemy import insert
 
-from controller.daemon import ControllerConfig
+from controller.app.daemon import ControllerConfig
 from controller.db.models import AuditEntry, Classroom, Lesson, Recording
 from controller.db.session import make_engine, migrate, sessions
-from controller.recordings_search import RecordingQuery, search
+from controller.recordings.search import RecordingQuery, search
 
 T0 = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
 

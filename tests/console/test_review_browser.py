@@ -10,7 +10,7 @@ import pytest
 from console.harness import PASSWORD, Console, require_browser
 from console.recording_seed import seed_lesson, seed_recording
 
-from controller.daemon import ControllerConfig
+from controller.app.daemon import ControllerConfig
 from controller.db.models import Lesson, LessonNote, LessonScore
 
 pytestmark = pytest.mark.e2e

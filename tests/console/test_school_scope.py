@@ -16,15 +16,15 @@ from console.harness import Console
 from console.recording_seed import seed_lesson, seed_recording
 from sqlalchemy import select
 
-from controller.alerts import raise_alert
+from controller.agents.alerts import raise_alert
+from controller.agents.keys import ServerKeys
+from controller.agents.registry import add_classroom
+from controller.app.daemon import ControllerConfig
 from controller.auth.accounts import add_user, create_api_token
 from controller.auth.scope import set_school
-from controller.daemon import ControllerConfig
+from controller.common.errors import InvalidRequest
 from controller.db.models import AlertState, Classroom, Pairing
-from controller.errors import InvalidRequest
-from controller.keys import ServerKeys
-from controller.network_profiles import assign_profile, parse_profile_text, put_profile
-from controller.registry import add_classroom
+from controller.network.profiles import assign_profile, parse_profile_text, put_profile
 from controller.timetable.setup import apply_setup
 
 T0 = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)

@@ -14,15 +14,15 @@ from console.harness import PASSWORD, Console
 from console.recording_seed import seed_lesson, seed_recording
 from sqlalchemy import select, update
 
+from controller.agents.keys import ServerKeys
+from controller.app.daemon import ControllerConfig
+from controller.app.http_api import HttpApi
 from controller.auth.audit_check import unaudited_routes
 from controller.auth.personal import NOT_PERSONAL_READS, PERSONAL_READS
-from controller.daemon import ControllerConfig
 from controller.db.models import AuditEntry, Recording
 from controller.db.session import database_url, make_engine, migrate, sessions
-from controller.http_api import HttpApi
-from controller.keys import ServerKeys
+from controller.recordings.uploads import UploadService
 from controller.storage.local import LocalStorage
-from controller.uploads import UploadService
 from protocols.tls import pinned_client_context
 
 T0 = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)

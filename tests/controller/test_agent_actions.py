@@ -10,7 +10,7 @@ import pytest
 from helpers import bearer_headers, controller_base, controller_session
 from helpers import issue_token as issue_token_for
 
-from controller.daemon import ControllerDaemon
+from controller.app.daemon import ControllerDaemon
 from edge_agent import daemon as daemon_mod
 from edge_agent.daemon import AgentDaemon
 from edge_agent.enrol import enrol

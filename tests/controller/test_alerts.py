@@ -8,16 +8,16 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from controller.alerts import (
+from controller.agents.alerts import (
     acknowledge,
     active_alerts,
     alerts_from_health,
     record_heartbeat_alerts,
     silence,
 )
+from controller.common.errors import InvalidRequest, NotFound
 from controller.db.models import AlertState, Classroom
 from controller.db.session import make_engine, migrate, sessions
-from controller.errors import InvalidRequest, NotFound
 
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 
@@ -83,7 +83,7 @@ def test_alert_rows_follow_heartbeats(tmp_path: pathlib.Path, db_url: str) -> No
 
 
 def test_track_loss_and_media_round_trip_from_rtcp_become_alerts() -> None:
-    from controller.alerts import alerts_from_health
+    from controller.agents.alerts import alerts_from_health
 
     health = {
         "media": [

@@ -12,14 +12,14 @@ from helpers import bearer_headers, loopback_server_tls, loopback_session
 from sqlalchemy.orm import Session, sessionmaker
 from timetable_fixtures import ROOMS, SETUP
 
+from controller.agents.keys import ServerKeys
+from controller.agents.registry import add_classroom
+from controller.app.http_api import HttpApi
 from controller.db.models import Lesson
 from controller.db.session import make_engine, migrate, sessions
-from controller.http_api import HttpApi
-from controller.keys import ServerKeys
-from controller.registry import add_classroom
+from controller.recordings.uploads import UploadService
 from controller.storage.local import LocalStorage
 from controller.timetable.setup import apply_setup, expand_term
-from controller.uploads import UploadService
 
 
 @pytest.fixture

@@ -35,13 +35,13 @@ from schemathesis.specs.openapi.checks import (  # noqa: E402
 )
 from timetable_fixtures import ROOMS, SETUP  # noqa: E402
 
+from controller.agents.keys import ServerKeys  # noqa: E402
+from controller.agents.registry import add_classroom  # noqa: E402
+from controller.app.daemon import ControllerConfig, ControllerDaemon  # noqa: E402
 from controller.auth.accounts import add_user, create_api_token  # noqa: E402
-from controller.daemon import ControllerConfig, ControllerDaemon  # noqa: E402
 from controller.db.models import AlertState, Lesson  # noqa: E402
 from controller.db.session import database_url, make_engine, migrate, sessions  # noqa: E402
-from controller.keys import ServerKeys  # noqa: E402
-from controller.network_profiles import parse_profile_text, put_profile  # noqa: E402
-from controller.registry import add_classroom  # noqa: E402
+from controller.network.profiles import parse_profile_text, put_profile  # noqa: E402
 from controller.timetable.setup import apply_setup, expand_term  # noqa: E402
 
 # About 70 s here on two busy workers; a slower machine must not turn that into a timeout.

@@ -12,9 +12,9 @@ from sqlalchemy import delete, insert, select, text, update
 from sqlalchemy.exc import DatabaseError
 from sqlalchemy.orm import Session, sessionmaker
 
+from controller.app.daemon import ControllerConfig
 from controller.auth import audit
 from controller.auth.audit_syslog import AuditSyslog, Rfc5424Formatter, SyslogTarget
-from controller.daemon import ControllerConfig
 from controller.db.models import AuditEntry
 from controller.db.session import make_engine, migrate, sessions, utcnow
 

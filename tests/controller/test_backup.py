@@ -14,10 +14,10 @@ from helpers import free_port_pair, https_session, issue_token
 from sqlalchemy import select
 from typer.testing import CliRunner
 
+from controller.app.cli import app
+from controller.app.daemon import ControllerConfig, ControllerDaemon
 from controller.auth import passwords
 from controller.auth.accounts import add_user, create_api_token
-from controller.cli import app
-from controller.daemon import ControllerConfig, ControllerDaemon
 from controller.db.models import ConsoleUser
 from edge_agent.enrol import enrol
 from edge_agent.link import ControlLink

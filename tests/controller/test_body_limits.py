@@ -13,12 +13,12 @@ import pytest
 from helpers import loopback_client_tls, loopback_server_tls
 from sqlalchemy.orm import Session, sessionmaker
 
-from controller.body_limits import DEFAULT_BODY_LIMIT, SIGN_IN_BODY_LIMIT
+from controller.agents.keys import ServerKeys
+from controller.app.http_api import HttpApi
+from controller.common.body_limits import DEFAULT_BODY_LIMIT, SIGN_IN_BODY_LIMIT
 from controller.db.session import make_engine, migrate, sessions
-from controller.http_api import HttpApi
-from controller.keys import ServerKeys
+from controller.recordings.uploads import UploadService
 from controller.storage.local import LocalStorage
-from controller.uploads import UploadService
 
 pytestmark = pytest.mark.timeout(30)
 

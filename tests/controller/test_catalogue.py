@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from controller.catalogue import coverage, holes, merge
+from controller.recordings.catalogue import coverage, holes, merge
 from protocols.manifest import GapEntry, Manifest, SegmentEntry, TrackEntry
 
 

@@ -12,14 +12,14 @@ from helpers import bearer_headers, loopback_server_tls, loopback_session
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from controller.agents.health_history import HealthSampler, send_kbps
+from controller.agents.keys import ServerKeys
+from controller.agents.registry import add_classroom
+from controller.app.http_api import HttpApi
 from controller.db.models import ClassroomHealthSample, School
 from controller.db.session import make_engine, migrate, sessions
-from controller.health_history import HealthSampler, send_kbps
-from controller.http_api import HttpApi
-from controller.keys import ServerKeys
-from controller.registry import add_classroom
+from controller.recordings.uploads import UploadService
 from controller.storage.local import LocalStorage
-from controller.uploads import UploadService
 
 HEALTH: dict[str, object] = {
     "cpu_pct": 41.5,

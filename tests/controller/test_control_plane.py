@@ -12,7 +12,7 @@ import zmq.asyncio
 from helpers import issue_token as issue_token_for
 from zmq.utils.monitor import parse_monitor_message
 
-from controller.daemon import ControllerConfig, ControllerDaemon
+from controller.app.daemon import ControllerConfig, ControllerDaemon
 from edge_agent.enrol import enrol
 from edge_agent.errors import EnrolmentFailed
 from edge_agent.identity import Identity

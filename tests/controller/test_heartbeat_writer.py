@@ -12,10 +12,10 @@ import pytest
 from sqlalchemy import Engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+from controller.agents.health_history import HealthSampler
+from controller.agents.heartbeat_writer import HeartbeatWriter
 from controller.db.models import Classroom
 from controller.db.session import make_engine, migrate, sessions
-from controller.health_history import HealthSampler
-from controller.heartbeat_writer import HeartbeatWriter
 from protocols.messages import Heartbeat
 
 ROOMS = [f"room-{i:02d}" for i in range(50)]

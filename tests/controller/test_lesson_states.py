@@ -11,11 +11,11 @@ from datetime import timedelta
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
+from controller.common.errors import WrongState
 from controller.db.models import Classroom, Lesson
 from controller.db.session import make_engine, migrate, sessions, utcnow
-from controller.errors import WrongState
-from controller.lesson_states import ACTIVE_STATES, ALLOWED, LessonState, allowed
-from controller.lessons import schedule_lesson, transition
+from controller.lessons.scheduling import schedule_lesson, transition
+from controller.lessons.states import ACTIVE_STATES, ALLOWED, LessonState, allowed
 
 ORDINARY = ["scheduled", "preparing", "live", "ending", "recorded", "uploaded"]
 
@@ -71,5 +71,5 @@ def test_a_move_the_machine_does_not_allow_is_refused_and_nothing_is_written(
 
 def test_lessons_and_the_timetable_import_each_other_in_no_cycle() -> None:
     """Either module imports first, alone, in a fresh interpreter."""
-    for first in ("controller.lessons", "controller.timetable.loading"):
+    for first in ("controller.lessons.scheduling", "controller.timetable.loading"):
         subprocess.run([sys.executable, "-c", f"import {first}"], check=True, timeout=60)

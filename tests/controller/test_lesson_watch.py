@@ -6,11 +6,11 @@ from __future__ import annotations
 import pathlib
 from datetime import timedelta
 
+from controller.agents.keys import ServerKeys
+from controller.agents.registry import add_classroom
 from controller.db.session import make_engine, migrate, sessions, utcnow
-from controller.keys import ServerKeys
-from controller.lesson_watch import LessonWatch
-from controller.lessons import schedule_lesson
-from controller.registry import add_classroom
+from controller.lessons.scheduling import schedule_lesson
+from controller.lessons.watch import LessonWatch
 
 
 def test_two_watches_hear_changes_and_close_independently(tmp_path: pathlib.Path) -> None:

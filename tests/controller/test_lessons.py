@@ -8,11 +8,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
+from controller.agents.keys import ServerKeys
+from controller.agents.registry import add_classroom
+from controller.common.errors import InvalidRequest, NotFound
 from controller.db.session import make_engine, migrate, sessions
-from controller.errors import InvalidRequest, NotFound
-from controller.keys import ServerKeys
-from controller.lessons import schedule_lesson
-from controller.registry import add_classroom
+from controller.lessons.scheduling import schedule_lesson
 
 T0 = datetime(2026, 3, 2, 0, 0, tzinfo=UTC)
 

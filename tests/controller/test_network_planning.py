@@ -18,19 +18,19 @@ from sqlalchemy.orm import Session, sessionmaker
 from timetable_fixtures import ROOMS, SETUP
 from typer.testing import CliRunner
 
-from controller.cli import app
+from controller.agents.keys import ServerKeys
+from controller.agents.registry import add_classroom
+from controller.app.cli import app
+from controller.app.http_api import HttpApi
 from controller.db.models import Classroom, Lesson
 from controller.db.session import database_url, make_engine, migrate, sessions, utcnow
-from controller.http_api import HttpApi
-from controller.keys import ServerKeys
-from controller.network_profiles import assign_profile, put_profile
-from controller.registry import add_classroom
+from controller.network.profiles import assign_profile, put_profile
+from controller.recordings.uploads import UploadService
 from controller.storage.local import LocalStorage
 from controller.timetable.csv_import import parse_timetable_csv
 from controller.timetable.loading import planner_for
 from controller.timetable.planner import Candidate, Planner, Room
 from controller.timetable.setup import apply_setup, bell_periods, expand_term, term_calendar
-from controller.uploads import UploadService
 from protocols.network_profile import NetworkProfile, Rung
 
 T0 = datetime(2026, 3, 3, 1, 0, tzinfo=UTC)

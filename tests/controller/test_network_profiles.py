@@ -14,23 +14,23 @@ from helpers import REPO, bearer_headers, loopback_server_tls, loopback_session
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
-from controller.agents import AgentMessages
-from controller.cli import app
+from controller.agents.keys import KeyBook, ServerKeys
+from controller.agents.messages import AgentMessages
+from controller.agents.presence import Presence
+from controller.agents.registry import add_classroom
+from controller.app.cli import app
+from controller.app.http_api import HttpApi
+from controller.common.errors import InvalidRequest, NotFound
 from controller.db.session import database_url, make_engine, migrate, sessions
-from controller.errors import InvalidRequest, NotFound
-from controller.http_api import HttpApi
-from controller.keys import KeyBook, ServerKeys
-from controller.network_profiles import (
+from controller.network.profiles import (
     assign_profile,
     effective_profile,
     list_profiles,
     parse_profile_text,
     put_profile,
 )
-from controller.presence import Presence
-from controller.registry import add_classroom
+from controller.recordings.uploads import UploadService
 from controller.storage.local import LocalStorage
-from controller.uploads import UploadService
 from protocols import envelope
 from protocols.messages import Register, RegisterAck
 from protocols.network_profile import parse_network_profile

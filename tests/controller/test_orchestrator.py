@@ -10,14 +10,14 @@ from typing import Any
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
+from controller.agents.keys import ServerKeys
+from controller.agents.presence import Presence
+from controller.agents.registry import add_classroom
 from controller.db.models import Classroom, Lesson, Recording
 from controller.db.session import make_engine, migrate, sessions, utcnow
-from controller.keys import ServerKeys
-from controller.lessons import schedule_lesson
+from controller.lessons.orchestrator import Orchestrator
+from controller.lessons.scheduling import schedule_lesson
 from controller.live_push.store import set_push_targets
-from controller.orchestrator import Orchestrator
-from controller.presence import Presence
-from controller.registry import add_classroom
 from protocols import envelope
 from protocols.messages import Body, CommandAck, JoinLesson, PushTarget
 
@@ -188,7 +188,7 @@ async def test_not_ready_raises_an_alert_when_preparing(db: sessionmaker[Session
     with db() as s:
         row = s.get(Lesson, lesson.id)
         assert row is not None and row.state == "preparing"  # 5 minutes ahead
-        from controller.lessons import lesson_document
+        from controller.lessons.scheduling import lesson_document
 
         details = [e["detail"] for e in lesson_document(s, row)["events"]]  # type: ignore[index]
     [alert] = [d for d in details if d.startswith("ALERT not ready")]
@@ -332,9 +332,9 @@ async def test_the_passes_query_off_the_event_loop(db: sessionmaker[Session]) ->
 async def test_a_lesson_that_cannot_advance_does_not_stall_the_others(
     db: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import controller.orchestrator as orchestrator_module
-    from controller.errors import WrongState
-    from controller.lessons import transition
+    import controller.lessons.orchestrator as orchestrator_module
+    from controller.common.errors import WrongState
+    from controller.lessons.scheduling import transition
 
     hub, presence = FakeHub(), Presence(heartbeat_interval=1.0)
     orch = Orchestrator(db, hub, presence, prepare_s=5.0)  # type: ignore[arg-type]

@@ -12,11 +12,11 @@ from helpers import issue_token
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from controller.cli import app
-from controller.cli_common import open_db
+from controller.app.cli import app
+from controller.common.cli_common import open_db
 from controller.db.models import AuditEntry, Deletion, Recording, Teacher
 from controller.db.session import utcnow
-from controller.lessons import schedule_lesson
+from controller.lessons.scheduling import schedule_lesson
 
 T0 = datetime(2026, 3, 2, 8, tzinfo=UTC)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from controller import presence as presence_mod
-from controller.presence import Presence
+from controller.agents import presence as presence_mod
+from controller.agents.presence import Presence
 
 
 class _Clock:
@@ -19,7 +19,7 @@ class _Clock:
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> _Clock:
     clock = _Clock()
-    monkeypatch.setattr("controller.presence.time.monotonic", clock)
+    monkeypatch.setattr("controller.agents.presence.time.monotonic", clock)
     return clock
 
 

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from controller.daemon import ControllerConfig, ControllerDaemon
-from controller.keys import ServerKeys
+from controller.agents.keys import ServerKeys
+from controller.app.daemon import ControllerConfig, ControllerDaemon
 from controller.storage.local import LocalStorage
 
 

@@ -8,13 +8,13 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from controller.agents.keys import ServerKeys
+from controller.agents.registry import add_classroom
 from controller.db.models import Deletion, StoredSegment
 from controller.db.session import make_engine, migrate, sessions
-from controller.keys import ServerKeys
-from controller.lessons import schedule_lesson
-from controller.recordings import record_segment
-from controller.registry import add_classroom
-from controller.retention import RetentionPolicy, run_retention
+from controller.lessons.scheduling import schedule_lesson
+from controller.recordings.intake import record_segment
+from controller.recordings.retention import RetentionPolicy, run_retention
 from controller.storage.local import LocalStorage
 
 
@@ -62,7 +62,7 @@ def test_old_lessons_are_deleted_by_kind_and_audited(tmp_path: pathlib.Path) -> 
 def test_retention_option_refuses_bad_values_clearly(tmp_path: pathlib.Path) -> None:
     from typer.testing import CliRunner
 
-    from controller.cli import app
+    from controller.app.cli import app
 
     runner = CliRunner()
     for value, fragment in [("synchronous", "write KIND=DAYS"), ("research=-3", "whole number")]:
@@ -165,7 +165,7 @@ def test_a_published_recording_outlives_its_lessons_retention(tmp_path: pathlib.
     published track's stitched file stays (and stays in the catalogue); its segments and
     the unpublished tracks (the children's pictures) go as the policy says."""
     from controller.db.models import Recording
-    from controller.recordings_search import publish
+    from controller.recordings.search import publish
 
     db, storage = _county(tmp_path)
     t0 = datetime(2026, 1, 5, tzinfo=UTC)

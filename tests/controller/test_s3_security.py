@@ -16,13 +16,13 @@ from benchlib.s3_server import S3Server, s3_server
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from controller.agents.keys import ServerKeys
+from controller.agents.registry import add_classroom
 from controller.db.models import Deletion, UploadSession
 from controller.db.session import make_engine, migrate, sessions, utcnow
-from controller.keys import ServerKeys
-from controller.lessons import schedule_lesson
-from controller.recordings import record_segment
-from controller.registry import add_classroom
-from controller.retention import RetentionPolicy, run_retention
+from controller.lessons.scheduling import schedule_lesson
+from controller.recordings.intake import record_segment
+from controller.recordings.retention import RetentionPolicy, run_retention
 from controller.storage.s3 import S3Location, S3Storage
 
 T0 = datetime(2025, 1, 6, tzinfo=UTC)

@@ -147,12 +147,12 @@ def test_a_lesson_with_a_damaged_segment_is_still_catalogued_and_says_so(
 
     from sqlalchemy import select
 
+    from controller.agents.keys import ServerKeys
+    from controller.agents.registry import add_classroom
     from controller.db.models import LessonEvent, Recording
     from controller.db.session import make_engine, migrate, sessions
-    from controller.keys import ServerKeys
-    from controller.lessons import schedule_lesson
-    from controller.recordings import accept_manifest, record_segment
-    from controller.registry import add_classroom
+    from controller.lessons.scheduling import schedule_lesson
+    from controller.recordings.intake import accept_manifest, record_segment
     from controller.storage.local import LocalStorage
 
     url = f"sqlite:///{tmp_path / 'c.sqlite3'}"

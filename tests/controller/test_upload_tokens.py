@@ -17,11 +17,11 @@ from helpers import issue_token as issue_token_for
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from controller import upload_tokens
-from controller.cli import app
-from controller.daemon import ControllerDaemon
+from controller.app.cli import app
+from controller.app.daemon import ControllerDaemon
 from controller.db.models import AlertState, AuditEntry, UploadToken
 from controller.db.session import utcnow
+from controller.recordings import upload_tokens
 from controller.tls.probe import state_trust_pem
 from edge_agent.enrol import enrol
 from edge_agent.errors import UploadFailed

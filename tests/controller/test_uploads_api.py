@@ -18,17 +18,17 @@ from helpers import bearer_headers, loopback_client_tls, loopback_server_tls, lo
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from controller import upload_tokens
+from controller.agents.keys import ServerKeys
+from controller.agents.registry import add_classroom
+from controller.app.http_api import HttpApi
 from controller.db.models import Recording, StoredSegment, UploadSession
 from controller.db.session import make_engine, migrate, sessions
-from controller.http_api import HttpApi
-from controller.keys import ServerKeys
-from controller.lessons import schedule_lesson
-from controller.registry import add_classroom
+from controller.lessons.scheduling import schedule_lesson
+from controller.recordings import upload_tokens
+from controller.recordings.uploads import MAX_MANIFEST_BYTES, UploadService
 from controller.storage.backend import StorageBackend
 from controller.storage.local import LocalStorage
 from controller.storage.s3 import S3Location, S3Storage
-from controller.uploads import MAX_MANIFEST_BYTES, UploadService
 from edge_agent.errors import UploadFailed
 from edge_agent.uploads.client import UploadApi
 from edge_agent.uploads.journal import UploadJournal

@@ -112,7 +112,7 @@ def test_the_guide_runs_bilingual_and_covers_what_a_technician_does() -> None:
     ):
         assert heading in text, heading
     # Every alert kind the controller raises is explained.
-    from controller.alerts import OFFLINE, SEVERITY_OF_KIND
+    from controller.agents.alerts import OFFLINE, SEVERITY_OF_KIND
 
     for kind in {OFFLINE, *SEVERITY_OF_KIND}:
         assert f"`{kind}`" in text, f"alert {kind} is not in the guide"

@@ -31,7 +31,7 @@ import pytest
 from benchlib.rig import BIN, SYNTHETIC, LessonRig
 from release_fixtures import build_wheel, make_key, sign_wheel
 
-from controller.cli_common import open_db
+from controller.common.cli_common import open_db
 from controller.releases import store
 from edge_agent.updates import boot_guard, installer
 from protocols.releases import UpdateOffer, load_public_key, sha256_hex

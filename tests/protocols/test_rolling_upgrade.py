@@ -16,11 +16,11 @@ from datetime import timedelta
 import pytest
 from helpers import issue_token as issue_token_for
 
-from controller.daemon import ControllerDaemon
+from controller.agents.registry import add_classroom
+from controller.app.daemon import ControllerDaemon
 from controller.db.models import Classroom
 from controller.db.session import utcnow
-from controller.lessons import schedule_lesson
-from controller.registry import add_classroom
+from controller.lessons.scheduling import schedule_lesson
 from edge_agent.enrol import enrol
 
 pytestmark = pytest.mark.timeout(90)

@@ -11,11 +11,11 @@ from quota_seed import lesson
 from sqlalchemy.orm import Session, sessionmaker
 from timetable_fixtures import ROOMS, SETUP
 
+from controller.agents.keys import ServerKeys
+from controller.agents.registry import add_classroom
 from controller.analytics.store import store_talk
 from controller.db.models import Lesson
 from controller.db.session import as_utc, make_engine, migrate, sessions
-from controller.keys import ServerKeys
-from controller.registry import add_classroom
 from controller.timetable.quota_engine import evaluate_term
 from controller.timetable.quota_reports import build_view, view_csv
 from controller.timetable.setup import apply_setup

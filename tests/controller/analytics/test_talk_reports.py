@@ -11,13 +11,13 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from controller.agents import AgentMessages
+from controller.agents.keys import KeyBook, ServerKeys
+from controller.agents.messages import AgentMessages
+from controller.agents.presence import Presence
 from controller.db.models import Classroom, Lesson, LessonAnalysis, LessonTalk
 from controller.db.session import as_utc, make_engine, migrate, sessions, utcnow
-from controller.keys import KeyBook, ServerKeys
-from controller.lessons import schedule_lesson
-from controller.orchestrator import Orchestrator
-from controller.presence import Presence
+from controller.lessons.orchestrator import Orchestrator
+from controller.lessons.scheduling import schedule_lesson
 from protocols import envelope
 from protocols.messages import LessonReport, TalkTimeline
 

@@ -12,11 +12,11 @@ import pytest
 from benchlib.ports import free_port_pair
 from pg_server import PgServer
 
-from controller.daemon import ControllerConfig, ControllerDaemon
+from controller.agents.keys import ServerKeys
+from controller.agents.registry import add_classroom
+from controller.app.daemon import ControllerConfig, ControllerDaemon
 from controller.db.models import Classroom
 from controller.db.session import as_utc, make_engine, migrate, sessions, utcnow
-from controller.keys import ServerKeys
-from controller.registry import add_classroom
 from edge_agent.enrol import enrol
 from edge_agent.link import ControlLink
 from protocols.messages import CommandAck, Heartbeat, Register

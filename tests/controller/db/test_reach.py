@@ -14,8 +14,8 @@ from benchlib.ports import free_port_pair
 from pg_server import PgServer
 from typer.testing import CliRunner
 
-from controller.cli import app
-from controller.daemon import ControllerConfig, ControllerDaemon
+from controller.app.cli import app
+from controller.app.daemon import ControllerConfig, ControllerDaemon
 from controller.db.errors import DatabaseRefused, DatabaseUnreachable
 from controller.db.reach import wait_for_database
 

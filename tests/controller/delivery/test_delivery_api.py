@@ -13,10 +13,10 @@ from console.harness import Console
 from console.recording_seed import seed_lesson, seed_recording
 from sqlalchemy import select
 
-from controller import upload_tokens
-from controller.daemon import ControllerConfig
+from controller.app.daemon import ControllerConfig
 from controller.db.models import AuditEntry, Recording
 from controller.delivery import store
+from controller.recordings import upload_tokens
 from protocols.messages import PlaybackReport
 
 T0 = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)

@@ -13,10 +13,10 @@ import pytest
 from helpers import bearer_headers, controller_base, controller_session
 from helpers import issue_token as issue_token_for
 
-from controller.daemon import ControllerDaemon
+from controller.app.daemon import ControllerDaemon
 from controller.db.session import utcnow
 from controller.floor.store import floor_state
-from controller.lessons import schedule_lesson
+from controller.lessons.scheduling import schedule_lesson
 from edge_agent.enrol import enrol
 from edge_agent.identity import Identity
 from edge_agent.link import ControlLink

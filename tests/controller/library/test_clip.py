@@ -9,7 +9,7 @@ import av
 import numpy as np
 import pytest
 
-from controller.errors import InvalidRequest
+from controller.common.errors import InvalidRequest
 from controller.library.clip import ClipError, check_span, cut_sandboxed
 
 FPS = 25

@@ -19,8 +19,8 @@ from console.harness import Console
 from console.recording_seed import seed_lesson, seed_recording
 from sqlalchemy import select
 
+from controller.app.daemon import ControllerConfig
 from controller.auth.accounts import add_user, create_api_token
-from controller.daemon import ControllerConfig
 from controller.db.models import AuditEntry, ConsoleUser, LibraryItem, PublishedRecording, Recording
 
 T0 = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)

@@ -11,7 +11,7 @@ from console.harness import PASSWORD, Console, require_browser
 from console.recording_seed import seed_lesson, seed_recording
 from sqlalchemy import select
 
-from controller.daemon import ControllerConfig
+from controller.app.daemon import ControllerConfig
 from controller.db.models import Lesson
 
 pytestmark = pytest.mark.e2e

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from controller.db.models import Classroom, LibraryItem, PublishedRecording
 from controller.db.session import MIGRATIONS, make_engine, migrate, sessions
 from controller.db.urls import is_postgresql
-from controller.lessons import schedule_lesson
+from controller.lessons.scheduling import schedule_lesson
 
 T0 = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
 

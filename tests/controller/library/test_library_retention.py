@@ -10,15 +10,15 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from controller.agents.keys import ServerKeys
+from controller.agents.registry import add_classroom
 from controller.auth.scope import Scope
 from controller.db.models import Deletion, Lesson, LibraryItem, PublishedRecording, Recording
 from controller.db.session import make_engine, migrate, sessions
-from controller.keys import ServerKeys
-from controller.lessons import schedule_lesson
+from controller.lessons.scheduling import schedule_lesson
 from controller.library import store
 from controller.library.metadata import ItemMetadata
-from controller.registry import add_classroom
-from controller.retention import RetentionPolicy, delete_lesson_recordings, run_retention
+from controller.recordings.retention import RetentionPolicy, delete_lesson_recordings, run_retention
 from controller.storage.local import LocalStorage
 
 T0 = datetime(2026, 1, 5, tzinfo=UTC)

@@ -10,7 +10,7 @@ import pytest
 from media_plane_fixtures import StartJanus
 from typer.testing import CliRunner
 
-from controller.cli import app
+from controller.app.cli import app
 
 pytestmark = [pytest.mark.janus, pytest.mark.timeout(60)]
 

@@ -7,10 +7,10 @@ import time
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from controller.health_history import HealthSampler
-from controller.heartbeat_writer import HeartbeatWriter
+from controller.agents.health_history import HealthSampler
+from controller.agents.heartbeat_writer import HeartbeatWriter
+from controller.agents.presence import Presence
 from controller.metrics.control_plane import ControlPlaneCollector
-from controller.presence import Presence
 from protocols.messages import Heartbeat
 
 

@@ -10,15 +10,15 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from controller.agents.keys import ServerKeys
+from controller.agents.registry import add_classroom
+from controller.app.http_api import HttpApi
 from controller.auth.accounts import add_user, create_api_token
 from controller.db.models import Classroom, ConsoleUser
 from controller.db.session import make_engine, migrate, sessions
-from controller.http_api import HttpApi
-from controller.keys import ServerKeys
-from controller.lessons import schedule_lesson
-from controller.registry import add_classroom
+from controller.lessons.scheduling import schedule_lesson
+from controller.recordings.uploads import UploadService
 from controller.storage.local import LocalStorage
-from controller.uploads import UploadService
 
 HEALTH = {
     "seq": 7,

@@ -10,7 +10,7 @@ from notify_fixtures import T0
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from controller.alerts import (
+from controller.agents.alerts import (
     active_alerts,
     raise_offline,
     record_heartbeat_alerts,
@@ -99,7 +99,7 @@ def test_every_rule_has_a_severity() -> None:
 
 
 def test_a_lost_camera_is_one_alert_not_also_the_agents_summary() -> None:
-    from controller.alerts import alerts_from_health
+    from controller.agents.alerts import alerts_from_health
 
     health = {
         "alerts": {"device_lost": "teacher lost: no frames", "mic_silent": "no sound"},
@@ -112,7 +112,7 @@ def test_a_lost_camera_is_one_alert_not_also_the_agents_summary() -> None:
 
 
 def test_an_agent_offline_is_an_alert_only_as_its_lesson_nears(db: sessionmaker[Session]) -> None:
-    from controller.alerts import raise_offline_before_lessons
+    from controller.agents.alerts import raise_offline_before_lessons
 
     with db() as s:
         for lid, start in (

@@ -15,13 +15,13 @@ from peers.robot_webhook import RobotReceiver
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from controller.agents.keys import ServerKeys
+from controller.app.http_api import HttpApi
 from controller.auth.accounts import add_user, create_api_token
 from controller.db.models import AuditEntry, NotifySubscription
-from controller.http_api import HttpApi
-from controller.keys import ServerKeys
 from controller.notify.api import TEST_TEXT
+from controller.recordings.uploads import UploadService
 from controller.storage.local import LocalStorage
-from controller.uploads import UploadService
 
 pytestmark = pytest.mark.timeout(30)
 

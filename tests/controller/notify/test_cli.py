@@ -10,8 +10,8 @@ from notify_fixtures import subscribe
 from peers.robot_webhook import RobotReceiver
 from typer.testing import CliRunner
 
-from controller.cli import app
-from controller.cli_common import open_db
+from controller.app.cli import app
+from controller.common.cli_common import open_db
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -13,7 +13,7 @@ from peers.smtp_inbox import SmtpInbox
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from controller.alerts import acknowledge, record_heartbeat_alerts
+from controller.agents.alerts import acknowledge, record_heartbeat_alerts
 from controller.auth.scope import Scope
 from controller.db.models import AlertState, NotifyOutbox
 from controller.notify.dispatcher import NotifyDispatcher

@@ -14,7 +14,7 @@ from peers.robot_webhook import RobotReceiver
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from controller.alerts import record_heartbeat_alerts
+from controller.agents.alerts import record_heartbeat_alerts
 from controller.auth.scope import Scope
 from controller.db.models import NotifyOutbox
 from controller.notify.api import TEST_TEXT

@@ -15,15 +15,15 @@ from helpers import bearer_headers, loopback_server_tls, loopback_session
 from release_fixtures import build_wheel, make_key, sign_wheel
 from sqlalchemy.orm import Session, sessionmaker
 
-from controller import upload_tokens
+from controller.agents.keys import ServerKeys
+from controller.app.http_api import HttpApi
+from controller.common.errors import InvalidRequest
 from controller.db.models import Classroom, Lesson, ReleaseTarget
 from controller.db.session import make_engine, migrate, sessions, utcnow
-from controller.errors import InvalidRequest
-from controller.http_api import HttpApi
-from controller.keys import ServerKeys
+from controller.recordings import upload_tokens
+from controller.recordings.uploads import UploadService
 from controller.releases import store
 from controller.storage.local import LocalStorage
-from controller.uploads import UploadService
 from protocols.releases import UpdateOffer
 
 pytestmark = pytest.mark.timeout(60)

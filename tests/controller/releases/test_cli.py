@@ -11,8 +11,8 @@ import pytest
 from release_fixtures import build_wheel, make_key, sign_wheel
 from typer.testing import CliRunner
 
-from controller.cli import app
-from controller.cli_common import open_db
+from controller.app.cli import app
+from controller.common.cli_common import open_db
 from controller.db.models import Classroom
 
 pytestmark = pytest.mark.timeout(60)

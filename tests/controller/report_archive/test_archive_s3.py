@@ -15,13 +15,13 @@ from helpers import bearer_headers, loopback_server_tls, loopback_session
 from quota_seed import lesson
 from timetable_fixtures import ROOMS, SETUP
 
+from controller.agents.keys import ServerKeys
+from controller.agents.registry import add_classroom
+from controller.app.http_api import HttpApi
 from controller.db.session import make_engine, migrate, sessions
-from controller.http_api import HttpApi
-from controller.keys import ServerKeys
-from controller.registry import add_classroom
+from controller.recordings.uploads import UploadService
 from controller.storage.s3 import S3Location, S3Storage
 from controller.timetable.setup import apply_setup
-from controller.uploads import UploadService
 
 
 @pytest.fixture(scope="module")

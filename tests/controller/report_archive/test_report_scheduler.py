@@ -15,10 +15,10 @@ from quota_seed import lesson
 from sqlalchemy.orm import Session, sessionmaker
 from timetable_fixtures import ROOMS, SETUP
 
+from controller.agents.keys import ServerKeys
+from controller.agents.registry import add_classroom
 from controller.db.models import Term
 from controller.db.session import make_engine, migrate, sessions
-from controller.keys import ServerKeys
-from controller.registry import add_classroom
 from controller.report_archive.metrics import ReportArchiveCollector
 from controller.report_archive.periods import period_of
 from controller.report_archive.scheduler import ReportScheduler, generate

@@ -10,12 +10,12 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 from timetable_fixtures import ROOMS, SETUP
 
+from controller.agents.keys import ServerKeys
+from controller.agents.registry import add_classroom
+from controller.common.errors import RulesRefused
 from controller.db.models import LessonReceiver
 from controller.db.session import make_engine, migrate, sessions
-from controller.errors import RulesRefused
-from controller.keys import ServerKeys
-from controller.lessons import lesson_document, schedule_lesson, schedule_placed
-from controller.registry import add_classroom
+from controller.lessons.scheduling import lesson_document, schedule_lesson, schedule_placed
 from controller.timetable.csv_import import parse_timetable_csv
 from controller.timetable.loading import insert_lessons, planner_for
 from controller.timetable.quota_engine import evaluate_term
@@ -171,7 +171,7 @@ def test_the_teacher_report_counts_assistants(db: sessionmaker[Session]) -> None
 
 
 def test_a_series_names_its_rooms_assistants(db: sessionmaker[Session]) -> None:
-    from controller.errors import InvalidRequest
+    from controller.common.errors import InvalidRequest
     from controller.timetable.setup import expand_term
 
     series = """

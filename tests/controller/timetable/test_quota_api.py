@@ -15,14 +15,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from timetable_fixtures import ROOMS, SETUP
 from typer.testing import CliRunner
 
-from controller.cli import app
+from controller.agents.keys import ServerKeys
+from controller.agents.registry import add_classroom
+from controller.app.cli import app
+from controller.app.http_api import HttpApi
 from controller.db.session import make_engine, migrate, sessions
-from controller.http_api import HttpApi
-from controller.keys import ServerKeys
-from controller.registry import add_classroom
+from controller.recordings.uploads import UploadService
 from controller.storage.local import LocalStorage
 from controller.timetable.setup import apply_setup
-from controller.uploads import UploadService
 
 BOM = b"\xef\xbb\xbf"
 

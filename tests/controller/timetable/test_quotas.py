@@ -11,15 +11,15 @@ from quota_seed import lesson
 from sqlalchemy.orm import Session, sessionmaker
 from timetable_fixtures import ROOMS, SETUP
 
+from controller.agents.keys import ServerKeys
+from controller.agents.registry import add_classroom
 from controller.auth.scope import Scope
+from controller.common.errors import InvalidRequest
 from controller.db.models import (
     Pairing,
     Term,
 )
 from controller.db.session import make_engine, migrate, sessions
-from controller.errors import InvalidRequest
-from controller.keys import ServerKeys
-from controller.registry import add_classroom
 from controller.timetable.quota_engine import QuotaResult, evaluate_term
 from controller.timetable.quota_reports import build_view, view_csv
 from controller.timetable.quotas import DEFAULT_QUOTAS, stored_quotas

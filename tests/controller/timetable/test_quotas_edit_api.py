@@ -16,17 +16,17 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from timetable_fixtures import ROOMS, SETUP
 
+from controller.agents.keys import ServerKeys
+from controller.agents.registry import add_classroom
+from controller.app.http_api import HttpApi
 from controller.auth.scope import set_school
 from controller.db.models import AuditEntry
 from controller.db.session import make_engine, migrate, sessions
-from controller.http_api import HttpApi
-from controller.keys import ServerKeys
-from controller.registry import add_classroom
+from controller.recordings.uploads import UploadService
 from controller.storage.local import LocalStorage
 from controller.timetable.quotas import DEFAULT_QUOTAS
 from controller.timetable.quotas_api import MAX_BODY_BYTES
 from controller.timetable.setup import apply_setup
-from controller.uploads import UploadService
 
 MONTHLY: dict[str, Any] = {
     "id": "teacher-month",

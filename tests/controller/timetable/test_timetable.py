@@ -12,13 +12,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from timetable_fixtures import BAD_CSV, ROOMS, SETUP, TEACHER_ROLES
 from typer.testing import CliRunner
 
-from controller.cli import app
+from controller.agents.keys import ServerKeys
+from controller.agents.registry import add_classroom
+from controller.app.cli import app
+from controller.common.errors import InvalidRequest
 from controller.db.models import Classroom, Lesson, RecordingManifest
 from controller.db.session import make_engine, migrate, sessions
-from controller.errors import InvalidRequest
-from controller.keys import ServerKeys
-from controller.lessons import schedule_lesson
-from controller.registry import add_classroom
+from controller.lessons.scheduling import schedule_lesson
 from controller.timetable.calendar import SchoolCalendar
 from controller.timetable.csv_import import parse_timetable_csv
 from controller.timetable.ical import lessons_for, to_ical

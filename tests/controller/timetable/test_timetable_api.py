@@ -13,14 +13,14 @@ from helpers import bearer_headers, loopback_server_tls, loopback_session
 from sqlalchemy.orm import Session, sessionmaker
 from timetable_fixtures import BAD_CSV, ROOMS, SETUP
 
+from controller.agents.keys import ServerKeys
+from controller.agents.registry import add_classroom
+from controller.app.http_api import HttpApi
 from controller.db.session import make_engine, migrate, sessions
-from controller.http_api import HttpApi
-from controller.keys import ServerKeys
-from controller.registry import add_classroom
+from controller.recordings.uploads import UploadService
 from controller.storage.local import LocalStorage
 from controller.timetable.csv_import import MAX_BYTES, MAX_ROWS, limit_problem
 from controller.timetable.setup import apply_setup
-from controller.uploads import UploadService
 
 T = datetime(2026, 3, 4, 1, 0, tzinfo=UTC)
 
@@ -67,7 +67,7 @@ async def test_rules_import_ical_overrides_and_report(
             doc = await r.json()
             assert doc["openapi"].startswith("3.1") and "/api/v1/timetable" in doc["paths"]
             # Every feature's paths are in the app's document, and assembling it changed
-            # no module's dictionary (controller.openapi).
+            # no module's dictionary (controller.common.openapi).
             from controller.timetable.api import OPENAPI
 
             assert "/api/v1/notify/subscriptions" in doc["paths"]

@@ -9,9 +9,9 @@ import pytest
 from sqlalchemy import insert
 from sqlalchemy.orm import Session, sessionmaker
 
+from controller.common.errors import InvalidRequest
 from controller.db.models import Classroom, Lesson, LessonReceiver
 from controller.db.session import make_engine, migrate, sessions
-from controller.errors import InvalidRequest
 from controller.timetable.check_api import check_candidate
 from controller.timetable.week import lessons_query
 

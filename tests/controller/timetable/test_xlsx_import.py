@@ -11,9 +11,9 @@ from openpyxl import Workbook
 from sqlalchemy.orm import Session, sessionmaker
 from timetable_fixtures import ROOMS, SETUP
 
+from controller.agents.keys import ServerKeys
+from controller.agents.registry import add_classroom
 from controller.db.session import make_engine, migrate, sessions
-from controller.keys import ServerKeys
-from controller.registry import add_classroom
 from controller.timetable.csv_import import MAX_ROWS, parse_timetable_csv
 from controller.timetable.loading import planner_for
 from controller.timetable.setup import apply_setup, bell_periods, term_calendar

@@ -9,7 +9,7 @@ import stat
 from cryptography import x509
 from typer.testing import CliRunner
 
-from controller.cli import app
+from controller.app.cli import app
 from controller.tls.ca import (
     CA_CERT,
     CA_KEY,

@@ -13,8 +13,8 @@ import pytest
 from helpers import controller_base, controller_session
 from sqlalchemy import text
 
+from controller.app.daemon import ControllerConfig, ControllerDaemon
 from controller.auth.accounts import add_user
-from controller.daemon import ControllerConfig, ControllerDaemon
 from controller.db.session import database_url, make_engine, migrate, sessions
 from controller.tls.probe import check_tls, probe_tls
 

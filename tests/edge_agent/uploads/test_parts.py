@@ -27,14 +27,14 @@ import pytest
 from benchlib.s3_server import S3Server, s3_server
 from helpers import loopback_client_tls, loopback_server_tls, loopback_session, loopback_tls
 
-from controller import upload_tokens
+from controller.agents.keys import ServerKeys
+from controller.agents.registry import add_classroom
+from controller.app.http_api import HttpApi
 from controller.db.session import make_engine, migrate, sessions
-from controller.http_api import HttpApi
-from controller.keys import ServerKeys
-from controller.lessons import schedule_lesson
-from controller.registry import add_classroom
+from controller.lessons.scheduling import schedule_lesson
+from controller.recordings import upload_tokens
+from controller.recordings.uploads import UploadService
 from controller.storage.s3 import S3Location, S3Storage
-from controller.uploads import UploadService
 from edge_agent.errors import UploadFailed
 from edge_agent.uploads.client import UploadApi
 from edge_agent.uploads.journal import UploadJournal

@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 from helpers import controller_base, issue_token
 
-from controller.daemon import ControllerDaemon
+from controller.app.daemon import ControllerDaemon
 from controller.tls.ca import ensure_server_certificate
 from edge_agent.enrol import enrol
 from edge_agent.errors import InsecureUpload

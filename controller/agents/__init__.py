@@ -1,0 +1,1 @@
+"""Classroom agents: the hub, their messages, presence, health, alerts and enrolment."""

@@ -1,0 +1,1 @@
+"""The controller assembled: its HTTP app, its daemon and its command line."""

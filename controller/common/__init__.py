@@ -1,0 +1,1 @@
+"""What every controller feature shares: errors, JSON API helpers, body limits, CLI options."""

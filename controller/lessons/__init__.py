@@ -1,0 +1,1 @@
+"""Lessons: scheduling, states, the orchestrator, overrides and patrol."""

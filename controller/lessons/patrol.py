@@ -1,0 +1,624 @@
+"""Patrol (网络巡课): the live lessons with their feeds and QoS, and console viewers that
+watch them over WebRTC through the lesson's relay.
+
+``GET /api/v1/live`` lists the lessons this controller is relaying; ``POST
+/api/v1/lessons/{lesson}/watch`` answers a browser's receive-only offer; ``DELETE
+/api/v1/lessons/{lesson}/watch/{viewer}`` hangs up. Watching changes nothing, so every staff
+role may do it (see ``controller.auth.roles.READ_ACTIONS``), within their school scope:
+only lessons and feeds of their school's classrooms. Who watched which feeds is written to
+the audit log: ``watch`` when the viewer opens, ``watch_end`` with its duration when it
+closes (hung up, or its connection lost). Only the viewer's own session, or an admin, may
+hang it up.
+
+Several controllers: only the leader relays lessons. A controller that does not lead asks
+the leader (``PatrolLeader``, through the database's LISTEN/NOTIFY) for the live list and
+for each viewer's answer, after checking the caller's scope and auditing here; the
+viewer's media then flows between the browser and the leader's relay, which holds the
+viewer and writes its ``watch_end``. A hang-up reaching any controller goes to the leader,
+which checks that it comes from the viewer's own session or an admin.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from aiohttp import web
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from controller.auth import audit
+from controller.auth.middleware import principal_of, scope_of, viewer_key
+from controller.auth.roles import ADMIN
+from controller.auth.scope import Scope
+from controller.auth.web_sessions import Principal
+from controller.common.api_common import error, json_content
+from controller.db.models import Classroom, Lesson
+from controller.db.session import as_utc, utcnow
+from controller.relay.room import FeedRef, LessonRelay, SignallingError
+
+LIVE_STATES = ("preparing", "live")
+TRACK_ORDER = {"teacher": 0, "student": 1, "panel": 2, "mic": 3}
+UNAVAILABLE = {
+    "media_latency_ms": "glass-to-glass latency is measured only after the lesson (its "
+    "reports); rtt_ms is the publisher's RTCP round trip to the relay",
+}
+
+
+class Relays(Protocol):
+    """What patrol needs from the orchestrator
+    (``controller.lessons.orchestrator.Orchestrator``)."""
+
+    runs: dict[str, Any]
+
+    def relay_for(self, lesson_id: str) -> LessonRelay | None:
+        """The relay of a lesson under way in this instance."""
+
+
+class PatrolLeader(Protocol):
+    """The leading controller, as a controller that does not lead reaches it."""
+
+    def leads_here(self) -> bool:
+        """Whether this controller leads (and so relays) now."""
+
+    async def ask(self, what: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """The leader's answer; ``LeaderRefused`` (a ConnectionError) with its reason,
+        other ``ConnectionError``s and ``TimeoutError`` when it cannot be reached."""
+
+
+class NotRelayed(ConnectionError):
+    """No such lesson relayed, or no such viewer (a 404)."""
+
+
+class LeaderSaid(ConnectionError):
+    """The relay refused the request (a bad offer: 400; another's viewer: 403)."""
+
+
+def _age_s(at: datetime | None) -> float | None:
+    return None if at is None else round((utcnow() - as_utc(at)).total_seconds(), 1)
+
+
+def _room_qos(room: Classroom | None, online: set[str]) -> dict[str, Any]:
+    """One classroom's figures from its agent's latest heartbeat (``Classroom.health``)."""
+    if room is None:
+        return {"online": False}
+    health = room.health or {}
+    return {
+        "name": room.name,
+        "school": room.school,
+        "online": room.id in online,
+        "heartbeat_age_s": _age_s(room.last_seen_at),
+        "control_rtt_ms": health.get("rtt_ms"),
+        "cpu_pct": health.get("cpu_pct"),
+        "audio_level_dbfs": health.get("audio_level_dbfs"),
+        "alerts": health.get("alerts", {}),
+    }
+
+
+def _media(room: Classroom | None, track: str, direction: str) -> dict[str, Any]:
+    """The heartbeat's media entry (fps, bitrate_bps…) of one track, or {}."""
+    entries = (room.health or {}).get("media", []) if room is not None else []
+    for entry in entries if isinstance(entries, list) else []:
+        if entry.get("track") == track and entry.get("direction") == direction:
+            return dict(entry)
+    return {}
+
+
+def live_document(db: Session, relays: Relays | None, online: set[str]) -> list[dict[str, Any]]:
+    """Every lesson this controller relays now, with its feeds and their QoS."""
+    if relays is None:
+        return []
+    ids = list(relays.runs)
+    if not ids:
+        return []
+    lessons = db.scalars(
+        select(Lesson).where(Lesson.id.in_(ids), Lesson.state.in_(LIVE_STATES))
+    ).all()
+    rooms_needed = {c for x in lessons for c in x.classroom_ids}
+    rooms = {r.id: r for r in db.scalars(select(Classroom).where(Classroom.id.in_(rooms_needed)))}
+    out = []
+    for lesson in sorted(lessons, key=lambda x: (as_utc(x.start_at), x.id)):
+        relay = relays.relay_for(lesson.id)
+        if relay is None:
+            continue
+        lead = lesson.lead_classroom_id
+        feeds = []
+        for feed in sorted(
+            relay.feeds,
+            key=lambda f: (
+                f.source_classroom != lead,
+                f.source_classroom,
+                TRACK_ORDER.get(f.track, 9),
+                f.track,
+            ),
+        ):
+            sent = _media(rooms.get(feed.source_classroom), feed.track, "send")
+            age = relay.frame_age_s(feed.source_classroom, feed.track)
+            # Loss: the worst of the publisher's uplink and each receiver's downlink.
+            losses = [sent.get("loss_pct")] + [
+                _media(rooms.get(c), f"{feed.source_classroom}-{feed.track}", "recv").get(
+                    "loss_pct"
+                )
+                for c in lesson.classroom_ids
+                if c != feed.source_classroom
+            ]
+            known = [x for x in losses if isinstance(x, int | float)]
+            feeds.append(
+                {
+                    "classroom": feed.source_classroom,
+                    "track": feed.track,
+                    "kind": feed.kind,
+                    "fps": sent.get("fps"),
+                    "bitrate_bps": sent.get("bitrate_bps"),
+                    "loss_pct": max(known) if known else None,
+                    "rtt_ms": sent.get("rtt_ms"),
+                    "frames_in": feed.frames_in,
+                    "subscribers": feed.subscribers,
+                    "frame_age_s": None if age is None else round(age, 2),
+                    # A video feed with no frame for over a second is frozen.
+                    "frozen_s": round(age, 1) if age is not None and age > 1.0 else 0.0,
+                }
+            )
+        out.append(
+            {
+                "id": lesson.id,
+                "state": lesson.state,
+                "kind": lesson.kind,
+                "lead": lead,
+                "receivers": [c for c in lesson.classroom_ids if c != lead],
+                "start_at": as_utc(lesson.start_at).isoformat(),
+                "end_at": as_utc(lesson.end_at).isoformat(),
+                "feeds": feeds,
+                "classrooms": {c: _room_qos(rooms.get(c), online) for c in lesson.classroom_ids},
+                "viewers": len(relay.viewers),
+                "unavailable": UNAVAILABLE,
+            }
+        )
+    return out
+
+
+def parse_watch(body: object) -> tuple[str, list[FeedRef]]:
+    """``(sdp, feeds)`` from a watch request; ValueError says which field is wrong."""
+    if not isinstance(body, dict):
+        raise ValueError('body must be {"sdp": <offer>, "feeds": [{"classroom", "track", "kind"}]}')
+    sdp = body.get("sdp")
+    if not isinstance(sdp, str) or not sdp.startswith("v=0"):
+        raise ValueError("'sdp' must be the browser's SDP offer (a string starting 'v=0')")
+    raw = body.get("feeds")
+    if not isinstance(raw, list) or not raw:
+        raise ValueError("'feeds' must be a non-empty list of {classroom, track, kind}")
+    feeds = []
+    for n, item in enumerate(raw):
+        if not isinstance(item, dict) or not all(
+            isinstance(item.get(k), str) for k in ("classroom", "track", "kind")
+        ):
+            raise ValueError(f"feeds[{n}] must be {{classroom, track, kind}} strings, got {item!r}")
+        if item["kind"] not in ("video", "audio"):
+            raise ValueError(f"feeds[{n}].kind must be 'video' or 'audio', not {item['kind']!r}")
+        feeds.append(FeedRef(item["classroom"], item["track"], item["kind"]))
+    return sdp, feeds
+
+
+def scoped_live(db: Session, scope: Scope, lessons: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The live lessons a scope sees: those with one of its classrooms, showing only the
+    feeds and classroom figures of its own classrooms."""
+    rooms = scope.classroom_ids(db)
+    if rooms is None:
+        return lessons
+    out = []
+    for lesson in lessons:
+        if lesson["lead"] not in rooms and not rooms.intersection(lesson["receivers"]):
+            continue
+        out.append(
+            {
+                **lesson,
+                "feeds": [f for f in lesson["feeds"] if f["classroom"] in rooms],
+                "classrooms": {c: q for c, q in lesson["classrooms"].items() if c in rooms},
+            }
+        )
+    return out
+
+
+@dataclass
+class Watching:
+    """One open patrol viewer: whose it is and since when."""
+
+    lesson: str
+    viewer: str
+    holder: str  # viewer_key() of the session (or token user) that opened it
+    principal: Principal
+    remote: str
+    feeds: list[str]
+    started: float = field(default_factory=time.monotonic)
+    ended_by: str = ""  # who hung up; empty: the connection closed by itself
+
+
+class PatrolApi:
+    """Routes of the patrol view; the orchestrator is looked up per request because the
+    HTTP API starts before it. Holds the open viewers (who watches what, since when)."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        relays: Callable[[], Relays | None],
+        online: Callable[[], list[str]],
+    ) -> None:
+        self._sessions = sessions
+        self._relays = relays
+        self._online = online
+        self._watching: dict[str, Watching] = {}
+        self.leader: PatrolLeader | None = None  # several controllers: set by the daemon
+
+    def routes(self) -> list[web.RouteDef]:
+        """The routes to add to the controller's application."""
+        return [
+            web.get("/api/v1/live", self.live),
+            web.post("/api/v1/lessons/{lesson}/watch", self.watch),
+            web.delete("/api/v1/lessons/{lesson}/watch/{viewer}", self.unwatch),
+        ]
+
+    def _elsewhere(self) -> PatrolLeader | None:
+        """The leader to ask, when another controller relays the lessons."""
+        leader = self.leader
+        return leader if leader is not None and not leader.leads_here() else None
+
+    async def live(self, request: web.Request) -> web.Response:
+        """The live lessons with feeds and QoS."""
+        relays, online = self._relays(), set(self._online())
+        scope = scope_of(request)
+        leader = self._elsewhere()
+        remote: list[dict[str, Any]] | None = None
+        if leader is not None:
+            try:
+                remote = list((await leader.ask("patrol.live", {}))["lessons"])
+            except (ConnectionError, TimeoutError, KeyError, TypeError) as err:
+                return error(503, f"the leading controller, which relays the lessons: {err}")
+
+        def job() -> list[dict[str, Any]]:
+            with self._sessions() as db:
+                lessons = remote if remote is not None else live_document(db, relays, online)
+                return scoped_live(db, scope, lessons)
+
+        return web.json_response(await asyncio.to_thread(job))
+
+    async def serve_live(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """The leader's live list for another controller (which applies the scope)."""
+        relays, online = self._relays(), set(self._online())
+
+        def job() -> list[dict[str, Any]]:
+            with self._sessions() as db:
+                return live_document(db, relays, online)
+
+        return {"lessons": await asyncio.to_thread(job)}
+
+    def _relay(self, lesson_id: str) -> LessonRelay | None:
+        relays = self._relays()
+        return relays.relay_for(lesson_id) if relays is not None else None
+
+    async def watch(self, request: web.Request) -> web.Response:
+        """Answer a browser's receive-only offer for some of a live lesson's feeds."""
+        lesson_id = request.match_info["lesson"]
+        relay = self._relay(lesson_id)
+        leader = self._elsewhere()
+        if relay is None and leader is None:
+            return error(
+                404,
+                f"lesson {lesson_id} is not being relayed by this controller now; "
+                "GET /api/v1/live lists the lessons you can watch",
+            )
+        try:
+            sdp, feeds = parse_watch(await request.json())
+        except ValueError as err:
+            return error(400, f"watch {lesson_id}: {err}")
+        scope = scope_of(request)
+        sources = sorted({f.classroom for f in feeds})
+        seen = await asyncio.to_thread(self._visible, scope, sources)
+        hidden = [c for c in sources if c not in seen]
+        if hidden:
+            return error(
+                403,
+                f"watch {lesson_id}: feeds of {', '.join(hidden)} are outside "
+                f"{scope.describe()}; GET /api/v1/live lists the feeds you may watch",
+            )
+        principal = principal_of(request)
+        viewer = "v-" + secrets.token_urlsafe(9)
+        watching = Watching(
+            lesson_id,
+            viewer,
+            viewer_key(principal),
+            principal,
+            request.remote or "",
+            [f"{f.classroom}/{f.track}" for f in feeds],
+        )
+
+        if relay is None:
+            assert leader is not None
+            try:
+                answer = await self._watch_at_leader(leader, watching, sdp, feeds)
+            except NotRelayed as err:
+                return error(404, f"watch {lesson_id}: {err}")
+            except LeaderSaid as err:
+                return error(400, f"watch {lesson_id}: {err}")
+            except (ConnectionError, TimeoutError, KeyError, TypeError) as err:
+                return error(503, f"watch {lesson_id}: the leading controller: {err}")
+        else:
+            try:
+                answer = await self._open(relay, watching, sdp, feeds)
+            except SignallingError as err:
+                return error(400, f"watch {lesson_id}: {err}")
+        await asyncio.to_thread(
+            self._audit,
+            watching,
+            "watch",
+            request.path,
+            {"status": 201, "viewer": viewer, "feeds": watching.feeds},
+        )
+        return web.json_response({"sdp": answer, "type": "answer", "viewer": viewer}, status=201)
+
+    async def _open(
+        self, relay: LessonRelay, watching: Watching, sdp: str, feeds: list[FeedRef]
+    ) -> str:
+        """Open the viewer on this controller's relay; its SDP answer."""
+
+        async def closed() -> None:
+            await self._ended(watching)
+
+        answer = await relay.answer_viewer(watching.viewer, sdp, feeds, on_close=closed)
+        self._watching[watching.viewer] = watching
+        return answer
+
+    async def _watch_at_leader(
+        self, leader: PatrolLeader, w: Watching, sdp: str, feeds: list[FeedRef]
+    ) -> str:
+        payload = {
+            "lesson": w.lesson,
+            "viewer": w.viewer,
+            "holder": w.holder,
+            "username": w.principal.username,
+            "display_name": w.principal.display_name,
+            "role": w.principal.role,
+            "via": w.principal.via,
+            "remote": w.remote,
+            "sdp": sdp,
+            "feeds": [[f.classroom, f.track, f.kind] for f in feeds],
+        }
+        return str((await leader.ask("patrol.watch", payload))["sdp"])
+
+    async def serve_watch(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """Another controller's viewer (scope checked and audited there): open it here."""
+        lesson = str(payload["lesson"])
+        relay = self._relay(lesson)
+        if relay is None:
+            raise NotRelayed(f"lesson {lesson} is not being relayed now")
+        principal = Principal(
+            username=str(payload["username"]),
+            display_name=str(payload.get("display_name", "")),
+            role=str(payload["role"]),
+            via=str(payload["via"]),
+        )
+        feeds = [FeedRef(str(c), str(t), str(k)) for c, t, k in payload["feeds"]]
+        watching = Watching(
+            lesson,
+            str(payload["viewer"]),
+            str(payload["holder"]),
+            principal,
+            str(payload.get("remote", "")),
+            [f"{f.classroom}/{f.track}" for f in feeds],
+        )
+        try:
+            return {"sdp": await self._open(relay, watching, str(payload["sdp"]), feeds)}
+        except SignallingError as err:
+            raise LeaderSaid(str(err)) from err
+
+    async def unwatch(self, request: web.Request) -> web.Response:
+        """Hang up one viewer: the session that opened it may, and an admin may."""
+        lesson_id, viewer = request.match_info["lesson"], request.match_info["viewer"]
+        principal = principal_of(request)
+        leader = self._elsewhere()
+        if leader is not None and viewer not in self._watching:
+            payload = {
+                "lesson": lesson_id,
+                "viewer": viewer,
+                "holder": viewer_key(principal),
+                "username": principal.username,
+                "admin": principal.role == ADMIN,
+            }
+            try:
+                await leader.ask("patrol.unwatch", payload)
+            except NotRelayed as err:
+                return error(404, str(err))
+            except LeaderSaid as err:
+                return error(403, str(err))
+            except (ConnectionError, TimeoutError) as err:
+                return error(503, f"unwatch {viewer}: the leading controller: {err}")
+            return web.json_response({"closed": viewer})
+        try:
+            await self._close(
+                lesson_id,
+                viewer,
+                viewer_key(principal),
+                principal.username,
+                principal.role == ADMIN,
+            )
+        except NotRelayed as err:
+            return error(404, str(err))
+        except LeaderSaid as err:
+            return error(403, str(err))
+        return web.json_response({"closed": viewer})
+
+    async def serve_unwatch(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """Another controller's hang-up: the same checks as here."""
+        await self._close(
+            str(payload["lesson"]),
+            str(payload["viewer"]),
+            str(payload["holder"]),
+            str(payload["username"]),
+            bool(payload.get("admin")),
+        )
+        return {"closed": str(payload["viewer"])}
+
+    async def _close(
+        self, lesson_id: str, viewer: str, holder: str, username: str, admin: bool
+    ) -> None:
+        relay = self._relay(lesson_id)
+        watching = self._watching.get(viewer)
+        if relay is None or watching is None or watching.lesson != lesson_id:
+            raise NotRelayed(f"no viewer {viewer} in lesson {lesson_id} (already closed?)")
+        if holder != watching.holder and not admin:
+            raise LeaderSaid(
+                f"viewer {viewer} belongs to another session ({watching.principal.username}); "
+                "only that session or an admin may close it"
+            )
+        watching.ended_by = username
+        if not await relay.close_viewer(viewer):
+            raise NotRelayed(f"no viewer {viewer} in lesson {lesson_id} (already closed?)")
+
+    def _visible(self, scope: Scope, classrooms: list[str]) -> list[str]:
+        with self._sessions() as db:
+            return scope.keep(db, classrooms)
+
+    def _audit(self, w: Watching, action: str, target: str, detail: dict[str, Any]) -> None:
+        with self._sessions() as db:
+            audit.record(
+                db,
+                action,
+                username=w.principal.username,
+                role=w.principal.role,
+                target=target,
+                detail={"via": w.principal.via, **detail},
+                remote=w.remote,
+            )
+
+    async def _ended(self, w: Watching) -> None:
+        """The viewer closed: write 'watch_end' with how long it watched."""
+        self._watching.pop(w.viewer, None)
+        detail = {
+            "viewer": w.viewer,
+            "feeds": w.feeds,
+            "duration_s": round(time.monotonic() - w.started, 1),
+            "ended_by": w.ended_by or "connection closed",
+        }
+        target = f"/api/v1/lessons/{w.lesson}/watch/{w.viewer}"
+        await asyncio.to_thread(self._audit, w, "watch_end", target, detail)
+
+
+_ERROR = {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]}
+_LESSON = {"name": "lesson", "in": "path", "required": True, "schema": {"type": "string"}}
+_FEED_REF = {
+    "type": "object",
+    "required": ["classroom", "track", "kind"],
+    "properties": {
+        "classroom": {"type": "string"},
+        "track": {"type": "string"},
+        "kind": {"enum": ["video", "audio"]},
+    },
+}
+_FEED = {
+    "type": "object",
+    "properties": {
+        **_FEED_REF["properties"],  # type: ignore[dict-item]
+        "fps": {"type": ["number", "null"], "description": "sender's heartbeat"},
+        "bitrate_bps": {"type": ["number", "null"], "description": "sender's heartbeat"},
+        "loss_pct": {
+            "type": ["number", "null"],
+            "description": "worst packet loss, publisher's uplink or a receiver's downlink (RTCP)",
+        },
+        "rtt_ms": {
+            "type": ["number", "null"],
+            "description": "publisher's RTCP round trip to the relay",
+        },
+        "frames_in": {"type": "integer", "description": "frames the relay got"},
+        "subscribers": {"type": "integer"},
+        "frame_age_s": {"type": ["number", "null"], "description": "since the last frame"},
+        "frozen_s": {"type": "number", "description": "frame_age_s when over 1 s, else 0"},
+    },
+}
+
+OPENAPI_PATHS: dict[str, Any] = {
+    "/api/v1/live": {
+        "get": {
+            "summary": "Live lessons (patrol) with their feeds and the agents' latest QoS",
+            "description": "Loss and round trip come from the agents' RTCP statistics; "
+            "glass-to-glass latency is not live, and each lesson's 'unavailable' says so.",
+            "responses": {
+                "200": {
+                    "description": "lessons",
+                    **json_content(
+                        {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "properties": {
+                                    "id": {"type": "string"},
+                                    "lead": {"type": "string"},
+                                    "receivers": {"type": "array", "items": {"type": "string"}},
+                                    "feeds": {"type": "array", "items": _FEED},
+                                    "classrooms": {"type": "object"},
+                                    "unavailable": {"type": "object"},
+                                },
+                            },
+                        }
+                    ),
+                }
+            },
+        }
+    },
+    "/api/v1/lessons/{lesson}/watch": {
+        "post": {
+            "summary": "Watch a live lesson over WebRTC (receive-only, H.264 + Opus)",
+            "description": "The offer has one recvonly transceiver per entry of 'feeds', in "
+            "the same order. Every staff role may watch feeds of its school scope; it is "
+            "audited as action 'watch', and the end as 'watch_end' with its duration.",
+            "parameters": [_LESSON],
+            "requestBody": {
+                "required": True,
+                **json_content(
+                    {
+                        "type": "object",
+                        "required": ["sdp", "feeds"],
+                        "properties": {
+                            "sdp": {"type": "string"},
+                            "feeds": {"type": "array", "items": _FEED_REF},
+                        },
+                    }
+                ),
+            },
+            "responses": {
+                "201": {
+                    "description": "the relay's answer and the viewer id",
+                    **json_content(
+                        {
+                            "type": "object",
+                            "properties": {
+                                "sdp": {"type": "string"},
+                                "type": {"const": "answer"},
+                                "viewer": {"type": "string"},
+                            },
+                        }
+                    ),
+                },
+                "400": {"description": "bad offer or unknown feed", **json_content(_ERROR)},
+                "404": {"description": "lesson not live here", **json_content(_ERROR)},
+            },
+        }
+    },
+    "/api/v1/lessons/{lesson}/watch/{viewer}": {
+        "delete": {
+            "summary": "Stop watching (the viewer's own session, or an admin)",
+            "parameters": [
+                _LESSON,
+                {"name": "viewer", "in": "path", "required": True, "schema": {"type": "string"}},
+            ],
+            "responses": {
+                "200": {"description": "closed"},
+                "403": {"description": "another session's viewer", **json_content(_ERROR)},
+                "404": {"description": "no such viewer", **json_content(_ERROR)},
+            },
+        }
+    },
+}

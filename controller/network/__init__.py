@@ -1,0 +1,1 @@
+"""Network profiles and the live bandwidth view."""

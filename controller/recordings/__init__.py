@@ -1,0 +1,1 @@
+"""Recordings: uploads, intake, the catalogue, search and retention."""
