@@ -172,6 +172,12 @@ _CLASSROOM = {
 }
 
 OPENAPI_PATHS: dict[str, Any] = {
+    "/api/v1/classrooms": {
+        "get": {
+            "summary": "Classrooms with enrolment, online state and health",
+            "responses": {"200": {"description": "classrooms"}},
+        }
+    },
     "/api/v1/classrooms/{id}": {
         "get": {
             "summary": "One classroom: agent, hardware and network profile, devices",

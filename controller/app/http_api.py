@@ -17,6 +17,7 @@ from controller.agents.keys import ServerKeys
 from controller.analytics.api import OPENAPI_PATHS as ANALYTICS_PATHS
 from controller.analytics.api import AnalyticsApi
 from controller.auth import routes as auth_routes
+from controller.auth.api import SECURITY, SECURITY_SCHEMES
 from controller.auth.middleware import AuthGate
 from controller.common.body_limits import SIGN_IN_BODY_LIMIT, STREAMED, BodyLimits
 from controller.common.openapi import OPENAPI_KEY, assemble
@@ -53,7 +54,6 @@ from controller.report_archive.api import ReportArchiveApi
 from controller.review.api import OPENAPI_PATHS as REVIEW_PATHS
 from controller.review.api import ReviewApi
 from controller.timetable import routes as timetable_routes
-from controller.timetable.api import OPENAPI
 from controller.timetable.csv_import import MAX_BYTES as CSV_MAX_BYTES
 from controller.tls.policy import TlsPolicy, add_hsts
 
@@ -71,6 +71,15 @@ async def _listen(site: web.TCPSite) -> int:
     assert server is not None
     port: int = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
     return port
+
+
+#: The document's head; every path in it is a feature's (``add_routes`` of each folder).
+BASE: dict[str, Any] = {
+    "openapi": "3.1.0",
+    "info": {"title": "classbridge controller API", "version": "1"},
+    "components": {"securitySchemes": SECURITY_SCHEMES},
+    "security": SECURITY,
+}
 
 
 class HttpApi:
@@ -141,7 +150,7 @@ class HttpApi:
             auth_routes.add_routes(app, sessions, security),
             _add(app, self.metrics, METRICS_PATHS),
         ]
-        self.app[OPENAPI_KEY] = assemble(OPENAPI, *features)
+        self.app[OPENAPI_KEY] = assemble(BASE, *features)
         console_routes.add_pages(self.app)
         self.app.on_response_prepare.append(add_hsts)
         self._runner: web.AppRunner | None = None

@@ -1,8 +1,9 @@
 """The controller's OpenAPI document, assembled once per app from each feature's paths.
 
 Nothing here is changed in place: every app gets a fresh document, so two apps in one
-process (tests, a future second listener) cannot leak routes into each other, and a
-feature's paths named twice are refused at start-up rather than silently overwritten.
+process (tests, a future second listener) cannot leak routes into each other, and an
+operation (a path's method) described twice is refused at start-up rather than silently
+overwritten. The document's head (``BASE``) holds no paths: every path is a feature's.
 """
 
 from __future__ import annotations
@@ -27,7 +28,13 @@ def assemble(base: Mapping[str, Any], *features: Mapping[str, Any]) -> dict[str,
     paths: dict[str, Any] = document.setdefault("paths", {})
     for feature in features:
         for path, item in feature.items():
-            if path in paths:
-                raise ValueError(f"OpenAPI path {path} is described twice; keep one")
-            paths[path] = copy.deepcopy(item)
+            held = paths.setdefault(path, {})
+            # Two features may serve one path with different methods (the lesson list is
+            # the lessons feature's GET and the timetable's POST); a method twice is a bug.
+            for method, operation in item.items():
+                if method in held:
+                    raise ValueError(
+                        f"OpenAPI {method.upper()} {path} is described twice; keep one"
+                    )
+                held[method] = copy.deepcopy(operation)
     return document

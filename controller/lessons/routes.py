@@ -10,7 +10,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from controller.auth.middleware import scope_of
-from controller.common.api_common import run_db
+from controller.common.api_common import json_content, run_db
+from controller.common.openapi import merge
 from controller.db.models import Lesson
 from controller.db.session import as_utc
 from controller.lessons.patrol import OPENAPI_PATHS as PATROL_PATHS
@@ -19,6 +20,26 @@ from controller.lessons.scheduling import get_lesson, lesson_document
 from controller.recordings.routes import rows_in_scope
 from controller.storage.backend import StorageBackend
 from controller.storage.local import LocalStorage
+
+_ERROR = {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]}
+_LESSON = {"name": "lesson", "in": "path", "required": True, "schema": {"type": "string"}}
+
+#: The lesson list and one lesson (creating one is the timetable's POST on the same path).
+LESSONS_PATHS: dict[str, Any] = {
+    "/api/v1/lessons": {
+        "get": {"summary": "Recent lessons", "responses": {"200": {"description": "lessons"}}}
+    },
+    "/api/v1/lessons/{lesson}": {
+        "get": {
+            "summary": "One lesson",
+            "parameters": [_LESSON],
+            "responses": {
+                "200": {"description": "lesson"},
+                "404": {"description": "unknown", **json_content(_ERROR)},
+            },
+        }
+    },
+}
 
 
 class LessonsApi:
@@ -83,4 +104,4 @@ def add_routes(
     """Add the lessons feature's routes to ``app``; its OpenAPI paths."""
     app.add_routes(LessonsApi(sessions, storage).routes())
     app.add_routes(patrol.routes())
-    return dict(PATROL_PATHS)
+    return merge(LESSONS_PATHS, PATROL_PATHS)

@@ -102,6 +102,22 @@ _ROW = {
 }
 
 OPENAPI_PATHS: dict[str, Any] = {
+    "/api/v1/lessons/{lesson}/recordings": {
+        "get": {
+            "summary": "Recording catalogue with coverage",
+            "parameters": [_p("lesson")],
+            "responses": {
+                "200": {"description": "catalogue"},
+                "404": {"description": "unknown", **json_content(_ERROR)},
+            },
+        }
+    },
+    "/api/v1/deletions": {
+        "get": {
+            "summary": "Audit of deleted recordings",
+            "responses": {"200": {"description": "deletions"}},
+        }
+    },
     "/api/v1/recordings": {
         "get": {
             "summary": "Search recordings by school, teacher, subject, kind and dates",

@@ -13,7 +13,6 @@ from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from controller.auth.api import SECURITY, SECURITY_SCHEMES
 from controller.auth.middleware import scope_of
 from controller.common.api_common import OUT_OF_SCOPE_RESPONSE, error, json_content, run_db
 from controller.common.body_fields import (
@@ -99,7 +98,7 @@ class TimetableApi:
     async def openapi(self, request: web.Request) -> web.Response:
         """The OpenAPI 3.1 description of the JSON API (the app's whole document, as
         controller.app.http_api assembled it; this module's alone if it runs by itself)."""
-        return web.json_response(request.app.get(OPENAPI_KEY, OPENAPI))
+        return web.json_response(request.app[OPENAPI_KEY])
 
     async def timetable(self, request: web.Request) -> web.StreamResponse:
         """Lessons from ``from`` to ``to`` (dates) or overlapping ``start``..``end`` (times),
@@ -463,195 +462,154 @@ def _q(name: str, schema: dict[str, Any], required: bool = False) -> dict[str, A
     return {"name": name, "in": "query", "required": required, "schema": schema}
 
 
-OPENAPI: dict[str, Any] = {
-    "openapi": "3.1.0",
-    "info": {"title": "classbridge controller API", "version": "1"},
-    "components": {"securitySchemes": SECURITY_SCHEMES},
-    "security": SECURITY,
-    "paths": {
-        "/api/v1/timetable": {
-            "get": {
-                "summary": "Lessons of the timetable",
-                "parameters": [
-                    _q("from", _DATE),
-                    _q("to", _DATE),
-                    _q("classroom", {"type": "string"}),
-                    _q("teacher", {"type": "string"}),
-                    _q("school", {"type": "string"}),
-                    _q("pairing", {"type": "string"}),
-                    _q("start", {"type": "string", "format": "date-time"}),
-                    _q("end", {"type": "string", "format": "date-time"}),
-                ],
-                "responses": {
-                    "200": {
-                        "description": "lessons",
-                        **json_content(
-                            {
-                                "type": "object",
-                                "properties": {"lessons": {"type": "array", "items": _LESSON}},
-                            }
-                        ),
-                    },
-                    "400": {"description": "bad query", **json_content(_ERROR)},
+#: The timetable feature's paths: the timetable, its import and export, scheduling a lesson
+#: and its overrides, the reports (the app's document is assembled in controller.app).
+OPENAPI_PATHS: dict[str, Any] = {
+    "/api/v1/timetable": {
+        "get": {
+            "summary": "Lessons of the timetable",
+            "parameters": [
+                _q("from", _DATE),
+                _q("to", _DATE),
+                _q("classroom", {"type": "string"}),
+                _q("teacher", {"type": "string"}),
+                _q("school", {"type": "string"}),
+                _q("pairing", {"type": "string"}),
+                _q("start", {"type": "string", "format": "date-time"}),
+                _q("end", {"type": "string", "format": "date-time"}),
+            ],
+            "responses": {
+                "200": {
+                    "description": "lessons",
+                    **json_content(
+                        {
+                            "type": "object",
+                            "properties": {"lessons": {"type": "array", "items": _LESSON}},
+                        }
+                    ),
                 },
-            }
-        },
-        "/api/v1/timetable.ics": {
-            "get": {
-                "summary": "iCalendar of a classroom, teacher or school (exactly one)",
-                "parameters": [
-                    _q("classroom", {"type": "string"}),
-                    _q("teacher", {"type": "string"}),
-                    _q("school", {"type": "string"}),
-                ],
-                "responses": {
-                    "200": {"description": "text/calendar"},
-                    "400": {"description": "bad query", **json_content(_ERROR)},
+                "400": {"description": "bad query", **json_content(_ERROR)},
+            },
+        }
+    },
+    "/api/v1/timetable.ics": {
+        "get": {
+            "summary": "iCalendar of a classroom, teacher or school (exactly one)",
+            "parameters": [
+                _q("classroom", {"type": "string"}),
+                _q("teacher", {"type": "string"}),
+                _q("school", {"type": "string"}),
+            ],
+            "responses": {
+                "200": {"description": "text/calendar"},
+                "400": {"description": "bad query", **json_content(_ERROR)},
+            },
+        }
+    },
+    "/api/v1/timetable/import": {
+        "post": {
+            "summary": "Check (and optionally write) a term's timetable CSV",
+            "parameters": [
+                _q("term", {"type": "string"}, True),
+                _q("mode", {"type": "string", "enum": ["dry-run", "commit", "good-rows"]}),
+            ],
+            "requestBody": {
+                "content": {
+                    "text/csv": {"schema": {"type": "string"}},
+                    XLSX_TYPE: {"schema": {"type": "string", "format": "binary"}},
+                }
+            },
+            "responses": {
+                "200": {"description": "clean"},
+                "422": {"description": "problems by row"},
+                "403": OUT_OF_SCOPE_RESPONSE,
+                "400": {"description": "unusable", **json_content(_ERROR)},
+                "404": {"description": "unknown term", **json_content(_ERROR)},
+            },
+        }
+    },
+    "/api/v1/lessons": {
+        "post": {
+            "summary": "Create a lesson (the scheduling rules answer with reasons)",
+            "requestBody": json_content(
+                {
+                    "type": "object",
+                    "required": ["lead", "start", "end"],
+                    "properties": LESSON_PROPERTIES,
+                }
+            ),
+            "responses": {
+                "201": {
+                    "description": "created, with the rung it was placed on",
+                    **json_content(
+                        {
+                            "allOf": [_LESSON],
+                            "properties": {"placement": _PLACEMENT},
+                        }
+                    ),
                 },
-            }
-        },
-        "/api/v1/timetable/import": {
-            "post": {
-                "summary": "Check (and optionally write) a term's timetable CSV",
-                "parameters": [
-                    _q("term", {"type": "string"}, True),
-                    _q("mode", {"type": "string", "enum": ["dry-run", "commit", "good-rows"]}),
-                ],
-                "requestBody": {
-                    "content": {
-                        "text/csv": {"schema": {"type": "string"}},
-                        XLSX_TYPE: {"schema": {"type": "string", "format": "binary"}},
-                    }
-                },
-                "responses": {
-                    "200": {"description": "clean"},
-                    "422": {"description": "problems by row"},
-                    "403": OUT_OF_SCOPE_RESPONSE,
-                    "400": {"description": "unusable", **json_content(_ERROR)},
-                    "404": {"description": "unknown term", **json_content(_ERROR)},
-                },
-            }
-        },
-        "/api/v1/lessons": {
-            "get": {"summary": "Recent lessons", "responses": {"200": {"description": "lessons"}}},
-            "post": {
-                "summary": "Create a lesson (the scheduling rules answer with reasons)",
-                "requestBody": json_content(
-                    {
-                        "type": "object",
-                        "required": ["lead", "start", "end"],
-                        "properties": LESSON_PROPERTIES,
-                    }
-                ),
-                "responses": {
-                    "201": {
-                        "description": "created, with the rung it was placed on",
-                        **json_content(
-                            {
-                                "allOf": [_LESSON],
-                                "properties": {"placement": _PLACEMENT},
-                            }
-                        ),
-                    },
-                    "400": {"description": "invalid", **json_content(_ERROR)},
-                    "403": OUT_OF_SCOPE_RESPONSE,
-                    "404": {"description": "unknown classroom", **json_content(_ERROR)},
-                    "409": {"description": "refused by the rules", **json_content(_REFUSED)},
-                },
+                "400": {"description": "invalid", **json_content(_ERROR)},
+                "403": OUT_OF_SCOPE_RESPONSE,
+                "404": {"description": "unknown classroom", **json_content(_ERROR)},
+                "409": {"description": "refused by the rules", **json_content(_REFUSED)},
             },
         },
-        "/api/v1/lessons/{lesson}": {
-            "get": {
-                "summary": "One lesson",
-                "parameters": [
-                    {"name": "lesson", "in": "path", "required": True, "schema": {"type": "string"}}
-                ],
-                "responses": {
-                    "200": {"description": "lesson"},
-                    "404": {"description": "unknown", **json_content(_ERROR)},
-                },
-            }
-        },
-        "/api/v1/lessons/{lesson}/override": {
-            "post": {
-                "summary": "End early, extend, swap lead, broadcast only, cancel",
-                "parameters": [
-                    {"name": "lesson", "in": "path", "required": True, "schema": {"type": "string"}}
-                ],
-                "requestBody": json_content(
-                    {
-                        "type": "object",
-                        "required": ["action"],
-                        "properties": {
-                            "action": {"type": "string", "enum": list(ACTIONS)},
-                            "minutes": {"type": "number"},
-                            "lead": {"type": "string"},
-                            "actor": {"type": "string"},
-                        },
-                    }
-                ),
-                "responses": {
-                    "200": {"description": "changed"},
-                    "400": {"description": "refused", **json_content(_ERROR)},
-                    "403": OUT_OF_SCOPE_RESPONSE,
-                    "404": {"description": "unknown", **json_content(_ERROR)},
-                },
-            }
-        },
-        "/api/v1/lessons/{lesson}/recordings": {
-            "get": {
-                "summary": "Recording catalogue with coverage",
-                "parameters": [
-                    {"name": "lesson", "in": "path", "required": True, "schema": {"type": "string"}}
-                ],
-                "responses": {
-                    "200": {"description": "catalogue"},
-                    "404": {"description": "unknown", **json_content(_ERROR)},
-                },
-            }
-        },
-        "/api/v1/reports/pairings": {
-            "get": {
-                "summary": "Every pairing's lessons against its quotas",
-                "parameters": [
-                    _q("from", _DATE, True),
-                    _q("to", _DATE, True),
-                    _q("format", {"type": "string", "enum": ["json", "csv", "html"]}),
-                ],
-                "responses": {
-                    "200": {"description": "report"},
-                    "400": {"description": "bad query", **json_content(_ERROR)},
-                },
-            }
-        },
-        "/api/v1/reports/quotas": {
-            "get": {
-                "summary": "A term's quotas by school (ranked), teacher, subject or pairing",
-                "parameters": [
-                    _q("term", {"type": "string", "maxLength": 64}, True),
-                    _q("by", {"type": "string", "enum": list(VIEWS)}),
-                    _q("format", {"type": "string", "enum": ["json", "csv"]}),
-                    _q("limit", {"type": "integer", "minimum": 1, "maximum": QUOTA_ENTRIES}),
-                ],
-                "responses": {
-                    "200": {"description": "report (CSV: UTF-8 with a BOM)"},
-                    "400": {"description": "bad query", **json_content(_ERROR)},
-                    "404": {"description": "unknown term", **json_content(_ERROR)},
-                },
-            }
-        },
-        "/api/v1/classrooms": {
-            "get": {
-                "summary": "Classrooms with enrolment, online state and health",
-                "responses": {"200": {"description": "classrooms"}},
-            }
-        },
-        "/api/v1/deletions": {
-            "get": {
-                "summary": "Audit of deleted recordings",
-                "responses": {"200": {"description": "deletions"}},
-            }
-        },
-        **CHECK_PATHS,
     },
+    "/api/v1/lessons/{lesson}/override": {
+        "post": {
+            "summary": "End early, extend, swap lead, broadcast only, cancel",
+            "parameters": [
+                {"name": "lesson", "in": "path", "required": True, "schema": {"type": "string"}}
+            ],
+            "requestBody": json_content(
+                {
+                    "type": "object",
+                    "required": ["action"],
+                    "properties": {
+                        "action": {"type": "string", "enum": list(ACTIONS)},
+                        "minutes": {"type": "number"},
+                        "lead": {"type": "string"},
+                        "actor": {"type": "string"},
+                    },
+                }
+            ),
+            "responses": {
+                "200": {"description": "changed"},
+                "400": {"description": "refused", **json_content(_ERROR)},
+                "403": OUT_OF_SCOPE_RESPONSE,
+                "404": {"description": "unknown", **json_content(_ERROR)},
+            },
+        }
+    },
+    "/api/v1/reports/pairings": {
+        "get": {
+            "summary": "Every pairing's lessons against its quotas",
+            "parameters": [
+                _q("from", _DATE, True),
+                _q("to", _DATE, True),
+                _q("format", {"type": "string", "enum": ["json", "csv", "html"]}),
+            ],
+            "responses": {
+                "200": {"description": "report"},
+                "400": {"description": "bad query", **json_content(_ERROR)},
+            },
+        }
+    },
+    "/api/v1/reports/quotas": {
+        "get": {
+            "summary": "A term's quotas by school (ranked), teacher, subject or pairing",
+            "parameters": [
+                _q("term", {"type": "string", "maxLength": 64}, True),
+                _q("by", {"type": "string", "enum": list(VIEWS)}),
+                _q("format", {"type": "string", "enum": ["json", "csv"]}),
+                _q("limit", {"type": "integer", "minimum": 1, "maximum": QUOTA_ENTRIES}),
+            ],
+            "responses": {
+                "200": {"description": "report (CSV: UTF-8 with a BOM)"},
+                "400": {"description": "bad query", **json_content(_ERROR)},
+                "404": {"description": "unknown term", **json_content(_ERROR)},
+            },
+        }
+    },
+    **CHECK_PATHS,
 }

@@ -68,10 +68,15 @@ async def test_rules_import_ical_overrides_and_report(
             assert doc["openapi"].startswith("3.1") and "/api/v1/timetable" in doc["paths"]
             # Every feature's paths are in the app's document, and assembling it changed
             # no module's dictionary (controller.common.openapi).
-            from controller.timetable.api import OPENAPI
+            from controller.app.http_api import BASE
+            from controller.timetable.api import OPENAPI_PATHS
 
             assert "/api/v1/notify/subscriptions" in doc["paths"]
-            assert "/api/v1/notify/subscriptions" not in OPENAPI["paths"]
+            assert "/api/v1/notify/subscriptions" not in OPENAPI_PATHS
+            assert "paths" not in BASE
+            # The lesson list: the lessons feature's GET and the timetable's POST.
+            assert set(doc["paths"]["/api/v1/lessons"]) == {"get", "post"}
+            assert "get" not in OPENAPI_PATHS["/api/v1/lessons"]
         async with http.post(f"{api}/lessons", json=_lesson(T)) as r:
             assert r.status == 201, await r.text()
             first = (await r.json())["id"]
