@@ -1,9 +1,10 @@
 """Alerts raised from classrooms' heartbeats: what counts as an alert, and the stored state
 of each (first and last seen, acknowledged, silenced for maintenance).
 
-``record_heartbeat_alerts`` runs on every heartbeat inside the transaction that stores the
-health, so it reads one classroom's rows (indexed) and asks about lessons only when the
-heartbeat reports the classroom not ready.
+``record_heartbeat_alerts`` brings one classroom's rows in line with its heartbeat: it
+reads that classroom's rows (indexed) and asks about lessons only when the heartbeat
+reports the classroom not ready. The heartbeat writer does the same for a whole batch at
+once (``controller.agents.alert_batch``) and uses this one when it must go row by row.
 
 Each kind of alert has a severity (``severity``), which decides who is told and whether
 quiet hours hold the message back (``controller.notify``). Loss and round trip raise only
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime, timedelta
+from typing import cast
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
@@ -81,6 +83,8 @@ def _num(value: object) -> float | None:
 
 
 def _dict(value: object) -> dict[str, object]:
+    if type(value) is dict:  # parsed JSON (the heartbeat path): its keys are strings
+        return cast(dict[str, object], value)
     return {str(k): v for k, v in value.items()} if isinstance(value, Mapping) else {}
 
 
@@ -180,9 +184,12 @@ def _upload_stuck(db: Session, classroom_id: str, now: datetime) -> str | None:
         .order_by(UploadSession.created_at)
         .limit(1)
     )
-    if oldest is None:
-        return None
-    hours = (now - as_utc(oldest)).total_seconds() / 3600
+    return None if oldest is None else stuck_message(as_utc(oldest), now)
+
+
+def stuck_message(oldest: datetime, now: datetime) -> str:
+    """The ``upload_stuck`` message for an upload open since ``oldest``."""
+    hours = (now - oldest).total_seconds() / 3600
     return (
         f"an upload has been open for {hours:.1f} h without finishing; check the school's "
         "uplink, then 'classroom-agent doctor' on the classroom PC"

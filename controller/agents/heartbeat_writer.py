@@ -7,9 +7,12 @@ says all an older one did); a writer task commits whatever is pending once a sec
 one transaction on a worker thread. An "offline" waits in the same queue, so it is never
 overtaken by an older heartbeat of the same classroom.
 
-A failing classroom (a row the database refuses) is rolled back alone, counted and
-logged; the others of the batch are written. A failed commit leaves the batch pending
-for the next second unless newer news replaced it.
+A batch is written in a few statements for all its classrooms (their rows in one
+statement, their alerts through ``record_batch_alerts``), not an ORM object and a
+savepoint each. Should that fail, the batch is written again classroom by classroom,
+each in a savepoint: a failing classroom (a row the database refuses) is rolled back
+alone, counted and logged; the others of the batch are written. A failed commit leaves
+the batch pending for the next second unless newer news replaced it.
 
 On SQLite the batches go through an engine of their own (``batch_engine``) that begins
 each transaction explicitly: through pysqlite's default handling, the first classroom's
@@ -19,14 +22,17 @@ savepoint would itself begin the transaction, and each savepoint would commit al
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, Table, Text, bindparam, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from controller.agents.alert_batch import BeatHealth, record_batch_alerts
 from controller.agents.alerts import record_heartbeat_alerts
 from controller.agents.health_history import HealthSampler
 from controller.db.models import Classroom
@@ -36,6 +42,22 @@ from protocols.messages import Heartbeat
 log = logging.getLogger(__name__)
 
 FLUSH_EVERY_S = 1.0
+_ROOMS = cast(Table, Classroom.__table__)
+# One statement for the whole batch, no ORM objects or savepoints. The health goes as
+# the JSON text pydantic writes, not a dict serialised again. SQLite (JSON kept as text):
+# an executemany. PostgreSQL: one UPDATE joined to the batch sent as one JSON array (a
+# round trip and a statement for the batch, not one a classroom).
+_UPDATE_ROOM_SQLITE = (
+    update(_ROOMS)
+    .where(_ROOMS.c.id == bindparam("b_id"))
+    .values(last_seen_at=bindparam("b_at"), online=True, health=bindparam("b_health", type_=Text))
+)
+_UPDATE_ROOMS_PG = text(
+    "UPDATE classroom SET last_seen_at = v.at, online = true, health = v.health "
+    "FROM json_to_recordset(CAST(:batch AS json)) AS v(id varchar, at timestamptz, health json) "
+    "WHERE classroom.id = v.id"
+)
+_UPDATE_ROOM_OFFLINE = update(_ROOMS).where(_ROOMS.c.id == bindparam("b_id")).values(online=False)
 
 
 @dataclass(frozen=True)
@@ -134,34 +156,95 @@ class HeartbeatWriter:
                 raise
 
     def _write(self, batch: dict[str, Pending]) -> None:
-        with self._sessions() as db:
-            rooms = {
-                r.id: r for r in db.query(Classroom).filter(Classroom.id.in_(list(batch))).all()
-            }
-            for cid, item in batch.items():
-                room = rooms.get(cid)
-                if room is None:
-                    continue  # deleted since it beat: nothing to keep
-                try:
-                    with db.begin_nested():
-                        if isinstance(item, _Beat):
-                            room.last_seen_at = item.at
-                            room.online = True
-                            room.health = item.body.model_dump(mode="json")
-                            record_heartbeat_alerts(db, cid, room.health, item.at)
-                            self._history.record(db, cid, room.health, item.at)
-                        elif not self._is_online(cid):  # not registered again since
-                            room.online = False
-                            self._on_offline(db, cid, item.at)
-                except Exception as err:  # noqa: BLE001 - one bad row must not lose the others
-                    self.errors += 1
-                    log.error(
-                        "classroom %s: its %s was not written (%s: %s); the next one will be",
-                        cid,
-                        "heartbeat" if isinstance(item, _Beat) else "offline mark",
-                        type(err).__name__,
-                        err,
-                    )
-            db.commit()
+        try:
+            with self._sessions() as db:
+                self._write_batch(db, batch)
+                db.commit()
+        except Exception as err:  # noqa: BLE001 - find the bad row: one by one, isolated
+            log.warning(
+                "heartbeat batch of %d classrooms failed as a whole (%s: %s); writing it "
+                "classroom by classroom",
+                len(batch),
+                type(err).__name__,
+                err,
+            )
+            with self._sessions() as db:
+                self._write_rows(db, batch)
+                db.commit()
         self.batches += 1
         self.written += len(batch)
+
+    def _write_batch(self, db: Session, batch: dict[str, Pending]) -> None:
+        """The whole batch in a few statements: the classrooms' rows in one statement,
+        their alerts through ``record_batch_alerts``; offline marks (rare) one by one."""
+        known = set(db.scalars(select(Classroom.id).where(Classroom.id.in_(list(batch)))))
+        beats: list[BeatHealth] = []
+        texts: list[str] = []
+        for cid, item in batch.items():
+            if cid in known and isinstance(item, _Beat):
+                doc = item.body.model_dump_json()
+                beats.append(BeatHealth(cid, json.loads(doc), item.at))
+                texts.append(doc)
+        if beats:
+            if db.get_bind().dialect.name == "sqlite":
+                db.execute(
+                    _UPDATE_ROOM_SQLITE,
+                    [
+                        {"b_id": b.classroom_id, "b_at": b.at, "b_health": t}
+                        for b, t in zip(beats, texts, strict=True)
+                    ],
+                )
+            else:
+                # The batch as one JSON array: its health documents go in as they are.
+                batch_doc = ",".join(
+                    f'{{"id":{json.dumps(b.classroom_id)},"at":"{b.at.isoformat()}","health":{t}}}'
+                    for b, t in zip(beats, texts, strict=True)
+                )
+                db.execute(_UPDATE_ROOMS_PG, {"batch": f"[{batch_doc}]"})
+            record_batch_alerts(db, beats)
+            for b in beats:
+                self._history.record(db, b.classroom_id, b.health, b.at)
+        for cid, item in batch.items():
+            if cid in known and isinstance(item, _Offline):
+                self._mark_offline(db, cid, item)
+
+    def _write_rows(self, db: Session, batch: dict[str, Pending]) -> None:
+        """Classroom by classroom, each in a savepoint: a row the database refuses is
+        rolled back alone, counted and logged."""
+        rooms = {r.id: r for r in db.query(Classroom).filter(Classroom.id.in_(list(batch))).all()}
+        for cid, item in batch.items():
+            room = rooms.get(cid)
+            if room is None:
+                continue  # deleted since it beat: nothing to keep
+            if isinstance(item, _Offline):
+                self._mark_offline(db, cid, item)
+                continue
+            try:
+                with db.begin_nested():
+                    room.last_seen_at = item.at
+                    room.online = True
+                    room.health = item.body.model_dump(mode="json")
+                    record_heartbeat_alerts(db, cid, room.health, item.at)
+                    self._history.record(db, cid, room.health, item.at)
+            except Exception as err:  # noqa: BLE001 - one bad row must not lose the others
+                self._failed(cid, "heartbeat", err)
+
+    def _mark_offline(self, db: Session, cid: str, item: _Offline) -> None:
+        if self._is_online(cid):
+            return  # registered again since
+        try:
+            with db.begin_nested():
+                db.execute(_UPDATE_ROOM_OFFLINE, {"b_id": cid})
+                self._on_offline(db, cid, item.at)
+        except Exception as err:  # noqa: BLE001 - one bad row must not lose the others
+            self._failed(cid, "offline mark", err)
+
+    def _failed(self, cid: str, what: str, err: Exception) -> None:
+        self.errors += 1
+        log.error(
+            "classroom %s: its %s was not written (%s: %s); the next one will be",
+            cid,
+            what,
+            type(err).__name__,
+            err,
+        )

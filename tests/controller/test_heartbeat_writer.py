@@ -196,3 +196,58 @@ async def test_a_batch_is_one_transaction_no_room_is_seen_before_the_last_is_wri
         await flushing
     assert await asyncio.to_thread(seen) == set(ROOMS)
     await writer.stop()
+
+
+async def test_a_room_the_database_refuses_in_a_batch_loses_only_its_own_beat(
+    db: tuple[sessionmaker[Session], list[int]],
+) -> None:
+    """The batch is written in a few statements; when one classroom's row makes them fail,
+    the batch is written again classroom by classroom and only that one is lost."""
+    factory, commits = db
+    writer = HeartbeatWriter(factory, HealthSampler(), _no_offline)
+    # An alert code longer than the stored key: its second sighting collides with the
+    # row of its first (the key is kept to 100 characters), which the database refuses.
+    long_code = "x" * 150
+    bad = Heartbeat(
+        seq=1,
+        cpu_pct=1,
+        mem_pct=1,
+        disk_free_bytes=1,
+        disk_pct=1,
+        alerts={long_code: "agent's own alert"},
+    )
+    for seq in (1, 2):
+        for cid in ROOMS:
+            writer.beat(cid, _beat(seq))
+        writer.beat("room-07", bad.model_copy(update={"seq": seq}))
+        await writer.flush()
+    assert writer.errors == 1 and writer.batches == 2
+    assert len(commits) == 2  # the failed attempt was rolled back, not committed
+    with factory() as s:
+        seqs = {r.id: r.health["seq"] for r in s.query(Classroom).all()}
+    assert seqs.pop("room-07") == 1
+    assert set(seqs.values()) == {2}
+
+
+async def test_the_health_stored_is_the_heartbeat_as_json_quotes_and_all(
+    db: tuple[sessionmaker[Session], list[int]],
+) -> None:
+    """The batch sends each health document as the JSON text it already is: what comes
+    back is the heartbeat, whatever characters its strings hold."""
+    factory, _ = db
+    writer = HeartbeatWriter(factory, HealthSampler(), _no_offline)
+    body = Heartbeat(
+        seq=3,
+        cpu_pct=12.5,
+        mem_pct=1,
+        disk_free_bytes=2**40,
+        disk_pct=1,
+        alerts={'say "hi"': "摄像头 \\ lost\n", "tab\t": "é"},
+        readiness={"clock": "not measured"},
+    )
+    writer.beat("room-08", body)
+    await writer.flush()
+    with factory() as s:
+        room = s.get(Classroom, "room-08")
+        assert room is not None and room.online is True and room.last_seen_at is not None
+        assert room.health == body.model_dump(mode="json")
