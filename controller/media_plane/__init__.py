@@ -28,8 +28,9 @@ Rooms are managed through the admin API's ``message_plugin``: no Janus session h
 kept alive by the controller, and only a holder of the admin secret can create rooms.
 
 What it does not do yet: no lesson is placed through it (the orchestrator still uses the
-built-in relay), agents do not publish or subscribe through Janus, nobody is told of a
-re-placement, patrol does not watch through Janus, the built-in relay has not moved to a
-process of its own, and where agents signal (to Janus directly or through the controller)
-is decided in the next slice.
+built-in relay), nobody is told of a re-placement, patrol does not watch through Janus,
+and the built-in relay has not moved to a process of its own. Agents can already publish
+and subscribe through a room (``edge_agent.media_plane``): they signal to Janus's API
+directly with the placement's URL, room and PIN, so renegotiating is one round trip and
+the controller stays out of the media path; the room's secret never leaves the controller.
 """
