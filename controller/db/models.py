@@ -394,6 +394,8 @@ class School(Base):
     uplink_kbps: Mapped[int] = mapped_column(Integer, default=0)  # 0: not known
     # The network profile of its classrooms (a classroom's own profile overrides it).
     network_profile: Mapped[str | None] = mapped_column(String(64))
+    # Its level (学段: primary, junior…, controller.timetable.school_levels); None: not set.
+    level: Mapped[str | None] = mapped_column(String(16))
 
 
 class NetworkProfileRecord(Base):

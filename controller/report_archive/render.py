@@ -11,6 +11,7 @@ from controller.report_archive.periods import TERM
 from controller.timetable.kinds import KIND_ALIASES
 from controller.timetable.quota_engine import QuotaResult
 from controller.timetable.quota_reports import HEADERS, RANKING_NOTE, VIEWS, ReportEntry
+from controller.timetable.school_levels import level_label
 
 if TYPE_CHECKING:
     from controller.report_archive.build import ReportContent
@@ -92,6 +93,7 @@ def _view(by: str, entries: list[ReportEntry]) -> str:
         rows.append(
             [
                 "" if e.rank is None else e.rank,
+                "" if e.level is None else level_label(e.level),
                 e.key,
                 e.name if e.name != e.key else "",
                 e.held,
@@ -102,6 +104,7 @@ def _view(by: str, entries: list[ReportEntry]) -> str:
         )
     headers = [
         "排名 rank",
+        "学段 level",
         HEADERS[by],
         "名称 name",
         "已开 held",
@@ -123,7 +126,12 @@ def _view(by: str, entries: list[ReportEntry]) -> str:
         chart = bar_chart(
             "学校达标指标 quota figures met by school",
             [
-                (f"{e.rank}. {e.name}", e.met, len(e.results), e.met == len(e.results))
+                (
+                    f"{level_label(e.level)} {e.rank}. {e.name}",
+                    e.met,
+                    len(e.results),
+                    e.met == len(e.results),
+                )
                 for e in shown
             ],
         )

@@ -106,6 +106,7 @@ class TermQuotas:
     lessons: list[LessonFact]
     results: list[QuotaResult]
     school_names: dict[str, str] = field(default_factory=dict)
+    school_levels: dict[str, str] = field(default_factory=dict)  # school → level ("": none)
     teacher_names: dict[str, str] = field(default_factory=dict)
     teacher_school: dict[str, str] = field(default_factory=dict)
     classroom_school: dict[str, str] = field(default_factory=dict)
@@ -252,12 +253,14 @@ def load_facts(db: Session, term: Term, first: date, last: date) -> TermQuotas:
             )
         )
     teachers = list(db.scalars(select(Teacher)))
+    school_rows = list(db.scalars(select(School)))
     return TermQuotas(
         term=term,
         quotas=stored_quotas(term.quotas),
         lessons=facts,
         results=[],
-        school_names={s.id: s.name for s in db.scalars(select(School))},
+        school_names={s.id: s.name for s in school_rows},
+        school_levels={s.id: s.level or "" for s in school_rows},
         teacher_names={t.id: t.name for t in teachers},
         teacher_school={t.id: t.school_id for t in teachers},
         classroom_school=rooms,

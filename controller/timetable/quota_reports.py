@@ -1,9 +1,10 @@
 """Term reports by school, teacher, subject and pairing (学校、教师、学科、结对报表), from the
 quota engine's results, with a CSV that opens in Excel on a Chinese PC.
 
-The data model has no school level (primary, junior secondary…), so schools are ranked
-all together, by the share of their quota figures met, then by lessons held; the report
-says so (``RANKING_NOTE``).
+Schools are ranked against schools of the same level (学段: primary, junior…, set in the
+set-up file), by the share of their quota figures met, then by lessons held; schools whose
+level is not set are ranked together as one more group. The report says so
+(``RANKING_NOTE``).
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ from typing import Any
 from controller.analytics import report as st_report
 from controller.analytics.report import StSummary
 from controller.timetable.quota_engine import LessonFact, QuotaResult, TermQuotas
+from controller.timetable.school_levels import level_label
 
 VIEWS = ("school", "teacher", "subject", "pairing")
 RANKING_NOTE = (
-    "学校没有学段信息，全部学校统一排名 (the data model has no school level: all schools are "
-    "ranked together)"
+    "学校按学段分组排名，未设学段的学校另成一组 (schools are ranked within their level; those "
+    "whose level is not set are ranked together as one group)"
 )
 
 
@@ -32,7 +34,8 @@ class ReportEntry:
     name: str
     counts: dict[str, dict[str, int]] = field(default_factory=dict)  # kind → figure → n
     results: list[QuotaResult] = field(default_factory=list)
-    rank: int | None = None
+    rank: int | None = None  # schools: within their level
+    level: str | None = None  # schools: their level's code ("" not set)
     reviews: list[float] = field(default_factory=list)  # reviewed lessons' mean scores
     st: StSummary = field(default_factory=StSummary)  # S-T analysis of its lessons
 
@@ -57,6 +60,7 @@ class ReportEntry:
             "key": self.key,
             "name": self.name,
             "rank": self.rank,
+            "level": self.level,
             "met": self.met,
             "quotas": len(self.results),
             "counts": self.counts,
@@ -135,11 +139,22 @@ def build_view(tq: TermQuotas, by: str) -> list[ReportEntry]:
                 entry(key).results.append(r)
     out = sorted(entries.values(), key=lambda e: e.key)
     if by == "school":
+        # Each level its own ranking; the levels in a fixed order, "not set" last.
+        for e in out:
+            e.level = tq.school_levels.get(e.key, "")
         ranked = sorted(
-            out, key=lambda e: (-(e.met / len(e.results)) if e.results else 0.0, -e.held, e.key)
+            out,
+            key=lambda e: (
+                not e.level,
+                e.level or "",
+                -(e.met / len(e.results)) if e.results else 0.0,
+                -e.held,
+                e.key,
+            ),
         )
-        for i, e in enumerate(ranked, 1):
-            e.rank = i
+        for level in {e.level for e in ranked}:
+            for i, e in enumerate((e for e in ranked if e.level == level), 1):
+                e.rank = i
         out = ranked
     return out
 
@@ -162,6 +177,7 @@ def view_csv(entries: list[ReportEntry], by: str) -> str:
             HEADERS[by],
             "名称 name",
             "排名 rank",
+            "学段 level",
             "指标 quota",
             "指标名称 label",
             "范围 scope",
@@ -180,6 +196,7 @@ def view_csv(entries: list[ReportEntry], by: str) -> str:
                     e.key,
                     e.name,
                     "" if e.rank is None else e.rank,
+                    "" if e.level is None else level_label(e.level),
                     r.quota.id,
                     r.quota.label,
                     r.quota.scope,

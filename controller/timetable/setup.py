@@ -5,6 +5,7 @@
     [[school]]
     id = "city-no1"
     name = "City No.1 Primary"
+    level = "primary"          # 学段: primary 小学, junior 初中, senior 高中, nine_year, complete
     uplink_kbps = 100000
     bells = [["08:00", "08:40"], ["08:50", "09:30"]]   # periods 1, 2, …
 
@@ -77,6 +78,7 @@ from controller.timetable.calendar import SchoolCalendar, parse_hhmm
 from controller.timetable.loading import insert_lessons, planner_for
 from controller.timetable.planner import Candidate, Planner
 from controller.timetable.quotas import parse_quotas
+from controller.timetable.school_levels import parse_level
 
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
@@ -114,9 +116,12 @@ def apply_setup(db: Session, text: str, source: str = "set-up") -> dict[str, int
     for i, e in enumerate(doc.get("school", []), 1):
         where = f"{source}: school #{i}"
         sid = str(_need(e, "id", where))
-        db.merge(
-            School(id=sid, name=str(e.get("name", sid)), uplink_kbps=int(e.get("uplink_kbps", 0)))
+        school = School(
+            id=sid, name=str(e.get("name", sid)), uplink_kbps=int(e.get("uplink_kbps", 0))
         )
+        if "level" in e:  # left out: a level set before is kept
+            school.level = parse_level(e["level"], f"{where} ({sid})")
+        db.merge(school)
         db.execute(delete(BellPeriod).where(BellPeriod.school_id == sid))
         for period, pair in enumerate(e.get("bells", []), 1):
             try:

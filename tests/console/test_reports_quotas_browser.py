@@ -57,8 +57,8 @@ async def test_quota_views_rank_schools_in_chinese_with_english_beside(
     await page.click("#rp-show")
     city = page.locator("body[data-ready='1'] .rp-entry[data-key='City School']")
     await city.wait_for()
-    assert "第 1 名" in await city.locator("h3").inner_text()
-    assert "全部学校统一排名" in await page.locator("#rp-results").inner_text()
+    assert "第 1 名 (未设学段)" in await city.locator("h3").inner_text()
+    assert "学校按学段分组排名" in await page.locator("#rp-results").inner_text()
     labels = await city.locator("table.rp-quotas tbody tr td:first-child").all_inner_texts()
     assert "跨校同步课堂 (cross-school synchronous lessons)" in labels
     assert all(any("\u4e00" <= ch <= "\u9fff" for ch in label) for label in labels), labels

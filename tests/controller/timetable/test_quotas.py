@@ -261,8 +261,53 @@ def test_schools_are_ranked_and_a_school_account_sees_its_own(db: sessionmaker[S
         assert {r.instance for r in mine.results if r.quota.scope == "pairing"} == {"p1"}
         assert not [f for f in mine.lessons if "village" not in f.schools]
         text = view_csv(build_view(mine, "school"), "school")
-        assert text.startswith("学校 school,名称 name,排名 rank,指标 quota")
+        assert text.startswith("学校 school,名称 name,排名 rank,学段 level,指标 quota")
         assert "录播教室每周使用 (recording classroom used each week)" in text
+        assert ",未设学段 no level," in text
+
+
+def test_schools_are_ranked_within_their_level(
+    db: sessionmaker[Session], tmp_path: pathlib.Path
+) -> None:
+    """学段: a village primary school is ranked against primary schools, a junior secondary
+    school against its own level; a level given in Chinese or English, kept when left out."""
+    with db() as s:
+        apply_setup(
+            s,
+            """
+            [[school]]
+            id = "city"
+            level = "primary"
+            [[school]]
+            id = "village"
+            level = "小学"
+            [[school]]
+            id = "town"
+            name = "Town Middle School"
+            level = "junior"
+            """,
+        )
+        add_classroom(s, "town-301", "town-301", "town", ServerKeys.load_or_create(tmp_path).public)
+        lesson(s, date(2026, 3, 4), lead="city-101", receivers=("city-102",))
+        schools = build_view(evaluate_term(s, "spring"), "school")
+        assert [(e.key, e.level, e.rank) for e in schools] == [
+            ("town", "junior", 1),
+            ("city", "primary", 1),
+            ("village", "primary", 2),
+        ]
+        assert schools[1].met > schools[2].met
+        text = view_csv(schools, "school")
+        assert "town,Town Middle School,1,初中 junior," in text
+        assert "village,village,2,小学 primary," in text
+        apply_setup(s, '[[school]]\nid = "village"\nname = "Village School"\n')
+        again = {e.key: e for e in build_view(evaluate_term(s, "spring"), "school")}
+        assert again["village"].level == "primary"
+        with pytest.raises(InvalidRequest) as err:
+            apply_setup(s, '[[school]]\nid = "kids"\nlevel = "kindergarten"\n')
+        assert "set-up: school #1 (kids): level 'kindergarten' is not a school level" in str(
+            err.value
+        )
+        assert "primary (小学)" in str(err.value)
 
 
 @pytest.mark.parametrize(

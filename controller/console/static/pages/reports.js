@@ -151,7 +151,9 @@ function entrySection(e, by) {
   const section = el("section", undefined, "rp-pairing rp-entry");
   section.dataset.key = e.key;
   section.dataset.met = String(e.met);
-  const rank = e.rank ? `${tf("rp.rank", e)} · ` : "";
+  // A school's rank is within its level (学段): say which.
+  const level = by === "school" ? ` (${t(`rp.level.${e.level || "none"}`)})` : "";
+  const rank = e.rank ? `${tf("rp.rank", e)}${level} · ` : "";
   const title = e.name && e.name !== e.key ? `${e.key} (${e.name})` : e.key;
   const head = el("h3", `${rank}${t(`rp.by.${by}`)} ${title} `);
   head.appendChild(
