@@ -11,6 +11,7 @@ import os
 import pathlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
+import aioice.ice
 import pytest
 from agent_janus_fixtures import Lesson
 from benchlib.janus import JanusServer
@@ -19,6 +20,7 @@ from media_plane_fixtures import SECRET, instance, plane_config
 from controller.media_plane.plane import MediaPlane
 from edge_agent.media.source_runner import SourceRunner
 from edge_agent.media_plane.feeds import JanusPlacement
+from protocols.media import aiortc_seam
 
 JANUS = pathlib.Path("/usr/bin/janus")
 
@@ -37,11 +39,16 @@ async def start_lesson() -> AsyncIterator[Callable[..., Awaitable[Lesson]]]:
         pytest.skip(why)
     servers: list[JanusServer] = []
     planes: list[MediaPlane] = []
+    # ICE gathers on the link to Janus's namespace only. Gathering is process-wide state: an
+    # earlier test in this worker (an in-process agent daemon) may have pinned it to
+    # loopback, where no candidate reaches Janus; the suite's order made that fail in CI.
+    gather = aioice.ice.get_host_addresses
 
     async def start(bitrate: int = 0) -> Lesson:
         server = JanusServer(admin_secret=SECRET)
         servers.append(server)
         await server.start()
+        aiortc_seam.pin_host_addresses([s.host_address for s in servers])
         plane = MediaPlane(plane_config({"county-a": instance(server)}))
         planes.append(plane)
         await plane.start()
@@ -59,11 +66,14 @@ async def start_lesson() -> AsyncIterator[Callable[..., Awaitable[Lesson]]]:
             )
         return Lesson(server, JanusPlacement(placed.api_url, placed.room, placed.pin))
 
-    yield start
-    for plane in planes:
-        await plane.stop()
-    for server in servers:
-        await server.stop()
+    try:
+        yield start
+    finally:
+        aioice.ice.get_host_addresses = gather
+        for plane in planes:
+            await plane.stop()
+        for server in servers:
+            await server.stop()
 
 
 @pytest.fixture
