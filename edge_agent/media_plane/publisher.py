@@ -14,7 +14,7 @@ from collections.abc import Callable
 from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 
 from edge_agent.media.tracks import EncodedTrack
-from edge_agent.media_plane.exceptions import JanusMediaError, JanusProtocolError
+from edge_agent.media_plane.exceptions import JanusProtocolError
 from edge_agent.media_plane.feeds import FeedDirectory, JanusPlacement
 from edge_agent.media_plane.janus_session import Event, JanusSession
 from edge_agent.media_plane.videoroom import VideoRoomHandle
@@ -152,12 +152,7 @@ class JanusPublisher:
 
     async def stop(self) -> None:
         """Leave the room, detach, close the peer connection and release the sources."""
-        if self.handle.handle_id is not None and not self.session.lost.is_set():
-            try:
-                await self.handle.request({"request": "leave"})
-            except JanusMediaError as err:  # best effort: destroying the session cleans up
-                log.info("janus room %d: leave failed: %s", self.placement.room, err)
-        await self.handle.detach()
+        await self.handle.leave(self.placement.room)
         if self.pc is not None:
             pc, self.pc = self.pc, None
             await pc.close()

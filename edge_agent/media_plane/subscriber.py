@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamTrack
 
-from edge_agent.media_plane.exceptions import JanusMediaError, JanusProtocolError
+from edge_agent.media_plane.exceptions import JanusProtocolError
 from edge_agent.media_plane.feeds import Feed, JanusPlacement
 from edge_agent.media_plane.janus_session import Event, JanusSession
 from edge_agent.media_plane.publisher import mark_media
@@ -159,12 +159,7 @@ class JanusSubscriber:
 
     async def stop(self) -> None:
         """Leave, detach and close the peer connection."""
-        if self.handle.handle_id is not None and not self.session.lost.is_set():
-            try:
-                await self.handle.request({"request": "leave"})
-            except JanusMediaError as err:  # best effort: destroying the session cleans up
-                log.info("janus room %d: leave failed: %s", self.placement.room, err)
-        await self.handle.detach()
+        await self.handle.leave(self.placement.room)
         if self.pc is not None:
             pc, self.pc = self.pc, None
             await pc.close()

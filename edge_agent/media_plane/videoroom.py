@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 from typing import Any
 
 from edge_agent.media_plane.exceptions import JanusDenied, JanusMediaError, JanusProtocolError
 from edge_agent.media_plane.janus_session import Event, EventSink, JanusSession
+
+log = logging.getLogger(__name__)
 
 PLUGIN = "janus.plugin.videoroom"
 NO_SUCH_ROOM = 426  # JANUS_VIDEOROOM_ERROR_NO_SUCH_ROOM
@@ -58,6 +61,15 @@ class VideoRoomHandle:
                 _ADVICE.get(code, "see the instance's log"),
             )
         return event
+
+    async def leave(self, room: int) -> None:
+        """Leave ``room`` (best effort: destroying the session cleans up), then detach."""
+        if self.handle_id is not None and not self.session.lost.is_set():
+            try:
+                await self.request({"request": "leave"})
+            except JanusMediaError as err:
+                log.info("janus room %d: leave failed: %s", room, err)
+        await self.detach()
 
     async def detach(self) -> None:
         """Detach the handle (best effort: a lost instance has forgotten it anyway)."""
