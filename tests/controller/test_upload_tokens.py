@@ -230,3 +230,30 @@ async def test_cli_revocation_stops_a_token_at_once_and_the_agent_gets_a_fresh_o
         assert await _accepted(controller, agent.upload_url, "city-206", agent.token)
     finally:
         await agent.link.stop()
+
+
+def test_the_fleet_s_newest_tokens_come_from_one_query(db_url: str) -> None:
+    """The rotator's view of the fleet: each classroom's newest current token, retired ones
+    left out, a classroom with none absent (so it is due), on both engines."""
+    from controller.db.models import Classroom
+    from controller.db.session import make_engine, migrate, sessions
+
+    migrate(db_url)
+    factory = sessions(make_engine(db_url))
+    t0 = utcnow().replace(microsecond=0)
+    with factory() as db:
+        for cid in ("a", "b", "c"):
+            db.add(Classroom(id=cid, name=cid, school="S", inventory=[], health={}))
+        db.commit()
+        upload_tokens.issue(db, "a", t0 - timedelta(days=3))
+        upload_tokens.issue(db, "a", t0 - timedelta(days=1))
+        upload_tokens.issue(db, "b", t0 - timedelta(hours=1))  # newer, but retired below
+        newest_b = upload_tokens.issue(db, "b", t0 - timedelta(hours=2))
+        upload_tokens.retire_others(db, "b", newest_b, timedelta(minutes=5))
+        retired = upload_tokens.issue(db, "c", t0)
+        upload_tokens.revoke(db, "c")
+        assert retired
+        newest = upload_tokens.newest_issues(db)
+        assert newest == {"a": t0 - timedelta(days=1), "b": t0 - timedelta(hours=2)}
+        for cid in ("a", "b", "c"):
+            assert newest.get(cid) == upload_tokens.newest_issue(db, cid)
