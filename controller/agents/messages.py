@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -12,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from controller.agents.alerts import lesson_soon, raise_alert, raise_offline
 from controller.agents.health_history import HealthSampler
 from controller.agents.heartbeat_writer import HeartbeatWriter
+from controller.agents.hub import LATER, Later
 from controller.agents.keys import KeyBook, ServerKeys
 from controller.agents.presence import Presence
 from controller.agents.registry import enrol
@@ -127,6 +129,14 @@ class AgentMessages:
             detail={"old_key": old[:8], "new_key": new[:8], "hostname": request.hostname},
         )
 
+    def handle_now(self, classroom_id: str, env: Envelope) -> Body | Later | None:
+        """Answer on the hub's receive loop what needs no waiting (heartbeats: most of a
+        fleet's traffic); ``LATER`` sends the rest to ``handle``."""
+        body = env.body
+        if isinstance(body, Heartbeat):
+            return self._beat(classroom_id, body)
+        return LATER
+
     async def handle(self, classroom_id: str, env: Envelope) -> Body | None:
         """Dispatch one message from an authenticated agent."""
         body = env.body
@@ -211,14 +221,17 @@ class AgentMessages:
         return profile_document(profile) if profile is not None else None
 
     async def _heartbeat(self, classroom_id: str, body: Heartbeat) -> Body:
-        received_at = utcnow().timestamp()
+        return self._beat(classroom_id, body)
+
+    def _beat(self, classroom_id: str, body: Heartbeat) -> Body:
+        received_at = time.time()
         if not self._presence.seen(classroom_id):
             return ErrorReply(code="not-registered", message="register with this controller")
         # Written in the next batch (at most one transaction a second, on a worker
         # thread): a commit per heartbeat on the event loop once stalled the relay and
         # the hub for 1.7 s at a period boundary, when every room uploads at once.
         self.heartbeats.beat(classroom_id, body)
-        return HeartbeatAck(seq=body.seq, received_at=received_at, server_time=utcnow().timestamp())
+        return HeartbeatAck(seq=body.seq, received_at=received_at, server_time=time.time())
 
     async def _offer(self, classroom_id: str, body: SdpOffer) -> Body:
         elsewhere = self._orchestrator.elsewhere

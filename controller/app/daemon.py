@@ -230,6 +230,10 @@ class ControllerDaemon:
             assert messages is not None
             return await messages.enrol(request)
 
+        def on_message_now(classroom_id, env):  # type: ignore[no-untyped-def]
+            assert messages is not None
+            return messages.handle_now(classroom_id, env)
+
         self.hub = AgentHub(
             f"tcp://{cfg.bind_host}:{cfg.control_port}",
             f"tcp://{cfg.bind_host}:{cfg.control_port + 1}",
@@ -237,6 +241,7 @@ class ControllerDaemon:
             key_book,
             on_message,
             on_enrol,
+            on_message_now,
         )
         self._link, self._online = self.hub, self.presence
         if is_postgresql(url):

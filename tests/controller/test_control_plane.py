@@ -373,3 +373,44 @@ async def test_an_oversized_message_drops_its_sender_and_the_hub_carries_on(
     token = issue_token_for(controller.config.state_dir, "city-108")
     identity = await enrol(_endpoint(controller.config), token, tmp_path / "city-108")
     assert identity.classroom_id == "city-108"
+
+
+async def test_a_burst_is_answered_in_order_and_a_quiet_socket_still_wakes(
+    controller: ControllerDaemon, tmp_path: pathlib.Path
+) -> None:
+    """Heartbeats are answered on the receive loop, many taken off the socket at once:
+    a burst larger than one drain gets every ack, in order; a bad message inside the
+    burst is refused without losing its neighbours; and after a quiet spell (the socket's
+    wake-up consumed by the loop's own sends) a message for the asynchronous handlers is
+    still received and answered."""
+    hub = controller.hub
+    assert hub is not None
+    token = issue_token_for(controller.config.state_dir, "city-150")
+    identity = await enrol(_endpoint(controller.config), token, tmp_path / "x")
+    ctx = zmq.asyncio.Context()
+    sock = ctx.socket(zmq.DEALER)
+    sock.curve_serverkey = identity.controller_public_key.encode()
+    sock.curve_publickey = identity.public_key.encode()
+    sock.curve_secretkey = identity.secret_key.encode()
+    sock.connect(_endpoint(controller.config))
+    try:
+        await sock.send(envelope.encode(envelope.make(_register(identity), "city-150")))
+        replies = await _drain(sock, 1.0)
+        assert any(r.type == "agent.register.ack" for r in replies), replies
+        burst = 300  # more than four drains' worth
+        for seq in range(1, burst + 1):
+            if seq == 150:
+                await sock.send(b"\x00not an envelope")
+            await sock.send(envelope.encode(envelope.make(_heartbeat(seq), "city-150")))
+        got = [r for r in await _drain(sock, 3.0) if r.type != "schedule.update"]
+        acks = [r.body.seq for r in got if isinstance(r.body, HeartbeatAck)]
+        errors = [r for r in got if isinstance(r.body, ErrorReply)]
+        assert acks == list(range(1, burst + 1))
+        assert [e.body.code for e in errors] == ["malformed"]  # type: ignore[union-attr]
+        await asyncio.sleep(1.5)  # quiet: nothing arrives, the loop waits on the socket
+        await sock.send(envelope.encode(envelope.make(_register(identity), "city-150")))
+        replies = await _drain(sock, 2.0)
+        assert any(r.type == "agent.register.ack" for r in replies), replies
+    finally:
+        sock.close(linger=0)
+        ctx.term()
