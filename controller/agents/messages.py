@@ -27,6 +27,7 @@ from controller.floor.requests import keys_change
 from controller.lessons.orchestrator import Orchestrator
 from controller.network.profiles import effective_profile, profile_document
 from controller.recordings.upload_tokens import issue, retire_others
+from controller.relay.exceptions import RelayUnavailable
 from controller.relay.room import SignallingError
 from protocols.envelope import Envelope
 from protocols.messages import (
@@ -266,6 +267,9 @@ class AgentMessages:
         except (SignallingError, ValueError) as err:
             log.warning("offer from %s refused: %s", classroom_id, err)
             return ErrorReply(code="bad-offer", message=str(err))
+        except RelayUnavailable as err:  # the agent offers again when its link fails
+            log.warning("offer from %s not answered: %s", classroom_id, err)
+            return ErrorReply(code="relay-unavailable", message=str(err))
         return SdpAnswer(lesson_id=body.lesson_id, sdp=sdp)
 
     async def _floor_request(self, classroom_id: str, body: FloorRequest) -> Body:

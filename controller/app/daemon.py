@@ -32,6 +32,7 @@ from controller.publishing.service import PublishingOptions, PublishingService, 
 from controller.recordings.retention import RetentionPolicy, run_retention
 from controller.recordings.upload_tokens import UploadTokenRotator
 from controller.recordings.uploads import UploadService
+from controller.relay.process import RelayProcess
 from controller.releases.roller import Roller
 from controller.report_archive.metrics import ReportArchiveCollector
 from controller.report_archive.scheduler import ReportScheduler
@@ -151,6 +152,8 @@ class ControllerDaemon:
         # Several controllers on PostgreSQL: leadership, routing, cluster-wide presence.
         self.cluster: ClusterNode | None = None
         self._link: AgentLink | None = None  # the hub, or the cluster's routing hub
+        # The built-in relay, in a process of its own (started on a lesson's first relay).
+        self.relay: RelayProcess | None = None
         self._online: OnlineView | None = None  # presence, or the cluster's
 
     async def start(self) -> None:
@@ -183,7 +186,7 @@ class ControllerDaemon:
         key_book = KeyBook()
         with factory() as db:
             key_book.load(enrolled_keys(db))
-        aiortc_seam.size_receive_buffers()  # the relay receives every room's keyframes
+        # The relay process sizes its receive buffers and pins these addresses itself.
         if cfg.media_addresses:
             aiortc_seam.pin_host_addresses(list(cfg.media_addresses))
         self.presence = Presence(cfg.heartbeat_s)
@@ -251,6 +254,9 @@ class ControllerDaemon:
             self._link, self._online = self.cluster.hub, self.cluster.online
         self.orchestrator = Orchestrator(factory, self._link, self._online, prepare_s=cfg.prepare_s)
         self.orchestrator.publisher = emergency_publisher(origin)
+        relay = self.relay = RelayProcess(cfg.media_addresses, self.orchestrator.relay_restarted)
+        relay.bind()
+        self.orchestrator.new_relay = relay.open
         messages = AgentMessages(
             factory,
             keys,
@@ -282,7 +288,9 @@ class ControllerDaemon:
         self.http.metrics.registry.register(
             ControlPlaneCollector(messages.heartbeats, self.presence)
         )
-        self.http.metrics.registry.register(RelayCollector(self.orchestrator.relay_stats))
+        self.http.metrics.registry.register(
+            RelayCollector(self.orchestrator.relay_stats, lambda: relay.restarts)
+        )
         await messages.heartbeats.start()
         await self.hub.start()
         if self.cluster is not None:
@@ -397,6 +405,8 @@ class ControllerDaemon:
             await self.cluster.stop()
         if self.orchestrator is not None:
             await self.orchestrator.stop()
+        if self.relay is not None:
+            await self.relay.stop()
         if self.hub is not None:
             await self.hub.stop()
         if self.messages is not None:

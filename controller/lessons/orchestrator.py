@@ -21,7 +21,7 @@ import contextlib
 import hashlib
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Protocol
@@ -39,6 +39,7 @@ from controller.floor.store import floor_state, room_labels
 from controller.lessons.scheduling import log_event, transition
 from controller.lessons.watch import EVERY, LessonWatch
 from controller.live_push.store import push_targets
+from controller.relay.handle import RelayHandle
 from controller.relay.room import LessonRelay
 from controller.timetable.loading import LEAD_ROLES, RECEIVER_ROLES
 from protocols.envelope import Envelope
@@ -116,7 +117,7 @@ class LessonRun:
     """In-memory progress of one lesson in this controller instance."""
 
     lesson_id: str
-    relay: LessonRelay
+    relay: RelayHandle
     joined: set[str] = field(default_factory=set)
     joining: set[str] = field(default_factory=set)
     recording: set[str] = field(default_factory=set)
@@ -164,6 +165,9 @@ class Orchestrator:
         self.elsewhere: Elsewhere | None = None
         # Publishing for the emergency switch (controller.emergency); None: no HLS origin.
         self.publisher: PublisherFactory = lambda: None
+        # Each lesson's relay: in this process by default, in the relay process under the
+        # daemon (controller.relay.process.RelayProcess.open); called from a worker thread.
+        self.new_relay: Callable[[str], RelayHandle] = LessonRelay
 
     @property
     def running(self) -> bool:
@@ -208,10 +212,32 @@ class Orchestrator:
         """Each lesson under way here: its relay's per-feed counters."""
         return {lid: run.relay.stats() for lid, run in list(self.runs.items())}
 
-    def relay_for(self, lesson_id: str) -> LessonRelay | None:
+    def relay_for(self, lesson_id: str) -> RelayHandle | None:
         """The relay of a lesson that is under way in this instance."""
         run = self.runs.get(lesson_id)
         return run.relay if run else None
+
+    def relay_restarted(self, lesson_ids: list[str], reason: str) -> None:
+        """The relay process died and was restarted: these lessons lost their media, so
+        their agents are sent their join again (an agent that gets its join again offers its
+        media anew) and each lesson's events carry an alert."""
+        affected = [lid for lid in lesson_ids if lid in self.runs]
+        for lid in affected:
+            run = self.runs[lid]
+            run.joined.clear()  # the next pass joins every online agent of the lesson again
+            run.joining.clear()
+        if not affected:
+            return
+
+        def work() -> None:
+            with self._sessions() as db:
+                for lid in affected:
+                    log_event(db, lid, f"ALERT media lost: {reason}; restarted, agents re-offered")
+
+        task = asyncio.create_task(asyncio.to_thread(work))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        self._wake.set()
 
     def wake(self) -> None:
         """Run a pass now (from the event loop's thread or any other)."""
@@ -266,14 +292,14 @@ class Orchestrator:
         # Lessons first: a controller that has just taken over as leader pushes every
         # online agent's schedule in its first pass, which takes seconds for a province's
         # agents, and a lesson falling due meanwhile must not wait for it.
-        closes: list[LessonRelay] = []
+        closes: list[RelayHandle] = []
         delay = await asyncio.to_thread(self._pass, closes)
         for relay in closes:
             await relay.close()
         await self.push_schedules()
         return delay
 
-    def _pass(self, closes: list[LessonRelay]) -> float:
+    def _pass(self, closes: list[RelayHandle]) -> float:
         """One pass over the due lessons (a worker thread); answers the next due time."""
         now = utcnow()
         horizon = now + timedelta(seconds=self.prepare_s)
@@ -320,7 +346,7 @@ class Orchestrator:
             return REPORT_TIMEOUT_S - waited
         return None
 
-    def _advance(self, db: Session, lesson: Lesson, closes: list[LessonRelay]) -> float | None:
+    def _advance(self, db: Session, lesson: Lesson, closes: list[RelayHandle]) -> float | None:
         now = utcnow()
         start, end = as_utc(lesson.start_at), as_utc(lesson.end_at)
         if lesson.state == "scheduled":
@@ -342,12 +368,12 @@ class Orchestrator:
             transition(db, lesson, "preparing", "agents join and media starts")
             # Added while an emergency switch holds its school: online only, like the rest.
             apply_to_lesson(db, lesson, self.publisher())
-            self.runs[lesson.id] = LessonRun(lesson.id, LessonRelay(lesson.id))
+            self.runs[lesson.id] = LessonRun(lesson.id, self.new_relay(lesson.id))
             self._check_ready(db, lesson)
         run = self.runs.get(lesson.id)
         if run is None:
             # Controller restarted mid-lesson: pick the lesson up again.
-            run = self.runs[lesson.id] = LessonRun(lesson.id, LessonRelay(lesson.id))
+            run = self.runs[lesson.id] = LessonRun(lesson.id, self.new_relay(lesson.id))
             run.ended_at = time.monotonic() if lesson.state in ("ending", "recorded") else None
         if lesson.state in ("preparing", "live") and now < end:
             self._rejoin_on_change(db, lesson, run)

@@ -40,7 +40,9 @@ from controller.auth.web_sessions import Principal
 from controller.common.api_common import error, json_content
 from controller.db.models import Classroom, Lesson
 from controller.db.session import as_utc, utcnow
-from controller.relay.room import FeedRef, LessonRelay, SignallingError
+from controller.relay.exceptions import RelayUnavailable
+from controller.relay.handle import RelayHandle
+from controller.relay.room import FeedRef, SignallingError
 
 LIVE_STATES = ("preparing", "live")
 TRACK_ORDER = {"teacher": 0, "student": 1, "panel": 2, "mic": 3}
@@ -56,7 +58,7 @@ class Relays(Protocol):
 
     runs: dict[str, Any]
 
-    def relay_for(self, lesson_id: str) -> LessonRelay | None:
+    def relay_for(self, lesson_id: str) -> RelayHandle | None:
         """The relay of a lesson under way in this instance."""
 
 
@@ -296,7 +298,7 @@ class PatrolApi:
 
         return {"lessons": await asyncio.to_thread(job)}
 
-    def _relay(self, lesson_id: str) -> LessonRelay | None:
+    def _relay(self, lesson_id: str) -> RelayHandle | None:
         relays = self._relays()
         return relays.relay_for(lesson_id) if relays is not None else None
 
@@ -351,6 +353,8 @@ class PatrolApi:
                 answer = await self._open(relay, watching, sdp, feeds)
             except SignallingError as err:
                 return error(400, f"watch {lesson_id}: {err}")
+            except RelayUnavailable as err:
+                return error(503, f"watch {lesson_id}: {err}")
         await asyncio.to_thread(
             self._audit,
             watching,
@@ -361,7 +365,7 @@ class PatrolApi:
         return web.json_response({"sdp": answer, "type": "answer", "viewer": viewer}, status=201)
 
     async def _open(
-        self, relay: LessonRelay, watching: Watching, sdp: str, feeds: list[FeedRef]
+        self, relay: RelayHandle, watching: Watching, sdp: str, feeds: list[FeedRef]
     ) -> str:
         """Open the viewer on this controller's relay; its SDP answer."""
 
@@ -449,6 +453,8 @@ class PatrolApi:
             return error(404, str(err))
         except LeaderSaid as err:
             return error(403, str(err))
+        except RelayUnavailable as err:
+            return error(503, f"unwatch {viewer}: {err}")
         return web.json_response({"closed": viewer})
 
     async def serve_unwatch(self, payload: dict[str, Any]) -> dict[str, Any]:

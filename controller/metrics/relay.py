@@ -1,4 +1,4 @@
-"""The built-in relay's per-feed figures, as Prometheus metrics.
+"""The built-in relay's per-feed figures and its process's restarts, as Prometheus metrics.
 
 A starved relay drops frames after the RTP layer, where the agents' loss figures cannot
 see it (a lead heard 60 % of a room while every loss figure said 0 %). Each feed of each
@@ -22,8 +22,9 @@ RelayStats = Callable[[], Mapping[str, Mapping[str, Mapping[str, int]]]]
 class RelayCollector(Collector):
     """Frames in, frames dropped and subscribers of every feed this process relays."""
 
-    def __init__(self, stats: RelayStats) -> None:
+    def __init__(self, stats: RelayStats, restarts: Callable[[], int] | None = None) -> None:
         self._stats = stats
+        self._restarts = restarts
 
     def collect(self) -> Iterator[Metric]:
         """The figures as they stand now."""
@@ -48,3 +49,9 @@ class RelayCollector(Collector):
         yield frames
         yield dropped
         yield subscribers
+        if self._restarts is not None:
+            yield CounterMetricFamily(
+                f"{PREFIX}_relay_process_restarts",
+                "Times the relay process died and was restarted (its lessons' agents re-offered)",
+                value=self._restarts(),
+            )
