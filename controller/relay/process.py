@@ -45,6 +45,9 @@ STOP_WAIT_S = 5.0
 RESTART_FIRST_S = 0.2
 RESTART_MAX_S = 10.0  # a relay that dies at once, again and again, is tried this often
 STABLE_S = 30.0  # up this long: the next death restarts it at once again
+# It reports every second unasked; silent this long, it is hung (or so saturated that it
+# delivers nothing), and is killed and restarted like a relay that died.
+SILENT_S = 20.0
 
 # Lesson ids that lost their media, and why.
 OnRestart = Callable[[list[str], str], None]
@@ -67,6 +70,9 @@ class RelayProcess:
         self._stopping = False
         self._backoff = RESTART_FIRST_S
         self._up_since = 0.0
+        self._heard = 0.0  # loop time of its last message
+        self._watchdog: asyncio.Task[None] | None = None
+        self._killed_silent: int | None = None  # the pid killed for its silence
         self.restarts = 0  # deaths noticed and restarted after
 
     @property
@@ -132,8 +138,10 @@ class RelayProcess:
                 theirs.close()  # the relay's end is its own now: its death closes the link
             reader, writer = await asyncio.open_unix_connection(sock=ours)
             self._proc, self._writer = proc, writer
-            self._up_since = asyncio.get_running_loop().time()
+            self._up_since = self._heard = asyncio.get_running_loop().time()
             self._reader_task = asyncio.create_task(self._read(reader, proc), name="relay-read")
+            if self._watchdog is None or self._watchdog.done():
+                self._watchdog = asyncio.create_task(self._watch(), name="relay-watchdog")
             log.info("relay process %d started", proc.pid)
         finally:
             self._starting = None
@@ -141,6 +149,7 @@ class RelayProcess:
     async def _read(self, reader: asyncio.StreamReader, proc: asyncio.subprocess.Process) -> None:
         try:
             while (message := await read_from_relay(reader)) is not None:
+                self._heard = asyncio.get_running_loop().time()
                 self._dispatch(message)
         except FrameError as err:
             log.error("relay process %d sent a broken frame (%s); restarting it", proc.pid, err)
@@ -148,6 +157,20 @@ class RelayProcess:
             log.error("relay process %d: link lost (%s)", proc.pid, err)
         finally:
             await self._lost(proc)
+
+    async def _watch(self) -> None:
+        """Kill a relay process that has been silent for ``SILENT_S``: a time-to-dead."""
+        loop = asyncio.get_running_loop()
+        while not self._stopping:
+            await asyncio.sleep(1.0)
+            proc, silent = self._proc, loop.time() - self._heard
+            if proc is None or proc.returncode is not None or silent < SILENT_S:
+                continue
+            log.error("relay process %d silent for %.0f s; killing it", proc.pid, silent)
+            self._killed_silent = proc.pid
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            self._heard = loop.time()  # one kill per silence
 
     def _dispatch(self, message: Reply | Figures | ViewerClosed) -> None:
         if isinstance(message, Reply):
@@ -183,6 +206,10 @@ class RelayProcess:
             return
         self.restarts += 1
         reason = f"relay process {proc.pid} exited with status {proc.returncode}"
+        if self._killed_silent == proc.pid:
+            reason = (
+                f"relay process {proc.pid} answered nothing for {SILENT_S:.0f} s and was killed"
+            )
         lessons = sorted(self._lessons)
         log.error("%s; restarting it (%d lessons lost their media)", reason, len(lessons))
         for proxy in list(self._lessons.values()):
@@ -256,6 +283,10 @@ class RelayProcess:
     async def stop(self) -> None:
         """Stop the relay process: it closes every connection and exits; killed if not."""
         self._stopping = True
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            await asyncio.gather(self._watchdog, return_exceptions=True)
+            self._watchdog = None
         if self._starting is not None:
             await asyncio.gather(self._starting, return_exceptions=True)
         proc, writer = self._proc, self._writer

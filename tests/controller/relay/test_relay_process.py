@@ -315,6 +315,26 @@ async def test_a_stopped_relay_process_times_out_calls_without_holding_the_loop(
     await lesson.close()
 
 
+async def test_a_silent_relay_process_is_killed_and_restarted(
+    relay: RelayProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("controller.relay.process.SILENT_S", 3.0)
+    restarted: list[tuple[list[str], str]] = []
+    relay.on_restart = lambda lessons, why: restarted.append((lessons, why))
+    relay.open("L5")
+    stopped = relay.pid
+    assert stopped is not None
+    os.kill(stopped, signal.SIGSTOP)
+    await asyncio.sleep(1.5)
+    assert relay.restarts == 0  # a moment's silence is not death
+    await _until("the silent relay process replaced", lambda: bool(restarted), 10)
+    assert restarted == [
+        (["L5"], f"relay process {stopped} answered nothing for 3 s and was killed")
+    ]
+    assert not _alive(stopped) and relay.pid not in (None, stopped)
+    await relay.refresh()  # the new one answers
+
+
 async def test_stop_kills_a_relay_process_that_does_not_exit() -> None:
     process = RelayProcess()
     await process.start()
