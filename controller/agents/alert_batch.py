@@ -169,7 +169,7 @@ def record_batch_alerts(db: Session, beats: Sequence[BeatHealth]) -> None:
                 inserts.append(
                     {
                         "classroom_id": cid,
-                        "key": key[:100],
+                        "key": key,
                         "message": message,
                         "first_seen": now,
                         "last_seen": now,

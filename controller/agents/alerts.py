@@ -25,6 +25,8 @@ from controller.db.session import as_utc
 from controller.lessons.states import ACTIVE_STATES
 
 # Thresholds over which a heartbeat's numbers become alerts.
+# An alert row's key column holds this many characters (alert_state.key).
+KEY_MAX = 100
 DISK_PCT_MAX = 90.0
 DISK_FREE_MIN_BYTES = 2 * 1024**3
 UPLOADS_PENDING_MAX = 20
@@ -89,9 +91,16 @@ def _dict(value: object) -> dict[str, object]:
 
 
 def alerts_from_health(health: Mapping[str, object], lesson_soon: bool) -> dict[str, str]:
-    """The alerts a heartbeat's health raises, by key (``kind`` or ``kind:detail``) →
-    message. ``lesson_soon``: whether the classroom has a lesson now or shortly, which
-    turns readiness reasons into alerts."""
+    """The alerts a heartbeat's health raises, by key (``kind`` or ``kind:detail``, cut to
+    the ``KEY_MAX`` characters a row keeps) → message. ``lesson_soon``: whether the
+    classroom has a lesson now or shortly, which turns readiness reasons into alerts."""
+    out = _raised(health, lesson_soon)
+    # Looked up as stored: a longer key (an agent's own alert code, a long device name)
+    # found no row on its next sighting, and its new row collided with the first.
+    return {key[:KEY_MAX]: message for key, message in out.items()}
+
+
+def _raised(health: Mapping[str, object], lesson_soon: bool) -> dict[str, str]:
     out: dict[str, str] = {}
     for code, message in _dict(health.get("alerts")).items():
         out[code] = str(message)
@@ -221,7 +230,7 @@ def record_heartbeat_alerts(
         if row is None:
             row = AlertState(
                 classroom_id=classroom_id,
-                key=key[:100],
+                key=key,
                 message=message,
                 first_seen=now,
                 last_seen=now,

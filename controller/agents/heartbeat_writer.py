@@ -27,7 +27,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import Engine, Table, Text, bindparam, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -156,9 +156,15 @@ class HeartbeatWriter:
                 raise
 
     def _write(self, batch: dict[str, Pending]) -> None:
+        # Serialised before the transaction begins: on SQLite the batch holds the write
+        # lock from its first statement, and every API write (an audit row, say) waits
+        # for it; 2,000 heartbeats' JSON once held it for most of a batch.
+        health = {
+            cid: _health_text(item.body) for cid, item in batch.items() if isinstance(item, _Beat)
+        }
         try:
             with self._sessions() as db:
-                self._write_batch(db, batch)
+                self._write_batch(db, batch, health)
                 db.commit()
         except Exception as err:  # noqa: BLE001 - find the bad row: one by one, isolated
             log.warning(
@@ -174,16 +180,19 @@ class HeartbeatWriter:
         self.batches += 1
         self.written += len(batch)
 
-    def _write_batch(self, db: Session, batch: dict[str, Pending]) -> None:
+    def _write_batch(
+        self, db: Session, batch: dict[str, Pending], health: dict[str, tuple[str, dict[str, Any]]]
+    ) -> None:
         """The whole batch in a few statements: the classrooms' rows in one statement,
-        their alerts through ``record_batch_alerts``; offline marks (rare) one by one."""
+        their alerts through ``record_batch_alerts``; offline marks (rare) one by one.
+        ``health``: each heartbeat's health as JSON text and as a document."""
         known = set(db.scalars(select(Classroom.id).where(Classroom.id.in_(list(batch)))))
         beats: list[BeatHealth] = []
         texts: list[str] = []
         for cid, item in batch.items():
             if cid in known and isinstance(item, _Beat):
-                doc = item.body.model_dump_json()
-                beats.append(BeatHealth(cid, json.loads(doc), item.at))
+                doc, parsed = health[cid]
+                beats.append(BeatHealth(cid, parsed, item.at))
                 texts.append(doc)
         if beats:
             if db.get_bind().dialect.name == "sqlite":
@@ -248,3 +257,9 @@ class HeartbeatWriter:
             type(err).__name__,
             err,
         )
+
+
+def _health_text(body: Heartbeat) -> tuple[str, dict[str, Any]]:
+    """A heartbeat's health as the JSON text stored and as the document alerts read."""
+    text = body.model_dump_json()
+    return text, json.loads(text)

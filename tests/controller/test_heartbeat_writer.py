@@ -9,12 +9,12 @@ from collections.abc import Iterator, Mapping
 from datetime import datetime
 
 import pytest
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine, event, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from controller.agents.health_history import HealthSampler
 from controller.agents.heartbeat_writer import HeartbeatWriter
-from controller.db.models import Classroom
+from controller.db.models import AlertState, Classroom
 from controller.db.session import make_engine, migrate, sessions
 from protocols.messages import Heartbeat
 
@@ -198,6 +198,35 @@ async def test_a_batch_is_one_transaction_no_room_is_seen_before_the_last_is_wri
     await writer.stop()
 
 
+def _refuse_second_beat_of(factory: sessionmaker[Session], cid: str) -> None:
+    """A trigger that makes the database itself refuse ``cid``'s row once it carries
+    heartbeat 2, on either engine."""
+    with factory() as s:
+        if s.get_bind().dialect.name == "sqlite":
+            s.execute(
+                text(
+                    "CREATE TRIGGER refuse_beat BEFORE UPDATE ON classroom "
+                    f"WHEN NEW.id = '{cid}' AND json_extract(NEW.health, '$.seq') = 2 "
+                    "BEGIN SELECT RAISE(ABORT, 'row refused by the test'); END"
+                )
+            )
+        else:
+            s.execute(
+                text(
+                    "CREATE FUNCTION refuse_beat() RETURNS trigger LANGUAGE plpgsql AS $$ "
+                    f"BEGIN IF NEW.id = '{cid}' AND NEW.health->>'seq' = '2' THEN "
+                    "RAISE EXCEPTION 'row refused by the test'; END IF; RETURN NEW; END $$"
+                )
+            )
+            s.execute(
+                text(
+                    "CREATE TRIGGER refuse_beat BEFORE UPDATE ON classroom "
+                    "FOR EACH ROW EXECUTE FUNCTION refuse_beat()"
+                )
+            )
+        s.commit()
+
+
 async def test_a_room_the_database_refuses_in_a_batch_loses_only_its_own_beat(
     db: tuple[sessionmaker[Session], list[int]],
 ) -> None:
@@ -205,21 +234,11 @@ async def test_a_room_the_database_refuses_in_a_batch_loses_only_its_own_beat(
     the batch is written again classroom by classroom and only that one is lost."""
     factory, commits = db
     writer = HeartbeatWriter(factory, HealthSampler(), _no_offline)
-    # An alert code longer than the stored key: its second sighting collides with the
-    # row of its first (the key is kept to 100 characters), which the database refuses.
-    long_code = "x" * 150
-    bad = Heartbeat(
-        seq=1,
-        cpu_pct=1,
-        mem_pct=1,
-        disk_free_bytes=1,
-        disk_pct=1,
-        alerts={long_code: "agent's own alert"},
-    )
+    _refuse_second_beat_of(factory, "room-07")
+    commits.clear()
     for seq in (1, 2):
         for cid in ROOMS:
             writer.beat(cid, _beat(seq))
-        writer.beat("room-07", bad.model_copy(update={"seq": seq}))
         await writer.flush()
     assert writer.errors == 1 and writer.batches == 2
     assert len(commits) == 2  # the failed attempt was rolled back, not committed
@@ -227,6 +246,26 @@ async def test_a_room_the_database_refuses_in_a_batch_loses_only_its_own_beat(
         seqs = {r.id: r.health["seq"] for r in s.query(Classroom).all()}
     assert seqs.pop("room-07") == 1
     assert set(seqs.values()) == {2}
+
+
+async def test_a_long_alert_code_is_kept_cut_and_found_again(
+    db: tuple[sessionmaker[Session], list[int]],
+) -> None:
+    """An agent's alert code longer than the stored key (100 characters) is kept cut, and
+    its next sightings update that row: the classroom's heartbeats are not refused."""
+    factory, _ = db
+    writer = HeartbeatWriter(factory, HealthSampler(), _no_offline)
+    long_code = "x" * 150
+    for seq in (1, 2, 3):
+        body = _beat(seq).model_copy(update={"alerts": {long_code: "agent's own alert"}})
+        writer.beat("room-07", body)
+        await writer.flush()
+    assert writer.errors == 0
+    with factory() as s:
+        rows = s.scalars(select(AlertState).where(AlertState.classroom_id == "room-07")).all()
+        [row] = [r for r in rows if r.key.startswith("x")]  # (disk_low is raised too)
+        assert row.key == "x" * 100 and row.active
+        assert s.get(Classroom, "room-07").health["seq"] == 3  # type: ignore[union-attr]
 
 
 async def test_the_health_stored_is_the_heartbeat_as_json_quotes_and_all(
