@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import builtins
+import itertools
 import json
+import os
 import time
 import uuid
 from typing import Any, TypeVar
@@ -27,6 +29,22 @@ MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 MAX_ENROL_MESSAGE_BYTES = 64 * 1024
 
 B = TypeVar("B", bound=Body)
+
+# Message ids: a random prefix per process and a counter. Unique across restarts, and a
+# tenth of a random UUID's cost, at a province's 4,000 messages a second. Nothing relies
+# on them being unguessable: a reply settles a request only when it comes from the
+# classroom that was asked.
+_ID_PREFIX = uuid.uuid4().hex[:20]
+_ID_COUNTER = itertools.count(1)
+
+
+def _new_id_prefix() -> None:
+    """A forked child numbers its messages under a prefix of its own."""
+    global _ID_PREFIX, _ID_COUNTER
+    _ID_PREFIX, _ID_COUNTER = uuid.uuid4().hex[:20], itertools.count(1)
+
+
+os.register_at_fork(after_in_child=_new_id_prefix)
 
 
 class Envelope(BaseModel):
@@ -58,7 +76,7 @@ def make(body: Body, sender: str, correlation_id: str | None = None) -> Envelope
         v=PROTOCOL_VERSION,
         m=PROTOCOL_MINOR,
         type=body.TYPE,
-        id=uuid.uuid4().hex,
+        id=f"{_ID_PREFIX}{next(_ID_COUNTER):x}",
         correlation_id=correlation_id,
         sender=sender,
         ts=time.time(),

@@ -170,6 +170,11 @@ class PushStatus(Body):
     last_error: str = Field(default="", max_length=500)
 
 
+def not_any(value: object) -> bool:
+    """Whether a field's value is empty (None, or an empty list, dict or string)."""
+    return not value
+
+
 class Heartbeat(Body):
     """Periodic health report from an agent."""
 
@@ -197,16 +202,11 @@ class Heartbeat(Body):
     # The room microphone's level, dBFS (the loudest microphone when there are several).
     audio_level_dbfs: float | None = None
     # The lesson's live pushes (protocols.live_push.PushStatus), at the lead.
-    pushes: list[PushStatus] = Field(default_factory=list, max_length=8)
-
-    @model_serializer(mode="wrap")
-    def _omit_no_pushes(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        # Left off the wire when no push runs: most heartbeats, and their bytes stay as
-        # they were before pushes were reported.
-        doc: dict[str, Any] = handler(self)
-        if not doc.get("pushes"):
-            doc.pop("pushes", None)
-        return doc
+    # Left off the wire when no push runs: most heartbeats, and their bytes stay as they
+    # were before pushes were reported. (A field rule, not a model serializer: a province's
+    # controller serialises 2,000 heartbeats a second, and a Python serializer per model
+    # cost it a dict round trip each.)
+    pushes: list[PushStatus] = Field(default_factory=list, max_length=8, exclude_if=not_any)
 
 
 class HeartbeatAck(Body):

@@ -34,7 +34,7 @@ def test_golden_bytes_are_stable(index: int) -> None:
 
 def test_make_stamps_version_id_sender_and_time() -> None:
     env = envelope.make(LeaveLesson(lesson_id="L1"), "city-101", correlation_id="x")
-    assert env.v == 1 and env.type == "cmd.leave" and len(env.id) == 32
+    assert env.v == 1 and env.type == "cmd.leave" and 0 < len(env.id) <= 64
     assert env.sender == "city-101" and env.correlation_id == "x" and env.ts > 1.7e9
 
 
@@ -100,3 +100,21 @@ def test_an_accepted_enrolment_carries_the_ca_to_pin_and_a_refusal_does_not() ->
     assert pinned_client_context(pem).verify_mode == ssl.CERT_REQUIRED
     refused = EnrolResult(accepted=False, reason="token expired")
     assert b"tls_ca_pem" not in envelope.encode(envelope.make(refused, "enrolling:x"))
+
+
+def test_message_ids_are_unique_here_and_in_a_forked_child() -> None:
+    """Ids are a per-process prefix and a counter: never repeated in a process, and a
+    forked child (the relay's worker, say) does not repeat its parent's."""
+    import os
+
+    ids = {envelope.make(LeaveLesson(lesson_id="L1"), "c").id for _ in range(1000)}
+    assert len(ids) == 1000
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - runs in the child
+        os.write(write, envelope.make(LeaveLesson(lesson_id="L1"), "c").id.encode())
+        os._exit(0)
+    os.waitpid(child, 0)
+    theirs = os.read(read, 128).decode()
+    ours = envelope.make(LeaveLesson(lesson_id="L1"), "c").id
+    assert theirs and theirs[:20] != ours[:20] and theirs not in ids
