@@ -281,11 +281,13 @@ class LessonLifecycle:
         if current is None:
             current = self._begin(join)
         elif current.join != join:
-            # New times or live push targets only: media that is up carries on as it is.
-            reconnect = not current.connected.is_set() or (join.publish, join.subscribe) != (
-                current.join.publish,
-                current.join.subscribe,
-            )
+            # New times or live push targets only: media that is up carries on as it is;
+            # a new Janus placement (its instance died) moves the media to the new room.
+            reconnect = not current.connected.is_set() or (
+                join.publish,
+                join.subscribe,
+                join.media,
+            ) != (current.join.publish, current.join.subscribe, current.join.media)
             current = await self._retune(current, join)
         # A repeated join (controller restarted, relay lost) renegotiates the media while
         # sources and recording carry on. The wrong network: recorded here, not streamed.

@@ -27,6 +27,9 @@ from edge_agent.media.adaptation import RateAdapter, rung_name
 from edge_agent.media.counters import CounterSet, percentile
 from edge_agent.media.source_runner import SourceRunner
 from edge_agent.media.tracks import EncodedTrack
+from edge_agent.media_plane.lesson import JanusLessonMedia
+from edge_agent.media_plane.link import JanusLink
+from edge_agent.media_plane.subscriber import JanusSubscriber
 from edge_agent.network.dscp import mark_peer_connection
 from edge_agent.recording.lesson_recorder import LessonRecorder, TrackSpec
 from edge_agent.sources import MediaSource
@@ -38,6 +41,7 @@ from protocols.media.h264 import is_keyframe
 from protocols.media.rtc_config import peer_configuration
 from protocols.messages import (
     Body,
+    JanusPlacement,
     JoinLesson,
     SdpAnswer,
     SdpOffer,
@@ -130,6 +134,8 @@ class LessonSession:
         self._senders: dict[str, RTCRtpSender] = {}
         self._lost_seen: dict[str, tuple[int, int]] = {}
         self._stats_task: asyncio.Task[None] | None = None
+        # The lesson's Janus room, when the join places it there instead of the relay.
+        self._janus: JanusLink | None = None
         # Local sources feed the recorder whether or not the relay is reachable.
         for name in join.publish:
             sink = self._recording_sink(name)
@@ -222,19 +228,39 @@ class LessonSession:
         return self.join.lesson_id
 
     async def connect(self) -> None:
-        """(Re)build the peer connection to the relay and exchange SDP over the link."""
+        """(Re)build the lesson's media: in the Janus room the join names, else a peer
+        connection to the relay with SDP exchanged over the link."""
         await self._close_pc()
+        if self.join.media is not None:
+            await self._connect_janus(self.join.media)
+        else:
+            await self._connect_relay()
+        self.connect_count += 1
+        if self._stats_task is None:
+            self._stats_task = asyncio.create_task(self._watch_qos(), name=f"qos-{self.lesson_id}")
+            self._stats_task.add_done_callback(_log_failure)
+        if self.adapter is not None and self._adapt_task is None:
+            self._adapt_task = asyncio.create_task(self._adapt(), name=f"adapt-{self.lesson_id}")
+            self._adapt_task.add_done_callback(_log_failure)
+
+    def _sent_track(self, name: str) -> EncodedTrack:
+        """A new track for a local source, counting on from the one it replaces."""
+        runner = self._sources[name]
+        track = EncodedTrack(runner.bus, runner.request_keyframe)
+        old = self._sent.get(name)
+        if old is not None:  # keep counting across reconnects
+            track.count_from, track.frames = old.count_from, old.frames
+            track.first_counter, track.last_counter = old.first_counter, old.last_counter
+        self._sent[name] = track
+        return track
+
+    async def _connect_relay(self) -> None:
         pc = RTCPeerConnection(peer_configuration())
         self._pc = pc
         mids: list[tuple[object, str, str, str, str]] = []
         for name in self.join.publish:
             runner = self._sources[name]
-            track = EncodedTrack(runner.bus, runner.request_keyframe)
-            old = self._sent.get(name)
-            if old is not None:  # keep counting across reconnects
-                track.count_from, track.frames = old.count_from, old.frames
-                track.first_counter, track.last_counter = old.first_counter, old.last_counter
-            self._sent[name] = track
+            track = self._sent_track(name)
             transceiver = pc.addTransceiver(track, direction="sendonly")
             transceiver.setCodecPreferences(_h264_only(runner.kind))  # type: ignore[arg-type]
             aiortc_seam.use_packer(transceiver.sender)
@@ -293,13 +319,71 @@ class LessonSession:
             )
             task.add_done_callback(_log_failure)
             self._consumers.append(task)
-        self.connect_count += 1
-        if self._stats_task is None:
-            self._stats_task = asyncio.create_task(self._watch_qos(), name=f"qos-{self.lesson_id}")
-            self._stats_task.add_done_callback(_log_failure)
-        if self.adapter is not None and self._adapt_task is None:
-            self._adapt_task = asyncio.create_task(self._adapt(), name=f"adapt-{self.lesson_id}")
-            self._adapt_task.add_done_callback(_log_failure)
+
+    async def _connect_janus(self, placement: JanusPlacement) -> None:
+        """Publish and subscribe in the lesson's Janus room, with the same sent tracks,
+        recording taps, decoding, DSCP marks and rate adapter as the relay path."""
+        if any(self._sources[n].kind == "video" for n in self.join.publish):
+            self._adapter()  # encoders at their top level; REMB moves them from there
+        sinks: dict[str, Callable[[int], None]] = {}
+
+        def on_estimate(name: str, bps: int) -> None:
+            if name not in sinks:
+                sinks[name] = self._estimate_sink(self._adapter(), name)
+            sinks[name](bps)
+
+        def make(p: JanusPlacement) -> JanusLessonMedia:
+            return JanusLessonMedia(
+                self.classroom_id,
+                self.join,
+                p,
+                self._sources,
+                tap=self._janus_tap,
+                on_subscribed=self._janus_subscribed,
+                on_estimate=on_estimate,
+                network=self.network,
+                track_for=self._sent_track,
+            )
+
+        link = JanusLink(placement, make, on_up=self._janus_up, on_down=self.connected.clear)
+        self._janus = link
+        await link.start()
+
+    def _janus_up(self, media: JanusLessonMedia) -> None:
+        """A (re)joined room: its senders for the QoS figures, its media state."""
+        self._senders = dict(media.publisher.senders)
+        pc = media.publisher.pc
+        if pc is None:  # publishes nothing (broadcast only): joined is connected
+            self.connected.set()
+            return
+
+        @pc.on("connectionstatechange")
+        def _state() -> None:
+            if pc.connectionState == "connected":
+                self.connected.set()
+            elif pc.connectionState in ("failed", "closed"):
+                self.connected.clear()
+
+        if pc.connectionState == "connected":
+            self.connected.set()
+
+    def _janus_tap(self, sub: Subscription) -> Callable[[str, JitterFrame], None]:
+        """The recorder's tap for a remote track, each subscription starting a new run."""
+        rt = self._received[f"{sub.source_classroom}-{sub.track}"]
+        self.recorder.discontinuity(rt.key)
+        return self._tap_for(rt)
+
+    def _janus_subscribed(self, subscriber: JanusSubscriber) -> None:
+        """A remote classroom (re)subscribed: drain its decoded tracks as the relay's."""
+        self._consumers = [t for t in self._consumers if not t.done()]
+        for remote in subscriber.received.values():
+            rt = self._received.get(remote.key)
+            if rt is None:
+                continue
+            rt.receiver = remote.receiver
+            task = asyncio.create_task(self._consume(rt, remote.track), name=f"consume-{rt.key}")
+            task.add_done_callback(_log_failure)
+            self._consumers.append(task)
 
     async def _watch_qos(self) -> None:
         """Every few seconds, loss and round trip per track from aiortc's RTCP stats."""
@@ -499,6 +583,9 @@ class LessonSession:
             await asyncio.gather(self._stats_task, return_exceptions=True)
             self._stats_task = None
         self._senders.clear()
+        if self._janus is not None:
+            link, self._janus = self._janus, None
+            await link.stop()
         if self._adapt_task is not None:
             self._adapt_task.cancel()
             await asyncio.gather(self._adapt_task, return_exceptions=True)

@@ -302,6 +302,20 @@ class PlaybackReport(Body):
     error: str = Field(default="", max_length=500)
 
 
+class JanusPlacement(Body):
+    """Where a lesson's media goes when a Janus instance carries it: the instance's API,
+    the lesson's VideoRoom and the PIN that admits a classroom to it.
+
+    The room's secret (to manage it) stays on the controller; the PIN admits the agent to
+    this one room and nothing more, and is kept out of ``repr``.
+    """
+
+    api_url: str = Field(max_length=1024, pattern=r"^https?://\S+$")
+    room: int = Field(ge=1, le=2**53 - 1)
+    pin: str = Field(default="", max_length=128, repr=False)
+    instance: str = Field(default="", max_length=40)  # its name in the controller's config
+
+
 class JoinLesson(Body):
     """Join a lesson: publish these local tracks, receive these remote ones."""
 
@@ -323,6 +337,9 @@ class JoinLesson(Body):
     push_targets: list[PushTarget] = Field(default_factory=list, max_length=4)
     # A recording to play instead of live media (专递课堂 on demand); nothing is published.
     playback: PlaybackSource | None = None
+    # The Janus room carrying the lesson's media (None: the controller's built-in relay);
+    # a new placement mid-lesson (its instance died) comes as a new join.
+    media: JanusPlacement | None = None
 
     @model_serializer(mode="wrap")
     def _omit_absent_room_fields(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
@@ -337,6 +354,8 @@ class JoinLesson(Body):
             doc.pop("push_targets", None)
         if doc.get("playback") is None:
             doc.pop("playback", None)
+        if doc.get("media") is None:
+            doc.pop("media", None)
         return doc
 
 

@@ -11,7 +11,7 @@ from edge_agent.devices.synthetic import SyntheticCamera, SyntheticMicrophone
 from edge_agent.media.bus import FrameBus
 from edge_agent.media.encoders import AudioEncoder, VideoEncoder
 from edge_agent.media.source_runner import SourceRunner
-from edge_agent.media_plane.feeds import JanusPlacement
+from protocols.messages import JanusPlacement
 
 
 @dataclass

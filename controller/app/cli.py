@@ -29,6 +29,8 @@ from controller.db.session import migrate
 from controller.db.urls import hide_password
 from controller.lessons.cli import lesson_app
 from controller.media_plane.cli import media_plane_app
+from controller.media_plane.config import MediaPlaneConfig, exposed_secrets, load_config
+from controller.media_plane.exceptions import ConfigError
 from controller.network.cli import bandwidth_cmd, network_app
 from controller.notify.cli import notify_app
 from controller.personal_data.cli import data_app
@@ -160,6 +162,14 @@ def serve(
         list[str] | None,
         typer.Option(help="A network (CIDR) intranet links admit (repeatable; default private)."),
     ] = None,
+    media_plane: Annotated[
+        pathlib.Path | None,
+        typer.Option(
+            help="The media plane's TOML file ([media_plane] backend = builtin or janus, "
+            "and the Janus instances; see controller/media_plane/sample.toml). "
+            "Absent: the built-in relay.",
+        ),
+    ] = None,
     verbose: Annotated[bool, typer.Option("-v")] = False,
 ) -> None:
     """Run the controller (HTTPS on --http-port)."""
@@ -167,6 +177,7 @@ def serve(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s controller %(levelname)s %(name)s: %(message)s",
     )
+    plane = _media_plane(media_plane) if media_plane is not None else None
     try:
         config = ControllerConfig(
             state_dir=state_dir,
@@ -206,6 +217,7 @@ def serve(
             )
             if hls_origin
             else None,
+            media_plane=plane,
         )
     except ValueError as err:
         fail(str(err))
@@ -213,6 +225,18 @@ def serve(
         asyncio.run(ControllerDaemon(config).run())
     except (TlsSetupError, DatabaseError) as err:
         fail(str(err))
+
+
+def _media_plane(path: pathlib.Path) -> MediaPlaneConfig:
+    """The media plane's file, checked; a bad setting fails naming the file and setting."""
+    try:
+        cfg = load_config(path)
+    except ConfigError as err:
+        fail(str(err))
+    warning = exposed_secrets(path, cfg)
+    if warning:
+        typer.echo(f"warning: {warning}", err=True)
+    return cfg
 
 
 def _retention_policy(items: list[str]) -> RetentionPolicy:

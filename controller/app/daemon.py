@@ -25,6 +25,9 @@ from controller.db.session import database_url, make_engine, migrate, sessions
 from controller.db.urls import is_postgresql, normalise
 from controller.emergency.publishing import emergency_publisher
 from controller.lessons.orchestrator import AgentLink, OnlineView, Orchestrator
+from controller.media_plane.config import MediaPlaneConfig
+from controller.media_plane.plane import MediaPlane
+from controller.media_plane.startup import check_all
 from controller.metrics.control_plane import ControlPlaneCollector
 from controller.metrics.relay import RelayCollector
 from controller.notify.dispatcher import NotifyDispatcher
@@ -91,6 +94,8 @@ class ControllerConfig:
     agent_endpoints: tuple[str, ...] = ()
     # The HLS origin for open lessons (controller.publishing); None: no publishing.
     publishing: PublishingOptions | None = None
+    # Which media server carries lessons (--media-plane FILE); None: the built-in relay.
+    media_plane: MediaPlaneConfig | None = None
 
     def __post_init__(self) -> None:
         if self.audit_syslog:
@@ -144,6 +149,7 @@ class ControllerDaemon:
         self.roller: Roller | None = None
         self.publishing: PublishingService | None = None
         self.reports: ReportScheduler | None = None
+        self.media_plane: MediaPlane | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self._retainer: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -252,7 +258,10 @@ class ControllerDaemon:
                 url, node_name(cfg.control_port), factory, self.hub, self.presence
             )
             self._link, self._online = self.cluster.hub, self.cluster.online
-        self.orchestrator = Orchestrator(factory, self._link, self._online, prepare_s=cfg.prepare_s)
+        self.media_plane = await self._start_media_plane()
+        self.orchestrator = Orchestrator(
+            factory, self._link, self._online, prepare_s=cfg.prepare_s, media=self.media_plane
+        )
         self.orchestrator.publisher = emergency_publisher(origin)
         relay = self.relay = RelayProcess(cfg.media_addresses, self.orchestrator.relay_restarted)
         relay.bind()
@@ -334,6 +343,18 @@ class ControllerDaemon:
             else "",
         )
 
+    async def _start_media_plane(self) -> MediaPlane | None:
+        """The Janus instances when the media plane's file says ``backend = "janus"``; each
+        instance's problem (a wrong secret or address) is logged naming it and the setting."""
+        plane_cfg = self.config.media_plane
+        if plane_cfg is None or plane_cfg.backend != "janus":
+            return None
+        for check in await check_all(plane_cfg):
+            (log.info if check.ok else log.error)("media plane: %s", check.line())
+        plane = MediaPlane(plane_cfg)
+        await plane.start()
+        return plane
+
     def _open_storage(self) -> StorageBackend:
         cfg = self.config
         if not cfg.storage_url:
@@ -405,6 +426,8 @@ class ControllerDaemon:
             await self.cluster.stop()
         if self.orchestrator is not None:
             await self.orchestrator.stop()
+        if self.media_plane is not None:
+            await self.media_plane.stop()
         if self.relay is not None:
             await self.relay.stop()
         if self.hub is not None:

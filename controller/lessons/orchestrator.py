@@ -36,9 +36,11 @@ from controller.db.session import as_utc, utcnow
 from controller.delivery import store as delivery
 from controller.emergency.store import PublisherFactory, apply_to_lesson
 from controller.floor.store import floor_state, room_labels
+from controller.lessons.media_rooms import LessonRooms
 from controller.lessons.scheduling import log_event, transition
 from controller.lessons.watch import EVERY, LessonWatch
 from controller.live_push.store import push_targets
+from controller.media_plane.plane import MediaPlane, Replaced
 from controller.relay.handle import RelayHandle
 from controller.relay.room import LessonRelay
 from controller.timetable.loading import LEAD_ROLES, RECEIVER_ROLES
@@ -139,6 +141,7 @@ class Orchestrator:
         prepare_s: float = 5.0,
         leave_grace_s: float = 1.0,
         idle_s: float = IDLE_S,
+        media: MediaPlane | None = None,
     ) -> None:
         self._sessions = sessions
         self._hub = hub
@@ -168,6 +171,11 @@ class Orchestrator:
         # Each lesson's relay: in this process by default, in the relay process under the
         # daemon (controller.relay.process.RelayProcess.open); called from a worker thread.
         self.new_relay: Callable[[str], RelayHandle] = LessonRelay
+        # Lessons' rooms on Janus ([media_plane] backend = "janus"); None: the built-in relay.
+        self.media: LessonRooms | None = None
+        if media is not None:
+            self.media = LessonRooms(media)
+            media.on_replaced = self._media_moved
 
     @property
     def running(self) -> bool:
@@ -178,6 +186,8 @@ class Orchestrator:
         """Start the passes, and watch this process's lesson changes; again after
         ``stop()`` too (a controller that leads again)."""
         self._loop = asyncio.get_running_loop()
+        if self.media is not None:
+            self.media.bind(self._loop)
         self._stopping = False
         self._pushed.clear()
         self._next_sweep = 0.0
@@ -207,6 +217,8 @@ class Orchestrator:
         for run in list(self.runs.values()):
             await run.relay.close()
         self.runs.clear()
+        if self.media is not None:
+            await self.media.close_all()
 
     def relay_stats(self) -> dict[str, dict[str, dict[str, int]]]:
         """Each lesson under way here: its relay's per-feed counters."""
@@ -365,6 +377,10 @@ class Orchestrator:
                         "recorded it from their cached schedule will upload it",
                     )
                 return None
+            refused = self._place_media(db, lesson)
+            if refused is not None:
+                transition(db, lesson, "failed", f"refused by the media plane: {refused}")
+                return None
             transition(db, lesson, "preparing", "agents join and media starts")
             # Added while an emergency switch holds its school: online only, like the rest.
             apply_to_lesson(db, lesson, self.publisher())
@@ -375,6 +391,8 @@ class Orchestrator:
             # Controller restarted mid-lesson: pick the lesson up again.
             run = self.runs[lesson.id] = LessonRun(lesson.id, self.new_relay(lesson.id))
             run.ended_at = time.monotonic() if lesson.state in ("ending", "recorded") else None
+            if lesson.state in ("preparing", "live") and now < end:
+                self._place_media(db, lesson)  # refused: its agents record locally
         if lesson.state in ("preparing", "live") and now < end:
             self._rejoin_on_change(db, lesson, run)
             self._join_missing(db, lesson, run)
@@ -418,6 +436,8 @@ class Orchestrator:
                 )
                 log_event(db, lesson.id, f"relay: {run.relay.stats()}")
                 closes.append(run.relay)
+                if self.media is not None:
+                    self.media.close(db, lesson.id)
         if lesson.state == "recorded":
             self._check_uploaded(db, lesson, run)
         return self._due_in(lesson, run)
@@ -562,8 +582,9 @@ class Orchestrator:
             join = self._join_message(db, lesson, classroom_id)
             if join is not None:
                 # The floor changes by the minute in a lesson; it travels in the join and
-                # in FloorState commands, not in the cached schedule (no push per change).
-                out.append(join.model_copy(update={"floor": None}))
+                # in FloorState commands, not in the cached schedule (no push per change);
+                # so does the media placement, which lasts only as long as its room.
+                out.append(join.model_copy(update={"floor": None, "media": None}))
         return out
 
     async def push_schedules(self) -> None:
@@ -686,11 +707,42 @@ class Orchestrator:
             start_at=as_utc(lesson.start_at).timestamp(),
             end_at=as_utc(lesson.end_at).timestamp(),
             rung=lesson.rung,
+            media=self.media.placement(lesson.id) if self.media is not None else None,
             rooms=room_labels(db, lesson.classroom_ids),
             floor=floor_state(db, lesson.id) if lesson.state in ("preparing", "live") else None,
             # The stream keys go to the lead only: it alone pushes the programme.
             push_targets=push_targets(db, lesson.id) if cid == lead else [],
         )
+
+    def _place_media(self, db: Session, lesson: Lesson) -> str | None:
+        """Place a live lesson on the media plane (a worker thread): why it is refused,
+        or None (placed, on the built-in relay, or a played lesson with no live media)."""
+        if self.media is None or delivery.playback_of(db, lesson.id) is not None:
+            return None
+        return self.media.place(db, lesson.id)
+
+    async def _media_moved(self, instance: str, replaced: Replaced) -> None:
+        """A Janus instance went down and its lessons were placed anew: each lesson's
+        joined agents are sent a join with the new placement (the built-in relay's too)."""
+        assert self.media is not None
+        for lesson_id, outcome in replaced.items():
+            detail = self.media.moved(lesson_id, instance, outcome)
+            run = self.runs.get(lesson_id)
+            joined = sorted(run.joined | run.joining) if run is not None else []
+            log.warning("lesson %s: %s", lesson_id, detail)
+            joins = await asyncio.to_thread(self._rejoins, lesson_id, detail, joined)
+            for cid, join in joins.items():
+                self._command(lesson_id, cid, join)
+
+    def _rejoins(self, lesson_id: str, detail: str, joined: list[str]) -> dict[str, JoinLesson]:
+        """Log a media plane event and build the joins that carry its new placement."""
+        with self._sessions() as db:
+            log_event(db, lesson_id, detail)
+            lesson = db.get(Lesson, lesson_id)
+            if lesson is None or lesson.state not in ("preparing", "live"):
+                return {}
+            joins = {cid: self._join_message(db, lesson, cid) for cid in joined}
+            return {cid: j for cid, j in joins.items() if j is not None}
 
     def _command(self, lesson_id: str, classroom_id: str, body: Body) -> None:
         """Send a command and log its answer; from the loop or the pass's thread."""

@@ -27,10 +27,19 @@ What it does now:
 Rooms are managed through the admin API's ``message_plugin``: no Janus session has to be
 kept alive by the controller, and only a holder of the admin secret can create rooms.
 
-What it does not do yet: no lesson is placed through it (the orchestrator still uses the
-built-in relay), nobody is told of a re-placement, patrol does not watch through Janus,
-and the built-in relay has not moved to a process of its own. Agents can already publish
-and subscribe through a room (``edge_agent.media_plane``): they signal to Janus's API
-directly with the placement's URL, room and PIN, so renegotiating is one round trip and
-the controller stays out of the media path; the room's secret never leaves the controller.
+Lessons use it when the controller runs with ``--media-plane FILE`` saying ``backend =
+"janus"`` (``controller.lessons.media_rooms``): a lesson is placed as it starts preparing,
+and every ``JoinLesson`` of it carries the placement (instance URL, room, PIN); agents
+signal to Janus directly with it, so renegotiating is one round trip and the controller
+stays out of the media path; the room's secret never leaves the controller. The room is
+destroyed once the lesson is recorded. A lesson nothing fits goes to the built-in relay
+where ``fallback_to_builtin`` allows it, else it is refused (failed); either way, and when
+an instance is down at placement, the lesson's events carry an ALERT. When an instance
+dies, its lessons are re-placed and their agents sent a join with the new room.
+
+What it does not do yet: patrol does not watch through Janus, heartbeats' per-track
+figures on Janus are aiortc's own (no Janus-side statistics), there is no capacity bench
+(``scripts/bench-capacity``), a placement is not kept across a controller restart (the
+lesson is placed anew, and its agents move to the new room), and the built-in relay has
+not moved to a process of its own.
 """

@@ -11,8 +11,9 @@ relay path in ``edge_agent.session``.
 - ``subscriber``: one remote classroom's tracks, tapped for the recorder and decoded for
   the room's outputs, exactly as the session receives from the relay;
 - ``feeds``: who publishes what, found by classroom (display) and track (description);
-- ``lesson``: one classroom's whole lesson through Janus, from a ``JoinLesson`` and a
-  ``JanusPlacement``.
+- ``lesson``: one classroom's whole lesson through Janus, from a ``JoinLesson`` and its
+  ``JanusPlacement`` (``protocols.messages``);
+- ``link``: that lesson's media kept up: re-joined with backoff when the instance is lost.
 
 Signalling goes from the agent to Janus directly, not through the controller:
 
@@ -26,7 +27,9 @@ Signalling goes from the agent to Janus directly, not through the controller:
   admit it to that one room and nothing else. The cost is that agents must reach the
   instance's API; on a county network that is the same reach they need for its media.
 
-Not yet done (the next slice): the daemon does not use this (``JoinLesson`` does not carry
-a placement yet), so lessons still go through the built-in relay; re-joining another
-instance after ``JanusLost`` is the caller's job; patrol does not watch through Janus.
+Lessons use it: a ``JoinLesson`` whose ``media`` names a placement makes
+``LessonSession.connect`` join that room (``link``: a lost instance is re-joined on the same
+placement with backoff until the controller sends a new one), with the session's own sent
+tracks, recording taps, decoding, DSCP marks, rate adapter and QoS figures. Not yet done:
+patrol does not watch through Janus.
 """

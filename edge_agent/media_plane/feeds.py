@@ -7,21 +7,8 @@ track name, so a subscriber finds "the lead's teacher camera" without any other 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
-
-
-@dataclass(frozen=True)
-class JanusPlacement:
-    """Where an agent sends a lesson's media: the instance's API, the room and its PIN.
-
-    The room's secret (to manage it) stays on the controller; the agent holds only the
-    PIN, which admits it to the room and nothing more. The PIN is kept out of ``repr``.
-    """
-
-    api_url: str
-    room: int
-    pin: str = field(repr=False)
 
 
 @dataclass(frozen=True)

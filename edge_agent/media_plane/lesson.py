@@ -13,12 +13,11 @@ import logging
 from collections.abc import Callable
 
 from edge_agent.media_plane.exceptions import JanusLost, JanusMediaError
-from edge_agent.media_plane.feeds import JanusPlacement
 from edge_agent.media_plane.janus_session import JanusSession
-from edge_agent.media_plane.publisher import EstimateSink, JanusPublisher
+from edge_agent.media_plane.publisher import EstimateSink, JanusPublisher, TrackFactory
 from edge_agent.media_plane.subscriber import JanusSubscriber, TapFactory
 from edge_agent.sources import MediaSource
-from protocols.messages import JoinLesson, Subscription
+from protocols.messages import JanusPlacement, JoinLesson, Subscription
 from protocols.network_profile import NetworkProfile
 
 log = logging.getLogger(__name__)
@@ -46,6 +45,7 @@ class JanusLessonMedia:
         on_lost: Callable[[JanusLost], None] | None = None,
         on_estimate: EstimateSink | None = None,
         network: NetworkProfile | None = None,
+        track_for: TrackFactory | None = None,
     ) -> None:
         self.classroom_id = classroom_id
         self.join = join
@@ -59,6 +59,7 @@ class JanusLessonMedia:
             join.publish,
             on_estimate=on_estimate,
             network=network,
+            track_for=track_for,
         )
         self.network = network
         self.subscribers: dict[str, JanusSubscriber] = {}

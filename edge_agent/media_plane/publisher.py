@@ -15,7 +15,7 @@ from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 
 from edge_agent.media.tracks import EncodedTrack
 from edge_agent.media_plane.exceptions import JanusProtocolError
-from edge_agent.media_plane.feeds import FeedDirectory, JanusPlacement
+from edge_agent.media_plane.feeds import FeedDirectory
 from edge_agent.media_plane.janus_session import Event, JanusSession
 from edge_agent.media_plane.videoroom import VideoRoomHandle
 from edge_agent.network.dscp import mark_peer_connection
@@ -23,11 +23,13 @@ from edge_agent.sources import MediaSource
 from protocols.media import aiortc_seam
 from protocols.media.dscp_seam import DscpMarking
 from protocols.media.rtc_config import peer_configuration
+from protocols.messages import JanusPlacement
 from protocols.network_profile import NetworkProfile
 
 log = logging.getLogger(__name__)
 
 EstimateSink = Callable[[str, int], None]
+TrackFactory = Callable[[str], EncodedTrack]
 
 
 def h264_opus_only(kind: str) -> list[object]:
@@ -55,6 +57,7 @@ class JanusPublisher:
         *,
         on_estimate: EstimateSink | None = None,
         network: NetworkProfile | None = None,
+        track_for: TrackFactory | None = None,
     ) -> None:
         self.session = session
         self.placement = placement
@@ -62,6 +65,9 @@ class JanusPublisher:
         self._sources = sources
         self._publish = list(publish)
         self._on_estimate = on_estimate
+        # Who makes each sent track: the lesson session, so that its frame counts carry
+        # on across re-joins; by default a fresh track on the source's bus.
+        self._track_for = track_for
         self.feeds = FeedDirectory()
         self.handle = VideoRoomHandle(session, self._on_event)
         self.pc: RTCPeerConnection | None = None
@@ -98,7 +104,11 @@ class JanusPublisher:
         mids: list[tuple[object, str]] = []
         for name in self._publish:
             source = self._sources[name]
-            track = EncodedTrack(source.bus, source.request_keyframe)
+            track = (
+                self._track_for(name)
+                if self._track_for is not None
+                else EncodedTrack(source.bus, source.request_keyframe)
+            )
             self.sent[name] = track
             transceiver = pc.addTransceiver(track, direction="sendonly")
             transceiver.setCodecPreferences(h264_opus_only(source.kind))  # type: ignore[arg-type]

@@ -20,14 +20,14 @@ from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamTrack
 
 from edge_agent.media_plane.exceptions import JanusProtocolError
-from edge_agent.media_plane.feeds import Feed, JanusPlacement
+from edge_agent.media_plane.feeds import Feed
 from edge_agent.media_plane.janus_session import Event, JanusSession
 from edge_agent.media_plane.publisher import mark_media
 from edge_agent.media_plane.videoroom import VideoRoomHandle
 from protocols.media import aiortc_seam
 from protocols.media.dscp_seam import DscpMarking
 from protocols.media.rtc_config import peer_configuration
-from protocols.messages import Subscription
+from protocols.messages import JanusPlacement, Subscription
 from protocols.network_profile import NetworkProfile
 
 log = logging.getLogger(__name__)

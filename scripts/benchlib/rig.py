@@ -61,6 +61,9 @@ class LessonRig:
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.api_token = ""  # an admin API token, made on the first start_controller
         self.controller_args: list[str] = []  # more ``serve`` options (e.g. --hls-origin)
+        # Agents' ICE host addresses: loopback reaches the built-in relay; a Janus in a
+        # network namespace needs its link's address too (benchlib.janus).
+        self.media_addresses: list[str] = ["127.0.0.1"]
 
     @property
     def base(self) -> str:
@@ -182,8 +185,7 @@ class LessonRig:
             str(self.root / classroom_id),
             "--profile",
             str(profile),
-            "--media-address",
-            "127.0.0.1",
+            *(arg for address in self.media_addresses for arg in ("--media-address", address)),
             "--segment-seconds",
             str(self.segment_seconds),
             *VERBOSE,

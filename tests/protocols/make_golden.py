@@ -19,6 +19,7 @@ from protocols.messages import (
     FloorState,
     Heartbeat,
     HeartbeatAck,
+    JanusPlacement,
     JoinLesson,
     LeaveLesson,
     LessonReport,
@@ -197,6 +198,18 @@ BODIES = [
     UploadTokenUpdate(upload_token="u" * 43, grace_s=3600.0),
     # TLS by default: an accepted enrolment carries the certificate the agent pins.
     EnrolResult(accepted=True, classroom_id="city-101", tls_ca_pem=COUNTY_CA),
+    # The media plane on Janus: the join names the room (never its secret).
+    JoinLesson(
+        lesson_id="abc",
+        role="receiver",
+        publish=["student", "mic"],
+        subscribe=[Subscription(source_classroom="city-101", track="teacher", kind="video")],
+        start_at=1795000010.0,
+        end_at=1795002710.0,
+        media=JanusPlacement(
+            api_url="http://10.20.0.5:8088/janus", room=4242, pin="p1n", instance="county-a"
+        ),
+    ),
 ]
 
 

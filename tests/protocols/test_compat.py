@@ -18,7 +18,7 @@ import pytest
 from protocols import envelope
 from protocols.compat import down
 from protocols.errors import NotForPeer
-from protocols.messages import CommandAck, JoinLesson, Subscription
+from protocols.messages import CommandAck, JanusPlacement, JoinLesson, Subscription
 from protocols.version import OLDEST_MINOR, PROTOCOL_MINOR
 
 GOLDEN = pathlib.Path(__file__).parent / "golden"
@@ -100,3 +100,37 @@ def test_a_newer_peers_unknown_fields_are_kept_and_sent_on() -> None:
     body = env.expect(CommandAck)
     assert body.ok and body.model_extra == {"warmup_ms": 12}
     assert json.loads(envelope.encode(env))["body"]["warmup_ms"] == 12
+
+
+def test_a_janus_placement_is_off_the_wire_when_absent_and_never_reaches_release_05() -> None:
+    """The join's ``media`` (issue 13) is left off when None, and dropped for a minor-5 peer."""
+    join = JoinLesson(
+        lesson_id="l1",
+        role="lead",
+        publish=["teacher"],
+        subscribe=[],
+        start_at=1.0,
+        end_at=2.0,
+    )
+    assert "media" not in json.loads(envelope.encode(envelope.make(join, "controller")))["body"]
+    placed = join.model_copy(
+        update={
+            "media": JanusPlacement(
+                api_url="http://10.0.0.5:8088/janus", room=7, pin="p", instance="a"
+            )
+        }
+    )
+    raw = envelope.encode(envelope.make(placed, "controller"))
+    assert json.loads(raw)["body"]["media"]["room"] == 7
+    assert envelope.decode(raw).expect(JoinLesson).media == placed.media  # round trip
+    adapted = envelope.encode(envelope.decode(raw), peer_minor=OLDEST_MINOR)
+    _as_release_05_reads(adapted)
+    assert "media" not in json.loads(adapted)["body"]
+
+
+def test_a_janus_placement_is_checked() -> None:
+    """A placement that is not an HTTP URL and a room id is refused, naming the field."""
+    with pytest.raises(ValueError, match="api_url"):
+        JanusPlacement(api_url="tcp://10.0.0.5", room=7)
+    with pytest.raises(ValueError, match="room"):
+        JanusPlacement(api_url="http://10.0.0.5:8088/janus", room=0)

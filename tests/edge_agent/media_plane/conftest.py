@@ -19,8 +19,8 @@ from media_plane_fixtures import SECRET, instance, plane_config
 
 from controller.media_plane.plane import MediaPlane
 from edge_agent.media.source_runner import SourceRunner
-from edge_agent.media_plane.feeds import JanusPlacement
 from protocols.media import aiortc_seam
+from protocols.messages import JanusPlacement
 
 JANUS = pathlib.Path("/usr/bin/janus")
 
@@ -64,7 +64,8 @@ async def start_lesson() -> AsyncIterator[Callable[..., Awaitable[Lesson]]]:
                     "new_bitrate": bitrate,
                 }
             )
-        return Lesson(server, JanusPlacement(placed.api_url, placed.room, placed.pin))
+        placement = JanusPlacement(api_url=placed.api_url, room=placed.room, pin=placed.pin)
+        return Lesson(server, placement)
 
     try:
         yield start

@@ -6,7 +6,8 @@ import asyncio
 
 import pytest
 
-from edge_agent.media_plane.feeds import FeedDirectory, JanusPlacement
+from edge_agent.media_plane.feeds import FeedDirectory
+from protocols.messages import JanusPlacement
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -39,5 +40,5 @@ async def test_feeds_are_found_by_classroom_and_track_and_forgotten_when_they_le
 
 
 def test_the_pin_stays_out_of_repr() -> None:
-    placement = JanusPlacement("http://10.0.0.5:8088/janus", 42, "secret-pin")
+    placement = JanusPlacement(api_url="http://10.0.0.5:8088/janus", room=42, pin="secret-pin")
     assert "secret-pin" not in repr(placement) and "42" in repr(placement)

@@ -21,14 +21,13 @@ from aiortc.mediastreams import MediaStreamError
 from edge_agent.media import barcode
 from edge_agent.media.source_runner import SourceRunner
 from edge_agent.media_plane.exceptions import JanusDenied, JanusLost
-from edge_agent.media_plane.feeds import JanusPlacement
 from edge_agent.media_plane.janus_session import JanusSession
 from edge_agent.media_plane.lesson import JanusLessonMedia
 from edge_agent.media_plane.publisher import JanusPublisher
 from edge_agent.media_plane.subscriber import JanusSubscriber, RemoteTrack
 from protocols.media.encoded_frame import EncodedFrame
 from protocols.media.h264 import is_keyframe
-from protocols.messages import JoinLesson, Subscription
+from protocols.messages import JanusPlacement, JoinLesson, Subscription
 from protocols.network_profile import load_network_profile_toml
 
 pytestmark = [pytest.mark.janus, pytest.mark.timeout(60)]
@@ -295,7 +294,7 @@ async def test_a_wrong_pin_or_room_is_refused_saying_what_to_do(
     session = JanusSession(url)
     await session.start()
     try:
-        wrong = JanusPlacement(url, lesson.placement.room, "not-the-pin")
+        wrong = JanusPlacement(api_url=url, room=lesson.placement.room, pin="not-the-pin")
         intruder = JanusPublisher(session, wrong, "intruder", {}, [])
         with pytest.raises(JanusDenied) as refused:
             await intruder.start()
@@ -305,7 +304,7 @@ async def test_a_wrong_pin_or_room_is_refused_saying_what_to_do(
         assert "not-the-pin" not in message
         await intruder.stop()
 
-        gone = JanusPlacement(url, lesson.placement.room + 1, lesson.placement.pin)
+        gone = JanusPlacement(api_url=url, room=lesson.placement.room + 1, pin=lesson.placement.pin)
         stray = JanusPublisher(session, gone, "stray", {}, [])
         with pytest.raises(JanusDenied, match="room is gone") as missing:
             await stray.start()
