@@ -300,6 +300,8 @@ class Orchestrator:
         """Advance every lesson that is due, and push the schedules that changed;
         answers how long to sleep until the next transition is due."""
         self._loop = asyncio.get_running_loop()
+        if self.media is not None:
+            self.media.bind(self._loop)  # a pass places lessons through this loop
         self.ticks += 1
         # Lessons first: a controller that has just taken over as leader pushes every
         # online agent's schedule in its first pass, which takes seconds for a province's
