@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
+import orjson
 from sqlalchemy import Engine, Table, Text, bindparam, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -262,4 +263,4 @@ class HeartbeatWriter:
 def _health_text(body: Heartbeat) -> tuple[str, dict[str, Any]]:
     """A heartbeat's health as the JSON text stored and as the document alerts read."""
     text = body.model_dump_json()
-    return text, json.loads(text)
+    return text, orjson.loads(text)

@@ -118,3 +118,26 @@ def test_message_ids_are_unique_here_and_in_a_forked_child() -> None:
     theirs = os.read(read, 128).decode()
     ours = envelope.make(LeaveLesson(lesson_id="L1"), "c").id
     assert theirs and theirs[:20] != ours[:20] and theirs not in ids
+
+
+def test_what_the_fast_codec_refuses_still_travels() -> None:
+    """A peer whose JSON library writes NaN or Infinity (the standard library does) is
+    still read, and a number too big for the fast encoder is still written, exactly as the
+    standard library would write it."""
+    import json
+
+    from protocols.messages import Heartbeat
+
+    raw = (
+        b'{"v":1,"type":"agent.heartbeat","id":"x","sender":"c","ts":1.0,"body":'
+        b'{"seq":1,"cpu_pct":NaN,"mem_pct":1,"disk_free_bytes":1,"disk_pct":1,'
+        b'"audio_level_dbfs":-Infinity}}'
+    )
+    body = envelope.decode(raw).expect(Heartbeat)
+    assert body.cpu_pct != body.cpu_pct and body.audio_level_dbfs == float("-inf")
+    huge = {"n": 2**70, "s": "é"}
+    assert (
+        envelope.dumps(huge) == json.dumps(huge, ensure_ascii=False, separators=(",", ":")).encode()
+    )
+    with pytest.raises(MalformedMessage, match="not UTF-8 JSON"):
+        envelope.decode(b'{"v":1,')
