@@ -12,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -316,12 +317,20 @@ class JanusVideoRoom:
         feed: int = joined["plugindata"]["data"]["id"]
         return feed
 
-    async def publish(self, room: int, pc: RTCPeerConnection, display: str) -> int:
-        """Join as a publisher with ``pc``'s tracks; returns the feed id."""
+    async def publish(
+        self, room: int, pc: RTCPeerConnection, display: str, pin: str | None = None
+    ) -> int:
+        """Join as a publisher with ``pc``'s tracks (giving the room's PIN); the feed id."""
         handle = await self._attach()
-        joined = await self._message(
-            handle, {"request": "join", "ptype": "publisher", "room": room, "display": display}
-        )
+        body: dict[str, Any] = {
+            "request": "join",
+            "ptype": "publisher",
+            "room": room,
+            "display": display,
+        }
+        if pin is not None:
+            body["pin"] = pin
+        joined = await self._message(handle, body)
         feed: int = joined["plugindata"]["data"]["id"]
         await pc.setLocalDescription(await pc.createOffer())
         event = await self._message(
@@ -332,27 +341,37 @@ class JanusVideoRoom:
         await pc.setRemoteDescription(RTCSessionDescription(**event["jsep"]))
         return feed
 
-    async def subscribe(self, room: int, feed: int, pc: RTCPeerConnection) -> None:
-        """Subscribe ``pc`` to a publisher's feed."""
+    async def subscribe(
+        self,
+        room: int,
+        feed: int,
+        pc: RTCPeerConnection,
+        pin: str | None = None,
+        on_offer: Callable[[], None] | None = None,
+    ) -> None:
+        """Subscribe ``pc`` to a publisher's feed; ``on_offer`` runs once Janus's offer is
+        applied and before the answer (to tap the new receivers)."""
         handle = await self._attach()
         # A feed becomes subscribable only once the publisher's media is up.
         for attempt in range(50):
             try:
-                event = await self._message(
-                    handle,
-                    {
-                        "request": "join",
-                        "ptype": "subscriber",
-                        "room": room,
-                        "streams": [{"feed": feed}],
-                    },
-                )
+                body: dict[str, Any] = {
+                    "request": "join",
+                    "ptype": "subscriber",
+                    "room": room,
+                    "streams": [{"feed": feed}],
+                }
+                if pin is not None:
+                    body["pin"] = pin
+                event = await self._message(handle, body)
                 break
             except JanusError as err:
                 if "No such feed" not in str(err) or attempt == 49:
                     raise
                 await asyncio.sleep(0.2)
         await pc.setRemoteDescription(RTCSessionDescription(**event["jsep"]))
+        if on_offer is not None:
+            on_offer()
         await pc.setLocalDescription(await pc.createAnswer())
         await self._message(
             handle,
