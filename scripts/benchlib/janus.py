@@ -235,7 +235,7 @@ class JanusVideoRoom:
 
     async def _post(self, url: str, body: dict[str, Any]) -> dict[str, Any]:
         assert self._http is not None
-        body = {**body, "transaction": f"{random.getrandbits(48):x}"}
+        body = {"transaction": f"{random.getrandbits(48):x}", **body}
         async with self._http.post(url, json=body) as resp:
             data: dict[str, Any] = await resp.json(content_type=None)
         if data.get("janus") == "error":
@@ -268,7 +268,8 @@ class JanusVideoRoom:
     async def _message(
         self, handle: int, body: dict[str, Any], jsep: dict[str, str] | None = None
     ) -> dict[str, Any]:
-        msg: dict[str, Any] = {"janus": "message", "body": body}
+        tx = f"{random.getrandbits(48):x}"
+        msg: dict[str, Any] = {"janus": "message", "body": body, "transaction": tx}
         if jsep is not None:
             msg["jsep"] = jsep
         data = await self._post(f"{self.url}/{self._session}/{handle}", msg)
@@ -279,7 +280,9 @@ class JanusVideoRoom:
             return data
         while True:  # "ack": the answer arrives as an event
             event = await asyncio.wait_for(self._events[handle].get(), 15)
-            if event.get("janus") == "event":
+            # Only the answer to this request: a room's unsolicited news (a publisher
+            # coming up, another leaving) has no transaction.
+            if event.get("janus") == "event" and event.get("transaction") == tx:
                 plugin = event.get("plugindata", {}).get("data", {})
                 if "error" in plugin:
                     raise JanusError(f"{body.get('request')}: {plugin['error']}")
