@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-import orjson
 from sqlalchemy import Engine, Table, Text, bindparam, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -38,6 +37,7 @@ from controller.agents.alerts import record_heartbeat_alerts
 from controller.agents.health_history import HealthSampler
 from controller.db.models import Classroom
 from controller.db.session import batch_engine, utcnow
+from protocols.envelope import dumps
 from protocols.messages import Heartbeat
 
 log = logging.getLogger(__name__)
@@ -262,5 +262,7 @@ class HeartbeatWriter:
 
 def _health_text(body: Heartbeat) -> tuple[str, dict[str, Any]]:
     """A heartbeat's health as the JSON text stored and as the document alerts read."""
-    text = body.model_dump_json()
-    return text, orjson.loads(text)
+    # The document first, then its text: a fifth of the cost of pydantic's JSON parsed
+    # back, and the same JSON values.
+    doc = body.model_dump(mode="json")
+    return dumps(doc).decode(), doc
