@@ -22,6 +22,9 @@ Figures (``--json``: the last line is one JSON object):
 - ``offline_false``: agents the controller declared offline (its
   ``classbridge_agents_declared_offline_total``) although every simulated agent kept
   beating, plus fleet agents it does not list online at the end;
+- ``heartbeat_batch_s_mean`` / ``heartbeat_batch_s_max``: a batch transaction's wall time
+  over the window, and the longest since start (with two controllers, the two summed); on
+  SQLite, how long an API write (an audit row) may queue behind the batch's write lock;
 - ``heartbeat_batches_per_s``: the controller's ``classbridge_heartbeat_batches_total``
   over the window (at most 1 is the target);
 - ``failover_s`` (two controllers): the leader is killed (SIGKILL) after the window, just
@@ -461,6 +464,21 @@ def run(settings: Settings, root: pathlib.Path | None = None) -> dict[str, Any]:
                 )
                 / (m1 - m0),
                 1,
+            ),
+            heartbeat_batch_s_mean=round(
+                (
+                    after.get("classbridge_heartbeat_batch_seconds_total", 0.0)
+                    - before.get("classbridge_heartbeat_batch_seconds_total", 0.0)
+                )
+                / max(
+                    after.get("classbridge_heartbeat_batches_total", 0.0)
+                    - before.get("classbridge_heartbeat_batches_total", 0.0),
+                    1.0,
+                ),
+                3,
+            ),
+            heartbeat_batch_s_max=round(
+                after.get("classbridge_heartbeat_batch_seconds_max", 0.0), 3
             ),
             heartbeat_backlog=int(after.get("classbridge_heartbeat_backlog", 0)),
             heartbeat_write_errors=int(after.get("classbridge_heartbeat_write_errors_total", 0)),

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -103,6 +104,10 @@ class HeartbeatWriter:
         self.batches = 0  # transactions committed
         self.written = 0  # classrooms written, over all batches
         self.errors = 0  # classrooms whose row failed, and failed commits
+        # Wall time of the batches' transactions (on SQLite, how long each held the write
+        # lock that API writes queue behind): their sum and the longest.
+        self.batch_seconds = 0.0
+        self.batch_seconds_max = 0.0
 
     def beat(self, classroom_id: str, body: Heartbeat) -> None:
         """A heartbeat arrived: it replaces the classroom's pending news."""
@@ -163,6 +168,7 @@ class HeartbeatWriter:
         health = {
             cid: _health_text(item.body) for cid, item in batch.items() if isinstance(item, _Beat)
         }
+        began = time.monotonic()
         try:
             with self._sessions() as db:
                 self._write_batch(db, batch, health)
@@ -178,6 +184,9 @@ class HeartbeatWriter:
             with self._sessions() as db:
                 self._write_rows(db, batch)
                 db.commit()
+        took = time.monotonic() - began
+        self.batch_seconds += took
+        self.batch_seconds_max = max(self.batch_seconds_max, took)
         self.batches += 1
         self.written += len(batch)
 

@@ -24,6 +24,8 @@ class WriterCounts(Protocol):
     batches: int
     written: int
     errors: int
+    batch_seconds: float
+    batch_seconds_max: float
 
     @property
     def backlog(self) -> int:
@@ -62,6 +64,17 @@ class ControlPlaneCollector(Collector):
             f"{PREFIX}_heartbeat_write_errors",
             "Heartbeat rows, and batches, this controller failed to write",
             value=w.errors,
+        )
+        yield CounterMetricFamily(
+            f"{PREFIX}_heartbeat_batch_seconds",
+            "Wall time of this controller's heartbeat batch transactions, summed",
+            value=w.batch_seconds,
+        )
+        yield GaugeMetricFamily(
+            f"{PREFIX}_heartbeat_batch_seconds_max",
+            "The longest heartbeat batch transaction since start (on SQLite, the longest "
+            "an API write could wait behind it)",
+            value=w.batch_seconds_max,
         )
         yield GaugeMetricFamily(
             f"{PREFIX}_heartbeat_backlog",

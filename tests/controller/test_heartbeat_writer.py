@@ -241,6 +241,7 @@ async def test_a_room_the_database_refuses_in_a_batch_loses_only_its_own_beat(
             writer.beat(cid, _beat(seq))
         await writer.flush()
     assert writer.errors == 1 and writer.batches == 2
+    assert 0 < writer.batch_seconds_max <= writer.batch_seconds
     assert len(commits) == 2  # the failed attempt was rolled back, not committed
     with factory() as s:
         seqs = {r.id: r.health["seq"] for r in s.query(Classroom).all()}

@@ -20,6 +20,7 @@ def test_batches_backlog_and_offline_declarations_are_exposed() -> None:
     registry = CollectorRegistry(auto_describe=True)
     registry.register(ControlPlaneCollector(writer, presence))
     writer.batches, writer.written = 7, 70
+    writer.batch_seconds, writer.batch_seconds_max = 1.4, 0.5
     writer.beat("a", Heartbeat(seq=1, cpu_pct=1, mem_pct=1, disk_free_bytes=1, disk_pct=1))
     presence.registered("a", None)
     time.sleep(0.05)
@@ -33,5 +34,7 @@ def test_batches_backlog_and_offline_declarations_are_exposed() -> None:
     assert got["classbridge_heartbeat_rows_written_total"] == 70
     assert got["classbridge_heartbeat_write_errors_total"] == 0
     assert got["classbridge_heartbeat_backlog"] == 1
+    assert got["classbridge_heartbeat_batch_seconds_total"] == 1.4
+    assert got["classbridge_heartbeat_batch_seconds_max"] == 0.5
     assert got["classbridge_agents_declared_offline_total"] == 1
     assert got["classbridge_agents_revived_total"] == 0
