@@ -197,3 +197,21 @@ async def test_a_lesson_nothing_fits_falls_back_or_is_refused_with_an_alert(
         assert any(e.startswith("refused by the media plane") for e in events)
     assert "county-a down" in alert
     await orch.stop()
+
+
+async def test_an_instance_down_at_lesson_start_puts_it_on_another_with_an_alert(
+    db: sessionmaker[Session], start_janus: StartJanus, planes: Callable[..., MediaPlane]
+) -> None:
+    up, down = await start_janus(), await start_janus()
+    plane = planes({"county-a": instance(down), "county-b": instance(up)})
+    down.kill()
+    await plane.start()
+    hub, presence = FakeHub(), Presence(heartbeat_interval=1.0)
+    orch = Orchestrator(db, hub, presence, media=plane)  # type: ignore[arg-type]
+    lesson_id = await _lesson(db, orch, presence)
+    assert _state(db, lesson_id) == "preparing"
+    assert {j.media.instance for _, j in hub.joins() if j.media is not None} == {"county-b"}
+    assert len(hub.joins()) == 2
+    placed = next(e for e in _events(db, lesson_id) if "on Janus instance" in e)
+    assert placed.startswith("ALERT media plane: room") and "county-a down" in placed, placed
+    await orch.stop()
