@@ -28,7 +28,9 @@ from media_plane_fixtures import SECRET, plane_config
 from controller.media_plane.janus_api import JanusClient
 from edge_agent.media import barcode
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(150)]
+# Solo: real agents on real Janus, timed to delivery; a busy neighbour on the same two
+# cores starves them (3 of 4 failed at load 7), so they run in the second phase, alone.
+pytestmark = [pytest.mark.e2e, pytest.mark.solo, pytest.mark.timeout(150)]
 LEAD, RECEIVER = "city-1-101", "village-1-201"
 JANUS = pathlib.Path("/usr/bin/janus")
 TRACKS = {
