@@ -47,12 +47,12 @@ LATER = Later()
 ImmediateHandler = Callable[[str, Envelope], "Body | Later | None"]
 # Messages taken off the socket in one go before any is handled: the queue drained
 # without a future per message, yet the loop let go of often enough to stay fair.
-DRAIN_MAX = 64
+DRAIN_MAX = 256
 # After a batch that emptied the queue, a short pause lets the next messages gather: at a
 # province's 2,000 heartbeats a second, a wake-up per message (a future, a reader
 # registered and removed, a task step) cost more than the messages. Replies to the
 # controller's own requests wait at most this long more.
-GATHER_S = 0.004
+GATHER_S = 0.01
 EnrolHandler = Callable[[EnrolRequest], Awaitable[EnrolResult]]
 
 
