@@ -64,7 +64,9 @@ async def page(console: Console) -> AsyncIterator[Any]:
             tab = await browser.new_page(viewport={"width": 1400, "height": 1000})
             tab.set_default_timeout(10_000)
             await tab.goto(console.base + "/")
-            await tab.wait_for_selector("body[data-ready='1']")
+            # The first load starts Chromium's renderer cold; beside the suite's real lessons
+            # on two cores it once took over 10 s (alone: about 1 s).
+            await tab.wait_for_selector("body[data-ready='1']", timeout=30_000)
             yield tab
         finally:
             await browser.close()
