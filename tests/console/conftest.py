@@ -54,6 +54,7 @@ async def console(controller_config: ControllerConfig) -> AsyncIterator[Console]
 async def page(console: Console) -> AsyncIterator[Any]:
     """A fresh Chromium page on the console's sign-in screen (browser test modules call
     ``require_browser()`` first, so Playwright is there)."""
+    from playwright.async_api import TimeoutError as PlaywrightTimeout
     from playwright.async_api import async_playwright
 
     async with async_playwright() as pw:
@@ -63,10 +64,19 @@ async def page(console: Console) -> AsyncIterator[Any]:
         try:
             tab = await browser.new_page(viewport={"width": 1400, "height": 1000})
             tab.set_default_timeout(10_000)
+            problems: list[str] = []
+            tab.on("console", lambda m: problems.append(f"console {m.type}: {m.text}"))
+            tab.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+            tab.on("requestfailed", lambda r: problems.append(f"request failed: {r.url}"))
             await tab.goto(console.base + "/")
-            # The first load starts Chromium's renderer cold; beside the suite's real lessons
-            # on two cores it once took over 10 s (alone: about 1 s).
-            await tab.wait_for_selector("body[data-ready='1']", timeout=30_000)
+            try:
+                # Beside the suite's real lessons on two cores, the first page of a cold
+                # renderer was twice not ready within 10 and 30 s (alone: about 1 s).
+                await tab.wait_for_selector("body[data-ready='1']", timeout=20_000)
+            except PlaywrightTimeout:
+                print("console page not ready; what the page said:", *problems, sep="\n  ")
+                await tab.reload()  # once more, and then any failure is the test's
+                await tab.wait_for_selector("body[data-ready='1']", timeout=20_000)
             yield tab
         finally:
             await browser.close()
