@@ -144,7 +144,7 @@ class AgentMessages:
         if isinstance(body, Register):
             return await self._register(classroom_id, body)
         if isinstance(body, Heartbeat):
-            return await self._heartbeat(classroom_id, body)
+            return self._beat(classroom_id, body)
         if isinstance(body, SdpOffer):
             return await self._offer(classroom_id, body)
         if isinstance(body, LessonReport):
@@ -220,9 +220,6 @@ class AgentMessages:
             log.error("classroom %s registers without its network profile: %s", classroom_id, err)
             return None
         return profile_document(profile) if profile is not None else None
-
-    async def _heartbeat(self, classroom_id: str, body: Heartbeat) -> Body:
-        return self._beat(classroom_id, body)
 
     def _beat(self, classroom_id: str, body: Heartbeat) -> Body:
         received_at = time.time()
