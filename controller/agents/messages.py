@@ -173,6 +173,7 @@ class AgentMessages:
             )
         network_profile, upload_token = stored
         self._presence.registered(classroom_id, body.active_lesson_id)
+        self.heartbeats.forget(classroom_id)
         self._orchestrator.agent_registered(classroom_id)
         elsewhere = self._orchestrator.elsewhere
         if elsewhere is not None:

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from controller.agents.heartbeat_writer import QUIET_REFRESH_S
 from controller.agents.presence import Presence
 from controller.db.models import Classroom
 from controller.db.session import utcnow
@@ -24,7 +25,9 @@ REFRESH_S = 1.0
 # waiting, and the other controller's 500 agents looked offline here). A classroom is
 # online elsewhere while its row was written within the time-to-dead and this slack, in
 # heartbeat intervals (at least WRITE_SLACK_S). The price: a dead controller's agents look
-# online that much longer, until they register with another.
+# online that much longer, until they register with another. A quiet classroom's row is
+# refreshed only every ``QUIET_REFRESH_S`` (``controller.agents.heartbeat_writer``), which
+# the slack adds.
 WRITE_SLACK_S = 2.0
 WRITE_SLACK_BEATS = 2.0
 
@@ -71,7 +74,10 @@ class ClusterOnline:
 
     async def refresh(self) -> None:
         """Read which classrooms were heard from lately (a worker thread)."""
-        slack = max(WRITE_SLACK_S, WRITE_SLACK_BEATS * self._local.heartbeat_interval)
+        slack = (
+            max(WRITE_SLACK_S, WRITE_SLACK_BEATS * self._local.heartbeat_interval)
+            + QUIET_REFRESH_S
+        )
         window = timedelta(seconds=self._local.time_to_dead + slack)
 
         def work() -> frozenset[str]:

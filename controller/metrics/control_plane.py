@@ -23,6 +23,7 @@ class WriterCounts(Protocol):
 
     batches: int
     written: int
+    quiet_skipped: int
     errors: int
     batch_seconds: float
     batch_seconds_max: float
@@ -59,6 +60,12 @@ class ControlPlaneCollector(Collector):
             f"{PREFIX}_heartbeat_rows_written",
             "Classrooms written by this controller's heartbeat batches",
             value=w.written,
+        )
+        yield CounterMetricFamily(
+            f"{PREFIX}_heartbeat_quiet_skipped",
+            "Quiet heartbeats this controller did not write, their classroom's row being "
+            "fresh enough (refreshed at least every 15 s)",
+            value=w.quiet_skipped,
         )
         yield CounterMetricFamily(
             f"{PREFIX}_heartbeat_write_errors",

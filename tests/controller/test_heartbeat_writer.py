@@ -291,3 +291,112 @@ async def test_the_health_stored_is_the_heartbeat_as_json_quotes_and_all(
         room = s.get(Classroom, "room-08")
         assert room is not None and room.online is True and room.last_seen_at is not None
         assert room.health == body.model_dump(mode="json")
+
+
+def _quiet_beat(seq: int, **extra: object) -> Heartbeat:
+    """An idle, healthy classroom's heartbeat: nothing in it raises an alert."""
+    fields: dict[str, object] = {
+        "seq": seq,
+        "cpu_pct": 5.0 + seq,
+        "mem_pct": 30.0,
+        "disk_free_bytes": 400 * 10**9,
+        "disk_pct": 20.0,
+    }
+    fields.update(extra)
+    return Heartbeat.model_validate(fields)
+
+
+def _stored(factory: sessionmaker[Session], cid: str) -> tuple[int, datetime | None]:
+    with factory() as s:
+        room = s.get(Classroom, cid)
+        assert room is not None
+        return room.health["seq"], room.last_seen_at
+
+
+async def test_a_quiet_classroom_is_refreshed_at_most_every_quiet_interval(
+    db: tuple[sessionmaker[Session], list[int]],
+) -> None:
+    factory, _commits = db
+    writer = HeartbeatWriter(factory, HealthSampler(), _no_offline, quiet_refresh_s=0.6)
+    writer.beat("room-00", _quiet_beat(1))
+    await writer.flush()
+    assert _stored(factory, "room-00")[0] == 1  # the first heartbeat is always written
+    writer.beat("room-00", _quiet_beat(2))
+    await writer.flush()
+    assert _stored(factory, "room-00")[0] == 1, "a quiet beat within the interval is skipped"
+    assert writer.quiet_skipped == 1 and writer.written == 1
+    await asyncio.sleep(0.7)
+    writer.beat("room-00", _quiet_beat(3))
+    await writer.flush()
+    assert _stored(factory, "room-00")[0] == 3, "past the interval the row is refreshed"
+    assert writer.written == 2
+
+
+async def test_an_alert_and_its_clearing_are_written_at_once(
+    db: tuple[sessionmaker[Session], list[int]],
+) -> None:
+    factory, _commits = db
+    writer = HeartbeatWriter(factory, HealthSampler(), _no_offline, quiet_refresh_s=60.0)
+    writer.beat("room-01", _quiet_beat(1))
+    await writer.flush()
+    # The disk fills: not quiet, so written within the next batch, with its alert.
+    writer.beat("room-01", _quiet_beat(2, disk_pct=97.0, disk_free_bytes=10**8))
+    await writer.flush()
+    assert _stored(factory, "room-01")[0] == 2
+    with factory() as s:
+        alert = s.scalars(select(AlertState).where(AlertState.classroom_id == "room-01")).one()
+        assert alert.key == "disk_low" and alert.active
+    # Space freed: quiet again, but the last written beat was not, so this one is written
+    # and the alert clears.
+    writer.beat("room-01", _quiet_beat(3))
+    await writer.flush()
+    assert _stored(factory, "room-01")[0] == 3
+    with factory() as s:
+        alert = s.scalars(select(AlertState).where(AlertState.classroom_id == "room-01")).one()
+        assert not alert.active
+    writer.beat("room-01", _quiet_beat(4))
+    await writer.flush()
+    assert _stored(factory, "room-01")[0] == 3 and writer.quiet_skipped == 1
+
+
+@pytest.mark.parametrize(
+    "busy",
+    [
+        {"lesson_id": "L1"},
+        {"readiness": {"camera": "camera 'teacher' lost"}},
+        {"uploads_pending": 2},
+        {"alerts": {"agent_own": "the agent says so"}},
+        {"media": [{"track": "teacher", "direction": "send", "kind": "video"}]},
+    ],
+    ids=["in-lesson", "not-ready", "uploads", "agent-alert", "media"],
+)
+async def test_a_classroom_with_anything_under_way_is_written_every_beat(
+    db: tuple[sessionmaker[Session], list[int]], busy: dict[str, object]
+) -> None:
+    factory, _commits = db
+    writer = HeartbeatWriter(factory, HealthSampler(), _no_offline, quiet_refresh_s=60.0)
+    for seq in (1, 2, 3):
+        writer.beat("room-02", _quiet_beat(seq, **busy))
+        await writer.flush()
+        assert _stored(factory, "room-02")[0] == seq
+    assert writer.quiet_skipped == 0
+
+
+async def test_a_registration_makes_the_next_quiet_beat_written(
+    db: tuple[sessionmaker[Session], list[int]],
+) -> None:
+    """An agent that moved to another controller and back: this controller's memory of
+    its row is stale, so its next heartbeat is written whatever it says."""
+    factory, _commits = db
+    writer = HeartbeatWriter(factory, HealthSampler(), _no_offline, quiet_refresh_s=60.0)
+    writer.beat("room-03", _quiet_beat(1))
+    await writer.flush()
+    with factory() as s:  # another controller wrote the row meanwhile
+        room = s.get(Classroom, "room-03")
+        assert room is not None
+        room.health = {"seq": 99}
+        s.commit()
+    writer.forget("room-03")
+    writer.beat("room-03", _quiet_beat(2))
+    await writer.flush()
+    assert _stored(factory, "room-03")[0] == 2
