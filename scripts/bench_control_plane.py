@@ -26,7 +26,9 @@ Figures (``--json``: the last line is one JSON object):
   over the window, and the longest since start (with two controllers, the two summed); on
   SQLite, how long an API write (an audit row) may queue behind the batch's write lock;
 - ``heartbeat_batches_per_s``: the controller's ``classbridge_heartbeat_batches_total``
-  over the window (at most 1 is the target);
+  over the window (at most 1 is the target); ``heartbeat_rows_per_s`` the classrooms'
+  rows those batches wrote, ``heartbeat_quiet_skipped_per_s`` the quiet heartbeats not
+  written because their row was refreshed within 15 s;
 - ``failover_s`` (two controllers): the leader is killed (SIGKILL) after the window, just
   (0.2 s) before a lesson falls due; the seconds from when it was due (or the kill, if
   later) until the other controller made it live (its ``live`` event);
@@ -461,6 +463,14 @@ def run(settings: Settings, root: pathlib.Path | None = None) -> dict[str, Any]:
                 (
                     after.get("classbridge_heartbeat_rows_written_total", 0.0)
                     - before.get("classbridge_heartbeat_rows_written_total", 0.0)
+                )
+                / (m1 - m0),
+                1,
+            ),
+            heartbeat_quiet_skipped_per_s=round(
+                (
+                    after.get("classbridge_heartbeat_quiet_skipped_total", 0.0)
+                    - before.get("classbridge_heartbeat_quiet_skipped_total", 0.0)
                 )
                 / (m1 - m0),
                 1,
