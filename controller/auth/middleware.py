@@ -29,12 +29,14 @@ log = logging.getLogger(__name__)
 
 CSRF_HEADER = "X-CSRF-Token"
 # Routes whose handlers write their own, more telling audit rows: patrol writes 'watch'
-# when a viewer opens and 'watch_end' with its duration when it closes.
+# when a viewer opens and 'watch_end' with its duration when it closes (a Janus viewer's
+# answer is part of the opening 'watch').
 SELF_AUDITED = frozenset(
     {
         ("DELETE", "/api/v1/session"),
         ("POST", "/api/v1/lessons/{lesson}/watch"),
         ("DELETE", "/api/v1/lessons/{lesson}/watch/{viewer}"),
+        ("POST", "/api/v1/lessons/{lesson}/watch/{viewer}/answer"),
     }
 )
 # Audit action names other than "METHOD pattern".

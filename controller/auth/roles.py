@@ -58,6 +58,8 @@ PERMISSIONS: dict[tuple[str, str], frozenset[str]] = {
     # Teachers do not patrol other teachers' rooms.
     ("POST", "/api/v1/lessons/{lesson}/watch"): STAFF,
     ("DELETE", "/api/v1/lessons/{lesson}/watch/{viewer}"): STAFF,
+    # A lesson on Janus: the browser's answer to Janus's offer, for its own viewer.
+    ("POST", "/api/v1/lessons/{lesson}/watch/{viewer}/answer"): STAFF,
     # Alerts raised from heartbeats: acknowledge, silence for maintenance.
     ("POST", "/api/v1/alerts/{alert}/ack"): ALERT_HANDLERS,
     ("POST", "/api/v1/alerts/{alert}/silence"): ALERT_HANDLERS,
@@ -134,6 +136,7 @@ READ_ACTIONS: frozenset[tuple[str, str]] = frozenset(
     {
         ("POST", "/api/v1/lessons/{lesson}/watch"),
         ("DELETE", "/api/v1/lessons/{lesson}/watch/{viewer}"),
+        ("POST", "/api/v1/lessons/{lesson}/watch/{viewer}/answer"),
     }
 )
 

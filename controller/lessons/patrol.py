@@ -1,21 +1,27 @@
 """Patrol (网络巡课): the live lessons with their feeds and QoS, and console viewers that
-watch them over WebRTC through the lesson's relay.
+watch them over WebRTC, through the lesson's relay or, for a lesson on Janus, through Janus.
 
-``GET /api/v1/live`` lists the lessons this controller is relaying; ``POST
-/api/v1/lessons/{lesson}/watch`` answers a browser's receive-only offer; ``DELETE
-/api/v1/lessons/{lesson}/watch/{viewer}`` hangs up. Watching changes nothing, so every staff
-role may do it (see ``controller.auth.roles.READ_ACTIONS``), within their school scope:
-only lessons and feeds of their school's classrooms. Who watched which feeds is written to
-the audit log: ``watch`` when the viewer opens, ``watch_end`` with its duration when it
-closes (hung up, or its connection lost). Only the viewer's own session, or an admin, may
-hang it up.
+``GET /api/v1/live`` lists the lessons this controller carries, each with its ``backend``
+(``builtin``: its relay; ``janus``: a VideoRoom, ``controller.lessons.patrol_janus``).
+On the relay, ``POST /api/v1/lessons/{lesson}/watch`` answers a browser's receive-only
+offer. On Janus, the same POST (feeds only) makes the controller, which holds the room's
+PIN, subscribe a viewer in the room and return Janus's offer; the browser's answer goes to
+``POST .../watch/{viewer}/answer``, and the media flows between the browser and Janus, never
+through the controller, which keeps the viewer's Janus session alive meanwhile. ``DELETE
+/api/v1/lessons/{lesson}/watch/{viewer}`` hangs up either kind. Watching changes nothing,
+so every staff role may do it (see ``controller.auth.roles.READ_ACTIONS``), within their
+school scope: only lessons and feeds of their school's classrooms. Who watched which feeds
+is written to the audit log: ``watch`` when the viewer opens, ``watch_end`` with its
+duration when it closes (hung up; its connection lost; on Janus also a refused or missing
+answer, or the instance lost). Only the viewer's own session, or an admin, may hang it up.
 
 Several controllers: only the leader relays lessons. A controller that does not lead asks
 the leader (``PatrolLeader``, through the database's LISTEN/NOTIFY) for the live list and
 for each viewer's answer, after checking the caller's scope and auditing here; the
 viewer's media then flows between the browser and the leader's relay, which holds the
 viewer and writes its ``watch_end``. A hang-up reaching any controller goes to the leader,
-which checks that it comes from the viewer's own session or an admin.
+which checks that it comes from the viewer's own session or an admin. Lessons on Janus are
+watched through the leader itself for now: another controller answers 409 saying so.
 """
 
 from __future__ import annotations
@@ -40,6 +46,9 @@ from controller.auth.web_sessions import Principal
 from controller.common.api_common import error, json_content
 from controller.db.models import Classroom, Lesson
 from controller.db.session import as_utc, utcnow
+from controller.lessons.patrol_janus import JanusFeeds, Listing, Rooms
+from controller.media_plane.exceptions import MediaPlaneError
+from controller.media_plane.viewers import AnswerRefused, JanusViewer, Stream, ViewerError
 from controller.relay.exceptions import RelayUnavailable
 from controller.relay.handle import RelayHandle
 from controller.relay.room import FeedRef, SignallingError
@@ -50,6 +59,20 @@ UNAVAILABLE = {
     "media_latency_ms": "glass-to-glass latency is measured only after the lesson (its "
     "reports); rtt_ms is the publisher's RTCP round trip to the relay",
 }
+UNAVAILABLE_JANUS = {
+    **UNAVAILABLE,
+    "frames_in": "Janus forwards the feeds; the controller does not count their frames "
+    "(fps and bitrate are the publishing agent's)",
+}
+# A Janus viewer whose browser has not answered Janus's offer by then is closed.
+ANSWER_TIMEOUT_S = 30.0
+MAX_FEEDS = 64  # a lesson's classrooms times their tracks, with room to spare
+
+
+def rooms_of(relays: object) -> Rooms | None:
+    """The orchestrator's lesson rooms on Janus, if it places lessons there."""
+    rooms = getattr(relays, "media", None)
+    return rooms if rooms is not None and hasattr(rooms, "placement") else None
 
 
 class Relays(Protocol):
@@ -111,8 +134,52 @@ def _media(room: Classroom | None, track: str, direction: str) -> dict[str, Any]
     return {}
 
 
-def live_document(db: Session, relays: Relays | None, online: set[str]) -> list[dict[str, Any]]:
-    """Every lesson this controller relays now, with its feeds and their QoS."""
+def _janus_feeds(
+    lesson: Lesson, listing: Listing, rooms: dict[str, Classroom]
+) -> list[dict[str, Any]]:
+    """A Janus lesson's feeds: the streams in its room, with the agents' figures."""
+    lead = lesson.lead_classroom_id
+    mine = [s for s in listing.streams if s.classroom in lesson.classroom_ids]
+    feeds = []
+    for st in sorted(
+        mine,
+        key=lambda f: (f.classroom != lead, f.classroom, TRACK_ORDER.get(f.track, 9), f.track),
+    ):
+        sent = _media(rooms.get(st.classroom), st.track, "send")
+        losses = [sent.get("loss_pct")] + [
+            _media(rooms.get(c), f"{st.classroom}-{st.track}", "recv").get("loss_pct")
+            for c in lesson.classroom_ids
+            if c != st.classroom
+        ]
+        known = [x for x in losses if isinstance(x, int | float)]
+        feeds.append(
+            {
+                "classroom": st.classroom,
+                "track": st.track,
+                "kind": st.kind,
+                "fps": sent.get("fps"),
+                "bitrate_bps": sent.get("bitrate_bps"),
+                "loss_pct": max(known) if known else None,
+                "rtt_ms": sent.get("rtt_ms"),
+                "frames_in": None,
+                "subscribers": None,
+                "frame_age_s": None,
+                # A publisher whose camera reports no frames is frozen for the viewer too.
+                "frozen_s": 0.0 if sent.get("fps") or st.kind != "video" else None,
+            }
+        )
+    return feeds
+
+
+def live_document(
+    db: Session,
+    relays: Relays | None,
+    online: set[str],
+    janus: dict[str, Listing] | None = None,
+    janus_viewers: dict[str, int] | None = None,
+) -> list[dict[str, Any]]:
+    """Every lesson this controller carries now (on its relay or in a Janus room), with
+    its feeds and their QoS."""
     if relays is None:
         return []
     ids = list(relays.runs)
@@ -125,10 +192,30 @@ def live_document(db: Session, relays: Relays | None, online: set[str]) -> list[
     rooms = {r.id: r for r in db.scalars(select(Classroom).where(Classroom.id.in_(rooms_needed)))}
     out = []
     for lesson in sorted(lessons, key=lambda x: (as_utc(x.start_at), x.id)):
+        lead = lesson.lead_classroom_id
+        listing = (janus or {}).get(lesson.id)
+        if listing is not None:
+            doc = {
+                "id": lesson.id,
+                "state": lesson.state,
+                "kind": lesson.kind,
+                "backend": "janus",
+                "lead": lead,
+                "receivers": [c for c in lesson.classroom_ids if c != lead],
+                "start_at": as_utc(lesson.start_at).isoformat(),
+                "end_at": as_utc(lesson.end_at).isoformat(),
+                "feeds": _janus_feeds(lesson, listing, rooms),
+                "classrooms": {c: _room_qos(rooms.get(c), online) for c in lesson.classroom_ids},
+                "viewers": (janus_viewers or {}).get(lesson.id, 0),
+                "unavailable": UNAVAILABLE_JANUS,
+            }
+            if listing.error:
+                doc["media_plane_error"] = listing.error
+            out.append(doc)
+            continue
         relay = relays.relay_for(lesson.id)
         if relay is None:
             continue
-        lead = lesson.lead_classroom_id
         feeds = []
         for feed in sorted(
             relay.feeds,
@@ -171,6 +258,7 @@ def live_document(db: Session, relays: Relays | None, online: set[str]) -> list[
                 "id": lesson.id,
                 "state": lesson.state,
                 "kind": lesson.kind,
+                "backend": "builtin",
                 "lead": lead,
                 "receivers": [c for c in lesson.classroom_ids if c != lead],
                 "start_at": as_utc(lesson.start_at).isoformat(),
@@ -184,16 +272,13 @@ def live_document(db: Session, relays: Relays | None, online: set[str]) -> list[
     return out
 
 
-def parse_watch(body: object) -> tuple[str, list[FeedRef]]:
-    """``(sdp, feeds)`` from a watch request; ValueError says which field is wrong."""
-    if not isinstance(body, dict):
-        raise ValueError('body must be {"sdp": <offer>, "feeds": [{"classroom", "track", "kind"}]}')
-    sdp = body.get("sdp")
-    if not isinstance(sdp, str) or not sdp.startswith("v=0"):
-        raise ValueError("'sdp' must be the browser's SDP offer (a string starting 'v=0')")
+def parse_feeds(body: dict[str, Any]) -> list[FeedRef]:
+    """The ``feeds`` of a watch request; ValueError says which entry is wrong."""
     raw = body.get("feeds")
     if not isinstance(raw, list) or not raw:
         raise ValueError("'feeds' must be a non-empty list of {classroom, track, kind}")
+    if len(raw) > MAX_FEEDS:
+        raise ValueError(f"'feeds' lists {len(raw)} feeds; at most {MAX_FEEDS} per viewer")
     feeds = []
     for n, item in enumerate(raw):
         if not isinstance(item, dict) or not all(
@@ -203,7 +288,63 @@ def parse_watch(body: object) -> tuple[str, list[FeedRef]]:
         if item["kind"] not in ("video", "audio"):
             raise ValueError(f"feeds[{n}].kind must be 'video' or 'audio', not {item['kind']!r}")
         feeds.append(FeedRef(item["classroom"], item["track"], item["kind"]))
-    return sdp, feeds
+    return feeds
+
+
+def parse_watch(body: object) -> tuple[str, list[FeedRef]]:
+    """``(sdp, feeds)`` from a watch request; ValueError says which field is wrong."""
+    if not isinstance(body, dict):
+        raise ValueError('body must be {"sdp": <offer>, "feeds": [{"classroom", "track", "kind"}]}')
+    sdp = body.get("sdp")
+    if not isinstance(sdp, str) or not sdp.startswith("v=0"):
+        raise ValueError("'sdp' must be the browser's SDP offer (a string starting 'v=0')")
+    return sdp, parse_feeds(body)
+
+
+def parse_janus_watch(body: object) -> list[FeedRef]:
+    """The feeds of a watch request for a lesson on Janus (Janus makes the offer)."""
+    if not isinstance(body, dict):
+        raise ValueError('body must be {"feeds": [{"classroom", "track", "kind"}]}')
+    if "sdp" in body:
+        raise ValueError(
+            "this lesson is carried by Janus, which makes the offer: POST only 'feeds', then "
+            "POST the browser's answer to .../watch/{viewer}/answer"
+        )
+    return parse_feeds(body)
+
+
+def parse_answer(body: object) -> str:
+    """The browser's SDP answer from an answer request; ValueError says what is wrong."""
+    sdp = body.get("sdp") if isinstance(body, dict) else None
+    if not isinstance(sdp, str) or not sdp.startswith("v=0"):
+        raise ValueError(
+            'body must be {"sdp": <answer>}, the browser\'s SDP answer (a string starting '
+            "'v=0') to the offer the watch request returned"
+        )
+    if "m=" not in sdp:
+        raise ValueError("the answer has no media section (m=): answer the offer as given")
+    return sdp
+
+
+def match_streams(streams: list[Stream], feeds: list[FeedRef]) -> list[Stream]:
+    """The room's stream for each feed asked, in order; ValueError names a missing one."""
+    out = []
+    for f in feeds:
+        st = next(
+            (
+                s
+                for s in streams
+                if s.classroom == f.classroom and s.track == f.track and s.kind == f.kind
+            ),
+            None,
+        )
+        if st is None:
+            raise ValueError(
+                f"{f.classroom}/{f.track} ({f.kind}) is not in the lesson's Janus room now; "
+                "GET /api/v1/live lists the feeds you can watch"
+            )
+        out.append(st)
+    return out
 
 
 def scoped_live(db: Session, scope: Scope, lessons: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -238,6 +379,7 @@ class Watching:
     feeds: list[str]
     started: float = field(default_factory=time.monotonic)
     ended_by: str = ""  # who hung up; empty: the connection closed by itself
+    janus: JanusViewer | None = None  # a viewer subscribed in the lesson's Janus room
 
 
 class PatrolApi:
@@ -254,6 +396,7 @@ class PatrolApi:
         self._relays = relays
         self._online = online
         self._watching: dict[str, Watching] = {}
+        self._janus_feeds = JanusFeeds()
         self.leader: PatrolLeader | None = None  # several controllers: set by the daemon
 
     def routes(self) -> list[web.RouteDef]:
@@ -262,6 +405,7 @@ class PatrolApi:
             web.get("/api/v1/live", self.live),
             web.post("/api/v1/lessons/{lesson}/watch", self.watch),
             web.delete("/api/v1/lessons/{lesson}/watch/{viewer}", self.unwatch),
+            web.post("/api/v1/lessons/{lesson}/watch/{viewer}/answer", self.answer),
         ]
 
     def _elsewhere(self) -> PatrolLeader | None:
@@ -281,20 +425,52 @@ class PatrolApi:
             except (ConnectionError, TimeoutError, KeyError, TypeError) as err:
                 return error(503, f"the leading controller, which relays the lessons: {err}")
 
+        janus = await self._janus_listings(relays) if remote is None else {}
+        viewers = self._janus_viewer_counts()
+
         def job() -> list[dict[str, Any]]:
             with self._sessions() as db:
-                lessons = remote if remote is not None else live_document(db, relays, online)
+                lessons = (
+                    remote
+                    if remote is not None
+                    else live_document(db, relays, online, janus, viewers)
+                )
                 return scoped_live(db, scope, lessons)
 
         return web.json_response(await asyncio.to_thread(job))
 
+    async def _janus_listings(self, relays: Relays | None) -> dict[str, Listing]:
+        """The streams in the Janus room of each lesson this controller carries there."""
+        rooms = rooms_of(relays)
+        if relays is None or rooms is None:
+            return {}
+        ids = list(relays.runs)
+        self._janus_feeds.forget(set(ids))
+        for w in list(self._watching.values()):
+            # The lesson ended (or left Janus) under its viewer: nothing more to watch.
+            if w.janus is not None and (
+                w.lesson not in relays.runs or not rooms.placement(w.lesson)
+            ):
+                w.ended_by = w.ended_by or "the lesson is no longer on Janus"
+                await w.janus.close(w.ended_by)
+        listings = await asyncio.gather(*(self._janus_feeds.streams(rooms, i) for i in ids))
+        return {i: x for i, x in zip(ids, listings, strict=True) if x is not None}
+
+    def _janus_viewer_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for w in self._watching.values():
+            if w.janus is not None:
+                counts[w.lesson] = counts.get(w.lesson, 0) + 1
+        return counts
+
     async def serve_live(self, payload: dict[str, Any]) -> dict[str, Any]:
         """The leader's live list for another controller (which applies the scope)."""
         relays, online = self._relays(), set(self._online())
+        janus, viewers = await self._janus_listings(relays), self._janus_viewer_counts()
 
         def job() -> list[dict[str, Any]]:
             with self._sessions() as db:
-                return live_document(db, relays, online)
+                return live_document(db, relays, online, janus, viewers)
 
         return {"lessons": await asyncio.to_thread(job)}
 
@@ -305,6 +481,8 @@ class PatrolApi:
     async def watch(self, request: web.Request) -> web.Response:
         """Answer a browser's receive-only offer for some of a live lesson's feeds."""
         lesson_id = request.match_info["lesson"]
+        if self._janus_placement(lesson_id) is not None:
+            return await self._watch_janus(request, lesson_id)
         relay = self._relay(lesson_id)
         leader = self._elsewhere()
         if relay is None and leader is None:
@@ -314,7 +492,18 @@ class PatrolApi:
                 "GET /api/v1/live lists the lessons you can watch",
             )
         try:
-            sdp, feeds = parse_watch(await request.json())
+            body = await request.json()
+        except ValueError:
+            body = None
+        if relay is None and isinstance(body, dict) and "sdp" not in body:
+            # Janus's way (feeds only), asked of a controller that does not lead.
+            return error(
+                409,
+                f"watch {lesson_id}: the lesson is carried by Janus, whose viewers only the "
+                "leading controller opens for now; open the console on the leading controller",
+            )
+        try:
+            sdp, feeds = parse_watch(body)
         except ValueError as err:
             return error(400, f"watch {lesson_id}: {err}")
         scope = scope_of(request)
@@ -375,6 +564,120 @@ class PatrolApi:
         answer = await relay.answer_viewer(watching.viewer, sdp, feeds, on_close=closed)
         self._watching[watching.viewer] = watching
         return answer
+
+    def _janus_placement(self, lesson_id: str) -> Any:
+        """The lesson's Janus placement, when this controller carries it in a Janus room."""
+        relays = self._relays()
+        rooms = rooms_of(relays)
+        if relays is None or rooms is None or lesson_id not in relays.runs:
+            return None
+        return rooms.placement(lesson_id)
+
+    async def _watch_janus(self, request: web.Request, lesson_id: str) -> web.Response:
+        """Subscribe a viewer in the lesson's Janus room; Janus's offer for the browser,
+        whose answer comes to ``answer``. Media flows between the browser and Janus."""
+        try:
+            feeds = parse_janus_watch(await request.json())
+        except ValueError as err:
+            return error(400, f"watch {lesson_id}: {err}")
+        scope = scope_of(request)
+        sources = sorted({f.classroom for f in feeds})
+        seen = await asyncio.to_thread(self._visible, scope, sources)
+        hidden = [c for c in sources if c not in seen]
+        if hidden:
+            return error(
+                403,
+                f"watch {lesson_id}: feeds of {', '.join(hidden)} are outside "
+                f"{scope.describe()}; GET /api/v1/live lists the feeds you may watch",
+            )
+        rooms = rooms_of(self._relays())
+        placement = self._janus_placement(lesson_id)
+        if rooms is None or placement is None:
+            return error(404, f"watch {lesson_id}: the lesson has just left its Janus room")
+        listing = await self._janus_feeds.streams(rooms, lesson_id)
+        if listing is None or listing.error:
+            why = listing.error if listing is not None else "no room"
+            return error(503, f"watch {lesson_id}: {why}")
+        try:
+            streams = match_streams(listing.streams, feeds)
+        except ValueError as err:
+            return error(400, f"watch {lesson_id}: {err}")
+        principal = principal_of(request)
+        viewer = "v-" + secrets.token_urlsafe(9)
+        watching = Watching(
+            lesson_id,
+            viewer,
+            viewer_key(principal),
+            principal,
+            request.remote or "",
+            [f"{f.classroom}/{f.track}" for f in feeds],
+        )
+
+        async def ended(reason: str) -> None:
+            if not watching.ended_by:
+                watching.ended_by = reason
+            await self._ended(watching)
+
+        subscriber = JanusViewer(placement.api_url, placement.room, placement.pin, streams, ended)
+        try:
+            offer, mids = await subscriber.offer()
+        except ViewerError as err:
+            return error(503, f"watch {lesson_id}: Janus instance {placement.instance}: {err}")
+        watching.janus = subscriber
+        self._watching[viewer] = watching
+        await asyncio.to_thread(
+            self._audit,
+            watching,
+            "watch",
+            request.path,
+            {"status": 201, "viewer": viewer, "feeds": watching.feeds, "backend": "janus"},
+        )
+        asyncio.get_running_loop().call_later(ANSWER_TIMEOUT_S, self._answer_overdue, watching)
+        return web.json_response(
+            {"sdp": offer, "type": "offer", "viewer": viewer, "mids": mids, "backend": "janus"},
+            status=201,
+        )
+
+    def _answer_overdue(self, w: Watching) -> None:
+        if w.janus is not None and not w.janus.answered and w.janus.ended is None:
+            w.ended_by = f"no answer from the browser within {ANSWER_TIMEOUT_S:.0f} s"
+            asyncio.get_running_loop().create_task(w.janus.close(w.ended_by))
+
+    async def answer(self, request: web.Request) -> web.Response:
+        """The browser's SDP answer to Janus's offer for one of its viewers."""
+        lesson_id, viewer = request.match_info["lesson"], request.match_info["viewer"]
+        principal = principal_of(request)
+        w = self._watching.get(viewer)
+        if w is None or w.lesson != lesson_id or w.janus is None:
+            return error(
+                404,
+                f"answer {viewer}: no viewer waiting for an answer in lesson {lesson_id} "
+                "(closed, timed out, or not a Janus viewer); POST .../watch again",
+            )
+        if viewer_key(principal) != w.holder:
+            return error(
+                403,
+                f"answer {viewer}: the viewer belongs to another session "
+                f"({w.principal.username}); only the session that opened it may answer",
+            )
+        try:
+            sdp = parse_answer(await request.json())
+        except ValueError as err:
+            return error(400, f"answer {viewer}: {err}")
+        try:
+            await w.janus.answer(sdp)
+        except AnswerRefused as err:
+            # A viewer Janus cannot start holds a handle for nothing: closed now.
+            w.ended_by = "bad answer"
+            await w.janus.close(w.ended_by)
+            return error(
+                400,
+                f"answer {viewer}: {err}; the viewer is closed: answer Janus's offer as given "
+                "(setRemoteDescription, createAnswer) in a new watch",
+            )
+        except (ViewerError, MediaPlaneError) as err:
+            return error(503, f"answer {viewer}: {err}")
+        return web.json_response({"viewer": viewer, "started": True})
 
     async def _watch_at_leader(
         self, leader: PatrolLeader, w: Watching, sdp: str, feeds: list[FeedRef]
@@ -471,8 +774,17 @@ class PatrolApi:
     async def _close(
         self, lesson_id: str, viewer: str, holder: str, username: str, admin: bool
     ) -> None:
-        relay = self._relay(lesson_id)
         watching = self._watching.get(viewer)
+        if watching is not None and watching.janus is not None and watching.lesson == lesson_id:
+            if holder != watching.holder and not admin:
+                raise LeaderSaid(
+                    f"viewer {viewer} belongs to another session "
+                    f"({watching.principal.username}); only that session or an admin may close it"
+                )
+            watching.ended_by = username
+            await watching.janus.close(f"hung up by {username}")
+            return
+        relay = self._relay(lesson_id)
         if relay is None or watching is None or watching.lesson != lesson_id:
             raise NotRelayed(f"no viewer {viewer} in lesson {lesson_id} (already closed?)")
         if holder != watching.holder and not admin:
@@ -509,6 +821,8 @@ class PatrolApi:
             "duration_s": round(time.monotonic() - w.started, 1),
             "ended_by": w.ended_by or "connection closed",
         }
+        if w.janus is not None:
+            detail["backend"] = "janus"
         target = f"/api/v1/lessons/{w.lesson}/watch/{w.viewer}"
         await asyncio.to_thread(self._audit, w, "watch_end", target, detail)
 
@@ -561,6 +875,7 @@ OPENAPI_PATHS: dict[str, Any] = {
                                 "type": "object",
                                 "properties": {
                                     "id": {"type": "string"},
+                                    "backend": {"enum": ["builtin", "janus"]},
                                     "lead": {"type": "string"},
                                     "receivers": {"type": "array", "items": {"type": "string"}},
                                     "feeds": {"type": "array", "items": _FEED},
@@ -577,18 +892,23 @@ OPENAPI_PATHS: dict[str, Any] = {
     "/api/v1/lessons/{lesson}/watch": {
         "post": {
             "summary": "Watch a live lesson over WebRTC (receive-only, H.264 + Opus)",
-            "description": "The offer has one recvonly transceiver per entry of 'feeds', in "
-            "the same order. Every staff role may watch feeds of its school scope; it is "
-            "audited as action 'watch', and the end as 'watch_end' with its duration.",
+            "description": "A lesson on the built-in relay ('backend': 'builtin' in "
+            "/api/v1/live): the offer has one recvonly transceiver per entry of 'feeds', in "
+            "the same order, and the relay answers. A lesson on Janus ('backend': 'janus'): "
+            "send only 'feeds'; the controller subscribes the viewer in the lesson's room and "
+            "returns Janus's offer with, per feed, its mid there; POST the browser's answer to "
+            ".../watch/{viewer}/answer within 30 s. Every staff role may watch feeds of its "
+            "school scope; it is audited as action 'watch', and the end as 'watch_end' with "
+            "its duration.",
             "parameters": [_LESSON],
             "requestBody": {
                 "required": True,
                 **json_content(
                     {
                         "type": "object",
-                        "required": ["sdp", "feeds"],
+                        "required": ["feeds"],
                         "properties": {
-                            "sdp": {"type": "string"},
+                            "sdp": {"type": "string", "description": "relay lessons only"},
                             "feeds": {"type": "array", "items": _FEED_REF},
                         },
                     }
@@ -596,20 +916,58 @@ OPENAPI_PATHS: dict[str, Any] = {
             },
             "responses": {
                 "201": {
-                    "description": "the relay's answer and the viewer id",
+                    "description": "the relay's answer, or Janus's offer, and the viewer id",
                     **json_content(
                         {
                             "type": "object",
                             "properties": {
                                 "sdp": {"type": "string"},
-                                "type": {"const": "answer"},
+                                "type": {"enum": ["answer", "offer"]},
                                 "viewer": {"type": "string"},
+                                "mids": {
+                                    "type": "array",
+                                    "items": {"type": "string"},
+                                    "description": "Janus only: each feed's mid in the offer",
+                                },
                             },
                         }
                     ),
                 },
                 "400": {"description": "bad offer or unknown feed", **json_content(_ERROR)},
+                "403": {"description": "a feed outside your scope", **json_content(_ERROR)},
                 "404": {"description": "lesson not live here", **json_content(_ERROR)},
+                "409": {
+                    "description": "a Janus lesson asked of a controller that does not lead",
+                    **json_content(_ERROR),
+                },
+                "503": {"description": "the lesson's Janus did not answer", **json_content(_ERROR)},
+            },
+        }
+    },
+    "/api/v1/lessons/{lesson}/watch/{viewer}/answer": {
+        "post": {
+            "summary": "The browser's SDP answer to Janus's offer (lessons on Janus)",
+            "description": "Only the session that opened the viewer may answer. Media then "
+            "flows between the browser and Janus. An answer Janus refuses closes the viewer.",
+            "parameters": [
+                _LESSON,
+                {"name": "viewer", "in": "path", "required": True, "schema": {"type": "string"}},
+            ],
+            "requestBody": {
+                "required": True,
+                **json_content(
+                    {
+                        "type": "object",
+                        "required": ["sdp"],
+                        "properties": {"sdp": {"type": "string"}},
+                    }
+                ),
+            },
+            "responses": {
+                "200": {"description": "the viewer's media started"},
+                "400": {"description": "a bad or refused answer", **json_content(_ERROR)},
+                "403": {"description": "another session's viewer", **json_content(_ERROR)},
+                "404": {"description": "no such viewer waiting", **json_content(_ERROR)},
             },
         }
     },

@@ -37,9 +37,18 @@ where ``fallback_to_builtin`` allows it, else it is refused (failed); either way
 an instance is down at placement, the lesson's events carry an ALERT. When an instance
 dies, its lessons are re-placed and their agents sent a join with the new room.
 
-What it does not do yet: patrol does not watch through Janus, heartbeats' per-track
-figures on Janus are aiortc's own (no Janus-side statistics), there is no capacity bench
-(``scripts/bench-capacity``), a placement is not kept across a controller restart (the
-lesson is placed anew, and its agents move to the new room), and the built-in relay has
-not moved to a process of its own.
+Patrol watches lessons on Janus (``viewers``, ``controller.lessons.patrol_janus``): the
+live list takes a lesson's feeds from its room (``listparticipants``, each feed's streams
+probed once), and a console viewer is a subscriber the controller makes with the room's
+PIN; Janus's offer goes to the browser and its answer comes back through the controller,
+so the media flows between the browser and Janus only.
+
+What it does not do yet: heartbeats' per-track figures on Janus are aiortc's own (no
+Janus-side statistics, so patrol shows no frames-in count for a Janus feed); patrol of a
+Janus lesson goes through the leading controller only; a browser that vanishes without
+closing its PeerConnection ends its viewer only when Janus notices (``nat:
+ice_keepalive_conncheck = true`` in janus.jcfg), or once the lesson is over and a console
+lists the live lessons; there is no capacity bench (``scripts/bench-capacity``); a
+placement is not kept across a controller restart (the lesson is placed anew, and its
+agents move to the new room); and the built-in relay has not moved to a process of its own.
 """

@@ -30,6 +30,6 @@ Signalling goes from the agent to Janus directly, not through the controller:
 Lessons use it: a ``JoinLesson`` whose ``media`` names a placement makes
 ``LessonSession.connect`` join that room (``link``: a lost instance is re-joined on the same
 placement with backoff until the controller sends a new one), with the session's own sent
-tracks, recording taps, decoding, DSCP marks, rate adapter and QoS figures. Not yet done:
-patrol does not watch through Janus.
+tracks, recording taps, decoding, DSCP marks, rate adapter and QoS figures. Console patrol
+viewers subscribe in the same room through the controller (``controller.media_plane.viewers``).
 """

@@ -1,6 +1,6 @@
 // Patrol (巡课): every live lesson as a tile with a live, muted thumbnail of the lead's
-// camera (a small receive-only WebRTC viewer through the controller's relay) and the
-// agents' QoS; a click opens the big view: the lead with sound, the receiving rooms beside.
+// camera (a small receive-only WebRTC viewer, through the controller's relay or, for a
+// lesson on Janus, through Janus itself) and the agents' QoS; a click opens the big view: the lead with sound, the receiving rooms beside.
 import { call } from "../api.js";
 import { getLang } from "../i18n.js";
 import { REVIEW_ROLES, reviewPanel } from "./review.js";
@@ -73,8 +73,9 @@ function gathered(pc, timeoutMs) {
   });
 }
 
-/** Watch `feeds` of a lesson: one recvonly transceiver per feed, in order. */
-async function watch(lessonId, feeds) {
+/** Watch `feeds` of a lesson through the controller's relay: the browser offers one
+ * recvonly transceiver per feed, in order, and the relay answers. */
+async function watchRelay(lessonId, feeds) {
   const pc = new RTCPeerConnection({ iceServers: [], bundlePolicy: "max-bundle" });
   const tracks = feeds.map((f) => pc.addTransceiver(f.kind, { direction: "recvonly" }).receiver.track);
   await pc.setLocalDescription(await pc.createOffer());
@@ -90,6 +91,38 @@ async function watch(lessonId, feeds) {
   }
   await pc.setRemoteDescription({ type: "answer", sdp: res.body.sdp });
   return { pc, lessonId, viewer: res.body.viewer, tracks, feeds };
+}
+
+/** Watch `feeds` of a lesson carried by Janus: the controller subscribes us in the
+ * lesson's room and hands over Janus's offer; our answer goes back through it, and the
+ * media flows between this browser and Janus. */
+async function watchJanus(lessonId, feeds) {
+  const base = `/api/v1/lessons/${encodeURIComponent(lessonId)}/watch`;
+  const res = await call("POST", base, {
+    feeds: feeds.map(({ classroom, track, kind }) => ({ classroom, track, kind })),
+  });
+  if (!res.ok) throw new Error(res.body?.error ?? `HTTP ${res.status}`);
+  const { viewer, mids } = res.body;
+  const pc = new RTCPeerConnection({ iceServers: [], bundlePolicy: "max-bundle" });
+  const conn = { pc, lessonId, viewer, tracks: [], feeds };
+  try {
+    await pc.setRemoteDescription({ type: "offer", sdp: res.body.sdp });
+    const byMid = new Map(pc.getTransceivers().map((t) => [t.mid, t]));
+    conn.tracks = mids.map((mid) => byMid.get(mid).receiver.track);
+    await pc.setLocalDescription(await pc.createAnswer());
+    await gathered(pc, 1000); // Janus is not sent trickled candidates: they go in the answer
+    const sent = await call("POST", `${base}/${viewer}/answer`, { sdp: pc.localDescription.sdp });
+    if (!sent.ok) throw new Error(sent.body?.error ?? `HTTP ${sent.status}`);
+  } catch (err) {
+    hangUp(conn);
+    throw err;
+  }
+  return conn;
+}
+
+/** Watch `feeds` of a live lesson, the way its backend ("builtin" or "janus") wants. */
+function watch(lesson, feeds) {
+  return lesson.backend === "janus" ? watchJanus(lesson.id, feeds) : watchRelay(lesson.id, feeds);
 }
 
 function hangUp(conn) {
@@ -147,7 +180,7 @@ async function startThumb(lesson, video) {
   if (!cam || state.thumbs.has(lesson.id)) return;
   state.thumbs.set(lesson.id, null);
   try {
-    const conn = await watch(lesson.id, [cam]);
+    const conn = await watch(lesson, [cam]);
     if (!state.thumbs.has(lesson.id) || !video.isConnected) return hangUp(conn);
     state.thumbs.set(lesson.id, conn);
     video.srcObject = new MediaStream(conn.tracks);
@@ -227,7 +260,7 @@ async function openView(lessonId) {
   section.replaceChildren(el("h3", `${w("lead")}: ${names(lesson, [lesson.lead])}`), close);
   let conn;
   try {
-    conn = await watch(lessonId, feeds);
+    conn = await watch(lesson, feeds);
   } catch (err) {
     section.append(el("p", `${w("failed")}: ${err.message}`, "error"));
     return;
