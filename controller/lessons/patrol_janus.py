@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from controller.media_plane.exceptions import MediaPlaneError
 from controller.media_plane.viewers import Stream, probe_streams
+from controller.relay.room import FeedRef
 
 LISTING_TTL_S = 1.5  # the console refreshes every 2 s; many consoles share one listing
 
@@ -88,3 +89,37 @@ class JanusFeeds:
             for feed in unknown:
                 self._probed[(lesson_id, feed)] = [s for s in found if s.feed == feed]
         return [s for feed in feeds for s in self._probed.get((lesson_id, feed), [])]
+
+
+def parse_answer(body: object) -> str:
+    """The browser's SDP answer from an answer request; ValueError says what is wrong."""
+    sdp = body.get("sdp") if isinstance(body, dict) else None
+    if not isinstance(sdp, str) or not sdp.startswith("v=0"):
+        raise ValueError(
+            'body must be {"sdp": <answer>}, the browser\'s SDP answer (a string starting '
+            "'v=0') to the offer the watch request returned"
+        )
+    if "m=" not in sdp:
+        raise ValueError("the answer has no media section (m=): answer the offer as given")
+    return sdp
+
+
+def match_streams(streams: list[Stream], feeds: list[FeedRef]) -> list[Stream]:
+    """The room's stream for each feed asked, in order; ValueError names a missing one."""
+    out = []
+    for f in feeds:
+        st = next(
+            (
+                s
+                for s in streams
+                if s.classroom == f.classroom and s.track == f.track and s.kind == f.kind
+            ),
+            None,
+        )
+        if st is None:
+            raise ValueError(
+                f"{f.classroom}/{f.track} ({f.kind}) is not in the lesson's Janus room now; "
+                "GET /api/v1/live lists the feeds you can watch"
+            )
+        out.append(st)
+    return out

@@ -14,8 +14,8 @@ from controller.common.api_common import json_content, run_db
 from controller.common.openapi import merge
 from controller.db.models import Lesson
 from controller.db.session import as_utc
-from controller.lessons.patrol import OPENAPI_PATHS as PATROL_PATHS
 from controller.lessons.patrol import PatrolApi
+from controller.lessons.patrol_openapi import OPENAPI_PATHS as PATROL_PATHS
 from controller.lessons.scheduling import get_lesson, lesson_document
 from controller.recordings.routes import rows_in_scope
 from controller.storage.backend import StorageBackend
