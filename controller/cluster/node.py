@@ -197,6 +197,8 @@ class ClusterNode:
         serve = {
             "patrol.live": patrol.serve_live,
             "patrol.watch": patrol.serve_watch,
+            "patrol.watch_janus": patrol.serve_watch_janus,
+            "patrol.answer": patrol.serve_answer,
             "patrol.unwatch": patrol.serve_unwatch,
         }.get(what)
         if serve is None:

@@ -20,8 +20,10 @@ the leader (``PatrolLeader``, through the database's LISTEN/NOTIFY) for the live
 for each viewer's answer, after checking the caller's scope and auditing here; the
 viewer's media then flows between the browser and the leader's relay, which holds the
 viewer and writes its ``watch_end``. A hang-up reaching any controller goes to the leader,
-which checks that it comes from the viewer's own session or an admin. Lessons on Janus are
-watched through the leader itself for now: another controller answers 409 saying so.
+which checks that it comes from the viewer's own session or an admin. A lesson on Janus
+the same way: the leader, which holds the room's PIN, makes the viewer's subscription and
+holds its Janus session; the offer and the browser's answer pass through the controller
+the console uses, and the media flows between the browser and Janus.
 """
 
 from __future__ import annotations
@@ -47,8 +49,7 @@ from controller.common.api_common import error
 from controller.db.models import Classroom, Lesson
 from controller.db.session import as_utc, utcnow
 from controller.lessons.patrol_janus import JanusFeeds, Listing, Rooms, match_streams, parse_answer
-from controller.media_plane.exceptions import MediaPlaneError
-from controller.media_plane.viewers import AnswerRefused, JanusViewer, ViewerError
+from controller.media_plane.viewers import AlreadyAnswered, AnswerRefused, JanusViewer, ViewerError
 from controller.relay.exceptions import RelayUnavailable
 from controller.relay.handle import RelayHandle
 from controller.relay.room import FeedRef, SignallingError
@@ -66,6 +67,7 @@ UNAVAILABLE_JANUS = {
 }
 # A Janus viewer whose browser has not answered Janus's offer by then is closed.
 ANSWER_TIMEOUT_S = 30.0
+ANOTHER_SESSION = "belongs to another session"
 MAX_FEEDS = 64  # a lesson's classrooms times their tracks, with room to spare
 
 
@@ -98,6 +100,10 @@ class PatrolLeader(Protocol):
 
 class NotRelayed(ConnectionError):
     """No such lesson relayed, or no such viewer (a 404)."""
+
+
+def _feed_list(feeds: list[FeedRef]) -> list[list[str]]:
+    return [[f.classroom, f.track, f.kind] for f in feeds]
 
 
 class LeaderSaid(ConnectionError):
@@ -461,13 +467,9 @@ class PatrolApi:
             body = await request.json()
         except ValueError:
             body = None
-        if relay is None and isinstance(body, dict) and "sdp" not in body:
-            # Janus's way (feeds only), asked of a controller that does not lead.
-            return error(
-                409,
-                f"watch {lesson_id}: the lesson is carried by Janus, whose viewers only the "
-                "leading controller opens for now; open the console on the leading controller",
-            )
+        if relay is None and leader is not None and isinstance(body, dict) and "sdp" not in body:
+            # Janus's way (feeds only): the leader carries the lesson and holds its room.
+            return await self._watch_janus(request, lesson_id, leader)
         try:
             sdp, feeds = parse_watch(body)
         except ValueError as err:
@@ -539,9 +541,12 @@ class PatrolApi:
             return None
         return rooms.placement(lesson_id)
 
-    async def _watch_janus(self, request: web.Request, lesson_id: str) -> web.Response:
-        """Subscribe a viewer in the lesson's Janus room; Janus's offer for the browser,
-        whose answer comes to ``answer``. Media flows between the browser and Janus."""
+    async def _watch_janus(
+        self, request: web.Request, lesson_id: str, leader: PatrolLeader | None = None
+    ) -> web.Response:
+        """Subscribe a viewer in the lesson's Janus room (here, or at the ``leader`` that
+        carries it); Janus's offer for the browser, whose answer comes to ``answer``.
+        Media flows between the browser and Janus."""
         try:
             feeds = parse_janus_watch(await request.json())
         except ValueError as err:
@@ -556,18 +561,6 @@ class PatrolApi:
                 f"watch {lesson_id}: feeds of {', '.join(hidden)} are outside "
                 f"{scope.describe()}; GET /api/v1/live lists the feeds you may watch",
             )
-        rooms = rooms_of(self._relays())
-        placement = self._janus_placement(lesson_id)
-        if rooms is None or placement is None:
-            return error(404, f"watch {lesson_id}: the lesson has just left its Janus room")
-        listing = await self._janus_feeds.streams(rooms, lesson_id)
-        if listing is None or listing.error:
-            why = listing.error if listing is not None else "no room"
-            return error(503, f"watch {lesson_id}: {why}")
-        try:
-            streams = match_streams(listing.streams, feeds)
-        except ValueError as err:
-            return error(400, f"watch {lesson_id}: {err}")
         principal = principal_of(request)
         viewer = "v-" + secrets.token_urlsafe(9)
         watching = Watching(
@@ -578,6 +571,44 @@ class PatrolApi:
             request.remote or "",
             [f"{f.classroom}/{f.track}" for f in feeds],
         )
+        try:
+            if leader is not None:
+                payload = {**self._viewer_payload(watching), "feeds": _feed_list(feeds)}
+                got = await leader.ask("patrol.watch_janus", payload)
+                offer, mids = str(got["sdp"]), [str(m) for m in got["mids"]]
+            else:
+                offer, mids = await self._open_janus(watching, feeds)
+        except NotRelayed as err:
+            return error(404, f"watch {lesson_id}: {err}")
+        except (ValueError, LeaderSaid) as err:
+            return error(400, f"watch {lesson_id}: {err}")
+        except (ViewerError, ConnectionError, TimeoutError, KeyError, TypeError) as err:
+            return error(503, f"watch {lesson_id}: {err}")
+        await asyncio.to_thread(
+            self._audit,
+            watching,
+            "watch",
+            request.path,
+            {"status": 201, "viewer": viewer, "feeds": watching.feeds, "backend": "janus"},
+        )
+        return web.json_response(
+            {"sdp": offer, "type": "offer", "viewer": viewer, "mids": mids, "backend": "janus"},
+            status=201,
+        )
+
+    async def _open_janus(self, watching: Watching, feeds: list[FeedRef]) -> tuple[str, list[str]]:
+        """Subscribe the viewer in its lesson's room on this controller: Janus's offer and
+        each feed's mid in it. ``NotRelayed``: not on Janus here; ``ValueError``: a feed
+        not in the room; ``ViewerError``: Janus did not answer."""
+        lesson_id = watching.lesson
+        rooms = rooms_of(self._relays())
+        placement = self._janus_placement(lesson_id)
+        if rooms is None or placement is None:
+            raise NotRelayed(f"lesson {lesson_id} is not in a Janus room of this controller now")
+        listing = await self._janus_feeds.streams(rooms, lesson_id)
+        if listing is None or listing.error:
+            raise ViewerError(listing.error if listing is not None else "no room")
+        streams = match_streams(listing.streams, feeds)
 
         async def ended(reason: str) -> None:
             if not watching.ended_by:
@@ -588,21 +619,21 @@ class PatrolApi:
         try:
             offer, mids = await subscriber.offer()
         except ViewerError as err:
-            return error(503, f"watch {lesson_id}: Janus instance {placement.instance}: {err}")
+            raise ViewerError(f"Janus instance {placement.instance}: {err}") from err
         watching.janus = subscriber
-        self._watching[viewer] = watching
-        await asyncio.to_thread(
-            self._audit,
-            watching,
-            "watch",
-            request.path,
-            {"status": 201, "viewer": viewer, "feeds": watching.feeds, "backend": "janus"},
-        )
+        self._watching[watching.viewer] = watching
         asyncio.get_running_loop().call_later(ANSWER_TIMEOUT_S, self._answer_overdue, watching)
-        return web.json_response(
-            {"sdp": offer, "type": "offer", "viewer": viewer, "mids": mids, "backend": "janus"},
-            status=201,
-        )
+        return offer, mids
+
+    async def serve_watch_janus(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """Another controller's Janus viewer (scope checked and audited there): open it here."""
+        watching = self._watching_from(payload)
+        feeds = [FeedRef(str(c), str(t), str(k)) for c, t, k in payload["feeds"]]
+        try:
+            offer, mids = await self._open_janus(watching, feeds)
+        except (ValueError, ViewerError) as err:
+            raise LeaderSaid(str(err)) from err
+        return {"sdp": offer, "mids": mids}
 
     def _answer_overdue(self, w: Watching) -> None:
         if w.janus is not None and not w.janus.answered and w.janus.ended is None:
@@ -612,38 +643,92 @@ class PatrolApi:
     async def answer(self, request: web.Request) -> web.Response:
         """The browser's SDP answer to Janus's offer for one of its viewers."""
         lesson_id, viewer = request.match_info["lesson"], request.match_info["viewer"]
-        principal = principal_of(request)
-        w = self._watching.get(viewer)
-        if w is None or w.lesson != lesson_id or w.janus is None:
-            return error(
-                404,
-                f"answer {viewer}: no viewer waiting for an answer in lesson {lesson_id} "
-                "(closed, timed out, or not a Janus viewer); POST .../watch again",
-            )
-        if viewer_key(principal) != w.holder:
-            return error(
-                403,
-                f"answer {viewer}: the viewer belongs to another session "
-                f"({w.principal.username}); only the session that opened it may answer",
-            )
+        holder = viewer_key(principal_of(request))
         try:
             sdp = parse_answer(await request.json())
         except ValueError as err:
             return error(400, f"answer {viewer}: {err}")
+        leader = self._elsewhere()
+        try:
+            if leader is not None and viewer not in self._watching:
+                payload = {"lesson": lesson_id, "viewer": viewer, "holder": holder, "sdp": sdp}
+                await leader.ask("patrol.answer", payload)
+            else:
+                await self._answer_here(lesson_id, viewer, holder, sdp)
+        except NotRelayed as err:
+            return error(404, f"answer {viewer}: {err}")
+        except LeaderSaid as err:
+            status = 403 if ANOTHER_SESSION in str(err) else 400
+            return error(status, f"answer {viewer}: {err}")
+        except (ViewerError, ConnectionError, TimeoutError) as err:
+            return error(503, f"answer {viewer}: {err}")
+        return web.json_response({"viewer": viewer, "started": True})
+
+    async def _answer_here(self, lesson_id: str, viewer: str, holder: str, sdp: str) -> None:
+        """Start a viewer of this controller with the browser's answer."""
+        w = self._watching.get(viewer)
+        if w is None or w.lesson != lesson_id or w.janus is None:
+            raise NotRelayed(
+                f"no viewer waiting for an answer in lesson {lesson_id} (closed, timed out, "
+                "or not a Janus viewer); POST .../watch again"
+            )
+        if holder != w.holder:
+            raise LeaderSaid(
+                f"the viewer {ANOTHER_SESSION} ({w.principal.username}); only the session "
+                "that opened it may answer"
+            )
         try:
             await w.janus.answer(sdp)
+        except AlreadyAnswered as err:
+            raise LeaderSaid(str(err)) from err
         except AnswerRefused as err:
             # A viewer Janus cannot start holds a handle for nothing: closed now.
             w.ended_by = "bad answer"
             await w.janus.close(w.ended_by)
-            return error(
-                400,
-                f"answer {viewer}: {err}; the viewer is closed: answer Janus's offer as given "
-                "(setRemoteDescription, createAnswer) in a new watch",
-            )
-        except (ViewerError, MediaPlaneError) as err:
-            return error(503, f"answer {viewer}: {err}")
-        return web.json_response({"viewer": viewer, "started": True})
+            raise LeaderSaid(
+                f"{err}; the viewer is closed: answer Janus's offer as given "
+                "(setRemoteDescription, createAnswer) in a new watch"
+            ) from err
+
+    async def serve_answer(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """Another controller's browser answers a viewer held here."""
+        await self._answer_here(
+            str(payload["lesson"]),
+            str(payload["viewer"]),
+            str(payload["holder"]),
+            str(payload["sdp"]),
+        )
+        return {"started": True}
+
+    def _viewer_payload(self, w: Watching) -> dict[str, Any]:
+        """A viewer as the leader is told of it."""
+        return {
+            "lesson": w.lesson,
+            "viewer": w.viewer,
+            "holder": w.holder,
+            "username": w.principal.username,
+            "display_name": w.principal.display_name,
+            "role": w.principal.role,
+            "via": w.principal.via,
+            "remote": w.remote,
+        }
+
+    def _watching_from(self, payload: dict[str, Any]) -> Watching:
+        """A viewer as another controller described it (``_viewer_payload``)."""
+        principal = Principal(
+            username=str(payload["username"]),
+            display_name=str(payload.get("display_name", "")),
+            role=str(payload["role"]),
+            via=str(payload["via"]),
+        )
+        return Watching(
+            str(payload["lesson"]),
+            str(payload["viewer"]),
+            str(payload["holder"]),
+            principal,
+            str(payload.get("remote", "")),
+            [f"{c}/{t}" for c, t, _ in payload["feeds"]],
+        )
 
     async def _watch_at_leader(
         self, leader: PatrolLeader, w: Watching, sdp: str, feeds: list[FeedRef]

@@ -116,10 +116,6 @@ OPENAPI_PATHS: dict[str, Any] = {
                 "400": {"description": "bad offer or unknown feed", **json_content(_ERROR)},
                 "403": {"description": "a feed outside your scope", **json_content(_ERROR)},
                 "404": {"description": "lesson not live here", **json_content(_ERROR)},
-                "409": {
-                    "description": "a Janus lesson asked of a controller that does not lead",
-                    **json_content(_ERROR),
-                },
                 "503": {"description": "the lesson's Janus did not answer", **json_content(_ERROR)},
             },
         }

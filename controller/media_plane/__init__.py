@@ -44,9 +44,8 @@ PIN; Janus's offer goes to the browser and its answer comes back through the con
 so the media flows between the browser and Janus only.
 
 What it does not do yet: heartbeats' per-track figures on Janus are aiortc's own (no
-Janus-side statistics, so patrol shows no frames-in count for a Janus feed); patrol of a
-Janus lesson goes through the leading controller only; a browser that vanishes without
-closing its PeerConnection ends its viewer only when Janus notices (``nat:
+Janus-side statistics, so patrol shows no frames-in count for a Janus feed); a browser
+that vanishes without closing its PeerConnection ends its viewer only when Janus notices (``nat:
 ice_keepalive_conncheck = true`` in janus.jcfg), or once the lesson is over and a console
 lists the live lessons; there is no capacity bench (``scripts/bench-capacity``); a
 placement is not kept across a controller restart (the lesson is placed anew, and its

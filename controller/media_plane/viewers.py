@@ -45,6 +45,10 @@ class AnswerRefused(ViewerError):
     """Janus refused the browser's SDP answer (a 400 for the browser)."""
 
 
+class AlreadyAnswered(ViewerError):
+    """The viewer was answered already (a 400 that leaves it open)."""
+
+
 @dataclass(frozen=True)
 class Stream:
     """One stream a publisher carries: its feed, its mid there, kind and track name."""
@@ -268,7 +272,7 @@ class JanusViewer:
         if self._handle is None or self.ended is not None:
             raise ViewerError(f"the viewer has ended ({self.ended or 'not opened'})")
         if self.answered:
-            raise AnswerRefused("the viewer was answered already; open a new one to renegotiate")
+            raise AlreadyAnswered("the viewer was answered already; open a new one to renegotiate")
         try:
             await self._session.message(
                 self._handle, {"request": "start"}, {"type": "answer", "sdp": sdp}

@@ -18,7 +18,13 @@ from media_plane_fixtures import StartJanus, instance, plane_config
 
 from controller.media_plane.plane import MediaPlane
 from controller.media_plane.rooms import RoomPlacement
-from controller.media_plane.viewers import AnswerRefused, JanusViewer, Stream, probe_streams
+from controller.media_plane.viewers import (
+    AlreadyAnswered,
+    AnswerRefused,
+    JanusViewer,
+    Stream,
+    probe_streams,
+)
 from edge_agent.media_plane.janus_session import JanusSession
 from edge_agent.media_plane.publisher import JanusPublisher
 from protocols.media import aiortc_seam
@@ -126,7 +132,7 @@ async def test_a_viewer_receives_the_camera_it_asked_for_and_closing_frees_its_s
         [transceiver] = [t for t in pc.getTransceivers() if t.mid == mids[0]]
         frame = await asyncio.wait_for(transceiver.receiver.track.recv(), 10)
         assert frame.width == 320  # the lead's camera, decoded here, from Janus
-        with pytest.raises(AnswerRefused, match="answered already"):
+        with pytest.raises(AlreadyAnswered, match="answered already"):
             await viewer.answer(answer)
         await viewer.close("hung up by inspector")
         await viewer.close("twice")
