@@ -3,6 +3,11 @@
 Starts a controller and two synthetic classroom agents as separate processes, enrols
 them, schedules a lesson a few seconds ahead, waits until its recordings are in storage,
 checks them with ffprobe and prints (and optionally writes) the figures.
+
+With ``--media-plane janus`` the lesson's media goes through a real Janus VideoRoom that
+the demo starts itself, in a network namespace of its own (as the tests do: libnice
+gathers no loopback candidates), instead of the controller's built-in relay. That needs
+root and Debian's janus (``scripts/bootstrap janus``).
 """
 
 from __future__ import annotations
@@ -21,8 +26,10 @@ PROFILE = REPO / "hardware_profiles" / "synthetic.toml"
 LEAD, RECEIVER = "city-no1-101", "village-2-201"
 sys.path.insert(0, str(REPO / "scripts"))
 
+from benchlib import janus_plane  # noqa: E402
 from benchlib import room_audio as ra  # noqa: E402
 from benchlib import room_rig as rr  # noqa: E402
+from benchlib.janus import JanusError  # noqa: E402
 from benchlib.lesson_summary import summarise  # noqa: E402
 from benchlib.media_check import probe_recording  # noqa: E402
 from benchlib.rig import LessonRig, RigError  # noqa: E402
@@ -59,13 +66,26 @@ def main() -> int:
     parser.add_argument(
         "--lead-in", type=float, default=6.0, help="seconds from scheduling to lesson start"
     )
+    parser.add_argument(
+        "--media-plane",
+        choices=janus_plane.BACKENDS,
+        default="builtin",
+        help="what carries the lesson's media: the controller's built-in relay (default), or "
+        "a Janus the demo starts in a network namespace (needs root and scripts/bootstrap janus)",
+    )
     args = parser.parse_args()
+    if args.media_plane == "janus" and (why := janus_plane.missing()) is not None:
+        print(f"demo: --media-plane janus: {why}", file=sys.stderr)
+        return 2
 
     rig = LessonRig()
+    farm = janus_plane.JanusFarm()
     # Each room's speakers (a PulseAudio null sink) and screens (Xvfb), so the demo hears
     # and sees what the people in the rooms would; the microphones stay synthetic.
     rooms = rr.RoomRig(rig, synthetic_mic=True, closed_loop=False, echo_cancel=False)
     try:
+        if args.media_plane == "janus":
+            janus_plane.use_janus(rig, {"demo": farm.start()})
         rooms.open(
             [
                 rr.RoomPlan(LEAD, "City No.1 Primary", lead=True),
@@ -91,13 +111,15 @@ def main() -> int:
             | {"classroom": r["classroom"], "track": r["track"]}
             for r in doc["recordings"]
         ]
-        summary = summarise(doc, checks) | room
-    except RigError as err:
+        summary = {"backend": args.media_plane} | summarise(doc, checks) | room
+        summary["placement"] = janus_plane.placed_on(doc)
+    except (RigError, JanusError) as err:
         print(f"demo: {err}", file=sys.stderr)
         return 1
     finally:
         rig.stop()
         rooms.stop()
+        farm.stop()
     _print(summary)
     if args.json:
         args.json.write_text(json.dumps(summary, indent=2))
@@ -111,6 +133,8 @@ def main() -> int:
 
 def _print(summary: dict[str, Any]) -> None:
     print(f"\nlesson {summary['lesson_id']}: {summary['state']}")
+    where = "; ".join(summary["placement"]) or "the controller's built-in relay"
+    print(f"  media backend: {summary['backend']} ({where})")
     for key, sent in summary["frames_sent"].items():
         got = summary["frames_received"].get(key, {})
         print(

@@ -1,4 +1,9 @@
-"""A scheduled 1+1 lesson on real processes and sockets: controller plus two agents."""
+"""A scheduled 1+1 lesson on real processes and sockets: controller plus two agents.
+
+The tests of what the media path carries (delivery both ways, the heartbeats' live
+figures, a controller restart mid-lesson) run on both media backends: the built-in relay
+and a real Janus (``backend``); the others do not depend on it.
+"""
 
 from __future__ import annotations
 
@@ -11,16 +16,32 @@ import pytest
 from benchlib.media_check import probe_recording
 from benchlib.rig import LessonRig
 from demo import summarise
+from media_backends import (
+    BOTH,
+    assert_on_backend,
+    builtin_only,
+    janus_farm,  # noqa: F401 - the Janus variants' servers
+    on_backend,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 LEAD, RECEIVER = "city-1-101", "village-1-201"
 
 
+@pytest.fixture(params=BOTH)
+def backend(request: pytest.FixtureRequest) -> str:
+    """The media backend carrying the lessons."""
+    return str(request.param)
+
+
 @pytest.fixture
-def rig(tmp_path: pathlib.Path) -> Iterator[LessonRig]:
+def rig(
+    tmp_path: pathlib.Path, backend: str, request: pytest.FixtureRequest
+) -> Iterator[LessonRig]:
     """A controller and two enrolled, running synthetic agents."""
     rig = LessonRig(tmp_path / "rig", heartbeat_s=0.5, prepare_s=3.0)
     try:
+        on_backend(request, rig, backend)
         tokens = {cid: rig.add_classroom(cid) for cid in (LEAD, RECEIVER)}
         rig.start_controller()
         for cid, token in tokens.items():
@@ -31,15 +52,21 @@ def rig(tmp_path: pathlib.Path) -> Iterator[LessonRig]:
         rig.stop()
 
 
-def test_scheduled_lesson_is_relayed_both_ways_and_recorded(rig: LessonRig) -> None:
+@builtin_only(
+    "its Janus twin, with the same delivery and recording assertions and more, is "
+    "tests/e2e/test_lesson_on_janus.py's first test"
+)
+def test_scheduled_lesson_is_relayed_both_ways_and_recorded(rig: LessonRig, backend: str) -> None:
     # Long enough that the first keyframe's wait (a fixed cost, up to about a second on
     # two busy test workers) does not by itself take a track under 90 % delivered.
     seconds = 12.0
     lesson = rig.schedule(LEAD, [RECEIVER], 4.0, seconds)
     doc = rig.wait_lesson(lesson["id"], ("uploaded", "failed"), 90)
     assert doc["state"] == "uploaded", doc["events"]
+    assert_on_backend(doc, backend)
     checks = [probe_recording(pathlib.Path(r["path"]), seconds) for r in doc["recordings"]]
     summary = summarise(doc, checks)
+    print(f"{backend}: delivery {summary['delivery_ratio']}, latency {summary['latency_ms']}")
 
     # every sent track reached the other side, in both directions
     assert set(summary["delivery_ratio"]) == {
@@ -75,6 +102,10 @@ def test_scheduled_lesson_is_relayed_both_ways_and_recorded(rig: LessonRig) -> N
     assert states == ["scheduled", "preparing", "live", "ending", "recorded", "uploaded"]
 
 
+@builtin_only(
+    "CI time; on Janus the heartbeats' live figures are asserted by "
+    "tests/e2e/test_lesson_on_janus.py, and the agent killed mid-lesson by the fault suite"
+)
 def test_other_side_keeps_recording_when_an_agent_disappears(rig: LessonRig) -> None:
     seconds = 10.0
     lesson = rig.schedule(LEAD, [RECEIVER], 3.0, seconds)
@@ -110,6 +141,7 @@ def test_other_side_keeps_recording_when_an_agent_disappears(rig: LessonRig) -> 
     assert classrooms[LEAD]["online"] and not classrooms[RECEIVER]["online"]
 
 
+@pytest.mark.parametrize("backend", ["builtin"])  # before any media: no backend takes part
 def test_lesson_with_unknown_classroom_is_refused_clearly(rig: LessonRig) -> None:
     out = rig.controller_cli(
         "lesson",
@@ -148,7 +180,9 @@ def _needs_ffprobe() -> None:
         pytest.fail("ffprobe is missing: run scripts/bootstrap (installs Debian's ffmpeg)")
 
 
-def test_controller_restart_mid_lesson_loses_no_local_recording(rig: LessonRig) -> None:
+def test_controller_restart_mid_lesson_loses_no_local_recording(
+    rig: LessonRig, backend: str
+) -> None:
     seconds = 14.0
     lesson = rig.schedule(LEAD, [RECEIVER], 3.0, seconds)
     rig.wait_lesson(lesson["id"], ("live",), 30)
@@ -160,6 +194,7 @@ def test_controller_restart_mid_lesson_loses_no_local_recording(rig: LessonRig) 
     assert doc["state"] == "uploaded", doc["events"]
     rejoins = [e for e in doc["events"] if e["detail"].endswith("cmd.join ok")]
     assert len(rejoins) == 4  # each agent joined, then re-joined the restarted controller
+    assert_on_backend(doc, backend)  # on Janus: in a room before and after the restart
     for rec in doc["recordings"]:
         # received tracks keep the outage as a gap, so every file spans the whole lesson
         check = probe_recording(pathlib.Path(rec["path"]), seconds)
@@ -199,6 +234,10 @@ def test_agent_killed_and_restarted_resumes_recording(tmp_path: pathlib.Path) ->
         rig.stop()
 
 
+@builtin_only(
+    "the controller is down for the whole lesson, so nothing places it on Janus: each "
+    "agent records from its cached schedule, whichever backend the controller would choose"
+)
 def test_lesson_is_recorded_while_the_controller_is_down(rig: LessonRig) -> None:
     seconds = 8.0
     lesson = rig.schedule(LEAD, [RECEIVER], 8.0, seconds)

@@ -1,5 +1,10 @@
 """The relay process dies mid-lesson: the controller restarts it, raises an alert, its
-agents offer their media again, and every recording spans the lesson."""
+agents offer their media again, and every recording spans the lesson.
+
+Built-in relay only: on Janus there is no relay process to kill. The Janus counterparts,
+the instance carrying the lesson killed or stopped, are tests/faults/test_janus_faults.py
+and tests/e2e/test_lesson_on_janus.py's killed instance.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ from collections.abc import Iterator
 import pytest
 from benchlib.media_check import probe_recording
 from benchlib.rig import LessonRig
+from media_backends import builtin_only
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 LEAD, RECEIVER = "city-1-101", "village-1-201"
@@ -47,7 +53,13 @@ def _relay_processes(parent: int) -> list[int]:
     return found
 
 
-def test_a_killed_relay_process_is_restarted_and_the_lesson_carries_on(rig: LessonRig) -> None:
+@builtin_only(
+    "no relay process on Janus; its counterparts, the instance killed or stopped mid-lesson, "
+    "are tests/faults/test_janus_faults.py"
+)
+def test_a_killed_relay_process_is_restarted_and_the_lesson_carries_on(
+    rig: LessonRig, backend: str
+) -> None:
     seconds = 16.0
     lesson = rig.schedule(LEAD, [RECEIVER], 3.0, seconds)
     rig.wait_lesson(lesson["id"], ("live",), 30)

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 from fault_coverage import COVERAGE_LINES
+from media_backends import janus_farm  # noqa: F401 - the Janus variants' servers
 
 
 @pytest.fixture(autouse=True)
