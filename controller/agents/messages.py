@@ -24,6 +24,7 @@ from controller.db.models import Classroom, Lesson
 from controller.db.session import utcnow
 from controller.delivery.store import record_report as record_playback
 from controller.floor.requests import keys_change
+from controller.lessons.media_rooms import NO_LIVE_MEDIA
 from controller.lessons.orchestrator import Orchestrator
 from controller.network.profiles import effective_profile, profile_document
 from controller.recordings.upload_tokens import issue, retire_others
@@ -142,7 +143,7 @@ class AgentMessages:
         """Dispatch one message from an authenticated agent."""
         body = env.body
         if isinstance(body, Register):
-            return await self._register(classroom_id, body)
+            return await self._register(classroom_id, body, env.m)
         if isinstance(body, Heartbeat):
             return self._beat(classroom_id, body)
         if isinstance(body, SdpOffer):
@@ -157,7 +158,7 @@ class AgentMessages:
             return None
         return ErrorReply(code="unexpected", message=f"controller does not accept {env.type!r}")
 
-    async def _register(self, classroom_id: str, body: Register) -> Body:
+    async def _register(self, classroom_id: str, body: Register, minor: int) -> Body:
         if body.classroom_id != classroom_id:
             return ErrorReply(
                 code="sender-mismatch",
@@ -166,7 +167,7 @@ class AgentMessages:
             )
         # The database work in a worker thread (a period boundary brings every agent's
         # registration at once); presence and the orchestrator stay on the event loop.
-        stored = await asyncio.to_thread(self._store_registration, classroom_id, body)
+        stored = await asyncio.to_thread(self._store_registration, classroom_id, body, minor)
         if stored is None:
             return ErrorReply(
                 code="unknown-classroom", message=f"classroom {classroom_id!r} was deleted"
@@ -189,10 +190,11 @@ class AgentMessages:
         )
 
     def _store_registration(
-        self, classroom_id: str, body: Register
+        self, classroom_id: str, body: Register, minor: int
     ) -> tuple[dict[str, object] | None, str] | None:
-        """Record the agent's version, profile and inventory; its network profile and a
-        fresh upload token, or None when the classroom no longer exists."""
+        """Record the agent's version (and protocol minor: whether it can use Janus),
+        profile and inventory; its network profile and a fresh upload token, or None when
+        the classroom no longer exists."""
         with self._sessions() as db:
             room = db.get(Classroom, classroom_id)
             if room is None:
@@ -200,6 +202,7 @@ class AgentMessages:
             room.online = True
             room.last_seen_at = utcnow()
             room.agent_version = body.agent_version
+            room.protocol_minor = minor
             room.profile_name = body.profile_name
             room.profile_digest = body.profile_digest
             room.inventory = [d.model_dump() for d in body.inventory]
@@ -259,6 +262,14 @@ class AgentMessages:
             return ErrorReply(
                 code="not-in-lesson",
                 message=f"{classroom_id!r} is not in lesson {body.lesson_id!r}",
+            )
+        media = self._orchestrator.media
+        local = media.no_live_media(body.lesson_id) if media is not None else None
+        if local is not None:
+            # No Janus instance fits and the built-in relay is not allowed to carry it.
+            return ErrorReply(
+                code="no-live-media",
+                message=f"{NO_LIVE_MEDIA} ({local}); record it in the classroom as told",
             )
         try:
             sdp = await relay.answer(classroom_id, body.sdp, body.tracks)

@@ -41,6 +41,9 @@ class Classroom(Base):
     last_seen_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     online: Mapped[bool] = mapped_column(Boolean, default=False)
     agent_version: Mapped[str] = mapped_column(String(64), default="")
+    # The control protocol minor its agent last registered with (None: not since 0024);
+    # a lesson goes to Janus only when every agent of it reads a placement (minor 6).
+    protocol_minor: Mapped[int | None] = mapped_column(Integer)
     profile_name: Mapped[str] = mapped_column(String(200), default="")
     profile_digest: Mapped[str] = mapped_column(String(64), default="")
     inventory: Mapped[list[dict[str, object]]] = mapped_column(JSON, default=list)
@@ -231,6 +234,22 @@ class LessonFloor(Base):
     # "console:<user>", "scheduler", or "keys:<classroom>".
     changed_by: Mapped[str] = mapped_column(String(120), default="")
     changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class LessonMediaRoom(Base):
+    """A lesson's VideoRoom on a Janus instance (``controller.media_plane``), kept so a
+    restarted controller, or a new leader, adopts the room instead of moving the lesson.
+    No secret is stored: the room's secret and PIN are derived from the instance's admin
+    secret and the room id (``controller.media_plane.room_keys``)."""
+
+    __tablename__ = "lesson_media_room"
+
+    lesson_id: Mapped[str] = mapped_column(
+        ForeignKey("lesson.id", ondelete="CASCADE"), primary_key=True
+    )
+    instance: Mapped[str] = mapped_column(String(64))
+    room: Mapped[int] = mapped_column(BigInteger)
+    placed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class LessonEvent(Base):

@@ -36,7 +36,7 @@ from controller.db.session import as_utc, utcnow
 from controller.delivery import store as delivery
 from controller.emergency.store import PublisherFactory, apply_to_lesson
 from controller.floor.store import floor_state, room_labels
-from controller.lessons.media_rooms import LessonRooms
+from controller.lessons.media_rooms import NO_LIVE_MEDIA, LessonRooms
 from controller.lessons.scheduling import log_event, transition
 from controller.lessons.watch import EVERY, LessonWatch
 from controller.live_push.store import push_targets
@@ -175,6 +175,7 @@ class Orchestrator:
         self.media: LessonRooms | None = None
         if media is not None:
             self.media = LessonRooms(media)
+            self.media.on_decided = self.wake  # a lesson's placement is decided
             media.on_replaced = self._media_moved
 
     @property
@@ -218,7 +219,7 @@ class Orchestrator:
             await run.relay.close()
         self.runs.clear()
         if self.media is not None:
-            await self.media.close_all()
+            self.media.forget_all()  # the rooms stay, for whoever orchestrates next
 
     def relay_stats(self) -> dict[str, dict[str, dict[str, int]]]:
         """Each lesson under way here: its relay's per-feed counters."""
@@ -281,6 +282,14 @@ class Orchestrator:
         self._wake.set()
 
     async def _run(self) -> None:
+        if self.media is not None:
+            # Before the first pass, so a lesson under way keeps its room and its agents
+            # stay where they are.
+            try:
+                for line in await self.media.adopt(self._sessions):
+                    log.info("media plane at start: %s", line)
+            except Exception:  # the lessons are placed anew, as if nothing was stored
+                log.exception("media plane: stored rooms not adopted")
         while not self._stopping:
             self._wake.clear()  # before the pass: a wake during it runs the next at once
             delay = self._idle_s
@@ -325,6 +334,7 @@ class Orchestrator:
                     Lesson.start_at <= horizon,
                 )
             ).all()
+            active = {lesson.id for lesson in lessons}
             for lesson in lessons:
                 try:
                     after = self._advance(db, lesson, closes)
@@ -335,6 +345,8 @@ class Orchestrator:
                     continue
                 if after is not None:
                     due.append(after)
+            if self.media is not None:
+                self.media.drop_others(db, active)  # cancelled while placed, say
             upcoming = db.scalar(
                 select(Lesson.start_at)
                 .where(Lesson.state == "scheduled", Lesson.start_at > horizon)
@@ -378,11 +390,11 @@ class Orchestrator:
                         "controller was not running at lesson time; agents that "
                         "recorded it from their cached schedule will upload it",
                     )
+                if self.media is not None:
+                    self.media.close(db, lesson.id)  # placed, but over before it prepared
                 return None
-            refused = self._place_media(db, lesson)
-            if refused is not None:
-                transition(db, lesson, "failed", f"refused by the media plane: {refused}")
-                return None
+            if not self._media_ready(db, lesson):
+                return None  # its placement task wakes the orchestrator when decided
             transition(db, lesson, "preparing", "agents join and media starts")
             # Added while an emergency switch holds its school: online only, like the rest.
             apply_to_lesson(db, lesson, self.publisher())
@@ -393,9 +405,9 @@ class Orchestrator:
             # Controller restarted mid-lesson: pick the lesson up again.
             run = self.runs[lesson.id] = LessonRun(lesson.id, self.new_relay(lesson.id))
             run.ended_at = time.monotonic() if lesson.state in ("ending", "recorded") else None
-            if lesson.state in ("preparing", "live") and now < end:
-                self._place_media(db, lesson)  # refused: its agents record locally
-        if lesson.state in ("preparing", "live") and now < end:
+        # Restarted mid-lesson, its placement (the stored room, adopted) is decided before
+        # its agents are joined again.
+        if lesson.state in ("preparing", "live") and now < end and self._media_ready(db, lesson):
             self._rejoin_on_change(db, lesson, run)
             self._join_missing(db, lesson, run)
         if lesson.state == "preparing" and now >= start:
@@ -554,8 +566,17 @@ class Orchestrator:
             self._command(state.lesson_id, cid, state)
 
     def _join_missing(self, db: Session, lesson: Lesson, run: LessonRun) -> None:
-        for cid in lesson.classroom_ids:
-            if cid in run.joined or cid in run.joining or not self._presence.is_online(cid):
+        missing = [
+            cid
+            for cid in lesson.classroom_ids
+            if cid not in run.joined and cid not in run.joining and self._presence.is_online(cid)
+        ]
+        if missing and self.media is not None and self.media.demote_if_old(db, lesson):
+            # An agent that ignores a placement is joining: the whole lesson leaves Janus,
+            # so the agents already in the room are told to offer to the built-in relay.
+            missing = list(lesson.classroom_ids)
+        for cid in missing:
+            if not self._presence.is_online(cid):
                 continue
             join = self._join_message(db, lesson, cid)
             if join is None:
@@ -716,12 +737,12 @@ class Orchestrator:
             push_targets=push_targets(db, lesson.id) if cid == lead else [],
         )
 
-    def _place_media(self, db: Session, lesson: Lesson) -> str | None:
-        """Place a live lesson on the media plane (a worker thread): why it is refused,
-        or None (placed, on the built-in relay, or a played lesson with no live media)."""
+    def _media_ready(self, db: Session, lesson: Lesson) -> bool:
+        """Whether a live lesson's media placement is decided (a worker thread); the first
+        call starts placing it without waiting. A played lesson has no live media."""
         if self.media is None or delivery.playback_of(db, lesson.id) is not None:
-            return None
-        return self.media.place(db, lesson.id)
+            return True
+        return self.media.ready(db, lesson)
 
     async def _media_moved(self, instance: str, replaced: Replaced) -> None:
         """A Janus instance went down and its lessons were placed anew: each lesson's
@@ -740,6 +761,8 @@ class Orchestrator:
         """Log a media plane event and build the joins that carry its new placement."""
         with self._sessions() as db:
             log_event(db, lesson_id, detail)
+            if self.media is not None:
+                self.media.store(db, lesson_id)  # a successor adopts the new room
             lesson = db.get(Lesson, lesson_id)
             if lesson is None or lesson.state not in ("preparing", "live"):
                 return {}
@@ -768,6 +791,14 @@ class Orchestrator:
             ok, error = False, f"{type(err).__name__}: {err}"
         else:
             ok, error = ack.ok, ack.error
+        local = self.media.no_live_media(lesson_id) if self.media is not None else None
+        if not ok and local is not None and isinstance(body, JoinLesson) and NO_LIVE_MEDIA in error:
+            # A lesson with no live media: the agent joined it (its sources and recorder
+            # are up), only its offer was refused; it records as told.
+            ok, error = True, ""
+            body_note = " (no live media: it records in the classroom)"
+        else:
+            body_note = ""
         if run is not None and isinstance(body, JoinLesson):
             run.joining.discard(classroom_id)
             if ok:
@@ -778,7 +809,7 @@ class Orchestrator:
             self._wake.set()  # a joined room may now be told to record
         else:  # tried again by a pass a second from now, not in a tight loop
             asyncio.get_running_loop().call_later(RETRY_S, self._wake.set)
-        detail = f"{classroom_id}: {body.TYPE} " + ("ok" if ok else f"failed: {error}")
+        detail = f"{classroom_id}: {body.TYPE} " + ("ok" + body_note if ok else f"failed: {error}")
         (log.info if ok else log.warning)("lesson %s: %s", lesson_id, detail)
 
         def work() -> None:

@@ -28,14 +28,21 @@ Rooms are managed through the admin API's ``message_plugin``: no Janus session h
 kept alive by the controller, and only a holder of the admin secret can create rooms.
 
 Lessons use it when the controller runs with ``--media-plane FILE`` saying ``backend =
-"janus"`` (``controller.lessons.media_rooms``): a lesson is placed as it starts preparing,
-and every ``JoinLesson`` of it carries the placement (instance URL, room, PIN); agents
-signal to Janus directly with it, so renegotiating is one round trip and the controller
-stays out of the media path; the room's secret never leaves the controller. The room is
-destroyed once the lesson is recorded. A lesson nothing fits goes to the built-in relay
-where ``fallback_to_builtin`` allows it, else it is refused (failed); either way, and when
-an instance is down at placement, the lesson's events carry an ALERT. When an instance
-dies, its lessons are re-placed and their agents sent a join with the new room.
+"janus"`` (``controller.lessons.media_rooms``): a lesson is placed as it comes due to
+prepare, by a task of its own (a slow or stopped instance holds up only that lesson), and
+every ``JoinLesson`` of it carries the placement (instance URL, room, PIN); agents signal
+to Janus directly with it, so renegotiating is one round trip and the controller stays out
+of the media path; the room's secret never leaves the controller. The room is destroyed
+once the lesson is recorded. A lesson nothing fits goes to the built-in relay where
+``fallback_to_builtin`` allows it, else it still runs with no live media, its agents
+joined and told to record; either way, and when an instance is down at placement, the
+lesson's events carry an ALERT. A lesson with an agent older than release 0.6 (protocol
+minor 5, which ignores a placement) runs whole on the built-in relay, with an ALERT naming
+the classroom. When an instance dies, its lessons are re-placed and their agents sent a
+join with the new room. Each placement is stored (instance and room; the room's secret
+and PIN are derived from the admin secret, ``room_keys``, so none is stored): a restarted
+controller or a new leader adopts the rooms that still exist and sweeps away the rooms it
+made that no lesson owns.
 
 Patrol watches lessons on Janus (``viewers``, ``controller.lessons.patrol_janus``): the
 live list takes a lesson's feeds from its room (``listparticipants``, each feed's streams
@@ -47,7 +54,7 @@ What it does not do yet: heartbeats' per-track figures on Janus are aiortc's own
 Janus-side statistics, so patrol shows no frames-in count for a Janus feed); a browser
 that vanishes without closing its PeerConnection ends its viewer only when Janus notices (``nat:
 ice_keepalive_conncheck = true`` in janus.jcfg), or once the lesson is over and a console
-lists the live lessons; there is no capacity bench (``scripts/bench-capacity``); a
-placement is not kept across a controller restart (the lesson is placed anew, and its
-agents move to the new room); and the built-in relay has not moved to a process of its own.
+lists the live lessons; there is no capacity bench (``scripts/bench-capacity``); and the
+built-in relay has not moved to a process of its own. Changing an instance's admin secret
+orphans the rooms made before (the sweep names them; Janus drops them when restarted).
 """

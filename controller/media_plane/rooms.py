@@ -1,5 +1,6 @@
 """Lessons' VideoRooms: create one with a per-lesson secret and participant PIN on the
-placed instance, destroy it at the lesson's end, and re-place a lesson whose instance died."""
+placed instance, destroy it at the lesson's end, re-place a lesson whose instance died,
+adopt the rooms a previous run made, and sweep away those no lesson owns."""
 
 from __future__ import annotations
 
@@ -8,19 +9,21 @@ import contextlib
 import logging
 import secrets
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from controller.media_plane.config import MediaPlaneConfig
 from controller.media_plane.exceptions import JanusError, MediaPlaneError, VideoRoomError
 from controller.media_plane.janus_api import JanusClient
 from controller.media_plane.placement import Decision, choose
+from controller.media_plane.room_keys import DESCRIPTION_PREFIX, room_pin, room_secret
 from controller.media_plane.watcher import HealthWatcher
 
 log = logging.getLogger(__name__)
 
 ROOM_EXISTS = 427  # JANUS_VIDEOROOM_ERROR_ROOM_EXISTS
 NO_SUCH_ROOM = 426  # JANUS_VIDEOROOM_ERROR_NO_SUCH_ROOM
+UNAUTHORIZED = 433  # JANUS_VIDEOROOM_ERROR_UNAUTHORIZED: not our secret
 # A lesson's lead plus receiving classrooms, each publishing camera, panel and sound, and
 # room for patrol later; Janus's default is 3.
 PUBLISHERS = 16
@@ -62,6 +65,8 @@ class RoomManager:
         self._reserved: Counter[str] = Counter()
         self._orphans: list[RoomPlacement] = []
         self._pending: dict[str, asyncio.Future[RoomPlacement]] = {}
+        # Rooms being created now: not yet a placement, and not to be swept.
+        self._creating: set[tuple[str, int]] = set()
         # Rooms destroyed by us that the watcher may still list until its next poll.
         self._gone: dict[str, set[int]] = {name: set() for name in self.clients}
         # Held only while deciding, never across a request: one decision at a time, so
@@ -104,6 +109,11 @@ class RoomManager:
             self._pending[lesson_id] = pending
             pending.add_done_callback(lambda _: self._pending.pop(lesson_id, None))
         return await asyncio.shield(pending)
+
+    def forget(self, lesson_id: str) -> None:
+        """Drop the lesson's placement from memory, keeping its room (another controller,
+        or this one leading again, adopts it)."""
+        self._placements.pop(lesson_id, None)
 
     async def exists(self, lesson_id: str) -> bool:
         """Whether the lesson's room exists on its instance now."""
@@ -165,6 +175,91 @@ class RoomManager:
             else:
                 self._orphans.append(p)
 
+    async def adopt(self, lesson_id: str, instance: str, room: int) -> RoomPlacement | None:
+        """Take over the room a previous run made for the lesson, if it still exists there;
+        None: the lesson is placed anew (a room left on an instance that does not answer
+        now is destroyed once it does)."""
+        if instance not in self.clients:
+            log.warning(
+                "media plane: lesson %s was on %r, no longer configured", lesson_id, instance
+            )
+            return None
+        inst = self.config.instance(instance)
+        found = RoomPlacement(
+            lesson_id,
+            "janus",
+            f"{instance}: its room kept from before the controller restarted",
+            instance,
+            inst.api_url,
+            room,
+            room_pin(inst, room),
+            room_secret(inst, room),
+        )
+        if not self.watcher.state(instance).healthy:
+            self._orphans.append(found)
+            return None
+        try:
+            answer = await self.clients[instance].videoroom({"request": "exists", "room": room})
+        except JanusError as err:
+            log.warning(
+                "media plane: lesson %s's room on %s not checked: %s", lesson_id, instance, err
+            )
+            self._orphans.append(found)
+            return None
+        if not answer.get("exists"):
+            return None
+        log.info("media plane: lesson %s keeps room %d on %s", lesson_id, room, instance)
+        return self._keep(found)
+
+    async def sweep(self, keep: Iterable[str] = ()) -> list[str]:
+        """Destroy the rooms this controller made (named so) that no placement owns and no
+        lesson of ``keep`` may still claim, on every healthy instance: what it did, each."""
+        keep_ids = set(keep)
+        names = [n for n in self.clients if self.watcher.state(n).healthy]
+        # Concurrently: a stopped instance delays the others by nothing.
+        found = await asyncio.gather(*(self._sweep_one(n, keep_ids) for n in names))
+        done = [line for lines in found for line in lines]
+        for line in done:
+            log.info("media plane sweep: %s", line)
+        return done
+
+    async def _sweep_one(self, name: str, keep_ids: set[str]) -> list[str]:
+        client = self.clients[name]
+        done: list[str] = []
+        try:
+            listing = await client.videoroom({"request": "list"})
+        except JanusError as err:
+            return [f"{name} not swept: {err}"]
+        # Read after the listing: a room created meanwhile is a placement or being made.
+        ours = {(p.instance, p.room) for p in self._placements.values()} | self._creating
+        inst = self.config.instance(name)
+        for entry in listing.get("list") or []:
+            room, description = entry.get("room"), str(entry.get("description", ""))
+            if not isinstance(room, int) or not description.startswith(DESCRIPTION_PREFIX):
+                continue
+            lesson_id = description[len(DESCRIPTION_PREFIX) :]
+            if (name, room) in ours or lesson_id in keep_ids:
+                continue
+            try:
+                await client.videoroom(
+                    {"request": "destroy", "room": room, "secret": room_secret(inst, room)}
+                )
+            except VideoRoomError as err:
+                if err.code == UNAUTHORIZED:
+                    done.append(
+                        f"room {room} of lesson {lesson_id} on {name} left: made with "
+                        "another admin secret (Janus drops it when restarted)"
+                    )
+                elif err.code != NO_SUCH_ROOM:
+                    done.append(f"room {room} of lesson {lesson_id} on {name} left: {err}")
+                continue
+            except JanusError as err:
+                done.append(f"room {room} of lesson {lesson_id} on {name} left: {err}")
+                continue
+            self._gone[name].add(room)
+            done.append(f"room {room} of lesson {lesson_id} on {name} destroyed")
+        return done
+
     async def _place(self, lesson_id: str, exclude: dict[str, str]) -> RoomPlacement:
         failed: list[str] = []
         while True:
@@ -197,15 +292,16 @@ class RoomManager:
         return placement
 
     async def _create(self, name: str, lesson_id: str) -> tuple[int, str, str]:
-        secret, pin = secrets.token_urlsafe(24), secrets.token_urlsafe(12)
+        inst = self.config.instance(name)
         for _ in range(5):
             room = secrets.randbelow(MAX_ROOM_ID) + 1
+            secret, pin = room_secret(inst, room), room_pin(inst, room)
             body = {
                 "request": "create",
                 "room": room,
                 "secret": secret,
                 "pin": pin,
-                "description": f"classbridge lesson {lesson_id}"[:128],
+                "description": f"{DESCRIPTION_PREFIX}{lesson_id}"[:128],
                 "permanent": False,
                 # Listed, so that the watcher counts it (private rooms are hidden from
                 # "list"); the PIN keeps others out.
@@ -216,12 +312,15 @@ class RoomManager:
                 "h264_profile": "42e01f",
                 "record": False,
             }
+            self._creating.add((name, room))
             try:
                 await self.clients[name].videoroom(body)
             except VideoRoomError as err:
                 if err.code == ROOM_EXISTS:
                     continue
                 raise
+            finally:
+                self._creating.discard((name, room))
             return room, secret, pin
         raise MediaPlaneError(f"janus instance {name!r}: five random room ids were all taken")
 

@@ -81,6 +81,8 @@ async def test_a_release_05_agent_registers_beats_and_joins_a_lesson(
     with controller._sessions() as db:
         room = db.get(Classroom, "old-101")
         assert room is not None and room.online
+        # Kept, so that its lessons stay off Janus (a 0.5 agent ignores a placement).
+        assert room.protocol_minor == 5
 
 
 OLD_CONTROLLER = OLD_AGENT.parent / "old_controller.py"
