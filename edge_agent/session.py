@@ -455,7 +455,7 @@ class LessonSession:
             for name, bps in self.adapter.step(time.monotonic()).items():
                 self._sources[name].set_bitrate(bps)
                 log.info(
-                    "lesson %s: %s now %s (%d kbps) on the relay's estimate",
+                    "lesson %s: %s now %s (%d kbps) on the uplink's estimate",
                     self.lesson_id,
                     name,
                     rung_name(self.network, bps),

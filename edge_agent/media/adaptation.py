@@ -1,7 +1,9 @@
 """Congestion control for the agent's own encoders, inside the network profile's ladder.
 
 aiortc's bitrate caps do not apply to pre-encoded tracks, so the agent does it: each
-video sender receives the relay's bitrate estimate (REMB). The estimates add up to a
+video sender receives an estimate of its uplink: the built-in relay's REMB, or on Janus
+(whose REMB is only the room's cap) one built from Janus's receiver reports
+(``edge_agent.media_plane.congestion``), within that cap. The estimates add up to a
 budget; audio is never touched (it is small and goes first), and the video encoders
 share what is left by priority. Lower-priority sources (the student camera, then the
 panel, then the board and wide cameras) drop first; the lead teacher's camera last.

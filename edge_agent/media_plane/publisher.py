@@ -9,11 +9,13 @@ handle per track would cost a transport and a feed each and gain nothing.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 
 from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 
 from edge_agent.media.tracks import EncodedTrack
+from edge_agent.media_plane.congestion import RateMeter, UplinkEstimator
 from edge_agent.media_plane.exceptions import JanusProtocolError
 from edge_agent.media_plane.feeds import FeedDirectory
 from edge_agent.media_plane.janus_session import Event, JanusSession
@@ -44,7 +46,9 @@ class JanusPublisher:
     """A classroom in the room: joins as a publisher and sends the named local sources.
 
     Keyframe requests (PLI/FIR from Janus, which forwards its subscribers') reach the
-    source's encoder; REMB estimates go to ``on_estimate(track, bps)`` when given.
+    source's encoder; NACKs are answered from aiortc's packet history. Janus's REMB is
+    only the room's cap, so each video track's estimate comes from Janus's receiver
+    reports (``UplinkEstimator``), within that cap, to ``on_estimate(track, bps)``.
     """
 
     def __init__(
@@ -73,6 +77,7 @@ class JanusPublisher:
         self.pc: RTCPeerConnection | None = None
         self.sent: dict[str, EncodedTrack] = {}
         self.senders: dict[str, RTCRtpSender] = {}
+        self.estimators: dict[str, UplinkEstimator] = {}
         self.feed_id: int | None = None
         self.hangup_reason: str | None = None
         # DSCP marks for the media socket (the network profile), as the session sets them.
@@ -115,9 +120,7 @@ class JanusPublisher:
             aiortc_seam.use_packer(transceiver.sender)
             aiortc_seam.on_keyframe_request(transceiver.sender, track.request_keyframe)
             if source.kind == "video" and self._on_estimate is not None:
-                aiortc_seam.on_bitrate_estimate(
-                    transceiver.sender, _estimate_for(self._on_estimate, name)
-                )
+                self._estimate(transceiver.sender, name, source, self._on_estimate)
             self.senders[name] = transceiver.sender
             mids.append((transceiver, name))
 
@@ -145,6 +148,26 @@ class JanusPublisher:
             raise JanusProtocolError(self.session.url, "publish was answered without an SDP answer")
         await pc.setRemoteDescription(RTCSessionDescription(sdp=jsep["sdp"], type="answer"))
 
+    def _estimate(
+        self, sender: RTCRtpSender, name: str, source: MediaSource, sink: EstimateSink
+    ) -> None:
+        """Feed ``sink`` the track's uplink estimate on each receiver report and REMB."""
+        estimator = self.estimators[name] = UplinkEstimator()
+        meter = RateMeter()
+
+        def on_report(report: aiortc_seam.ReceiverReport) -> None:
+            sending = meter.rate(time.monotonic(), source.bus.bytes)
+            if sending is not None:
+                sink(name, estimator.report(sending, report.fraction_lost, report.rtt_s))
+
+        def on_remb(bps: int) -> None:
+            capped = estimator.remb(bps)
+            if capped is not None:
+                sink(name, capped)
+
+        aiortc_seam.on_receiver_report(sender, on_report)
+        aiortc_seam.on_bitrate_estimate(sender, on_remb)
+
     def _on_event(self, event: Event) -> None:
         kind = event.get("janus")
         if kind == "event":
@@ -170,13 +193,6 @@ class JanusPublisher:
             self.marking.close()
         for track in self.sent.values():
             track.stop()
-
-
-def _estimate_for(sink: EstimateSink, name: str) -> Callable[[int], None]:
-    def estimate(bps: int) -> None:
-        sink(name, bps)
-
-    return estimate
 
 
 def mark_media(

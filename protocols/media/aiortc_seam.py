@@ -8,6 +8,7 @@ forward and record encoded frames, so this module:
 * installs pack-only packetisers on senders, so pre-encoded tracks never construct an
   encoder context;
 * hooks a sender's keyframe request (PLI/FIR), which aiortc ignores for pre-encoded tracks;
+* hands a sender's RTCP receiver reports (loss, jitter, round trip) and NACKs to a callback;
 * sends a PLI from a receiver towards its publisher;
 * restricts ICE host candidates to chosen addresses;
 * gives ICE's UDP sockets a receive buffer that holds a burst of keyframes.
@@ -24,7 +25,8 @@ import contextlib
 import fractions
 import queue
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import aioice.ice
@@ -34,13 +36,20 @@ from aiortc import RTCRtpReceiver, RTCRtpSender
 from aiortc.codecs.h264 import H264Encoder
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.rtcrtpreceiver import NackGenerator
-from aiortc.rtp import RtpPacket
+from aiortc.rtp import (
+    RTCP_RTPFB_NACK,
+    RtcpRrPacket,
+    RtcpRtpfbPacket,
+    RtcpSrPacket,
+    RtpPacket,
+)
 
 _DECODER_QUEUE = "_RTCRtpReceiver__decoder_queue"
 _JITTER_BUFFER = "_RTCRtpReceiver__jitter_buffer"
 _DECODER_THREAD = "_RTCRtpReceiver__decoder_thread"
 _SENDER_ENCODER = "_RTCRtpSender__encoder"
 _NACK_GENERATOR = "_RTCRtpReceiver__nack_generator"
+_SENDER_RTT = "_RTCRtpSender__rtt"
 _VIDEO_CLOCK = fractions.Fraction(1, 90000)
 _AUDIO_CLOCK = fractions.Fraction(1, 48000)
 
@@ -308,6 +317,52 @@ def on_keyframe_request(sender: RTCRtpSender, callback: Callable[[], None]) -> N
         callback()
 
     sender._send_keyframe = _hooked  # type: ignore[method-assign]
+
+
+@dataclass(frozen=True)
+class ReceiverReport:
+    """What the far end said about one sent stream in an RTCP receiver report."""
+
+    fraction_lost: float  # 0..1, of the packets expected since its previous report
+    packets_lost: int  # cumulative
+    jitter: int  # interarrival jitter, in RTP clock units
+    rtt_s: float | None  # aiortc's smoothed round trip (None until a report echoes an SR)
+    nacked: int  # packets the far end asked for again since the previous report
+
+
+def on_receiver_report(sender: RTCRtpSender, callback: Callable[[ReceiverReport], None]) -> None:
+    """Call ``callback`` with each receiver report about ``sender``'s stream.
+
+    aiortc keeps only the last report in its statistics; a congestion estimate needs each
+    one as it comes, so the sender's RTCP handler is wrapped (after aiortc's own handling,
+    so the round trip includes this report). NACKs are counted between reports.
+    """
+    original: Callable[[Any], Awaitable[None]] | None = getattr(sender, "_handle_rtcp_packet", None)
+    if original is None or not hasattr(sender, _SENDER_RTT):
+        raise SeamBroken(f"RTCRtpSender._handle_rtcp_packet or {_SENDER_RTT} is gone")
+    nacked = 0
+
+    async def _hooked(packet: Any) -> None:
+        nonlocal nacked
+        await original(packet)
+        if isinstance(packet, RtcpRtpfbPacket) and packet.fmt == RTCP_RTPFB_NACK:
+            nacked += len(packet.lost)
+        elif isinstance(packet, (RtcpRrPacket, RtcpSrPacket)):
+            for report in packet.reports:
+                if report.ssrc != sender._ssrc:
+                    continue
+                callback(
+                    ReceiverReport(
+                        fraction_lost=report.fraction_lost / 256.0,
+                        packets_lost=report.packets_lost,
+                        jitter=report.jitter,
+                        rtt_s=getattr(sender, _SENDER_RTT),
+                        nacked=nacked,
+                    )
+                )
+                nacked = 0
+
+    sender._handle_rtcp_packet = _hooked  # type: ignore[method-assign]
 
 
 def _address_filter(addresses: list[str]) -> Callable[[bool, bool], list[str]]:

@@ -294,3 +294,50 @@ async def test_audio_nacks_repeat_until_the_hole_is_filled(monkeypatch: pytest.M
     await asyncio.sleep(0.05)
     assert len(sent) == count  # filled: no more NACKs
     await pc.close()
+
+
+async def test_receiver_reports_about_the_sender_reach_the_callback() -> None:
+    """Each receiver report about the sender's own stream, with the NACKs counted since."""
+    from aiortc.rtp import RTCP_RTPFB_NACK, RtcpReceiverInfo, RtcpRrPacket, RtcpRtpfbPacket
+
+    pc = RTCPeerConnection()
+    try:
+        sender = pc.addTransceiver("video", direction="sendonly").sender
+        reports: list[aiortc_seam.ReceiverReport] = []
+        aiortc_seam.on_receiver_report(sender, reports.append)
+
+        def report(ssrc: int, fraction: int) -> RtcpRrPacket:
+            info = RtcpReceiverInfo(
+                ssrc=ssrc,
+                fraction_lost=fraction,
+                packets_lost=7,
+                highest_sequence=100,
+                jitter=90,
+                lsr=0,
+                dlsr=0,
+            )
+            return RtcpRrPacket(ssrc=1, reports=[info])
+
+        nack = RtcpRtpfbPacket(fmt=RTCP_RTPFB_NACK, ssrc=1, media_ssrc=sender._ssrc)
+        nack.lost = [5, 6, 9]
+        await sender._handle_rtcp_packet(nack)
+        await sender._handle_rtcp_packet(report(sender._ssrc + 1, 200))  # another stream's
+        await sender._handle_rtcp_packet(report(sender._ssrc, 64))
+        await sender._handle_rtcp_packet(report(sender._ssrc, 0))
+        assert [(r.fraction_lost, r.nacked, r.packets_lost, r.jitter) for r in reports] == [
+            (0.25, 3, 7, 90),
+            (0.0, 0, 7, 90),
+        ]
+        # aiortc still handled the report itself: its statistics carry it.
+        stats = [s for s in (await sender.getStats()).values() if s.type == "remote-inbound-rtp"]
+        assert stats and stats[0].fractionLost == 0
+    finally:
+        await pc.close()
+
+
+def test_receiver_report_hook_refuses_a_changed_sender() -> None:
+    class NotASender:
+        pass
+
+    with pytest.raises(aiortc_seam.SeamBroken, match="_handle_rtcp_packet"):
+        aiortc_seam.on_receiver_report(NotASender(), lambda r: None)  # type: ignore[arg-type]
