@@ -424,6 +424,9 @@ class ControllerDaemon:
             await self.publishing.stop()
         if self.cluster is not None:
             await self.cluster.stop()
+        if self.http is not None:
+            # Before the media plane goes: its viewers' Janus sessions, and their audit.
+            await self.http.patrol.close_janus_viewers("the controller stopped")
         if self.orchestrator is not None:
             await self.orchestrator.stop()
         if self.media_plane is not None:

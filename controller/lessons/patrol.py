@@ -635,6 +635,17 @@ class PatrolApi:
             raise LeaderSaid(str(err)) from err
         return {"sdp": offer, "mids": mids}
 
+    async def close_janus_viewers(self, why: str) -> None:
+        """Hang up every Janus viewer this controller holds (it stops): each one's Janus
+        session is freed and its ``watch_end`` written, as when a relay closes."""
+        viewers = [w for w in self._watching.values() if w.janus is not None]
+        for w in viewers:
+            w.ended_by = w.ended_by or why
+        await asyncio.gather(
+            *(w.janus.close(w.ended_by) for w in viewers if w.janus is not None),
+            return_exceptions=True,
+        )
+
     def _answer_overdue(self, w: Watching) -> None:
         if w.janus is not None and not w.janus.answered and w.janus.ended is None:
             w.ended_by = f"no answer from the browser within {ANSWER_TIMEOUT_S:.0f} s"

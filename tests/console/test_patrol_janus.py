@@ -12,7 +12,9 @@ says what to do; and every way a viewer ends frees its Janus session (the admin 
 from __future__ import annotations
 
 import asyncio
+import os
 import pathlib
+import signal
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -32,7 +34,10 @@ from benchlib.janus import JanusServer
 from benchlib.rig import LessonRig
 from console.harness import PASSWORD, require_browser
 from media_plane_fixtures import SECRET, instance, plane_config
+from sqlalchemy import select
 
+from controller.db.models import AuditEntry
+from controller.db.session import database_url, make_engine, sessions
 from controller.media_plane.janus_api import JanusClient
 
 # Solo: real agents on a real Janus, timed to frames decoded; run in the second phase.
@@ -246,6 +251,27 @@ async def test_patrol_watches_a_lesson_on_janus_in_a_real_browser(
     # may reach the controller first.
     [thumb] = set(how) - {big_view}
     assert how[thumb] == "inspector" or how[thumb].startswith("Janus hung up"), how
+
+    # The controller stops with a viewer open: it hangs the viewer up, freeing its Janus
+    # session, and writes its watch_end before it goes (its exit may then wait for the
+    # agents' uploads in flight, so the test does not wait for it).
+    async with (
+        aiohttp.ClientSession(headers=rig.auth_headers) as http,
+        http.post(base, json={"feeds": [TEACHER]}, ssl=ssl) as r,
+    ):
+        last = (await r.json())["viewer"]
+    assert len(await _sessions(server) - agents) == 1
+    os.killpg(rig.procs["controller"].pid, signal.SIGTERM)
+    await _until("the last viewer's Janus session freed", _left(server, agents, 0), 15)
+    db = sessions(make_engine(database_url(rig.controller_state)))
+
+    async def last_end() -> Any:
+        with db() as s:
+            ends = s.scalars(select(AuditEntry).where(AuditEntry.action == "watch_end")).all()
+            return next((e.detail for e in ends if e.detail.get("viewer") == last), None)
+
+    end = await _until("the last viewer's watch_end", last_end, 15)
+    assert end["ended_by"] == "the controller stopped", end
 
 
 def _left(server: JanusServer, agents: set[int], viewers: int) -> Any:
