@@ -154,6 +154,17 @@ async def test_patrol_watches_a_lesson_on_janus_in_a_real_browser(
 
     teacher = rig.wait("the lead camera's RTCP figures in /api/v1/live", lead_camera_qos, 15)
     print("the lead camera in /api/v1/live:", teacher)
+
+    # The receiving room's heartbeat: what it receives of the lead's camera through Janus.
+    def received() -> Any:
+        [room] = [c for c in rig.get("/classrooms") if c["id"] == RECEIVER]
+        media = (room.get("health") or {}).get("media") or []
+        got = [m for m in media if (m["track"], m["direction"]) == (f"{LEAD}-teacher", "recv")]
+        return got[0] if got and got[0]["fps"] and got[0]["loss_pct"] is not None else None
+
+    recv = rig.wait("the receiver's figures of the lead camera", received, 15)
+    print("the receiver's heartbeat:", recv)
+    assert recv["fps"] > 5 and recv["bitrate_bps"] > 100_000, recv
     agents = await _sessions(server)
     base = f"{rig.base}/api/v1/lessons/{lesson_id}/watch"
     ssl = rig.ssl_context()
