@@ -32,6 +32,7 @@ from controller.floor.api import OPENAPI_PATHS as FLOOR_PATHS
 from controller.floor.api import FloorApi, FloorSpreader
 from controller.lessons import routes as lessons_routes
 from controller.lessons.patrol import PatrolApi, Relays
+from controller.lessons.patrol_janus import ANSWER_BODY_LIMIT
 from controller.library.api import LibraryApi
 from controller.library.openapi import OPENAPI_PATHS as LIBRARY_PATHS
 from controller.live_push.api import OPENAPI_PATHS as LIVE_PUSH_PATHS
@@ -62,6 +63,7 @@ BODY_LIMITS = {
     ("PUT", PART_ROUTE): STREAMED,  # bounded by put_part once the upload token is checked
     # The CSV's own cap, so the import names it (row count and size) rather than 1 MiB.
     ("POST", "/api/v1/timetable/import"): CSV_MAX_BYTES,
+    ("POST", "/api/v1/lessons/{lesson}/watch/{viewer}/answer"): ANSWER_BODY_LIMIT,
 }
 
 

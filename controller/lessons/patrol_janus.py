@@ -20,6 +20,8 @@ from controller.media_plane.viewers import Stream, probe_streams
 from controller.relay.room import FeedRef
 
 LISTING_TTL_S = 1.5  # the console refreshes every 2 s; many consoles share one listing
+# A browser's answer to a few feeds is a few kB; far more is not an answer.
+ANSWER_BODY_LIMIT = 64 * 1024
 
 
 class Rooms(Protocol):

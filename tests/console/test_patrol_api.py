@@ -36,3 +36,16 @@ async def test_watch_from_a_cookie_needs_csrf_and_the_api_is_documented(console:
         async with http.get(f"{console.base}/api/v1/openapi.json") as r:
             paths = (await r.json())["paths"]
     assert "/api/v1/live" in paths and "post" in paths["/api/v1/lessons/{lesson}/watch"]
+
+
+async def test_a_janus_viewers_answer_is_size_limited_and_needs_a_waiting_viewer(
+    console: Console,
+) -> None:
+    path = f"{console.base}/api/v1/lessons/L9/watch/v-x/answer"
+    async with console.session(headers=console.bearer("inspector")) as http:
+        async with http.post(path, json={"sdp": "v=0\r\n" + "a=x\r\n" * 20_000}) as r:
+            assert r.status == 413 and "65536 bytes" in (await r.json())["error"]
+        async with http.post(path, json={"sdp": "v=0\r\nm=video 9 RTP/AVP 0\r\n"}) as r:
+            assert r.status == 404 and "POST .../watch again" in (await r.json())["error"]
+        async with http.post(path, json={"sdp": "offer"}) as r:
+            assert r.status == 400 and "SDP answer" in (await r.json())["error"]
