@@ -75,8 +75,7 @@ class ClusterOnline:
     async def refresh(self) -> None:
         """Read which classrooms were heard from lately (a worker thread)."""
         slack = (
-            max(WRITE_SLACK_S, WRITE_SLACK_BEATS * self._local.heartbeat_interval)
-            + QUIET_REFRESH_S
+            max(WRITE_SLACK_S, WRITE_SLACK_BEATS * self._local.heartbeat_interval) + QUIET_REFRESH_S
         )
         window = timedelta(seconds=self._local.time_to_dead + slack)
 
