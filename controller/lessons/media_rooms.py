@@ -17,7 +17,8 @@ the built-in relay if ``[media_plane] fallback_to_builtin`` allows it; else it s
 with no live media: every agent is joined and told to record, the relay refuses their
 offers (``NO_LIVE_MEDIA``), and an ALERT says live media is unavailable and why. Losing
 the lesson's recording would be worse than losing its live link, and the agents record
-from their cached schedule anyway. A lesson whose instance dies is moved by
+from their cached schedule anyway. Such a lesson asks for a room again every
+``LOCAL_RETRY_S``; once it has one, its agents are sent joins carrying it. A lesson whose instance dies is moved by
 ``MediaPlane``; ``moved`` records the new placement, and the orchestrator re-joins the
 lesson's agents to it.
 """
@@ -29,6 +30,7 @@ import concurrent.futures
 import contextlib
 import logging
 import re
+import time
 from collections.abc import Callable, Coroutine
 from datetime import datetime
 from typing import Any, TypeVar
@@ -48,6 +50,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 PLACE_TIMEOUT_S = 20.0  # one decision, and a create tried on each instance in turn
+LOCAL_RETRY_S = 15.0  # a lesson with no live media asks for a room again this often
 JANUS_MINOR = 6  # JoinLesson.media arrived in protocol minor 6 (release 0.6)
 # What the relay answers an offer of a lesson with no live media; the agent's failed join
 # carries it, and the orchestrator counts such an agent as joined (it records).
@@ -92,6 +95,8 @@ class LessonRooms:
         self._tasks: dict[str, concurrent.futures.Future[Outcome]] = {}
         self._decided: set[str] = set()
         self._local: dict[str, str] = {}  # lessons with no live media, and why
+        self._local_at: dict[str, float] = {}  # when each last asked for a room
+        self.local_retry_s = LOCAL_RETRY_S
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         """The event loop the media plane runs on (the orchestrator's)."""
@@ -158,11 +163,55 @@ class LessonRooms:
         )
         return True
 
+    def retry_local(self, db: Session, lesson: Lesson) -> bool:
+        """A lesson with no live media asks for a room again every ``local_retry_s`` (a
+        worker thread); True once it has one: its joined agents need joins carrying it."""
+        lesson_id = lesson.id
+        if lesson_id not in self._local:
+            return False
+        task = self._tasks.get(lesson_id)
+        if task is None:
+            if time.monotonic() - self._local_at.get(lesson_id, 0.0) < self.local_retry_s:
+                return False
+            loop = self._loop
+            if loop is None:
+                return False
+            task = asyncio.run_coroutine_threadsafe(self._open(lesson_id), loop)
+            self._tasks[lesson_id] = task
+            task.add_done_callback(lambda _: self.on_decided())
+            return False
+        if not task.done():
+            return False
+        del self._tasks[lesson_id]
+        self._local_at[lesson_id] = time.monotonic()
+        try:
+            outcome = task.result()
+        except BaseException as err:  # noqa: BLE001 - still nothing fits: it records on
+            log.info("lesson %s still has no live media: %s", lesson_id, err)
+            return False
+        if isinstance(outcome, BaseException):
+            return False
+        placed = agent_placement(outcome)
+        if placed is None:
+            return False
+        self._local.pop(lesson_id, None)
+        self._local_at.pop(lesson_id, None)
+        self._placed[lesson_id] = placed
+        self._store(db, lesson_id, placed)
+        log_event(
+            db,
+            lesson_id,
+            f"media plane: live media restored: room {placed.room} on Janus instance "
+            f"{placed.instance}: {outcome.reason}",
+        )
+        return True
+
     def close(self, db: Session, lesson_id: str) -> None:
         """Destroy the lesson's room at its end (a worker thread; idempotent)."""
         placed = self._placed.pop(lesson_id, None)
         self._decided.discard(lesson_id)
         self._local.pop(lesson_id, None)
+        self._local_at.pop(lesson_id, None)
         task = self._tasks.pop(lesson_id, None)
         if task is not None:
             task.cancel()
@@ -189,6 +238,7 @@ class LessonRooms:
             self._placed.pop(lesson_id, None)
             self._decided.discard(lesson_id)
             self._local.pop(lesson_id, None)
+            self._local_at.pop(lesson_id, None)
             task = self._tasks.pop(lesson_id, None)
             if task is not None:
                 task.cancel()
@@ -305,6 +355,7 @@ class LessonRooms:
         self._tasks.clear()
         self._decided.clear()
         self._local.clear()
+        self._local_at.clear()
 
     def moved(self, lesson_id: str, instance: str, outcome: RoomPlacement | MediaPlaneError) -> str:
         """Note where a lesson of a dead instance went; the event to log for it."""
@@ -338,6 +389,7 @@ class LessonRooms:
             detail = f"on the built-in relay: {why}"
         else:
             self._local[lesson_id] = why
+            self._local_at[lesson_id] = time.monotonic()
             detail = f"live media unavailable, the classrooms record locally: {why}"
         log_event(db, lesson_id, f"ALERT media plane: {detail}")
         log.warning("lesson %s %s", lesson_id, detail)

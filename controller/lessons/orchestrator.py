@@ -408,6 +408,13 @@ class Orchestrator:
         # Restarted mid-lesson, its placement (the stored room, adopted) is decided before
         # its agents are joined again.
         if lesson.state in ("preparing", "live") and now < end and self._media_ready(db, lesson):
+            if self.media is not None and self.media.retry_local(db, lesson):
+                # Live media is back (an instance has room again): the joined agents,
+                # recording all along, are told the room.
+                for cid in sorted(run.joined):
+                    join = self._join_message(db, lesson, cid)
+                    if join is not None:
+                        self._command(lesson.id, cid, join)
             self._rejoin_on_change(db, lesson, run)
             self._join_missing(db, lesson, run)
         if lesson.state == "preparing" and now >= start:

@@ -35,14 +35,14 @@ to Janus directly with it, so renegotiating is one round trip and the controller
 of the media path; the room's secret never leaves the controller. The room is destroyed
 once the lesson is recorded. A lesson nothing fits goes to the built-in relay where
 ``fallback_to_builtin`` allows it, else it still runs with no live media, its agents
-joined and told to record; either way, and when an instance is down at placement, the
-lesson's events carry an ALERT. A lesson with an agent older than release 0.6 (protocol
-minor 5, which ignores a placement) runs whole on the built-in relay, with an ALERT naming
-the classroom. When an instance dies, its lessons are re-placed and their agents sent a
-join with the new room. Each placement is stored (instance and room; the room's secret
-and PIN are derived from the admin secret, ``room_keys``, so none is stored): a restarted
-controller or a new leader adopts the rooms that still exist and sweeps away the rooms it
-made that no lesson owns.
+joined and told to record, until a room frees up (asked for every 15 s); either way, and
+when an instance is down at placement, the lesson's events carry an ALERT. A lesson with
+an agent older than release 0.6 (protocol minor 5, which ignores a placement) runs whole
+on the built-in relay, with an ALERT naming the classroom. When an instance dies, its
+lessons are re-placed and their agents sent a join with the new room. Each placement is
+stored (instance and room; the room's secret and PIN are derived from the admin secret,
+``room_keys``, so none is stored): a restarted controller or a new leader adopts the
+rooms that still exist and sweeps away the rooms it made that no lesson owns.
 
 Patrol watches lessons on Janus (``viewers``, ``controller.lessons.patrol_janus``): the
 live list takes a lesson's feeds from its room (``listparticipants``, each feed's streams

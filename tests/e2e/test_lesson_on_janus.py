@@ -381,3 +381,56 @@ def test_a_controller_killed_mid_lesson_comes_back_to_the_same_room(
     print(f"through the restart the receiver recorded {share:.1%}, longest pause {pause_ms} ms")
     assert share >= 0.9, f"the receiver recorded {share:.1%} of the lead's frames after the kill"
     assert _rooms(server) == []  # destroyed at the lesson's end by the new controller
+
+
+def _videoroom(server: JanusServer, body: dict[str, Any]) -> None:
+    """One VideoRoom request to the instance (through its admin API)."""
+    inst = plane_config({"probe": _instance(server)}).instances[0]
+
+    async def ask() -> None:
+        client = JanusClient(inst, 2.0)
+        await client.start()
+        try:
+            await client.videoroom(body)
+        finally:
+            await client.stop()
+
+    asyncio.run(ask())
+
+
+@pytest.mark.janus
+def test_a_lesson_recorded_locally_goes_live_once_a_room_frees_up(
+    tmp_path: pathlib.Path, janus: Callable[[], JanusServer]
+) -> None:
+    server = janus()
+    full = {"county-a": {**_instance(server), "capacity": 1}}
+    _videoroom(
+        server, {"request": "create", "room": 77, "description": "another", "is_private": False}
+    )
+    rig = _rig(tmp_path / "rig", full, (server,))
+    try:
+        seconds = 26.0
+        lesson = rig.schedule(LEAD, [RECEIVER], 4.0, seconds)
+        rig.wait_lesson(lesson["id"], ("live",), 30)
+        time.sleep(2.0)
+        freed_at = time.time()
+        _videoroom(server, {"request": "destroy", "room": 77})  # a room frees up
+        rig.wait(
+            "live media restored",
+            lambda: any(
+                "live media restored" in e for e in _events(rig.get(f"/lessons/{lesson['id']}"))
+            ),
+            25,
+        )
+        doc = rig.wait_lesson(lesson["id"], ("uploaded", "failed"), 90)
+    finally:
+        rig.stop()
+    events = _events(doc)
+    assert doc["state"] == "uploaded", events
+    assert any(e.startswith("ALERT media plane: live media unavailable") for e in events)
+    # The lead recorded all along; the receiver recorded the lead once the room was there.
+    check = probe_recording(_recording(doc, LEAD, "teacher"), seconds)
+    assert check["ok"], check["problems"]
+    received = _frames(_recording(doc, RECEIVER, f"{LEAD}-teacher"))
+    assert received and min(ms for _, ms, _ in received) > freed_at * 1000
+    print(f"live media from {min(ms for _, ms, _ in received) / 1000 - freed_at:.1f} s after")

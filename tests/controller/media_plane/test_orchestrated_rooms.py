@@ -371,13 +371,13 @@ class NackHub(FakeHub):
 
     async def request(self, classroom_id: str, body: Body, timeout: float) -> Any:
         self.sent.append((classroom_id, body))
-        if isinstance(body, JoinLesson):
+        if isinstance(body, JoinLesson) and body.media is None:
             error = f"ConnectionError: controller refused rtc.offer: {NO_LIVE_MEDIA} (why)"
             return envelope.make(CommandAck(command=body.TYPE, ok=False, error=error), "x")
         return envelope.make(CommandAck(command=body.TYPE, ok=True), classroom_id)
 
 
-async def test_a_lesson_nothing_fits_is_recorded_by_its_agents_with_no_live_media(
+async def test_a_lesson_nothing_fits_is_recorded_by_its_agents_until_live_media_returns(
     db: sessionmaker[Session], start_janus: StartJanus, planes: Callable[..., MediaPlane]
 ) -> None:
     server = await start_janus()
@@ -403,6 +403,23 @@ async def test_a_lesson_nothing_fits_is_recorded_by_its_agents_with_no_live_medi
     assert _state(db, lesson_id) == "live"
     told = {c for c, b in hub.sent if isinstance(b, StartRecording)}
     assert told == {"lead", "recv"}
+    # The other room goes: live media comes back, and the recording agents are told.
+    await plane.clients["county-a"].videoroom({"request": "destroy", "room": 77})
+    await plane.watcher.poll_once()
+    orch.media.local_retry_s = 0.0
+    joins = len(hub.joins())
+    for _ in range(40):
+        await orch.tick()
+        await asyncio.sleep(0.05)
+        if len(hub.joins()) >= joins + 2:
+            break
+    later = hub.joins()[joins:]
+    assert {c for c, _ in later} == {"lead", "recv"}
+    assert all(j.media is not None and j.media.instance == "county-a" for _, j in later)
+    assert orch.media.no_live_media(lesson_id) is None
+    assert any(e.startswith("media plane: live media restored") for e in _events(db, lesson_id))
+    with db() as s:
+        assert s.get(LessonMediaRoom, lesson_id) is not None
     await orch.stop()
 
 
