@@ -118,9 +118,9 @@ def test_agent_killed_mid_lesson_and_restarted(rig: LessonRig, backend: str) -> 
 
 
 @builtin_only(
-    "CI time: 3.5 min long; a controller restart mid-lesson on Janus is "
-    "tests/e2e/test_lesson_end_to_end.py's "
-    "test_controller_restart_mid_lesson_loses_no_local_recording[janus]"
+    "CI time: 3.5 min long; a controller killed mid-lesson on Janus is "
+    "tests/e2e/test_lesson_on_janus.py's "
+    "test_a_controller_killed_mid_lesson_comes_back_to_the_same_room"
 )
 def test_controller_down_60s_in_lesson_and_during_upload(
     tmp_path: pathlib.Path, backend: str
