@@ -10,11 +10,14 @@ import pathlib
 from collections.abc import Iterator
 from typing import Any
 
+import aioice.ice
 import pytest
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from benchlib.cluster_rig import ClusterRig
 from benchlib.janus import JanusServer
 from media_plane_fixtures import SECRET, instance
+
+from protocols.media import aiortc_seam
 
 # Two controllers, two full agents and a Janus: alone, in phase 2.
 pytestmark = [pytest.mark.solo, pytest.mark.janus, pytest.mark.timeout(240)]
@@ -55,7 +58,7 @@ def janus_cluster(pg_url: str, tmp_path: pathlib.Path) -> Iterator[tuple[Cluster
 async def test_a_follower_opens_answers_and_hangs_up_a_janus_viewer_held_by_the_leader(
     janus_cluster: tuple[ClusterRig, JanusServer],
 ) -> None:
-    rig, _ = janus_cluster
+    rig, server = janus_cluster
     leader = await asyncio.to_thread(rig.leader)
     follower = next(m for m in rig.members if m is not leader)
     for cid in (LEAD, RECEIVER):
@@ -82,6 +85,10 @@ async def test_a_follower_opens_answers_and_hangs_up_a_janus_viewer_held_by_the_
     status, offer = await post("/watch", {"feeds": [TEACHER]})
     assert status == 201 and offer["type"] == "offer", offer
     viewer = offer["viewer"]
+    # This process's ICE gathers on the link to Janus's namespace only, as the agents'
+    # does (gathering on every interface, the first frame once took over 15 s to come).
+    gather = aioice.ice.get_host_addresses
+    aiortc_seam.pin_host_addresses([server.host_address])
     pc = RTCPeerConnection()
     try:
         await pc.setRemoteDescription(RTCSessionDescription(offer["sdp"], "offer"))
@@ -89,7 +96,7 @@ async def test_a_follower_opens_answers_and_hangs_up_a_janus_viewer_held_by_the_
         await pc.setLocalDescription(await pc.createAnswer())
         status, said = await post(f"/watch/{viewer}/answer", {"sdp": pc.localDescription.sdp})
         assert status == 200, said
-        frame = await asyncio.wait_for(transceiver.receiver.track.recv(), 15)
+        frame = await asyncio.wait_for(transceiver.receiver.track.recv(), 20)
         assert frame.width > 0  # the lead's camera, from Janus, through no controller
         # Answered twice: refused by the leader, which holds the viewer.
         status, said = await post(f"/watch/{viewer}/answer", {"sdp": pc.localDescription.sdp})
@@ -98,6 +105,7 @@ async def test_a_follower_opens_answers_and_hangs_up_a_janus_viewer_held_by_the_
         assert status == 200, said
     finally:
         await pc.close()
+        aioice.ice.get_host_addresses = gather
     status, said = await post(f"/watch/{viewer}/answer", {"sdp": "v=0\r\nm=video 9 RTP/AVP 0\r\n"})
     assert status == 404, said
 
