@@ -18,9 +18,9 @@ with no live media: every agent is joined and told to record, the relay refuses 
 offers (``NO_LIVE_MEDIA``), and an ALERT says live media is unavailable and why. Losing
 the lesson's recording would be worse than losing its live link, and the agents record
 from their cached schedule anyway. Such a lesson asks for a room again every
-``LOCAL_RETRY_S``; once it has one, its agents are sent joins carrying it. A lesson whose instance dies is moved by
-``MediaPlane``; ``moved`` records the new placement, and the orchestrator re-joins the
-lesson's agents to it.
+``LOCAL_RETRY_S``; once it has one, its agents are sent joins carrying it. A lesson whose
+instance dies is moved by ``MediaPlane``; ``moved`` records the new placement, and the
+orchestrator re-joins the lesson's agents to it.
 """
 
 from __future__ import annotations
