@@ -25,9 +25,15 @@ import numpy as np
 import pytest
 from benchlib import room_audio as ra
 from benchlib import room_rig as rr
+from benchlib.janus_plane import placed_on
 from benchlib.rig import LessonRig
 from benchlib.screen_watch import TileSpot, read_tile
 from helpers import needs
+from media_backends import (
+    BOTH,
+    janus_farm,  # noqa: F401 - the Janus variant's server
+    on_backend,
+)
 
 pytestmark = [
     pytest.mark.e2e,
@@ -49,8 +55,16 @@ VOICES = {
 DUCKED_BY_DB = 10.0  # the rooms without the floor drop by at least this (profile: 18)
 
 
+@pytest.fixture(params=BOTH)
+def backend(request: pytest.FixtureRequest) -> str:
+    """The media backend carrying the lesson: the floor must hold on Janus as on the relay."""
+    return str(request.param)
+
+
 @pytest.fixture
-def lesson_rooms() -> Iterator[tuple[LessonRig, rr.RoomRig, str]]:
+def lesson_rooms(
+    backend: str, request: pytest.FixtureRequest
+) -> Iterator[tuple[LessonRig, rr.RoomRig, str]]:
     rig = LessonRig(heartbeat_s=1.0, prepare_s=4.0)
     # The harness records only the lead's speakers, and the lead says nothing: four agents,
     # a controller and the sound server already fill two cores.
@@ -64,6 +78,7 @@ def lesson_rooms() -> Iterator[tuple[LessonRig, rr.RoomRig, str]]:
         hear_mics=False,
     )
     try:
+        on_backend(request, rig, backend)
         plans = [rr.RoomPlan(LEAD, "城关小学", lead=True, voice=None, camera_width=320)]
         plans += [
             rr.RoomPlan(cid, f"乡村小学 {cid[-1]}", voice=VOICES[cid], camera_width=WIDTHS[cid])
@@ -71,7 +86,9 @@ def lesson_rooms() -> Iterator[tuple[LessonRig, rr.RoomRig, str]]:
         ]
         rooms.open(plans, online_timeout=60)
         lesson = rig.schedule(LEAD, RECEIVERS, 8.0, 90.0)
-        rig.wait_lesson(lesson["id"], ("live",), 60)
+        doc = rig.wait_lesson(lesson["id"], ("live",), 60)
+        placed = placed_on(doc)
+        assert bool(placed) == (backend == "janus"), (backend, doc["events"])
         yield rig, rooms, lesson["id"]
     finally:
         rig.stop()
