@@ -136,6 +136,8 @@ class LessonSession:
         self._stats_task: asyncio.Task[None] | None = None
         # The lesson's Janus room, when the join places it there instead of the relay.
         self._janus: JanusLink | None = None
+        # Rooms on an instance the lesson moved away from, being left in the background.
+        self._leaving: set[asyncio.Task[None]] = set()
         # Local sources feed the recorder whether or not the relay is reachable.
         for name in join.publish:
             sink = self._recording_sink(name)
@@ -585,7 +587,18 @@ class LessonSession:
         self._senders.clear()
         if self._janus is not None:
             link, self._janus = self._janus, None
-            await link.stop()
+            moved = (
+                self.join.media is not None and self.join.media.api_url != link.placement.api_url
+            )
+            if moved:
+                # The lesson moved to another instance because this one died or froze:
+                # leaving it can wait out a request timeout, and must not hold up joining
+                # the new room (a frozen instance kept receivers dark 5 s longer).
+                leaving = asyncio.create_task(link.stop(), name=f"leave-{self.lesson_id}")
+                self._leaving.add(leaving)
+                leaving.add_done_callback(self._left)
+            else:
+                await link.stop()
         if self._adapt_task is not None:
             self._adapt_task.cancel()
             await asyncio.gather(self._adapt_task, return_exceptions=True)
@@ -599,9 +612,17 @@ class LessonSession:
             await pc.close()
         self.connected.clear()
 
+    def _left(self, task: asyncio.Task[None]) -> None:
+        self._leaving.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning(
+                "lesson %s: leaving the old Janus room failed: %s", self.lesson_id, task.exception()
+            )
+
     async def close(self) -> None:
         """Close the media (recording is stopped separately)."""
         await self._close_pc()
+        await asyncio.gather(*self._leaving, return_exceptions=True)
         for name, sink in self._recording_sinks.items():
             source = self._sources.get(name)
             if source is None and self._programme is not None and name == self._programme.name:
