@@ -20,8 +20,8 @@ What it does now:
   ``down_after_failures`` failed polls, so within a bound the configuration states.
 - ``placement``: the least-loaded healthy instance with room for one more lesson, or the
   built-in relay where ``fallback_to_builtin`` allows; the decision carries its reason.
-- ``rooms``: a lesson's VideoRoom with a random per-lesson secret (to manage it) and PIN
-  (to join it), neither ever logged; destroyed at the lesson's end, idempotently; when an
+- ``rooms``: a lesson's VideoRoom with a per-lesson secret (to manage it) and PIN (to
+  join it), derived from the instance's admin secret (``room_keys``), neither ever logged; destroyed at the lesson's end, idempotently; when an
   instance goes down its lessons get new rooms elsewhere (``plane.MediaPlane``).
 
 Rooms are managed through the admin API's ``message_plugin``: no Janus session has to be
@@ -50,11 +50,14 @@ probed once), and a console viewer is a subscriber the controller makes with the
 PIN; Janus's offer goes to the browser and its answer comes back through the controller,
 so the media flows between the browser and Janus only.
 
-What it does not do yet: heartbeats' per-track figures on Janus are aiortc's own (no
-Janus-side statistics, so patrol shows no frames-in count for a Janus feed); a browser
-that vanishes without closing its PeerConnection ends its viewer only when Janus notices (``nat:
-ice_keepalive_conncheck = true`` in janus.jcfg), or once the lesson is over and a console
-lists the live lessons; there is no capacity bench (``scripts/bench-capacity``); and the
-built-in relay has not moved to a process of its own. Changing an instance's admin secret
-orphans the rooms made before (the sweep names them; Janus drops them when restarted).
+Also in place: the built-in relay runs in a process of its own (``controller.relay``),
+and ``scripts/bench-capacity`` measures both backends.
+
+What it does not do yet: heartbeats' per-track figures on Janus are the agents' own
+(aiortc's statistics; no Janus-side statistics, so patrol shows no frames-in count for a
+Janus feed); a browser that vanishes without closing its PeerConnection ends its viewer
+only when Janus notices (``nat: ice_keepalive_conncheck = true`` in janus.jcfg), or once
+the lesson is over and a console lists the live lessons. Changing an instance's admin
+secret orphans the rooms made before (the sweep names them; Janus drops them when
+restarted).
 """
