@@ -21,8 +21,9 @@ What it does now:
 - ``placement``: the least-loaded healthy instance with room for one more lesson, or the
   built-in relay where ``fallback_to_builtin`` allows; the decision carries its reason.
 - ``rooms``: a lesson's VideoRoom with a per-lesson secret (to manage it) and PIN (to
-  join it), derived from the instance's admin secret (``room_keys``), neither ever logged; destroyed at the lesson's end, idempotently; when an
-  instance goes down its lessons get new rooms elsewhere (``plane.MediaPlane``).
+  join it), derived from the instance's admin secret (``room_keys``), neither ever
+  logged; destroyed at the lesson's end, idempotently; when an instance goes down its
+  lessons get new rooms elsewhere (``plane.MediaPlane``).
 
 Rooms are managed through the admin API's ``message_plugin``: no Janus session has to be
 kept alive by the controller, and only a holder of the admin secret can create rooms.
