@@ -37,13 +37,15 @@ def test_a_small_fleet_registers_beats_and_answers_through_the_real_path(
     # Every agent beat about once a second, and the controller answered each beat.
     assert doc["heartbeats_per_s"] >= 15 and doc["heartbeat_acks_per_s"] >= 15, doc
     assert 0 < doc["heartbeat_batches_per_s"] <= 1.0, doc
+    assert doc["heartbeat_quiet_skipped_per_s"] >= 10, doc  # quiet rooms: not every beat
     assert doc["failover_s"] is None and doc["database"] == "sqlite"
     with sessions(make_engine(database_url(tmp_path / "controller")))() as db:
         rooms = db.scalars(select(Classroom).where(Classroom.id.like("sim-%"))).all()
     assert len(rooms) == 20
     for room in rooms:
         # Registered (only a Register on a key-authenticated route sets the version) and
-        # beating: the controller wrote several of its heartbeats, clock measured.
+        # beating: the controller wrote its heartbeats up to the first quiet one (clock
+        # measured, nothing to report); later quiet ones wait for the 15 s refresh.
         assert room.agent_version == "bench-sim" and room.last_seen_at is not None
-        assert room.health["seq"] >= 3, (room.id, room.health)
+        assert room.health["seq"] >= 2, (room.id, room.health)
         assert room.health["readiness"] == {} and room.health["rtt_ms"] is not None
