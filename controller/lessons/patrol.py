@@ -474,26 +474,10 @@ class PatrolApi:
             sdp, feeds = parse_watch(body)
         except ValueError as err:
             return error(400, f"watch {lesson_id}: {err}")
-        scope = scope_of(request)
-        sources = sorted({f.classroom for f in feeds})
-        seen = await asyncio.to_thread(self._visible, scope, sources)
-        hidden = [c for c in sources if c not in seen]
-        if hidden:
-            return error(
-                403,
-                f"watch {lesson_id}: feeds of {', '.join(hidden)} are outside "
-                f"{scope.describe()}; GET /api/v1/live lists the feeds you may watch",
-            )
-        principal = principal_of(request)
-        viewer = "v-" + secrets.token_urlsafe(9)
-        watching = Watching(
-            lesson_id,
-            viewer,
-            viewer_key(principal),
-            principal,
-            request.remote or "",
-            [f"{f.classroom}/{f.track}" for f in feeds],
-        )
+        watching = await self._viewer_for(request, lesson_id, feeds)
+        if isinstance(watching, web.Response):
+            return watching
+        viewer = watching.viewer
 
         if relay is None:
             assert leader is not None
@@ -520,6 +504,31 @@ class PatrolApi:
             {"status": 201, "viewer": viewer, "feeds": watching.feeds},
         )
         return web.json_response({"sdp": answer, "type": "answer", "viewer": viewer}, status=201)
+
+    async def _viewer_for(
+        self, request: web.Request, lesson_id: str, feeds: list[FeedRef]
+    ) -> Watching | web.Response:
+        """A new viewer of ``feeds`` for the caller, or a 403 naming the feeds outside the
+        caller's school scope."""
+        scope = scope_of(request)
+        sources = sorted({f.classroom for f in feeds})
+        seen = await asyncio.to_thread(self._visible, scope, sources)
+        hidden = [c for c in sources if c not in seen]
+        if hidden:
+            return error(
+                403,
+                f"watch {lesson_id}: feeds of {', '.join(hidden)} are outside "
+                f"{scope.describe()}; GET /api/v1/live lists the feeds you may watch",
+            )
+        principal = principal_of(request)
+        return Watching(
+            lesson_id,
+            "v-" + secrets.token_urlsafe(9),
+            viewer_key(principal),
+            principal,
+            request.remote or "",
+            [f"{f.classroom}/{f.track}" for f in feeds],
+        )
 
     async def _open(
         self, relay: RelayHandle, watching: Watching, sdp: str, feeds: list[FeedRef]
@@ -551,26 +560,10 @@ class PatrolApi:
             feeds = parse_janus_watch(await request.json())
         except ValueError as err:
             return error(400, f"watch {lesson_id}: {err}")
-        scope = scope_of(request)
-        sources = sorted({f.classroom for f in feeds})
-        seen = await asyncio.to_thread(self._visible, scope, sources)
-        hidden = [c for c in sources if c not in seen]
-        if hidden:
-            return error(
-                403,
-                f"watch {lesson_id}: feeds of {', '.join(hidden)} are outside "
-                f"{scope.describe()}; GET /api/v1/live lists the feeds you may watch",
-            )
-        principal = principal_of(request)
-        viewer = "v-" + secrets.token_urlsafe(9)
-        watching = Watching(
-            lesson_id,
-            viewer,
-            viewer_key(principal),
-            principal,
-            request.remote or "",
-            [f"{f.classroom}/{f.track}" for f in feeds],
-        )
+        watching = await self._viewer_for(request, lesson_id, feeds)
+        if isinstance(watching, web.Response):
+            return watching
+        viewer = watching.viewer
         try:
             if leader is not None:
                 payload = {**self._viewer_payload(watching), "feeds": _feed_list(feeds)}
