@@ -11,6 +11,11 @@ The load is one process (benchlib.loadgen): clips encoded once, sent packet by p
 receivers reading an SEI stamp instead of decoding. At one lesson each backend also
 carries classrooms that publish as the agent does (capture, encode per frame,
 EncodedTrack, aiortc's sender and jitter buffer), to check the generator against them.
+
+Then the console figure (benchlib.saturated_console): a whole controller with a county's
+term in its database, idle and then with the relay's first failing load on its own relay
+process, while a signed-in Chromium opens the console's pages in turn and the dashboard's
+API is fetched every 100 ms. ``--console-lessons 0`` skips it.
 """
 
 from __future__ import annotations
@@ -21,8 +26,11 @@ import contextlib
 import json
 import os
 import pathlib
+import ssl
 import sys
+import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -32,6 +40,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from benchlib.capacity_backends import LEAD, RECEIVER, Builtin, Gen, Janus, Lesson
 from benchlib.clip import encode
 from benchlib.loadgen import Tally
+from benchlib.saturated_console import ConsoleClicker, ControllerBuiltin, chromium_missing
 
 from edge_agent.media.counters import percentile
 
@@ -40,6 +49,10 @@ DELIVERY_MIN = 0.99
 P95_MAX_MS = 150.0
 SETTLE_S = 4.0
 GRACE_S = 0.5  # a frame later than this is as good as lost in a live lesson
+CONSOLE_WINDOW_S = 20.0  # the console is timed over at least this long
+TERM_LESSONS, CLASSROOMS = 10_000, 500  # a county's term in the whole controller's database
+# Runs over a load's window until its event is set; returns console page times by page.
+During = Callable[[asyncio.Event], Awaitable[dict[str, list[float]]]]
 
 
 def schedstat_s(pid: int, field: int) -> tuple[float, bool]:
@@ -116,14 +129,23 @@ def thread_usage(
     }
 
 
-async def ping_loop(url: str, times: list[float]) -> None:
+async def ping_loop(
+    url: str,
+    times: list[float],
+    headers: dict[str, str] | None = None,
+    context: ssl.SSLContext | None = None,
+) -> None:
     """Time a page of the controller side every 100 ms."""
-    async with aiohttp.ClientSession() as http:
+    async with aiohttp.ClientSession(headers=headers) as http:
         while True:
             t0 = time.monotonic()
             try:
-                async with http.get(url, timeout=aiohttp.ClientTimeout(total=5)) as resp:
+                async with http.get(
+                    url, timeout=aiohttp.ClientTimeout(total=5), ssl=context or False
+                ) as resp:
                     await resp.read()
+                    if resp.status != 200:
+                        raise RuntimeError(f"{url} answered {resp.status}")
                 times.append((time.monotonic() - t0) * 1000)
             except (aiohttp.ClientError, TimeoutError):
                 times.append(5000.0)
@@ -152,8 +174,11 @@ def lesson_figures(
     }
 
 
-async def run_load(backend: Builtin | Janus, gen: Gen, n: int, window: float) -> dict[str, Any]:
-    """N lessons at once: CPU of each party, delivery and latency over the window."""
+async def run_load(
+    backend: Builtin | Janus, gen: Gen, n: int, window: float, during: During | None = None
+) -> dict[str, Any]:
+    """N lessons at once: CPU of each party, delivery and latency over the window; with
+    ``during``, that runs over the window too (its stop event set at the window's end)."""
     tally = gen.tally
     me = os.getpid()
     c0 = cpu_s(backend.controller_pid)
@@ -169,7 +194,16 @@ async def run_load(backend: Builtin | Janus, gen: Gen, n: int, window: float) ->
         tally.lateness_ms.clear()
         pings: list[float] = []
         pinger = (
-            asyncio.create_task(ping_loop(backend.ping_url, pings)) if backend.ping_url else None
+            asyncio.create_task(
+                ping_loop(
+                    backend.ping_url,
+                    pings,
+                    getattr(backend, "ping_headers", None),
+                    getattr(backend, "ping_ssl", None),
+                )
+            )
+            if backend.ping_url
+            else None
         )
         # Received counts are read GRACE_S after sent ones at both ends of the window, so a
         # frame in flight at either end is neither lost nor counted twice.
@@ -180,8 +214,11 @@ async def run_load(backend: Builtin | Janus, gen: Gen, n: int, window: float) ->
         th0 = thread_cpu(backend.media_pid)
         w0, u0 = schedstat_s(backend.media_pid, 1)[0], udp_receive_errors()
         t0 = time.monotonic()
+        stop = asyncio.Event()
+        side = asyncio.create_task(during(stop)) if during is not None else None
         await asyncio.sleep(window)
         elapsed = time.monotonic() - t0
+        stop.set()
         m1, k1, g1 = cpu_s(backend.media_pid), cpu_s(backend.controller_pid), cpu_s(me)
         th1 = thread_cpu(backend.media_pid)
         w1, u1 = schedstat_s(backend.media_pid, 1)[0], udp_receive_errors()
@@ -191,6 +228,7 @@ async def run_load(backend: Builtin | Janus, gen: Gen, n: int, window: float) ->
         if pinger is not None:
             pinger.cancel()
             await asyncio.gather(pinger, return_exceptions=True)
+        during_times = await side if side is not None else None
         per = [lesson_figures(x, tally, sent0, recv0, sent1, recv1) for x in lessons]
         lateness = list(tally.lateness_ms)
     finally:
@@ -226,10 +264,64 @@ async def run_load(backend: Builtin | Janus, gen: Gen, n: int, window: float) ->
     }
     if pings:
         result["controller_page_p95_ms"] = round(pct(pings, 95), 1)
+    if during_times is not None:
+        result["console_pages_ms"] = during_times
     if gen.real:
         rates = [round((recv1[k] - recv0.get(k, 0)) / elapsed, 1) for k in recv1 if k < 0]
         result["real_frames_per_s_by_receiver"] = rates
     return result
+
+
+def page_figures(times: dict[str, list[float]]) -> dict[str, Any]:
+    """Console page times: p50 and p95 over every page opened, p95 per page."""
+    every = [ms for values in times.values() for ms in values]
+    return {
+        "pages_opened": len(every),
+        "page_p50_ms": round(pct(every, 50), 1),
+        "page_p95_ms": round(pct(every, 95), 1),
+        "page_max_ms": round(max(every), 1) if every else 0.0,
+        "page_p95_ms_by_page": {n: round(pct(v, 95), 1) for n, v in times.items()},
+    }
+
+
+async def idle_pages(clicker: ConsoleClicker, seconds: float) -> dict[str, list[float]]:
+    """The console's pages opened for ``seconds`` with no lesson on the relay."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(clicker.loop(stop))
+    await asyncio.sleep(seconds)
+    stop.set()
+    return await task
+
+
+async def console_saturated(
+    gen: Gen, n: int, window: float, term_lessons: int, classrooms: int
+) -> dict[str, Any]:
+    """A whole controller's console in Chromium: idle, then with ``n`` lessons on its
+    built-in relay (a load that saturates it)."""
+    with tempfile.TemporaryDirectory(prefix="cb-bench-capacity-console-") as tmp:
+        backend = ControllerBuiltin(gen, pathlib.Path(tmp) / "rig", term_lessons, classrooms)
+        await backend.start()
+        clicker = ConsoleClicker(backend)
+        try:
+            await clicker.start()
+            idle = page_figures(await idle_pages(clicker, window))
+            print(f"console idle: {json.dumps(idle)}", flush=True)
+            gen.real, gen.tally = False, Tally()
+            r = await run_load(backend, gen, n, window, during=clicker.loop)
+        finally:
+            await clicker.stop()
+            await backend.stop()
+    r["passed"] = passed(r)
+    pages = page_figures(r.pop("console_pages_ms"))
+    out = {
+        "term_lessons": backend.stored,
+        "classrooms": classrooms,
+        "idle": idle,
+        "saturated": pages,
+        "load": r,
+    }
+    print(f"console with the relay saturated (x{n}): {json.dumps(out)}", flush=True)
+    return out
 
 
 def passed(r: dict[str, Any]) -> bool:
@@ -280,8 +372,11 @@ async def run_backend(
     return out
 
 
-async def bench(loads: tuple[int, ...], window: float, backends: list[str]) -> dict[str, Any]:
-    """Encode the clips once, then run each backend."""
+async def bench(
+    loads: tuple[int, ...], window: float, backends: list[str], console_lessons: int | None
+) -> dict[str, Any]:
+    """Encode the clips once, then run each backend; then, unless ``console_lessons`` is
+    0, the console figure on a whole controller with its relay saturated."""
     t0 = time.monotonic()
     clips = {(True, s.name): encode(s) for s in LEAD} | {
         (False, s.name): encode(s) for s in RECEIVER
@@ -304,6 +399,14 @@ async def bench(loads: tuple[int, ...], window: float, backends: list[str]) -> d
     for name in backends:
         kind = Builtin if name == "builtin" else Janus
         results[name] = await run_backend(kind, gen, loads, window)
+    if console_lessons != 0:
+        # The relay's first failing load saturates it; without a ramp, the largest load.
+        ramp = results.get("builtin", {}).get("loads", {})
+        failed = [int(k) for k, x in ramp.items() if not x["passed"]]
+        n = console_lessons or (min(failed) if failed else max(loads))
+        results["console"] = await console_saturated(
+            gen, n, max(window, CONSOLE_WINDOW_S), TERM_LESSONS, CLASSROOMS
+        )
     results["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
     return results
 
@@ -355,6 +458,28 @@ def summary(r: dict[str, Any]) -> dict[str, Any]:
             )
             for n, x in b["loads"].items()
         }
+    c = r.get("console")
+    if c is not None:
+        load = c["load"]
+        out["console_page_p95_ms_builtin_saturated"] = c["saturated"]["page_p95_ms"]
+        out["console_page_p95_ms_idle"] = c["idle"]["page_p95_ms"]
+        out["console_api_dashboard_p95_ms_builtin_saturated"] = load.get("controller_page_p95_ms")
+        out["console_saturated"] = {
+            "lessons": load["lessons"],
+            "relay_cpu_pct": load["media_cpu_pct"],
+            "controller_cpu_pct": load["controller_cpu_pct_window"],
+            "delivery_worst": load["delivery_worst"],
+            "p95_ms_worst": load["p95_ms_worst"],
+            "passed": load["passed"],
+            "media_runqueue_wait_pct": load["media_runqueue_wait_pct"],
+            "loadavg": load["loadavg"],
+            "term_lessons": c["term_lessons"],
+            "pages_opened": c["saturated"]["pages_opened"],
+            "page_p50_ms": c["saturated"]["page_p50_ms"],
+            "page_max_ms": c["saturated"]["page_max_ms"],
+            "page_p95_ms_by_page": c["saturated"]["page_p95_ms_by_page"],
+            "idle_page_p95_ms_by_page": c["idle"]["page_p95_ms_by_page"],
+        }
     lb, lj = out.get("lessons_per_core_builtin"), out.get("lessons_per_core_janus")
     out["lessons_per_core_ratio_janus_over_builtin"] = round(lj / lb, 2) if lb and lj else None
     return out
@@ -371,10 +496,21 @@ def main() -> None:
     parser.add_argument(
         "--backend", choices=("both", "builtin", "janus"), default="both", help="which to run"
     )
+    parser.add_argument(
+        "--console-lessons",
+        type=int,
+        default=None,
+        help="lessons on the relay while the console is timed (default: the relay's first "
+        "failing load; 0: skip the console figure)",
+    )
     args = parser.parse_args()
     loads = tuple(int(x) for x in args.loads.split(","))
     backends = ["builtin", "janus"] if args.backend == "both" else [args.backend]
-    r = asyncio.run(bench(loads, args.seconds, backends))
+    console = args.console_lessons
+    if console != 0 and chromium_missing():
+        print(f"bench-capacity: console figure skipped: {chromium_missing()}", flush=True)
+        console = 0
+    r = asyncio.run(bench(loads, args.seconds, backends, console))
     s = summary(r)
     print("\nbackend  lessons  delivery  p95 ms  media %  ctrl %/lesson  gen %  gen late p95")
     for name in backends:

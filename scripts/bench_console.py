@@ -22,13 +22,11 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import date, timedelta
 from typing import Any
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
-import bench_timetable
 from benchlib.console_browser import (
     CHROMIUM,
     add_console_user,
@@ -37,29 +35,12 @@ from benchlib.console_browser import (
     rig_chromium_args,
     sign_in,
 )
+from benchlib.county_term import fill_term
 from benchlib.rig import LessonRig
-from sqlalchemy import func, select
-
-from controller.db.models import Lesson
-from controller.db.session import database_url, make_engine, migrate, sessions
-from controller.timetable.setup import expand_term
 
 LEAD, RECEIVER = "bench-lead", "bench-receiver"
-USER, PASSWORD = "bench", "bench console password"
+USER, PASSWORD = "county-admin", "bench console password"
 PAGES = ("dashboard", "patrol", "audit", "timetable")
-
-
-def fill_term(state: pathlib.Path, lessons: int, classrooms: int) -> int:
-    """A term of ``lessons`` lessons in the controller's database; returns how many."""
-    url = database_url(state)
-    migrate(url)
-    today = date.today()
-    bench_timetable.TERM_START = today + timedelta(days=7 - today.weekday())
-    bench_timetable.setup(url, classrooms, lessons)
-    factory = sessions(make_engine(url))
-    with factory() as db:
-        expand_term(db, "t")
-        return int(db.scalar(select(func.count()).select_from(Lesson)) or 0)
 
 
 def pct(values: list[float], q: float) -> float:

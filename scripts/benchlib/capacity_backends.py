@@ -14,6 +14,7 @@ import contextlib
 import json
 import pathlib
 import secrets
+import ssl
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -152,6 +153,9 @@ class Builtin:
         self.http: aiohttp.ClientSession | None = None
         self.controller_pid = 0
         self.media_pid = 0
+        self.host_args: list[str] = []  # more relay_host options (a whole controller)
+        self.ping_headers: dict[str, str] = {}
+        self.ping_ssl: ssl.SSLContext | None = None
 
     @property
     def ping_url(self) -> str:
@@ -162,7 +166,7 @@ class Builtin:
         """Start the controller side and its relay worker."""
         aiortc_seam.pin_host_addresses(["127.0.0.1"])
         self.proc = subprocess.Popen(
-            [sys.executable, str(HERE / "relay_host.py"), "--port", str(self.port)]
+            [sys.executable, str(HERE / "relay_host.py"), "--port", str(self.port), *self.host_args]
         )
         self.http = aiohttp.ClientSession()
         for _ in range(200):

@@ -6,6 +6,11 @@ controller's share: signalling and the relay's figures every second) apart from 
 relay worker's (the media plane's).
 POST /answer {"lesson", "classroom", "sdp", "tracks": [TrackMid...]} → {"sdp"};
 POST /close {"lesson"}; GET /pids → {"host", "relay"}; GET /ping.
+
+With ``--controller-state``, the process is a whole controller instead (console, API over
+HTTPS, orchestrator, agent hub, heartbeat writer), and the lessons go through that
+controller's own relay process: bench-capacity times the console while the relay burns
+its CPU beside it.
 """
 
 from __future__ import annotations
@@ -13,16 +18,33 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import pathlib
 
 from aiohttp import web
 
+from controller.app.daemon import ControllerConfig, ControllerDaemon
 from controller.relay.process import RelayProcess
 from protocols.messages import TrackMid
 
 
-async def main(port: int) -> None:
+async def main(port: int, state: pathlib.Path | None, http_port: int, control_port: int) -> None:
     """Serve until killed."""
-    process = RelayProcess(media_addresses=("127.0.0.1",))
+    daemon: ControllerDaemon | None = None
+    if state is None:
+        process = RelayProcess(media_addresses=("127.0.0.1",))
+    else:
+        daemon = ControllerDaemon(
+            ControllerConfig(
+                state_dir=state,
+                control_port=control_port,
+                http_port=http_port,
+                heartbeat_s=2.0,
+                media_addresses=("127.0.0.1",),
+            )
+        )
+        await daemon.start()
+        assert daemon.relay is not None
+        process = daemon.relay
     await process.start()
 
     async def answer(request: web.Request) -> web.Response:
@@ -57,10 +79,17 @@ async def main(port: int) -> None:
     try:
         await asyncio.Event().wait()
     finally:
-        await process.stop()
+        if daemon is not None:
+            await daemon.stop()
+        else:
+            await process.stop()
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
-    parser.add_argument("--port", type=int, required=True)
-    asyncio.run(main(parser.parse_args().port))
+    parser.add_argument("--port", type=int, required=True, help="the signalling front's port")
+    parser.add_argument("--controller-state", type=pathlib.Path, help="run a whole controller")
+    parser.add_argument("--http-port", type=int, default=0, help="the controller's HTTPS port")
+    parser.add_argument("--control-port", type=int, default=0, help="the agent hub's port")
+    a = parser.parse_args()
+    asyncio.run(main(a.port, a.controller_state, a.http_port, a.control_port))

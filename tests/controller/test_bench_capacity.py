@@ -1,17 +1,20 @@
 """bench-capacity's light load generator: its stamp survives the built-in relay's
 re-packetisation, and one lesson through the real relay process is counted as delivered
-(and a lesson whose sender is silent is counted as not delivered)."""
+(and a lesson whose sender is silent is counted as not delivered); the console figure's
+whole controller carries a lesson on its own relay while Chromium opens its pages."""
 
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 from aiortc.codecs.h264 import H264Encoder
-from bench_capacity import lesson_figures, run_load
+from bench_capacity import console_saturated, lesson_figures, page_figures, run_load
 from benchlib.capacity_backends import LEAD, RECEIVER, Builtin, Gen
 from benchlib.clip import StreamShape, encode, encode_video, read_stamp, stamp_payload
 from benchlib.loadgen import Tally
+from benchlib.saturated_console import chromium_missing
 
 
 def test_the_stamp_is_read_from_single_nal_and_stap_a_packets_alike() -> None:
@@ -67,3 +70,45 @@ def test_one_lesson_through_the_relay_process_is_delivered_and_a_silent_one_is_n
     assert loaded["p95_ms_worst"] is not None, loaded
     assert float(loaded["media_cpu_pct"]) > 0, loaded  # type: ignore[arg-type]
     assert silent["delivery"] == 0.0, silent
+
+
+def test_page_figures_take_every_page_opened_and_each_page_apart() -> None:
+    times = {"dashboard": [100.0, 120.0, 400.0], "audit": [10.0, 12.0, 14.0]}
+    figures = page_figures(times)
+    assert figures["pages_opened"] == 6
+    assert figures["page_max_ms"] == 400.0
+    assert figures["page_p95_ms"] == 400.0
+    assert figures["page_p95_ms_by_page"] == {"dashboard": 400.0, "audit": 14.0}
+
+
+@pytest.mark.e2e
+@pytest.mark.timeout(240)
+def test_the_console_is_timed_in_chromium_on_a_whole_controller_carrying_the_lessons() -> None:
+    """The console figure's rig: a whole controller (its term in the database) whose own
+    relay process carries the lessons, and a signed-in Chromium opening its pages."""
+    if chromium_missing():
+        pytest.skip(chromium_missing())
+
+    async def go() -> dict[str, Any]:
+        small = {
+            (lead, s.name): encode_video(StreamShape(s.name, "video", 320, 180, s.fps, 300_000))
+            if s.kind == "video"
+            else encode(s)
+            for lead, shapes in ((True, LEAD), (False, RECEIVER))
+            for s in shapes
+        }
+        return await console_saturated(Gen(small, Tally()), 1, 3.0, 400, 20)
+
+    out = asyncio.run(go())
+    assert out["term_lessons"] > 0, out
+    load = out["load"]
+    # The lesson went through the controller's relay process and arrived.
+    assert load["delivery_worst"] >= 0.9, load
+    assert load["media_cpu_pct"] > 0, load
+    # The dashboard's API answered (authenticated, over HTTPS) throughout.
+    assert load["controller_page_p95_ms"] < 5000, load
+    for phase in ("idle", "saturated"):
+        figures = out[phase]
+        assert figures["pages_opened"] >= 4, (phase, figures)
+        assert set(figures["page_p95_ms_by_page"]) >= {"dashboard", "timetable"}, figures
+        assert 0 < figures["page_p95_ms"] < 10_000, figures
