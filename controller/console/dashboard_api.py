@@ -46,7 +46,13 @@ def _lesson(x: Lesson, names: dict[str, str]) -> dict[str, object]:
 
 def dashboard_document(db: Session, online: set[str], now: datetime) -> dict[str, object]:
     """Everything the dashboard shows, in one document."""
-    rooms = list(db.scalars(select(Classroom).order_by(Classroom.id)).all())
+    # Only the columns shown: whole rows would decode every classroom's health and
+    # inventory documents, which the dashboard never reads.
+    rooms = db.execute(
+        select(Classroom.id, Classroom.name, Classroom.school, Classroom.last_seen_at).order_by(
+            Classroom.id
+        )
+    ).all()
     names = {r.id: r.name or r.id for r in rooms}
     local_now = now.astimezone()
     end_of_day = (local_now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
