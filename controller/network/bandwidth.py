@@ -132,11 +132,8 @@ def bandwidth_view(
     health: dict[str, dict[str, object]] = {}
     for chunk in range(0, len(up), 500):
         wanted = up[chunk : chunk + 500]
-        health.update(
-            db.execute(select(Classroom.id, Classroom.health).where(Classroom.id.in_(wanted)))
-            .tuples()
-            .all()
-        )
+        query = select(Classroom.id, Classroom.health).where(Classroom.id.in_(wanted))
+        health.update((row.id, row.health) for row in db.execute(query))
     for c in listed:
         is_online = c.id in health
         profile = rooms[c.id].profile
