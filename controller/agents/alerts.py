@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import cast
+from typing import Protocol, cast
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
@@ -320,7 +320,17 @@ def raise_alert(db: Session, classroom_id: str, key: str, message: str, now: dat
     db.commit()
 
 
-def alert_document(row: AlertState, room: Classroom | None, now: datetime) -> dict[str, object]:
+class NamedRoom(Protocol):
+    """What an alert shows of its classroom: a stored row, or just these two columns."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def school(self) -> str: ...
+
+
+def alert_document(row: AlertState, room: NamedRoom | None, now: datetime) -> dict[str, object]:
     """One alert as JSON for the dashboard."""
     first = as_utc(row.first_seen)
     until = as_utc(row.silenced_until) if row.silenced_until is not None else None
@@ -349,7 +359,15 @@ def active_alerts(db: Session, now: datetime) -> list[dict[str, object]]:
     rows = db.scalars(
         select(AlertState).where(AlertState.active.is_(True)).order_by(AlertState.first_seen)
     ).all()
-    rooms = {r.id: r for r in db.scalars(select(Classroom)).all()}
+    # Only the alerting classrooms' names and schools: whole rows of every classroom
+    # would decode their health and inventory documents on each dashboard load.
+    wanted = sorted({r.classroom_id for r in rows})
+    rooms: dict[str, NamedRoom] = {}
+    for chunk in range(0, len(wanted), 500):
+        query = select(Classroom.id, Classroom.name, Classroom.school).where(
+            Classroom.id.in_(wanted[chunk : chunk + 500])
+        )
+        rooms.update((room.id, room) for room in db.execute(query))
     return [alert_document(r, rooms.get(r.classroom_id), now) for r in rows]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
@@ -29,7 +30,20 @@ RECEIVER_ROLES = ("student", "room")
 VIDEO_KINDS = ("camera", "panel")
 
 
-def room_of(classroom: Classroom, profile: NetworkProfile | None = None) -> Room:
+class RoomColumns(Protocol):
+    """What the rules read of a classroom: a stored row, or just these columns."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def school(self) -> str: ...
+
+    @property
+    def inventory(self) -> list[dict[str, object]]: ...
+
+
+def room_of(classroom: RoomColumns, profile: NetworkProfile | None = None) -> Room:
     """Rules' view of a classroom: its school, device roles, send bitrates and profile."""
     inventory = classroom.inventory or []
     if not inventory:
@@ -68,7 +82,10 @@ def rooms_and_uplinks(db: Session) -> tuple[dict[str, Room], dict[str, int]]:
                 c.network_profile, school_profile.get(c.school) if c.school else None, profiles
             ),
         )
-        for c in db.scalars(select(Classroom)).all()
+        # The columns the rules read: a whole row would also decode its health document.
+        for c in db.execute(
+            select(Classroom.id, Classroom.school, Classroom.inventory, Classroom.network_profile)
+        )
     }
     uplinks = {s.id: s.uplink_kbps for s in schools}
     for s in schools:
