@@ -97,12 +97,18 @@ async function postText(path, text, type) {
   return { ok: res.ok, status: res.status, body };
 }
 
+let kindsAsked = null; // the kinds change only with the controller, so ask once a load
+
 /** The lesson kinds, from the API description (its enum is the server's list). */
-async function lessonKinds() {
-  const res = await call("GET", "/api/v1/openapi.json");
-  const schema =
-    res.body?.paths?.["/api/v1/lessons"]?.post?.requestBody?.content?.["application/json"]?.schema;
-  return schema?.properties?.kind?.enum ?? ["synchronous"];
+function lessonKinds() {
+  kindsAsked ??= call("GET", "/api/v1/openapi.json").then((res) => {
+    if (!res.ok) kindsAsked = null; // ask again next time
+    const schema =
+      res.body?.paths?.["/api/v1/lessons"]?.post?.requestBody?.content?.["application/json"]
+        ?.schema;
+    return schema?.properties?.kind?.enum ?? ["synchronous"];
+  });
+  return kindsAsked;
 }
 
 /** Render the rules' answer (problems, placement) into `box`. */
