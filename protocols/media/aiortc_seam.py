@@ -5,6 +5,8 @@ forward and record encoded frames, so this module:
 
 * taps a receiver's jitter-buffer output (the queue aiortc feeds its decoder thread from),
   optionally still letting the frames reach the decoder;
+* replaces a receiver's jitter buffer with one that releases frames on their marker bit
+  and, for video, stops waiting at a hole a retransmission will no longer fill;
 * installs pack-only packetisers on senders, so pre-encoded tracks never construct an
   encoder context;
 * hooks a sender's keyframe request (PLI/FIR), which aiortc ignores for pre-encoded tracks;
@@ -21,6 +23,7 @@ aiortc upgrade that moves them fails loudly rather than silently decoding.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import fractions
 import queue
@@ -43,6 +46,9 @@ from aiortc.rtp import (
     RtcpSrPacket,
     RtpPacket,
 )
+from aiortc.utils import uint16_add, uint16_gt
+
+from protocols.media import h264
 
 _DECODER_QUEUE = "_RTCRtpReceiver__decoder_queue"
 _JITTER_BUFFER = "_RTCRtpReceiver__jitter_buffer"
@@ -99,20 +105,167 @@ def tap_receiver(receiver: RTCRtpReceiver, on_frame: FrameTap, *, decode: bool) 
     setattr(receiver, _DECODER_QUEUE, _TapQueue(current, on_frame, decode))
 
 
+# How long a video receiver waits at a hole (a packet lost and not yet retransmitted)
+# before it gives the lost frames up. aiortc NACKs the missing packets only when a new
+# hole appears, so a retransmission that comes at all comes one round trip after that:
+# tens of ms on a county link, up to ~250 ms through a congested school uplink whose
+# queue holds 200 ms. 400 ms leaves room for that; waiting longer only freezes the
+# picture, since once packets flow cleanly nothing asks again. Past it the buffer moves
+# to the next whole frame and asks for a keyframe. aiortc alone waits until 512 newer
+# packets have come: 17 s at the 180 kbps congestion steps a camera down to, and whole
+# pictures came back 26-28 s after a burst (tests/protocols/media/test_loss_burst.py).
+VIDEO_HOLE_WAIT_S = 0.4
+# After a skip the keyframe request is repeated this often until a keyframe comes: on a
+# congested link the PLI is lost as easily as the media, and the picture stays broken
+# until the encoder's next periodic keyframe (up to 10 s). Not more often: at 180 kbps a
+# keyframe alone takes a few hundred ms to cross, and each one asked for adds to the load.
+KEYFRAME_REASK_S = 1.0
+
+
 class MarkerJitterBuffer(JitterBuffer):
     """Releases a frame as soon as its last packet (RTP marker bit) completes it.
 
     aiortc's buffer releases a frame only when the next frame's first packet arrives,
-    which adds one frame interval (33 ms at 30 fps) per hop. Frames with a gap still
-    wait for aiortc's own logic, unchanged.
+    which adds one frame interval (33 ms at 30 fps) per hop. For video, a hole missing
+    for longer than ``hole_wait_s`` is skipped: what lies before the next complete frame
+    is dropped, that frame is released and a PLI is asked for (at most once per
+    ``hole_wait_s``); given ``is_keyframe``, the PLI is repeated every
+    ``KEYFRAME_REASK_S`` until a keyframe is released. Audio's holes wait for aiortc's
+    own logic, unchanged. ``clock`` is the buffer's one source of time.
     """
+
+    def __init__(
+        self,
+        capacity: int,
+        prefetch: int = 0,
+        is_video: bool = False,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        hole_wait_s: float = VIDEO_HOLE_WAIT_S,
+        is_keyframe: Callable[[bytes], bool] | None = None,
+    ) -> None:
+        super().__init__(capacity, prefetch=prefetch, is_video=is_video)
+        self._clock = clock
+        self._hole_wait_s = hole_wait_s
+        self._is_keyframe = is_keyframe
+        self._awaiting_keyframe = False
+        self._highest: int | None = None  # the newest packet held
+        # (seq, t): the packet seq arrived at t after a gap, so every packet before it
+        # that is missing now has been missing since t at least. Oldest first.
+        self._gaps: collections.deque[tuple[int, float]] = collections.deque()
+        self._last_pli: float | None = None
+        self.skipped_holes = 0
 
     def add(self, packet: RtpPacket) -> tuple[bool, JitterFrame | None]:
         """Add a packet; returns (PLI needed, a completed frame if any)."""
         pli_flag, frame = super().add(packet)
         if frame is None:
             frame = self._take_complete_frame()
+        if not self._is_video:
+            return pli_flag, frame
+        now = self._clock()
+        if pli_flag:  # aiortc itself jumped (overflow or a far-off sequence number)
+            self._highest = None
+            self._gaps.clear()
+            self._asked_keyframe(now)
+        self._note_arrival(packet.sequence_number, now)
+        if frame is None:
+            since = self._hole_since(now)
+            if since is not None and now - since > self._hole_wait_s:
+                frame = self._skip_hole()
+                if frame is not None:
+                    self.skipped_holes += 1
+                    if self._last_pli is None or now - self._last_pli >= self._hole_wait_s:
+                        pli_flag = self._asked_keyframe(now)
+        if self._awaiting_keyframe:
+            if frame is not None and self._is_keyframe and self._is_keyframe(frame.data):
+                self._awaiting_keyframe = False
+            elif self._last_pli is not None and now - self._last_pli >= KEYFRAME_REASK_S:
+                pli_flag = self._asked_keyframe(now)
         return pli_flag, frame
+
+    def _asked_keyframe(self, now: float) -> bool:
+        """Note a PLI sent now; with a keyframe test, keep asking until one comes."""
+        self._last_pli = now
+        self._awaiting_keyframe = self._is_keyframe is not None
+        return True
+
+    def _ahead(self, seq: int) -> int:
+        """How far ``seq`` lies after the origin (a large number if before it)."""
+        assert self._origin is not None
+        return uint16_add(seq, -self._origin)
+
+    def _top(self) -> int:
+        """How far the newest packet held lies after the origin (-1: nothing held)."""
+        if self._highest is None or self._ahead(self._highest) >= self.capacity:
+            return -1
+        return self._ahead(self._highest)
+
+    def _note_arrival(self, seq: int, now: float) -> None:
+        """Remember the newest packet held, and when a gap opened before it."""
+        if self._origin is None or self._ahead(seq) >= self.capacity:
+            return  # an old packet aiortc dropped, or one already released
+        ahead, top = self._ahead(seq), self._top()
+        if ahead > top:
+            if ahead > top + 1:
+                self._gaps.append((seq, now))
+            self._highest = seq
+
+    def _first_missing(self) -> int | None:
+        """The oldest missing sequence number with a newer packet held, if any."""
+        assert self._origin is not None
+        for count in range(self._top()):
+            if self._packets[(self._origin + count) % self.capacity] is None:
+                return uint16_add(self._origin, count)
+        return None
+
+    def _hole_since(self, now: float) -> float | None:
+        """Since when the oldest missing packet has been missing (None: no hole)."""
+        if self._origin is None:
+            return None
+        hole = self._first_missing()
+        if hole is None:
+            self._gaps.clear()
+            return None
+        # Gaps wholly before the oldest missing packet have been filled or dropped.
+        while self._gaps and not uint16_gt(self._gaps[0][0], hole):
+            self._gaps.popleft()
+        if not self._gaps:  # cannot happen; start the clock rather than never skip
+            assert self._highest is not None
+            self._gaps.append((self._highest, now))
+        return self._gaps[0][1]
+
+    def _skip_hole(self) -> JitterFrame | None:
+        """Drop everything before the first complete frame after the oldest hole; release it."""
+        assert self._origin is not None
+        hole = self._first_missing()
+        if hole is None:
+            return None
+        span = self._top() + 1
+        start = self._ahead(hole) + 1
+        while start < span:
+            before = self._packets[(self._origin + start - 1) % self.capacity]
+            first = self._packets[(self._origin + start) % self.capacity]
+            # A frame begins where the packet before it is held and ends another frame;
+            # after a missing packet nobody can tell whether the frame began there.
+            if (
+                first is None
+                or before is None
+                or (before.timestamp == first.timestamp and not before.marker)
+            ):
+                start += 1
+                continue
+            end = start
+            while end < span:
+                pkt = self._packets[(self._origin + end) % self.capacity]
+                if pkt is None or pkt.timestamp != first.timestamp:
+                    break
+                if pkt.marker:
+                    self.remove(start)
+                    return self._take_complete_frame()
+                end += 1
+            start = end  # > start: the packet at ``start`` belongs to its frame
+        return None
 
     def _take_complete_frame(self) -> JitterFrame | None:
         """The oldest frame, if its packets run unbroken up to one with the marker bit."""
@@ -223,13 +376,27 @@ def _stop_with(receiver: RTCRtpReceiver, task: asyncio.Task[None]) -> None:
     receiver.stop = stop  # type: ignore[method-assign]
 
 
+_BUFFER_INTERNALS = ("_origin", "_packets", "_is_video", "remove")
+
+
 def release_on_marker(receiver: RTCRtpReceiver) -> None:
-    """Give the receiver a jitter buffer that releases frames on their marker bit."""
+    """Give the receiver a jitter buffer that releases frames on their marker bit.
+
+    A video receiver's buffer also stops waiting at a hole after ``VIDEO_HOLE_WAIT_S`` and
+    asks for a keyframe until one comes.
+    """
     current = getattr(receiver, _JITTER_BUFFER, None)
     if not isinstance(current, JitterBuffer):
         raise SeamBroken(f"RTCRtpReceiver has no {_JITTER_BUFFER} JitterBuffer")
+    missing = [name for name in _BUFFER_INTERNALS if not hasattr(current, name)]
+    if missing:
+        raise SeamBroken(f"aiortc's JitterBuffer has no {', '.join(missing)}")
+    # classbridge negotiates H.264 only (every peer sets its codec preferences so), which
+    # lets the buffer tell when the keyframe it asked for after a skip has come
     replacement = MarkerJitterBuffer(
-        capacity=current.capacity, is_video=bool(getattr(current, "_is_video", False))
+        capacity=current.capacity,
+        is_video=current._is_video,
+        is_keyframe=h264.is_keyframe if current._is_video else None,
     )
     setattr(receiver, _JITTER_BUFFER, replacement)
 
