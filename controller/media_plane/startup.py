@@ -1,5 +1,6 @@
 """The start-up check: every Janus instance's API answers ``info`` with the VideoRoom
-plugin loaded, and its admin API accepts the admin secret."""
+plugin loaded, and its admin API accepts the admin secret; a setting the product relies
+on but can run without is a warning."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ class InstanceCheck:
     rooms: int = 0
     participants: int = 0
     problem: str = ""
+    warnings: tuple[str, ...] = ()
 
     def line(self) -> str:
         """One line for the operator."""
@@ -31,7 +33,7 @@ class InstanceCheck:
         return (
             f"{self.name:<20} ok    Janus {self.version}, {self.rooms} room(s), "
             f"{self.participants} participant(s), capacity {self.capacity} lesson(s)"
-        )
+        ) + "".join(f"; warning: {w}" for w in self.warnings)
 
     def document(self) -> dict[str, Any]:
         """The check as JSON (no secret in it)."""
@@ -43,7 +45,23 @@ class InstanceCheck:
             "participants": self.participants,
             "capacity": self.capacity,
             "problem": self.problem,
+            "warnings": list(self.warnings),
         }
+
+
+def setting_warnings(name: str, info: dict[str, Any]) -> tuple[str, ...]:
+    """Settings in an ``info`` answer that leave a gap: each named, with its fix."""
+    out = []
+    if info.get("ice-keepalive-conncheck") is False:
+        # Without consent checks Janus never notices a peer that vanished without hanging
+        # up (a console closed by power loss, a laptop lid): it goes on sending that
+        # viewer's video until the lesson ends, and its watch_end is written only then.
+        out.append(
+            f"janus instance '{name}' has ice_keepalive_conncheck off: a patrol viewer whose "
+            "browser vanishes keeps receiving until the lesson ends — set "
+            "nat: { ice_keepalive_conncheck = true } in its janus.jcfg"
+        )
+    return tuple(out)
 
 
 def room_load(listing: dict[str, Any]) -> tuple[int, int]:
@@ -73,6 +91,7 @@ async def check_instance(client: JanusClient) -> InstanceCheck:
         version=str(info.get("version_string", "?")),
         rooms=rooms,
         participants=participants,
+        warnings=setting_warnings(inst.name, info),
     )
 
 

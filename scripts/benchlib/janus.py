@@ -46,7 +46,10 @@ class JanusServer:
     at ``admin_url``, and asks for that secret.
     """
 
-    def __init__(self, admin_secret: str | None = None) -> None:
+    def __init__(self, admin_secret: str | None = None, conncheck: bool = True) -> None:
+        # Consent checks on (the deployment's setting, see controller.media_plane.startup):
+        # Janus hangs up a peer that stopped answering them.
+        self.conncheck = conncheck
         self.dir = pathlib.Path(tempfile.mkdtemp(prefix="classbridge-janus-"))
         self.port = free_port_pair()
         self.admin_port = self.port + 1
@@ -148,6 +151,7 @@ media: {{
 nat: {{
     ice_enforce_list = "{self._veth}n"
     ignore_mdns = true
+    ice_keepalive_conncheck = {"true" if self.conncheck else "false"}
 }}
 """)
         (d / "cfg" / "janus.transport.http.jcfg").write_text(f"""general: {{

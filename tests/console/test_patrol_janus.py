@@ -12,6 +12,7 @@ says what to do; and every way a viewer ends frees its Janus session (the admin 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import pathlib
 import signal
@@ -20,6 +21,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import aiohttp
+import psutil
 import pytest
 from benchlib.console_browser import (
     CHROMIUM,
@@ -41,7 +43,7 @@ from controller.db.session import database_url, make_engine, sessions
 from controller.media_plane.janus_api import JanusClient
 
 # Solo: real agents on a real Janus, timed to frames decoded; run in the second phase.
-pytestmark = [pytest.mark.e2e, pytest.mark.janus, pytest.mark.solo, pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.e2e, pytest.mark.janus, pytest.mark.solo, pytest.mark.timeout(360)]
 
 require_browser()
 from playwright.async_api import async_playwright  # noqa: E402
@@ -263,6 +265,28 @@ async def test_patrol_watches_a_lesson_on_janus_in_a_real_browser(
     [thumb] = set(how) - {big_view}
     assert how[thumb] == "inspector" or how[thumb].startswith("Janus hung up"), how
 
+    # A browser that vanishes (killed: no hang-up, no DTLS close): Janus's consent checks
+    # go unanswered, it hangs both viewers up, and the controller ends them (65 s with
+    # Debian's libnice 0.1.18: its keepalive checks time out slowly).
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=rig_chromium_args(rig)
+        )
+        page = await browser.new_page()
+        page.set_default_timeout(15_000)
+        await sign_in(page, rig.base, "inspector", PASSWORD)
+        await open_nav_page(page, "patrol")
+        await first_frame_ms(page, lesson_id, timeout_s=15)
+        lost = await page.evaluate("window.classbridgePatrol.view.viewer")
+        assert len(await _sessions(server) - agents) == 2
+        killed = _kill_browsers()
+        t0 = time.monotonic()
+        await _until("the vanished browser's viewers ended", _left(server, agents, 0), 100)
+        print(f"a killed browser's viewers ended {time.monotonic() - t0:.1f} s after ({killed})")
+    rows = rig.get("/audit?limit=200")
+    lost_end = next(r for r in rows if r["action"] == "watch_end" and lost in r["target"])
+    assert lost_end["detail"]["ended_by"].startswith("Janus hung up"), lost_end
+
     # The controller stops with a viewer open: it hangs the viewer up, freeing its Janus
     # session, and writes its watch_end before it goes (its exit may then wait for the
     # agents' uploads in flight, so the test does not wait for it).
@@ -283,6 +307,16 @@ async def test_patrol_watches_a_lesson_on_janus_in_a_real_browser(
 
     end = await _until("the last viewer's watch_end", last_end, 15)
     assert end["ended_by"] == "the controller stopped", end
+
+
+def _kill_browsers() -> int:
+    """SIGKILL every Chromium process this test started; how many."""
+    found = [p for p in psutil.Process().children(recursive=True) if "chrom" in p.name().lower()]
+    for p in found:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            p.kill()
+    assert found, "no Chromium process to kill"
+    return len(found)
 
 
 def _left(server: JanusServer, agents: set[int], viewers: int) -> Any:

@@ -32,8 +32,8 @@ async def start_janus() -> AsyncIterator[StartJanus]:
         pytest.skip(why)
     servers: list[JanusServer] = []
 
-    async def start(admin_secret: str = SECRET) -> JanusServer:
-        server = JanusServer(admin_secret=admin_secret)
+    async def start(admin_secret: str = SECRET, conncheck: bool = True) -> JanusServer:
+        server = JanusServer(admin_secret=admin_secret, conncheck=conncheck)
         servers.append(server)
         await server.start()
         return server

@@ -25,6 +25,23 @@ async def test_a_live_instance_is_healthy(start_janus: StartJanus) -> None:
     assert good.line() == (
         "county-a             ok    Janus 1.1.2, 0 room(s), 0 participant(s), capacity 6 lesson(s)"
     )
+    assert good.warnings == () and good.document()["warnings"] == []
+
+
+async def test_an_instance_without_consent_checks_is_healthy_but_warned_about(
+    start_janus: StartJanus,
+) -> None:
+    janus = await start_janus(conncheck=False)
+    found = await check("county-a", instance(janus))
+    assert found.ok, found
+    (warning,) = found.warnings
+    assert warning == (
+        "janus instance 'county-a' has ice_keepalive_conncheck off: a patrol viewer whose "
+        "browser vanishes keeps receiving until the lesson ends — set "
+        "nat: { ice_keepalive_conncheck = true } in its janus.jcfg"
+    )
+    assert found.line().endswith(f"; warning: {warning}")
+    assert found.document()["warnings"] == [warning]
 
 
 async def test_each_wrong_setting_is_named(start_janus: StartJanus) -> None:
