@@ -57,8 +57,8 @@ and ``scripts/bench-capacity`` measures both backends.
 What it does not do yet: heartbeats' per-track figures on Janus are the agents' own
 (aiortc's statistics; no Janus-side statistics, so patrol shows no frames-in count for a
 Janus feed); a browser that vanishes without closing its PeerConnection ends its viewer
-only when Janus notices (``nat: ice_keepalive_conncheck = true`` in janus.jcfg), or once
-the lesson is over and a console lists the live lessons. Changing an instance's admin
+only when Janus notices: with ``nat: ice_keepalive_conncheck = true`` in janus.jcfg about
+65 s later (start-up warns about an instance without it), else once the lesson is over. Changing an instance's admin
 secret orphans the rooms made before (the sweep names them; Janus drops them when
 restarted).
 """
