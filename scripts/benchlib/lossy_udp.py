@@ -9,6 +9,7 @@ for a while). Seeded, so a run's losses repeat.
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
 import re
 from dataclasses import dataclass, field
@@ -60,8 +61,9 @@ class LossyUdpLink:
         """Open the two sockets on 127.0.0.1."""
         loop = asyncio.get_running_loop()
         for name in ("a", "b"):
-            side = _Side(self, name)
-            await loop.create_datagram_endpoint(lambda s=side: s, local_addr=("127.0.0.1", 0))
+            _, side = await loop.create_datagram_endpoint(
+                functools.partial(_Side, self, name), local_addr=("127.0.0.1", 0)
+            )
             self._facing[name] = side
 
     def close(self) -> None:
