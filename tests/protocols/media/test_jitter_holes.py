@@ -231,6 +231,22 @@ def test_without_a_keyframe_test_the_request_is_made_once() -> None:
         assert not jb.add(packet)[0]
 
 
+def test_after_aiortc_jumps_on_its_own_the_stream_flows_without_a_second_request() -> None:
+    """A sender restarting its sequence numbers far away: aiortc resets and asks (PLI)."""
+    clock = Clock()
+    jb = _buffer(clock)
+    jb.add(_rtp(10, 3000, False, b"a"))
+    assert jb.add(_rtp(12, 3000, True, b"c")) == (False, None)  # 11 missing
+    clock.now += 0.1
+    pli, frame = jb.add(_rtp(40000, 9000, False, b"x"))
+    assert pli and frame is None  # aiortc's own reset
+    for seq, ts, last in ((40001, 9000, True), (40002, 12000, False), (40003, 12000, True)):
+        clock.now += WAIT
+        pli, frame = jb.add(_rtp(seq, ts, last, b"y"))
+        assert not pli and (frame is not None) == last
+    assert jb.skipped_holes == 0
+
+
 def test_audio_holes_wait_as_before() -> None:
     """Audio keeps aiortc's hole policy: the same frames as aiortc's own buffer, late or not."""
     clock = Clock()
