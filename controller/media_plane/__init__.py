@@ -58,7 +58,7 @@ What it does not do yet: heartbeats' per-track figures on Janus are the agents' 
 (aiortc's statistics; no Janus-side statistics, so patrol shows no frames-in count for a
 Janus feed); a browser that vanishes without closing its PeerConnection ends its viewer
 only when Janus notices: with ``nat: ice_keepalive_conncheck = true`` in janus.jcfg about
-65 s later (start-up warns about an instance without it), else once the lesson is over. Changing an instance's admin
-secret orphans the rooms made before (the sweep names them; Janus drops them when
-restarted).
+65 s later (start-up warns about an instance without it), else once the lesson is over.
+Changing an instance's admin secret orphans the rooms made before (the sweep names them;
+Janus drops them when restarted).
 """
