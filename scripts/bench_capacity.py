@@ -39,8 +39,9 @@ import psutil
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from benchlib.capacity_backends import LEAD, RECEIVER, Builtin, Gen, Janus, Lesson
 from benchlib.clip import encode
+from benchlib.console_browser import ConsoleClicker
 from benchlib.loadgen import Tally
-from benchlib.saturated_console import ConsoleClicker, ControllerBuiltin, chromium_missing
+from benchlib.saturated_console import ControllerBuiltin, chromium_missing, console_clicker
 
 from edge_agent.media.counters import percentile
 
@@ -195,12 +196,7 @@ async def run_load(
         pings: list[float] = []
         pinger = (
             asyncio.create_task(
-                ping_loop(
-                    backend.ping_url,
-                    pings,
-                    getattr(backend, "ping_headers", None),
-                    getattr(backend, "ping_ssl", None),
-                )
+                ping_loop(backend.ping_url, pings, backend.ping_headers, backend.ping_ssl)
             )
             if backend.ping_url
             else None
@@ -301,7 +297,7 @@ async def console_saturated(
     with tempfile.TemporaryDirectory(prefix="cb-bench-capacity-console-") as tmp:
         backend = ControllerBuiltin(gen, pathlib.Path(tmp) / "rig", term_lessons, classrooms)
         await backend.start()
-        clicker = ConsoleClicker(backend)
+        clicker = console_clicker(backend)
         try:
             await clicker.start()
             idle = page_figures(await idle_pages(clicker, window))

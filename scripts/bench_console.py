@@ -29,6 +29,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
 from benchlib.console_browser import (
     CHROMIUM,
+    ConsoleClicker,
     add_console_user,
     first_frame_ms,
     open_nav_page,
@@ -40,7 +41,6 @@ from benchlib.rig import LessonRig
 
 LEAD, RECEIVER = "bench-lead", "bench-receiver"
 USER, PASSWORD = "county-admin", "bench console password"
-PAGES = ("dashboard", "patrol", "audit", "timetable")
 
 
 def pct(values: list[float], q: float) -> float:
@@ -49,32 +49,22 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
 
 
-async def time_pages(base: str, rounds: int, args: list[str]) -> dict[str, Any]:
+async def time_pages(rig: LessonRig, rounds: int) -> dict[str, Any]:
     """Sign in, warm each page once, then time every page ``rounds`` times."""
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=args)
-        try:
-            page = await browser.new_page()
-            page.set_default_timeout(30_000)
-            await sign_in(page, base, USER, PASSWORD)
-            names = [
-                n for n in PAGES if await page.locator(f"#nav button[data-page='{n}']").count()
-            ]
-            for name in names:  # warm: modules loaded, caches filled
-                await open_nav_page(page, name)
-            per_page: dict[str, list[float]] = {n: [] for n in names}
-            for _ in range(rounds):
-                for name in names:
-                    per_page[name].append(await open_nav_page(page, name))
-            loads = []
-            for _ in range(max(3, rounds // 4)):
-                await page.goto(base + "/")
-                await page.wait_for_selector("#page[data-ready='dashboard']")
-                loads.append(float(await page.evaluate("performance.now()")))
-        finally:
-            await browser.close()
+    clicker = ConsoleClicker(rig, USER, PASSWORD)
+    try:
+        await clicker.start()
+        per_page: dict[str, list[float]] = {n: [] for n in clicker.names}
+        for _ in range(rounds):
+            for name in clicker.names:
+                per_page[name].append(await open_nav_page(clicker.page, name))
+        loads = []
+        for _ in range(max(3, rounds // 4)):
+            await clicker.page.goto(rig.base + "/")
+            await clicker.page.wait_for_selector("#page[data-ready='dashboard']")
+            loads.append(float(await clicker.page.evaluate("performance.now()")))
+    finally:
+        await clicker.stop()
     every = [ms for values in per_page.values() for ms in values]
     return {
         "page_ms_p50": round(statistics.median(every), 1),
@@ -143,7 +133,7 @@ def main() -> None:
             rig.start_controller()
             base = rig.base
             browser_args = rig_chromium_args(rig)
-            pages = asyncio.run(time_pages(base, args.rounds, browser_args))
+            pages = asyncio.run(time_pages(rig, args.rounds))
             for cid, token in tokens.items():
                 rig.enrol_and_start_agent(cid, token)
             rig.wait_online([LEAD, RECEIVER])

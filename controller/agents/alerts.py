@@ -361,13 +361,10 @@ def active_alerts(db: Session, now: datetime) -> list[dict[str, object]]:
     ).all()
     # Only the alerting classrooms' names and schools: whole rows of every classroom
     # would decode their health and inventory documents on each dashboard load.
-    wanted = sorted({r.classroom_id for r in rows})
-    rooms: dict[str, NamedRoom] = {}
-    for chunk in range(0, len(wanted), 500):
-        query = select(Classroom.id, Classroom.name, Classroom.school).where(
-            Classroom.id.in_(wanted[chunk : chunk + 500])
-        )
-        rooms.update((room.id, room) for room in db.execute(query))
+    query = select(Classroom.id, Classroom.name, Classroom.school).where(
+        Classroom.id.in_({r.classroom_id for r in rows})
+    )
+    rooms: dict[str, NamedRoom] = {room.id: room for room in db.execute(query)}
     return [alert_document(r, rooms.get(r.classroom_id), now) for r in rows]
 
 

@@ -350,8 +350,14 @@ class ControllerDaemon:
         if plane_cfg is None or plane_cfg.backend != "janus":
             return None
         for check in await check_all(plane_cfg):
-            level = logging.ERROR if not check.ok else logging.WARNING if check.warnings else 0
-            log.log(level or logging.INFO, "media plane: %s", check.line())
+            level = (
+                logging.ERROR
+                if not check.ok
+                else logging.WARNING
+                if check.warnings
+                else logging.INFO
+            )
+            log.log(level, "media plane: %s", check.line())
         plane = MediaPlane(plane_cfg)
         await plane.start()
         return plane

@@ -129,11 +129,8 @@ def bandwidth_view(
     ]
     # Only online classrooms' health documents are read (and decoded): an offline one
     # measures 0 kbps.
-    health: dict[str, dict[str, object]] = {}
-    for chunk in range(0, len(up), 500):
-        wanted = up[chunk : chunk + 500]
-        query = select(Classroom.id, Classroom.health).where(Classroom.id.in_(wanted))
-        health.update((row.id, row.health) for row in db.execute(query))
+    query = select(Classroom.id, Classroom.health).where(Classroom.id.in_(up))
+    health: dict[str, dict[str, object]] = {row.id: row.health for row in db.execute(query)}
     for c in listed:
         is_online = c.id in health
         profile = rooms[c.id].profile

@@ -266,7 +266,9 @@ class Janus:
         self.rooms: asyncio.subprocess.Process | None = None
         self.controller_pid = 0
         self.media_pid = 0
-        self.ping_url = ""
+        self.ping_url = ""  # no controller page to time: the rooms' host is not one
+        self.ping_headers: dict[str, str] = {}
+        self.ping_ssl: ssl.SSLContext | None = None
 
     async def start(self) -> None:
         """Start Janus and the controller's media plane."""

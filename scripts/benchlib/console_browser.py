@@ -4,6 +4,7 @@ browser test and scripts/bench_console.py: launch, sign in, time pages, time fir
 
 from __future__ import annotations
 
+import asyncio
 import os
 import pathlib
 import subprocess
@@ -139,3 +140,52 @@ async def frames_decoded(page: Any) -> dict[str, Any]:
     """The big view's lead camera: framesDecoded and the codec's MIME type."""
     result: dict[str, Any] = await page.evaluate(FRAMES_DECODED_JS)
     return result
+
+
+# The console pages the benchmarks time, in the order they are opened.
+PAGES = ("dashboard", "patrol", "audit", "timetable")
+
+
+class ConsoleClicker:
+    """A signed-in headless Chromium on a rig's console that opens its pages in turn."""
+
+    def __init__(self, rig: LessonRig, user: str, password: str) -> None:
+        self.rig, self.user, self.password = rig, user, password
+        self._pw: Any = None
+        self._browser: Any = None
+        self.page: Any = None
+        self.names: list[str] = []
+
+    async def start(self) -> None:
+        """Launch, sign in, and open each page once (modules loaded, caches warm)."""
+        from playwright.async_api import async_playwright
+
+        self._pw = await async_playwright().start()
+        self._browser = await self._pw.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=rig_chromium_args(self.rig)
+        )
+        self.page = await self._browser.new_page()
+        self.page.set_default_timeout(30_000)
+        await sign_in(self.page, self.rig.base, self.user, self.password)
+        self.names = [
+            n for n in PAGES if await self.page.locator(f"#nav button[data-page='{n}']").count()
+        ]
+        for name in self.names:
+            await open_nav_page(self.page, name)
+
+    async def loop(self, stop: asyncio.Event) -> dict[str, list[float]]:
+        """Open the pages in turn until ``stop``; each page's times in ms."""
+        times: dict[str, list[float]] = {n: [] for n in self.names}
+        while not stop.is_set():
+            for name in self.names:
+                times[name].append(await open_nav_page(self.page, name))
+                if stop.is_set():
+                    break
+        return times
+
+    async def stop(self) -> None:
+        """Close the browser."""
+        if self._browser is not None:
+            await self._browser.close()
+        if self._pw is not None:
+            await self._pw.stop()

@@ -14,22 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import pathlib
-from typing import Any
 
 from benchlib.capacity_backends import Builtin, Gen
-from benchlib.console_browser import (
-    CHROMIUM,
-    add_console_user,
-    open_nav_page,
-    rig_chromium_args,
-    sign_in,
-)
+from benchlib.console_browser import CHROMIUM, ConsoleClicker, add_console_user
 from benchlib.county_term import fill_term
 from benchlib.rig import LessonRig
 from protocols.tls import pinned_client_context
 
 USER, PASSWORD = "county-admin", "bench console password"
-PAGES = ("dashboard", "patrol", "audit", "timetable")
 
 
 class ControllerBuiltin(Builtin):
@@ -71,49 +63,9 @@ class ControllerBuiltin(Builtin):
         self.ping_ssl = pinned_client_context(rig.trust_pem)
 
 
-class ConsoleClicker:
-    """A signed-in headless Chromium that opens the console's pages in turn."""
-
-    def __init__(self, backend: ControllerBuiltin) -> None:
-        self.backend = backend
-        self._pw: Any = None
-        self._browser: Any = None
-        self.page: Any = None
-        self.names: list[str] = []
-
-    async def start(self) -> None:
-        """Launch, sign in, and open each page once (modules loaded, caches warm)."""
-        from playwright.async_api import async_playwright
-
-        self._pw = await async_playwright().start()
-        self._browser = await self._pw.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=rig_chromium_args(self.backend.rig)
-        )
-        self.page = await self._browser.new_page()
-        self.page.set_default_timeout(30_000)
-        await sign_in(self.page, self.backend.rig.base, USER, PASSWORD)
-        self.names = [
-            n for n in PAGES if await self.page.locator(f"#nav button[data-page='{n}']").count()
-        ]
-        for name in self.names:
-            await open_nav_page(self.page, name)
-
-    async def loop(self, stop: asyncio.Event) -> dict[str, list[float]]:
-        """Open the pages in turn until ``stop``; each page's times in ms."""
-        times: dict[str, list[float]] = {n: [] for n in self.names}
-        while not stop.is_set():
-            for name in self.names:
-                times[name].append(await open_nav_page(self.page, name))
-                if stop.is_set():
-                    break
-        return times
-
-    async def stop(self) -> None:
-        """Close the browser."""
-        if self._browser is not None:
-            await self._browser.close()
-        if self._pw is not None:
-            await self._pw.stop()
+def console_clicker(backend: ControllerBuiltin) -> ConsoleClicker:
+    """Chromium signed in to the backend's controller as its console user."""
+    return ConsoleClicker(backend.rig, USER, PASSWORD)
 
 
 def chromium_missing() -> str:
