@@ -31,7 +31,8 @@ from controller.emergency.publishing import emergency_publisher
 from controller.floor.api import OPENAPI_PATHS as FLOOR_PATHS
 from controller.floor.api import FloorApi, FloorSpreader
 from controller.lessons import routes as lessons_routes
-from controller.lessons.patrol import PatrolApi, Relays
+from controller.lessons.live_list import Relays
+from controller.lessons.patrol import PatrolApi
 from controller.lessons.patrol_janus import ANSWER_BODY_LIMIT
 from controller.library.api import LibraryApi
 from controller.library.openapi import OPENAPI_PATHS as LIBRARY_PATHS

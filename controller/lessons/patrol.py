@@ -1,8 +1,9 @@
 """Patrol (网络巡课): the live lessons with their feeds and QoS, and console viewers that
 watch them over WebRTC, through the lesson's relay or, for a lesson on Janus, through Janus.
 
-``GET /api/v1/live`` lists the lessons this controller carries, each with its ``backend``
-(``builtin``: its relay; ``janus``: a VideoRoom, ``controller.lessons.patrol_janus``).
+``GET /api/v1/live`` lists the lessons this controller carries (built by
+``controller.lessons.live_list``), each with its ``backend`` (``builtin``: its relay;
+``janus``: a VideoRoom, ``controller.lessons.patrol_janus``).
 On the relay, ``POST /api/v1/lessons/{lesson}/watch`` answers a browser's receive-only
 offer. On Janus, the same POST (feeds only) makes the controller, which holds the room's
 PIN, subscribe a viewer in the room and return Janus's offer; the browser's answer goes to
@@ -33,11 +34,9 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, Protocol
 
 from aiohttp import web
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from controller.auth import audit
@@ -46,25 +45,13 @@ from controller.auth.roles import ADMIN
 from controller.auth.scope import Scope
 from controller.auth.web_sessions import Principal
 from controller.common.api_common import error
-from controller.db.models import Classroom, Lesson
-from controller.db.session import as_utc, utcnow
+from controller.lessons.live_list import Relays, live_document, scoped_live
 from controller.lessons.patrol_janus import JanusFeeds, Listing, Rooms, match_streams, parse_answer
 from controller.media_plane.viewers import AlreadyAnswered, AnswerRefused, JanusViewer, ViewerError
 from controller.relay.exceptions import RelayUnavailable
 from controller.relay.handle import RelayHandle
 from controller.relay.room import FeedRef, SignallingError
 
-LIVE_STATES = ("preparing", "live")
-TRACK_ORDER = {"teacher": 0, "student": 1, "panel": 2, "mic": 3}
-UNAVAILABLE = {
-    "media_latency_ms": "glass-to-glass latency is measured only after the lesson (its "
-    "reports); rtt_ms is the publisher's RTCP round trip to the relay",
-}
-UNAVAILABLE_JANUS = {
-    **UNAVAILABLE,
-    "frames_in": "Janus forwards the feeds; the controller does not count their frames "
-    "(fps and bitrate are the publishing agent's)",
-}
 # A Janus viewer whose browser has not answered Janus's offer by then is closed.
 ANSWER_TIMEOUT_S = 30.0
 ANOTHER_SESSION = "belongs to another session"
@@ -75,16 +62,6 @@ def rooms_of(relays: object) -> Rooms | None:
     """The orchestrator's lesson rooms on Janus, if it places lessons there."""
     rooms = getattr(relays, "media", None)
     return rooms if rooms is not None and hasattr(rooms, "placement") else None
-
-
-class Relays(Protocol):
-    """What patrol needs from the orchestrator
-    (``controller.lessons.orchestrator.Orchestrator``)."""
-
-    runs: dict[str, Any]
-
-    def relay_for(self, lesson_id: str) -> RelayHandle | None:
-        """The relay of a lesson under way in this instance."""
 
 
 class PatrolLeader(Protocol):
@@ -108,174 +85,6 @@ def _feed_list(feeds: list[FeedRef]) -> list[list[str]]:
 
 class LeaderSaid(ConnectionError):
     """The relay refused the request (a bad offer: 400; another's viewer: 403)."""
-
-
-def _age_s(at: datetime | None) -> float | None:
-    return None if at is None else round((utcnow() - as_utc(at)).total_seconds(), 1)
-
-
-def _room_qos(room: Classroom | None, online: set[str]) -> dict[str, Any]:
-    """One classroom's figures from its agent's latest heartbeat (``Classroom.health``)."""
-    if room is None:
-        return {"online": False}
-    health = room.health or {}
-    return {
-        "name": room.name,
-        "school": room.school,
-        "online": room.id in online,
-        "heartbeat_age_s": _age_s(room.last_seen_at),
-        "control_rtt_ms": health.get("rtt_ms"),
-        "cpu_pct": health.get("cpu_pct"),
-        "audio_level_dbfs": health.get("audio_level_dbfs"),
-        "alerts": health.get("alerts", {}),
-    }
-
-
-def _media(room: Classroom | None, track: str, direction: str) -> dict[str, Any]:
-    """The heartbeat's media entry (fps, bitrate_bps…) of one track, or {}."""
-    entries = (room.health or {}).get("media", []) if room is not None else []
-    for entry in entries if isinstance(entries, list) else []:
-        if entry.get("track") == track and entry.get("direction") == direction:
-            return dict(entry)
-    return {}
-
-
-def _janus_feeds(
-    lesson: Lesson, listing: Listing, rooms: dict[str, Classroom]
-) -> list[dict[str, Any]]:
-    """A Janus lesson's feeds: the streams in its room, with the agents' figures."""
-    lead = lesson.lead_classroom_id
-    mine = [s for s in listing.streams if s.classroom in lesson.classroom_ids]
-    feeds = []
-    for st in sorted(
-        mine,
-        key=lambda f: (f.classroom != lead, f.classroom, TRACK_ORDER.get(f.track, 9), f.track),
-    ):
-        sent = _media(rooms.get(st.classroom), st.track, "send")
-        losses = [sent.get("loss_pct")] + [
-            _media(rooms.get(c), f"{st.classroom}-{st.track}", "recv").get("loss_pct")
-            for c in lesson.classroom_ids
-            if c != st.classroom
-        ]
-        known = [x for x in losses if isinstance(x, int | float)]
-        feeds.append(
-            {
-                "classroom": st.classroom,
-                "track": st.track,
-                "kind": st.kind,
-                "fps": sent.get("fps"),
-                "bitrate_bps": sent.get("bitrate_bps"),
-                "loss_pct": max(known) if known else None,
-                "rtt_ms": sent.get("rtt_ms"),
-                "frames_in": None,
-                "subscribers": None,
-                "frame_age_s": None,
-                # A publisher whose camera reports no frames is frozen for the viewer too.
-                "frozen_s": 0.0 if sent.get("fps") or st.kind != "video" else None,
-            }
-        )
-    return feeds
-
-
-def live_document(
-    db: Session,
-    relays: Relays | None,
-    online: set[str],
-    janus: dict[str, Listing] | None = None,
-    janus_viewers: dict[str, int] | None = None,
-) -> list[dict[str, Any]]:
-    """Every lesson this controller carries now (on its relay or in a Janus room), with
-    its feeds and their QoS."""
-    if relays is None:
-        return []
-    ids = list(relays.runs)
-    if not ids:
-        return []
-    lessons = db.scalars(
-        select(Lesson).where(Lesson.id.in_(ids), Lesson.state.in_(LIVE_STATES))
-    ).all()
-    rooms_needed = {c for x in lessons for c in x.classroom_ids}
-    rooms = {r.id: r for r in db.scalars(select(Classroom).where(Classroom.id.in_(rooms_needed)))}
-    out = []
-    for lesson in sorted(lessons, key=lambda x: (as_utc(x.start_at), x.id)):
-        lead = lesson.lead_classroom_id
-        listing = (janus or {}).get(lesson.id)
-        if listing is not None:
-            doc = {
-                "id": lesson.id,
-                "state": lesson.state,
-                "kind": lesson.kind,
-                "backend": "janus",
-                "lead": lead,
-                "receivers": [c for c in lesson.classroom_ids if c != lead],
-                "start_at": as_utc(lesson.start_at).isoformat(),
-                "end_at": as_utc(lesson.end_at).isoformat(),
-                "feeds": _janus_feeds(lesson, listing, rooms),
-                "classrooms": {c: _room_qos(rooms.get(c), online) for c in lesson.classroom_ids},
-                "viewers": (janus_viewers or {}).get(lesson.id, 0),
-                "unavailable": UNAVAILABLE_JANUS,
-            }
-            if listing.error:
-                doc["media_plane_error"] = listing.error
-            out.append(doc)
-            continue
-        relay = relays.relay_for(lesson.id)
-        if relay is None:
-            continue
-        feeds = []
-        for feed in sorted(
-            relay.feeds,
-            key=lambda f: (
-                f.source_classroom != lead,
-                f.source_classroom,
-                TRACK_ORDER.get(f.track, 9),
-                f.track,
-            ),
-        ):
-            sent = _media(rooms.get(feed.source_classroom), feed.track, "send")
-            age = relay.frame_age_s(feed.source_classroom, feed.track)
-            # Loss: the worst of the publisher's uplink and each receiver's downlink.
-            losses = [sent.get("loss_pct")] + [
-                _media(rooms.get(c), f"{feed.source_classroom}-{feed.track}", "recv").get(
-                    "loss_pct"
-                )
-                for c in lesson.classroom_ids
-                if c != feed.source_classroom
-            ]
-            known = [x for x in losses if isinstance(x, int | float)]
-            feeds.append(
-                {
-                    "classroom": feed.source_classroom,
-                    "track": feed.track,
-                    "kind": feed.kind,
-                    "fps": sent.get("fps"),
-                    "bitrate_bps": sent.get("bitrate_bps"),
-                    "loss_pct": max(known) if known else None,
-                    "rtt_ms": sent.get("rtt_ms"),
-                    "frames_in": feed.frames_in,
-                    "subscribers": feed.subscribers,
-                    "frame_age_s": None if age is None else round(age, 2),
-                    # A video feed with no frame for over a second is frozen.
-                    "frozen_s": round(age, 1) if age is not None and age > 1.0 else 0.0,
-                }
-            )
-        out.append(
-            {
-                "id": lesson.id,
-                "state": lesson.state,
-                "kind": lesson.kind,
-                "backend": "builtin",
-                "lead": lead,
-                "receivers": [c for c in lesson.classroom_ids if c != lead],
-                "start_at": as_utc(lesson.start_at).isoformat(),
-                "end_at": as_utc(lesson.end_at).isoformat(),
-                "feeds": feeds,
-                "classrooms": {c: _room_qos(rooms.get(c), online) for c in lesson.classroom_ids},
-                "viewers": len(relay.viewers),
-                "unavailable": UNAVAILABLE,
-            }
-        )
-    return out
 
 
 def parse_feeds(body: dict[str, Any]) -> list[FeedRef]:
@@ -317,26 +126,6 @@ def parse_janus_watch(body: object) -> list[FeedRef]:
             "POST the browser's answer to .../watch/{viewer}/answer"
         )
     return parse_feeds(body)
-
-
-def scoped_live(db: Session, scope: Scope, lessons: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The live lessons a scope sees: those with one of its classrooms, showing only the
-    feeds and classroom figures of its own classrooms."""
-    rooms = scope.classroom_ids(db)
-    if rooms is None:
-        return lessons
-    out = []
-    for lesson in lessons:
-        if lesson["lead"] not in rooms and not rooms.intersection(lesson["receivers"]):
-            continue
-        out.append(
-            {
-                **lesson,
-                "feeds": [f for f in lesson["feeds"] if f["classroom"] in rooms],
-                "classrooms": {c: q for c, q in lesson["classrooms"].items() if c in rooms},
-            }
-        )
-    return out
 
 
 @dataclass
