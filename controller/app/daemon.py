@@ -24,7 +24,8 @@ from controller.db.reach import DEFAULT_WAIT_S, wait_for_database
 from controller.db.session import database_url, make_engine, migrate, sessions
 from controller.db.urls import is_postgresql, normalise
 from controller.emergency.publishing import emergency_publisher
-from controller.lessons.orchestrator import AgentLink, OnlineView, Orchestrator
+from controller.lessons.links import AgentLink, OnlineView
+from controller.lessons.orchestrator import Orchestrator
 from controller.media_plane.config import MediaPlaneConfig
 from controller.media_plane.plane import MediaPlane
 from controller.media_plane.startup import check_all

@@ -142,7 +142,7 @@ class ClusterNode:
         self.router.lead(False)
         await self._orchestrator.stop()
 
-    # -- what happens here, told to the leader (controller.lessons.orchestrator.Elsewhere) ------
+    # -- what happens here, told to the leader (controller.lessons.links.Elsewhere) -------------
 
     def agent_registered(self, classroom_id: str) -> None:
         """Hold the agent's channel; tell the leader, if that is another controller."""

@@ -24,7 +24,6 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -36,6 +35,7 @@ from controller.db.session import as_utc, utcnow
 from controller.delivery import store as delivery
 from controller.emergency.store import PublisherFactory, apply_to_lesson
 from controller.floor.store import floor_state, room_labels
+from controller.lessons.links import AgentLink, Elsewhere, OnlineView
 from controller.lessons.media_rooms import NO_LIVE_MEDIA, LessonRooms
 from controller.lessons.scheduling import log_event, transition
 from controller.lessons.watch import EVERY, LessonWatch
@@ -44,7 +44,6 @@ from controller.media_plane.plane import MediaPlane, Replaced
 from controller.relay.handle import RelayHandle
 from controller.relay.room import LessonRelay
 from controller.timetable.loading import LEAD_ROLES, RECEIVER_ROLES
-from protocols.envelope import Envelope
 from protocols.messages import (
     Body,
     CommandAck,
@@ -52,7 +51,6 @@ from protocols.messages import (
     JoinLesson,
     LeaveLesson,
     ScheduleUpdate,
-    SdpOffer,
     StartRecording,
     StopRecording,
     Subscription,
@@ -68,50 +66,6 @@ MIN_SLEEP_S = 0.02
 STOP_WAIT_S = 10.0  # how long stop() waits for a pass under way
 RETRY_S = 1.0  # a failed command's lesson is looked at again this soon
 REPORT_TIMEOUT_S = 20.0
-
-
-class AgentLink(Protocol):
-    """How commands reach the agents (``controller.agents.hub.AgentHub``, or on several
-    controllers ``controller.cluster.node.ClusterHub``)."""
-
-    async def send(self, classroom_id: str, body: Body, correlation_id: str | None = None) -> str:
-        """Send one-way."""
-        ...
-
-    async def request(self, classroom_id: str, body: Body, timeout: float) -> Envelope:
-        """Send and await the reply."""
-        ...
-
-
-class OnlineView(Protocol):
-    """Which agents are online (``controller.agents.presence.Presence``, or on several
-    controllers ``controller.cluster.online.ClusterOnline``)."""
-
-    def is_online(self, classroom_id: str) -> bool:
-        """Whether the classroom's agent is online."""
-        ...
-
-    @property
-    def online(self) -> list[str]:
-        """Every online classroom."""
-        ...
-
-
-class Elsewhere(Protocol):
-    """The other controllers, as the orchestrator tells them what happened here."""
-
-    def agent_registered(self, classroom_id: str) -> None:
-        """An agent registered with this controller."""
-
-    async def agent_routable(self, classroom_id: str) -> None:
-        """Return once commands from the other controllers reach that agent here."""
-
-    async def offer_to_leader(self, classroom_id: str, offer: SdpOffer) -> Body | None:
-        """Pass an agent's media offer to the leader that relays its lesson (None: this
-        controller leads)."""
-
-    def floor_changed(self, state: FloorState) -> None:
-        """A lesson's floor changed here, and the lesson runs on another controller."""
 
 
 @dataclass
