@@ -274,3 +274,20 @@ def tone_level(pcm: npt.NDArray[np.int16], freq: float) -> float:
     x = pcm.astype(np.float64) / 32767
     amp = 2 * abs(np.dot(x, np.exp(-2j * np.pi * freq * t))) / pcm.size
     return float(20 * np.log10(max(amp, 1e-6)))
+
+
+def typical_tone_level(pcm: npt.NDArray[np.int16], freq: float, block_s: float = 0.02) -> float:
+    """The median over ``block_s`` blocks of ``freq``'s level, dBFS.
+
+    A playout buffer that adapts cuts or repeats a few milliseconds now and then, and a
+    stalled feeder leaves a gap: either breaks a tone's phase, and one DFT over a whole
+    second then reads decibels low although every block is at the right level. The
+    median over short blocks reads the level the listener hears most of the time."""
+    size = int(block_s * RATE)
+    if pcm.size < size:
+        return -120.0
+    return float(
+        np.median(
+            [tone_level(pcm[i : i + size], freq) for i in range(0, pcm.size - size + 1, size)]
+        )
+    )

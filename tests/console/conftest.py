@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from console.harness import CHROMIUM, PASSWORD, Console
+from console.harness import BROWSER_WAIT_MS, CHROMIUM, PASSWORD, Console
 
 from controller.agents.keys import ServerKeys
 from controller.agents.registry import add_classroom
@@ -63,7 +63,7 @@ async def page(console: Console) -> AsyncIterator[Any]:
         )
         try:
             tab = await browser.new_page(viewport={"width": 1400, "height": 1000})
-            tab.set_default_timeout(10_000)
+            tab.set_default_timeout(BROWSER_WAIT_MS)
             problems: list[str] = []
             tab.on("console", lambda m: problems.append(f"console {m.type}: {m.text}"))
             tab.on("pageerror", lambda e: problems.append(f"page error: {e}"))

@@ -17,6 +17,10 @@ from sqlalchemy.orm import Session, sessionmaker
 PASSWORD = "correct horse battery"
 
 
+BROWSER_WAIT_MS = 20_000
+"""How long a browser test waits for a page to show something, or for a response."""
+
+
 def require_browser() -> None:
     """Call at the top of a browser test module, before importing Playwright.
 
@@ -32,6 +36,14 @@ def require_browser() -> None:
             f"Chromium at {CHROMIUM} (apt-get install chromium, or CLASSBRIDGE_CHROMIUM)"
         )
     if not missing:
+        from playwright.async_api import expect as async_expect
+        from playwright.sync_api import expect as sync_expect
+
+        # Assertions wait for what a person would see, not for a speed: speed is the
+        # benchmarks' (bench-console). Beside the suite's real lessons on two cores, a
+        # cold renderer has taken over Playwright's default 5 s to draw a page.
+        async_expect.set_options(timeout=BROWSER_WAIT_MS)
+        sync_expect.set_options(timeout=BROWSER_WAIT_MS)
         return
     reason = f"browser tests need {' and '.join(missing)}; scripts/bootstrap installs both"
     if os.environ.get("CI"):

@@ -10,7 +10,7 @@ from console.harness import PASSWORD, Console, require_browser
 pytestmark = pytest.mark.e2e
 
 require_browser()
-from playwright.async_api import Page, expect  # noqa: E402
+from playwright.async_api import Page, Route, expect  # noqa: E402
 
 
 async def _sign_in(page: Page, user: str, password: str) -> None:
@@ -67,6 +67,62 @@ async def test_sign_out_returns_to_sign_in_and_forgets_the_session(
     await page.wait_for_selector("body[data-ready='1']")
     await expect(page.locator("#sign-in")).to_be_visible()
     await expect(page.locator("#shell")).to_be_hidden()
+
+
+async def _held(page: Page, path: str) -> asyncio.Event:
+    """Hold the console's answers to ``path`` until the returned event is set: a slow
+    county network, as a technician on a school's uplink sees it."""
+    release = asyncio.Event()
+
+    async def hold(route: Route) -> None:
+        await release.wait()
+        await route.continue_()
+
+    await page.route(f"**{path}", hold)
+    return release
+
+
+async def test_a_late_answer_does_not_pull_the_person_back_to_the_page_they_left(
+    page: Page,
+) -> None:
+    """The dashboard answers after the person has gone to the audit page, and patrol's
+    code or list after they left it: the page they chose stays (and patrol, not drawn,
+    starts no viewer of a classroom's camera)."""
+    dashboard = await _held(page, "/api/v1/dashboard")
+    await _sign_in(page, "admin", PASSWORD)
+    await expect(page.locator("#shell")).to_be_visible()
+    await page.click("#nav [data-page='audit']")
+    await expect(page.locator("#audit-table")).to_contain_text("sign_in")
+    async with page.expect_response(lambda r: r.url.endswith("/api/v1/dashboard")):
+        dashboard.set()
+    await page.evaluate("() => new Promise((done) => setTimeout(done, 300))")
+    await expect(page.locator("#audit-table")).to_be_visible()
+    await expect(page.locator("#dashboard")).to_have_count(0)
+    await expect(page.locator("#page")).to_have_attribute("data-ready", "audit")
+
+    # Patrol's module arrives after the person left: the page is not drawn.
+    module = await _held(page, "/pages/patrol.js")
+    await page.click("#nav [data-page='patrol']")
+    await page.click("#nav [data-page='audit']")
+    await expect(page.locator("#audit-table")).to_be_visible()
+    async with page.expect_response(lambda r: r.url.endswith("/pages/patrol.js")):
+        module.set()
+    await page.evaluate("() => new Promise((done) => setTimeout(done, 300))")
+    await expect(page.locator("#patrol")).to_have_count(0)
+    await expect(page.locator("#audit-table")).to_be_visible()
+
+    # Patrol's list of live lessons arrives after the person left.
+    live = await _held(page, "/api/v1/live")
+    async with page.expect_request(lambda r: r.url.endswith("/api/v1/live")):
+        await page.click("#nav [data-page='patrol']")
+    await page.click("#nav [data-page='audit']")
+    await expect(page.locator("#audit-table")).to_be_visible()
+    async with page.expect_response(lambda r: r.url.endswith("/api/v1/live")):
+        live.set()
+    await page.evaluate("() => new Promise((done) => setTimeout(done, 300))")
+    await expect(page.locator("#patrol")).to_have_count(0)
+    await expect(page.locator("#audit-table")).to_be_visible()
+    await expect(page.locator("body")).to_have_attribute("data-ready", "1")
 
 
 async def test_language_switch_to_english_relabels_the_nav_and_is_remembered(

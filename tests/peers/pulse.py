@@ -20,6 +20,7 @@ from benchlib.pulse_server import (
     available,
     tone,
     tone_level,
+    typical_tone_level,
     why_unavailable,
 )
 
@@ -33,6 +34,7 @@ __all__ = [
     "pulse_sink",
     "tone",
     "tone_level",
+    "typical_tone_level",
     "why_unavailable",
 ]
 

@@ -23,7 +23,9 @@ async function show(page) {
     if (b.dataset.page === page) b.setAttribute("aria-current", "page");
     else b.removeAttribute("aria-current");
   }
-  await Promise.resolve(PAGES[page]($("page"))).then(() => ($("page").dataset.ready = page));
+  await Promise.resolve(PAGES[page]($("page")));
+  // A page answered late is not the one shown: only the page still chosen is ready.
+  if (current === page) $("page").dataset.ready = page;
 }
 
 function showShell(doc) {

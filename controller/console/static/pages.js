@@ -1,7 +1,8 @@
 // The console's pages: each renders into <main id="page">.
 import { call } from "./api.js";
 import { t } from "./i18n.js";
-import { dashboard as dashboardPage } from "./pages/dashboard.js";
+import { dashboard } from "./pages/dashboard.js";
+import { current, loading, ready } from "./pages/dom.js";
 import { timetable } from "./pages/timetable.js";
 
 function el(tag, text, cls) {
@@ -27,25 +28,11 @@ function failed(main, res) {
   main.replaceChildren(el("p", `${t("error")}: ${res.body?.error ?? res.status}`, "error"));
 }
 
-async function dashboard(main) {
-  const res = await call("GET", "/api/v1/classrooms");
-  if (!res.ok) return failed(main, res);
-  const list = el("ul");
-  list.id = "classrooms";
-  for (const room of res.body) {
-    const state = room.online ? "online" : "offline";
-    const item = el("li", `${room.name || room.id} (${room.school}) — ${t(state)}`, state);
-    item.dataset.classroom = room.id;
-    list.appendChild(item);
-  }
-  main.replaceChildren(
-    el("h2", t("dashboard.classrooms")),
-    res.body.length ? list : el("p", t("dashboard.none")),
-  );
-}
-
 async function audit(main) {
+  const token = loading();
   const res = await call("GET", "/api/v1/audit?limit=200");
+  if (!current(token)) return; // the person has moved on
+  ready();
   if (!res.ok) return failed(main, res);
   const rows = res.body.map((r) => [r.ts, r.username, r.role, r.action, r.target, r.remote]);
   const tbl = table(
@@ -56,21 +43,27 @@ async function audit(main) {
   main.replaceChildren(el("h2", t("nav.audit")), rows.length ? tbl : el("p", t("audit.none")));
 }
 
-function later(name) {
-  return async (main) => main.replaceChildren(el("h2", t(`nav.${name}`)), el("p", t("later")));
+/** A page whose module loads on first use. A person who moves on while it loads does
+ * not get it afterwards: its render is skipped when the module arrives late. */
+function lazy(load, name) {
+  return async (main) => {
+    const token = loading();
+    const module = await load();
+    if (current(token)) await module[name](main);
+  };
 }
 
 export const PAGES = {
-  dashboard: dashboardPage,
+  dashboard,
   timetable,
-  floor: (main) => import("./pages/floor.js").then((m) => m.floor(main)),
-  patrol: (main) => import("./pages/patrol.js").then((m) => m.patrol(main)),
-  classrooms: (main) => import("./pages/classrooms.js").then((m) => m.classrooms(main)),
-  recordings: (main) => import("./pages/recordings.js").then((m) => m.recordings(main)),
-  library: (main) => import("./pages/library.js").then((m) => m.library(main)),
-  reports: (main) => import("./pages/reports.js").then((m) => m.reports(main)),
-  notify: (main) => import("./pages/notify.js").then((m) => m.notify(main)),
-  releases: (main) => import("./pages/releases.js").then((m) => m.releases(main)),
-  emergency: (main) => import("./pages/emergency.js").then((m) => m.emergency(main)),
+  floor: lazy(() => import("./pages/floor.js"), "floor"),
+  patrol: lazy(() => import("./pages/patrol.js"), "patrol"),
+  classrooms: lazy(() => import("./pages/classrooms.js"), "classrooms"),
+  recordings: lazy(() => import("./pages/recordings.js"), "recordings"),
+  library: lazy(() => import("./pages/library.js"), "library"),
+  reports: lazy(() => import("./pages/reports.js"), "reports"),
+  notify: lazy(() => import("./pages/notify.js"), "notify"),
+  releases: lazy(() => import("./pages/releases.js"), "releases"),
+  emergency: lazy(() => import("./pages/emergency.js"), "emergency"),
   audit,
 };

@@ -14,7 +14,14 @@ from edge_agent.profile import Speakers
 from edge_agent.room.errors import SpeakerError
 from edge_agent.room.sound import RoomSound
 from edge_agent.room.speaker import validate_speakers
-from tests.peers.pulse import RATE, PulseServer, after_onset, tone, tone_level
+from tests.peers.pulse import (
+    RATE,
+    PulseServer,
+    after_onset,
+    tone,
+    tone_level,
+    typical_tone_level,
+)
 
 
 class FarTap:
@@ -90,11 +97,11 @@ def test_played_tone_comes_back_on_the_monitor(pulse_server: PulseServer, pulse_
         sound.stop()
     loud = after_onset(heard, 1.0)
     assert loud.size == RATE, "the tone did not come out of the sink"
-    assert abs(tone_level(loud, 1000) - (-12.0)) < 1.0
+    assert abs(typical_tone_level(loud, 1000) - (-12.0)) < 1.0, sound.stats()
     # The echo canceller's far end is exactly the samples written, chunk by chunk.
     far = np.concatenate(tap.chunks)
     assert far.size == sound.chunks_played * 480
-    assert abs(tone_level(after_onset(far, 1.0), 1000) - (-12.0)) < 0.5
+    assert abs(typical_tone_level(after_onset(far, 1.0), 1000) - (-12.0)) < 0.5
     stats = sound.stats()
     assert stats["device"] == "stopped" and stats["sources"]["city"]["underruns"] <= 1
 
@@ -140,8 +147,8 @@ def test_two_sources_mixed_with_gains(pulse_server: PulseServer, pulse_sink: str
     finally:
         sound.stop()
     loud = after_onset(heard, 1.0)
-    assert abs(tone_level(loud, 1000) - (-12.0)) < 1.0
-    assert abs(tone_level(loud, 700) - (-18.0)) < 1.0
+    assert abs(typical_tone_level(loud, 1000) - (-12.0)) < 1.0, sound.stats()
+    assert abs(typical_tone_level(loud, 700) - (-18.0)) < 1.0, sound.stats()
     assert tone_level(loud, 1300) < -60.0
 
 

@@ -3,6 +3,7 @@
 // lesson on Janus, through Janus itself) and the agents' QoS; a click opens the big view: the lead with sound, the receiving rooms beside.
 import { call } from "../api.js";
 import { getLang } from "../i18n.js";
+import { current, loading, ready } from "./dom.js";
 import { REVIEW_ROLES, reviewPanel } from "./review.js";
 
 const WORDS = {
@@ -321,7 +322,11 @@ async function refresh(root, grid) {
 export async function patrol(main) {
   stopAll();
   useStyles();
+  const token = loading();
   const res = await call("GET", "/api/v1/live");
+  // A person who moved on meanwhile gets no page, and no viewer of a classroom's camera.
+  if (!current(token)) return;
+  ready();
   if (!res.ok) {
     main.replaceChildren(el("p", `${w("failed")}: ${res.body?.error ?? res.status}`, "error"));
     return;
