@@ -58,6 +58,15 @@ async def time_pages(rig: LessonRig, rounds: int) -> dict[str, Any]:
         for _ in range(rounds):
             for name in clicker.names:
                 per_page[name].append(await open_nav_page(clicker.page, name))
+        # What the classroom pickers fetch, against the whole inventory (the same rooms).
+        sizes = {
+            view: int(
+                await clicker.page.evaluate(
+                    f"async () => (await (await fetch('/api/v1/classrooms{query}')).text()).length"
+                )
+            )
+            for view, query in (("inventory", ""), ("names", "?view=names"))
+        }
         loads = []
         for _ in range(max(3, rounds // 4)):
             await clicker.page.goto(rig.base + "/")
@@ -71,6 +80,8 @@ async def time_pages(rig: LessonRig, rounds: int) -> dict[str, Any]:
         "page_ms_p95": round(pct(every, 0.95), 1),
         "pages": {n: round(statistics.median(v), 1) for n, v in per_page.items()},
         "dashboard_load_ms_p50": round(statistics.median(loads), 1),
+        "classrooms_inventory_bytes": sizes["inventory"],
+        "classrooms_names_bytes": sizes["names"],
     }
 
 
@@ -152,6 +163,10 @@ def main() -> None:
         f"p50 {figures['page_ms_p50']} ms, p95 {figures['page_ms_p95']} ms (target < 300); "
         f"per page {pages['pages']}; cold load of the dashboard p50 "
         f"{pages['dashboard_load_ms_p50']} ms"
+    )
+    print(
+        f"classrooms for a picker: {pages['classrooms_names_bytes']} bytes "
+        f"(view=names), against {pages['classrooms_inventory_bytes']} for the whole inventory"
     )
     print(
         f"patrol: click to first decoded frame, median of {len(firsts)}: "

@@ -175,7 +175,20 @@ OPENAPI_PATHS: dict[str, Any] = {
     "/api/v1/classrooms": {
         "get": {
             "summary": "Classrooms with enrolment, online state and health",
-            "responses": {"200": {"description": "classrooms"}},
+            "parameters": [
+                {
+                    "name": "view",
+                    "in": "query",
+                    "required": False,
+                    "description": "names: only each classroom's id, name and school; "
+                    "inventory (the default): everything",
+                    "schema": {"type": "string", "enum": ["inventory", "names"]},
+                }
+            ],
+            "responses": {
+                "200": {"description": "classrooms"},
+                "400": {"description": "an unknown view", **json_content(_ERROR)},
+            },
         }
     },
     "/api/v1/classrooms/{id}": {

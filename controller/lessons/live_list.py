@@ -26,6 +26,9 @@ UNAVAILABLE_JANUS = {
     **UNAVAILABLE,
     "frames_in": "Janus forwards the feeds; the controller does not count their frames "
     "(fps and bitrate are the publishing agent's)",
+    "frame_age_s": "Janus forwards the feeds; the controller sees no frame's arrival",
+    "subscribers": "on Janus, the lesson's other classrooms whose latest heartbeat reports "
+    "receiving the feed; console viewers are counted in the lesson's viewers",
 }
 
 
@@ -81,11 +84,12 @@ def _janus_feeds(
         key=lambda f: (f.classroom != lead, f.classroom, TRACK_ORDER.get(f.track, 9), f.track),
     ):
         sent = _media(rooms.get(st.classroom), st.track, "send")
-        losses = [sent.get("loss_pct")] + [
-            _media(rooms.get(c), f"{st.classroom}-{st.track}", "recv").get("loss_pct")
+        received = [
+            _media(rooms.get(c), f"{st.classroom}-{st.track}", "recv")
             for c in lesson.classroom_ids
             if c != st.classroom
         ]
+        losses = [sent.get("loss_pct")] + [r.get("loss_pct") for r in received]
         known = [x for x in losses if isinstance(x, int | float)]
         feeds.append(
             {
@@ -97,7 +101,8 @@ def _janus_feeds(
                 "loss_pct": max(known) if known else None,
                 "rtt_ms": sent.get("rtt_ms"),
                 "frames_in": None,
-                "subscribers": None,
+                # The lesson's other rooms whose heartbeat says they get it now.
+                "subscribers": sum(1 for r in received if r.get("fps") or r.get("bitrate_bps")),
                 "frame_age_s": None,
                 # A publisher whose camera reports no frames is frozen for the viewer too.
                 "frozen_s": 0.0 if sent.get("fps") or st.kind != "video" else None,

@@ -167,6 +167,11 @@ async def test_patrol_watches_a_lesson_on_janus_in_a_real_browser(
     recv = rig.wait("the receiver's figures of the lead camera", received, 15)
     print("the receiver's heartbeat:", recv)
     assert recv["fps"] > 5 and recv["bitrate_bps"] > 100_000, recv
+    # So the lead camera has one subscriber in /api/v1/live: the receiving room.
+    doc = next(x for x in rig.get("/live") if x["id"] == lesson_id)
+    feeds = {(f["classroom"], f["track"]): f for f in doc["feeds"]}
+    assert feeds[(LEAD, "teacher")]["subscribers"] == 1, feeds[(LEAD, "teacher")]
+    assert "subscribers" in doc["unavailable"]
     agents = await _sessions(server)
     base = f"{rig.base}/api/v1/lessons/{lesson_id}/watch"
     ssl = rig.ssl_context()

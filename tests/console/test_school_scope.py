@@ -89,6 +89,15 @@ async def test_a_school_technician_sees_only_its_school(
     async with console.session(headers=headers) as http:
         status, rooms = await _get(http, console.base, "/api/v1/classrooms")
         assert status == 200 and [r["id"] for r in rooms] == ["village-201"]
+        # The pickers' light list is scoped the same way, and holds no health.
+        status, names = await _get(http, console.base, "/api/v1/classrooms?view=names")
+        assert status == 200
+        assert names == [
+            {"id": "village-201", "name": rooms[0]["name"], "school": "Village School"}
+        ]
+        status, refused = await _get(http, console.base, "/api/v1/classrooms?view=health")
+        assert status == 400 and "view='health' is not known" in refused["error"]
+        assert "view=names" in refused["error"]
         status, board = await _get(http, console.base, "/api/v1/dashboard")
         assert status == 200 and board["agents"]["offline"] == 1
         assert [c["id"] for c in board["agents"]["classrooms"]] == ["village-201"]

@@ -153,7 +153,7 @@ function switches(docs, message, refresh) {
 export async function emergency(main) {
   const token = loading();
   const [rooms, list] = await Promise.all([
-    call("GET", "/api/v1/classrooms"),
+    call("GET", "/api/v1/classrooms?view=names"),
     call("GET", "/api/v1/emergency"),
   ]);
   if (!current(token)) return;

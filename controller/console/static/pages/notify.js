@@ -358,7 +358,7 @@ export async function notify(main, message) {
     call("GET", "/api/v1/session"),
     call("GET", "/api/v1/notify/subscriptions"),
     call("GET", "/api/v1/notify/status"),
-    call("GET", "/api/v1/classrooms"),
+    call("GET", "/api/v1/classrooms?view=names"),
   ]);
   if (!current(token)) return; // the person has moved on
   const failed = [session, subs, status, rooms].find((r) => !r.ok);

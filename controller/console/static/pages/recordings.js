@@ -290,7 +290,7 @@ export async function recordings(main) {
   useRecordingStyles();
   const [session, rooms, kinds] = await Promise.all([
     call("GET", "/api/v1/session"),
-    call("GET", "/api/v1/classrooms"),
+    call("GET", "/api/v1/classrooms?view=names"),
     lessonKinds(),
   ]);
   if (!current(token)) return; // the person has moved on

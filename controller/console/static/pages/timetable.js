@@ -444,7 +444,7 @@ export async function timetable(main) {
   calendar = null;
   const [session, rooms, kinds, FullCalendar] = await Promise.all([
     call("GET", "/api/v1/session"),
-    call("GET", "/api/v1/classrooms"),
+    call("GET", "/api/v1/classrooms?view=names"),
     lessonKinds(),
     loadFullCalendar().catch((err) => err),
   ]);
