@@ -27,8 +27,8 @@ UNAVAILABLE_JANUS = {
     "frames_in": "Janus forwards the feeds; the controller does not count their frames "
     "(fps and bitrate are the publishing agent's)",
     "frame_age_s": "Janus forwards the feeds; the controller sees no frame's arrival",
-    "subscribers": "on Janus, the lesson's other classrooms whose latest heartbeat reports "
-    "receiving the feed; console viewers are counted in the lesson's viewers",
+    "subscribers": "on Janus, the lesson's other online classrooms whose latest heartbeat "
+    "reports receiving the feed; console viewers are counted in the lesson's viewers",
 }
 
 
@@ -73,9 +73,10 @@ def _media(room: Classroom | None, track: str, direction: str) -> dict[str, Any]
 
 
 def _janus_feeds(
-    lesson: Lesson, listing: Listing, rooms: dict[str, Classroom]
+    lesson: Lesson, listing: Listing, rooms: dict[str, Classroom], online: set[str]
 ) -> list[dict[str, Any]]:
-    """A Janus lesson's feeds: the streams in its room, with the agents' figures."""
+    """A Janus lesson's feeds: the streams in its room, with the agents' figures. A feed's
+    subscribers are the online rooms whose heartbeat says they receive it."""
     lead = lesson.lead_classroom_id
     mine = [s for s in listing.streams if s.classroom in lesson.classroom_ids]
     feeds = []
@@ -85,11 +86,11 @@ def _janus_feeds(
     ):
         sent = _media(rooms.get(st.classroom), st.track, "send")
         received = [
-            _media(rooms.get(c), f"{st.classroom}-{st.track}", "recv")
+            (c, _media(rooms.get(c), f"{st.classroom}-{st.track}", "recv"))
             for c in lesson.classroom_ids
             if c != st.classroom
         ]
-        losses = [sent.get("loss_pct")] + [r.get("loss_pct") for r in received]
+        losses = [sent.get("loss_pct")] + [r.get("loss_pct") for _, r in received]
         known = [x for x in losses if isinstance(x, int | float)]
         feeds.append(
             {
@@ -101,8 +102,9 @@ def _janus_feeds(
                 "loss_pct": max(known) if known else None,
                 "rtt_ms": sent.get("rtt_ms"),
                 "frames_in": None,
-                # The lesson's other rooms whose heartbeat says they get it now.
-                "subscribers": sum(1 for r in received if r.get("fps") or r.get("bitrate_bps")),
+                "subscribers": sum(
+                    1 for c, r in received if c in online and (r.get("fps") or r.get("bitrate_bps"))
+                ),
                 "frame_age_s": None,
                 # A publisher whose camera reports no frames is frozen for the viewer too.
                 "frozen_s": 0.0 if sent.get("fps") or st.kind != "video" else None,
@@ -144,7 +146,7 @@ def live_document(
                 "receivers": [c for c in lesson.classroom_ids if c != lead],
                 "start_at": as_utc(lesson.start_at).isoformat(),
                 "end_at": as_utc(lesson.end_at).isoformat(),
-                "feeds": _janus_feeds(lesson, listing, rooms),
+                "feeds": _janus_feeds(lesson, listing, rooms, online),
                 "classrooms": {c: _room_qos(rooms.get(c), online) for c in lesson.classroom_ids},
                 "viewers": (janus_viewers or {}).get(lesson.id, 0),
                 "unavailable": UNAVAILABLE_JANUS,

@@ -17,7 +17,9 @@ def _room(cid: str, media: list[dict[str, Any]]) -> Any:
     return SimpleNamespace(id=cid, health={"media": media})
 
 
-def _feeds(rooms: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+def _feeds(
+    rooms: dict[str, Any], online: set[str] | None = None
+) -> dict[tuple[str, str], dict[str, Any]]:
     lesson: Any = SimpleNamespace(
         lead_classroom_id=LEAD, classroom_ids=[LEAD, VILLAGE_A, VILLAGE_B]
     )
@@ -29,7 +31,8 @@ def _feeds(rooms: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
             Stream(2, VILLAGE_A, "0", "video", "student"),
         ],
     )
-    return {(f["classroom"], f["track"]): f for f in _janus_feeds(lesson, listing, rooms)}
+    up = set(rooms) if online is None else online
+    return {(f["classroom"], f["track"]): f for f in _janus_feeds(lesson, listing, rooms, up)}
 
 
 def test_subscribers_are_the_rooms_that_report_receiving_the_feed() -> None:
@@ -60,6 +63,9 @@ def test_subscribers_are_the_rooms_that_report_receiving_the_feed() -> None:
     assert feeds[(VILLAGE_A, "student")]["subscribers"] == 1  # the lead gets it
     assert teacher["frames_in"] is None and "frames_in" in UNAVAILABLE_JANUS
     assert "subscribers" in UNAVAILABLE_JANUS
+    # A room that went offline keeps its last heartbeat, but receives nothing any more.
+    gone = _feeds(rooms, online={LEAD})
+    assert gone[(LEAD, "teacher")]["subscribers"] == 0
 
 
 def test_no_heartbeat_at_all_means_no_subscriber_and_no_figures() -> None:
