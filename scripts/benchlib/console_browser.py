@@ -20,6 +20,9 @@ CHROMIUM_ARGS = [
     # addresses behind mDNS names unless told otherwise.
     "--allow-loopback-in-peer-connection",
     "--disable-features=WebRtcHideLocalIpsWithMdns",
+    # A container's /dev/shm is often 64 MB: several renderers with video outgrow it, and
+    # a renderer that cannot map shared memory stalls. Use the temporary directory.
+    "--disable-dev-shm-usage",
 ]
 
 

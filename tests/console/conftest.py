@@ -79,4 +79,6 @@ async def page(console: Console) -> AsyncIterator[Any]:
                 await tab.wait_for_selector("body[data-ready='1']", timeout=20_000)
             yield tab
         finally:
+            if problems:  # shown with a failing test's output: what the page itself said
+                print("the console page said:", *problems, sep="\n  ")
             await browser.close()

@@ -202,8 +202,12 @@ def test_controller_restart_mid_lesson_loses_no_local_recording(
     assert len(rejoins) == 4  # each agent joined, then re-joined the restarted controller
     assert_on_backend(doc, backend)
     for rec in doc["recordings"]:
-        # received tracks keep the outage as a gap, so every file spans the whole lesson
-        check = probe_recording(pathlib.Path(rec["path"]), seconds)
+        # Received tracks keep the outage as a gap, so every file spans the lesson. A
+        # received track starts at the other room's first frame, which follows that room's
+        # join: on the suite's loaded two cores that came up to 1.04 s later than here
+        # alone, so it has 2 s. A room's own tracks must hold the whole lesson within 1 s.
+        received = rec["track"].startswith((f"{LEAD}-", f"{RECEIVER}-"))
+        check = probe_recording(pathlib.Path(rec["path"]), seconds, 2.0 if received else 1.0)
         assert check["ok"], (rec["classroom"], rec["track"], check["problems"], check["duration_s"])
 
 
