@@ -113,6 +113,24 @@ def _janus_feeds(
     return feeds
 
 
+def _lesson_head(
+    lesson: Lesson, backend: str, rooms: dict[str, Classroom], online: set[str]
+) -> dict[str, Any]:
+    """What every backend's entry says of a lesson: who, when, and each room's QoS."""
+    lead = lesson.lead_classroom_id
+    return {
+        "id": lesson.id,
+        "state": lesson.state,
+        "kind": lesson.kind,
+        "backend": backend,
+        "lead": lead,
+        "receivers": [c for c in lesson.classroom_ids if c != lead],
+        "start_at": as_utc(lesson.start_at).isoformat(),
+        "end_at": as_utc(lesson.end_at).isoformat(),
+        "classrooms": {c: _room_qos(rooms.get(c), online) for c in lesson.classroom_ids},
+    }
+
+
 def live_document(
     db: Session,
     relays: Relays | None,
@@ -138,16 +156,8 @@ def live_document(
         listing = (janus or {}).get(lesson.id)
         if listing is not None:
             doc = {
-                "id": lesson.id,
-                "state": lesson.state,
-                "kind": lesson.kind,
-                "backend": "janus",
-                "lead": lead,
-                "receivers": [c for c in lesson.classroom_ids if c != lead],
-                "start_at": as_utc(lesson.start_at).isoformat(),
-                "end_at": as_utc(lesson.end_at).isoformat(),
+                **_lesson_head(lesson, "janus", rooms, online),
                 "feeds": _janus_feeds(lesson, listing, rooms, online),
-                "classrooms": {c: _room_qos(rooms.get(c), online) for c in lesson.classroom_ids},
                 "viewers": (janus_viewers or {}).get(lesson.id, 0),
                 "unavailable": UNAVAILABLE_JANUS,
             }
@@ -197,16 +207,8 @@ def live_document(
             )
         out.append(
             {
-                "id": lesson.id,
-                "state": lesson.state,
-                "kind": lesson.kind,
-                "backend": "builtin",
-                "lead": lead,
-                "receivers": [c for c in lesson.classroom_ids if c != lead],
-                "start_at": as_utc(lesson.start_at).isoformat(),
-                "end_at": as_utc(lesson.end_at).isoformat(),
+                **_lesson_head(lesson, "builtin", rooms, online),
                 "feeds": feeds,
-                "classrooms": {c: _room_qos(rooms.get(c), online) for c in lesson.classroom_ids},
                 "viewers": len(relay.viewers),
                 "unavailable": UNAVAILABLE,
             }

@@ -82,6 +82,15 @@ async def _held(page: Page, path: str) -> asyncio.Event:
     return release
 
 
+async def _release_and_stay_on_audit(page: Page, held: asyncio.Event, path: str) -> None:
+    """Let the held ``path`` through; patrol, left for audit meanwhile, is not drawn."""
+    async with page.expect_response(lambda r: r.url.endswith(path)):
+        held.set()
+    await page.evaluate("() => new Promise((done) => setTimeout(done, 300))")
+    await expect(page.locator("#patrol")).to_have_count(0)
+    await expect(page.locator("#audit-table")).to_be_visible()
+
+
 async def test_a_late_answer_does_not_pull_the_person_back_to_the_page_they_left(
     page: Page,
 ) -> None:
@@ -105,11 +114,7 @@ async def test_a_late_answer_does_not_pull_the_person_back_to_the_page_they_left
     await page.click("#nav [data-page='patrol']")
     await page.click("#nav [data-page='audit']")
     await expect(page.locator("#audit-table")).to_be_visible()
-    async with page.expect_response(lambda r: r.url.endswith("/pages/patrol.js")):
-        module.set()
-    await page.evaluate("() => new Promise((done) => setTimeout(done, 300))")
-    await expect(page.locator("#patrol")).to_have_count(0)
-    await expect(page.locator("#audit-table")).to_be_visible()
+    await _release_and_stay_on_audit(page, module, "/pages/patrol.js")
 
     # Patrol's list of live lessons arrives after the person left.
     live = await _held(page, "/api/v1/live")
@@ -117,11 +122,7 @@ async def test_a_late_answer_does_not_pull_the_person_back_to_the_page_they_left
         await page.click("#nav [data-page='patrol']")
     await page.click("#nav [data-page='audit']")
     await expect(page.locator("#audit-table")).to_be_visible()
-    async with page.expect_response(lambda r: r.url.endswith("/api/v1/live")):
-        live.set()
-    await page.evaluate("() => new Promise((done) => setTimeout(done, 300))")
-    await expect(page.locator("#patrol")).to_have_count(0)
-    await expect(page.locator("#audit-table")).to_be_visible()
+    await _release_and_stay_on_audit(page, live, "/api/v1/live")
     await expect(page.locator("body")).to_have_attribute("data-ready", "1")
 
 
